@@ -1,0 +1,1 @@
+"""Numbered schema migrations of the store, shipped as ``stocksbot_store.migrations``."""

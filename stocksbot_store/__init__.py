@@ -1,0 +1,72 @@
+"""stocksbot-store: the persistence layer of a trading bot, on Peewee.
+
+What a user imports lives here; the rest of the package is free to change::
+
+    from stocksbot_store import connect, init_db, StorageService
+    db = connect()                      # DATABASE_URL, else sqlite:///./stocksbot.db
+    init_db(db)
+    storage = StorageService(db)
+"""
+
+from .database import DEFAULT_URL, connect, get_db, init_db, mask_url
+from .errors import (
+    ConfigurationError,
+    ConflictError,
+    DatabaseUnavailableError,
+    DuplicateError,
+    InvalidTransitionError,
+    NotFoundError,
+    OverfillError,
+    SchemaError,
+    StorageError,
+    ValidationError,
+)
+from .fills import Fill
+from .models import (
+    Config,
+    ConfigValueType,
+    Order,
+    OrderSideEnum,
+    OrderStatusEnum,
+    OrderTypeEnum,
+    Position,
+    PositionSideEnum,
+    Strategy,
+    Trade,
+    TradeTypeEnum,
+)
+from .service import StorageService, StrategyStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL",
+    "Config",
+    "ConfigValueType",
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseUnavailableError",
+    "DuplicateError",
+    "Fill",
+    "InvalidTransitionError",
+    "NotFoundError",
+    "Order",
+    "OrderSideEnum",
+    "OrderStatusEnum",
+    "OrderTypeEnum",
+    "OverfillError",
+    "Position",
+    "PositionSideEnum",
+    "SchemaError",
+    "StorageError",
+    "StorageService",
+    "Strategy",
+    "StrategyStats",
+    "Trade",
+    "TradeTypeEnum",
+    "ValidationError",
+    "connect",
+    "get_db",
+    "init_db",
+    "mask_url",
+]

@@ -1,0 +1,253 @@
+"""Opening a database from a URL: ``connect``, ``init_db`` and ``get_db``.
+
+Configuration is a URL, read in one place (:func:`database_url`): the ``url``
+argument, else ``DATABASE_URL``, else :data:`DEFAULT_URL`. Any scheme that
+``playhouse.db_url`` knows works, pooled ones included
+(``postgresql+pool://...?max_connections=20``).
+
+SQLite gets, unless overridden by ``pragmas=``: WAL journal, foreign keys on, a
+busy timeout of 30 s (writers queue instead of failing with "database is locked")
+and ``synchronous=NORMAL`` (durable across process crashes; a power cut may lose
+the last commits but never corrupts the file). A file the store creates is made
+readable by its owner only (0600). ``sqlite:///:memory:`` is one database shared
+by every thread of the process, kept alive while the returned object lives.
+
+The only process-wide state is :data:`_DEFAULT_DATABASES`, the databases that
+:func:`get_db` hands out, one per URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from playhouse import db_url
+
+from .errors import ConfigurationError
+from .fields import FIELD_TYPES
+from .models import MODELS
+
+log = logging.getLogger("stocksbot_store")
+
+DEFAULT_URL = "sqlite:///./stocksbot.db"
+
+#: SQLite settings applied to every connection; ``connect(url, pragmas=...)`` overrides.
+SQLITE_PRAGMAS: dict[str, Any] = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 30_000,
+    "synchronous": "normal",
+    "cache_size": -16_000,
+}
+
+_DEFAULT_DATABASES: dict[str, Database] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: ``url``, else ``$DATABASE_URL``, else :data:`DEFAULT_URL`."""
+    return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, safe to log or show."""
+    try:
+        parsed = urlparse(url)
+    except ValueError:
+        return "<unparseable database URL>"
+    if not parsed.password:
+        return url
+    netloc = parsed.netloc.rsplit("@", 1)[-1]
+    user = parsed.username or ""
+    return urlunparse(parsed._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def backend_of(db: Database) -> str:
+    """``"sqlite"`` or ``"postgres"``: which SQL dialect ``db`` speaks."""
+    if isinstance(db, SqliteDatabase):
+        return "sqlite"
+    if isinstance(db, PostgresqlDatabase):
+        return "postgres"
+    raise ConfigurationError(
+        f"{type(db).__name__} is not supported; use a sqlite:// or postgresql:// URL")
+
+
+def describe(db: Database) -> str:
+    """A password-free description of ``db`` (its masked URL) for logs and screens."""
+    return getattr(db, "stocksbot_url", None) or f"{backend_of(db)}:{db.database}"
+
+
+def prepare_database(db: Database) -> Database:
+    """Teach ``db`` the column types of the store's custom fields (idempotent).
+
+    :func:`connect` does this; call it yourself only for a ``Database`` you built.
+    """
+    db._field_types.update(FIELD_TYPES[backend_of(db)])
+    return db
+
+
+def connect(url: str | None = None, **options: Any) -> Database:
+    """Open the database at ``url`` (see the module docstring for defaults).
+
+    ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
+    ``timeout=``...). Nothing is connected yet: Peewee connects each thread on its
+    first query. Raises :class:`ConfigurationError` for a URL it cannot use.
+    """
+    url = database_url(url)
+    scheme = urlparse(url).scheme
+    if scheme.startswith("sqlite"):
+        db = _connect_sqlite(url, options)
+    elif scheme.startswith("postgres"):
+        db = _connect_postgres(url, options)
+    else:
+        raise ConfigurationError(
+            f"unsupported database URL scheme {scheme!r} in {mask_url(url)}; "
+            "use sqlite:///path/to/file.db or postgresql://user@host/dbname")
+    db.stocksbot_url = mask_url(url)
+    configure_sql_echo()
+    return prepare_database(db)
+
+
+def _connect_sqlite(url: str, options: dict[str, Any]) -> Database:
+    pragmas = dict(SQLITE_PRAGMAS)
+    pragmas.update(options.pop("pragmas", None) or {})
+    try:
+        params = db_url.parse(url)
+    except ValueError as e:
+        raise ConfigurationError(f"bad SQLite URL {url!r}: {e}") from e
+    path = params.pop("database", "") or ":memory:"
+    params.update(options)
+    if path == ":memory:":
+        # A plain in-memory connection is a separate empty database per thread;
+        # the memdb VFS gives every connection of the process the same one.
+        name = f"file:/stocksbot-{uuid.uuid4().hex}?vfs=memdb"
+        pragmas.pop("journal_mode", None)
+        keeper = sqlite3.connect(name, uri=True, check_same_thread=False)
+        db = _build(url, name, pragmas=pragmas, uri=True, **params)
+        db.stocksbot_memory_keeper = keeper
+        return db
+    _create_private_file(path)
+    return _build(url, path, pragmas=pragmas, **params)
+
+
+def _create_private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only, if it does not exist yet."""
+    if path.startswith("file:") or os.path.exists(path):
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigurationError(
+            f"cannot create the SQLite database {path!r}: folder {directory!r} does not exist")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def _connect_postgres(url: str, options: dict[str, Any]) -> Database:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                "no PostgreSQL driver is installed: pip install 'stocksbot-store[postgres]'"
+            ) from None
+    else:
+        options.setdefault("prefer_psycopg3", True)
+    parsed = urlparse(url)
+    try:
+        params = db_url.parse(url, unquote_password=True, unquote_user=True)
+    except ValueError as e:
+        raise ConfigurationError(f"bad PostgreSQL URL {mask_url(url)}: {e}") from None
+    database = params.pop("database", "")
+    if not database:
+        raise ConfigurationError(
+            f"{mask_url(url)} names no database: use postgresql://user@host/dbname")
+    params.update(options)
+    return _build(parsed.scheme + "://", database, **params)
+
+
+def _build(url: str, database: str, **params: Any) -> Database:
+    scheme = urlparse(url).scheme
+    database_class = db_url.schemes.get(scheme)
+    if database_class is None:
+        raise ConfigurationError(f"unsupported database URL scheme {scheme!r}")
+    try:
+        return database_class(database, **params)
+    except TypeError as e:
+        raise ConfigurationError(f"bad connection option: {e}") from None
+
+
+def configure_sql_echo() -> None:
+    """Log every SQL statement (logger ``peewee``) when ``SQL_ECHO`` is true.
+
+    Statements and their parameters are logged; the URL, and so the password,
+    never is.
+    """
+    if os.environ.get("SQL_ECHO", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return
+    logger = logging.getLogger("peewee")
+    logger.setLevel(logging.DEBUG)
+    if not any(getattr(h, "stocksbot_echo", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.stocksbot_echo = True
+        handler.setFormatter(logging.Formatter("%(asctime)s SQL %(message)s"))
+        logger.addHandler(handler)
+
+
+def init_db(db: Database) -> Database:
+    """Create every table and index that is missing (for tests and demos).
+
+    Production databases are created and upgraded with
+    ``python -m stocksbot_store.migrate upgrade``; both give the same schema.
+    """
+    prepare_database(db)
+    with db.bind_ctx(MODELS):
+        db.create_tables(MODELS, safe=True)
+    return db
+
+
+def default_database(url: str | None = None) -> Database:
+    """The process-wide database for ``url`` (see :func:`database_url`), made once."""
+    url = database_url(url)
+    with _DEFAULT_LOCK:
+        db = _DEFAULT_DATABASES.get(url)
+        if db is None:
+            db = _DEFAULT_DATABASES[url] = connect(url)
+        return db
+
+
+def get_db() -> Iterator[Database]:
+    """FastAPI dependency: ``def endpoint(db=Depends(get_db))``.
+
+    Yields the process-wide database. It opens no connection itself: Peewee
+    connects whichever thread runs the endpoint on its first query, so it does
+    not matter that FastAPI may run this generator and the endpoint on different
+    threads. Afterwards it closes the connection of the thread it runs on (a
+    pooled connection goes back to the pool).
+    """
+    db = default_database()
+    try:
+        yield db
+    finally:
+        if not db.is_closed():
+            db.close()
+
+
+def write_transaction(db: Database) -> Any:
+    """A transaction for read-modify-write work.
+
+    On SQLite it begins ``IMMEDIATE``: the write lock is taken up front, so a
+    second writer waits on the busy timeout rather than failing with "database is
+    locked" when it tries to upgrade a read lock. Nested, it is a savepoint.
+    """
+    if isinstance(db, SqliteDatabase) and db.transaction_depth() == 0:
+        return db.atomic("IMMEDIATE")
+    return db.atomic()

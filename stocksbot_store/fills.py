@@ -1,0 +1,305 @@
+"""Recording fills: one transaction updates trade, order, position and strategy.
+
+This is the hot path of the store (a bot calls it for every execution, an import
+for millions), so its statements are written out once here, per backend, and
+reused: building SQL through the query builder on every fill cost more than
+running it. The book-keeping itself lives in :mod:`stocksbot_store.ledger`.
+
+A fill is checked completely before anything is written; a rejected fill raises
+a :class:`~stocksbot_store.errors.StorageError` and leaves the database as it was.
+
+Concurrency: on SQLite the transaction starts ``BEGIN IMMEDIATE``, so writers
+queue on the busy timeout instead of failing mid-way. On PostgreSQL it takes a
+transaction-scoped advisory lock on the symbol, then locks the order, position
+and strategy rows it reads (``FOR UPDATE``), always in that order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from peewee import Database
+
+from . import ledger
+from .database import backend_of, write_transaction
+from .errors import (
+    ConflictError,
+    NotFoundError,
+    OverfillError,
+    StorageError,
+    ValidationError,
+    translate_errors,
+)
+from .fields import (
+    coerce_enum,
+    datetime_text,
+    decimal_text,
+    tidy,
+    to_non_negative_decimal,
+    to_positive_decimal,
+    to_utc,
+    utcnow,
+)
+from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade
+from .validation import check_external_id, check_id, check_symbol
+
+_ORDER_COLUMNS = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
+                  "strategy_id")
+_POSITION_COLUMNS = ("id, side, quantity, avg_entry_price, realized_pnl, commission, fees, "
+                     "opened_at")
+_STRATEGY_FIGURES = ("total_trades", "closing_trades", "winning_trades", "losing_trades",
+                     "total_pnl", "gross_profit", "gross_loss", "commission", "fees",
+                     "pnl_peak", "max_drawdown", "last_trade_at")
+
+_STATEMENTS = {
+    "trade_by_external_id": (
+        "SELECT id, order_id, symbol, side, quantity, price FROM trade WHERE external_id = ?"),
+    "lock_symbol": "SELECT pg_advisory_xact_lock(hashtext(?))",
+    "order": f'SELECT {_ORDER_COLUMNS} FROM "order" WHERE id = ?',
+    "open_position": (
+        f"SELECT {_POSITION_COLUMNS} FROM position WHERE symbol = ? AND is_open = ?"),
+    "insert_trade": (
+        "INSERT INTO trade (order_id, external_id, strategy_id, symbol, side, type, quantity, "
+        "price, commission, fees, realized_pnl, executed_at, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+    "update_order": (
+        'UPDATE "order" SET filled_quantity = ?, avg_fill_price = ?, status = ?, '
+        "filled_at = ?, updated_at = ? WHERE id = ?"),
+    "update_position": (
+        "UPDATE position SET quantity = ?, avg_entry_price = ?, cost_basis = ?, "
+        "realized_pnl = ?, commission = ?, fees = ?, is_open = ?, closed_at = ?, "
+        "updated_at = ? WHERE id = ?"),
+    "insert_position": (
+        "INSERT INTO position (symbol, side, quantity, avg_entry_price, cost_basis, "
+        "realized_pnl, commission, fees, is_open, created_at, updated_at, opened_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+    "strategy": f"SELECT {', '.join(_STRATEGY_FIGURES)} FROM strategy WHERE id = ?",
+    "update_strategy": (
+        "UPDATE strategy SET "
+        + ", ".join(f"{name} = ?" for name in _STRATEGY_FIGURES)
+        + ", win_rate = ?, updated_at = ? WHERE id = ?"),
+}
+#: Statements that lock the rows they read on PostgreSQL.
+_LOCKING = ("order", "open_position", "strategy")
+
+
+def _statements_for(backend: str) -> dict[str, str]:
+    if backend == "sqlite":
+        return {name: sql for name, sql in _STATEMENTS.items() if name != "lock_symbol"}
+    compiled = {name: sql.replace("?", "%s") for name, sql in _STATEMENTS.items()}
+    for name in _LOCKING:
+        compiled[name] += " FOR UPDATE"
+    return compiled
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution reported by a broker, as :meth:`FillRecorder.record` takes it."""
+
+    order_id: int | None
+    symbol: str
+    side: Any
+    quantity: Any
+    price: Any
+    commission: Any = 0
+    fees: Any = 0
+    external_id: str | None = None
+    executed_at: dt.datetime | str | None = None
+
+
+@dataclass(frozen=True)
+class _CheckedFill:
+    order_id: int | None
+    symbol: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    fees: Decimal
+    external_id: str | None
+    executed_at: dt.datetime
+
+
+def check_fill(fill: Fill) -> _CheckedFill:
+    """Validate and normalise a fill's own fields (no database access)."""
+    return _CheckedFill(
+        order_id=None if fill.order_id is None else check_id(fill.order_id, "order_id"),
+        symbol=check_symbol(fill.symbol),
+        side=coerce_enum(OrderSideEnum, fill.side, "side").value,
+        quantity=to_positive_decimal(fill.quantity, "quantity"),
+        price=to_positive_decimal(fill.price, "price"),
+        commission=to_non_negative_decimal(fill.commission, "commission"),
+        fees=to_non_negative_decimal(fill.fees, "fees"),
+        external_id=check_external_id(fill.external_id),
+        executed_at=to_utc(fill.executed_at, "executed_at") if fill.executed_at else utcnow(),
+    )
+
+
+class FillRecorder:
+    """Applies fills to one database; one instance per :class:`StorageService`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.backend = backend_of(db)
+        self.sql = _statements_for(self.backend)
+
+    def record(self, fill: Fill) -> Trade:
+        """Record one fill in its own transaction; idempotent on ``external_id``."""
+        checked = check_fill(fill)
+        with translate_errors("record_trade"):
+            try:
+                with write_transaction(self.db):
+                    return self._apply(checked)
+            except StorageError:
+                raise
+            except Exception as e:
+                # Two writers raced on the same external id: the loser sees the
+                # winner's row now, and answers as for any re-sent fill.
+                if checked.external_id and _is_unique_violation(e):
+                    stored = self._stored_trade(checked)
+                    if stored is not None:
+                        return stored
+                raise
+
+    def record_many(self, fills: list[Fill]) -> list[Trade]:
+        """Record ``fills`` in order in one transaction: all of them or none."""
+        checked = [check_fill(f) for f in fills]
+        with translate_errors("record_trades"):
+            with write_transaction(self.db):
+                return [self._apply(c) for c in checked]
+
+    # -- the transaction -------------------------------------------------------------
+
+    def _run(self, name: str, params: tuple | list) -> Any:
+        return self.db.execute_sql(self.sql[name], params)
+
+    def _stored_trade(self, fill: _CheckedFill) -> Trade | None:
+        row = self._run("trade_by_external_id", (fill.external_id,)).fetchone()
+        if row is None:
+            return None
+        trade_id, order_id, symbol, side, quantity, price = row
+        if (order_id != fill.order_id or symbol != fill.symbol or side != fill.side
+                or Decimal(quantity) != fill.quantity or Decimal(price) != fill.price):
+            raise ConflictError(
+                f"trade {fill.external_id!r} is already stored as {side} {Decimal(quantity)} "
+                f"{symbol} @ {Decimal(price)} on order {order_id}; the re-sent fill says "
+                f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price} on order "
+                f"{fill.order_id}")
+        return Trade.select().where(Trade.id == trade_id).bind(self.db).get()
+
+    def _apply(self, fill: _CheckedFill) -> Trade:
+        if fill.external_id:
+            stored = self._stored_trade(fill)
+            if stored is not None:
+                return stored
+        if self.backend == "postgres":
+            self._run("lock_symbol", (fill.symbol,))
+        order = self._order_for(fill) if fill.order_id is not None else None
+        position = self._open_position(fill.symbol)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        now = utcnow()
+        strategy_id = order[7] if order else None
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        trade_id = self._run("insert_trade", (
+            fill.order_id, fill.external_id, strategy_id, fill.symbol, fill.side, trade_type,
+            decimal_text(fill.quantity), decimal_text(fill.price), decimal_text(fill.commission),
+            decimal_text(fill.fees), _text_or_none(outcome.realized_pnl),
+            datetime_text(fill.executed_at), datetime_text(now))).fetchone()[0]
+        if order is not None:
+            self._update_order(order, fill, now)
+        self._write_positions(outcome, now)
+        if strategy_id is not None:
+            self._update_strategy(strategy_id, outcome.realized_pnl, fill, now)
+        return Trade(id=trade_id, order=fill.order_id, external_id=fill.external_id,
+                     strategy=strategy_id, symbol=fill.symbol, side=OrderSideEnum(fill.side),
+                     type=trade_type, quantity=fill.quantity, price=fill.price,
+                     commission=fill.commission, fees=fill.fees,
+                     realized_pnl=outcome.realized_pnl, executed_at=fill.executed_at,
+                     created_at=now)
+
+    def _order_for(self, fill: _CheckedFill) -> tuple:
+        row = self._run("order", (fill.order_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
+        _, symbol, side, status, quantity, filled, _avg, _strategy = row
+        if symbol != fill.symbol:
+            raise ValidationError("symbol", f"{fill.symbol!r} is not the symbol of order "
+                                            f"{fill.order_id} ({symbol!r})")
+        if side != fill.side:
+            raise ValidationError("side", f"{fill.side!r} is not the side of order "
+                                          f"{fill.order_id} ({side!r})")
+        if status in (OrderStatusEnum.CANCELLED.value, OrderStatusEnum.REJECTED.value):
+            raise ValidationError("order_id", f"order {fill.order_id} is {status}; it takes "
+                                              "no more fills")
+        remaining = tidy(Decimal(quantity) - Decimal(filled))
+        if fill.quantity > remaining:
+            raise OverfillError("quantity", f"{fill.quantity} is more than the {remaining} "
+                                            f"left of order {fill.order_id}")
+        return row
+
+    def _open_position(self, symbol: str) -> ledger.PositionState | None:
+        row = self._run("open_position", (symbol, True)).fetchone()
+        if row is None:
+            return None
+        pid, side, quantity, avg, realized, commission, fees, opened_at = row
+        return ledger.PositionState(symbol, side, Decimal(quantity), Decimal(avg),
+                                    Decimal(realized), Decimal(commission), Decimal(fees),
+                                    id=pid, opened_at=to_utc(opened_at))
+
+    def _update_order(self, order: tuple, fill: _CheckedFill, now: dt.datetime) -> None:
+        order_id, _, _, _, quantity, filled, avg, _ = order
+        filled, avg = ledger.order_after_fill(
+            Decimal(filled), None if avg is None else Decimal(avg), fill.quantity, fill.price)
+        done = filled == Decimal(quantity)
+        status = OrderStatusEnum.FILLED if done else OrderStatusEnum.PARTIALLY_FILLED
+        self._run("update_order", (decimal_text(filled), decimal_text(avg), status.value,
+                                   datetime_text(now) if done else None, datetime_text(now),
+                                   order_id))
+
+    def _write_positions(self, outcome: ledger.FillOutcome, now: dt.datetime) -> None:
+        stamp = datetime_text(now)
+        for p in outcome.touched:
+            if p.id is None:
+                p.id = self._run("insert_position", (
+                    p.symbol, p.side, decimal_text(p.quantity), decimal_text(p.avg_entry_price),
+                    decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
+                    decimal_text(p.commission), decimal_text(p.fees), True, stamp, stamp,
+                    datetime_text(p.opened_at or now))).fetchone()[0]
+            else:
+                self._run("update_position", (
+                    decimal_text(p.quantity), decimal_text(p.avg_entry_price),
+                    decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
+                    decimal_text(p.commission), decimal_text(p.fees), p.is_open,
+                    None if p.closed_at is None else datetime_text(p.closed_at), stamp, p.id))
+
+    def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
+                         fill: _CheckedFill, now: dt.datetime) -> None:
+        row = self._run("strategy", (strategy_id,)).fetchone()
+        if row is None:  # deleted meanwhile: the order's link was set to NULL
+            return
+        figures = ledger.StrategyFigures(
+            *row[:4], *(Decimal(v) for v in row[4:11]),
+            None if row[11] is None else to_utc(row[11]))
+        figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
+        values = [getattr(figures, name) for name in _STRATEGY_FIGURES]
+        params = [v if isinstance(v, int) else _text_or_none(v) for v in values[:11]]
+        params.append(None if figures.last_trade_at is None
+                      else datetime_text(figures.last_trade_at))
+        params += [decimal_text(figures.win_rate), datetime_text(now), strategy_id]
+        self._run("update_strategy", params)
+
+
+def _text_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_text(value)
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "unique" in text or "duplicate" in text
+
+
+__all__ = ["Fill", "FillRecorder", "check_fill", "ZERO"]

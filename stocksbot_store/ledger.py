@@ -1,0 +1,170 @@
+"""The book-keeping rules, as pure functions on plain values.
+
+One place says how a fill changes an order, a position and a strategy's figures:
+the single-fill path (:mod:`stocksbot_store.fills`), the ledger check and anything
+that replays trades all call these, so they cannot drift apart.
+
+Positions use the **average-cost method**: a fill in the position's direction adds
+at a new quantity-weighted average price; a fill against it realizes
+``closed quantity x (price - average)`` (sign by side), closes the position when it
+reaches zero, and opens the remainder on the other side at the fill price (a flip).
+Averages are rounded half-even to :data:`~stocksbot_store.fields.SCALE` places at
+each step, the same way on every path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from .fields import quantize
+from .models import ZERO
+
+LONG, SHORT = "long", "short"
+BUY, SELL = "buy", "sell"
+OPEN, CLOSE, ADJUSTMENT = "open", "close", "adjustment"
+
+
+@dataclass
+class PositionState:
+    """The figures of one position (``id`` is None until it is stored)."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    avg_entry_price: Decimal
+    realized_pnl: Decimal = ZERO
+    commission: Decimal = ZERO
+    fees: Decimal = ZERO
+    is_open: bool = True
+    id: int | None = None
+    opened_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+
+    @property
+    def cost_basis(self) -> Decimal:
+        """Quantity times average entry price."""
+        return quantize(self.quantity * self.avg_entry_price)
+
+
+@dataclass
+class FillOutcome:
+    """What one fill did to the book of its symbol."""
+
+    trade_type: str
+    realized_pnl: Decimal | None
+    #: The position that was open before the fill, as it is after it (None if none was).
+    existing: PositionState | None
+    #: A position the fill opened: a first one, or the remainder of a flip.
+    opened: PositionState | None
+    #: Every position touched, in the order they should be written.
+    touched: list[PositionState] = field(default_factory=list)
+
+    @property
+    def open_position(self) -> PositionState | None:
+        """The symbol's open position after the fill, if any."""
+        if self.opened is not None:
+            return self.opened
+        if self.existing is not None and self.existing.is_open:
+            return self.existing
+        return None
+
+
+def direction(side: str) -> str:
+    """The position side a buy or a sell opens."""
+    return LONG if side == BUY else SHORT
+
+
+def apply_fill(position: PositionState | None, symbol: str, side: str, quantity: Decimal,
+               price: Decimal, commission: Decimal = ZERO, fees: Decimal = ZERO,
+               at: dt.datetime | None = None) -> FillOutcome:
+    """Apply a fill of ``quantity`` at ``price`` to the symbol's open ``position``.
+
+    ``position`` is not modified; the outcome holds new states. Commission and fees
+    are charged to the position that was open before the fill, or to the one the
+    fill opened if there was none.
+    """
+    if position is None or not position.is_open:
+        opened = PositionState(symbol, direction(side), quantity, price, ZERO, commission, fees,
+                               opened_at=at)
+        return FillOutcome(OPEN, None, None, opened, [opened])
+
+    existing = replace(position, commission=position.commission + commission,
+                       fees=position.fees + fees)
+    if direction(side) == position.side:
+        total = position.quantity + quantity
+        existing.avg_entry_price = quantize(
+            (position.quantity * position.avg_entry_price + quantity * price) / total)
+        existing.quantity = total
+        return FillOutcome(OPEN, None, existing, None, [existing])
+
+    closed = min(quantity, position.quantity)
+    move = price - position.avg_entry_price
+    pnl = quantize(closed * (move if position.side == LONG else -move))
+    existing.realized_pnl = position.realized_pnl + pnl
+    existing.quantity = position.quantity - closed
+    opened = None
+    if existing.quantity == 0:
+        existing.is_open = False
+        existing.closed_at = at
+        remainder = quantity - closed
+        if remainder > 0:
+            opened = PositionState(symbol, direction(side), remainder, price, opened_at=at)
+    touched = [existing] if opened is None else [existing, opened]
+    return FillOutcome(CLOSE, pnl, existing, opened, touched)
+
+
+def order_after_fill(filled_quantity: Decimal, avg_fill_price: Decimal | None,
+                     quantity: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
+    """An order's new filled quantity and quantity-weighted average fill price."""
+    total = filled_quantity + quantity
+    if not filled_quantity or avg_fill_price is None:
+        return total, price
+    return total, quantize((filled_quantity * avg_fill_price + quantity * price) / total)
+
+
+@dataclass
+class StrategyFigures:
+    """The figures of a strategy that fills maintain."""
+
+    total_trades: int = 0
+    closing_trades: int = 0
+    winning_trades: int = 0
+    losing_trades: int = 0
+    total_pnl: Decimal = ZERO
+    gross_profit: Decimal = ZERO
+    gross_loss: Decimal = ZERO
+    commission: Decimal = ZERO
+    fees: Decimal = ZERO
+    pnl_peak: Decimal = ZERO
+    max_drawdown: Decimal = ZERO
+    last_trade_at: dt.datetime | None = None
+
+    @property
+    def win_rate(self) -> Decimal:
+        """Winning closing trades over closing trades (0 when none closed)."""
+        if not self.closing_trades:
+            return ZERO
+        return quantize(Decimal(self.winning_trades) / Decimal(self.closing_trades))
+
+    def add_trade(self, realized_pnl: Decimal | None, commission: Decimal, fees: Decimal,
+                  at: dt.datetime) -> None:
+        """Count one trade; ``realized_pnl`` is None for a fill that closed nothing."""
+        self.total_trades += 1
+        self.commission += commission
+        self.fees += fees
+        if self.last_trade_at is None or at > self.last_trade_at:
+            self.last_trade_at = at
+        if realized_pnl is None:
+            return
+        self.closing_trades += 1
+        self.total_pnl += realized_pnl
+        if realized_pnl > 0:
+            self.winning_trades += 1
+            self.gross_profit += realized_pnl
+        elif realized_pnl < 0:
+            self.losing_trades += 1
+            self.gross_loss -= realized_pnl
+        self.pnl_peak = max(self.pnl_peak, self.total_pnl)
+        self.max_drawdown = max(self.max_drawdown, self.pnl_peak - self.total_pnl)

@@ -1,0 +1,267 @@
+"""The tables of the store: Position, Order, Trade, Strategy and Config.
+
+The models are not bound to a database: every repository and the service run their
+queries on the database they were given (``query.bind(db)`` / ``execute(db)``), so
+one process can hold several databases without global state. To use the models
+directly, bind them for a block: ``with db.bind_ctx(MODELS): Order.select()...``.
+
+Money and quantities are :class:`~decimal.Decimal` (exact on every backend) and
+times are aware UTC datetimes; see :mod:`stocksbot_store.fields`.
+"""
+
+from __future__ import annotations
+
+import enum
+from decimal import Decimal
+
+from peewee import (
+    SQL,
+    AutoField,
+    BooleanField,
+    CharField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from .fields import EnumField, ExactDecimalField, JSONTextField, UTCDateTimeField, utcnow
+
+ZERO = Decimal(0)
+
+
+class PositionSideEnum(str, enum.Enum):
+    """Which way a position faces."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
+class OrderSideEnum(str, enum.Enum):
+    """Buy or sell."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderTypeEnum(str, enum.Enum):
+    """How an order is priced."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class OrderStatusEnum(str, enum.Enum):
+    """Where an order is in its life; statuses only move forward."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+class TradeTypeEnum(str, enum.Enum):
+    """Whether an execution opened/added to a position or closed/reduced one."""
+
+    OPEN = "open"
+    CLOSE = "close"
+    ADJUSTMENT = "adjustment"
+
+
+class ConfigValueType(str, enum.Enum):
+    """How a config value's text is to be read."""
+
+    STRING = "string"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    JSON = "json"
+
+
+for _enum in (PositionSideEnum, OrderSideEnum, OrderTypeEnum, OrderStatusEnum,
+              TradeTypeEnum, ConfigValueType):
+    # str() of a member is its value, so f-strings and logs read "filled", not
+    # "OrderStatusEnum.FILLED".
+    _enum.__str__ = lambda self: self.value  # type: ignore[method-assign]
+
+
+class BaseModel(Model):
+    """Common base: no database of its own (see the module docstring)."""
+
+    class Meta:
+        legacy_table_names = False
+
+
+class Strategy(BaseModel):
+    """A trading strategy, its settings and the figures its fills keep up to date.
+
+    ``total_trades``, ``win_rate``, ``total_pnl`` and the columns after them are
+    maintained by :meth:`StorageService.record_trade`; they are what the dashboard
+    reads every second, so they are stored rather than recomputed from trades.
+    """
+
+    id = AutoField()
+    name = CharField(max_length=200, unique=True)
+    description = TextField(null=True)
+    strategy_type = CharField(max_length=100, null=True)
+    config = JSONTextField(null=True)
+    is_active = BooleanField(default=True)
+    is_enabled = BooleanField(default=True)
+    total_trades = IntegerField(default=0)
+    win_rate = ExactDecimalField(default=ZERO)
+    total_pnl = ExactDecimalField(default=ZERO)
+    closing_trades = IntegerField(default=0)
+    winning_trades = IntegerField(default=0)
+    losing_trades = IntegerField(default=0)
+    gross_profit = ExactDecimalField(default=ZERO)
+    gross_loss = ExactDecimalField(default=ZERO)
+    commission = ExactDecimalField(default=ZERO)
+    fees = ExactDecimalField(default=ZERO)
+    pnl_peak = ExactDecimalField(default=ZERO)
+    max_drawdown = ExactDecimalField(default=ZERO)
+    last_trade_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    last_run_at = UTCDateTimeField(null=True)
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized P&L less commission and fees."""
+        return self.total_pnl - self.commission - self.fees
+
+    def __repr__(self) -> str:
+        return f"<Strategy {self.id} {self.name!r}>"
+
+
+class Position(BaseModel):
+    """A holding in one symbol; at most one open position per symbol."""
+
+    id = AutoField()
+    symbol = CharField(max_length=64)
+    side = EnumField(PositionSideEnum)
+    quantity = ExactDecimalField()
+    avg_entry_price = ExactDecimalField()
+    cost_basis = ExactDecimalField()
+    realized_pnl = ExactDecimalField(default=ZERO)
+    commission = ExactDecimalField(default=ZERO)
+    fees = ExactDecimalField(default=ZERO)
+    is_open = BooleanField(default=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    opened_at = UTCDateTimeField(default=utcnow)
+    closed_at = UTCDateTimeField(null=True)
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized P&L less commission and fees."""
+        return self.realized_pnl - self.commission - self.fees
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<Position {self.id} {self.symbol} {self.side} {self.quantity} {state}>"
+
+
+class Order(BaseModel):
+    """An order sent (or about to be sent) to the broker."""
+
+    id = AutoField()
+    external_id = CharField(max_length=200, null=True, unique=True)
+    symbol = CharField(max_length=64)
+    side = EnumField(OrderSideEnum)
+    type = EnumField(OrderTypeEnum)
+    status = EnumField(OrderStatusEnum, default=OrderStatusEnum.PENDING)
+    quantity = ExactDecimalField()
+    price = ExactDecimalField(null=True)
+    filled_quantity = ExactDecimalField(default=ZERO)
+    avg_fill_price = ExactDecimalField(null=True)
+    strategy = ForeignKeyField(Strategy, null=True, backref="orders", on_delete="SET NULL",
+                               lazy_load=False, index=False)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+    filled_at = UTCDateTimeField(null=True)
+
+    @property
+    def remaining_quantity(self) -> Decimal:
+        """What is left to fill."""
+        return self.quantity - self.filled_quantity
+
+    def __repr__(self) -> str:
+        return (f"<Order {self.id} {self.side} {self.quantity} {self.symbol} "
+                f"{self.status}>")
+
+
+class Trade(BaseModel):
+    """One execution (fill) of an order; an order can have many."""
+
+    id = AutoField()
+    order = ForeignKeyField(Order, null=True, backref="trades", on_delete="RESTRICT",
+                            lazy_load=False)
+    external_id = CharField(max_length=200, null=True, unique=True)
+    strategy = ForeignKeyField(Strategy, null=True, backref="trades", on_delete="SET NULL",
+                               lazy_load=False, index=False)
+    symbol = CharField(max_length=64)
+    side = EnumField(OrderSideEnum)
+    type = EnumField(TradeTypeEnum)
+    quantity = ExactDecimalField()
+    price = ExactDecimalField()
+    commission = ExactDecimalField(default=ZERO)
+    fees = ExactDecimalField(default=ZERO)
+    realized_pnl = ExactDecimalField(null=True)
+    executed_at = UTCDateTimeField(default=utcnow)
+    created_at = UTCDateTimeField(default=utcnow)
+
+    @property
+    def net_pnl(self) -> Decimal:
+        """Realized P&L (zero for an opening fill) less commission and fees."""
+        return (self.realized_pnl or ZERO) - self.commission - self.fees
+
+    def __repr__(self) -> str:
+        return f"<Trade {self.id} {self.side} {self.quantity} {self.symbol} @ {self.price}>"
+
+
+class Config(BaseModel):
+    """A typed key/value setting (``trading_enabled`` and the like)."""
+
+    id = AutoField()
+    key = CharField(max_length=200, unique=True)
+    value = TextField(null=True)
+    value_type = EnumField(ConfigValueType, default=ConfigValueType.STRING)
+    description = TextField(null=True)
+    created_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+
+# Indexes that serve the store's and the dashboard's queries at any history size.
+# At most one open position per symbol, enforced by the database.
+Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
+                   name="position_one_open_per_symbol")
+Position.add_index(Position.is_open, Position.symbol, name="position_is_open_symbol")
+Order.add_index(Order.created_at, Order.id, name="order_created_at_id")
+Order.add_index(Order.symbol, Order.status, Order.id, name="order_symbol_status_id")
+Order.add_index(Order.status, Order.id, name="order_status_id")
+Order.add_index(Order.strategy, Order.id, name="order_strategy_id")
+Trade.add_index(Trade.executed_at, Trade.id, name="trade_executed_at_id")
+Trade.add_index(Trade.symbol, Trade.id, name="trade_symbol_id")
+Trade.add_index(Trade.strategy, Trade.executed_at, name="trade_strategy_executed_at")
+
+#: Every model, in dependency order (create in this order, drop in reverse).
+MODELS: list[type[BaseModel]] = [Strategy, Position, Order, Trade, Config]
+
+__all__ = [
+    "MODELS",
+    "Config",
+    "ConfigValueType",
+    "Order",
+    "OrderSideEnum",
+    "OrderStatusEnum",
+    "OrderTypeEnum",
+    "Position",
+    "PositionSideEnum",
+    "Strategy",
+    "Trade",
+    "TradeTypeEnum",
+]

@@ -1,0 +1,49 @@
+"""Checks on text input: symbols, names, ids and keys.
+
+Text is stored exactly as given (quotes, semicolons and any unicode are fine:
+every statement is parameterised) as long as it fits its column; anything else is
+a :class:`~stocksbot_store.errors.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ValidationError
+
+SYMBOL_MAX = 64
+NAME_MAX = 200
+
+
+def check_text(value: Any, field: str, max_length: int, *, optional: bool = False) -> str | None:
+    """A non-blank string of at most ``max_length`` characters (or None if optional)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be text, got {type(value).__name__}")
+    if not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"is {len(value)} characters long; the limit is {max_length}")
+    if "\x00" in value:
+        raise ValidationError(field, "must not contain NUL characters")
+    return value
+
+
+def check_symbol(value: Any) -> str:
+    """A ticker symbol: non-empty text of at most :data:`SYMBOL_MAX` characters."""
+    return check_text(value, "symbol", SYMBOL_MAX)
+
+
+def check_external_id(value: Any, field: str = "external_id") -> str | None:
+    """A broker id (optional); numbers are accepted and stored as text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return check_text(value, field, NAME_MAX, optional=True)
+
+
+def check_id(value: Any, field: str) -> int:
+    """A row id: a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError(field, f"must be a positive integer id, got {value!r}")
+    return value

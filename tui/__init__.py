@@ -1,0 +1,1 @@
+"""The terminal dashboard of stocksbot-store (a Textual app)."""
