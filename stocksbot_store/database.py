@@ -208,9 +208,12 @@ def init_db(db: Database) -> Database:
     Production databases are created and upgraded with
     ``python -m stocksbot_store.migrate upgrade``; both give the same schema.
     """
+    from .notify import install_notify_triggers
+
     prepare_database(db)
-    with db.bind_ctx(MODELS):
+    with db.atomic(), db.bind_ctx(MODELS):
         db.create_tables(MODELS, safe=True)
+        install_notify_triggers(db)
     return db
 
 
