@@ -1,0 +1,484 @@
+"""The ledger check: are the stored books what the trades say they should be?
+
+Trades are the record; orders' fill figures, positions and strategies' figures are
+derived from them on every write. :func:`check_ledger` recomputes everything
+derived from the trades, with the very rules the store writes by
+(:mod:`stocksbot_store.ledger`), and reports every place where the stored figures
+disagree:
+
+* each order's ``filled_quantity`` is the sum of its trades, its ``avg_fill_price``
+  their weighted average (rounded step by step as :func:`ledger.order_after_fill`
+  does), and its status agrees with them; its trades have its symbol, side and
+  strategy;
+* each trade's type and realized P&L are what the replay of its symbol gives;
+* every open position equals the replay of its symbol's trades by average cost
+  (side, quantity, average entry, cost basis, realized P&L, commission, fees),
+  trades without an order (ADJUSTMENT fills) included; at most one position per
+  symbol is open, and each symbol has as many positions as the replay opened;
+* each strategy's figures equal their recomputation from its trades;
+* foreign keys hold, and on SQLite ``PRAGMA integrity_check`` and
+  ``foreign_key_check`` pass.
+
+It reads inside one read-only snapshot (a repeatable-read transaction on
+PostgreSQL, a read transaction on SQLite), so it can run while the bot writes.
+Tables are read in keyset-paged batches of :data:`BATCH` rows: memory grows with
+the number of symbols and strategies, never with the number of trades or orders.
+
+Command line: ``python -m stocksbot_store.check [--url URL]`` (also installed as
+``stocksbot-check``) exits 0 when the books are clean, 1 with a report of every
+violation, 2 when it cannot check (bad URL, no database, no tables).
+
+There is no ``--repair``: the derived rows can be rebuilt from trades, but a
+violation may as well mean that a trade is missing or wrong, and no program can
+tell which one the broker agrees with. The report says where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import unquote, urlparse
+
+from peewee import Database, PeeweeException
+
+from . import ledger
+from .database import backend_of, connect, database_url, describe, mask_url
+from .errors import SchemaError, StorageError
+from .fields import quantize, tidy, to_utc
+from .fills import _STRATEGY_FIGURES  # the columns fills maintain
+from .models import MODELS, ZERO
+
+#: Rows read per query.
+BATCH = 5_000
+#: Databases with at least this many trades show progress without ``--progress``.
+PROGRESS_MIN = 50_000
+#: Violations kept in a report; beyond that they are only counted.
+MAX_KEPT = 10_000
+
+#: ``progress(phase, done, total)``: ``done`` of ``total`` (ids) read in ``phase``.
+ProgressCallback = Callable[[str, int, int], None]
+
+_POSITION_FIGURES = ("side", "quantity", "avg_entry_price", "cost_basis", "realized_pnl",
+                     "commission", "fees")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One place where the books disagree with the trades."""
+
+    #: What kind of row is wrong: order, trade, position, strategy, foreign_key, sqlite.
+    kind: str
+    #: Which row (``"order 12"``, ``"position AAPL"``).
+    subject: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.message}"
+
+
+@dataclass
+class LedgerReport:
+    """What :func:`check_ledger` found; ``ok`` when there is no violation."""
+
+    database: str
+    violations: list[Violation] = field(default_factory=list)
+    #: Violations found beyond :data:`MAX_KEPT` (counted, not kept).
+    dropped: int = 0
+    trades: int = 0
+    orders: int = 0
+    positions: int = 0
+    strategies: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the books agree with the trades everywhere."""
+        return not self.violations
+
+    @property
+    def count(self) -> int:
+        """How many violations were found."""
+        return len(self.violations) + self.dropped
+
+    def add(self, kind: str, subject: str, message: str) -> None:
+        """Record a violation."""
+        if len(self.violations) < MAX_KEPT:
+            self.violations.append(Violation(kind, subject, message))
+        else:
+            self.dropped += 1
+
+    def summary(self) -> str:
+        """One line: what was checked and the verdict."""
+        checked = (f"{self.trades:,} trades, {self.orders:,} orders, "
+                   f"{self.positions:,} positions, {self.strategies:,} strategies")
+        if self.ok:
+            return f"ledger OK: {self.database}: {checked} checked"
+        return f"ledger has {self.count:,} violation(s): {self.database}: {checked} checked"
+
+    def format(self) -> str:
+        """The summary, then every violation grouped by kind, one per line."""
+        lines = [self.summary()]
+        kinds = sorted({v.kind for v in self.violations})
+        for kind in kinds:
+            found = [v for v in self.violations if v.kind == kind]
+            lines.append(f"\n{kind} ({len(found)}):")
+            lines.extend(f"  {v}" for v in found)
+        if self.dropped:
+            lines.append(f"\n... and {self.dropped:,} more not listed")
+        return "\n".join(lines)
+
+
+def check_ledger(db: Database, progress: ProgressCallback | None = None) -> LedgerReport:
+    """Check every derived figure in ``db`` against its trades; see the module docstring.
+
+    Raises :class:`SchemaError` when the store's tables are missing and
+    :class:`StorageError` when the database cannot be read.
+    """
+    report = LedgerReport(describe(db))
+    try:
+        _require_tables(db)
+        with db.transaction():
+            if backend_of(db) == "postgres":
+                db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            _Checker(db, report, progress).run()
+    except StorageError:
+        raise
+    except PeeweeException as e:
+        raise StorageError(f"checking {describe(db)} failed: {_first_line(e)}") from e
+    return report
+
+
+def _require_tables(db: Database) -> None:
+    missing = sorted({m._meta.table_name for m in MODELS} - set(db.get_tables()))
+    if missing:
+        raise SchemaError(
+            f"{describe(db)} has no {', '.join(missing)} table(s): it is not a stocksbot "
+            "store, or it was never set up; run `stocksbot-migrate upgrade` on it")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _dec(value: object) -> Decimal | None:
+    return None if value is None else tidy(Decimal(str(value)))
+
+
+@dataclass
+class _SymbolReplay:
+    position: ledger.PositionState | None = None
+    opened: int = 0
+
+
+class _Checker:
+    """One run of the check; keeps only per-symbol and per-strategy state."""
+
+    def __init__(self, db: Database, report: LedgerReport,
+                 progress: ProgressCallback | None) -> None:
+        self.db = db
+        self.report = report
+        self.progress = progress
+        self.sql = (lambda s: s) if backend_of(db) == "sqlite" else (
+            lambda s: s.replace("?", "%s"))
+        self.symbols: dict[str, _SymbolReplay] = {}
+        self.strategies: dict[int, ledger.StrategyFigures] = {}
+
+    def run(self) -> None:
+        if backend_of(self.db) == "sqlite":
+            self.check_sqlite()
+        self.check_foreign_keys()
+        self.replay_trades()
+        self.check_orders()
+        self.check_positions()
+        self.check_strategies()
+
+    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self.db.execute_sql(self.sql(sql), params).fetchall()
+
+    def batches(self, phase: str, table: str, columns: str,
+                where: str = "") -> Iterator[list[tuple]]:
+        """Rows of ``table`` by id in batches (keyset paging); the first column is ``id``."""
+        total = self.rows(f'SELECT MAX(id) FROM "{table}"')[0][0] or 0
+        last = 0
+        condition = f"AND {where} " if where else ""
+        while True:
+            rows = self.rows(f'SELECT {columns} FROM "{table}" WHERE id > ? {condition}'
+                             f"ORDER BY id LIMIT {BATCH}", (last,))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield rows
+            if self.progress is not None:
+                self.progress(phase, last, total)
+
+    # -- checks ------------------------------------------------------------------
+
+    def check_sqlite(self) -> None:
+        for (line,) in self.rows("PRAGMA integrity_check"):
+            if line != "ok":
+                self.report.add("sqlite", "integrity_check", line)
+        for table, rowid, parent, _ in self.rows("PRAGMA foreign_key_check"):
+            self.report.add("sqlite", f"{table} row {rowid}",
+                            f"foreign_key_check: refers to a missing {parent} row")
+
+    def check_foreign_keys(self) -> None:
+        links = (("trade", "order_id", "order"), ("trade", "strategy_id", "strategy"),
+                 ("order", "strategy_id", "strategy"))
+        for table, column, parent in links:
+            found = self.rows(
+                f'SELECT c.id, c.{column} FROM "{table}" c LEFT JOIN "{parent}" p '
+                f"ON p.id = c.{column} WHERE c.{column} IS NOT NULL AND p.id IS NULL "
+                f"ORDER BY c.id LIMIT {MAX_KEPT}")
+            for row_id, ref in found:
+                self.report.add("foreign_key", f"{table} {row_id}",
+                                f"{column} = {ref}, but {parent} {ref} does not exist")
+
+    def replay_trades(self) -> None:
+        columns = ("id, order_id, strategy_id, symbol, side, type, quantity, price, "
+                   "commission, fees, realized_pnl, executed_at")
+        for rows in self.batches("trades", "trade", columns):
+            for row in rows:
+                self.replay_trade(row)
+            self.report.trades += len(rows)
+
+    def replay_trade(self, row: tuple) -> None:
+        (trade_id, order_id, strategy_id, symbol, side, trade_type, quantity, price,
+         commission, fees, realized, executed_at) = row
+        quantity, price = _dec(quantity), _dec(price)
+        commission, fees, realized = _dec(commission), _dec(fees), _dec(realized)
+        executed_at = to_utc(executed_at)
+        subject = f"trade {trade_id}"
+        if quantity <= 0 or price <= 0:
+            self.report.add("trade", subject, f"quantity {quantity} and price {price} must "
+                                              "be positive")
+        if commission < 0 or fees < 0:
+            self.report.add("trade", subject, f"commission {commission} and fees {fees} "
+                                              "must not be negative")
+        replay = self.symbols.setdefault(symbol, _SymbolReplay())
+        outcome = ledger.apply_fill(replay.position, symbol, side, quantity, price,
+                                    commission, fees, executed_at)
+        replay.position = outcome.open_position
+        replay.opened += outcome.opened is not None
+        expected_type = outcome.trade_type if order_id is not None else ledger.ADJUSTMENT
+        if trade_type != expected_type:
+            self.report.add("trade", subject, f"type is {trade_type}; the replay of "
+                                              f"{symbol} makes it {expected_type}")
+        if realized != outcome.realized_pnl:
+            self.report.add("trade", subject, f"realized_pnl is {realized}; the replay of "
+                                              f"{symbol} gives {_dec(outcome.realized_pnl)}")
+        if strategy_id is not None:
+            figures = self.strategies.setdefault(strategy_id, ledger.StrategyFigures())
+            figures.add_trade(outcome.realized_pnl, commission, fees, executed_at)
+
+    def check_orders(self) -> None:
+        columns = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
+                   "strategy_id")
+        for orders in self.batches("orders", "order", columns):
+            trades: dict[int, list[tuple]] = {}
+            for row in self.rows(
+                    "SELECT order_id, id, symbol, side, strategy_id, quantity, price FROM trade "
+                    "WHERE order_id >= ? AND order_id <= ? ORDER BY order_id, id",
+                    (orders[0][0], orders[-1][0])):
+                trades.setdefault(row[0], []).append(row[1:])
+            for order in orders:
+                self.check_order(order, trades.get(order[0], []))
+            self.report.orders += len(orders)
+
+    def check_order(self, order: tuple, trades: list[tuple]) -> None:
+        order_id, symbol, side, status, quantity, stored_filled, stored_avg, strategy_id = order
+        subject = f"order {order_id}"
+        filled, avg = ZERO, None
+        for trade_id, t_symbol, t_side, t_strategy, t_quantity, t_price in trades:
+            if (t_symbol, t_side, t_strategy) != (symbol, side, strategy_id):
+                self.report.add("order", subject, f"trade {trade_id} is {t_side} {t_symbol} "
+                                f"(strategy {t_strategy}); the order is {side} {symbol} "
+                                f"(strategy {strategy_id})")
+            filled, avg = ledger.order_after_fill(filled, avg, _dec(t_quantity), _dec(t_price))
+        filled, avg = tidy(filled), None if avg is None else tidy(avg)
+        quantity, stored_filled, stored_avg = (_dec(quantity), _dec(stored_filled),
+                                               _dec(stored_avg))
+        if stored_filled != filled:
+            self.report.add("order", subject, f"filled_quantity is {stored_filled}; its "
+                                              f"{len(trades)} trade(s) sum to {filled}")
+        if stored_avg != avg:
+            self.report.add("order", subject, f"avg_fill_price is {stored_avg}; its trades "
+                                              f"average {avg}")
+        if filled > quantity:
+            self.report.add("order", subject, f"its trades fill {filled} of {quantity}")
+        allowed = _statuses_for(filled, quantity)
+        if status not in allowed:
+            self.report.add("order", subject, f"status is {status} with {filled} of "
+                                              f"{quantity} filled; expected "
+                                              f"{' or '.join(sorted(allowed))}")
+
+    def check_positions(self) -> None:
+        counts = dict(self.rows("SELECT symbol, COUNT(*) FROM position GROUP BY symbol"))
+        self.report.positions = sum(counts.values())
+        for symbol in sorted(set(counts) | set(self.symbols)):
+            replay = self.symbols.get(symbol, _SymbolReplay())
+            if counts.get(symbol, 0) != replay.opened:
+                self.report.add("position", f"position {symbol}",
+                                f"{counts.get(symbol, 0)} position row(s) stored; its trades "
+                                f"open {replay.opened}")
+        stored: dict[str, list[tuple]] = {}
+        for row in self.rows(f"SELECT symbol, id, {', '.join(_POSITION_FIGURES)} FROM position "
+                             "WHERE is_open = ? ORDER BY symbol, id", (True,)):
+            stored.setdefault(row[0], []).append(row[1:])
+        for symbol in sorted(set(stored) | set(self.symbols)):
+            rows = stored.get(symbol, [])
+            expected = self.symbols.get(symbol, _SymbolReplay()).position
+            subject = f"position {symbol}"
+            if len(rows) > 1:
+                self.report.add("position", subject, f"{len(rows)} open positions (ids "
+                                f"{', '.join(str(r[0]) for r in rows)}); at most one may be")
+            if not rows:
+                if expected is not None:
+                    self.report.add("position", subject, "none is open, but its trades leave "
+                                    f"{expected.side} {expected.quantity} open")
+                continue
+            if expected is None:
+                self.report.add("position", subject, f"position {rows[0][0]} is open, but its "
+                                "trades leave nothing open")
+                continue
+            self.compare_position(subject, rows[0], expected)
+
+    def compare_position(self, subject: str, row: tuple, expected: ledger.PositionState) -> None:
+        stored = dict(zip(_POSITION_FIGURES, row[1:], strict=True))
+        for name in _POSITION_FIGURES:
+            want = getattr(expected, name)
+            want = tidy(want) if isinstance(want, Decimal) else want
+            have = stored[name] if name == "side" else _dec(stored[name])
+            if have != want:
+                self.report.add("position", subject, f"{name} of position {row[0]} is {have}; "
+                                f"the replay of its trades gives {want}")
+
+    def check_strategies(self) -> None:
+        rows = self.rows(f"SELECT id, name, {', '.join(_STRATEGY_FIGURES)}, win_rate "
+                         "FROM strategy ORDER BY id")
+        self.report.strategies = len(rows)
+        for row in rows:
+            strategy_id, name = row[0], row[1]
+            expected = self.strategies.get(strategy_id, ledger.StrategyFigures())
+            stored = dict(zip((*_STRATEGY_FIGURES, "win_rate"), row[2:], strict=True))
+            for key in (*_STRATEGY_FIGURES, "win_rate"):
+                want, have = getattr(expected, key), stored[key]
+                if key == "last_trade_at":
+                    have = None if have is None else to_utc(have)
+                elif isinstance(want, Decimal):
+                    have = _dec(have)
+                    want = tidy(quantize(want))
+                if have != want:
+                    self.report.add("strategy", f"strategy {strategy_id} {name!r}",
+                                    f"{key} is {have}; its trades give {want}")
+
+
+def _statuses_for(filled: Decimal, quantity: Decimal) -> set[str]:
+    """The order statuses that agree with ``filled`` of ``quantity``."""
+    if filled == 0:
+        return {"pending", "open", "cancelled", "rejected"}
+    if filled < quantity:
+        return {"partially_filled", "cancelled", "rejected"}
+    return {"filled"}
+
+
+# -- command line --------------------------------------------------------------------
+
+
+class _Progress:
+    """Prints ``phase: done/total`` to stderr: in place on a terminal, else every 10 %."""
+
+    def __init__(self, stream, force: bool) -> None:
+        self.stream = stream
+        self.force = force
+        self.tty = stream.isatty()
+        self.shown: dict[str, int] = {}
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not total or (total < PROGRESS_MIN and not self.force):
+            return
+        percent = min(100, done * 100 // total)
+        if self.tty:
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\rchecking {phase}: {percent:3d}% ({done:,}/{total:,} ids){end}")
+        elif percent // 10 > self.shown.get(phase, -1):
+            self.shown[phase] = percent // 10
+            self.stream.write(f"checking {phase}: {percent}% ({done:,}/{total:,} ids)\n")
+        self.stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``stocksbot-check``."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-check",
+        description="Check that a stocksbot store's books agree with its trades: order fill "
+                    "figures and statuses, open positions (replayed by average cost), "
+                    "strategy figures, foreign keys and, on SQLite, the file's integrity. "
+                    "Read-only; safe to run while the bot trades.",
+        epilog="Exit status: 0 the books are clean; 1 violations found (each is listed on "
+               "stdout); 2 the check could not run (bad URL, unreachable database, missing "
+               "tables; the reason is on stderr). There is no repair: a violation may mean "
+               "a wrong derived figure or a missing trade, and only the broker's records "
+               "can tell which.")
+    parser.add_argument("--url", metavar="URL",
+                        help="database URL, e.g. sqlite:///stocksbot.db or "
+                             "postgresql://user:password@host/db (default: $DATABASE_URL, "
+                             "else sqlite:///./stocksbot.db)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show progress on stderr whatever the size (by default it shows "
+                            f"from {PROGRESS_MIN:,} trades)")
+    shown.add_argument("--no-progress", action="store_true", help="never show progress")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the check from the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    url = database_url(args.url)
+    try:
+        if urlparse(url).scheme.startswith("sqlite") and not _sqlite_file_exists(url):
+            raise SchemaError(f"{mask_url(url)}: no such database file")
+        db = connect(url)
+        try:
+            progress = None if args.no_progress else _Progress(sys.stderr, args.progress)
+            report = check_ledger(db, progress)
+        finally:
+            db.close()
+    except (StorageError, PeeweeException, OSError) as e:
+        message = str(e) if isinstance(e, StorageError) else _first_line(e)
+        print(f"stocksbot-check: error: {_scrub(message, url)}", file=sys.stderr)
+        return 2
+    print(report.format() if not report.ok else report.summary())
+    return 0 if report.ok else 1
+
+
+def _sqlite_file_exists(url: str) -> bool:
+    """Whether the file of a SQLite URL exists (``connect`` would create an empty one)."""
+    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return True
+    return os.path.exists(path)
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` without the URL's password, however a driver quoted it."""
+    try:
+        password = urlparse(url).password
+    except ValueError:
+        return text
+    if password:
+        for secret in {password, unquote(password)}:
+            text = text.replace(secret, "***")
+    return text
+
+
+def run() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
