@@ -254,3 +254,14 @@ def write_transaction(db: Database) -> Any:
     if isinstance(db, SqliteDatabase) and db.transaction_depth() == 0:
         return db.atomic("IMMEDIATE")
     return db.atomic()
+
+
+def close_default_databases() -> None:
+    """Close and forget the databases :func:`get_db` handed out (at app shutdown)."""
+    with _DEFAULT_LOCK:
+        for db in _DEFAULT_DATABASES.values():
+            if hasattr(db, "close_all"):
+                db.close_all()
+            elif not db.is_closed():
+                db.close()
+        _DEFAULT_DATABASES.clear()

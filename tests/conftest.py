@@ -128,3 +128,15 @@ def db(db_url):
 def storage(db) -> StorageService:
     """A StorageService on the fresh store."""
     return StorageService(db)
+
+
+def dump_tables(database) -> dict[str, list[tuple]]:
+    """Every row of every store table, to compare a database before and after."""
+    from stocksbot_store.models import MODELS
+
+    dump = {}
+    for model in MODELS:
+        table = model._meta.table_name
+        cursor = database.execute_sql(f'SELECT * FROM "{table}" ORDER BY id')
+        dump[table] = [tuple(row) for row in cursor.fetchall()]
+    return dump

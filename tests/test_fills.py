@@ -1,0 +1,227 @@
+"""record_trade keeps the books: trade, order, position and strategy in one transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+from conftest import dump_tables
+
+from stocksbot_store import (
+    ConflictError,
+    Fill,
+    NotFoundError,
+    OverfillError,
+    StorageError,
+    ValidationError,
+)
+
+
+def buy(storage, symbol, qty, price, **kw):
+    """Create a market order and fill it completely."""
+    order = storage.create_order(symbol, "buy", "market", qty, strategy=kw.pop("strategy", None))
+    return storage.record_trade(order.id, symbol, "buy", qty, price, **kw)
+
+
+def sell(storage, symbol, qty, price, **kw):
+    order = storage.create_order(symbol, "sell", "market", qty, strategy=kw.pop("strategy", None))
+    return storage.record_trade(order.id, symbol, "sell", qty, price, **kw)
+
+
+def test_partial_fills_move_the_order_forward(storage):
+    order = storage.create_order("MSFT", "buy", "limit", 50, 301)
+    first = storage.record_trade(order.id, "MSFT", "buy", 20, 300)
+    order = storage.orders.get(order.id)
+    assert order.status == "partially_filled" and order.filled_quantity == 20
+    assert order.filled_at is None and order.remaining_quantity == 30
+    storage.record_trade(order.id, "MSFT", "buy", 30, 301)
+    order = storage.orders.get(order.id)
+    assert order.status == "filled" and order.filled_quantity == 50
+    assert order.avg_fill_price == D("300.6")  # (20*300 + 30*301) / 50
+    assert order.filled_at is not None
+    assert [t.id for t in storage.trades.get_by_order_id(order.id)][0] == first.id
+
+
+def test_fills_open_add_reduce_and_close_a_long_position(storage):
+    buy(storage, "AAPL", 100, 150)
+    buy(storage, "AAPL", 100, 160)
+    position = storage.get_position_by_symbol("AAPL")
+    assert (position.side, position.quantity, position.avg_entry_price) == ("long", 200, 155)
+    assert position.cost_basis == 31000
+
+    trade = sell(storage, "AAPL", 50, 170)
+    assert trade.type == "close" and trade.realized_pnl == D(750)  # 50 x (170 - 155)
+    position = storage.get_position_by_symbol("AAPL")
+    assert position.quantity == 150 and position.avg_entry_price == 155
+    assert position.realized_pnl == 750
+
+    trade = sell(storage, "AAPL", 150, 150)
+    assert trade.realized_pnl == D(-750)
+    assert storage.get_position_by_symbol("AAPL") is None
+    closed = storage.positions.get_by_symbol("AAPL", is_open=False)
+    assert closed.realized_pnl == 0 and closed.closed_at is not None and not closed.is_open
+
+
+def test_a_short_position_gains_when_the_price_falls(storage):
+    sell(storage, "TSLA", 10, 200)
+    assert storage.get_position_by_symbol("TSLA").side == "short"
+    trade = buy(storage, "TSLA", 4, 180)
+    assert trade.realized_pnl == D(80)
+    assert storage.get_position_by_symbol("TSLA").quantity == 6
+
+
+def test_a_fill_past_zero_flips_the_position(storage):
+    buy(storage, "NVDA", 10, 100)
+    trade = sell(storage, "NVDA", 15, 110)
+    assert trade.type == "close" and trade.realized_pnl == D(100)
+    old = storage.positions.get_by_symbol("NVDA", is_open=False)
+    assert old.side == "long" and not old.is_open and old.realized_pnl == 100
+    new = storage.get_position_by_symbol("NVDA")
+    assert (new.side, new.quantity, new.avg_entry_price, new.realized_pnl) == ("short", 5, 110, 0)
+    assert len(storage.positions.get_all()) == 2
+
+
+def test_commission_and_fees_are_kept_apart_from_gross_pnl(storage):
+    strategy = storage.create_strategy("fees")
+    buy(storage, "F", 10, 10, commission=1, fees=0.25, strategy=strategy.id)
+    sell(storage, "F", 10, 12, commission=1, fees=0.25, strategy=strategy.id)
+    closed = storage.positions.get_by_symbol("F", is_open=False)
+    assert closed.realized_pnl == 20 and closed.net_pnl == D("17.5")
+    stats = storage.get_strategy_stats()[0]
+    assert (stats.gross_pnl, stats.fees, stats.net_pnl) == (20, D("2.5"), D("17.5"))
+    trade = storage.get_recent_trades(1)[0]
+    assert trade.net_pnl == D("18.75")
+
+
+def test_strategy_figures_follow_the_fills(storage):
+    storage.create_strategy("mom", "momentum", {"window": 20}, "trend following")
+    for exit_price in (110, 90, 120, 100):  # +10, -10, +20, 0 per share
+        buy(storage, "S", 1, 100, strategy="mom")
+        sell(storage, "S", 1, exit_price, strategy="mom")
+    strategy = storage.get_strategy_by_name("mom")
+    assert strategy.total_trades == 8 and strategy.total_pnl == 20
+    assert strategy.win_rate == D("0.5")  # 2 winners of 4 closing trades
+    assert strategy.config == {"window": 20}
+    stats = storage.get_strategy_stats()[0]
+    assert (stats.wins, stats.losses, stats.closing_trades) == (2, 1, 4)
+    assert stats.gross_profit == 30 and stats.gross_loss == 10
+    assert stats.profit_factor == 3 and stats.max_drawdown == 10
+    assert stats.last_trade_at is not None
+
+
+def test_a_resent_fill_changes_nothing(storage, db):
+    order = storage.create_order("MSFT", "buy", "market", 50)
+    first = storage.record_trade(order.id, "MSFT", "buy", 20, 300, external_id="T-1")
+    before = dump_tables(db)
+    again = storage.record_trade(order.id, "MSFT", "buy", 20.0, "300", external_id="T-1")
+    assert again.id == first.id
+    assert dump_tables(db) == before
+
+
+@pytest.mark.parametrize("changed", [{"quantity": 21}, {"price": 301}, {"side": "sell"}])
+def test_a_resent_fill_that_disagrees_is_a_conflict(storage, db, changed):
+    order = storage.create_order("MSFT", "buy", "market", 50)
+    storage.record_trade(order.id, "MSFT", "buy", 20, 300, external_id="T-1")
+    before = dump_tables(db)
+    fill = {"order_id": order.id, "symbol": "MSFT", "side": "buy", "quantity": 20,
+            "price": 300, "external_id": "T-1", **changed}
+    with pytest.raises(ConflictError, match="T-1"):
+        storage.record_trade(**fill)
+    assert dump_tables(db) == before
+
+
+def test_rejected_fills_write_nothing(storage, db):
+    order = storage.create_order("MSFT", "buy", "market", 50)
+    storage.record_trade(order.id, "MSFT", "buy", 20, 300)
+    cancelled = storage.create_order("MSFT", "buy", "market", 5)
+    storage.cancel_order(cancelled.id)
+    before = dump_tables(db)
+    bad = [
+        (dict(order_id=9999), NotFoundError, None),
+        (dict(symbol="AAPL"), ValidationError, "symbol"),
+        (dict(side="sell"), ValidationError, "side"),
+        (dict(quantity=0), ValidationError, "quantity"),
+        (dict(quantity=-5), ValidationError, "quantity"),
+        (dict(price=float("nan")), ValidationError, "price"),
+        (dict(price=float("inf")), ValidationError, "price"),
+        (dict(quantity=31), OverfillError, "quantity"),
+        (dict(order_id=cancelled.id, quantity=1), ValidationError, "order_id"),
+        (dict(commission=-1), ValidationError, "commission"),
+    ]
+    for change, error, field in bad:
+        fill = {"order_id": order.id, "symbol": "MSFT", "side": "buy", "quantity": 10,
+                "price": 300, **change}
+        with pytest.raises(error) as info:
+            storage.record_trade(**fill)
+        assert isinstance(info.value, StorageError)
+        if field:
+            assert info.value.field == field, change
+        assert dump_tables(db) == before, change
+
+
+def test_a_filled_order_takes_no_more_fills(storage):
+    trade = buy(storage, "X", 1, 1)
+    with pytest.raises(OverfillError):
+        storage.record_trade(trade.order_id, "X", "buy", 1, 1)
+
+
+def test_record_trades_is_all_or_nothing(storage, db):
+    order = storage.create_order("B", "buy", "market", 10)
+    before = dump_tables(db)
+    fills = [Fill(order.id, "B", "buy", 4, 10), Fill(order.id, "B", "buy", 4, 11),
+             Fill(order.id, "B", "buy", 4, 12)]  # the third overfills
+    with pytest.raises(OverfillError):
+        storage.record_trades(fills)
+    assert dump_tables(db) == before
+    trades = storage.record_trades(fills[:2] + [dict(order_id=order.id, symbol="B", side="buy",
+                                                     quantity=2, price=13)])
+    assert len(trades) == 3
+    order = storage.orders.get(order.id)
+    assert order.status == "filled" and order.avg_fill_price == 11  # (40 + 44 + 26) / 10
+
+
+def test_the_bulk_path_keeps_the_same_books_as_fill_by_fill(db_url, tmp_path):
+    from stocksbot_store import StorageService, connect, init_db
+
+    def play(storage, bulk):
+        strategy = storage.create_strategy("s")
+        fills = []
+        prices = [100, 104, 97, 110, 95, 101, 120, 99]
+        for i, price in enumerate(prices):
+            side = "buy" if i % 3 != 2 else "sell"
+            order = storage.create_order("Z", side, "market", 7, strategy=strategy.id)
+            for qty in (3, 4):
+                fills.append(Fill(order.id, "Z", side, qty, price + qty, external_id=f"{i}-{qty}"))
+        if bulk:
+            storage.record_trades(fills)
+        else:
+            for f in fills:
+                storage.record_trade(f.order_id, f.symbol, f.side, f.quantity, f.price,
+                                     external_id=f.external_id)
+        positions = [(p.symbol, p.side, p.quantity, p.avg_entry_price, p.realized_pnl, p.is_open)
+                     for p in storage.positions.get_all(None)]
+        return positions, storage.get_strategy_stats()[0].__dict__ | {"last_trade_at": None}
+
+    one = connect(db_url)
+    init_db(one)
+    by_fill = play(StorageService(one), bulk=False)
+    one.close()
+    other = connect(f"sqlite:///{tmp_path / 'bulk.db'}")
+    init_db(other)
+    assert play(StorageService(other), bulk=True) == by_fill
+    other.close()
+
+
+def test_a_fill_is_one_transaction(storage, db, monkeypatch):
+    """A failure after the trade insert (here: in the strategy update) undoes it all."""
+    storage.create_strategy("s")
+    order = storage.create_order("T", "buy", "market", 5, strategy="s")
+    before = dump_tables(db)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(storage._fills, "_update_strategy", broken)
+    with pytest.raises(RuntimeError):
+        storage.record_trade(order.id, "T", "buy", 5, 10)
+    assert dump_tables(db) == before

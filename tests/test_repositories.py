@@ -1,0 +1,94 @@
+"""The repositories keep the old module's methods, names and meaning."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from stocksbot_store import DuplicateError, NotFoundError, ValidationError
+from stocksbot_store.models import OrderSideEnum, OrderStatusEnum, PositionSideEnum, TradeTypeEnum
+from stocksbot_store.repositories import (
+    ConfigRepository,
+    OrderRepository,
+    PositionRepository,
+    StrategyRepository,
+    TradeRepository,
+)
+
+
+def test_positions(db):
+    repo = PositionRepository(db)
+    a = repo.create(symbol="AAPL", side=PositionSideEnum.LONG, quantity=100.0,
+                    avg_entry_price=150.0, cost_basis=15000.0)
+    b = repo.create(symbol="MSFT", side="short", quantity=5, avg_entry_price=300)
+    assert b.cost_basis == 1500 and b.is_open and b.opened_at is not None
+    assert repo.get_by_id(a.id).symbol == "AAPL" and repo.get_by_id(999) is None
+    assert [p.symbol for p in repo.get_all_open()] == ["AAPL", "MSFT"]
+    assert [p.id for p in repo.get_all(limit=1)] == [b.id]
+    assert [p.id for p in repo.get_all(limit=1, offset=1)] == [a.id]
+    repo.update(a, quantity=50)
+    assert repo.get_by_id(a.id).quantity == 50 and a.quantity == 50
+    repo.close_position(a, realized_pnl=D("500.25"))
+    assert repo.get_by_symbol("AAPL", is_open=True) is None
+    assert repo.get_by_symbol("AAPL", is_open=False).realized_pnl == D("500.25")
+    with pytest.raises(DuplicateError):  # one open position per symbol
+        repo.create(symbol="MSFT", side="long", quantity=1, avg_entry_price=1)
+    assert repo.delete(b) is True and repo.delete(b) is False
+
+
+def test_orders(db):
+    repo = OrderRepository(db)
+    made = [repo.create(symbol=s, side=OrderSideEnum.BUY, type="limit", quantity=1, price=2,
+                        external_id=f"E{i}") for i, s in enumerate("ABAB")]
+    assert repo.get_by_external_id("E2").id == made[2].id
+    assert [o.id for o in repo.get_by_symbol("A")] == [made[2].id, made[0].id]
+    assert [o.id for o in repo.get_recent(limit=2)] == [made[3].id, made[2].id]
+    repo.update_status(made[0], OrderStatusEnum.CANCELLED)
+    assert [o.id for o in repo.get_by_status("cancelled")] == [made[0].id]
+    assert repo.update(made[1], price=3).price == 3
+    page = repo.page(symbol="B", limit=1)
+    assert [o.id for o in page] == [made[3].id]
+    assert [o.id for o in repo.page(symbol="B", before_id=page[-1].id)] == [made[1].id]
+    assert repo.page(status="pending", side="sell") == []
+    with pytest.raises(DuplicateError):
+        repo.create(symbol="A", side="buy", type="market", quantity=1, external_id="E0")
+    with pytest.raises(ValidationError) as info:
+        repo.create(symbol="A", side="buy", type="market", quantity=1, colour="red")
+    assert info.value.field == "colour"
+
+
+def test_trades(storage, db):
+    repo = TradeRepository(db)
+    order = storage.create_order("A", "buy", "market", 3)
+    t1 = storage.record_trade(order.id, "A", "buy", 1, 10, external_id="x")
+    t2 = storage.record_trade(order.id, "A", "buy", 2, 11)
+    assert [t.id for t in repo.get_by_order_id(order.id)] == [t1.id, t2.id]
+    assert [t.id for t in repo.get_recent(limit=1)] == [t2.id]
+    assert [t.id for t in repo.get_by_symbol("A")] == [t2.id, t1.id]
+    assert repo.get_by_external_id("x").type == TradeTypeEnum.OPEN
+    assert repo.get_by_id(t1.id).order_id == order.id
+
+
+def test_strategies(db):
+    repo = StrategyRepository(db)
+    s = repo.create("alpha", "momentum", {"n": 1}, "desc")
+    assert repo.get_by_name("alpha").description == "desc"
+    repo.update(s, is_active=False)
+    assert repo.get_active() == []
+    assert [x.name for x in repo.get_all()] == ["alpha"]
+    assert repo.delete(s)
+    with pytest.raises(NotFoundError):
+        repo.get(s.id)
+
+
+def test_config(db):
+    repo = ConfigRepository(db)
+    repo.create("a", "1", "int")
+    assert repo.upsert("a", "2", "int").value == "2"
+    assert repo.upsert("b", "x").value_type == "string"
+    assert [c.key for c in repo.get_all()] == ["a", "b"]
+    assert repo.get_by_key("a").value == "2"
+    with pytest.raises(DuplicateError):
+        repo.create("a", "3")
+    assert repo.delete(repo.get_by_key("b"))
