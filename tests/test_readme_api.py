@@ -34,15 +34,20 @@ def test_readme_walkthrough(db_url):
     assert storage.get_config_value("trading_enabled") == "true"
     assert storage.get_config("trading_enabled") is True
 
+    db.close()
+
+
+def test_repository_walkthrough(db):
+    """The repository part of the example, as written, on a database of its own (the service
+    part opened an AAPL position already, and a symbol has one open position at most)."""
     repo = PositionRepository(db)
-    p = repo.create(symbol="TSLA", side=PositionSideEnum.LONG, quantity=100.0,
+    p = repo.create(symbol="AAPL", side=PositionSideEnum.LONG, quantity=100.0,
                     avg_entry_price=150.0, cost_basis=15000.0)
-    p = repo.get_by_symbol("TSLA", is_open=True)
+    p = repo.get_by_symbol("AAPL", is_open=True)
     closed = repo.close_position(p, realized_pnl=500.0)
     assert closed.is_open is False and closed.realized_pnl == Decimal(500)
     assert closed.closed_at is not None and closed.closed_at.utcoffset().total_seconds() == 0
-    assert repo.get_by_symbol("TSLA", is_open=True) is None
-    db.close()
+    assert repo.get_by_symbol("AAPL", is_open=True) is None
 
 
 def test_default_url_is_the_sqlite_file_in_the_working_directory(tmp_path, monkeypatch):
