@@ -89,6 +89,17 @@ class Repository(Generic[M]):
             raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
         return row
 
+    def get_for_update(self, row_id: int) -> M:
+        """The row with this id, locked until the transaction ends (``FOR UPDATE`` on
+        PostgreSQL; on SQLite the write transaction already excludes other writers)."""
+        query = self._select().where(self.model.id == row_id)
+        if self.db.for_update:
+            query = query.for_update()
+        row = self._first(query)
+        if row is None:
+            raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
+        return row
+
     def get_all(self, limit: int | None = 100, offset: int = 0) -> list[M]:
         """Rows by id, newest first."""
         return self._list(self._select().order_by(self.model.id.desc()), limit, offset)

@@ -189,7 +189,7 @@ class StorageService:
         """
         status = coerce_enum(OrderStatusEnum, status, "status")
         with write_transaction(self.db):
-            order = self.orders.get(check_id(order_id, "order_id"))
+            order = self.orders.get_for_update(check_id(order_id, "order_id"))
             _check_transition(order, status)
             self._check_fill_figures(order, status, filled_quantity, avg_fill_price)
             if status == order.status:
