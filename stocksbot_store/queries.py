@@ -1,0 +1,148 @@
+"""Read-only queries for screens and reports, and change detection.
+
+Each query costs the same at any history size: it reads through an index a
+bounded number of rows. :class:`ChangeWatcher` tells a reader whether another
+connection committed since it last looked, so an unchanged store costs next to
+nothing to poll: ``PRAGMA data_version`` on a kept-open SQLite connection, and
+LISTEN on :data:`~stocksbot_store.notify.CHANNEL` on PostgreSQL, with a slow
+poll as well since notifications sent while the listener is away are lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from peewee import Database, SqliteDatabase
+
+from .database import backend_of
+from .errors import DatabaseUnavailableError, translate_errors
+from .models import ZERO, Trade
+from .notify import CHANNEL
+
+
+def last_prices(db: Database, symbols: Iterable[str]) -> dict[str, Decimal]:
+    """The latest fill price of each of ``symbols`` (absent when it never traded).
+
+    One index probe per symbol (``trade_symbol_id``), so it suits the handful of
+    symbols with open positions at any history size.
+    """
+    prices: dict[str, Decimal] = {}
+    with translate_errors("reading last prices"):
+        for symbol in symbols:
+            row = (Trade.select(Trade.price).where(Trade.symbol == symbol)
+                   .order_by(Trade.id.desc()).limit(1).bind(db).first())
+            if row is not None:
+                prices[symbol] = row.price
+    return prices
+
+
+def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
+                        points: int = 120) -> list[tuple[dt.datetime, Decimal]]:
+    """Cumulative realized P&L of a strategy after each of its last ``points`` closing
+    fills, oldest first, ending at ``total`` (the strategy's stored ``total_pnl``).
+
+    Reading only the last fills keeps it bounded at any history size; the running
+    figure is worked backwards from the stored total.
+    """
+    with translate_errors("reading the P&L series"):
+        rows = list(Trade.select(Trade.executed_at, Trade.realized_pnl)
+                    .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
+                    .order_by(Trade.executed_at.desc()).limit(points).bind(db).tuples())
+    series: list[tuple[dt.datetime, Decimal]] = []
+    running = total
+    for executed_at, pnl in rows:
+        series.append((executed_at, running))
+        running -= pnl or ZERO
+    series.reverse()
+    return series
+
+
+class ChangeWatcher:
+    """Tells whether the store may have changed since the last :meth:`changed` call.
+
+    The first call answers True. On SQLite it keeps one connection open and reads
+    ``PRAGMA data_version``, which moves when another connection commits. On
+    PostgreSQL it LISTENs on :data:`CHANNEL` and also answers True every
+    ``poll_seconds`` (a notification sent while it was reconnecting is lost).
+    Any failure closes the kept connection and answers True next time, so a
+    reader re-reads everything once the database is back. Thread-safe.
+    """
+
+    def __init__(self, db: Database, poll_seconds: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.db = db
+        self.backend = backend_of(db)
+        self.poll_seconds = poll_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._version: int | None = None
+        self._last_full = float("-inf")
+
+    def changed(self) -> bool:
+        """True if another connection committed since the last call (or may have)."""
+        with self._lock:
+            try:
+                if self.backend == "sqlite":
+                    return self._sqlite_changed()
+                return self._postgres_changed()
+            except Exception as e:
+                self._drop()
+                raise DatabaseUnavailableError(
+                    f"watching for changes failed ({str(e).strip()[:200]}); retry later"
+                ) from e
+
+    def close(self) -> None:
+        """Close the kept connection."""
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn, self._version = self._conn, None, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken; nothing to release
+                pass
+
+    def _sqlite_changed(self) -> bool:
+        if self._conn is None:
+            assert isinstance(self.db, SqliteDatabase)
+            params = self.db.connect_params
+            self._conn = sqlite3.connect(self.db.database, uri=bool(params.get("uri")),
+                                         timeout=1.0, check_same_thread=False)
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        changed = version != self._version
+        self._version = version
+        return changed
+
+    def _postgres_changed(self) -> bool:
+        now = self._clock()
+        fresh = self._conn is None
+        if fresh:
+            import psycopg
+
+            self._conn = psycopg.connect(autocommit=True, connect_timeout=3,
+                                         **_libpq_params(self.db))
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        notified = any(True for _ in self._conn.notifies(timeout=0))
+        if fresh or notified or now - self._last_full >= self.poll_seconds:
+            self._last_full = now
+            return True
+        return False
+
+
+def _libpq_params(db: Database) -> dict[str, Any]:
+    """libpq connection keywords for ``db`` (the ones Peewee was given)."""
+    params = {k: v for k, v in db.connect_params.items()
+              if k in ("user", "password", "host", "port", "sslmode", "options")}
+    return {"dbname": db.database, **params}
+
+
+__all__ = ["ChangeWatcher", "last_prices", "realized_pnl_series"]

@@ -1,0 +1,88 @@
+"""``stocksbot-dashboard`` / ``python -m tui``: start the dashboard.
+
+Errors (a bad URL, say) go to stderr with exit status 2 and no traceback; once
+running, database trouble is shown in the status line instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stocksbot_store import StorageError
+from stocksbot_store.database import DEFAULT_URL
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-dashboard",
+        description="Terminal dashboard of a stocksbot store: positions, orders, strategies "
+                    "and trades, live. Read-only except for the confirmed operator actions "
+                    "(halt/resume trading, activate/deactivate a strategy).")
+    parser.add_argument(
+        "--url", metavar="URL", default=None,
+        help="database to watch, e.g. sqlite:///./stocksbot.db or "
+             f"postgresql://user@host/db (default: $DATABASE_URL, else {DEFAULT_URL})")
+    parser.add_argument(
+        "--refresh", metavar="SECONDS", type=_positive_float, default=1.0,
+        help="how often to check the database for changes (default: 1); an unchanged "
+             "database costs next to nothing to check")
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="ignore --url: create a temporary SQLite store with a seeded history and run a "
+             "simulated bot that keeps trading on it while you watch")
+    parser.add_argument(
+        "--screenshot", metavar="FILE.svg", default=None,
+        help="save an SVG screenshot after the first refresh and exit (the README's image "
+             "is made with --demo --screenshot docs/dashboard.svg)")
+    return parser.parse_args(argv)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the dashboard; the exit status."""
+    args = parse_args(argv)
+    from .app import DashboardApp
+    from .data import DashboardSource
+
+    try:
+        if args.demo:
+            from .demo import Demo
+
+            with Demo() as demo:
+                return _run(DashboardApp(DashboardSource(demo.url), refresh_seconds=args.refresh),
+                            args.screenshot)
+        return _run(DashboardApp(DashboardSource(args.url), refresh_seconds=args.refresh),
+                    args.screenshot)
+    except StorageError as e:
+        print(f"stocksbot-dashboard: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(app, screenshot: str | None) -> int:
+    if screenshot is None:
+        app.run()
+        return 0
+    from .screenshot import save_screenshot
+
+    save_screenshot(app, screenshot)
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,247 @@
+"""The dashboard's only door to the store: what each view shows, read in one call.
+
+:class:`DashboardSource` turns the store into plain frozen rows for the widgets.
+:meth:`DashboardSource.refresh` is one dashboard refresh without any UI: it
+returns a :class:`Snapshot`, or None when nothing changed since the last call
+(see :class:`~stocksbot_store.queries.ChangeWatcher`), which is what makes an idle
+dashboard nearly free. Every call may run on any thread: each opens (and closes)
+that thread's own connection. Every read is bounded (a page of orders, the last
+fills), so memory and time do not grow with history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from peewee import Database
+
+from stocksbot_store import StorageService, connect
+from stocksbot_store.database import describe
+from stocksbot_store.models import ZERO, Order, PositionSideEnum, Trade
+from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
+from stocksbot_store.service import StrategyStats
+
+#: Orders per page: never more rows than this in the orders table.
+PAGE_SIZE = 50
+#: Fills shown in the trades view.
+TRADES_SHOWN = 50
+#: Points in a strategy's P&L chart.
+CHART_POINTS = 120
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """Which orders to show: filters, and where the page starts (None: the newest)."""
+
+    symbol: str | None = None
+    status: str | None = None
+    side: str | None = None
+    strategy: str | None = None
+    before_id: int | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether any filter is set."""
+        return any((self.symbol, self.status, self.side, self.strategy))
+
+    def describe(self) -> str:
+        """``symbol=AAPL side=buy`` or ``all orders``."""
+        parts = [f"{name}={value}" for name, value in
+                 (("symbol", self.symbol), ("status", self.status), ("side", self.side),
+                  ("strategy", self.strategy)) if value]
+        return " ".join(parts) or "all orders"
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    """An open position with its mark-to-last-fill figures."""
+
+    symbol: str
+    side: str
+    quantity: Decimal
+    avg_entry_price: Decimal
+    cost_basis: Decimal
+    last_price: Decimal | None
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    """One order as the orders table shows it."""
+
+    id: int
+    created_at: dt.datetime
+    symbol: str
+    side: str
+    type: str
+    status: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    price: Decimal | None
+    avg_fill_price: Decimal | None
+    strategy: str
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    """One fill."""
+
+    id: int
+    executed_at: dt.datetime
+    symbol: str
+    side: str
+    type: str
+    quantity: Decimal
+    price: Decimal
+    costs: Decimal
+    realized_pnl: Decimal | None
+    order_id: int | None
+    strategy: str
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """A page of orders, newest first, for ``query``."""
+
+    query: OrderQuery
+    rows: tuple[OrderRow, ...]
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the views show, as of one refresh."""
+
+    trading_enabled: bool
+    positions: tuple[PositionRow, ...]
+    strategies: tuple[StrategyStats, ...]
+    pnl_series: dict[int, tuple[Decimal, ...]] = field(default_factory=dict)
+    trades: tuple[TradeRow, ...] = ()
+    orders: OrderPage | None = None
+
+    @property
+    def totals(self) -> tuple[Decimal, Decimal, Decimal]:
+        """Cost basis, unrealized and realized P&L over the open positions."""
+        return (sum((p.cost_basis for p in self.positions), ZERO),
+                sum((p.unrealized_pnl for p in self.positions), ZERO),
+                sum((p.realized_pnl for p in self.positions), ZERO))
+
+
+class DashboardSource:
+    """Reads (and, for the operator actions, writes) the store for the dashboard."""
+
+    def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
+                 page_size: int = PAGE_SIZE) -> None:
+        self.db = db if isinstance(db, Database) else connect(db)
+        self.storage = StorageService(self.db)
+        self.watcher = ChangeWatcher(self.db, poll_seconds=poll_seconds)
+        self.page_size = page_size
+        self._names: dict[int, str] = {}
+
+    @property
+    def description(self) -> str:
+        """The database, password masked."""
+        return describe(self.db)
+
+    def refresh(self, orders: OrderQuery | None = OrderQuery(),
+                force: bool = False) -> Snapshot | None:
+        """One dashboard refresh: a :class:`Snapshot`, or None if nothing changed.
+
+        ``orders`` is the page of orders to include (None for none); ``force``
+        reads even when no change was seen. Raises a StorageError when the
+        database cannot be read; the next call tries again.
+        """
+        if not self.watcher.changed() and not force:
+            return None
+        with self.db.connection_context():
+            strategies = tuple(self.storage.get_strategy_stats())
+            self._names = {s.id: s.name for s in strategies}
+            positions = self.storage.get_open_positions()
+            prices = last_prices(self.db, [p.symbol for p in positions])
+            return Snapshot(
+                trading_enabled=self.storage.is_trading_enabled(),
+                positions=tuple(_position_row(p, prices.get(p.symbol)) for p in positions),
+                strategies=strategies,
+                pnl_series={s.id: tuple(v for _, v in realized_pnl_series(
+                    self.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies},
+                trades=tuple(self._trade_row(t)
+                             for t in self.storage.get_recent_trades(TRADES_SHOWN)),
+                orders=None if orders is None else self._orders(orders),
+            )
+
+    def orders(self, query: OrderQuery) -> OrderPage:
+        """One page of orders for ``query``, newest first (keyset paging in SQL)."""
+        with self.db.connection_context():
+            if not self._names:
+                self._names = {s.id: s.name for s in self.storage.strategies.get_all()}
+            return self._orders(query)
+
+    def order_fills(self, order_id: int) -> tuple[OrderRow | None, tuple[TradeRow, ...]]:
+        """An order and its fills, oldest first."""
+        with self.db.connection_context():
+            order = self.storage.orders.get_by_id(order_id)
+            fills = self.storage.trades.get_by_order_id(order_id)
+            return (None if order is None else self._order_row(order),
+                    tuple(self._trade_row(t) for t in fills))
+
+    def set_trading_enabled(self, enabled: bool) -> None:
+        """Halt (False) or resume (True) trading."""
+        with self.db.connection_context():
+            self.storage.set_trading_enabled(enabled)
+
+    def set_strategy_active(self, strategy_id: int, active: bool) -> None:
+        """Activate or deactivate a strategy."""
+        with self.db.connection_context():
+            self.storage.set_strategy_active(strategy_id, active)
+
+    def close(self) -> None:
+        """Release the kept connection and this thread's one."""
+        self.watcher.close()
+        if not self.db.is_closed():
+            self.db.close()
+
+    # -- rows ------------------------------------------------------------------------
+
+    def _orders(self, query: OrderQuery) -> OrderPage:
+        strategy_id = None
+        if query.strategy:
+            ids = [i for i, name in self._names.items() if name == query.strategy]
+            if not ids:
+                return OrderPage(query, (), False)
+            strategy_id = ids[0]
+        rows = self.storage.orders.page(symbol=query.symbol, status=query.status,
+                                        side=query.side, strategy_id=strategy_id,
+                                        before_id=query.before_id, limit=self.page_size + 1)
+        return OrderPage(query, tuple(self._order_row(o) for o in rows[:self.page_size]),
+                         has_more=len(rows) > self.page_size)
+
+    def _order_row(self, o: Order) -> OrderRow:
+        return OrderRow(o.id, o.created_at, o.symbol, o.side.value, o.type.value,
+                        o.status.value, o.quantity, o.filled_quantity, o.price,
+                        o.avg_fill_price, self._strategy_name(o.strategy_id))
+
+    def _trade_row(self, t: Trade) -> TradeRow:
+        return TradeRow(t.id, t.executed_at, t.symbol, t.side.value, t.type.value, t.quantity,
+                        t.price, t.commission + t.fees, t.realized_pnl, t.order_id,
+                        self._strategy_name(t.strategy_id))
+
+    def _strategy_name(self, strategy_id: int | None) -> str:
+        if strategy_id is None:
+            return ""
+        return self._names.get(strategy_id, f"#{strategy_id}")
+
+
+def _position_row(p, last: Decimal | None) -> PositionRow:
+    unrealized = ZERO
+    if last is not None:
+        move = last - p.avg_entry_price
+        unrealized = move * p.quantity * (1 if p.side == PositionSideEnum.LONG else -1)
+    return PositionRow(p.symbol, p.side.value, p.quantity, p.avg_entry_price, p.cost_basis,
+                       last, unrealized, p.realized_pnl)
+
+
+__all__ = ["DashboardSource", "OrderPage", "OrderQuery", "OrderRow", "PositionRow",
+           "Snapshot", "TradeRow"]

@@ -1,0 +1,69 @@
+"""Messages the dashboard's workers and views post; the app's handlers act on them.
+
+Workers run on threads and only ever post these (posting is thread-safe); every
+widget update happens in a handler on the UI thread.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from .data import OrderPage, OrderRow, Snapshot, TradeRow
+
+
+class Refreshed(Message):
+    """A refresh finished; ``snapshot`` is None when nothing had changed."""
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class RefreshFailed(Message):
+    """A refresh could not read the database; ``error`` says why."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class OrdersLoaded(Message):
+    """A page of orders asked for by paging or filtering."""
+
+    def __init__(self, page: OrderPage) -> None:
+        super().__init__()
+        self.page = page
+
+
+class FillsLoaded(Message):
+    """An order and its fills, for the detail screen."""
+
+    def __init__(self, order: OrderRow | None, fills: tuple[TradeRow, ...]) -> None:
+        super().__init__()
+        self.order = order
+        self.fills = fills
+
+
+class ActionFinished(Message):
+    """An operator action was written (``ok``) or refused; ``text`` says which."""
+
+    def __init__(self, text: str, ok: bool) -> None:
+        super().__init__()
+        self.text = text
+        self.ok = ok
+
+
+class OrderChosen(Message):
+    """The user asked for the detail of an order."""
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__()
+        self.order_id = order_id
+
+
+class PageRequested(Message):
+    """The orders view asks for the next (+1) or previous (-1) page."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step

@@ -1,0 +1,1 @@
+"""The dashboard's modal screens: confirmation, order detail, filter and help."""

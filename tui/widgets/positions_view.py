@@ -1,0 +1,35 @@
+"""Positions: open positions marked to the last fill, with a totals row."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+
+from .. import format as f
+from ..data import Snapshot
+from .keyed_table import KeyedTable
+
+TOTAL = "__total__"
+COLUMNS = [("symbol", "Symbol"), ("side", "Side"), ("quantity", "Qty"),
+           ("avg_entry", "Avg entry"), ("cost_basis", "Cost basis"), ("last", "Last"),
+           ("unrealized", "Unrealized P&L"), ("realized", "Realized P&L")]
+
+
+class PositionsView(Vertical):
+    """The open positions table."""
+
+    def compose(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, pinned=TOTAL, id="positions-table")
+
+    def show(self, snapshot: Snapshot) -> None:
+        """Draw the positions of ``snapshot`` (only what changed is redrawn)."""
+        rows = [(p.symbol, [f.text(p.symbol, "bold"), f.side(p.side), f.quantity(p.quantity),
+                            f.number(p.avg_entry_price, 4), f.number(p.cost_basis),
+                            f.number(p.last_price), f.pnl(p.unrealized_pnl),
+                            f.pnl(p.realized_pnl)])
+                for p in snapshot.positions]
+        cost, unrealized, realized = snapshot.totals
+        rows.append((TOTAL, [f.text("TOTAL", "bold"), f.text(f"{len(snapshot.positions)} open"),
+                             f.text(""), f.text(""), f.number(cost, style="bold"), f.text(""),
+                             f.pnl(unrealized), f.pnl(realized)]))
+        self.query_one(KeyedTable).sync(rows)
