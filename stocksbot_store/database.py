@@ -97,9 +97,11 @@ def connect(url: str | None = None, **options: Any) -> Database:
     """Open the database at ``url`` (see the module docstring for defaults).
 
     ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
-    ``timeout=``...). Nothing is connected yet: Peewee connects each thread on its
-    first query. Raises :class:`ConfigurationError` for a URL it cannot use.
+    ``timeout=``...). Raises :class:`ConfigurationError` for a URL it cannot use.
+    A brand-new empty database is brought to the latest schema; one that is behind
+    or newer raises :class:`SchemaError` (``migrate=False`` skips this check).
     """
+    migrate = options.pop("migrate", True)
     url = database_url(url)
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
@@ -112,7 +114,12 @@ def connect(url: str | None = None, **options: Any) -> Database:
             "use sqlite:///path/to/file.db or postgresql://user@host/dbname")
     db.stocksbot_url = mask_url(url)
     configure_sql_echo()
-    return prepare_database(db)
+    prepare_database(db)
+    if migrate:
+        from .migrate import ensure_schema
+
+        ensure_schema(db)
+    return db
 
 
 def _connect_sqlite(url: str, options: dict[str, Any]) -> Database:
@@ -214,6 +221,9 @@ def init_db(db: Database) -> Database:
     with db.atomic(), db.bind_ctx(MODELS):
         db.create_tables(MODELS, safe=True)
         install_notify_triggers(db)
+        from .migrate import stamp_new_database
+
+        stamp_new_database(db)
     return db
 
 
