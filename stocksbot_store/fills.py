@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import Database
 
@@ -43,7 +43,7 @@ from .fields import (
     to_utc,
     utcnow,
 )
-from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade
+from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade, TradeTypeEnum
 from .validation import check_external_id, check_id, check_symbol
 
 _ORDER_COLUMNS = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
@@ -74,8 +74,8 @@ _STATEMENTS = {
         "updated_at = ? WHERE id = ?"),
     "insert_position": (
         "INSERT INTO position (symbol, side, quantity, avg_entry_price, cost_basis, "
-        "realized_pnl, commission, fees, is_open, created_at, updated_at, opened_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+        "realized_pnl, commission, fees, is_open, created_at, updated_at, opened_at, "
+        "closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
     "strategy": f"SELECT {', '.join(_STRATEGY_FIGURES)} FROM strategy WHERE id = ?",
     "update_strategy": (
         "UPDATE strategy SET "
@@ -91,7 +91,10 @@ def _statements_for(backend: str) -> dict[str, str]:
         return {name: sql for name, sql in _STATEMENTS.items() if name != "lock_symbol"}
     compiled = {name: sql.replace("?", "%s") for name, sql in _STATEMENTS.items()}
     for name in _LOCKING:
-        compiled[name] += " FOR UPDATE"
+        # NO KEY UPDATE, not UPDATE: a concurrent insert that references the row (its
+        # foreign-key check takes KEY SHARE) must not block it, or two fills of one
+        # strategy deadlock.
+        compiled[name] += " FOR NO KEY UPDATE"
     return compiled
 
 
@@ -110,8 +113,9 @@ class Fill:
     executed_at: dt.datetime | str | None = None
 
 
-@dataclass(frozen=True)
-class _CheckedFill:
+class _CheckedFill(NamedTuple):
+    # A NamedTuple rather than a frozen dataclass: as immutable, and several times
+    # cheaper to build, which counts when an import checks a million fills.
     order_id: int | None
     symbol: str
     side: str
@@ -126,15 +130,15 @@ class _CheckedFill:
 def check_fill(fill: Fill) -> _CheckedFill:
     """Validate and normalise a fill's own fields (no database access)."""
     return _CheckedFill(
-        order_id=None if fill.order_id is None else check_id(fill.order_id, "order_id"),
-        symbol=check_symbol(fill.symbol),
-        side=coerce_enum(OrderSideEnum, fill.side, "side").value,
-        quantity=to_positive_decimal(fill.quantity, "quantity"),
-        price=to_positive_decimal(fill.price, "price"),
-        commission=to_non_negative_decimal(fill.commission, "commission"),
-        fees=to_non_negative_decimal(fill.fees, "fees"),
-        external_id=check_external_id(fill.external_id),
-        executed_at=to_utc(fill.executed_at, "executed_at") if fill.executed_at else utcnow(),
+        None if fill.order_id is None else check_id(fill.order_id, "order_id"),
+        check_symbol(fill.symbol),
+        coerce_enum(OrderSideEnum, fill.side, "side").value,
+        to_positive_decimal(fill.quantity, "quantity"),
+        to_positive_decimal(fill.price, "price"),
+        to_non_negative_decimal(fill.commission, "commission"),
+        to_non_negative_decimal(fill.fees, "fees"),
+        check_external_id(fill.external_id),
+        to_utc(fill.executed_at, "executed_at") if fill.executed_at else utcnow(),
     )
 
 
@@ -165,11 +169,18 @@ class FillRecorder:
                 raise
 
     def record_many(self, fills: list[Fill]) -> list[Trade]:
-        """Record ``fills`` in order in one transaction: all of them or none."""
+        """Record ``fills`` in order in one transaction: all of them or none.
+
+        The result is the same as recording them one by one (same trades, order,
+        position and strategy figures); see :mod:`stocksbot_store.fills_bulk` for how
+        it gets there with a handful of statements instead of eight per fill.
+        """
+        from .fills_bulk import BulkFills
+
         checked = [check_fill(f) for f in fills]
         with translate_errors("record_trades"):
             with write_transaction(self.db):
-                return [self._apply(c) for c in checked]
+                return BulkFills(self.db, self.backend).record(checked)
 
     # -- the transaction -------------------------------------------------------------
 
@@ -180,15 +191,8 @@ class FillRecorder:
         row = self._run("trade_by_external_id", (fill.external_id,)).fetchone()
         if row is None:
             return None
-        trade_id, order_id, symbol, side, quantity, price = row
-        if (order_id != fill.order_id or symbol != fill.symbol or side != fill.side
-                or Decimal(quantity) != fill.quantity or Decimal(price) != fill.price):
-            raise ConflictError(
-                f"trade {fill.external_id!r} is already stored as {side} {Decimal(quantity)} "
-                f"{symbol} @ {Decimal(price)} on order {order_id}; the re-sent fill says "
-                f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price} on order "
-                f"{fill.order_id}")
-        return Trade.select().where(Trade.id == trade_id).bind(self.db).get()
+        check_same_fill(fill, row[1:])
+        return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
 
     def _apply(self, fill: _CheckedFill) -> Trade:
         if fill.external_id:
@@ -202,95 +206,187 @@ class FillRecorder:
         outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
                                     fill.commission, fill.fees, fill.executed_at)
         now = utcnow()
-        strategy_id = order[7] if order else None
+        strategy_id = order.strategy_id if order else None
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
-        trade_id = self._run("insert_trade", (
-            fill.order_id, fill.external_id, strategy_id, fill.symbol, fill.side, trade_type,
-            decimal_text(fill.quantity), decimal_text(fill.price), decimal_text(fill.commission),
-            decimal_text(fill.fees), _text_or_none(outcome.realized_pnl),
-            datetime_text(fill.executed_at), datetime_text(now))).fetchone()[0]
+        if strategy_id is not None and self.backend == "postgres":
+            # Lock the strategy before the trade takes its id, so a strategy's trades
+            # are applied to its figures in id order (drawdown depends on the order).
+            self._run("strategy", (strategy_id,))
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, now)
+        trade_id = self._run("insert_trade", row).fetchone()[0]
         if order is not None:
-            self._update_order(order, fill, now)
+            apply_to_order(order, fill, now)
+            self._run("update_order", order.row())
         self._write_positions(outcome, now)
         if strategy_id is not None:
             self._update_strategy(strategy_id, outcome.realized_pnl, fill, now)
-        return Trade(id=trade_id, order=fill.order_id, external_id=fill.external_id,
-                     strategy=strategy_id, symbol=fill.symbol, side=OrderSideEnum(fill.side),
-                     type=trade_type, quantity=fill.quantity, price=fill.price,
-                     commission=fill.commission, fees=fill.fees,
-                     realized_pnl=outcome.realized_pnl, executed_at=fill.executed_at,
-                     created_at=now)
+        return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
-    def _order_for(self, fill: _CheckedFill) -> tuple:
+    def _order_for(self, fill: _CheckedFill) -> OrderState:
         row = self._run("order", (fill.order_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
-        _, symbol, side, status, quantity, filled, _avg, _strategy = row
-        if symbol != fill.symbol:
-            raise ValidationError("symbol", f"{fill.symbol!r} is not the symbol of order "
-                                            f"{fill.order_id} ({symbol!r})")
-        if side != fill.side:
-            raise ValidationError("side", f"{fill.side!r} is not the side of order "
-                                          f"{fill.order_id} ({side!r})")
-        if status in (OrderStatusEnum.CANCELLED.value, OrderStatusEnum.REJECTED.value):
-            raise ValidationError("order_id", f"order {fill.order_id} is {status}; it takes "
-                                              "no more fills")
-        remaining = tidy(Decimal(quantity) - Decimal(filled))
-        if fill.quantity > remaining:
-            raise OverfillError("quantity", f"{fill.quantity} is more than the {remaining} "
-                                            f"left of order {fill.order_id}")
-        return row
+        order = OrderState.from_row(row)
+        order.check_takes(fill)
+        return order
 
     def _open_position(self, symbol: str) -> ledger.PositionState | None:
         row = self._run("open_position", (symbol, True)).fetchone()
-        if row is None:
-            return None
-        pid, side, quantity, avg, realized, commission, fees, opened_at = row
-        return ledger.PositionState(symbol, side, Decimal(quantity), Decimal(avg),
-                                    Decimal(realized), Decimal(commission), Decimal(fees),
-                                    id=pid, opened_at=to_utc(opened_at))
-
-    def _update_order(self, order: tuple, fill: _CheckedFill, now: dt.datetime) -> None:
-        order_id, _, _, _, quantity, filled, avg, _ = order
-        filled, avg = ledger.order_after_fill(
-            Decimal(filled), None if avg is None else Decimal(avg), fill.quantity, fill.price)
-        done = filled == Decimal(quantity)
-        status = OrderStatusEnum.FILLED if done else OrderStatusEnum.PARTIALLY_FILLED
-        self._run("update_order", (decimal_text(filled), decimal_text(avg), status.value,
-                                   datetime_text(now) if done else None, datetime_text(now),
-                                   order_id))
+        return None if row is None else position_from_row(symbol, row)
 
     def _write_positions(self, outcome: ledger.FillOutcome, now: dt.datetime) -> None:
         stamp = datetime_text(now)
         for p in outcome.touched:
             if p.id is None:
-                p.id = self._run("insert_position", (
-                    p.symbol, p.side, decimal_text(p.quantity), decimal_text(p.avg_entry_price),
-                    decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
-                    decimal_text(p.commission), decimal_text(p.fees), True, stamp, stamp,
-                    datetime_text(p.opened_at or now))).fetchone()[0]
+                p.id = self._run("insert_position", new_position_row(p, stamp)
+                                 ).fetchone()[0]
             else:
-                self._run("update_position", (
-                    decimal_text(p.quantity), decimal_text(p.avg_entry_price),
-                    decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
-                    decimal_text(p.commission), decimal_text(p.fees), p.is_open,
-                    None if p.closed_at is None else datetime_text(p.closed_at), stamp, p.id))
+                self._run("update_position", position_update_row(p, stamp))
 
     def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
                          fill: _CheckedFill, now: dt.datetime) -> None:
         row = self._run("strategy", (strategy_id,)).fetchone()
         if row is None:  # deleted meanwhile: the order's link was set to NULL
             return
-        figures = ledger.StrategyFigures(
-            *row[:4], *(Decimal(v) for v in row[4:11]),
-            None if row[11] is None else to_utc(row[11]))
+        figures = figures_from_row(row)
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
-        values = [getattr(figures, name) for name in _STRATEGY_FIGURES]
-        params = [v if isinstance(v, int) else _text_or_none(v) for v in values[:11]]
-        params.append(None if figures.last_trade_at is None
-                      else datetime_text(figures.last_trade_at))
-        params += [decimal_text(figures.win_rate), datetime_text(now), strategy_id]
-        self._run("update_strategy", params)
+        self._run("update_strategy", figures_row(figures, now) + [strategy_id])
+
+
+# -- rows: what the single and the bulk path read and write, in one place --------------
+
+
+class OrderState:
+    """The fill figures of one order while fills are applied to it."""
+
+    __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
+                 "strategy_id", "filled_at", "updated_at")
+
+    @classmethod
+    def from_row(cls, row: tuple) -> OrderState:
+        """From the columns of ``_ORDER_COLUMNS``."""
+        order = cls()
+        (order.id, order.symbol, order.side, order.status, quantity, filled, avg,
+         order.strategy_id) = row
+        order.quantity, order.filled = Decimal(quantity), Decimal(filled)
+        order.avg = None if avg is None else Decimal(avg)
+        order.filled_at = order.updated_at = None
+        return order
+
+    def check_takes(self, fill: _CheckedFill) -> None:
+        """Raise unless ``fill`` fits this order (symbol, side, status, what is left)."""
+        if self.symbol != fill.symbol:
+            raise ValidationError("symbol", f"{fill.symbol!r} is not the symbol of order "
+                                            f"{fill.order_id} ({self.symbol!r})")
+        if self.side != fill.side:
+            raise ValidationError("side", f"{fill.side!r} is not the side of order "
+                                          f"{fill.order_id} ({self.side!r})")
+        if self.status in (OrderStatusEnum.CANCELLED.value, OrderStatusEnum.REJECTED.value):
+            raise ValidationError("order_id", f"order {fill.order_id} is {self.status}; it "
+                                              "takes no more fills")
+        remaining = tidy(self.quantity - self.filled)
+        if fill.quantity > remaining:
+            raise OverfillError("quantity", f"{fill.quantity} is more than the {remaining} "
+                                            f"left of order {fill.order_id}")
+
+    def row(self) -> tuple:
+        """Parameters of the ``update_order`` statement."""
+        return (decimal_text(self.filled), _text_or_none(self.avg), self.status,
+                None if self.filled_at is None else datetime_text(self.filled_at),
+                datetime_text(self.updated_at), self.id)
+
+
+def apply_to_order(order: OrderState, fill: _CheckedFill, now: dt.datetime) -> None:
+    """Move ``order``'s filled quantity, average price and status by ``fill``."""
+    order.filled, order.avg = ledger.order_after_fill(order.filled, order.avg, fill.quantity,
+                                                      fill.price)
+    if order.filled == order.quantity:
+        order.status = OrderStatusEnum.FILLED.value
+        order.filled_at = now
+    else:
+        order.status = OrderStatusEnum.PARTIALLY_FILLED.value
+    order.updated_at = now
+
+
+def check_same_fill(fill: _CheckedFill, stored: tuple) -> None:
+    """Raise :class:`ConflictError` unless the stored trade (order_id, symbol, side,
+    quantity, price) is the fill re-sent."""
+    order_id, symbol, side, quantity, price = stored
+    if (order_id != fill.order_id or symbol != fill.symbol or side != fill.side
+            or Decimal(quantity) != fill.quantity or Decimal(price) != fill.price):
+        raise ConflictError(
+            f"trade {fill.external_id!r} is already stored as {side} {Decimal(quantity)} "
+            f"{symbol} @ {Decimal(price)} on order {order_id}; the re-sent fill says "
+            f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price} on order "
+            f"{fill.order_id}")
+
+
+def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:
+    """From the columns of ``_POSITION_COLUMNS``."""
+    pid, side, quantity, avg, realized, commission, fees, opened_at = row
+    return ledger.PositionState(symbol, side, Decimal(quantity), Decimal(avg),
+                                Decimal(realized), Decimal(commission), Decimal(fees),
+                                id=pid, opened_at=to_utc(opened_at))
+
+
+def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
+    """Parameters of ``insert_position`` (the bulk path puts the id in front)."""
+    return (p.symbol, p.side, decimal_text(p.quantity), decimal_text(p.avg_entry_price),
+            decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
+            decimal_text(p.commission), decimal_text(p.fees), p.is_open, stamp, stamp,
+            datetime_text(p.opened_at) if p.opened_at else stamp,
+            None if p.closed_at is None else datetime_text(p.closed_at))
+
+
+def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
+    """Parameters of ``update_position``."""
+    return (decimal_text(p.quantity), decimal_text(p.avg_entry_price),
+            decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
+            decimal_text(p.commission), decimal_text(p.fees), p.is_open,
+            None if p.closed_at is None else datetime_text(p.closed_at), stamp, p.id)
+
+
+def figures_from_row(row: tuple) -> ledger.StrategyFigures:
+    """From the columns of ``_STRATEGY_FIGURES``."""
+    return ledger.StrategyFigures(*row[:4], *(Decimal(v) for v in row[4:11]),
+                                  None if row[11] is None else to_utc(row[11]))
+
+
+def figures_row(figures: ledger.StrategyFigures, now: dt.datetime) -> list:
+    """Parameters of ``update_strategy`` but the id."""
+    values = [getattr(figures, name) for name in _STRATEGY_FIGURES]
+    params = [v if isinstance(v, int) else _text_or_none(v) for v in values[:11]]
+    params.append(None if figures.last_trade_at is None
+                  else datetime_text(figures.last_trade_at))
+    params += [decimal_text(figures.win_rate), datetime_text(now)]
+    return params
+
+
+def trade_row(fill: _CheckedFill, strategy_id: int | None, trade_type: str,
+              realized_pnl: Decimal | None, now: dt.datetime) -> tuple:
+    """Parameters of ``insert_trade`` (the bulk path puts the id in front)."""
+    return (fill.order_id, fill.external_id, strategy_id, fill.symbol, fill.side, trade_type,
+            decimal_text(fill.quantity), decimal_text(fill.price),
+            decimal_text(fill.commission), decimal_text(fill.fees),
+            _text_or_none(realized_pnl), datetime_text(fill.executed_at), datetime_text(now))
+
+
+_SIDES = {side.value: side for side in OrderSideEnum}
+_TRADE_TYPES = {kind.value: kind for kind in TradeTypeEnum}
+
+
+def build_trade(trade_id: int, fill: _CheckedFill, strategy_id: int | None, trade_type: str,
+                realized_pnl: Decimal | None, now: dt.datetime) -> Trade:
+    """The :class:`Trade` just written, as a query would return it (no defaults run,
+    nothing dirty), without building it field by field."""
+    trade = Trade(__no_default__=True)
+    trade.__data__ = {
+        "id": trade_id, "order": fill.order_id, "external_id": fill.external_id,
+        "strategy": strategy_id, "symbol": fill.symbol, "side": _SIDES[fill.side],
+        "type": _TRADE_TYPES[trade_type], "quantity": fill.quantity, "price": fill.price,
+        "commission": fill.commission, "fees": fill.fees, "realized_pnl": realized_pnl,
+        "executed_at": fill.executed_at, "created_at": now}
+    return trade
 
 
 def _text_or_none(value: Decimal | None) -> str | None:
