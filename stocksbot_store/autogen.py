@@ -23,6 +23,7 @@ import datetime as dt
 import decimal
 import enum
 import re
+import textwrap
 from typing import Any
 
 import peewee
@@ -137,7 +138,8 @@ def render(drift: Drift, message: str, db: Database) -> str:
         src.up.append(f"migrator.migrate(migrator.drop_column({table!r}, {column!r}))")
         restored = _reflected_field(db, table, column, src)
         src.down.insert(0, f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
-                           f"{restored}))  # its data is not restored")
+                           f"{restored}))")
+        src.down.insert(0, f"# {table}.{column} comes back empty: its data is not restored")
     for change in drift.changes:
         _render_change(change, src)
     return _assemble(src, message)
@@ -160,7 +162,8 @@ def _assemble(src: _Source, message: str) -> str:
         if group:
             out.extend(_wrap(line, 0) for line in group)
             out.append("")
-    out.extend(f"# {note}" for note in src.notes)
+    for note in src.notes:
+        out.extend(textwrap.wrap(note, 99, initial_indent="# ", subsequent_indent="#   "))
     if src.notes:
         out.append("")
     out.append("")

@@ -1,0 +1,247 @@
+"""Migrations: the runner, its commands' output, and how connect()/init_db meet it.
+
+Every test runs on SQLite in memory, a SQLite file and PostgreSQL. Tests that need
+migrations beyond ``0001_initial`` copy it into a temporary folder and add their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stocksbot_store import SchemaError, StorageService, connect, init_db
+from stocksbot_store.migrate import MigrationError, Runner, main, migrations_directory
+from stocksbot_store.models import MODELS
+from stocksbot_store.schema import compare
+
+TABLES = ["config", "order", "position", "strategy", "trade"]
+
+# 0002 adds a column to a parent table (a rebuild on SQLite when reverted) and
+# 0003 makes a child-table column nullable (a rebuild on SQLite both ways).
+MIGRATION_0002 = '''
+from peewee import TextField
+
+
+def upgrade(migrator, db):
+    migrator.migrate(migrator.add_column("strategy", "notes", TextField(null=True)))
+    migrator.migrate(migrator.add_index("strategy", ("notes",), name="strategy_notes"))
+
+
+def downgrade(migrator, db):
+    migrator.migrate(migrator.drop_index("strategy", "strategy_notes"))
+    migrator.migrate(migrator.drop_column("strategy", "notes", legacy=True)
+                     if hasattr(db, "pragma") else migrator.drop_column("strategy", "notes"))
+'''
+MIGRATION_0003 = '''
+def upgrade(migrator, db):
+    migrator.migrate(migrator.drop_not_null("trade", "symbol", legacy=True)
+                     if hasattr(db, "pragma") else migrator.drop_not_null("trade", "symbol"))
+
+
+def downgrade(migrator, db):
+    migrator.migrate(migrator.add_not_null("trade", "symbol", legacy=True)
+                     if hasattr(db, "pragma") else migrator.add_not_null("trade", "symbol"))
+'''
+BROKEN = '''
+from peewee import TextField
+
+
+def upgrade(migrator, db):
+    migrator.migrate(migrator.add_column("order", "memo", TextField(null=True)))
+    db.execute_sql("UPDATE \\"order\\" SET \\"memo\\" = 'half done'")
+    raise RuntimeError("the broker API changed")
+
+
+def downgrade(migrator, db):
+    pass
+'''
+
+
+def migrations_folder(tmp_path: Path, **extra: str) -> str:
+    """A copy of the shipped migrations plus ``extra`` (file name -> source)."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
+    for name, source in extra.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return str(folder)
+
+
+def fill_every_table(db) -> StorageService:
+    storage = StorageService(db)
+    strategy = storage.create_strategy("momentum", "trend", {"window": 20}, "test")
+    order = storage.create_order("AAPL", "buy", "limit", "10", price="150.25",
+                                 strategy=strategy.id, external_id="o-1")
+    storage.record_trade(order.id, "AAPL", "buy", "4", "150.25", commission="1",
+                         external_id="t-1")
+    storage.create_position("MSFT", "long", "3", "300")
+    storage.set_config_value("trading_enabled", True)
+    return storage
+
+
+def snapshot(db) -> dict[str, list[tuple]]:
+    """Every row of every store table, as the database returns them."""
+    return {table: db.execute_sql(f'SELECT * FROM "{table}" ORDER BY "id"').fetchall()
+            for table in TABLES}
+
+
+def schema_of(db) -> dict[str, object]:
+    """Columns (name, type, null) and indexes (name, columns, unique) of every store table."""
+    return {table: ([(c.name, c.data_type, c.null) for c in db.get_columns(table)],
+                    sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)))
+            for table in TABLES}
+
+
+@pytest.fixture
+def bare(db_url):
+    """A connected database on each backend that connect() has not migrated."""
+    database = connect(db_url, migrate=False)
+    yield database
+    database.close()
+
+
+def test_connect_brings_a_new_database_to_head(db_url):
+    db = connect(db_url)
+    runner = Runner(db)
+    assert runner.current() == runner.revisions()[-1] == "0001_initial"
+    assert not compare(db, MODELS)
+    assert set(TABLES) <= set(db.get_tables())
+    db.close()
+
+
+def test_init_db_and_upgrade_head_give_the_same_schema(tmp_path, backend):
+    from conftest import fresh_database_url
+
+    with fresh_database_url(backend, tmp_path) as first, \
+            fresh_database_url(backend, tmp_path) as second:
+        by_init = init_db(connect(first, migrate=False))
+        by_upgrade = connect(second, migrate=False)
+        Runner(by_upgrade).upgrade("head")
+        for db in (by_init, by_upgrade):
+            assert not compare(db, MODELS)
+            assert Runner(db).current() == "0001_initial"  # init_db stamped it
+            assert main(["check", "--url", first if db is by_init else second]) == 0 \
+                or backend == "sqlite_memory"  # a memory database is not shared with main()
+        assert schema_of(by_init) == schema_of(by_upgrade)
+        if backend == "postgres":
+            triggers = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
+            assert (by_init.execute_sql(triggers).fetchall()
+                    == by_upgrade.execute_sql(triggers).fetchall() != [])
+        by_init.close()
+        by_upgrade.close()
+
+
+def test_round_trip_keeps_every_row(bare, tmp_path):
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002,
+                                                          "0003_pnl": MIGRATION_0003}))
+    assert runner.upgrade("0001") == ["0001_initial"]
+    fill_every_table(bare)
+    before = snapshot(bare)
+    indexes_before = schema_of(bare)
+    assert all(before[table] for table in TABLES)
+
+    assert runner.upgrade() == ["0002_notes", "0003_pnl"]
+    assert runner.downgrade("0001_initial") == ["0003_pnl", "0002_notes"]
+    assert snapshot(bare) == before
+    assert schema_of(bare) == indexes_before
+    assert runner.upgrade("head") == ["0002_notes", "0003_pnl"]
+    assert runner.downgrade("-1") == ["0003_pnl"]
+    assert runner.current() == "0002_notes"
+    assert runner.upgrade() == ["0003_pnl"]
+    after = snapshot(bare)
+    assert {t: len(rows) for t, rows in after.items()} == {t: len(r) for t, r in before.items()}
+    assert after["order"] == before["order"]
+
+    assert runner.downgrade("base") == ["0003_pnl", "0002_notes", "0001_initial"]
+    assert [t for t in bare.get_tables() if t != "schema_migration"] == []
+    assert runner.upgrade() == ["0001_initial", "0002_notes", "0003_pnl"]
+    assert runner.downgrade("1") == ["0003_pnl", "0002_notes"]
+    assert not compare(bare, MODELS)
+
+
+def test_a_failing_migration_changes_nothing_and_says_why(bare, tmp_path):
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_broken": BROKEN}))
+    runner.upgrade("0001")
+    fill_every_table(bare)
+    before, schema_before = snapshot(bare), schema_of(bare)
+    with pytest.raises(MigrationError) as error:
+        runner.upgrade()
+    assert "0002_broken" in str(error.value)
+    assert "the broker API changed" in str(error.value)
+    assert "rolled back" in str(error.value)
+    assert snapshot(bare) == before
+    assert schema_of(bare) == schema_before
+    assert runner.current() == "0001_initial"
+    assert runner.pending() == ["0002_broken"]
+
+
+def test_history_and_current_output(file_db_url, tmp_path, capsys):
+    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    args = ["--url", file_db_url, "--directory", folder]
+    assert main(["current", *args]) == 0
+    assert capsys.readouterr().out == "base (no migration applied)\n"
+    assert main(["upgrade", "1", *args]) == 0
+    assert capsys.readouterr().out == "applied: 0001_initial\ncurrent: 0001_initial\n"
+    assert main(["current", *args]) == 0
+    assert capsys.readouterr().out == "0001_initial\n"
+    assert main(["history", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[x] 0001_initial  applied 20")
+    assert lines[0].endswith(" UTC  (current)")
+    assert lines[1] == "[ ] 0002_notes  pending  (head)"
+    assert main(["upgrade", *args]) == 0
+    capsys.readouterr()
+    assert main(["current", *args]) == 0
+    assert capsys.readouterr().out == "0002_notes (head)\n"
+    assert main(["downgrade", "-1", *args]) == 0
+    assert capsys.readouterr().out == "reverted: 0002_notes\ncurrent: 0001_initial\n"
+
+
+def test_connect_refuses_a_database_that_is_behind(file_db_url, tmp_path, monkeypatch):
+    db = connect(file_db_url)
+    db.close()
+    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    monkeypatch.setenv("STOCKSBOT_MIGRATIONS", folder)
+    with pytest.raises(SchemaError, match=r"behind.*0002_notes.*migrate upgrade head"):
+        connect(file_db_url)
+    assert Runner(connect(file_db_url, migrate=False)).pending() == ["0002_notes"]
+
+
+def test_connect_refuses_a_database_from_a_newer_version(file_db_url, tmp_path):
+    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    newer = connect(file_db_url, migrate=False)
+    Runner(newer, folder).upgrade()
+    newer.close()
+    with pytest.raises(SchemaError, match="0002_notes.*newer version"):
+        connect(file_db_url)
+    assert main(["upgrade", "--url", file_db_url]) == 2
+    assert main(["check", "--url", file_db_url]) == 2
+
+
+def test_connect_refuses_tables_without_history(file_db_url):
+    db = connect(file_db_url, migrate=False)
+    with db.bind_ctx(MODELS):
+        db.create_tables(MODELS)
+    db.close()
+    with pytest.raises(SchemaError, match="stamp head"):
+        connect(file_db_url)
+    assert main(["stamp", "--url", file_db_url]) == 0
+    connect(file_db_url).close()
+
+
+def test_an_existing_database_costs_connect_one_query(file_db_url, caplog):
+    import logging
+
+    connect(file_db_url).close()
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        connect(file_db_url).close()
+    statements = [r for r in caplog.records if r.name == "peewee"]
+    assert len(statements) == 1, [r.getMessage() for r in statements]
+
+
+def test_unknown_revision_names_the_fix(bare):
+    with pytest.raises(MigrationError, match="unknown revision '9'.*history"):
+        Runner(bare).upgrade("9")
