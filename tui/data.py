@@ -19,6 +19,7 @@ from peewee import Database
 
 from stocksbot_store import StorageService, connect
 from stocksbot_store.database import describe
+from stocksbot_store.migrate import ensure_schema
 from stocksbot_store.models import ZERO, Order, PositionSideEnum, Trade
 from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
 from stocksbot_store.service import StrategyStats
@@ -135,7 +136,11 @@ class DashboardSource:
 
     def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
                  page_size: int = PAGE_SIZE) -> None:
-        self.db = db if isinstance(db, Database) else connect(db)
+        # connect() only checks the URL here (a bad one raises ConfigurationError at
+        # once); reaching the server and checking the schema wait for the first read,
+        # on a worker thread, where failures are shown and retried.
+        self.db = db if isinstance(db, Database) else connect(db, migrate=False)
+        self._schema_checked = isinstance(db, Database)
         self.storage = StorageService(self.db)
         self.watcher = ChangeWatcher(self.db, poll_seconds=poll_seconds)
         self.page_size = page_size
@@ -157,6 +162,7 @@ class DashboardSource:
         if not self.watcher.changed() and not force:
             return None
         with self.db.connection_context():
+            self._check_schema()
             strategies = tuple(self.storage.get_strategy_stats())
             self._names = {s.id: s.name for s in strategies}
             positions = self.storage.get_open_positions()
@@ -175,6 +181,7 @@ class DashboardSource:
     def orders(self, query: OrderQuery) -> OrderPage:
         """One page of orders for ``query``, newest first (keyset paging in SQL)."""
         with self.db.connection_context():
+            self._check_schema()
             if not self._names:
                 self._names = {s.id: s.name for s in self.storage.strategies.get_all()}
             return self._orders(query)
@@ -202,6 +209,13 @@ class DashboardSource:
         self.watcher.close()
         if not self.db.is_closed():
             self.db.close()
+
+    def _check_schema(self) -> None:
+        """Once: bring a new empty store to the latest schema, refuse an outdated one
+        (SchemaError names the migrate command that fixes it)."""
+        if not self._schema_checked:
+            ensure_schema(self.db)
+            self._schema_checked = True
 
     # -- rows ------------------------------------------------------------------------
 

@@ -1,0 +1,274 @@
+"""Pilot tests of the dashboard: views, navigation, filters, detail, confirmations,
+error state and live update. Each runs on a SQLite file and once on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import time
+
+import pytest
+from textual.widgets import Input, Select
+
+from stocksbot_store import StorageService, connect, init_db
+from stocksbot_store.seed import seed_history
+from tui.__main__ import main
+from tui.app import DashboardApp
+from tui.data import PAGE_SIZE, DashboardSource
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.filter import FilterScreen
+from tui.screens.help import HelpScreen
+from tui.screens.order_detail import OrderDetailScreen
+from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.status_bar import StatusBar
+
+SIZE = (160, 48)
+
+
+def drive(test):
+    """Run an ``async`` Pilot test to completion (no async plugin needed)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def seed(url: str, orders: int = 120) -> None:
+    db = connect(url)
+    init_db(db)
+    seed_history(StorageService(db), orders=orders)
+    db.close()
+
+
+@pytest.fixture
+def seeded_url(file_db_url) -> str:
+    seed(file_db_url)
+    return file_db_url
+
+
+@pytest.fixture
+def store(seeded_url):
+    """A second connection to the dashboard's database, as the bot would have."""
+    db = connect(seeded_url)
+    yield StorageService(db)
+    db.close()
+
+
+def dashboard(url: str) -> DashboardApp:
+    return DashboardApp(DashboardSource(url, poll_seconds=3600), refresh_seconds=0.2)
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("the dashboard did not get there in time")
+        await pilot.pause(0.05)
+
+
+def table(app: DashboardApp, name: str) -> KeyedTable:
+    return app.screen.query_one(f"#{name}-table", KeyedTable)
+
+
+def status_text(app: DashboardApp) -> str:
+    return str(app.query_one(StatusBar).render())
+
+
+@drive
+async def test_each_view_shows_the_store(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        positions = table(app, "positions")
+        assert positions.keys() == [p.symbol for p in store.get_open_positions()] + ["__total__"]
+        assert "LIVE" in status_text(app) and "TRADING ENABLED" in status_text(app)
+        for key, view in (("2", "orders"), ("3", "strategies"), ("4", "trades"),
+                          ("tab", "positions"), ("tab", "orders")):
+            await pilot.press(key)
+            assert app.current_view == view
+        orders = table(app, "orders")
+        assert orders.row_count == PAGE_SIZE
+        assert orders.keys()[0] == str(store.get_recent_orders(1)[0].id)
+        assert table(app, "strategies").row_count == 4
+        assert table(app, "trades").keys()[0] == str(store.get_recent_trades(1)[0].id)
+
+
+@drive
+async def test_orders_page_filter_and_detail(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("2")
+        orders = table(app, "orders")
+        first_page = orders.keys()
+        await pilot.press("n")
+        await wait_for(pilot, lambda: orders.keys() != first_page)
+        assert int(orders.keys()[0]) < int(first_page[-1])
+        assert orders.row_count <= PAGE_SIZE
+        await pilot.press("p")
+        await wait_for(pilot, lambda: orders.keys() == first_page)
+
+        await pilot.press("slash")
+        assert isinstance(app.screen, FilterScreen)
+        app.screen.query_one("#side", Select).value = "sell"
+        app.screen.query_one("#symbol", Input).focus()
+        await pilot.press("a", "a", "p", "l", "enter")
+        want = [str(o.id) for o in store.orders.page(symbol="AAPL", side="sell", limit=50)]
+        await wait_for(pilot, lambda: orders.keys() == want)
+        assert "symbol=AAPL side=sell" in str(app.screen.query_one("#orders-caption").render())
+
+        order_id = int(orders.keys()[0])
+        orders.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, OrderDetailScreen))
+        fills = app.screen.query_one("#detail-fills", KeyedTable)
+        assert fills.keys() == [str(t.id) for t in store.trades.get_by_order_id(order_id)]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, OrderDetailScreen)
+
+
+@drive
+async def test_halt_asks_first_and_writes_through_the_service(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("t")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        assert store.is_trading_enabled()
+        await pilot.press("t", "y")
+        await wait_for(pilot, lambda: "TRADING HALTED" in status_text(app))
+        assert not store.is_trading_enabled()
+        await pilot.press("t", "y")
+        await wait_for(pilot, lambda: "TRADING ENABLED" in status_text(app))
+        assert store.is_trading_enabled()
+
+
+@drive
+async def test_deactivating_a_strategy_asks_first(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("3")
+        strategies = table(app, "strategies")
+        name = "momentum"
+        strategies.select_key(str(store.get_strategy_by_name(name).id))
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert name in str(app.screen.query_one("#confirm-question").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not store.get_strategy_by_name(name).is_active)
+        await wait_for(pilot, lambda: not {s.name: s for s in app.snapshot.strategies}[
+            name].is_active)
+
+
+@drive
+async def test_a_write_by_another_connection_shows_up(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("4")
+        trades = table(app, "trades")
+        trades.move_cursor(row=3)
+        selected = trades.selected_key
+        order = store.create_order("NFLX", "buy", "market", 7)
+        trade = store.record_trade(order.id, "NFLX", "buy", 7, "612.50")
+        await wait_for(pilot, lambda: trades.keys()[:1] == [str(trade.id)])
+        assert trades.selected_key == selected  # the cursor stayed on its row
+        assert "NFLX" in table(app, "positions").keys()
+
+
+@drive
+async def test_sorting_keeps_the_selected_row_and_totals_last(seeded_url):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        positions = table(app, "positions")
+        positions.move_cursor(row=2)
+        selected = positions.selected_key
+        for _ in range(3):
+            await pilot.press("s")
+            assert positions.selected_key == selected
+            assert positions.keys()[-1] == "__total__"
+        assert positions.sort_column == "side" and positions.sort_reverse
+        app.query_one(KeyedTable).sort_by("unrealized", reverse=True)
+        values = [p.unrealized_pnl for p in sorted(app.snapshot.positions,
+                                                    key=lambda p: p.unrealized_pnl,
+                                                    reverse=True)]
+        shown = {p.symbol: p.unrealized_pnl for p in app.snapshot.positions}
+        assert [shown[k] for k in positions.keys()[:-1]] == values
+
+
+@drive
+async def test_help_and_command_palette(seeded_url):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        for key in "show trades":
+            await pilot.press(key if key != " " else "space")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_view == "trades")
+
+
+@drive
+async def test_unreachable_database_is_shown_and_retried(seeded_url, tmp_path):
+    if seeded_url.startswith("sqlite"):
+        path = seeded_url.removeprefix("sqlite:///")
+        broken = tmp_path / "broken.db"
+        broken.write_bytes(b"this is not a database" * 200)
+        url = f"sqlite:///{broken}"
+
+        def repair() -> None:
+            shutil.copyfile(path, broken)
+    else:
+        url = seeded_url.rsplit("/", 1)[0] + "/stocksbot_missing_" + str(time.time_ns())
+
+        def repair() -> None:
+            import psycopg
+
+            with psycopg.connect(seeded_url.rsplit("/", 1)[0] + "/postgres",
+                                 autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+            seed(url, orders=5)
+
+    app = dashboard(url)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.error is not None)
+            assert "DATABASE UNAVAILABLE" in status_text(app)
+            assert "retrying" in status_text(app)
+            repair()
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            assert app.error is None and "LIVE" in status_text(app)
+    finally:
+        if not url.startswith("sqlite"):
+            import psycopg
+
+            with psycopg.connect(seeded_url.rsplit("/", 1)[0] + "/postgres",
+                                 autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_command_line_help_and_errors(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--url", "--refresh", "--demo", "--screenshot", "DATABASE_URL"):
+        assert option in out
+    assert main(["--url", "mysql://root@127.0.0.1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported database URL scheme" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as done:
+        main(["--refresh", "0"])
+    assert done.value.code == 2

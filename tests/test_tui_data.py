@@ -1,0 +1,101 @@
+"""The dashboard's data access (tui.data) and the store queries it uses, on every backend."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from stocksbot_store import StorageService, connect, init_db
+from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
+from stocksbot_store.seed import seed_history
+from tui.data import PAGE_SIZE, DashboardSource, OrderQuery
+
+
+@pytest.fixture
+def seeded(storage) -> StorageService:
+    seed_history(storage, orders=120)
+    return storage
+
+
+def test_last_prices_are_the_latest_fill_per_symbol(seeded):
+    latest = seeded.get_recent_trades(1)[0]
+    prices = last_prices(seeded.db, [latest.symbol, "NEVER"])
+    assert prices == {latest.symbol: latest.price}
+
+
+def test_pnl_series_ends_at_the_strategy_total(seeded):
+    stats = seeded.get_strategy_stats()[0]
+    series = realized_pnl_series(seeded.db, stats.id, stats.gross_pnl, points=10)
+    assert len(series) == 10
+    assert series[-1][1] == stats.gross_pnl
+    assert [t for t, _ in series] == sorted(t for t, _ in series)
+    closing = [t for t in seeded.trades.get_all(limit=None)
+               if t.strategy_id == stats.id and t.realized_pnl is not None]
+    assert series[-1][1] - series[-2][1] == max(closing, key=lambda t: t.executed_at).realized_pnl
+
+
+def test_the_watcher_sees_only_commits(file_db_url):
+    db = connect(file_db_url)
+    init_db(db)
+    watcher = ChangeWatcher(db, poll_seconds=3600)
+    assert watcher.changed() is True
+    assert watcher.changed() is False
+    other = connect(file_db_url)
+    StorageService(other).set_trading_enabled(False)
+    for _ in range(100):  # a notification may take a moment to arrive
+        if watcher.changed():
+            break
+        other.close()
+    else:
+        pytest.fail("a commit by another connection was not seen")
+    assert watcher.changed() is False
+    watcher.close()
+    db.close()
+
+
+def test_refresh_returns_none_when_nothing_changed(seeded):
+    source = DashboardSource(seeded.db, poll_seconds=3600)
+    first = source.refresh()
+    assert first is not None and first.trading_enabled
+    if source.watcher.backend == "sqlite" and "memdb" not in str(seeded.db.database):
+        assert source.refresh() is None
+    assert source.refresh(force=True) == first
+
+
+def test_snapshot_holds_what_the_views_show(seeded):
+    snap = DashboardSource(seeded.db).refresh()
+    positions = {p.symbol: p for p in seeded.get_open_positions()}
+    assert {p.symbol for p in snap.positions} == set(positions)
+    for row in snap.positions:
+        sign = 1 if row.side == "long" else -1
+        assert row.unrealized_pnl == (row.last_price - row.avg_entry_price) * row.quantity * sign
+    assert snap.totals[2] == sum((p.realized_pnl for p in positions.values()), Decimal(0))
+    assert len(snap.orders.rows) == PAGE_SIZE and snap.orders.has_more
+    assert [o.id for o in snap.orders.rows] == sorted((o.id for o in snap.orders.rows),
+                                                       reverse=True)
+    assert len(snap.strategies) == 4 and all(snap.pnl_series[s.id] for s in snap.strategies)
+
+
+def test_orders_page_and_filter_in_sql(seeded):
+    source = DashboardSource(seeded.db)
+    first = source.orders(OrderQuery())
+    second = source.orders(OrderQuery(before_id=first.rows[-1].id))
+    assert second.rows[0].id < first.rows[-1].id
+    assert len(first.rows) + len(second.rows) <= 2 * PAGE_SIZE
+    buys = source.orders(OrderQuery(side="buy", strategy="momentum", status="filled"))
+    assert buys.rows and all(o.side == "buy" and o.strategy == "momentum"
+                             and o.status == "filled" for o in buys.rows)
+    assert source.orders(OrderQuery(strategy="no such strategy")).rows == ()
+
+
+def test_order_fills_and_operator_actions(seeded):
+    source = DashboardSource(seeded.db)
+    trade = seeded.get_recent_trades(1)[0]
+    order, fills = source.order_fills(trade.order_id)
+    assert order.id == trade.order_id and trade.id in [f.id for f in fills]
+    source.set_trading_enabled(False)
+    assert not seeded.is_trading_enabled()
+    strategy = seeded.get_strategy_by_name("momentum")
+    source.set_strategy_active(strategy.id, False)
+    assert not seeded.get_strategy_by_name("momentum").is_active
