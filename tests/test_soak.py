@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import fresh_database_url
 
 from stocksbot_store import connect, init_db
 from stocksbot_store.check import check_ledger
-
-from conftest import fresh_database_url
 
 WORKER = Path(__file__).parent / "procs" / "soak_worker.py"
 SECONDS = float(os.environ.get("STOCKSBOT_SOAK_SECONDS")
