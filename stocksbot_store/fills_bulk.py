@@ -30,7 +30,7 @@ from peewee import __exception_wrapper__ as driver_errors
 
 from . import ledger
 from .errors import NotFoundError
-from .fields import datetime_text, utcnow
+from .fields import utcnow
 from .fills import (
     _ORDER_COLUMNS,
     _POSITION_COLUMNS,
@@ -48,6 +48,7 @@ from .fills import (
     position_from_row,
     position_update_row,
     trade_row,
+    utc_text,
 )
 from .models import Trade
 
@@ -101,6 +102,7 @@ class BulkFills:
 
     def _record(self, fills: list[_CheckedFill]) -> list[Trade]:
         now = utcnow()
+        stamp = utc_text(now)
         stored = self._rows_in("stored_trades", {f.external_id for f in fills if f.external_id})
         stored = {row[0]: row[1:] for row in stored}
         if self.pg:
@@ -154,11 +156,11 @@ class BulkFills:
             strategy_id = order.strategy_id if order else None
             trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
             new_trades.append(trade_row(fill, strategy_id, trade_type, outcome.realized_pnl,
-                                        now))
+                                        stamp))
             new_fills.append((fill, strategy_id, trade_type, outcome.realized_pnl))
             results.append(("new", len(new_trades) - 1))
             if order is not None:
-                apply_to_order(order, fill, now)
+                apply_to_order(order, fill, stamp)
                 touched_orders[order.id] = order
             if strategy_id in figures:
                 figures[strategy_id].add_trade(outcome.realized_pnl, fill.commission,
@@ -166,7 +168,7 @@ class BulkFills:
 
         trade_ids = self._take_ids("trade", len(new_trades))
         self._write(touched_positions, new_position_ids, new_trades, trade_ids,
-                    touched_orders, figures, now)
+                    touched_orders, figures, stamp)
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------
@@ -206,8 +208,7 @@ class BulkFills:
 
     def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
                trades: list[tuple], trade_ids: list[int], orders: dict[int, OrderState],
-               figures: dict[int, ledger.StrategyFigures], now: Any) -> None:
-        stamp = datetime_text(now)
+               figures: dict[int, ledger.StrategyFigures], stamp: str) -> None:
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._many("update_position", [position_update_row(p, stamp)
                                        for pid, p in positions.items() if pid > 0])
@@ -218,7 +219,7 @@ class BulkFills:
         self._many("insert_trade", [(tid, *row) for tid, row in zip(trade_ids, trades,
                                                                       strict=True)])
         self._many("update_order", [order.row() for order in orders.values()])
-        self._many("update_strategy", [figures_row(f, now) + [sid]
+        self._many("update_strategy", [figures_row(f, stamp) + [sid]
                                        for sid, f in figures.items()])
 
     def _trades(self, results: list[tuple[str, int]], new_fills: list[tuple],
