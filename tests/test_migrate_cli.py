@@ -1,0 +1,178 @@
+"""The migration command line, run as real processes where it matters.
+
+Two ``upgrade`` processes at once must apply each migration once; exit codes are 0
+(ok), 1 (drift or pending, for ``check``) and 2 (usage or failure, a message on
+stderr and no traceback); a package installed by pip (not editable) finds the
+migrations it ships.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stocksbot_store import connect
+from stocksbot_store.migrate import Runner, main, migrations_directory
+
+REPO = Path(__file__).resolve().parent.parent
+
+SLOW = '''
+import time
+
+
+def upgrade(migrator, db):
+    db.execute_sql('CREATE TABLE IF NOT EXISTS "run_log" ("name" VARCHAR(40))')
+    db.execute_sql("INSERT INTO \\"run_log\\" VALUES ('{name}')")
+    time.sleep(1.0)  # long enough for the other process to arrive meanwhile
+
+
+def downgrade(migrator, db):
+    pass
+'''
+
+
+def folder_with(tmp_path: Path, names: list[str]) -> str:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
+    for name in names:
+        (folder / f"{name}.py").write_text(textwrap.dedent(SLOW.format(name=name)))
+    return str(folder)
+
+
+def migrate(*args: str, cwd: Path | None = None, env: dict | None = None,
+            background: bool = False):
+    command = [sys.executable, "-m", "stocksbot_store.migrate", *args]
+    if background:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=cwd, env=env)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=120)
+
+
+def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path):
+    folder = folder_with(tmp_path, ["0002_slow", "0003_slower"])
+    runs = [migrate("upgrade", "--url", file_db_url, "--directory", folder, background=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    assert [code for code, _, _ in results] == [0, 0], results
+    db = connect(file_db_url, migrate=False)
+    assert sorted(db.execute_sql('SELECT "name" FROM "run_log"').fetchall()) == [
+        ("0002_slow",), ("0003_slower",)]
+    assert sorted(r[0] for r in db.execute_sql('SELECT "name" FROM "schema_migration"')) == [
+        "0001_initial", "0002_slow", "0003_slower"]
+    applied_by = [out.count("applied:") and out.split("applied: ")[1].split("\n")[0]
+                  for _, out, _ in results]
+    assert sorted(", ".join(a for a in applied_by if a).split(", ")) == [
+        "0001_initial", "0002_slow", "0003_slower"]
+    db.close()
+
+
+def test_exit_codes_and_messages(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    shown = migrate("--help")
+    assert shown.returncode == 0
+    for command in ("upgrade", "downgrade", "history", "current", "revision", "check"):
+        assert command in shown.stdout
+    assert "--url" in migrate("upgrade", "--help").stdout
+
+    pending = migrate("check", "--url", url)
+    assert pending.returncode == 1
+    assert "pending migration 0001_initial" in pending.stdout
+
+    assert migrate("upgrade", "--url", url).returncode == 0
+    clean = migrate("check", "--url", url)
+    assert (clean.returncode, clean.stdout) == (0, "ok: at 0001_initial, the schema matches "
+                                                   "the models\n")
+
+    for args in (["frobnicate"], ["downgrade", "nope", "--url", url],
+                 ["current", "--url", "mysql://x/y"],
+                 ["current", "--url", f"sqlite:///{tmp_path / 'missing' / 'x.db'}"],
+                 ["current", "--url", "postgresql://nobody@127.0.0.1:1/none"]):
+        failed = migrate(*args)
+        assert failed.returncode == 2, args
+        assert failed.stderr.strip(), args
+        assert "Traceback" not in failed.stderr, failed.stderr
+
+
+def test_drift_makes_check_exit_1(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'drift.db'}"
+    connect(url).close()
+    db = connect(url, migrate=False)
+    db.execute_sql('ALTER TABLE "strategy" ADD COLUMN "stray" TEXT')
+    db.close()
+    assert main(["check", "--url", url]) == 1
+    assert "drift: drop column strategy.stray" in capsys.readouterr().out
+
+
+def test_revision_commands_write_files(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'rev.db'}"
+    folder = tmp_path / "migrations"
+    args = ["--url", url, "--directory", str(folder)]
+    assert main(["revision", "-m", "test schema", "--autogenerate",
+                 "--models", "test_migrate_autogen:V1", *args]) == 0
+    first = capsys.readouterr().out.strip()
+    assert first.endswith("0001_test_schema.py")
+    assert main(["upgrade", *args]) == 0
+    assert main(["revision", "-m", "same again", "--autogenerate",
+                 "--models", "test_migrate_autogen:V1", *args]) == 0
+    assert "no changes" in capsys.readouterr().out
+    assert main(["check", "--models", "test_migrate_autogen:V2", *args]) == 1
+    assert main(["revision", "-m", "add stop price", "--autogenerate",
+                 "--models", "test_migrate_autogen:V2", *args]) == 0
+    assert capsys.readouterr().out.strip().endswith("0002_add_stop_price.py")
+    assert main(["upgrade", *args]) == 0
+    assert main(["check", "--models", "test_migrate_autogen:V2", *args]) == 0
+    assert main(["revision", "-m", "by hand", *args]) == 0
+    written = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert written.name == "0003_by_hand.py"
+    assert "def upgrade(migrator, db)" in written.read_text()
+    assert main(["upgrade", *args]) == 0
+    assert Runner(connect(url, migrate=False), str(folder)).current() == "0003_by_hand"
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "stocksbot-migrate"
+    if not script.exists():
+        pytest.skip("the package is not installed with its console scripts")
+    shown = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "upgrade" in shown.stdout
+
+
+def test_a_pip_installed_package_finds_its_migrations(tmp_path):
+    """``pip install`` (not editable) of a copy of the source, then ``upgrade``."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source)
+    for name in ("stocksbot_store", "migrations", "tui"):
+        shutil.copytree(REPO / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    target = tmp_path / "site"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+         "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    env = dict(os.environ, PYTHONPATH=str(target))
+    env.pop("DATABASE_URL", None)
+    env.pop("STOCKSBOT_MIGRATIONS", None)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run(
+        [sys.executable, "-c",
+         "from stocksbot_store.migrate import migrations_directory; "
+         "print(migrations_directory())"],
+        capture_output=True, text=True, cwd=work, env=env, timeout=60)
+    assert where.stdout.strip().startswith(str(target)), where
+    upgraded = migrate("upgrade", cwd=work, env=env)  # the default URL, in this folder
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "applied: 0001_initial" in upgraded.stdout
+    assert (work / "stocksbot.db").exists()
+    assert migrate("check", cwd=work, env=env).returncode == 0
