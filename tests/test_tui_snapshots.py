@@ -1,0 +1,59 @@
+"""SVG snapshots of each view over a fixed seeded store (fixed seed, timestamps and clock).
+
+Update them after an intended change of the screens with
+``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from stocksbot_store import StorageService, connect, init_db
+from stocksbot_store.seed import seed_history
+from tui.app import DashboardApp
+from tui.data import DashboardSource
+from tui.screens.order_detail import OrderDetailScreen
+
+SIZE = (160, 48)
+NOW = dt.datetime(2026, 1, 9, 8, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> DashboardApp:
+    """The dashboard on a seeded SQLite file whose URL is the same in every run."""
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///./snapshot.db"
+    db = connect(url)
+    init_db(db)
+    seed_history(StorageService(db), orders=120)
+    db.close()
+    return DashboardApp(DashboardSource(url), refresh_seconds=3600, clock=lambda: NOW)
+
+
+async def drawn(pilot) -> None:
+    deadline = time.monotonic() + 10
+    while pilot.app.snapshot is None:
+        assert time.monotonic() < deadline, "the dashboard drew nothing"
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("key", ["1", "2", "3", "4"],
+                         ids=["positions", "orders", "strategies", "trades"])
+def test_view(snap_compare, app, key):
+    assert snap_compare(app, press=[key], terminal_size=SIZE, run_before=drawn)
+
+
+def test_order_detail(snap_compare, app):
+    async def open_detail(pilot) -> None:
+        await drawn(pilot)
+        await pilot.press("2", "down", "down", "enter")
+        deadline = time.monotonic() + 10
+        while not isinstance(pilot.app.screen, OrderDetailScreen):
+            assert time.monotonic() < deadline, "the order detail did not open"
+            await pilot.pause(0.05)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)
