@@ -245,3 +245,26 @@ def test_an_existing_database_costs_connect_one_query(file_db_url, caplog):
 def test_unknown_revision_names_the_fix(bare):
     with pytest.raises(MigrationError, match="unknown revision '9'.*history"):
         Runner(bare).upgrade("9")
+
+
+DANGLING = '''
+def upgrade(migrator, db):
+    db.execute_sql('DELETE FROM "strategy"')  # orders still point at it
+
+
+def downgrade(migrator, db):
+    pass
+'''
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(
+        bare, tmp_path):
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_dangling": DANGLING}))
+    runner.upgrade("0001")
+    fill_every_table(bare)
+    before = snapshot(bare)
+    with pytest.raises(MigrationError, match=r"0002_dangling.*foreign key points nowhere"):
+        runner.upgrade()
+    assert snapshot(bare) == before
+    assert bare.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
