@@ -99,3 +99,18 @@ def test_order_fills_and_operator_actions(seeded):
     strategy = seeded.get_strategy_by_name("momentum")
     source.set_strategy_active(strategy.id, False)
     assert not seeded.get_strategy_by_name("momentum").is_active
+
+
+def test_the_documented_snippet_runs(tmp_path, monkeypatch):
+    """docs/dashboard.md's Python example, as written, on a new store in a scratch folder."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "dashboard.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(snippet, scope)
+    assert scope["snapshot"] is not None and scope["snapshot"].trading_enabled
+    assert scope["source"].refresh() is None
+    scope["source"].close()

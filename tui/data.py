@@ -159,10 +159,12 @@ class DashboardSource:
         reads even when no change was seen. Raises a StorageError when the
         database cannot be read; the next call tries again.
         """
+        if not self._schema_checked:
+            with self.db.connection_context():
+                self._check_schema()
         if not self.watcher.changed() and not force:
             return None
         with self.db.connection_context():
-            self._check_schema()
             strategies = tuple(self.storage.get_strategy_stats())
             self._names = {s.id: s.name for s in strategies}
             positions = self.storage.get_open_positions()
