@@ -69,9 +69,9 @@ def machine(backends: list[str]) -> dict[str, str]:
 def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[Result]:
     """Every workload on one backend."""
     results = []
-    log(f"{backend}: fill ingest, {sizes.ingest_orders:,} orders")
+    log(f"{backend}: fill ingest")
     results += fill_ingest(backend, folder, sizes, checks)
-    log(f"{backend}: bulk import, {sizes.bulk_fills:,} fills")
+    log(f"{backend}: bulk import")
     results += bulk_import(backend, folder, sizes, checks)
     with ExitStack() as stack:
         urls = {}

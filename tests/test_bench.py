@@ -1,0 +1,113 @@
+"""The bench: its quick mode runs every workload on each backend, and the project
+and the hand-written floor end with the same book; the bulk path keeps the same
+book as fill-by-fill on every backend.
+
+No timings are asserted: numbers are for people (``python -m bench``), these tests
+check that the bench runs and that what it compares is compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import fresh_database_url, require_postgres
+
+from stocksbot_store import Fill, StorageService, connect, init_db
+
+ROOT = Path(__file__).resolve().parent.parent
+# bench/ is a folder of the repository, not part of the installed package: run from
+# the checkout (as ``python -m bench`` is).
+sys.path.insert(0, str(ROOT))
+from bench.book import differences, read_book  # noqa: E402
+from bench.scenario import plan  # noqa: E402
+
+WORKLOADS = {"1 fill ingest", "2 bulk import", "3 dashboard reads", "4 dashboard refresh"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_quick_mode_runs_every_workload_and_the_books_agree(backend, tmp_path):
+    if backend == "postgres":
+        require_postgres()
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, STOCKSBOT_BENCH_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--backend", backend, "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert {r["workload"] for r in results} == WORKLOADS
+    assert all(r["backend"] == backend and r["project"] > 0 for r in results)
+    for r in results:  # every row is in the printed table
+        assert r["metric"] in done.stdout
+    # the floor ran beside the project where there is one
+    assert all(r["floor"] > 0 for r in results if r["workload"][0] in "123")
+    # the bench compared the books (it exits 1 when they differ) and they hold fills
+    books = report["meta"]["books"]
+    assert set(books) == {f"ingest/{backend}", f"bulk/{backend}"}
+    assert all(b["positions"] > 0 for b in books.values())
+    assert report["meta"]["mode"] == "quick" and report["meta"]["nproc"]
+
+
+def test_the_book_comparison_sees_a_changed_position(tmp_path):
+    """The check the bench relies on is not vacuous: one altered figure is reported."""
+    db = init_db(connect(f"sqlite:///{tmp_path / 'book.db'}"))
+    storage = StorageService(db)
+    for o in plan(30):
+        order = storage.create_order(o.symbol, o.side, "market", o.quantity)
+        storage.record_trades([Fill(order.id, o.symbol, o.side, f.quantity, f.price,
+                                    f.commission) for f in o.fills])
+    query = lambda sql: db.execute_sql(sql).fetchall()  # noqa: E731
+    before = read_book(query)
+    assert differences(before, read_book(query)) == []
+    db.execute_sql("UPDATE position SET realized_pnl = '0.0000000001' WHERE id = "
+                   "(SELECT max(id) FROM position)")
+    assert differences(before, read_book(query))
+    db.close()
+
+
+def _play(storage: StorageService, bulk: bool) -> list[tuple]:
+    """Forty orders over three symbols (opens, adds, reductions, closes, flips), with a
+    re-sent fill inside the batch and one re-sent across batches; the trades returned."""
+    strategies = {name: storage.create_strategy(name) for name in ("a", "b")}
+    fills = []
+    for k, o in enumerate(plan(40, seed=5, symbols=3)):
+        order = storage.create_order(o.symbol, o.side, "market", o.quantity,
+                                     strategy=strategies["ab"[k % 2]] if k % 5 else None)
+        fills += [Fill(order.id, o.symbol, o.side, f.quantity, f.price, f.commission,
+                       f.commission / 2, f"X{k}-{part}", f.executed_at)
+                  for part, f in enumerate(o.fills)]
+    fills.insert(7, fills[3])      # re-sent within the first batch
+    fills.insert(50, fills[20])    # re-sent in the second batch, stored by the first
+    if bulk:
+        trades = storage.record_trades(fills[:31]) + storage.record_trades(fills[31:])
+    else:
+        trades = [storage.record_trade(f.order_id, f.symbol, f.side, f.quantity, f.price,
+                                       f.commission, f.fees, f.external_id, f.executed_at)
+                  for f in fills]
+    return [(t.id, t.order_id, t.strategy_id, t.type, t.quantity, t.price, t.realized_pnl,
+             t.executed_at) for t in trades]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
+def test_the_bulk_path_keeps_the_book_of_fill_by_fill(backend, tmp_path):
+    books, returned, stored = [], [], []
+    for bulk in (False, True):
+        with fresh_database_url(backend, tmp_path) as url:
+            db = init_db(connect(url))
+            returned.append(_play(StorageService(db), bulk))
+            books.append(read_book(lambda sql, db=db: db.execute_sql(sql).fetchall()))
+            stored.append(db.execute_sql(
+                "SELECT id, order_id, strategy_id, external_id, type, quantity, price, "
+                "commission, fees, realized_pnl, executed_at FROM trade ORDER BY id").fetchall())
+            db.close()
+    assert differences(books[0], books[1]) == []
+    assert books[0]["positions"] and any(p[7] for p in books[0]["positions"])
+    assert returned[0] == returned[1]
+    assert stored[0] == stored[1]
+    assert len(returned[0]) == 82 and len(stored[0]) == 80  # two re-sent fills
