@@ -210,7 +210,8 @@ class JSONTextField(Field):
         if value is None:
             return None
         try:
-            return json.dumps(value, sort_keys=True)
+            # allow_nan=False: NaN/Infinity are not JSON, and other readers reject them.
+            return json.dumps(value, sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValidationError(self.name or "config", f"is not JSON-serialisable: {e}") from None
 

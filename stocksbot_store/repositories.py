@@ -63,6 +63,8 @@ class Repository(Generic[M]):
         if "id" in values:
             raise ValidationError("id", "is assigned by the database")
         for name, value in values.items():
+            if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
+                raise ValidationError(name, "must not contain NUL characters")
             if value is not None:
                 fields[name].db_value(value)  # raises ValidationError for bad input
         return values

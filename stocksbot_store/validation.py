@@ -44,6 +44,6 @@ def check_external_id(value: Any, field: str = "external_id") -> str | None:
 
 def check_id(value: Any, field: str) -> int:
     """A row id: a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(field, f"must be a positive integer id, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ValidationError(field, f"must be a positive 64-bit integer id, got {value!r}")
     return value
