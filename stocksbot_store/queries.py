@@ -29,17 +29,20 @@ from .notify import CHANNEL
 def last_prices(db: Database, symbols: Iterable[str]) -> dict[str, Decimal]:
     """The latest fill price of each of ``symbols`` (absent when it never traded).
 
-    One index probe per symbol (``trade_symbol_id``), so it suits the handful of
-    symbols with open positions at any history size.
+    One statement with an index probe per symbol (``trade_symbol_id``), so it suits
+    the handful of symbols with open positions at any history size.
     """
-    prices: dict[str, Decimal] = {}
+    symbols = list(dict.fromkeys(symbols))
+    if not symbols:
+        return {}
+    p = db.param
+    probe = (f"SELECT CAST({p} AS TEXT), (SELECT \"price\" FROM \"trade\" "
+             f"WHERE \"symbol\" = {p} ORDER BY \"id\" DESC LIMIT 1)")
+    sql = " UNION ALL ".join([probe] * len(symbols))
     with translate_errors("reading last prices"):
-        for symbol in symbols:
-            row = (Trade.select(Trade.price).where(Trade.symbol == symbol)
-                   .order_by(Trade.id.desc()).limit(1).bind(db).first())
-            if row is not None:
-                prices[symbol] = row.price
-    return prices
+        rows = db.execute_sql(sql, [v for s in symbols for v in (s, s)]).fetchall()
+    return {symbol: Trade.price.python_value(price) for symbol, price in rows
+            if price is not None}
 
 
 def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
