@@ -202,9 +202,21 @@ class BulkFills:
     def _many(self, name: str, rows: list[tuple] | list[list]) -> None:
         if not rows:
             return
+        sql = self.sql[name]
+        if self.pg and name.startswith("insert_"):
+            # COPY: one statement for any number of rows. A pipelined executemany still
+            # runs a statement (and the notify trigger) per row, which made the server
+            # the bottleneck of an import.
+            sql = "COPY " + sql.split(" VALUES ")[0].removeprefix("INSERT INTO ") + \
+                " FROM STDIN"
         if log.isEnabledFor(logging.DEBUG):
-            log.debug((self.sql[name], f"<{len(rows)} rows>"))
-        self.cursor.executemany(self.sql[name], rows)
+            log.debug((sql, f"<{len(rows)} rows>"))
+        if sql.startswith("COPY "):
+            with self.cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            self.cursor.executemany(sql, rows)
 
     def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
                trades: list[tuple], trade_ids: list[int], orders: dict[int, OrderState],
