@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                         help=f"where to write the results (default {DEFAULT_JSON})")
     args = parser.parse_args(argv)
+    # A terminated run still drops its throwaway PostgreSQL databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = QUICK if args.quick else FULL
     backends = ["sqlite", "postgres"] if args.backend == "all" else [args.backend]
     try:
