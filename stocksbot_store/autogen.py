@@ -34,7 +34,6 @@ from peewee import (
     Database,
     Field,
     ForeignKeyField,
-    IntegerField,
     Model,
     TextField,
 )
@@ -106,9 +105,28 @@ class _Source:
         self.up: list[str] = []
         self.down: list[str] = []
         self.notes: list[str] = []
+        self.names: dict[type[Model], str] = {}
+        self.stubs: list[str] = []
 
     def use(self, line: str) -> None:
         self.imports.add(line)
+
+    def target(self, model: type[Model]) -> tuple[str, bool]:
+        """The class name a foreign key to ``model`` uses; True if it is a stub.
+
+        A table this migration does not create is referred to through a stub: a
+        model with only its table name, standing for the table as it is.
+        """
+        if model in self.names:
+            return self.names[model], False
+        name = model.__name__
+        while name in self.names.values():
+            name += "Table"
+        self.names[model] = name
+        self.stubs += [f"class {name}(Model):  # stands for the existing table",
+                       "    class Meta:", "        database = db",
+                       f"        table_name = {model._meta.table_name!r}", ""]
+        return name, True
 
 
 def render(drift: Drift, message: str, db: Database) -> str:
@@ -116,11 +134,11 @@ def render(drift: Drift, message: str, db: Database) -> str:
     src = _Source()
     diff = drift.diff
     created = list(diff.create_tables)
-    names = {m: m.__name__ for m in created}
+    src.names.update({m: m.__name__ for m in created})
     for model in created:
-        src.up.extend(render_model(model, names, src))
+        src.up.extend(render_model(model, src))
     if created:
-        src.up.append(f"db.create_tables([{', '.join(names[m] for m in created)}])")
+        src.up.append(f"db.create_tables([{', '.join(src.names[m] for m in created)}])")
         for model in reversed(created):
             src.down.append(f"migrator.migrate(migrator.drop_table({model._meta.table_name!r}))")
     dropped_columns = set(diff.drop_columns)
@@ -147,7 +165,7 @@ def render(drift: Drift, message: str, db: Database) -> str:
 
 def _assemble(src: _Source, message: str) -> str:
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [_block("upgrade", src.up), "", "", _block("downgrade", src.down)]
+    body = [_block("upgrade", src.stubs + src.up), "", "", _block("downgrade", src.down)]
     used = set(re.findall(r"\b([A-Z]\w*)\b", "\n".join(body)))
     local = {name for line in src.imports for name in re.findall(r"import (\w+)", line)}
     from_peewee = sorted(n for n in used - local if hasattr(peewee, n))
@@ -220,16 +238,16 @@ def _wrap(line: str, indent: int, width: int = 99) -> str:
     return head + "(\n" + ",\n".join(wrapped) + ",\n" + " " * indent + ")" + tail
 
 
-def render_model(model: type[Model], names: dict[type[Model], str], src: _Source) -> list[str]:
+def render_model(model: type[Model], src: _Source) -> list[str]:
     """A frozen copy of ``model`` as class source, bound to ``db``, with its indexes."""
     meta = model._meta
-    cls = names[model]
+    cls = src.names[model]
     lines = [f"class {cls}(Model):"]
     for fld in meta.sorted_fields:
         if isinstance(fld, AutoField) and fld.name == "id" and fld.column_name == "id":
             lines.append("    id = AutoField()")
             continue
-        lines.append(f"    {fld.name} = {render_field(fld, src, names)}")
+        lines.append(f"    {fld.name} = {render_field(fld, src)}")
     lines += ["", "    class Meta:", "        database = db",
               f"        table_name = {meta.table_name!r}"]
     if meta.indexes:
@@ -258,17 +276,19 @@ def _field_named(model: type[Model], expression: Any) -> str:
     raise ValueError(f"{model.__name__}: index on an expression; write it by hand")
 
 
-def render_field(fld: Field, src: _Source, names: dict[type[Model], str] | None = None,
-                 *, null: bool | None = None, with_default: bool = True) -> str:
+def render_field(fld: Field, src: _Source, *, null: bool | None = None,
+                 with_default: bool = True) -> str:
     """Source that rebuilds ``fld`` as a plain field (enums as their stored text)."""
     null = fld.null if null is None else null
     args: list[str] = []
     if isinstance(fld, ForeignKeyField):
-        target = (names or {}).get(fld.rel_model)
-        if target is None:
-            return _render_plain(IntegerField, fld, src, null, with_default,
-                                 note="foreign key stored as its integer")
-        args.append(target)
+        if fld.rel_model is fld.model and fld.model in src.names:
+            args.append("'self'")
+        else:
+            target, stub = src.target(fld.rel_model)
+            args.append(target)
+            if stub:
+                args.append(f"field={target}.{fld.rel_field.column_name}")
         if not fld.index:
             args.append("index=False")
         if fld.on_delete:
@@ -289,7 +309,7 @@ def render_field(fld: Field, src: _Source, names: dict[type[Model], str] | None 
 
 
 def _render_plain(cls: type[Field], fld: Field, src: _Source, null: bool,
-                  with_default: bool, note: str = "") -> str:
+                  with_default: bool) -> str:
     if cls.__module__ != "peewee":
         src.use(f"from {cls.__module__} import {cls.__name__}")
     args = []
@@ -313,8 +333,7 @@ def _render_plain(cls: type[Field], fld: Field, src: _Source, null: bool,
         args.append(f"constraints=[SQL({'DEFAULT ' + default_sql!r})]")
     if fld.column_name != fld.name:
         args.append(f"column_name={fld.column_name!r}")
-    text = f"{cls.__name__}({', '.join(args)})"
-    return f"{text}  # {note}" if note else text
+    return f"{cls.__name__}({', '.join(args)})"
 
 
 def _default_source(default: Any, src: _Source) -> str | None:

@@ -51,15 +51,16 @@ SQLITE_LOCK_WAIT = 600
 COMMAND = "python -m stocksbot_store.migrate"
 
 TEMPLATE = '''"""{message}"""
-from peewee import *  # noqa: F403
 
 
 def upgrade(migrator, db):
+    # from stocksbot_store.fields import ExactDecimalField
     # migrator.migrate(migrator.add_column("order", "stop_price", ExactDecimalField(null=True)))
     pass
 
 
 def downgrade(migrator, db):
+    # migrator.migrate(migrator.drop_column("order", "stop_price"))
     pass
 '''
 

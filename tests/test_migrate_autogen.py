@@ -64,7 +64,15 @@ class Tag2(Model):
         table_name = "tag"
 
 
-V1, V2 = [Item, Tag], [Item2, Tag2]
+class Memo(Model):  # a new table that refers to an existing one
+    item = ForeignKeyField(Item2, null=True, on_delete="SET NULL")
+    text = TextField()
+
+    class Meta:
+        table_name = "memo"
+
+
+V1, V2 = [Item, Tag], [Item2, Tag2, Memo]
 
 
 def write(folder: Path, runner: Runner, message: str, models) -> Path:
@@ -101,7 +109,8 @@ def test_generated_migration_applies_and_leaves_no_drift(db_url, tmp_path):
         assert rows["A1"].note == "" and rows["A1"].stop_price is None
         assert rows["A1"].price == Decimal("1.5")
         assert [t.label for t in Tag2.select()] == ["red"]
-        Item2.create(code="C" * 40, qty=1, note="wide")  # the widened type holds it
+        wide = Item2.create(code="C" * 40, qty=1, note="wide")  # the widened type holds it
+        Memo.create(item=wide, text="refers to an existing table")
     status = db.execute_sql('INSERT INTO "item" ("code", "qty", "price", "created", "note") '
                             "VALUES ('D', 1, '1', '2026-01-01 00:00:00+00:00', 'x') "
                             'RETURNING "status"').fetchone()[0]
