@@ -397,6 +397,8 @@ class _Progress:
         self.shown: dict[str, int] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase == "trades" and total >= PROGRESS_MIN:
+            self.force = True  # a large database: show the later phases too
         if not total or (total < PROGRESS_MIN and not self.force):
             return
         percent = min(100, done * 100 // total)
