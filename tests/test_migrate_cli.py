@@ -155,9 +155,10 @@ def test_a_pip_installed_package_finds_its_migrations(tmp_path):
         shutil.copytree(REPO / name, source / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.db"))
     target = tmp_path / "site"
+    # Offline: the build backend is the one the test extra installs (setuptools, wheel).
     built = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-         "--target", str(target), str(source)],
+         "--no-index", "--no-build-isolation", "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     env = dict(os.environ, PYTHONPATH=str(target))
