@@ -13,6 +13,7 @@ table exactly as it was. After each example the ledger check must pass too.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -171,6 +172,12 @@ KINDS = {
                                        "negative_commission", "huge"])), 1),
     "adjust": (st.tuples(st.just("adjust"), st.sampled_from(SYMBOLS),
                          st.sampled_from(["long", "short"]), amounts, prices), 1),
+    # Several fills in one record_trades call; some repeat the one before (same
+    # broker id) or re-send one stored earlier: both must be no-ops.
+    "batch": (st.tuples(st.just("batch"), st.lists(st.tuples(
+        st.integers(0, 50), st.sampled_from([Fraction(1, 4), Fraction(1, 3), Fraction(1, 2)]),
+        prices, commissions, st.sampled_from(["new", "new", "new", "repeat", "stored"])),
+        min_size=1, max_size=6)), 2),
 }
 operations = st.sampled_from([k for k, (_, weight) in KINDS.items() for _ in range(weight)]
                              ).flatmap(lambda kind: KINDS[kind][0])
@@ -218,6 +225,8 @@ class Run:
                 order.status = "cancelled"
         elif kind == "bad":
             self.apply_bad(*op[1:])
+        elif kind == "batch":
+            self.apply_batch(op[1])
         elif kind == "adjust":
             _, symbol, side, qty, price = op
             if symbol in self.book.holdings:
@@ -247,6 +256,42 @@ class Run:
             call[0](*call[1:])
             TALLY["filled"] += 1
             self.book.fill(order, exact(qty), price, exact(commission), external_id)
+
+    def apply_batch(self, items: list[tuple]) -> None:
+        if not self.book.orders:
+            return
+        book = copy.deepcopy(self.book)
+        fills: list[dict] = []
+        valid = True
+        for index, share, price, commission, mode in items:
+            if mode == "repeat" and fills:
+                fills.append(dict(fills[-1]))
+                continue
+            if mode == "stored" and book.fills:
+                external_id = sorted(book.fills)[index % len(book.fills)]
+                order_id, symbol, side, qty, stored_price = book.fills[external_id]
+                fills.append({"order_id": order_id, "symbol": symbol, "side": side,
+                              "quantity": _as_decimal(qty), "price": stored_price,
+                              "commission": 0, "external_id": external_id})
+                continue
+            order = book.orders[index % len(book.orders)]
+            left = order.quantity - order.filled
+            qty = Decimal(round(left * share * 100)) / 100 if left else Decimal("0.25")
+            self.sent += 1
+            fills.append({"order_id": order.id, "symbol": order.symbol, "side": order.side,
+                          "quantity": qty, "price": price, "commission": commission,
+                          "external_id": f"fill-{self.sent}"})
+            if order.status in ("cancelled", "rejected") or qty <= 0 or exact(qty) > left:
+                valid = False
+            elif valid:
+                book.fill(order, exact(qty), price, exact(commission), f"fill-{self.sent}")
+        if not valid:
+            self.rejected(ValidationError, self.storage.record_trades, fills)
+            return
+        trades = self.storage.record_trades(fills)
+        assert [t.external_id for t in trades] == [f["external_id"] for f in fills]
+        TALLY["batched"] = TALLY.get("batched", 0) + len(fills)
+        self.book = book
 
     def apply_resend(self, index: int, changed: bool) -> None:
         if not self.book.fills:
