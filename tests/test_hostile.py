@@ -81,6 +81,7 @@ class Tried:
 
     def done(self) -> None:
         INPUTS_TRIED[self.name] = INPUTS_TRIED.get(self.name, 0) + self.count
+        print(f"\nhostile {self.name}: {self.count} inputs tried, {len(self.problems)} problems")
         assert not self.problems, "\n".join(self.problems)
         report = check_ledger(self.storage.db)
         assert report.ok, report.format()
@@ -199,4 +200,23 @@ def test_unknown_enums(storage):
     for value in ["flat", "buy", None, 1]:
         tried.must_reject("side", storage.create_position, "POS", value, 1, 1)
     tried.must_reject("side", storage.record_trade, order.id, "ENUM", "hodl", 1, 1)
+    tried.done()
+
+
+def test_reads_with_hostile_filters(storage):
+    """Reads take the same text as data, never as SQL; bad filter values are rejected."""
+    tried = Tried(storage, "reads")
+    order = storage.create_order("READ", "buy", "market", 1)
+    for text in SQL_TEXT + UNICODE_TEXT + TOO_LONG:
+        tried.count += 1
+        assert storage.orders.page(symbol=text) == []
+        assert storage.trades.get_by_symbol(text) == []
+        assert storage.get_position_by_symbol(text) is None
+        assert storage.get_strategy_by_name(text) is None
+        assert storage.get_config(text, "default") == "default"
+        assert storage.orders.get_by_external_id(text) is None
+    for field, value in [("status", "bogus"), ("side", "bogus'--"), ("side", 7)]:
+        tried.must_reject(field, storage.orders.page, **{field: value})
+    tried.must_reject("status", storage.orders.get_by_status, "1; DROP TABLE trade")
+    assert [o.id for o in storage.orders.page(side="buy")] == [order.id]
     tried.done()
