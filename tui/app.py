@@ -138,8 +138,14 @@ class DashboardApp(App):
         else:
             self.post_message(Refreshed(snapshot))
 
+    def _views_gone(self) -> bool:
+        """True once the views are gone (a worker's message can arrive during exit)."""
+        return not self.query(StatusBar)
+
     def on_refreshed(self, message: Refreshed) -> None:
         self._busy = False
+        if self._views_gone():
+            return
         self.error = None
         self.last_ok = self.clock()
         self.refreshes += 1
@@ -149,6 +155,8 @@ class DashboardApp(App):
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
         self._busy = False
+        if self._views_gone():
+            return
         self.error = message.error
         self.draw_status()
 
@@ -163,6 +171,8 @@ class DashboardApp(App):
 
     def draw_status(self) -> None:
         """Redraw the status line from what the app knows now."""
+        if self._views_gone():
+            return
         if self.error is not None:
             state = "down"
         elif self.last_ok is None or (self.clock() - self.last_ok).total_seconds() > max(
@@ -199,7 +209,7 @@ class DashboardApp(App):
             self.post_message(RefreshFailed(_one_line(e)))
 
     def on_orders_loaded(self, message: OrdersLoaded) -> None:
-        if message.page.query == self.current_query():
+        if not self._views_gone() and message.page.query == self.current_query():
             self.query_one(OrdersView).show(message.page, len(self.page_anchors))
 
     def action_filter(self) -> None:
@@ -229,7 +239,7 @@ class DashboardApp(App):
                                              f"{_one_line(e)}", ok=False))
 
     def on_fills_loaded(self, message: FillsLoaded) -> None:
-        if message.order is not None:
+        if message.order is not None and not self._views_gone():
             self.push_screen(OrderDetailScreen(message.order, message.fills))
 
     # -- operator actions --------------------------------------------------------------
