@@ -176,6 +176,10 @@ class Runner(pw_migrations.Runner):
         """Run one migration in its own transaction; False if another run did it first."""
         migration = next(m for m in self.migrations() if m.name == name)
         module = migration.load()
+        if getattr(module, "atomic", True) is False:
+            raise MigrationError(
+                f"migration {name} sets atomic = False; this runner runs every migration in "
+                "one transaction so that a failure leaves nothing half-done: remove the flag")
         alias = {"upgrade": "up", "downgrade": "down"}[direction]
         function = getattr(module, direction, None) or getattr(module, alias, None)
         if function is None:
@@ -218,6 +222,10 @@ class Runner(pw_migrations.Runner):
 
     @contextmanager
     def _session(self) -> Iterator[None]:
+        if not os.path.isdir(self.directory):
+            raise MigrationError(
+                f"no migrations folder at {self.directory}; point STOCKSBOT_MIGRATIONS or "
+                "--directory at the folder of numbered migration files")
         db = self.database
         if db.in_transaction():
             raise MigrationError("run migrations outside a transaction")

@@ -268,3 +268,11 @@ def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(
         runner.upgrade()
     assert snapshot(bare) == before
     assert bare.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_a_non_atomic_migration_is_refused(bare, tmp_path):
+    source = "atomic = False\n\n\ndef upgrade(migrator, db):\n    pass\n"
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_loose": source}))
+    with pytest.raises(MigrationError, match="0002_loose sets atomic = False"):
+        runner.upgrade()
+    assert runner.current() == "0001_initial"

@@ -94,7 +94,8 @@ def test_exit_codes_and_messages(tmp_path):
     for args in (["frobnicate"], ["downgrade", "nope", "--url", url],
                  ["current", "--url", "mysql://x/y"],
                  ["current", "--url", f"sqlite:///{tmp_path / 'missing' / 'x.db'}"],
-                 ["current", "--url", "postgresql://nobody@127.0.0.1:1/none"]):
+                 ["current", "--url", "postgresql://nobody@127.0.0.1:1/none"],
+                 ["upgrade", "--url", url, "--directory", str(tmp_path / "nowhere")]):
         failed = migrate(*args)
         assert failed.returncode == 2, args
         assert failed.stderr.strip(), args
