@@ -134,14 +134,17 @@ class LedgerReport:
 def check_ledger(db: Database, progress: ProgressCallback | None = None) -> LedgerReport:
     """Check every derived figure in ``db`` against its trades; see the module docstring.
 
+    Called inside a transaction, it checks what that transaction sees (uncommitted
+    changes included); otherwise it opens a read-only snapshot of its own.
     Raises :class:`SchemaError` when the store's tables are missing and
     :class:`StorageError` when the database cannot be read.
     """
     report = LedgerReport(describe(db))
     try:
         _require_tables(db)
-        with db.transaction():
-            if backend_of(db) == "postgres":
+        inside = db.in_transaction()  # then it reads what the caller's transaction sees
+        with db.atomic() if inside else db.transaction():
+            if backend_of(db) == "postgres" and not inside:
                 db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             _Checker(db, report, progress).run()
     except StorageError:

@@ -51,6 +51,16 @@ def booked(storage):
     return storage
 
 
+def damaged(db, *statements: tuple[str, tuple]):
+    """The check's report with ``statements`` applied, then rolled back."""
+    with db.atomic() as transaction:
+        for sql, params in statements:
+            execute(db, sql, params)
+        report = check_ledger(db)
+        transaction.rollback()
+    return report
+
+
 def kinds(report) -> list[tuple[str, str]]:
     return sorted((v.kind, v.subject) for v in report.violations)
 
@@ -82,16 +92,20 @@ def test_small_batches_page_through_everything(booked, monkeypatch):
     assert kinds(check_ledger(booked.db)) == [("order", "order 4")]
 
 
-@pytest.mark.parametrize("column,value,message", [
+ORDER_DAMAGE = [
     ("filled_quantity", "2", "filled_quantity is 2; its 2 trade(s) sum to 3"),
     ("avg_fill_price", "10.5", "avg_fill_price is 10.5; its trades average 10.6666666667"),
     ("status", "partially_filled", "status is partially_filled with 3 of 3 filled"),
-])
-def test_order_figures_are_checked(booked, column, value, message):
-    execute(booked.db, f'UPDATE "order" SET {column} = ? WHERE id = ?', (value, 1))
-    report = check_ledger(booked.db)
-    assert kinds(report) == [("order", "order 1")]
-    assert message in str(report.violations[0])
+]
+
+
+def test_order_figures_are_checked(booked):
+    for column, value, message in ORDER_DAMAGE:
+        report = damaged(booked.db, (f'UPDATE "order" SET {column} = ? WHERE id = ?',
+                                     (value, 1)))
+        assert kinds(report) == [("order", "order 1")], column
+        assert message in str(report.violations[0])
+    assert check_ledger(booked.db).ok
 
 
 def test_a_filled_status_without_fills_is_reported(booked):
@@ -101,16 +115,16 @@ def test_a_filled_status_without_fills_is_reported(booked):
     assert "expected cancelled or open or pending or rejected" in report.format()
 
 
-@pytest.mark.parametrize("column,value", [
-    ("quantity", "5"), ("avg_entry_price", "100.26"), ("realized_pnl", "1"),
-    ("commission", "0.01"), ("fees", "2"), ("side", "short"), ("cost_basis", "1"),
-])
-def test_open_position_figures_are_checked(booked, column, value):
-    execute(booked.db, f"UPDATE position SET {column} = ? WHERE symbol = ? AND is_open = ?",
-            (value, "NVDA", True))
-    report = check_ledger(booked.db)
-    assert kinds(report) == [("position", "position NVDA")]
-    assert f"{column} of position" in str(report.violations[0])
+POSITION_DAMAGE = [("quantity", "5"), ("avg_entry_price", "100.26"), ("realized_pnl", "1"),
+                   ("commission", "0.01"), ("fees", "2"), ("side", "short"), ("cost_basis", "1")]
+
+
+def test_open_position_figures_are_checked(booked):
+    for column, value in POSITION_DAMAGE:
+        report = damaged(booked.db, (f"UPDATE position SET {column} = ? WHERE symbol = ? "
+                                     "AND is_open = ?", (value, "NVDA", True)))
+        assert kinds(report) == [("position", "position NVDA")], column
+        assert f"{column} of position" in str(report.violations[0])
 
 
 def test_a_lost_or_closed_position_is_reported(booked):
@@ -140,16 +154,17 @@ def test_two_open_positions_in_a_symbol_are_reported(booked):
     assert "open positions (ids" in check_ledger(booked.db).format()
 
 
-@pytest.mark.parametrize("column,value", [
-    ("total_trades", 9), ("winning_trades", 0), ("total_pnl", "0"), ("gross_loss", "1"),
-    ("commission", "0"), ("pnl_peak", "100"), ("max_drawdown", "0.5"), ("win_rate", "0.5"),
-    ("last_trade_at", None),
-])
-def test_strategy_figures_are_checked(booked, column, value):
-    execute(booked.db, f"UPDATE strategy SET {column} = ? WHERE name = ?", (value, "trend"))
-    report = check_ledger(booked.db)
-    assert kinds(report) == [("strategy", "strategy 1 'trend'")]
-    assert f"{column} is" in str(report.violations[0])
+STRATEGY_DAMAGE = [("total_trades", 9), ("winning_trades", 0), ("total_pnl", "0"),
+                   ("gross_loss", "1"), ("commission", "0"), ("pnl_peak", "100"),
+                   ("max_drawdown", "0.5"), ("win_rate", "0.5"), ("last_trade_at", None)]
+
+
+def test_strategy_figures_are_checked(booked):
+    for column, value in STRATEGY_DAMAGE:
+        report = damaged(booked.db, (f"UPDATE strategy SET {column} = ? WHERE name = ?",
+                                     (value, "trend")))
+        assert kinds(report) == [("strategy", "strategy 1 'trend'")], column
+        assert f"{column} is" in str(report.violations[0])
 
 
 def test_a_trade_that_disagrees_with_the_replay_is_reported(booked):
