@@ -28,8 +28,9 @@ KILLS = 20
 
 
 def read_lines(process: subprocess.Popen) -> list[str]:
-    out, _ = process.communicate(timeout=60)
-    return [line for line in out.split("\n")[:-1]]  # the last piece may be cut short
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, f"the child died on its own:\n{err[-3000:]}"
+    return out.split("\n")[:-1]  # the last piece may be cut short
 
 
 def start_child(url: str, tag: str, seed: int) -> subprocess.Popen:
@@ -61,7 +62,6 @@ def test_sigkill_at_random_moments_loses_and_half_applies_nothing(file_db_url):
         os.kill(child.pid, signal.SIGKILL)
         kills += 1
         lines = read_lines(child)
-        assert child.returncode == -signal.SIGKILL, "the child died on its own"
         for line in lines:
             if line.startswith(("T ", "B ")):
                 reported.update(int(x) for x in line.split()[1:])
