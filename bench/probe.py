@@ -24,6 +24,16 @@ def _process_age() -> float:
     return up - start_ticks / __import__("os").sysconf("SC_CLK_TCK")
 
 
+def _peak_rss_kb() -> int:
+    """This process's peak resident set (VmHWM). Not ``ru_maxrss``: that one keeps
+    the high-water mark of the parent that forked this interpreter."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(argv: list[str]) -> int:
     url, refreshes = argv[0], int(argv[1])
     loaded = []
@@ -48,7 +58,7 @@ def main(argv: list[str]) -> int:
         else:
             source.refresh()
     source.close()
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_kb = _peak_rss_kb()
     print(json.dumps({"startup_s": startup, "first_refresh_s": first, "peak_rss_mb":
                       rss_kb / 1024, "modules": loaded, "source": source.name}))
     return 0
