@@ -201,14 +201,12 @@ class _Checker:
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self.db.execute_sql(self.sql(sql), params).fetchall()
 
-    def batches(self, phase: str, table: str, columns: str,
-                where: str = "") -> Iterator[list[tuple]]:
+    def batches(self, phase: str, table: str, columns: str) -> Iterator[list[tuple]]:
         """Rows of ``table`` by id in batches (keyset paging); the first column is ``id``."""
         total = self.rows(f'SELECT MAX(id) FROM "{table}"')[0][0] or 0
         last = 0
-        condition = f"AND {where} " if where else ""
         while True:
-            rows = self.rows(f'SELECT {columns} FROM "{table}" WHERE id > ? {condition}'
+            rows = self.rows(f'SELECT {columns} FROM "{table}" WHERE id > ? '
                              f"ORDER BY id LIMIT {BATCH}", (last,))
             if not rows:
                 return
