@@ -277,3 +277,15 @@ def test_a_non_atomic_migration_is_refused(bare, tmp_path):
     with pytest.raises(MigrationError, match="0002_loose sets atomic = False"):
         runner.upgrade()
     assert runner.current() == "0001_initial"
+
+
+@pytest.mark.postgres_only
+def test_pooled_postgres_is_migrated_and_the_lock_released(db_url):
+    pooled = db_url.replace("postgresql://", "postgresql+pool://") + "?max_connections=2"
+    db = connect(pooled)
+    assert Runner(db).current() == "0001_initial"
+    locks = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+             "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    assert db.execute_sql(locks).fetchone()[0] == 0
+    connect(pooled).close()  # at head: opens fine
+    db.close_all()
