@@ -223,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # an entry point shows every failure as a message, not a traceback
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
     finally:
         if db is not None and not db.is_closed():
             db.close()

@@ -141,7 +141,7 @@ class Runner(pw_migrations.Runner):
             self._refuse_unknown()
             last = self.resolve(target)
             names = self.revisions()
-            plan = [] if last is None else [n for n in names[:names.index(last) + 1]]
+            plan = [] if last is None else names[:names.index(last) + 1]
             self.History.create_table(safe=True)
             return [n for n in plan if n in self.pending() and self._run_one(n, "upgrade")]
 
@@ -149,7 +149,8 @@ class Runner(pw_migrations.Runner):
         """Revert ``-N`` migrations, or all after ``REV``, or all (``base``)."""
         with self._session(), self._lock():
             self._refuse_unknown()
-            applied = [n for n in self.revisions() if n in set(self.applied_names())]
+            done = set(self.applied_names())
+            applied = [n for n in self.revisions() if n in done]
             if target.startswith("-") and target[1:].isdigit():
                 plan = list(reversed(applied))[:int(target[1:])]
             else:
@@ -175,7 +176,11 @@ class Runner(pw_migrations.Runner):
     def _run_one(self, name: str, direction: str) -> bool:
         """Run one migration in its own transaction; False if another run did it first."""
         migration = next(m for m in self.migrations() if m.name == name)
-        module = migration.load()
+        try:
+            module = migration.load()
+        except Exception as e:
+            raise MigrationError(f"migration {name} cannot be loaded from {migration.path}: "
+                                 f"{type(e).__name__}: {e}") from e
         if getattr(module, "atomic", True) is False:
             raise MigrationError(
                 f"migration {name} sets atomic = False; this runner runs every migration in "

@@ -178,3 +178,14 @@ def test_a_pip_installed_package_finds_its_migrations(tmp_path):
     assert "applied: 0001_initial" in upgraded.stdout
     assert (work / "stocksbot.db").exists()
     assert migrate("check", cwd=work, env=env).returncode == 0
+
+
+def test_a_migration_that_does_not_load_is_named(tmp_path, capsys):
+    folder = Path(folder_with(tmp_path, []))
+    (folder / "0002_typo.py").write_text("def upgrade(migrator, db)\n    pass\n")
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert main(["upgrade", "--url", url, "--directory", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "migration 0002_typo cannot be loaded" in err and "SyntaxError" in err
+    assert "Traceback" not in err
+    assert Runner(connect(url, migrate=False), str(folder)).current() == "0001_initial"
