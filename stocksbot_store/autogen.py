@@ -40,6 +40,7 @@ from peewee import (
 from playhouse.migrate import SchemaMigrator, make_index_name
 from playhouse.reflection import Introspector
 
+from .database import backend_of
 from .fields import EnumField, JSONTextField, utcnow
 from .schema import ColumnChange, Drift, database_index_sql, model_index, server_default
 
@@ -56,7 +57,7 @@ migrator.rename_table / migrator.rename_column by hand.
 # -- helpers the generated files call ---------------------------------------------------
 
 def _is_postgres(db: Database) -> bool:
-    return not hasattr(db, "pragma")
+    return backend_of(db) == "postgres"
 
 
 def fill_nulls(db: Database, table: str, column: str, field: Field, value: Any) -> None:
@@ -76,6 +77,20 @@ def alter_type(migrator: SchemaMigrator, db: Database, table: str, column: str,
             table, column, field, cast=f"{_quote(column)}::{type_sql}"))
     else:
         migrator.migrate(migrator.alter_column_type(table, column, field))
+
+
+def drop_column(migrator: SchemaMigrator, db: Database, table: str, column: str) -> None:
+    """Drop ``column`` with its indexes and foreign key.
+
+    SQLite's own ``DROP COLUMN`` refuses a column that is indexed or a foreign key,
+    so there the table is rebuilt without it (its other indexes are recreated).
+    """
+    if _is_postgres(db):
+        migrator.migrate(migrator.drop_column(table, column))
+        return
+    indexed = any(column in index.columns for index in db.get_indexes(table))
+    keyed = any(fk.column == column for fk in db.get_foreign_keys(table))
+    migrator.migrate(migrator.drop_column(table, column, legacy=indexed or keyed))
 
 
 def set_default(migrator: SchemaMigrator, db: Database, table: str, column: str,
@@ -112,7 +127,7 @@ class _Source:
         self.imports.add(line)
 
     def target(self, model: type[Model]) -> tuple[str, bool]:
-        """The class name a foreign key to ``model`` uses; True if it is a stub.
+        """The class name a foreign key to ``model`` uses; True if it is a new stub.
 
         A table this migration does not create is referred to through a stub: a
         model with only its table name, standing for the table as it is.
@@ -153,7 +168,8 @@ def render(drift: Drift, message: str, db: Database) -> str:
     for idx in diff.add_indexes:
         _render_add_index(idx, drift, src)
     for table, column in diff.drop_columns:
-        src.up.append(f"migrator.migrate(migrator.drop_column({table!r}, {column!r}))")
+        src.use("from stocksbot_store.autogen import drop_column")
+        src.up.append(f"drop_column(migrator, db, {table!r}, {column!r})")
         restored = _reflected_field(db, table, column, src)
         src.down.insert(0, f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
                            f"{restored}))")
@@ -285,11 +301,12 @@ def render_field(fld: Field, src: _Source, *, null: bool | None = None,
         if fld.rel_model is fld.model and fld.model in src.names:
             args.append("'self'")
         else:
-            target, stub = src.target(fld.rel_model)
-            args.append(target)
-            if stub:
-                args.append(f"field={target}.{fld.rel_field.column_name}")
-        if not fld.index:
+            target, _ = src.target(fld.rel_model)
+            # field= names the referenced column; add_column() needs it spelled out.
+            args += [target, f"field={target}.{fld.rel_field.name}"]
+        if fld.unique:
+            args.append("unique=True")
+        elif not fld.index:
             args.append("index=False")
         if fld.on_delete:
             args.append(f"on_delete={fld.on_delete!r}")
@@ -376,7 +393,8 @@ def _fill_value(fld: Field, src: _Source) -> str:
 
 def _render_add_column(fld: Field, src: _Source) -> None:
     table, column = fld.model._meta.table_name, fld.column_name
-    drop = f"migrator.migrate(migrator.drop_column({table!r}, {column!r}))"
+    src.use("from stocksbot_store.autogen import drop_column")
+    drop = f"drop_column(migrator, db, {table!r}, {column!r})"
     if fld.null or fld.default is not None and _default_source(fld.default, src):
         src.up.append(f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
                       f"{render_field(fld, src)}))")
@@ -470,4 +488,4 @@ def _portable_index_sql(sql: str | None) -> str:
     return text.replace(" USING btree", "").replace("ON public.", "ON ")
 
 
-__all__ = ["alter_type", "fill_nulls", "render", "render_model", "set_default"]
+__all__ = ["alter_type", "drop_column", "fill_nulls", "render", "render_model", "set_default"]

@@ -59,6 +59,7 @@ class Item2(Model):
 class Tag2(Model):
     item = ForeignKeyField(Item2, on_delete="CASCADE")
     label = CharField(max_length=20)
+    origin = ForeignKeyField(Item2, null=True, backref="origin_of")  # new foreign-key column
 
     class Meta:
         table_name = "tag"
@@ -111,6 +112,7 @@ def test_generated_migration_applies_and_leaves_no_drift(db_url, tmp_path):
         assert [t.label for t in Tag2.select()] == ["red"]
         wide = Item2.create(code="C" * 40, qty=1, note="wide")  # the widened type holds it
         Memo.create(item=wide, text="refers to an existing table")
+        Tag2.update(origin=wide).execute()
     status = db.execute_sql('INSERT INTO "item" ("code", "qty", "price", "created", "note") '
                             "VALUES ('D', 1, '1', '2026-01-01 00:00:00+00:00', 'x') "
                             'RETURNING "status"').fetchone()[0]
