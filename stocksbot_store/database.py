@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -202,11 +203,25 @@ def configure_sql_echo() -> None:
         return
     logger = logging.getLogger("peewee")
     logger.setLevel(logging.DEBUG)
-    if not any(getattr(h, "stocksbot_echo", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.stocksbot_echo = True
-        handler.setFormatter(logging.Formatter("%(asctime)s SQL %(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, SqlEchoHandler) for h in logger.handlers):
+        logger.addHandler(SqlEchoHandler())
+
+
+class SqlEchoHandler(logging.StreamHandler):
+    """Writes echoed SQL to whatever ``sys.stderr`` is at the time of each record, so a
+    program (or a test runner) that swaps stderr does not leave it writing to a closed one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s SQL %(message)s"))
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """The stream is always the current ``sys.stderr``; nothing to set."""
 
 
 def init_db(db: Database) -> Database:

@@ -80,7 +80,16 @@ def test_passwords_are_masked():
     assert mask_url("sqlite:///./x.db") == "sqlite:///./x.db"
 
 
-def test_sql_echo_logs_statements(db_url, monkeypatch, caplog):
+@pytest.fixture
+def restore_peewee_logger():
+    logger = logging.getLogger("peewee")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
+
+
+def test_sql_echo_logs_statements(db_url, monkeypatch, caplog, capsys, restore_peewee_logger):
     monkeypatch.setenv("SQL_ECHO", "true")
     db = connect(db_url)
     init_db(db)
@@ -88,4 +97,5 @@ def test_sql_echo_logs_statements(db_url, monkeypatch, caplog):
         StorageService(db).create_strategy("echoed")
     assert any("INSERT INTO" in r.getMessage() and "echoed" in r.getMessage()
                for r in caplog.records)
+    assert "SQL ('INSERT INTO" in capsys.readouterr().err  # echoed to stderr
     db.close()
