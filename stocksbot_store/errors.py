@@ -59,6 +59,10 @@ class SchemaError(StorageError):
     """The database schema is missing, behind, or newer than this package knows."""
 
 
+class MigrationError(SchemaError):
+    """A migration could not be applied or reverted; what it did was rolled back."""
+
+
 @contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Turn a driver error raised while doing ``action`` into a :class:`StorageError`.

@@ -39,7 +39,7 @@ from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from .database import backend_of, describe, prepare_database
-from .errors import SchemaError
+from .errors import MigrationError, SchemaError
 from .fields import UTCDateTimeField, utcnow
 
 HISTORY_TABLE = "schema_migration"
@@ -50,10 +50,6 @@ SQLITE_LOCK_WAIT = 600
 COMMAND = "python -m stocksbot_store.migrate"
 
 Echo = Callable[[str], None]
-
-
-class MigrationError(SchemaError):
-    """A migration could not be applied or reverted; what it did was rolled back."""
 
 
 def migrations_directory() -> str:
