@@ -207,10 +207,12 @@ class FillRecorder:
         now = utcnow()
         strategy_id = order.strategy_id if order else None
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        strategy = None
         if strategy_id is not None and self.backend == "postgres":
             # Lock the strategy before the trade takes its id, so a strategy's trades
             # are applied to its figures in id order (drawdown depends on the order).
-            self._run("strategy", (strategy_id,))
+            # The row read here is the one updated below: nobody can change it meanwhile.
+            strategy = self._run("strategy", (strategy_id,)).fetchone()
         stamp = utc_text(now)
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         trade_id = self._run("insert_trade", row).fetchone()[0]
@@ -219,7 +221,7 @@ class FillRecorder:
             self._run("update_order", order.row())
         self._write_positions(outcome, stamp)
         if strategy_id is not None:
-            self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp)
+            self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp, strategy)
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     def _order_for(self, fill: _CheckedFill) -> OrderState:
@@ -243,8 +245,11 @@ class FillRecorder:
                 self._run("update_position", position_update_row(p, stamp))
 
     def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
-                         fill: _CheckedFill, stamp: str) -> None:
-        row = self._run("strategy", (strategy_id,)).fetchone()
+                         fill: _CheckedFill, stamp: str, row: tuple | None = None) -> None:
+        """Add the fill to the strategy's figures; ``row``: its figures if already read
+        (and locked) in this transaction."""
+        if row is None:
+            row = self._run("strategy", (strategy_id,)).fetchone()
         if row is None:  # deleted meanwhile: the order's link was set to NULL
             return
         figures = figures_from_row(row)
