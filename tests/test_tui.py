@@ -4,6 +4,7 @@ error state and live update. Each runs on a SQLite file and once on PostgreSQL."
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import shutil
 import time
@@ -94,6 +95,23 @@ async def test_each_view_shows_the_store(seeded_url, store):
         assert orders.keys()[0] == str(store.get_recent_orders(1)[0].id)
         assert table(app, "strategies").row_count == 4
         assert table(app, "trades").keys()[0] == str(store.get_recent_trades(1)[0].id)
+        app.clock = lambda: app.last_ok + dt.timedelta(minutes=5)  # no refresh since
+        app.draw_status()
+        assert "STALE" in status_text(app)
+
+
+@drive
+async def test_enter_on_a_position_lists_its_orders(seeded_url, store):
+    app = dashboard(seeded_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        positions = table(app, "positions")
+        symbol = positions.keys()[1]
+        positions.select_key(symbol)
+        await pilot.press("enter")
+        orders = table(app, "orders")
+        want = [str(o.id) for o in store.orders.page(symbol=symbol, limit=PAGE_SIZE)]
+        await wait_for(pilot, lambda: app.current_view == "orders" and orders.keys() == want)
 
 
 @drive
@@ -179,6 +197,7 @@ async def test_a_write_by_another_connection_shows_up(seeded_url, store):
         trade = store.record_trade(order.id, "NFLX", "buy", 7, "612.50")
         await wait_for(pilot, lambda: trades.keys()[:1] == [str(trade.id)])
         assert trades.selected_key == selected  # the cursor stayed on its row
+        assert trades.row_count == len(app.snapshot.trades) <= 50  # bounded, whatever the history
         assert "NFLX" in table(app, "positions").keys()
 
 

@@ -28,6 +28,7 @@ from .messages import (
     PageRequested,
     Refreshed,
     RefreshFailed,
+    SymbolChosen,
 )
 from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
@@ -217,14 +218,21 @@ class DashboardApp(App):
         names = [] if self.snapshot is None else [s.name for s in self.snapshot.strategies]
 
         def apply(query: OrderQuery | None) -> None:
-            if query is None:
-                return
-            self.order_query = query
-            self.page_anchors = [None]
-            self.orders_worker(self.current_query())
+            if query is not None:
+                self.show_orders(query)
 
         self.query_one(TabbedContent).active = "orders"
         self.push_screen(FilterScreen(self.order_query, names), apply)
+
+    def on_symbol_chosen(self, message: SymbolChosen) -> None:
+        self.show_orders(OrderQuery(symbol=message.symbol))
+        self.query_one(TabbedContent).active = "orders"
+
+    def show_orders(self, query: OrderQuery) -> None:
+        """Filter the orders view by ``query`` and load its first page."""
+        self.order_query = query
+        self.page_anchors = [None]
+        self.orders_worker(self.current_query())
 
     def on_order_chosen(self, message: OrderChosen) -> None:
         self.fills_worker(message.order_id)

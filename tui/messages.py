@@ -61,6 +61,14 @@ class OrderChosen(Message):
         self.order_id = order_id
 
 
+class SymbolChosen(Message):
+    """The user asked for the orders of one symbol (enter on a position)."""
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__()
+        self.symbol = symbol
+
+
 class PageRequested(Message):
     """The orders view asks for the next (+1) or previous (-1) page."""
 

@@ -15,7 +15,7 @@ HELP = """\
   [b]/[/b]          filter orders by symbol, status, side, strategy
   [b]n[/b] / [b]p[/b]      next / previous page of orders
   [b]s[/b]          sort the table by the next column (click a header too)
-  [b]enter[/b]      an order's fills (orders and trades views)
+  [b]enter[/b]      an order's fills (orders, trades); a symbol's orders (positions)
   [b]r[/b]          refresh now
   [b]t[/b]          halt or resume trading (asks first)
   [b]a[/b]          activate or deactivate the selected strategy (asks first)

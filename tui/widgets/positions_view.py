@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widgets import DataTable
 
 from .. import format as f
 from ..data import Snapshot
+from ..messages import SymbolChosen
 from .keyed_table import KeyedTable
 
 TOTAL = "__total__"
@@ -16,7 +18,7 @@ COLUMNS = [("symbol", "Symbol"), ("side", "Side"), ("quantity", "Qty"),
 
 
 class PositionsView(Vertical):
-    """The open positions table."""
+    """The open positions table; enter lists the orders of the selected symbol."""
 
     def compose(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, pinned=TOTAL, id="positions-table")
@@ -33,3 +35,8 @@ class PositionsView(Vertical):
                              f.text(""), f.text(""), f.number(cost, style="bold"), f.text(""),
                              f.pnl(unrealized), f.pnl(realized)]))
         self.query_one(KeyedTable).sync(rows)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value != TOTAL:
+            self.post_message(SymbolChosen(event.row_key.value))
