@@ -114,3 +114,18 @@ def test_the_documented_snippet_runs(tmp_path, monkeypatch):
     assert scope["snapshot"] is not None and scope["snapshot"].trading_enabled
     assert scope["source"].refresh() is None
     scope["source"].close()
+
+
+def test_the_store_never_imports_the_dashboard():
+    """The dependency points one way: tui uses stocksbot_store, never the reverse."""
+    import subprocess
+    import sys
+
+    code = ("import pkgutil, importlib, sys, stocksbot_store\n"
+            "for m in pkgutil.iter_modules(stocksbot_store.__path__):\n"
+            "    importlib.import_module('stocksbot_store.' + m.name)\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('tui', 'textual')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
