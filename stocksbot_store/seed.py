@@ -169,10 +169,10 @@ def last_trade_prices(storage: StorageService) -> dict[str, Decimal]:
 
 
 class SimulatedBot:
-    """A bot that keeps placing orders and recording fills on its own connection.
+    """A bot that keeps placing orders and recording fills through StorageService.
 
-    ``url`` is opened afresh, so the bot writes as another connection (another
-    process would do the same); pass ``db`` instead to share a Database object.
+    Give it a Database of its own (``connect(url)``) to write as another connection
+    would, the way a bot process does; its thread connects on the first query.
     """
 
     def __init__(self, db: Database, *, seed: int | None = None, interval: float = 0.7,

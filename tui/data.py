@@ -4,9 +4,9 @@
 :meth:`DashboardSource.refresh` is one dashboard refresh without any UI: it
 returns a :class:`Snapshot`, or None when nothing changed since the last call
 (see :class:`~stocksbot_store.queries.ChangeWatcher`), which is what makes an idle
-dashboard nearly free. Every call may run on any thread: each uses that thread's own
-connection, kept open for the thread's next call. Every read is bounded (a page of orders, the last
-fills), so memory and time do not grow with history.
+dashboard nearly free. Every call may run on any thread: each uses that thread's
+own connection, kept open for the thread's next call. Every read is bounded (a
+page of orders, the last fills), so memory and time do not grow with history.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from peewee import Database
 from stocksbot_store import StorageService, connect
 from stocksbot_store.database import describe
 from stocksbot_store.migrate import ensure_schema
-from stocksbot_store.models import ZERO, Order, PositionSideEnum, Trade
+from stocksbot_store.models import ZERO, Order, Position, PositionSideEnum, Trade
 from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
 from stocksbot_store.service import StrategyStats
 
@@ -268,7 +268,7 @@ class DashboardSource:
         return self._names.get(strategy_id, f"#{strategy_id}")
 
 
-def _position_row(p, last: Decimal | None) -> PositionRow:
+def _position_row(p: Position, last: Decimal | None) -> PositionRow:
     unrealized = ZERO
     if last is not None:
         move = last - p.avg_entry_price
