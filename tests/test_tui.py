@@ -129,6 +129,14 @@ async def test_orders_page_filter_and_detail(seeded_url, store):
         await pilot.press("p")
         await wait_for(pilot, lambda: orders.keys() == first_page)
 
+        orders.move_cursor(row=orders.row_count - 1)  # moving past the last row pages on
+        await pilot.press("down")
+        await wait_for(pilot, lambda: orders.keys() != first_page)
+        assert orders.cursor_row == 0
+        await pilot.press("up")  # and past the first row pages back
+        await wait_for(pilot, lambda: orders.keys() == first_page)
+        assert orders.selected_key == first_page[-1]
+
         await pilot.press("slash")
         assert isinstance(app.screen, FilterScreen)
         app.screen.query_one("#side", Select).value = "sell"

@@ -13,7 +13,7 @@ HELP = """\
 
   [b]1-4[/b], [b]tab[/b]   positions, orders, strategies, trades
   [b]/[/b]          filter orders by symbol, status, side, strategy
-  [b]n[/b] / [b]p[/b]      next / previous page of orders
+  [b]n[/b] / [b]p[/b]      next / previous page of orders (or move past the last/first row)
   [b]s[/b]          sort the table by the next column (click a header too)
   [b]enter[/b]      an order's fills (orders, trades); a symbol's orders (positions)
   [b]r[/b]          refresh now

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
 from ..format import Cell
@@ -23,6 +24,13 @@ class KeyedTable(DataTable):
         Binding("enter", "select_cursor", "Detail"),
         Binding("s", "cycle_sort", "Sort"),
     ]
+
+    class PastEdge(Message):
+        """The cursor was asked to move past the last (+1) or first (-1) row."""
+
+        def __init__(self, step: int) -> None:
+            super().__init__()
+            self.step = step
 
     def __init__(self, columns: Sequence[tuple[str, str]], *, pinned: str | None = None,
                  **kwargs) -> None:
@@ -75,6 +83,16 @@ class KeyedTable(DataTable):
         """Put the cursor on the row ``key`` (if it is there)."""
         if key is not None and key in self._cells:
             self.move_cursor(row=self.get_row_index(key), animate=False)
+
+    def action_cursor_down(self) -> None:
+        if self.row_count and self.cursor_row == self.row_count - 1:
+            self.post_message(self.PastEdge(1))
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.row_count and self.cursor_row == 0:
+            self.post_message(self.PastEdge(-1))
+        super().action_cursor_up()
 
     def action_cycle_sort(self) -> None:
         """Sort by the next column; after the last one, back to the natural order.

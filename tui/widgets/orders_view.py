@@ -30,7 +30,8 @@ def order_cells(o: OrderRow) -> list[f.Cell]:
 
 
 class OrdersView(Vertical):
-    """The orders table, a page at a time; ``n``/``p`` page, enter shows the fills."""
+    """The orders table, a page at a time; ``n``/``p`` page, and so does moving past
+    the last or first row. Enter shows the order's fills."""
 
     BINDINGS = [
         Binding("n", "page(1)", "Next page"),
@@ -41,6 +42,7 @@ class OrdersView(Vertical):
         super().__init__(**kwargs)
         self.page: OrderPage | None = None
         self.page_number = 1
+        self._land_on_last = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="orders-caption")
@@ -48,16 +50,30 @@ class OrdersView(Vertical):
 
     def show(self, page: OrderPage, page_number: int) -> None:
         """Draw ``page`` (never more rows than one page)."""
+        turned = self.page is not None and page.query != self.page.query
         self.page, self.page_number = page, page_number
         more = ", more: n" if page.has_more else ""
         back = ", back: p" if page_number > 1 else ""
         self.query_one("#orders-caption", Static).update(
             f"[b]{page.query.describe()}[/b]  page {page_number} "
             f"({len(page.rows)} orders{more}{back})  filter: /")
-        self.query_one(KeyedTable).sync([(str(o.id), order_cells(o)) for o in page.rows])
+        orders = self.query_one(KeyedTable)
+        orders.sync([(str(o.id), order_cells(o)) for o in page.rows])
+        if turned:  # a new page: start at its top, or its bottom when paging back
+            orders.move_cursor(row=orders.row_count - 1 if self._land_on_last else 0,
+                               animate=False)
+            self._land_on_last = False
 
     def action_page(self, step: int) -> None:
+        self._land_on_last = step < 0
         self.post_message(PageRequested(step))
+
+    def on_keyed_table_past_edge(self, event: KeyedTable.PastEdge) -> None:
+        event.stop()
+        if self.page is None:
+            return
+        if (event.step > 0 and self.page.has_more) or (event.step < 0 and self.page_number > 1):
+            self.action_page(event.step)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
