@@ -80,7 +80,7 @@ class DashboardApp(App):
         self.last_ok: dt.datetime | None = None
         self.error: str | None = None
         self.refreshes = 0
-        self._busy = False
+        self._force_next = False
 
     # -- layout ----------------------------------------------------------------------
 
@@ -119,11 +119,13 @@ class DashboardApp(App):
     # -- refreshing ------------------------------------------------------------------
 
     def schedule_refresh(self, force: bool = False) -> None:
-        """Start a refresh unless one is running; also ages the live/stale badge."""
+        """Start a refresh unless one is running (a forced one then waits for the next
+        tick); also ages the live/stale badge."""
         self.draw_status()
-        if not self._busy:
-            self._busy = True
-            self.refresh_worker(self.current_query(), force)
+        self._force_next = self._force_next or force
+        if not any(w.group == "refresh" and not w.is_finished for w in self.workers):
+            self.refresh_worker(self.current_query(), self._force_next)
+            self._force_next = False
 
     def current_query(self) -> OrderQuery:
         """The order filter with the current page's anchor."""
@@ -144,7 +146,6 @@ class DashboardApp(App):
         return not self.query(StatusBar)
 
     def on_refreshed(self, message: Refreshed) -> None:
-        self._busy = False
         if self._views_gone():
             return
         self.error = None
@@ -155,7 +156,6 @@ class DashboardApp(App):
         self.draw_status()
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
-        self._busy = False
         if self._views_gone():
             return
         self.error = message.error
