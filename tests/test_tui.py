@@ -299,3 +299,34 @@ def test_command_line_help_and_errors(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--refresh", "0"])
     assert done.value.code == 2
+
+
+@drive
+async def test_keyed_table_redraws_only_what_changed():
+    from textual.app import App
+
+    from tui.format import Cell
+
+    class One(App):
+        def compose(self):
+            yield KeyedTable([("name", "Name"), ("value", "Value")], pinned="total")
+
+    def rows(values: dict[str, int]) -> list[tuple[str, list[Cell]]]:
+        return [(k, [Cell(k), Cell(str(v), sort_value=v)]) for k, v in values.items()]
+
+    app = One()
+    async with app.run_test() as pilot:
+        t = app.query_one(KeyedTable)
+        t.sync(rows({"a": 1, "b": 2, "c": 3, "total": 6}))
+        await pilot.pause()
+        t.select_key("c")
+        kept = t.get_cell("a", "value")
+        t.sync(rows({"a": 1, "c": 30, "d": 4, "total": 35}))  # b gone, c changed, d new
+        assert t.keys() == ["a", "c", "d", "total"]
+        assert t.get_cell("a", "value") is kept  # unchanged: not redrawn
+        assert t.get_cell("c", "value").plain == "30"
+        assert t.selected_key == "c"  # the cursor followed its row, not its position
+        t.sort_by("value", reverse=True)
+        assert t.keys() == ["c", "d", "a", "total"] and t.selected_key == "c"
+        t.sort_by("value")
+        assert t.keys() == ["a", "d", "c", "total"] and t.selected_key == "c"
