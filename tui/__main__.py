@@ -73,7 +73,7 @@ def _run(app, screenshot: str | None) -> int:
     if screenshot is None:
         app.run()
         return 0
-    from .screenshot import save_screenshot
+    from .headless import save_screenshot
 
     save_screenshot(app, screenshot)
     return 0

@@ -1,4 +1,4 @@
-"""Screenshots and start-up timing of the dashboard without a terminal."""
+"""The dashboard run headless: an SVG screenshot, and the time it takes to start."""
 
 from __future__ import annotations
 
