@@ -84,28 +84,41 @@ class _Market:
 
 
 def seed_history(storage: StorageService, *, orders: int = 300, seed: int = 7,
-                 start: dt.datetime = SEED_START) -> SeedSummary:
+                 start: dt.datetime | None = None,
+                 end: dt.datetime | None = None) -> SeedSummary:
     """Write a deterministic trading history into an empty store, in one transaction.
 
-    ``orders`` orders are spread a few minutes apart from ``start``; most fill in one
-    to three parts, some stay partially filled, open or pending, a few are cancelled
-    or rejected. Trading is left enabled. Returns what was written.
+    ``orders`` orders are spread a few minutes apart from ``start`` (default
+    :data:`SEED_START`), or so that the last one is placed just before ``end`` (a demo
+    passes the current time, so no seeded row lies in the future). Most fill in one to
+    three parts, some stay partially filled, open or pending, a few are cancelled or
+    rejected. Trading is left enabled. Returns what was written.
     """
     rng = random.Random(seed)
+    # The pace has its own generator, so the span is known before anything is written.
+    gaps = [dt.timedelta(minutes=m) for m in _pace(seed, orders)]
+    if end is not None:
+        start = end - sum(gaps, dt.timedelta()) - dt.timedelta(minutes=2)
     market = _Market(rng)
     trades = 0
-    now = start
+    now = start or SEED_START
     with storage.db.atomic():
         for name, (kind, description, _) in STRATEGIES.items():
             storage.create_strategy(name, kind, {"symbols": list(SYMBOLS)}, description)
         storage.set_trading_enabled(True)
-        for n in range(orders):
-            now += dt.timedelta(minutes=rng.randint(2, 30))
+        for n, gap in enumerate(gaps):
+            now += gap
             trades += _seed_order(storage, market, rng, n, now, last=n >= orders - 12)
         for name, (_, _, active) in STRATEGIES.items():
             if not active:
                 storage.set_strategy_active(name, False)
     return SeedSummary(len(STRATEGIES), orders, trades, now)
+
+
+def _pace(seed: int, orders: int) -> list[int]:
+    """Minutes between one seeded order and the next (2 to 30)."""
+    pace = random.Random(f"pace-{seed}")
+    return [pace.randint(2, 30) for _ in range(orders)]
 
 
 def _seed_order(storage: StorageService, market: _Market, rng: random.Random, n: int,
@@ -124,9 +137,11 @@ def _seed_order(storage: StorageService, market: _Market, rng: random.Random, n:
         return 0
     if last and fate < 0.45:
         return 0  # the newest orders include some still working
-    parts = _split(order.quantity, rng.choice((1, 1, 2, 3)))
-    if last and fate < 0.7:
-        parts = parts[:-1] or parts  # ...and some partly filled
+    count = rng.choice((1, 1, 2, 3))
+    partly = last and fate < 0.7  # ...and some partly filled
+    parts = _split(order.quantity, max(count, 2) if partly else count)
+    if partly:
+        parts = parts[:-1] or parts
     fills = 0
     for i, qty in enumerate(parts):
         storage.record_trade(order.id, symbol, order.side, qty, market.tick(symbol),

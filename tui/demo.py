@@ -23,8 +23,8 @@ class Demo:
         db = connect(self.url)
         init_db(db)
         # The history ends about now, so the bot's orders follow on from it.
-        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=16 * orders + 5)
-        seed_history(StorageService(db), orders=orders, start=start.replace(microsecond=0))
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        seed_history(StorageService(db), orders=orders, end=now)
         db.close()
         self.bot = SimulatedBot(connect(self.url), interval=interval)
 
