@@ -179,7 +179,13 @@ class BulkFills:
         for start in range(0, len(values), _CHUNK):
             chunk = values[start:start + _CHUNK]
             marks = ", ".join(["%s" if self.pg else "?"] * len(chunk))
-            self.cursor.execute(self.sql[name].format(marks), (*params, *chunk))
+            sql, arguments = self.sql[name].format(marks), (*params, *chunk)
+            if self.pg:
+                # Never a prepared statement: its generic plan, made while the table was
+                # small, stays a sequential scan as an import grows it (0.5 s a query).
+                self.cursor.execute(sql, arguments, prepare=False)
+            else:
+                self.cursor.execute(sql, arguments)
             rows += self.cursor.fetchall()
         return rows
 
