@@ -139,6 +139,10 @@ def fill_ingest(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
                fills / floor_total).check_ratio(target),
         Result("1 fill ingest", backend, "record_trade alone", "fills/s", fills / in_fills,
                fills / floor_in_fills).check_ratio(target),
+        Result("1 fill ingest", backend, "create_order alone", "orders/s",
+               len(planned) / (project_total - in_fills),
+               len(planned) / (floor_total - floor_in_fills),
+               note="the rest of the cycle: shows where a missed cycle target goes"),
     ]
 
 
