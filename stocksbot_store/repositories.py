@@ -41,6 +41,7 @@ class Repository(Generic[M]):
 
     def __init__(self, db: Database) -> None:
         self.db = prepare_database(db)
+        self._insert_statements: dict[tuple[str, ...], str] = {}
 
     def _select(self, *fields: Any) -> ModelSelect:
         return self.model.select(*fields).bind(self.db)
@@ -55,7 +56,7 @@ class Repository(Generic[M]):
         with translate_errors(f"listing {self.model.__name__}"):
             return list(query)
 
-    def _check_fields(self, values: dict[str, Any]) -> dict[str, Any]:
+    def _check_names(self, values: dict[str, Any]) -> dict[str, Any]:
         fields = self.model._meta.fields
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -65,24 +66,61 @@ class Repository(Generic[M]):
         for name, value in values.items():
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
                 raise ValidationError(name, "must not contain NUL characters")
+        return values
+
+    def _check_fields(self, values: dict[str, Any]) -> dict[str, Any]:
+        fields = self.model._meta.fields
+        for name, value in self._check_names(values).items():
             if value is not None:
                 fields[name].db_value(value)  # raises ValidationError for bad input
         return values
 
     def create(self, **values: Any) -> M:
-        """Insert a row and return it as stored."""
-        self._check_fields(values)
+        """Insert a row and return it as stored.
+
+        The row is not read back: the instance holds each value as the database
+        stores it (``field.python_value(field.db_value(value))``), with the fields'
+        defaults applied, and the id the ``INSERT ... RETURNING`` gave.
+        """
+        fields = self.model._meta.fields
+        self._check_names(values)
         now = utcnow()
         values.setdefault("created_at", now)
-        if "updated_at" in self.model._meta.fields:
+        if "updated_at" in fields:
             values["updated_at"] = now
+        instance = self.model(**values)  # applies the fields' defaults
+        names = tuple(name for name in instance.__data__ if name != "id")
+        stored = [None if instance.__data__[n] is None else fields[n].db_value(instance.__data__[n])
+                  for n in names]
         with translate_errors(f"creating {self.model.__name__}"):
-            row_id = self.model.insert(**values).execute(self.db)
-        return self.get_by_id(row_id)
+            instance.id = self.db.execute_sql(self._insert_sql(names), stored).fetchone()[0]
+        for name, value in zip(names, stored, strict=True):
+            instance.__data__[name] = None if value is None else fields[name].python_value(value)
+        instance._dirty.clear()
+        return instance
+
+    def _insert_sql(self, names: tuple[str, ...]) -> str:
+        """``INSERT ... RETURNING id`` for these fields, built once per set of fields:
+        building it with the query builder cost more than running it."""
+        sql = self._insert_statements.get(names)
+        if sql is None:
+            meta = self.model._meta
+            columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in names)
+            marks = ", ".join([self.db.param] * len(names))
+            sql = self._insert_statements[names] = (
+                f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"')
+        return sql
 
     def get_by_id(self, row_id: int) -> M | None:
         """The row with this id, or None."""
         return self._first(self._select().where(self.model.id == row_id))
+
+    def exists(self, row_id: int) -> bool:
+        """Whether a row with this id exists (one small query, no model built)."""
+        sql = (f'SELECT 1 FROM "{self.model._meta.table_name}" '
+               f'WHERE "id" = {self.db.param}')
+        with translate_errors(f"reading {self.model.__name__}"):
+            return self.db.execute_sql(sql, (row_id,)).fetchone() is not None
 
     def get(self, row_id: int) -> M:
         """The row with this id; :class:`NotFoundError` if there is none."""
@@ -265,6 +303,13 @@ class StrategyRepository(Repository[Strategy]):
     def get_by_name(self, name: str) -> Strategy | None:
         """The strategy called ``name``, or None."""
         return self._first(self._select().where(Strategy.name == name))
+
+    def id_for_name(self, name: str) -> int | None:
+        """The id of the strategy called ``name``, or None (no model built)."""
+        sql = f'SELECT "id" FROM "strategy" WHERE "name" = {self.db.param}'
+        with translate_errors("reading Strategy"):
+            row = self.db.execute_sql(sql, (name,)).fetchone()
+        return None if row is None else row[0]
 
     def get_active(self) -> list[Strategy]:
         """Strategies that are active, by name."""

@@ -298,13 +298,14 @@ class StorageService:
         if strategy is None or isinstance(strategy, Strategy):
             return None if strategy is None else strategy.id
         if isinstance(strategy, str):
-            row = self.strategies.get_by_name(strategy)
-            if row is None:
+            strategy_id = self.strategies.id_for_name(strategy)
+            if strategy_id is None:
                 raise NotFoundError(f"strategy {strategy!r} does not exist; create_strategy "
                                     "first")
-            return row.id
+            return strategy_id
         strategy_id = check_id(strategy, "strategy")
-        self.strategies.get(strategy_id)
+        if not self.strategies.exists(strategy_id):
+            raise NotFoundError(f"strategy {strategy_id} does not exist; create_strategy first")
         return strategy_id
 
     def _check_fill_figures(self, order: Order, status: OrderStatusEnum, filled_quantity: Any,
