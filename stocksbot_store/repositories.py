@@ -41,7 +41,9 @@ class Repository(Generic[M]):
 
     def __init__(self, db: Database) -> None:
         self.db = prepare_database(db)
-        self._insert_statements: dict[tuple[str, ...], str] = {}
+        self._columns = tuple(name for name in self.model._meta.sorted_field_names
+                              if name != "id")
+        self._insert_statement: str | None = None
 
     def _select(self, *fields: Any) -> ModelSelect:
         return self.model.select(*fields).bind(self.db)
@@ -89,27 +91,26 @@ class Repository(Generic[M]):
         if "updated_at" in fields:
             values["updated_at"] = now
         instance = self.model(**values)  # applies the fields' defaults
-        names = tuple(name for name in instance.__data__ if name != "id")
-        stored = [None if instance.__data__[n] is None else fields[n].db_value(instance.__data__[n])
-                  for n in names]
+        data = instance.__data__
+        stored = [None if data.get(n) is None else fields[n].db_value(data[n])
+                  for n in self._columns]
         with translate_errors(f"creating {self.model.__name__}"):
-            instance.id = self.db.execute_sql(self._insert_sql(names), stored).fetchone()[0]
-        for name, value in zip(names, stored, strict=True):
+            instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
+        for name, value in zip(self._columns, stored, strict=True):
             instance.__data__[name] = None if value is None else fields[name].python_value(value)
         instance._dirty.clear()
         return instance
 
-    def _insert_sql(self, names: tuple[str, ...]) -> str:
-        """``INSERT ... RETURNING id`` for these fields, built once per set of fields:
-        building it with the query builder cost more than running it."""
-        sql = self._insert_statements.get(names)
-        if sql is None:
+    def _insert_sql(self) -> str:
+        """``INSERT ... RETURNING id`` of every column, built once: building it with the
+        query builder for each row cost more than running it."""
+        if self._insert_statement is None:
             meta = self.model._meta
-            columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in names)
-            marks = ", ".join([self.db.param] * len(names))
-            sql = self._insert_statements[names] = (
+            columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in self._columns)
+            marks = ", ".join([self.db.param] * len(self._columns))
+            self._insert_statement = (
                 f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"')
-        return sql
+        return self._insert_statement
 
     def get_by_id(self, row_id: int) -> M | None:
         """The row with this id, or None."""

@@ -92,3 +92,17 @@ def test_config(db):
     with pytest.raises(DuplicateError):
         repo.create("a", "3")
     assert repo.delete(repo.get_by_key("b"))
+
+
+def test_created_rows_hold_what_the_database_stores(storage):
+    """create() does not read the row back; what it returns must equal what is stored."""
+    made = [
+        storage.create_strategy("alpha", "momentum", {"n": [1, 2]}, "d"),
+        storage.create_order("X", "buy", "limit", 0.1, 150.1, strategy="alpha",
+                             external_id="E1"),
+        storage.positions.create(symbol="Y", side="short", quantity=3.5, avg_entry_price=2.25),
+        storage.config.create("k", "1", "int", "a setting"),
+    ]
+    for row in made:
+        stored = type(row).select().where(type(row).id == row.id).bind(storage.db).get()
+        assert row.__data__ == stored.__data__, type(row).__name__
