@@ -11,7 +11,9 @@ a :class:`~stocksbot_store.errors.StorageError` and leaves the database as it wa
 Concurrency: on SQLite the transaction starts ``BEGIN IMMEDIATE``, so writers
 queue on the busy timeout instead of failing mid-way. On PostgreSQL it takes a
 transaction-scoped advisory lock on the symbol, then locks the order, position
-and strategy rows it reads (``FOR UPDATE``), always in that order.
+and strategy rows it reads (``FOR NO KEY UPDATE``: a plain ``FOR UPDATE`` would
+also block the key-share locks that inserting a trade takes on its strategy, and
+two fills of one strategy deadlocked on them), always in that order.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ statements per fill it
 1. reads, once, the trades already stored under the batch's external ids, the
    orders the fills belong to, the open positions of their symbols and the
    strategies of those orders (on PostgreSQL after taking the symbols' advisory
-   locks and with ``FOR UPDATE``, as the single path does);
+   locks and with ``FOR NO KEY UPDATE``, as the single path does);
 2. applies every fill in order, in memory, with the rules of
    :mod:`stocksbot_store.ledger` (the same functions the single path calls) and the
    same checks, so a bad fill raises before anything is written;
@@ -88,7 +88,8 @@ class BulkFills:
         self.sql = dict(_statements_for(backend))
         for name, sql in _BULK.items():
             if self.pg:
-                sql = sql.replace("?", "%s") + (" FOR UPDATE" if name in _LOCKING else "")
+                sql = sql.replace("?", "%s") + (
+                    " FOR NO KEY UPDATE" if name in _LOCKING else "")
             self.sql[name] = sql
         self.cursor: Any = None
 
@@ -103,11 +104,13 @@ class BulkFills:
     def _record(self, fills: list[_CheckedFill]) -> list[Trade]:
         now = utcnow()
         stamp = utc_text(now)
-        stored = self._rows_in("stored_trades", {f.external_id for f in fills if f.external_id})
-        stored = {row[0]: row[1:] for row in stored}
         if self.pg:
             for symbol in sorted({f.symbol for f in fills}):
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
+        # Read after the symbols' locks, so a fill of the same symbol committed by another
+        # writer meanwhile is seen here as stored, not inserted a second time.
+        stored = self._rows_in("stored_trades", {f.external_id for f in fills if f.external_id})
+        stored = {row[0]: row[1:] for row in stored}
         orders = {row[0]: OrderState.from_row(row) for row in self._rows_in(
             "orders", {f.order_id for f in fills if f.order_id is not None})}
         positions = {row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
