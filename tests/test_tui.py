@@ -330,3 +330,24 @@ async def test_keyed_table_redraws_only_what_changed():
         assert t.keys() == ["c", "d", "a", "total"] and t.selected_key == "c"
         t.sort_by("value")
         assert t.keys() == ["a", "d", "c", "total"] and t.selected_key == "c"
+
+
+@drive
+async def test_keyed_table_columns_grow_with_their_values():
+    from textual.app import App
+
+    from tui.format import Cell
+
+    class One(App):
+        def compose(self):
+            yield KeyedTable([("side", "Side"), ("last", "Last")])
+
+    app = One()
+    async with app.run_test() as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync([("a", [Cell("short"), Cell("9.00")])])
+        await pilot.pause()
+        assert table.columns["side"].content_width == len("short")
+        table.sync([("a", [Cell("short"), Cell("1,234.00")])])  # a value got wider
+        await pilot.pause()
+        assert table.columns["last"].content_width == len("1,234.00")

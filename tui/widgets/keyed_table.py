@@ -43,8 +43,14 @@ class KeyedTable(DataTable):
         self._rank: dict[str, int] = {}
 
     def on_mount(self) -> None:
-        for key, label in self.column_spec:
-            self.add_column(label, key=key)
+        self._ensure_columns()
+
+    def _ensure_columns(self) -> None:
+        # Rows that arrive before the table is mounted must find their columns, or the
+        # columns would later be sized by their labels alone and cut the values.
+        if not self.columns:
+            for key, label in self.column_spec:
+                self.add_column(label, key=key)
 
     @property
     def selected_key(self) -> str | None:
@@ -59,6 +65,7 @@ class KeyedTable(DataTable):
 
     def sync(self, rows: Sequence[tuple[str, list[Cell]]]) -> None:
         """Show exactly ``rows`` (in this order unless a sort is chosen), by diff."""
+        self._ensure_columns()
         selected = self.selected_key
         wanted = dict(rows)
         with self.app.batch_update():
@@ -73,7 +80,8 @@ class KeyedTable(DataTable):
                 else:
                     for (column, _), new, before in zip(self.column_spec, cells, old, strict=True):
                         if new.signature != before.signature:
-                            self.update_cell(key, column, new)
+                            # A value that got wider (a price past 99.99) widens its column.
+                            self.update_cell(key, column, new, update_width=True)
                 self._cells[key] = cells
             self._rank = {key: i for i, (key, _) in enumerate(rows)}
             self._apply_sort()
