@@ -10,6 +10,7 @@ Without a server the PostgreSQL cases skip with a message, except under
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -83,6 +84,17 @@ def fresh_database_url(backend: str, tmp_path) -> Iterator[str]:
             yield url
     else:
         raise ValueError(backend)
+
+
+@pytest.fixture(autouse=True)
+def restore_peewee_logger() -> Iterator[None]:
+    """Undo what SQL_ECHO=true did to the ``peewee`` logger, so one test's echo does not
+    slow down and flood every later test."""
+    logger = logging.getLogger("peewee")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture(params=BACKENDS)

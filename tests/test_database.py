@@ -80,16 +80,7 @@ def test_passwords_are_masked():
     assert mask_url("sqlite:///./x.db") == "sqlite:///./x.db"
 
 
-@pytest.fixture
-def restore_peewee_logger():
-    logger = logging.getLogger("peewee")
-    level, handlers = logger.level, list(logger.handlers)
-    yield
-    logger.setLevel(level)
-    logger.handlers[:] = handlers
-
-
-def test_sql_echo_logs_statements(db_url, monkeypatch, caplog, capsys, restore_peewee_logger):
+def test_sql_echo_logs_statements(db_url, monkeypatch, caplog, capsys):
     monkeypatch.setenv("SQL_ECHO", "true")
     db = connect(db_url)
     init_db(db)
