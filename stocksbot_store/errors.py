@@ -76,8 +76,7 @@ def translate_errors(action: str) -> Iterator[None]:
     except StorageError:
         raise
     except peewee.IntegrityError as e:
-        text = str(e).lower()
-        if "unique" in text or "duplicate" in text:
+        if is_unique_violation(e):
             raise DuplicateError(
                 f"{action}: a row with the same key exists ({_first_line(e)})") from e
         raise ValidationError(action, f"rejected by the database: {_first_line(e)}") from e
@@ -87,6 +86,12 @@ def translate_errors(action: str) -> Iterator[None]:
         ) from e
     except (peewee.InterfaceError, peewee.DatabaseError) as e:
         raise StorageError(f"{action} failed: {_first_line(e)}") from e
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """Whether a driver error is a unique-key violation (SQLite and PostgreSQL words)."""
+    text = str(error).lower()
+    return "unique" in text or "duplicate" in text
 
 
 def _first_line(error: BaseException) -> str:

@@ -133,8 +133,12 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
 
 
 def datetime_text(value: dt.datetime) -> str:
-    """Fixed-width ISO text of an aware UTC datetime, as stored on SQLite."""
-    return to_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    """Fixed-width ISO text of a datetime in UTC (``2026-01-05 14:30:00.000000+00:00``),
+    as stored on SQLite. A value already in UTC, as every time on the fill path is,
+    is formatted without conversion: ``isoformat`` costs a third of ``strftime``."""
+    if value.tzinfo is not UTC:
+        value = to_utc(value)
+    return value.isoformat(" ", "microseconds")
 
 
 class ExactDecimalField(Field):

@@ -33,10 +33,12 @@ from .errors import (
     OverfillError,
     StorageError,
     ValidationError,
+    is_unique_violation,
     translate_errors,
 )
 from .fields import (
     coerce_enum,
+    datetime_text,
     decimal_text,
     tidy,
     to_non_negative_decimal,
@@ -163,7 +165,7 @@ class FillRecorder:
             except Exception as e:
                 # Two writers raced on the same external id: the loser sees the
                 # winner's row now, and answers as for any re-sent fill.
-                if checked.external_id and _is_unique_violation(e):
+                if checked.external_id and is_unique_violation(e):
                     stored = self._stored_trade(checked)
                     if stored is not None:
                         return stored
@@ -215,7 +217,7 @@ class FillRecorder:
             # are applied to its figures in id order (drawdown depends on the order).
             # The row read here is the one updated below: nobody can change it meanwhile.
             strategy = self._run("strategy", (strategy_id,)).fetchone()
-        stamp = utc_text(now)
+        stamp = datetime_text(now)
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         trade_id = self._run("insert_trade", row).fetchone()[0]
         if order is not None:
@@ -340,8 +342,8 @@ def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
     return (p.symbol, p.side, decimal_text(p.quantity), decimal_text(p.avg_entry_price),
             decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
             decimal_text(p.commission), decimal_text(p.fees), p.is_open, stamp, stamp,
-            utc_text(p.opened_at) if p.opened_at else stamp,
-            None if p.closed_at is None else utc_text(p.closed_at))
+            datetime_text(p.opened_at) if p.opened_at else stamp,
+            None if p.closed_at is None else datetime_text(p.closed_at))
 
 
 def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
@@ -349,7 +351,7 @@ def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
     return (decimal_text(p.quantity), decimal_text(p.avg_entry_price),
             decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
             decimal_text(p.commission), decimal_text(p.fees), p.is_open,
-            None if p.closed_at is None else utc_text(p.closed_at), stamp, p.id)
+            None if p.closed_at is None else datetime_text(p.closed_at), stamp, p.id)
 
 
 def figures_from_row(row: tuple) -> ledger.StrategyFigures:
@@ -363,7 +365,7 @@ def figures_row(figures: ledger.StrategyFigures, stamp: str) -> list:
     values = [getattr(figures, name) for name in _STRATEGY_FIGURES]
     params = [v if isinstance(v, int) else _text_or_none(v) for v in values[:11]]
     params.append(None if figures.last_trade_at is None
-                  else utc_text(figures.last_trade_at))
+                  else datetime_text(figures.last_trade_at))
     params += [decimal_text(figures.win_rate), stamp]
     return params
 
@@ -374,7 +376,7 @@ def trade_row(fill: _CheckedFill, strategy_id: int | None, trade_type: str,
     return (fill.order_id, fill.external_id, strategy_id, fill.symbol, fill.side, trade_type,
             decimal_text(fill.quantity), decimal_text(fill.price),
             decimal_text(fill.commission), decimal_text(fill.fees),
-            _text_or_none(realized_pnl), utc_text(fill.executed_at), stamp)
+            _text_or_none(realized_pnl), datetime_text(fill.executed_at), stamp)
 
 
 _SIDES = {side.value: side for side in OrderSideEnum}
@@ -408,19 +410,8 @@ def _side(value: Any) -> str:
     return coerce_enum(OrderSideEnum, value, "side").value
 
 
-def utc_text(value: dt.datetime) -> str:
-    """:func:`~stocksbot_store.fields.datetime_text` of a datetime already in UTC (every
-    time that reaches this module is): the same text, at a third of the cost."""
-    return value.isoformat(" ", "microseconds")
-
-
 def _text_or_none(value: Decimal | None) -> str | None:
     return None if value is None else decimal_text(value)
-
-
-def _is_unique_violation(error: BaseException) -> bool:
-    text = str(error).lower()
-    return "unique" in text or "duplicate" in text
 
 
 __all__ = ["Fill", "FillRecorder", "check_fill", "ZERO"]

@@ -30,7 +30,7 @@ from peewee import __exception_wrapper__ as driver_errors
 
 from . import ledger
 from .errors import NotFoundError
-from .fields import utcnow
+from .fields import datetime_text, utcnow
 from .fills import (
     _ORDER_COLUMNS,
     _POSITION_COLUMNS,
@@ -48,7 +48,6 @@ from .fills import (
     position_from_row,
     position_update_row,
     trade_row,
-    utc_text,
 )
 from .models import Trade
 
@@ -103,7 +102,7 @@ class BulkFills:
 
     def _record(self, fills: list[_CheckedFill]) -> list[Trade]:
         now = utcnow()
-        stamp = utc_text(now)
+        stamp = datetime_text(now)
         if self.pg:
             for symbol in sorted({f.symbol for f in fills}):
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
