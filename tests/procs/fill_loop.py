@@ -14,7 +14,9 @@ import random
 import sys
 from decimal import Decimal
 
-from stocksbot_store import DuplicateError, StorageService, connect, init_db
+from shared import ensure_strategies
+
+from stocksbot_store import StorageService, connect, init_db
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 STRATEGIES = ("crash-a", "crash-b")
@@ -35,12 +37,7 @@ def main(url: str, tag: str, seed: int) -> None:
     db = connect(url)
     init_db(db)
     storage = StorageService(db)
-    for name in STRATEGIES:
-        if storage.get_strategy_by_name(name) is None:
-            try:
-                storage.create_strategy(name)
-            except DuplicateError:
-                pass
+    ensure_strategies(storage, STRATEGIES)
     say("ready")
     batch = 0
     while True:

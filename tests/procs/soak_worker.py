@@ -22,7 +22,9 @@ import threading
 import time
 from decimal import Decimal
 
-from stocksbot_store import DuplicateError, StorageService, connect
+from shared import ensure_strategies
+
+from stocksbot_store import StorageService, connect
 from stocksbot_store.check import check_ledger
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
@@ -119,12 +121,7 @@ def read(storage: StorageService, tally: Tally, deadline: float, seed: int) -> N
 def main(role: str, url: str, seconds: float, threads: int, tag: str) -> None:
     db = connect(url)
     storage = StorageService(db)
-    for name in STRATEGIES:
-        if storage.get_strategy_by_name(name) is None:
-            try:
-                storage.create_strategy(name)
-            except DuplicateError:
-                pass
+    ensure_strategies(storage, STRATEGIES)
     tally = Tally()
     deadline = time.monotonic() + seconds
     workers = []
