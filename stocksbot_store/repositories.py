@@ -18,7 +18,7 @@ from peewee import Database, ModelSelect
 
 from .database import prepare_database
 from .errors import NotFoundError, ValidationError, translate_errors
-from .fields import coerce_enum, utcnow
+from .fields import coerce_enum, quantize, to_decimal, utcnow
 from .models import (
     BaseModel,
     Config,
@@ -178,7 +178,6 @@ class PositionRepository(Repository[Position]):
     def create(self, **values: Any) -> Position:
         values["symbol"] = check_symbol(values.get("symbol"))
         if "cost_basis" not in values and {"quantity", "avg_entry_price"} <= set(values):
-            from .fields import quantize, to_decimal
             values["cost_basis"] = quantize(to_decimal(values["quantity"], "quantity")
                                             * to_decimal(values["avg_entry_price"],
                                                          "avg_entry_price"))
