@@ -48,7 +48,7 @@ from peewee import Database, PeeweeException
 from . import ledger
 from .database import backend_of, connect, database_url, describe, mask_url
 from .errors import SchemaError, StorageError
-from .fields import quantize, tidy, to_utc
+from .fields import in_money_context, quantize, tidy, to_utc
 from .fills import _STRATEGY_FIGURES  # the columns fills maintain
 from .models import MODELS, ZERO
 
@@ -131,6 +131,7 @@ class LedgerReport:
         return "\n".join(lines)
 
 
+@in_money_context
 def check_ledger(db: Database, progress: ProgressCallback | None = None) -> LedgerReport:
     """Check every derived figure in ``db`` against its trades; see the module docstring.
 

@@ -11,16 +11,53 @@
 The DDL type of the first two depends on the backend: :data:`FIELD_TYPES` maps the
 custom type names to each backend's column type, and
 :func:`stocksbot_store.database.prepare_database` installs that mapping.
+
+How large, how small, how exact
+-------------------------------
+* A **quantity, price, commission, fee or any other amount** given to the store is
+  below ``10**15`` in magnitude (:data:`MAX_MAGNITUDE`), and so is a position's
+  quantity (a fill that would take it there is refused) and every average price (a
+  weighted average of prices). Digits past the 10th place are rounded half-even.
+* A **derived figure** -- a cost basis (quantity x price), a fill's realized P&L
+  (quantity x price difference) -- is below ``10**30`` (:data:`MAX_DERIVED`, the
+  largest product of two accepted amounts). Sums of realized P&L (a position's
+  realized P&L, a strategy's gross profit and gross loss) are held below it too: a
+  fill that would take one to it is refused with a :class:`ValidationError` naming
+  it. So a strategy's total P&L stays within ``10**30`` either way and its max
+  drawdown below ``2 x 10**30``. (Commission and fee totals grow by less than
+  ``10**15`` a fill and cannot get near it.)
+* Within those limits every sum, difference and product is **exact**: the store
+  computes in :data:`MONEY_CONTEXT` (60 significant digits; the exact product of
+  two amounts needs at most 50, a derived figure with its 10 places at most 41),
+  whatever the caller's own :mod:`decimal` context is, and leaves the caller's
+  context as it found it. A quotient (an average price, a win rate, a profit
+  factor) is rounded half-even to 10 places.
+* Input that is no amount at all is refused quickly, before any arithmetic: text of
+  more than :data:`MAX_NUMBER_TEXT` characters, and a non-zero number closer to zero
+  than ``1e-100`` (no broker sends one; it is a malformed or hostile value).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
 import math
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Callable
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    Underflow,
+    localcontext,
+)
+from typing import Any, TypeVar
 
 from peewee import CharField, Field
 
@@ -28,12 +65,31 @@ from .errors import ValidationError
 
 #: Decimal places kept for every quantity, price and amount.
 SCALE = 10
-#: Largest magnitude accepted for a quantity, price or amount.
-MAX_MAGNITUDE = Decimal(10) ** 15
+#: Digits before the point of the largest accepted quantity, price or amount.
+MAGNITUDE_DIGITS = 15
+#: Every quantity, price or amount is below this in magnitude.
+MAX_MAGNITUDE = Decimal(10) ** MAGNITUDE_DIGITS
+#: Digits before the point of the largest derived figure (a cost basis, a P&L sum).
+DERIVED_DIGITS = 2 * MAGNITUDE_DIGITS
+#: Every derived figure is below this in magnitude.
+MAX_DERIVED = Decimal(10) ** DERIVED_DIGITS
+#: Longest text accepted as a number.
+MAX_NUMBER_TEXT = 100
 
+#: The decimal context every computation of the store runs in: exact for +, - and x
+#: within the limits above, half-even, and trapping only what is a bug in the store
+#: (an invalid operation, a division by zero, an overflow), never Inexact or Rounded.
+MONEY_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
+                        capitals=1, clamp=0, flags=[],
+                        traps=[InvalidOperation, DivisionByZero, Overflow])
+# Reads number text exactly: more digits than any accepted text has, any exponent
+# (a huge or tiny one is refused by size afterwards, with a message that says so).
+_PARSE_CONTEXT = Context(prec=MAX_NUMBER_TEXT, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX,
+                         Emin=MIN_EMIN, flags=[], traps=[InvalidOperation, Underflow])
 _QUANTUM = Decimal(1).scaleb(-SCALE)
 _ONE = Decimal(1)
-_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+_TINY = Decimal("1e-100")
+_LIMITS = {MAGNITUDE_DIGITS: MAX_MAGNITUDE, DERIVED_DIGITS: MAX_DERIVED}
 
 UTC = dt.timezone.utc
 
@@ -43,48 +99,112 @@ FIELD_TYPES: dict[str, dict[str, str]] = {
     "postgres": {"EXACT_DECIMAL": "NUMERIC", "UTC_DATETIME": "TIMESTAMPTZ"},
 }
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def money_context() -> Any:
+    """A context manager running its block in :data:`MONEY_CONTEXT` (a fresh copy, so
+    nothing it does touches the caller's context, which is current again after it)."""
+    return localcontext(MONEY_CONTEXT)
+
+
+def in_money_context(function: F) -> F:
+    """Decorate a public call so all its decimal arithmetic runs in
+    :data:`MONEY_CONTEXT`, whatever the caller's thread context is."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with localcontext(MONEY_CONTEXT):
+            return function(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
 
 def quantize(value: Decimal) -> Decimal:
     """Round ``value`` half-even to :data:`SCALE` places (never truncate)."""
-    return value.quantize(_QUANTUM, context=_CONTEXT)
+    return value.quantize(_QUANTUM, context=MONEY_CONTEXT)
 
 
-def to_decimal(value: Any, field: str = "value") -> Decimal:
+def shown(value: Any) -> str:
+    """A short rendering of a rejected input for an error message: never the whole of
+    a huge value, and never an exception of its own (``str(10**5000)`` raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_DIGITS
+               ) -> Decimal:
     """Turn user input into an exact, rounded :class:`Decimal`.
 
     Floats are taken by their ``repr`` (``150.1`` means ``Decimal("150.1")``), not by
-    their binary value. ``bool``, NaN, infinities, non-numbers and magnitudes above
-    :data:`MAX_MAGNITUDE` raise :class:`ValidationError` naming ``field``.
+    their binary value. ``bool``, NaN, infinities, non-numbers, text longer than
+    :data:`MAX_NUMBER_TEXT`, non-zero magnitudes below ``1e-100`` and magnitudes of
+    ``10**limit_digits`` or more (:data:`MAX_MAGNITUDE` by default) raise
+    :class:`ValidationError` naming ``field``. The caller's decimal context is
+    neither used nor changed.
     """
-    if isinstance(value, Decimal):
+    if isinstance(value, str):
+        if len(value) > MAX_NUMBER_TEXT:
+            raise ValidationError(field, f"must be a number of at most {MAX_NUMBER_TEXT} "
+                                         f"characters, got {len(value)}: {shown(value)}")
+        try:
+            number = _PARSE_CONTEXT.create_decimal(value.strip())
+        except ArithmeticError:
+            raise ValidationError(field, f"must be a number, got {shown(value)}") from None
+    elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, bool) or value is None:
         raise ValidationError(field, f"must be a number, got {value!r}")
     elif isinstance(value, int):
+        if not -_LIMITS[limit_digits] < value < _LIMITS[limit_digits]:
+            raise ValidationError(field, _too_large(value, limit_digits))
         number = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(field, f"must be a finite number, got {value!r}")
         number = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
-            raise ValidationError(field, f"must be a number, got {value[:40]!r}") from None
     else:
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
     if not number.is_finite():
-        raise ValidationError(field, f"must be a finite number, got {value!r}")
-    if abs(number) >= MAX_MAGNITUDE:
-        raise ValidationError(field, f"{value!r} is too large (limit {MAX_MAGNITUDE:.0e})")
-    return tidy(quantize(number))
+        raise ValidationError(field, f"must be a finite number, got {shown(value)}")
+    size = number.copy_abs()
+    if size >= _LIMITS[limit_digits]:
+        raise ValidationError(field, _too_large(value, limit_digits))
+    if size < _TINY and size:
+        raise ValidationError(field, f"{shown(value)} is closer to zero than 1e-100: not an "
+                                     f"amount (amounts are kept to {SCALE} places)")
+    rounded = number.quantize(_QUANTUM, context=MONEY_CONTEXT)
+    if rounded.copy_abs() >= _LIMITS[limit_digits]:  # rounded up to the limit
+        raise ValidationError(field, _too_large(value, limit_digits))
+    return tidy(rounded)
+
+
+def _too_large(value: Any, limit_digits: int) -> str:
+    return (f"{shown(value)} is too large: amounts must be below 1e{limit_digits} in "
+            "magnitude")
+
+
+def check_derived(value: Decimal, field: str, limit_digits: int = DERIVED_DIGITS) -> Decimal:
+    """``value``, or :class:`ValidationError` naming ``field`` if it is at or beyond
+    ``10**limit_digits`` in magnitude (:data:`MAX_DERIVED` by default)."""
+    if value.copy_abs() >= _LIMITS[limit_digits]:
+        raise ValidationError(field, f"would become {value}, beyond the store's limit of "
+                                     f"1e{limit_digits} in magnitude; nothing was written")
+    return value
 
 
 def to_positive_decimal(value: Any, field: str) -> Decimal:
     """Like :func:`to_decimal`, but the rounded value must be greater than zero."""
     number = to_decimal(value, field)
     if number <= 0:
-        raise ValidationError(field, f"must be a positive number, got {value!r}")
+        raise ValidationError(field, f"must be a positive number, got {shown(value)}")
     return number
 
 
@@ -92,16 +212,16 @@ def to_non_negative_decimal(value: Any, field: str) -> Decimal:
     """Like :func:`to_decimal`, but the rounded value must not be negative."""
     number = to_decimal(value, field)
     if number < 0:
-        raise ValidationError(field, f"must not be negative, got {value!r}")
+        raise ValidationError(field, f"must not be negative, got {shown(value)}")
     return number
 
 
 def tidy(value: Decimal) -> Decimal:
     """The same number without trailing zeros and never in exponent form
     (``Decimal("150.1000000000")`` -> ``Decimal("150.1")``, ``0E-10`` -> ``0``)."""
-    if value == value.to_integral_value():
-        return value.quantize(_ONE)
-    return value.normalize()
+    if value == value.to_integral_value(context=MONEY_CONTEXT):
+        return value.quantize(_ONE, context=MONEY_CONTEXT)
+    return value.normalize(MONEY_CONTEXT)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -118,7 +238,8 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
     """Normalise a datetime (or ISO string) to an aware UTC datetime.
 
     A naive datetime is taken to be UTC already, which is what every value this
-    store writes is.
+    store writes is. Anything else, and a time that is outside years 1-9999 once in
+    UTC (``datetime(1, 1, 1, tzinfo=+05:00)``), raises :class:`ValidationError`.
     """
     if isinstance(value, str):
         try:
@@ -129,7 +250,13 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
         raise ValidationError(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(field, f"{value.isoformat()} is outside years 1-9999 in "
+                                     "UTC") from None
+    except (ArithmeticError, TypeError, ValueError) as e:  # a tzinfo that fails
+        raise ValidationError(field, f"cannot be converted to UTC: {e}") from None
 
 
 def datetime_text(value: dt.datetime) -> str:
@@ -149,7 +276,7 @@ class ExactDecimalField(Field):
     def db_value(self, value: Any) -> str | None:
         if value is None:
             return None
-        return decimal_text(to_decimal(value, self.name or "value"))
+        return decimal_text(to_decimal(value, self.name or "value", DERIVED_DIGITS))
 
     def python_value(self, value: Any) -> Decimal | None:
         if value is None:
@@ -202,7 +329,7 @@ def coerce_enum(enum_class: type[enum.Enum], value: Any, field: str) -> Any:
         except ValueError:
             pass
     allowed = ", ".join(m.value for m in enum_class)
-    raise ValidationError(field, f"must be one of {allowed}; got {str(value)[:40]!r}")
+    raise ValidationError(field, f"must be one of {allowed}; got {shown(value)}")
 
 
 class JSONTextField(Field):
@@ -216,7 +343,7 @@ class JSONTextField(Field):
         try:
             # allow_nan=False: NaN/Infinity are not JSON, and other readers reject them.
             return json.dumps(value, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             raise ValidationError(self.name or "config", f"is not JSON-serialisable: {e}") from None
 
     def python_value(self, value: Any) -> Any:

@@ -40,6 +40,7 @@ from .fields import (
     coerce_enum,
     datetime_text,
     decimal_text,
+    in_money_context,
     tidy,
     to_non_negative_decimal,
     to_positive_decimal,
@@ -141,7 +142,8 @@ def check_fill(fill: Fill) -> _CheckedFill:
         to_non_negative_decimal(fill.commission, "commission"),
         to_non_negative_decimal(fill.fees, "fees"),
         check_external_id(fill.external_id),
-        to_utc(fill.executed_at, "executed_at") if fill.executed_at else utcnow(),
+        # Only None means "now": "", 0 or False is a mistake, not a time.
+        utcnow() if fill.executed_at is None else to_utc(fill.executed_at, "executed_at"),
     )
 
 
@@ -153,6 +155,7 @@ class FillRecorder:
         self.backend = backend_of(db)
         self.sql = _statements_for(self.backend)
 
+    @in_money_context
     def record(self, fill: Fill) -> Trade:
         """Record one fill in its own transaction; idempotent on ``external_id``."""
         checked = check_fill(fill)
@@ -171,6 +174,7 @@ class FillRecorder:
                         return stored
                 raise
 
+    @in_money_context
     def record_many(self, fills: list[Fill]) -> list[Trade]:
         """Record ``fills`` in order in one transaction: all of them or none.
 

@@ -10,6 +10,12 @@ at a new quantity-weighted average price; a fill against it realizes
 reaches zero, and opens the remainder on the other side at the fill price (a flip).
 Averages are rounded half-even to :data:`~stocksbot_store.fields.SCALE` places at
 each step, the same way on every path.
+
+These functions compute with the current decimal context: their callers (the fill
+path, the ledger check) run them inside
+:func:`~stocksbot_store.fields.money_context`, once per call rather than once per
+operation. They refuse a fill that would take a position's quantity or a P&L sum
+past the store's limits (see :mod:`stocksbot_store.fields`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .fields import quantize
+from .fields import MAGNITUDE_DIGITS, MONEY_CONTEXT, check_derived, quantize
 from .models import ZERO
 
 LONG, SHORT = "long", "short"
@@ -52,7 +58,14 @@ class PositionState:
     @property
     def cost_basis(self) -> Decimal:
         """Quantity times average entry price."""
-        return quantize(self.quantity * self.avg_entry_price)
+        return cost_basis(self.quantity, self.avg_entry_price)
+
+
+def cost_basis(quantity: Decimal, price: Decimal) -> Decimal:
+    """``quantity x price`` rounded to the store's places, whatever the caller's decimal
+    context (exact: both are below 1e15 with 10 places, the product has at most 50
+    digits)."""
+    return quantize(MONEY_CONTEXT.multiply(quantity, price))
 
 
 @dataclass
@@ -101,7 +114,7 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     existing.commission += commission
     existing.fees += fees
     if direction(side) == position.side:
-        total = position.quantity + quantity
+        total = check_derived(position.quantity + quantity, "quantity", MAGNITUDE_DIGITS)
         existing.avg_entry_price = quantize(
             (position.quantity * position.avg_entry_price + quantity * price) / total)
         existing.quantity = total
@@ -110,7 +123,7 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     closed = min(quantity, position.quantity)
     move = price - position.avg_entry_price
     pnl = quantize(closed * (move if position.side == LONG else -move))
-    existing.realized_pnl = position.realized_pnl + pnl
+    existing.realized_pnl = check_derived(position.realized_pnl + pnl, "realized_pnl")
     existing.quantity = position.quantity - closed
     opened = None
     if existing.quantity == 0:
@@ -170,9 +183,9 @@ class StrategyFigures:
         self.total_pnl += realized_pnl
         if realized_pnl > 0:
             self.winning_trades += 1
-            self.gross_profit += realized_pnl
+            self.gross_profit = check_derived(self.gross_profit + realized_pnl, "gross_profit")
         elif realized_pnl < 0:
             self.losing_trades += 1
-            self.gross_loss -= realized_pnl
+            self.gross_loss = check_derived(self.gross_loss - realized_pnl, "gross_loss")
         self.pnl_peak = max(self.pnl_peak, self.total_pnl)
         self.max_drawdown = max(self.max_drawdown, self.pnl_peak - self.total_pnl)

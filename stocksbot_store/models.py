@@ -25,7 +25,14 @@ from peewee import (
     TextField,
 )
 
-from .fields import EnumField, ExactDecimalField, JSONTextField, UTCDateTimeField, utcnow
+from .fields import (
+    EnumField,
+    ExactDecimalField,
+    JSONTextField,
+    UTCDateTimeField,
+    in_money_context,
+    utcnow,
+)
 
 ZERO = Decimal(0)
 
@@ -129,6 +136,7 @@ class Strategy(BaseModel):
     last_run_at = UTCDateTimeField(null=True)
 
     @property
+    @in_money_context
     def net_pnl(self) -> Decimal:
         """Realized P&L less commission and fees."""
         return self.total_pnl - self.commission - self.fees
@@ -156,6 +164,7 @@ class Position(BaseModel):
     closed_at = UTCDateTimeField(null=True)
 
     @property
+    @in_money_context
     def net_pnl(self) -> Decimal:
         """Realized P&L less commission and fees."""
         return self.realized_pnl - self.commission - self.fees
@@ -185,6 +194,7 @@ class Order(BaseModel):
     filled_at = UTCDateTimeField(null=True)
 
     @property
+    @in_money_context
     def remaining_quantity(self) -> Decimal:
         """What is left to fill."""
         return self.quantity - self.filled_quantity
@@ -215,6 +225,7 @@ class Trade(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
 
     @property
+    @in_money_context
     def net_pnl(self) -> Decimal:
         """Realized P&L (zero for an opening fill) less commission and fees."""
         return (self.realized_pnl or ZERO) - self.commission - self.fees

@@ -22,6 +22,7 @@ from peewee import Database, SqliteDatabase
 
 from .database import backend_of
 from .errors import DatabaseUnavailableError, translate_errors
+from .fields import in_money_context
 from .models import ZERO, Trade
 from .notify import CHANNEL
 
@@ -45,6 +46,7 @@ def last_prices(db: Database, symbols: Iterable[str]) -> dict[str, Decimal]:
             if price is not None}
 
 
+@in_money_context
 def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
                         points: int = 120) -> list[tuple[dt.datetime, Decimal]]:
     """Cumulative realized P&L of a strategy after each of its last ``points`` closing

@@ -18,7 +18,8 @@ from peewee import Database, ModelSelect
 
 from .database import prepare_database
 from .errors import NotFoundError, ValidationError, translate_errors
-from .fields import coerce_enum, quantize, to_decimal, utcnow
+from .fields import coerce_enum, to_decimal, utcnow
+from .ledger import cost_basis
 from .models import (
     BaseModel,
     Config,
@@ -178,8 +179,8 @@ class PositionRepository(Repository[Position]):
     def create(self, **values: Any) -> Position:
         values["symbol"] = check_symbol(values.get("symbol"))
         if "cost_basis" not in values and {"quantity", "avg_entry_price"} <= set(values):
-            values["cost_basis"] = quantize(to_decimal(values["quantity"], "quantity")
-                                            * to_decimal(values["avg_entry_price"],
+            values["cost_basis"] = cost_basis(to_decimal(values["quantity"], "quantity"),
+                                              to_decimal(values["avg_entry_price"],
                                                          "avg_entry_price"))
         return super().create(**values)
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 from peewee import Database
 
 from .errors import StorageError
+from .fields import in_money_context
 from .models import Order, OrderStatusEnum, Trade
 from .service import StorageService
 
@@ -83,6 +84,7 @@ class _Market:
         return price
 
 
+@in_money_context
 def seed_history(storage: StorageService, *, orders: int = 300, seed: int = 7,
                  start: dt.datetime | None = None,
                  end: dt.datetime | None = None) -> SeedSummary:
@@ -202,6 +204,7 @@ class SimulatedBot:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @in_money_context
     def step(self) -> Trade | None:
         """Place one order and fill it (fully or in part); None while trading is halted.
 

@@ -26,7 +26,14 @@ from .errors import (
     NotFoundError,
     ValidationError,
 )
-from .fields import coerce_enum, to_decimal, to_positive_decimal
+from .fields import (
+    MAX_MAGNITUDE,
+    coerce_enum,
+    in_money_context,
+    money_context,
+    to_decimal,
+    to_positive_decimal,
+)
 from .fills import Fill, FillRecorder
 from .models import (
     ZERO,
@@ -64,7 +71,14 @@ _FINAL = (OrderStatusEnum.FILLED, OrderStatusEnum.CANCELLED, OrderStatusEnum.REJ
 
 @dataclass(frozen=True)
 class StrategyStats:
-    """One strategy's performance, as the dashboard shows it."""
+    """One strategy's performance, as the dashboard shows it.
+
+    Building it never raises for a figure: ``profit_factor`` is None while nothing was
+    lost, and ``Decimal('Infinity')`` when it is 1e15 or more (a loss too small beside
+    the profit for the ratio to mean anything, e.g. 1e14 of profit over a loss of
+    1e-10); if the stored figures do not allow computing it at all (figures written
+    around the store), it is ``Decimal('NaN')``.
+    """
 
     id: int
     name: str
@@ -80,7 +94,8 @@ class StrategyStats:
     net_pnl: Decimal
     gross_profit: Decimal
     gross_loss: Decimal
-    #: Gross profit over gross loss; None when nothing was lost yet.
+    #: Gross profit over gross loss to 4 places; None when nothing was lost yet,
+    #: ``Decimal('Infinity')`` from 1e15 up.
     profit_factor: Decimal | None
     max_drawdown: Decimal
     last_trade_at: dt.datetime | None
@@ -126,6 +141,7 @@ class StorageService:
                                     avg_entry_price))
         return self.get_position_by_symbol(symbol)
 
+    @in_money_context
     def update_position_quantity(self, position_id: int, quantity: Any) -> Position:
         """Set an open position's quantity by hand, as an ADJUSTMENT trade of the
         difference at the average entry price (so no P&L is realized)."""
@@ -347,15 +363,26 @@ def _closing_side(side: PositionSideEnum | str) -> str:
 
 
 def _stats(s: Strategy) -> StrategyStats:
-    fees = s.commission + s.fees
-    return StrategyStats(
-        id=s.id, name=s.name, is_active=s.is_active, is_enabled=s.is_enabled,
-        trades=s.total_trades, closing_trades=s.closing_trades, wins=s.winning_trades,
-        losses=s.losing_trades, win_rate=s.win_rate, gross_pnl=s.total_pnl, fees=fees,
-        net_pnl=s.total_pnl - fees, gross_profit=s.gross_profit, gross_loss=s.gross_loss,
-        profit_factor=(s.gross_profit / s.gross_loss).quantize(Decimal("0.0001"))
-        if s.gross_loss else None,
-        max_drawdown=s.max_drawdown, last_trade_at=s.last_trade_at)
+    with money_context():
+        fees = s.commission + s.fees
+        return StrategyStats(
+            id=s.id, name=s.name, is_active=s.is_active, is_enabled=s.is_enabled,
+            trades=s.total_trades, closing_trades=s.closing_trades, wins=s.winning_trades,
+            losses=s.losing_trades, win_rate=s.win_rate, gross_pnl=s.total_pnl, fees=fees,
+            net_pnl=s.total_pnl - fees, gross_profit=s.gross_profit, gross_loss=s.gross_loss,
+            profit_factor=_profit_factor(s.gross_profit, s.gross_loss),
+            max_drawdown=s.max_drawdown, last_trade_at=s.last_trade_at)
+
+
+def _profit_factor(gross_profit: Decimal, gross_loss: Decimal) -> Decimal | None:
+    if not gross_loss:
+        return None
+    try:
+        ratio = gross_profit / gross_loss
+        return Decimal("Infinity") if ratio >= MAX_MAGNITUDE else ratio.quantize(
+            Decimal("0.0001"))
+    except ArithmeticError:  # figures written around the store (NaN, beyond any limit)
+        return Decimal("NaN")
 
 
 __all__ = ["TRADING_ENABLED", "StorageService", "StrategyStats"]
