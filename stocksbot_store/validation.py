@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ValidationError
+from .fields import shown
 
 SYMBOL_MAX = 64
 NAME_MAX = 200
@@ -38,12 +39,14 @@ def check_symbol(value: Any) -> str:
 def check_external_id(value: Any, field: str = "external_id") -> str | None:
     """A broker id (optional); numbers are accepted and stored as text."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+        # A number too long to be an id is refused before str() (which raises past
+        # 4,300 digits).
+        value = str(value) if value.bit_length() <= 4 * NAME_MAX else "x" * (NAME_MAX + 1)
     return check_text(value, field, NAME_MAX, optional=True)
 
 
 def check_id(value: Any, field: str) -> int:
     """A row id: a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-        raise ValidationError(field, f"must be a positive 64-bit integer id, got {value!r}")
+        raise ValidationError(field, f"must be a positive 64-bit integer id, got {shown(value)}")
     return value

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from stocksbot_store import ValidationError
-from stocksbot_store.fields import to_decimal, to_utc
+from stocksbot_store.fields import UTC, to_decimal, to_utc
 from stocksbot_store.models import Order, Trade
 
 PLUS_ONE = dt.timezone(dt.timedelta(hours=1))
@@ -96,3 +96,47 @@ def test_enums_accept_plain_strings_and_reject_others(storage, db):
         storage.create_order("X", "hold", "market", 1)
     assert info.value.field == "side"
     assert Order.select().bind(db).count() == 1
+
+
+TOO_LARGE_OR_TOO_PRECISE = {
+    "10**5000": 10**5000, "-10**5000": -10**5000, "a million nines": "9" * 1_000_000,
+    "a million places": "0." + "1" * 1_000_000, "Decimal 1e999999": Decimal("1e999999"),
+    "1e999999": "1e999999", "1e99999999999": "1e99999999999", "1e-999999": "1e-999999",
+    "Decimal 1e-999999": Decimal("1e-999999"), "1e-(huge)": "1e-99999999999999999999",
+    "a million-digit Decimal": Decimal("9" * 1_000_000),
+}
+
+
+@pytest.mark.parametrize("bad", TOO_LARGE_OR_TOO_PRECISE.values(),
+                         ids=TOO_LARGE_OR_TOO_PRECISE.keys())
+def test_numbers_too_large_or_too_precise_are_refused_with_a_short_message(bad):
+    with pytest.raises(ValidationError) as info:
+        to_decimal(bad, "price")
+    assert info.value.field == "price" and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("good, stored", [
+    ("999999999999999.9999999999", Decimal("999999999999999.9999999999")),
+    ("-999999999999999.99999999994", Decimal("-999999999999999.9999999999")),
+    ("1e-100", Decimal(0)), ("0E+999999", Decimal(0)), (" 7 ", Decimal(7)),
+])
+def test_numbers_up_to_the_limits_are_kept(good, stored):
+    assert to_decimal(good, "price") == stored
+
+
+PLUS_FIVE, MINUS_FIVE = (dt.timezone(dt.timedelta(hours=h)) for h in (5, -5))
+
+
+@pytest.mark.parametrize("bad", [
+    dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE), dt.datetime.max.replace(tzinfo=MINUS_FIVE),
+    "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59.999999-00:01", "", 0, False, [], {},
+    "2026-02-30", "2026-01-01T25:00"])
+def test_times_outside_utc_years_or_not_times_are_refused(bad):
+    with pytest.raises(ValidationError) as info:
+        to_utc(bad, "executed_at")
+    assert info.value.field == "executed_at"
+
+
+def test_the_earliest_and_latest_utc_times_are_kept():
+    assert to_utc(dt.datetime(1, 1, 1, 5, tzinfo=PLUS_FIVE)) == dt.datetime(1, 1, 1, tzinfo=UTC)
+    assert to_utc(dt.datetime.max).tzinfo is UTC

@@ -36,14 +36,45 @@ BAD_TEXT = ["", "   ", "nul\x00byte", None, 42, b"bytes", ["AAPL"]]
 NUMBERS_BAD = [float("nan"), Decimal("NaN"), "nan", float("inf"), float("-inf"),
                Decimal("-Infinity"), "inf", -1, Decimal("-0.5"), 0, "0", 1e30, Decimal("1e30"),
                "1e30", 1e-30, Decimal("1e-30"), "1e-11", True, None, [], {}, b"1", object(),
-               "12abc", "", dt.date(2026, 1, 1), 10**15]
+               "12abc", "", dt.date(2026, 1, 1), 10**15,
+               # Too large or too precise to be an amount: refused before any work.
+               10**5000, -10**5000, "9" * 1_000_000, "0." + "1" * 1_000_000,
+               Decimal("1e999999"), Decimal("-1e999999"), "1e999999", "1e99999999999",
+               "1e-999999", Decimal("1e-999999"), "1e-99999999999999999999", "1_000"]
 ROUND_TO_ZERO = [v for v in NUMBERS_BAD if isinstance(v, (int, float, str, Decimal))
-                 and v in (0, "0", 1e-30, "1e-11") or repr(v) == "Decimal('1E-30')"]
+                 and v in (0, "0", 1e-30, "1e-11")
+                 or isinstance(v, Decimal) and repr(v) == "Decimal('1E-30')"]
 NUMBERS_GOOD = {"1e-10": Decimal("1E-10"), 1e-10: Decimal("1E-10"), " 5 ": Decimal(5),
                 999_999_999_999_999: Decimal(999_999_999_999_999), "0.3": Decimal("0.3"),
                 0.1: Decimal("0.1"), Decimal("2.00000000004"): Decimal(2),
                 Decimal("2.00000000005"): Decimal(2),
                 Decimal("2.00000000015"): Decimal("2.0000000002")}
+
+PLUS_FIVE, MINUS_FIVE = (dt.timezone(dt.timedelta(hours=h)) for h in (5, -5))
+
+
+class _BrokenZone(dt.tzinfo):
+    """A time zone whose offset cannot be computed."""
+
+    def utcoffset(self, when):
+        raise ZeroDivisionError("no offset")
+
+
+#: Times that are not a time, or not one in years 1-9999 once in UTC. Only None means now.
+BAD_TIMES = ["yesterday", 12345, "2026-13-01", dt.date(2026, 1, 1), "", "  ", 0, 0.0, False,
+             [], {}, b"2026-01-01", dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE),
+             dt.datetime.max.replace(tzinfo=MINUS_FIVE), "0001-01-01T00:00:00+05:00",
+             "9999-12-31T23:59:59-05:00", dt.datetime(2026, 1, 1, tzinfo=_BrokenZone())]
+
+
+def _nested(depth: int) -> list:
+    """A list nested ``depth`` deep (JSON encoders recurse on it)."""
+    outer = inner = []
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
 
 #: How many hostile inputs the tests in this module try per backend (for the report).
 INPUTS_TRIED: dict[str, int] = {}
@@ -132,6 +163,7 @@ def test_strategy_names_descriptions_and_config(storage):
     tried.must_reject("name", storage.create_strategy, SQL_TEXT[0])  # taken already
     tried.must_reject("config", storage.create_strategy, "cfg", None, {"x": object()})
     tried.must_reject("config", storage.create_strategy, "cfg", None, {"x": float("nan")})
+    tried.must_reject("config", storage.create_strategy, "cfg", None, _nested(100_000))
     tried.must_reject("description", storage.create_strategy, "nul", None, None, "a\x00b")
     tried.must_reject("strategy_type", storage.create_strategy, "st", "x" * 10_000)
     for key in TOO_LONG + BAD_TEXT:
@@ -169,11 +201,12 @@ def test_fill_numbers_ids_and_times(storage):
             if field in ("commission", "fees") and any(value is v for v in ROUND_TO_ZERO):
                 continue  # zero commission is fine, and these round to zero
             tried.must_reject(field, storage.record_trade, **{**good, field: value})
-    for value in ["1", 1.0, True, -1, 0, None, "1; DROP TABLE trade", 2**70]:
+    for value in ["1", 1.0, True, -1, 0, None, "1; DROP TABLE trade", 2**70, 10**5000]:
         tried.must_reject("order_id", storage.record_trade, **{**good, "order_id": value})
-    for value in ["yesterday", 12345, "2026-13-01", dt.date(2026, 1, 1)]:
+    for value in BAD_TIMES:
         tried.must_reject("executed_at", storage.record_trade, **{**good, "executed_at": value})
-    for value in TOO_LONG + ["", "  ", "a\x00b", b"id", 1.5]:
+        tried.must_reject("executed_at", storage.record_trades, [{**good, "executed_at": value}])
+    for value in TOO_LONG + ["", "  ", "a\x00b", b"id", 1.5, 10**5000]:
         tried.must_reject("external_id", storage.record_trade, **{**good, "external_id": value})
     tried.must_reject("quantity", storage.record_trade, **{**good, "quantity": 11})  # overfill
     for text in SQL_TEXT + UNICODE_TEXT[:3]:
@@ -189,13 +222,13 @@ def test_fill_numbers_ids_and_times(storage):
 
 def test_unknown_enums(storage):
     tried = Tried(storage, "enums")
-    for value in ["hold", "BUYY", "", 1, None, "buy; DROP TABLE trade", "long"]:
+    for value in ["hold", "BUYY", "", 1, None, "buy; DROP TABLE trade", "long", 10**5000]:
         tried.must_reject("side", storage.create_order, "ENUM", value, "market", 1)
-    for value in ["iceberg", "MARKETS", 0, None, "limit'--"]:
+    for value in ["iceberg", "MARKETS", 0, None, "limit'--", 10**5000]:
         tried.must_reject("order_type", storage.create_order, "ENUM", "buy", value, 1, price=1)
     order = storage.create_order("ENUM", " BUY ", "Market", 1)
     assert (order.side.value, order.type.value) == ("buy", "market")
-    for value in ["done", "FILLED!", 3, None, "cancelled'--"]:
+    for value in ["done", "FILLED!", 3, None, "cancelled'--", 10**5000]:
         tried.must_reject("status", storage.update_order_status, order.id, value)
     for value in ["flat", "buy", None, 1]:
         tried.must_reject("side", storage.create_position, "POS", value, 1, 1)
