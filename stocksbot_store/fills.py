@@ -86,6 +86,8 @@ _STATEMENTS = {
         + ", ".join(f"{name} = ?" for name in _STRATEGY_FIGURES)
         + ", win_rate = ?, updated_at = ? WHERE id = ?"),
 }
+#: How many times a batch runs when other writers keep storing its broker ids first.
+_RACE_ATTEMPTS = 3
 #: Statements that lock the rows they read on PostgreSQL.
 _LOCKING = ("order", "open_position", "strategy")
 
@@ -186,8 +188,23 @@ class FillRecorder:
 
         checked = [check_fill(f) for f in fills]
         with translate_errors("record_trades"):
-            with write_transaction(self.db):
-                return BulkFills(self.db, self.backend).record(checked)
+            attempts = _RACE_ATTEMPTS
+            while True:
+                try:
+                    with write_transaction(self.db):
+                        return BulkFills(self.db, self.backend).record(checked)
+                except StorageError:
+                    raise
+                except Exception as e:
+                    # Another writer stored a fill under one of the batch's broker ids
+                    # after the batch looked for them (fills of different symbols do not
+                    # wait for each other). Nothing of the batch was written: run it
+                    # again, and it finds that fill stored, as for any re-sent fill: the
+                    # stored trade if it is the same fill, ConflictError if it is not.
+                    attempts -= 1
+                    if (not attempts or not is_unique_violation(e)
+                            or not any(f.external_id for f in checked)):
+                        raise
 
     # -- the transaction -------------------------------------------------------------
 

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
+import time
 from decimal import Decimal
 
 import pytest
 from conftest import dump_tables
 
 from stocksbot_store import (
+    ConflictError,
     StorageService,
     ValidationError,
+    connect,
+    init_db,
 )
 from stocksbot_store.check import check_ledger
 from stocksbot_store.fields import MAX_MAGNITUDE
@@ -268,3 +273,80 @@ def test_figures_written_around_the_store_do_not_break_the_stats(storage):
         f"UPDATE strategy SET gross_profit = 'NaN', gross_loss = '1' WHERE id = {strategy.id}")
     stats = storage.get_strategy_stats()[0]
     assert stats.profit_factor.is_nan()
+
+
+# -- a batch racing a single fill with the same broker id ---------------------------------
+
+
+def _orders(db):
+    storage = StorageService(db)
+    return (storage, storage.create_order("AAA", "buy", "market", 10),
+            storage.create_order("BBB", "buy", "market", 10))
+
+
+def _run_batch(url: str, fills: list[dict], outcome: dict) -> None:
+    db = connect(url)
+    try:
+        outcome["result"] = StorageService(db).record_trades(fills)
+    except Exception as e:  # the test looks at what it was
+        outcome["error"] = e
+    finally:
+        db.close()
+
+
+def _waiting_on_a_lock(db) -> int:
+    return db.execute_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                          "current_database() AND wait_event_type = 'Lock'").fetchone()[0]
+
+
+@pytest.mark.postgres_only
+def test_a_batch_losing_a_race_to_a_different_fill_is_a_conflict(db, db_url):
+    """The batch reads the broker ids it carries (none stored), then waits for its order's
+    row; meanwhile a single fill of another symbol stores one of those ids and commits.
+    Ordered by a row lock, not by timing."""
+    storage, a, b = _orders(db)
+    blocker = connect(db_url)
+    outcome: dict = {}
+    batch = [{"order_id": a.id, "symbol": "AAA", "side": "buy", "quantity": 1, "price": 10,
+              "external_id": "E1"}]
+    with blocker.atomic():
+        blocker.execute_sql('SELECT id FROM "order" WHERE id = %s FOR UPDATE', (a.id,))
+        thread = threading.Thread(target=_run_batch, args=(db_url, batch, outcome))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not _waiting_on_a_lock(db):  # a state to reach, not a time to guess
+            assert time.monotonic() < deadline, "the batch never reached the order's lock"
+            time.sleep(0.02)
+        single = storage.record_trade(b.id, "BBB", "buy", 2, 20, external_id="E1")
+    thread.join(60)
+    blocker.close()
+    assert isinstance(outcome.get("error"), ConflictError), outcome
+    assert "E1" in str(outcome["error"])
+    assert [t.id for t in storage.trades.get_recent()] == [single.id]
+    assert storage.orders.get(a.id).filled_quantity == 0
+
+
+def test_a_batch_after_a_single_fill_with_the_same_broker_id(file_db_url):
+    """On a SQLite file the two cannot interleave (each takes the write lock first); on
+    both, whichever comes second sees the first: the same fill is returned as stored,
+    a different one is a conflict."""
+    db = connect(file_db_url)
+    init_db(db)
+    storage, a, b = _orders(db)
+    single = storage.record_trade(b.id, "BBB", "buy", 2, 20, external_id="E2")
+    outcome: dict = {}
+    different = [{"order_id": a.id, "symbol": "AAA", "side": "buy", "quantity": 1,
+                  "price": 10, "external_id": "E2"}]
+    thread = threading.Thread(target=_run_batch, args=(file_db_url, different, outcome))
+    thread.start()
+    thread.join(60)
+    assert isinstance(outcome.get("error"), ConflictError), outcome
+    same = [{"order_id": b.id, "symbol": "BBB", "side": "buy", "quantity": 2, "price": 20,
+             "external_id": "E2"}]
+    outcome = {}
+    thread = threading.Thread(target=_run_batch, args=(file_db_url, same, outcome))
+    thread.start()
+    thread.join(60)
+    assert [t.id for t in outcome["result"]] == [single.id]
+    assert storage.orders.get(b.id).filled_quantity == 2
+    db.close()
