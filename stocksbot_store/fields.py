@@ -88,8 +88,7 @@ _PARSE_CONTEXT = Context(prec=MAX_NUMBER_TEXT, rounding=ROUND_HALF_EVEN, Emax=MA
                          Emin=MIN_EMIN, flags=[], traps=[InvalidOperation, Underflow])
 _QUANTUM = Decimal(1).scaleb(-SCALE)
 _ONE = Decimal(1)
-_TINY = Decimal("1e-100")
-_LIMITS = {MAGNITUDE_DIGITS: MAX_MAGNITUDE, DERIVED_DIGITS: MAX_DERIVED}
+_TINIEST_EXPONENT = -100
 
 UTC = dt.timezone.utc
 
@@ -163,7 +162,7 @@ def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_D
     elif isinstance(value, bool) or value is None:
         raise ValidationError(field, f"must be a number, got {value!r}")
     elif isinstance(value, int):
-        if not -_LIMITS[limit_digits] < value < _LIMITS[limit_digits]:
+        if value.bit_length() > 4 * limit_digits:  # far too large to convert first
             raise ValidationError(field, _too_large(value, limit_digits))
         number = Decimal(value)
     elif isinstance(value, float):
@@ -174,14 +173,16 @@ def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_D
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
     if not number.is_finite():
         raise ValidationError(field, f"must be a finite number, got {shown(value)}")
-    size = number.copy_abs()
-    if size >= _LIMITS[limit_digits]:
+    # The exponent of the first digit: 14 for 999..., so at the limit from 15 on.
+    # Checked before rounding, which would raise for a value beyond the precision.
+    exponent = number.adjusted()
+    if exponent >= limit_digits and number:
         raise ValidationError(field, _too_large(value, limit_digits))
-    if size < _TINY and size:
+    if exponent < _TINIEST_EXPONENT and number:
         raise ValidationError(field, f"{shown(value)} is closer to zero than 1e-100: not an "
                                      f"amount (amounts are kept to {SCALE} places)")
     rounded = number.quantize(_QUANTUM, context=MONEY_CONTEXT)
-    if rounded.copy_abs() >= _LIMITS[limit_digits]:  # rounded up to the limit
+    if rounded.adjusted() >= limit_digits:  # 999...9.99999999999 rounded up to the limit
         raise ValidationError(field, _too_large(value, limit_digits))
     return tidy(rounded)
 
@@ -194,7 +195,7 @@ def _too_large(value: Any, limit_digits: int) -> str:
 def check_derived(value: Decimal, field: str, limit_digits: int = DERIVED_DIGITS) -> Decimal:
     """``value``, or :class:`ValidationError` naming ``field`` if it is at or beyond
     ``10**limit_digits`` in magnitude (:data:`MAX_DERIVED` by default)."""
-    if value.copy_abs() >= _LIMITS[limit_digits]:
+    if value.adjusted() >= limit_digits and value:
         raise ValidationError(field, f"would become {value}, beyond the store's limit of "
                                      f"1e{limit_digits} in magnitude; nothing was written")
     return value
