@@ -270,7 +270,11 @@ def datetime_text(value: dt.datetime) -> str:
 
 
 class ExactDecimalField(Field):
-    """A decimal that stays exact: ``NUMERIC`` on PostgreSQL, ``TEXT`` on SQLite."""
+    """A decimal that stays exact: ``NUMERIC`` on PostgreSQL, ``TEXT`` on SQLite.
+
+    Any figure the store keeps may be written, up to :data:`MAX_DERIVED`; the
+    narrower limit on what a caller gives (:data:`MAX_MAGNITUDE`) is applied where it
+    is given (the service's arguments)."""
 
     field_type = "EXACT_DECIMAL"
 
