@@ -136,6 +136,21 @@ def test_the_callers_decimal_context_changes_no_money(storage, setup):
     assert report.ok, report.format()
 
 
+@pytest.mark.parametrize("setup", [_traps_inexact, _no_traps], ids=["traps_inexact", "no_traps"])
+def test_a_refused_call_leaves_the_callers_context_alone_too(storage, setup):
+    order = storage.create_order("REF", "buy", "market", 1)
+    with decimal.localcontext() as caller:
+        setup(caller)
+        caller.clear_flags()
+        before = _state(caller)
+        for bad in ("abc", "1e999999", "-0.33333333333333333333333", "nan"):
+            with pytest.raises(ValidationError):
+                storage.record_trade(order.id, "REF", "buy", 5, bad)
+        with pytest.raises(ValidationError):
+            storage.record_trade(order.id, "REF", "buy", "1.0000000001", 1)  # overfill
+        assert _state(caller) == before
+
+
 # -- limits, and exactness within them ----------------------------------------------------
 
 
