@@ -17,6 +17,7 @@ from conftest import dump_tables
 
 from stocksbot_store import StorageError
 from stocksbot_store.check import check_ledger
+from stocksbot_store.fields import shown
 
 SQL_TEXT = [
     "'; DROP TABLE trade; --",
@@ -80,6 +81,11 @@ def _nested(depth: int) -> list:
 INPUTS_TRIED: dict[str, int] = {}
 
 
+def _what(args: tuple, kwargs: dict) -> str:
+    """The arguments of a call, short enough for a report (some are megabytes)."""
+    return ", ".join([shown(a) for a in args] + [f"{k}={shown(v)}" for k, v in kwargs.items()])
+
+
 class Tried:
     """Collects what each input did; fails once, listing every bad outcome."""
 
@@ -99,16 +105,16 @@ class Tried:
         except StorageError as e:
             named = getattr(e, "field", None) == field or field in str(e)
             if not named:
-                self.problems.append(f"{args!r:.80}: error does not name {field!r}: {e}")
+                self.problems.append(f"{_what(args, kwargs)}: error does not name {field!r}: {e}")
             if dump_tables(self.storage.db) != before:
-                self.problems.append(f"{args!r:.80}: rejected but wrote something")
+                self.problems.append(f"{_what(args, kwargs)}: rejected but wrote something")
         except Exception as e:  # anything else escaping is a defect
-            self.problems.append(f"{args!r:.80}: raised {type(e).__name__}: {e}"[:300])
+            self.problems.append(f"{_what(args, kwargs)}: raised {type(e).__name__}: {e}"[:300])
         return None
 
     def must_reject(self, field: str, function, *args, **kwargs) -> None:
         if self.rejected_or_none(field, function, *args, **kwargs) is not None:
-            self.problems.append(f"{args!r:.80}: accepted, should be rejected ({field})")
+            self.problems.append(f"{_what(args, kwargs)}: accepted, should be rejected ({field})")
 
     def done(self) -> None:
         INPUTS_TRIED[self.name] = INPUTS_TRIED.get(self.name, 0) + self.count
