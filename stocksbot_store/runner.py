@@ -41,6 +41,7 @@ from playhouse import migrations as pw_migrations
 from .database import backend_of, describe, prepare_database
 from .errors import MigrationError, SchemaError
 from .fields import UTCDateTimeField, utcnow
+from .legacy import refuse_legacy
 
 HISTORY_TABLE = "schema_migration"
 #: Key of the PostgreSQL advisory lock held while migrations run.
@@ -135,6 +136,7 @@ class Runner(pw_migrations.Runner):
         """Apply pending migrations up to and including ``target``; return their names."""
         with self._session(), self._lock():
             self._refuse_unknown()
+            refuse_legacy(self.database)
             last = self.resolve(target)
             names = self.revisions()
             plan = [] if last is None else names[:names.index(last) + 1]
@@ -159,6 +161,7 @@ class Runner(pw_migrations.Runner):
     def stamp(self, target: str = "head") -> list[str]:
         """Record migrations up to ``target`` as applied without running them."""
         with self._session(), self._lock(), self.database.atomic():
+            refuse_legacy(self.database)
             self.History.create_table(safe=True)
             last = self.resolve(target)
             names = self.revisions()
@@ -312,10 +315,11 @@ def ensure_schema(db: Database) -> None:
         applied = {row[0] for row in rows}
         runner = Runner(db)
         if not applied:
-            if [t for t in db.get_tables() if t != HISTORY_TABLE]:
-                raise SchemaError(
-                    f"{describe(db)} has tables but no migration history; if they hold the "
-                    f"current schema, record that with `{COMMAND} stamp head`")
+            tables = [t for t in db.get_tables() if t != HISTORY_TABLE]
+            if tables:
+                from .legacy import refuse_unversioned
+
+                refuse_unversioned(db, tables)
             runner.upgrade("head")
             return
         known = runner.revisions()
