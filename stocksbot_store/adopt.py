@@ -310,7 +310,10 @@ def adopt(db: Database, *, dry_run: bool = False, zone: str | None = None,
         job.preflight()
         if not dry_run and job.backend == "sqlite":
             report.backup = sqlite_backup(db)
-            echo(f"backup written: {report.backup}")
+            if report.backup is None:
+                report.notes.append("an in-memory database has no file: no backup was made")
+            else:
+                echo(f"backup written: {report.backup}")
         with _transaction(db, dry_run):
             job.run()
         return report
@@ -333,13 +336,12 @@ def _transaction(db: Database, dry_run: bool) -> Iterator[None]:
         yield
 
 
-def sqlite_backup(db: Database) -> str:
+def sqlite_backup(db: Database) -> str | None:
     """Copy the SQLite file of ``db`` beside it through SQLite's backup API (a consistent
-    copy even while others read it); return the copy's path."""
+    copy even while others read it); return the copy's path (None in memory)."""
     path = db.database
     if path.startswith("file:") or path == ":memory:":
-        raise AdoptionError("an in-memory SQLite database has no file to back up; adopt "
-                            "the database file instead")
+        return None
     stem, suffix = os.path.splitext(os.path.abspath(path))
     target = f"{stem}.before-adopt-{utcnow():%Y%m%dT%H%M%SZ}{suffix or '.db'}"
     fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
