@@ -170,6 +170,24 @@ class AdoptionReport:
     #: (kind, table, row id, field, old, new, why)
     changes: list[tuple] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: (table, field) -> [rows, first id, last id]: figures the old module left empty
+    #: and the replay filled in (the new values are in the rows themselves).
+    filled_in: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def fill_in(self, table: str, name: str, row_id: int) -> None:
+        """Count one figure the old module left empty and the replay filled in."""
+        found = self.filled_in.get((table, name))
+        if found is None:
+            self.filled_in[(table, name)] = [1, row_id, row_id]
+        else:
+            found[0] += 1
+            found[2] = row_id
+
+    def filled_in_changes(self) -> list[tuple]:
+        """The filled-in figures as report rows, one per table and field."""
+        return [("filled in", table, None, name, None, f"{count:,} rows",
+                 f"ids {first} to {last}: {_FILLED_IN.get(name, '')}")
+                for (table, name), (count, first, last) in self.filled_in.items()]
 
     def change(self, kind: str, table: str, row_id: int | None, name: str, old: Any,
                new: Any, why: str) -> None:
@@ -199,6 +217,10 @@ class AdoptionReport:
         lines += [f"note: {note}" for note in self.notes]
         groups = self.by_kind()
         lines.append(f"changes: {len(self.changes):,}" + ("" if self.changes else " (none)"))
+        if self.filled_in:
+            lines.append("\nfilled in: figures the old module left empty, now in the rows")
+            for _, table, _, name, _, new, why in self.filled_in_changes():
+                lines.append(f"  {table} {name}: {new}, {why}")
         for kind, found in groups.items():
             lines.append(f"\n{kind} ({len(found):,}): {RULES.get(kind, _WHY.get(kind, ''))}")
             for _, table, row_id, name, old, new, why in found[:None if full else SHOWN]:
@@ -209,6 +231,13 @@ class AdoptionReport:
                 lines.append(f"  ... and {len(found) - SHOWN:,} more: {where}")
         return "\n".join(lines)
 
+
+_FILLED_IN = {
+    "realized_pnl": "closing trades the old module recorded without P&L, given the P&L of "
+                    "the replay",
+    "fill state": "orders the old module never updated (pending, nothing filled), given "
+                  "the status, filled quantity and average price of their trades",
+}
 
 _WHY = {
     "figure": "figures this store derives from the trades, recomputed by its rules",
@@ -391,6 +420,9 @@ class _Adoption:
         self.source = ""  # schema prefix of the old tables
         self.db_zone: dt.tzinfo = UTC
         self._money: dict[Any, Decimal] = {}
+        self._texts: dict[Decimal, str] = {}
+        self._symbols: set[str] = set()
+        self.indexes: list[str] = []
         self.now = utcnow()
         self.stamp = datetime_text(self.now)
 
@@ -449,8 +481,26 @@ class _Adoption:
             raise self.fail(table, row_id, column, f"is {value!r}; it must not be negative")
         return number
 
+    def text_of(self, number: Decimal) -> str:
+        """:func:`decimal_text`, cached: the same prices and quantities recur."""
+        text = self._texts.get(number)
+        if text is None:
+            if len(self._texts) > 200_000:
+                self._texts.clear()
+            text = self._texts[number] = decimal_text(number)
+        return text
+
+    def symbol(self, value: Any, table: str, row_id: Any) -> str:
+        if value in self._symbols:
+            return value
+        symbol = self.text(value, table, row_id, "symbol", 64)
+        self._symbols.add(symbol)
+        return symbol
+
     def figure(self, value: Any) -> Decimal | str | None:
         """An old figure to report, exact when it can be."""
+        if isinstance(value, float) and value in self._money:
+            return self._money[value]
         try:
             return None if value is None else to_decimal(value)
         except ValidationError:
@@ -592,6 +642,14 @@ class _Adoption:
             runner.History.create(name=migration.name)
         with db.bind_ctx(_REPORT_MODELS):
             db.create_tables(_REPORT_MODELS, safe=True)
+        if self.backend == "sqlite":
+            # Rows go in faster without the secondary indexes; the very statements that
+            # made them make them again at the end (unique ones re-checking every row).
+            for table in ("trade", "order", "position"):
+                for index in db.get_indexes(table):
+                    if index.sql:
+                        self.indexes.append(index.sql)
+                        db.execute_sql(f'DROP INDEX "{index.name}"')
 
     def strategies(self) -> dict[int, dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}
@@ -630,6 +688,15 @@ class _Adoption:
 
     def _time_text(self, value: Any, table: str, column: str, row_id: Any,
                    optional: bool = False) -> str | None:
+        if (isinstance(value, str) and len(value) == 26 and self.db_zone is UTC
+                and (table, column) not in LOCAL_TIME_COLUMNS):
+            # SQLite's own UTC stamp in SQLAlchemy's text form: checked, then kept as is.
+            try:
+                dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                return value + "+00:00"
         when = self.when(value, table, column, row_id)
         if when is None:
             return None if optional else self.stamp
@@ -680,7 +747,7 @@ class _Adoption:
                     strategy_id = None
                 order = _OldOrder()
                 order.id, order.strategy_id = oid, strategy_id
-                order.symbol = self.text(symbol, t, oid, "symbol", 64)
+                order.symbol = self.symbol(symbol, t, oid)
                 order.side = self.enum(_SIDES, side, t, oid, "side")
                 order.status = self.enum(_STATUSES, status, t, oid, "status")
                 order.quantity = self.money(quantity, t, oid, "quantity")
@@ -691,10 +758,10 @@ class _Adoption:
                 orders[oid] = order
                 values = {"id": oid, "external_id": external_id, "symbol": order.symbol,
                           "side": order.side, "type": self.enum(_TYPES, kind, t, oid, "type"),
-                          "status": order.status, "quantity": decimal_text(order.quantity),
-                          "price": None if price is None else decimal_text(
+                          "status": order.status, "quantity": self.text_of(order.quantity),
+                          "price": None if price is None else self.text_of(
                               self.money(price, t, oid, "price")),
-                          "filled_quantity": decimal_text(ZERO), "avg_fill_price": None,
+                          "filled_quantity": self.text_of(ZERO), "avg_fill_price": None,
                           "strategy_id": strategy_id,
                           "created_at": self._time_text(created, t, "created_at", oid),
                           "updated_at": order.updated_at, "filled_at": None}
@@ -718,15 +785,16 @@ class _Adoption:
             out = []
             for (tid, order_id, external_id, symbol, side, old_type, quantity, price,
                  commission, fees, realized, executed, created) in batch:
-                symbol = self.text(symbol, t, tid, "symbol", 64)
+                symbol = self.symbol(symbol, t, tid)
                 side = self.enum(_SIDES, side, t, tid, "side")
                 old_type = self.enum(_TRADE_TYPES, old_type, t, tid, "type")
                 quantity = self.money(quantity, t, tid, "quantity", positive=True)
                 price = self.money(price, t, tid, "price", positive=True)
                 commission = self.money(commission, t, tid, "commission")
                 fees = self.money(fees, t, tid, "fees")
-                created_at = self.when(created, t, "created_at", tid) or self.now
-                executed_at = self.when(executed, t, "executed_at", tid) or created_at
+                created_text = self._time_text(created, t, "created_at", tid)
+                executed_at = (self.when(executed, t, "executed_at", tid)
+                               or dt.datetime.fromisoformat(created_text))
                 external_id = self.text(None if external_id is None else str(external_id), t,
                                         tid, "external_id", 200, optional=True)
                 order = None if order_id is None else orders.get(order_id)
@@ -753,7 +821,9 @@ class _Adoption:
                     report.change("figure", "trade", tid, "type", old_type, trade_type,
                                   "no order" if order is None else f"the replay of {symbol}")
                 old_realized = self.figure(realized)
-                if old_realized != outcome.realized_pnl:
+                if old_realized is None and outcome.realized_pnl is not None:
+                    report.fill_in("trade", "realized_pnl", tid)
+                elif old_realized != outcome.realized_pnl:
                     report.change("figure", "trade", tid, "realized_pnl", old_realized,
                                   outcome.realized_pnl, f"the replay of {symbol}")
                 strategy_id = None
@@ -765,10 +835,13 @@ class _Adoption:
                 if strategy_id is not None:
                     figures.setdefault(strategy_id, ledger.StrategyFigures()).add_trade(
                         outcome.realized_pnl, commission, fees, executed_at)
-                fill = _CheckedFill(order_id, symbol, side, quantity, price, commission, fees,
-                                    external_id, executed_at)
-                out.append((tid, *trade_row(fill, strategy_id, trade_type,
-                                            outcome.realized_pnl, datetime_text(created_at))))
+                realized = outcome.realized_pnl
+                # trade_row's columns, with the decimals' text cached
+                out.append((tid, order_id, external_id, strategy_id, symbol, side, trade_type,
+                            self.text_of(quantity), self.text_of(price),
+                            self.text_of(commission), self.text_of(fees),
+                            None if realized is None else decimal_text(realized),
+                            datetime_text(executed_at), created_text))
             self.many(insert, out)
             count += len(batch)
             last_id = batch[-1][0]
@@ -866,11 +939,14 @@ class _Adoption:
                 new_status = status if status in (*_CLOSED_STATUSES, _PARTIAL) else _PARTIAL
             else:
                 new_status = _FILLED
+            old_filled, old_avg = order.old
+            if status == "pending" and not old_filled and old_avg is None and filled:
+                report.fill_in("order", "fill state", order.id)
+                old_filled, old_avg, status = filled, order.avg, new_status  # not listed again
             if new_status != status:
                 report.change("unfilled" if status in (_FILLED, _PARTIAL) else "figure",
                               "order", order.id, "status", status, new_status,
                               f"its trades fill {tidy(filled)} of {tidy(order.quantity)}")
-            old_filled, old_avg = order.old
             if old_filled != filled:
                 report.change("figure", "order", order.id, "filled_quantity", old_filled,
                               filled, "the sum of its trades")
@@ -913,6 +989,8 @@ class _Adoption:
         else:
             for table in (*OLD_TABLES[:4], "stocksbot_legacy_config", ALEMBIC_TABLE):
                 db.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
+            for sql in self.indexes:
+                db.execute_sql(sql)
         report = self.report
         adoption = AdoptionReportRow.insert(
             adopted_at=report.adopted_at, source=report.database, backup=report.backup,
@@ -920,7 +998,8 @@ class _Adoption:
             counts=json.dumps({k: list(v) for k, v in report.counts.items()}),
             summary=report.format()).bind(db).execute()
         sql, _ = _insert_sql(AdoptionChange, with_id=False)
-        self.many(sql, [(adoption, *change) for change in report.changes])
+        self.many(sql, [(adoption, *change)
+                        for change in report.changes + report.filled_in_changes()])
 
 
 def _replay(books: dict[str, list[ledger.PositionState]], symbol: str, side: str,

@@ -204,7 +204,7 @@ def test_orphans_and_duplicates_are_kept_and_listed_by_rule(old):
     # The report is kept in the database, every change with it.
     kept = old.db.execute_sql("SELECT kind, table_name, row_id, field, old, new "
                               "FROM adoption_change ORDER BY id").fetchall()
-    assert len(kept) == len(report.changes)
+    assert len(kept) == len(report.changes) + len(report.filled_in)
     assert ("orphan", "trade", ids["orphan"], "order_id", "4242", None) in kept
     summary = old.db.execute_sql("SELECT summary FROM adoption_report").fetchone()[0]
     assert "orphan (1)" in summary and "trades -> trade: 5" in summary
