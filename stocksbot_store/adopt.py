@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from peewee import AutoField, CharField, Database, IntegerField, Model, TextField
@@ -423,6 +424,7 @@ class _Adoption:
         self._texts: dict[Decimal, str] = {}
         self._symbols: set[str] = set()
         self.indexes: list[str] = []
+        self._offsets: dict[str, dt.timedelta] = {}
         self.now = utcnow()
         self.stamp = datetime_text(self.now)
 
@@ -521,6 +523,27 @@ class _Adoption:
             return value.astimezone(UTC)
         zone = self.zone if (table, column) in LOCAL_TIME_COLUMNS else self.db_zone
         return value.replace(tzinfo=zone).astimezone(UTC)
+
+    def local(self, value: Any, table: str, column: str,
+              row_id: Any) -> tuple[dt.datetime | None, str | None]:
+        """A time the bot stamped, read in the assumed zone: aware UTC and its stored text.
+        The zone's offset is kept per minute of the text (no zone changes its offset
+        within a minute), so most values cost a parse and a subtraction."""
+        key = value[:16] if isinstance(value, str) else None
+        offset = self._offsets.get(key) if key else None
+        if offset is not None:
+            try:
+                naive = dt.datetime.fromisoformat(value) - offset
+            except ValueError:
+                pass
+            else:
+                return naive.replace(tzinfo=UTC), naive.isoformat(" ", "microseconds") + "+00:00"
+        when = self.when(value, table, column, row_id)
+        if when is None:
+            return None, None
+        if key and len(value) >= 19:
+            self._offsets[key] = dt.datetime.fromisoformat(value) - when.replace(tzinfo=None)
+        return when, datetime_text(when)
 
     def enum(self, names: dict[str, str], value: Any, table: str, row_id: Any,
              column: str) -> str:
@@ -721,6 +744,7 @@ class _Adoption:
     def orders(self, strategies: dict[int, dict[str, Any]]) -> dict[int, _OldOrder]:
         """Copy the orders with an empty fill state (the trades fill it in); return them."""
         sql, columns = _insert_sql(Order)
+        row_of = itemgetter(*columns)
         orders: dict[int, _OldOrder] = {}
         seen: set[str] = set()
         report = self.report
@@ -765,7 +789,7 @@ class _Adoption:
                           "strategy_id": strategy_id,
                           "created_at": self._time_text(created, t, "created_at", oid),
                           "updated_at": order.updated_at, "filled_at": None}
-                out.append(tuple(values[c] for c in columns))
+                out.append(row_of(values))
             self.many(sql, out)
         return orders
 
@@ -779,6 +803,9 @@ class _Adoption:
         report = self.report
         count = last_id = 0
         t = "trades"
+        # Bound methods as locals: this loop runs once per trade.
+        enum, money, text_of, local = self.enum, self.money, self.text_of, self.local
+        time_text, figure = self._time_text, self.figure
         for batch in self.batches(
                 t, "id, order_id, external_id, symbol, side, type, quantity, price, "
                 "commission, fees, realized_pnl, executed_at, created_at"):
@@ -786,15 +813,17 @@ class _Adoption:
             for (tid, order_id, external_id, symbol, side, old_type, quantity, price,
                  commission, fees, realized, executed, created) in batch:
                 symbol = self.symbol(symbol, t, tid)
-                side = self.enum(_SIDES, side, t, tid, "side")
-                old_type = self.enum(_TRADE_TYPES, old_type, t, tid, "type")
-                quantity = self.money(quantity, t, tid, "quantity", positive=True)
-                price = self.money(price, t, tid, "price", positive=True)
-                commission = self.money(commission, t, tid, "commission")
-                fees = self.money(fees, t, tid, "fees")
-                created_text = self._time_text(created, t, "created_at", tid)
-                executed_at = (self.when(executed, t, "executed_at", tid)
-                               or dt.datetime.fromisoformat(created_text))
+                side = enum(_SIDES, side, t, tid, "side")
+                old_type = enum(_TRADE_TYPES, old_type, t, tid, "type")
+                quantity = money(quantity, t, tid, "quantity", True)
+                price = money(price, t, tid, "price", True)
+                commission = money(commission, t, tid, "commission")
+                fees = money(fees, t, tid, "fees")
+                created_text = time_text(created, t, "created_at", tid)
+                executed_at, executed_text = local(executed, t, "executed_at", tid)
+                if executed_at is None:
+                    executed_at, executed_text = (dt.datetime.fromisoformat(created_text),
+                                                  created_text)
                 external_id = self.text(None if external_id is None else str(external_id), t,
                                         tid, "external_id", 200, optional=True)
                 order = None if order_id is None else orders.get(order_id)
@@ -820,7 +849,7 @@ class _Adoption:
                 if trade_type != old_type:
                     report.change("figure", "trade", tid, "type", old_type, trade_type,
                                   "no order" if order is None else f"the replay of {symbol}")
-                old_realized = self.figure(realized)
+                old_realized = figure(realized)
                 if old_realized is None and outcome.realized_pnl is not None:
                     report.fill_in("trade", "realized_pnl", tid)
                 elif old_realized != outcome.realized_pnl:
@@ -838,10 +867,10 @@ class _Adoption:
                 realized = outcome.realized_pnl
                 # trade_row's columns, with the decimals' text cached
                 out.append((tid, order_id, external_id, strategy_id, symbol, side, trade_type,
-                            self.text_of(quantity), self.text_of(price),
-                            self.text_of(commission), self.text_of(fees),
+                            text_of(quantity), text_of(price), text_of(commission),
+                            text_of(fees),
                             None if realized is None else decimal_text(realized),
-                            datetime_text(executed_at), created_text))
+                            executed_text, created_text))
             self.many(insert, out)
             count += len(batch)
             last_id = batch[-1][0]
