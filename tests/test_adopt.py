@@ -374,3 +374,28 @@ def test_the_old_code_runs_against_the_adopted_database(old):
     assert storage.get_config_value("trading_enabled") == "false"
     assert storage.get_all_config()["max_positions"] == "5"
     assert check_ledger(old.db).ok, check_ledger(old.db).format()
+
+
+def test_the_readme_moves_an_old_bot_over_in_two_commands(tmp_path):
+    """The README's commands, as written, on an old SQLite file named by DATABASE_URL."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Moving an old bot over", 1)[1].split("\n## ", 1)[0]
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    assert len(commands) == 2 and commands[0].startswith("pip install stocksbot-store")
+    url = f"sqlite:///{tmp_path / 'stocksbot.db'}"
+    engine = old_engine(url)
+    create_old_schema(engine)
+    fill_history(OldBot(engine, NEW_YORK))
+    engine.dispose()
+    env = dict(os.environ, DATABASE_URL=url)
+    argv = commands[1].split()
+    assert argv[:3] == ["python", "-m", "stocksbot_store.migrate"]
+    done = subprocess.run([sys.executable, *argv[1:]], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "backup: " in done.stdout and "adopted: " in done.stdout
+    assert check_main(["--url", url]) == 0
