@@ -44,7 +44,10 @@ def build_old_database(url: str, trades: int) -> None:
         create_old_schema(engine)
         raw = engine.raw_connection()
         try:
-            _fill(raw, "%s" if url.startswith("postgres") else "?", trades)
+            if url.startswith("postgres"):
+                _fill(raw, "%s", trades, lambda at: at)
+            else:  # the text SQLAlchemy stores a DateTime as on SQLite
+                _fill(raw, "?", trades, lambda at: at.strftime("%Y-%m-%d %H:%M:%S.%f"))
             raw.commit()
         finally:
             raw.close()
@@ -57,7 +60,7 @@ def _insert(cursor: Any, mark: str, table: str, columns: str, rows: list[tuple])
     cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
 
 
-def _fill(raw: Any, mark: str, trades: int) -> None:
+def _fill(raw: Any, mark: str, trades: int, stored: Any) -> None:
     cursor = raw.cursor()
     start = dt.datetime(2025, 1, 2, 9, 30)
     _insert(cursor, mark, "strategies", "id, name, strategy_type, config, is_active, "
@@ -73,15 +76,16 @@ def _fill(raw: Any, mark: str, trades: int) -> None:
         side = "BUY" if buying else "SELL"
         price = 100.0 + (n % 97) * 0.37
         at = start + dt.timedelta(seconds=30 * n)
+        stamp = stored(at)
         orders.append((oid, f"O-{oid}", symbol, side, "LIMIT", "PENDING", 10.0, price, 0.0,
-                       None, n % STRATEGIES + 1, at, at))
+                       None, n % STRATEGIES + 1, stamp, stamp))
         for part in range(2):
             tid = 2 * n + part + 1
             order_id = oid + 10 * trades if tid % ORPHAN_EVERY == 0 else oid
             external = f"T-{tid - 1 if tid % DUPLICATE_EVERY == 0 else tid}"
             fills.append((tid, order_id, external, symbol, side, "OPEN" if buying else "CLOSE",
                           5.0, price + part * 0.01, 0.1, 0.0, None,
-                          at + dt.timedelta(seconds=part), at))
+                          stored(at + dt.timedelta(seconds=part)), stamp))
         held[symbol] = held.get(symbol, 0.0) + (10.0 if buying else -10.0)
         if len(fills) >= 50_000:
             _flush(cursor, mark, orders, fills)

@@ -86,6 +86,10 @@ _FILLED, _PARTIAL, _OPEN = "filled", "partially_filled", "open"
 _CLOSED_STATUSES = ("cancelled", "rejected")
 
 
+#: What a stored time needs after SQLite text of this length (seconds / microseconds).
+_PADDING = {19: ".000000+00:00", 26: "+00:00"}
+
+
 def _insert_sql(model: type[Model], with_id: bool = True) -> tuple[str, list[str]]:
     """``INSERT`` of every column of ``model`` (built from its fields) and the columns."""
     columns = [f.column_name for f in model._meta.sorted_fields
@@ -400,15 +404,16 @@ class Adoption:
 
     def _time_text(self, value: Any, table: str, column: str, row_id: Any,
                    optional: bool = False) -> str | None:
-        if (isinstance(value, str) and len(value) == 26 and self.db_zone is UTC
-                and (table, column) not in LOCAL_TIME_COLUMNS):
-            # SQLite's own UTC stamp in SQLAlchemy's text form: checked, then kept as is.
+        if (isinstance(value, str) and len(value) in _PADDING and self.db_zone is UTC
+                and value[10] == " " and (table, column) not in LOCAL_TIME_COLUMNS):
+            # A UTC stamp in SQLAlchemy's (or SQLite's CURRENT_TIMESTAMP) text form:
+            # checked, then kept as it is, in the stored form.
             try:
                 dt.datetime.fromisoformat(value)
             except ValueError:
                 pass
             else:
-                return value + "+00:00"
+                return value + _PADDING[len(value)]
         when = self.when(value, table, column, row_id)
         if when is None:
             return None if optional else self.stamp
