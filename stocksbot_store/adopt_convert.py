@@ -349,7 +349,6 @@ class Adoption:
         else:
             # The old config table has this store's table name: its rows are read already.
             db.execute_sql('ALTER TABLE "config" RENAME TO "stocksbot_legacy_config"')
-            self.renamed_config = True
         runner = Runner(db)
         runner.History.create_table(safe=True)
         for migration in runner.migrations():
