@@ -138,7 +138,8 @@ def adopt_workload(backend: str, folder: str, trades: int, log: Any,
                     note=f"{trades / elapsed:,.0f} trades/s, {len(report.changes):,} "
                          "changes reported",
                     extra={"trades": trades, "changes": len(report.changes)})
-    if backend == "sqlite":
-        # The target is for a million trades; a smaller run is scaled to it.
-        result.check_value(TARGET_SECONDS * trades / 1_000_000)
+    if backend == "sqlite" and trades >= 1_000_000:
+        # The target is for a million trades; a quick run's fixed costs (schema, backup)
+        # would make a scaled target meaningless, so it is not judged.
+        result.check_value(TARGET_SECONDS)
     return [result]
