@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -140,10 +141,20 @@ def _open_read_only(db: Database) -> None:
         db.connect_params["options"] = f"{given} -c default_transaction_read_only=on".strip()
 
 
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception behind a Peewee one (Peewee raises its copy while
+    handling the driver's), or ``error`` itself."""
+    for candidate in (error.__cause__, error.__context__, *error.args[:1]):
+        if isinstance(candidate, Exception) and not isinstance(candidate,
+                                                                 peewee.PeeweeException):
+            return candidate
+    return error
+
+
 def is_read_only_refusal(error: BaseException) -> bool:
     """Whether a driver error is the database refusing a write on a read-only connection
     (SQLite ``SQLITE_READONLY``, PostgreSQL SQLSTATE 25006)."""
-    original = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
+    original = driver_error(error)
     if isinstance(original, sqlite3.Error):
         code = getattr(original, "sqlite_errorcode", None)
         if code is not None:
@@ -153,23 +164,33 @@ def is_read_only_refusal(error: BaseException) -> bool:
 
 
 def read_only(base: type) -> type:
-    """Extension: the database's refusal of a write becomes :class:`ReadOnlyError`."""
+    """Extension: the database's refusal of a write becomes :class:`ReadOnlyError`, be it
+    a statement or the ``BEGIN IMMEDIATE`` of a write transaction on SQLite."""
 
     class ReadOnly(base):  # type: ignore[misc,valid-type]
         def execute_sql(self, sql: str, params: Any = None) -> Any:
-            try:
+            with _refusals(self, sql.split(None, 1)[0].upper()):
                 return super().execute_sql(sql, params)
-            except peewee.DatabaseError as e:
-                if is_read_only_refusal(e):
-                    from .database import describe
 
-                    raise ReadOnlyError(
-                        f"{describe(self)} was opened read-only (read_only=True), so it "
-                        f"refuses {sql.split(None, 1)[0].upper()}; write through a "
-                        "database opened without read_only") from e
-                raise
+        def begin(self, *args: Any, **kwargs: Any) -> Any:
+            with _refusals(self, "a write transaction"):
+                return super().begin(*args, **kwargs)
 
     return ReadOnly
+
+
+@contextmanager
+def _refusals(db: Database, what: str) -> Iterator[None]:
+    try:
+        yield
+    except peewee.DatabaseError as e:
+        if is_read_only_refusal(e):
+            from .database import describe
+
+            raise ReadOnlyError(
+                f"{describe(db)} was opened read-only (read_only=True), so it refuses "
+                f"{what}; write through a database opened without read_only") from e
+        raise
 
 
 # -- pool limits ------------------------------------------------------------------------

@@ -292,6 +292,8 @@ def _connection_lost(error: BaseException) -> bool:
     """Whether a driver error means the replica cannot be used (vs. this one statement)."""
     if isinstance(error, peewee.InterfaceError):
         return True
-    original = error.args[0] if error.args and isinstance(error.args[0], Exception) else error
+    from .access import driver_error
+
+    original = driver_error(error)
     sqlstate = getattr(original, "sqlstate", None)
     return sqlstate is None or sqlstate.startswith(("08", "57P", "53"))
