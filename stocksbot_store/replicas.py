@@ -162,6 +162,7 @@ class ReplicaRouter:
         self.required_lsn = 0
         self.wrote = False
         self._turn = itertools.count()
+        self._lock = threading.Lock()
 
     def note_write(self) -> None:
         """This process committed something: the next read pins the primary's LSN."""
@@ -170,9 +171,10 @@ class ReplicaRouter:
     def replica_for_read(self, execute_on_primary: Any) -> Replica | None:
         """A usable replica that has replayed this process's writes, or None."""
         if self.wrote:
-            self.wrote = False
+            self.wrote = False  # before the query: a commit after it sets it again
             lsn = execute_on_primary("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-            self.required_lsn = max(self.required_lsn, lsn_number(lsn))
+            with self._lock:  # never lower it: another thread may have pinned a later one
+                self.required_lsn = max(self.required_lsn, lsn_number(lsn))
         count = len(self.replicas)
         start = next(self._turn)
         for i in range(count):
@@ -296,4 +298,6 @@ def _connection_lost(error: BaseException) -> bool:
 
     original = driver_error(error)
     sqlstate = getattr(original, "sqlstate", None)
-    return sqlstate is None or sqlstate.startswith(("08", "57P", "53"))
+    # No SQLSTATE: the connection failed or broke. 08 connection, 57P shutdown, 53 out
+    # of resources, 28 authentication, 3D no such database (not replayed yet).
+    return sqlstate is None or sqlstate.startswith(("08", "57P", "53", "28", "3D"))
