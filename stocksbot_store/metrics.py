@@ -155,9 +155,9 @@ def _table_rows(db: Database) -> dict[str, int]:
 def format_text(s: StoreStats) -> str:
     """The figures as lines for people."""
     lines = [f"database: {s.database} ({s.backend})",
-             f"size: {_bytes(s.database_bytes)}"]
+             f"size: {format_bytes(s.database_bytes)}"]
     if s.backend == "sqlite":
-        wal = "none" if s.wal_bytes is None else _bytes(s.wal_bytes)
+        wal = "none" if s.wal_bytes is None else format_bytes(s.wal_bytes)
         sequence = "-" if s.wal_checkpoint_sequence is None else s.wal_checkpoint_sequence
         lines.append(f"wal: {wal}, checkpoint sequence {sequence}")
     else:
@@ -166,7 +166,7 @@ def format_text(s: StoreStats) -> str:
         for sb in s.standbys:
             lag = "-" if sb.replay_lag_seconds is None else f"{sb.replay_lag_seconds:.3f} s"
             lines.append(f"standby {sb.name or '?'} ({sb.address or 'local'}): {sb.state}, "
-                         f"replay lag {lag}, {_bytes(sb.bytes_behind)} behind")
+                         f"replay lag {lag}, {format_bytes(sb.bytes_behind)} behind")
     for r in s.replicas:
         lines.append(f"replica {r.url}: {r.describe()}")
     rows = ", ".join(f"{table} {count:,}" for table, count in s.table_rows.items())
@@ -286,7 +286,8 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def _bytes(value: int | None) -> str:
+def format_bytes(value: int | None) -> str:
+    """``value`` bytes for people: ``96.0 KiB``; ``-`` for None."""
     if value is None:
         return "-"
     size = float(value)

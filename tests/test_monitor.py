@@ -272,3 +272,46 @@ def test_cli_exit_2_without_traceback_or_password(url, tmp_path):
     assert result.stderr.startswith("stocksbot-stats: error: ")
     assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+# -- the dashboard's health line -----------------------------------------------------
+
+
+def test_health_line_text(storage):
+    from tui.widgets.health_line import health_text, read_health
+
+    book(storage)
+    line = str(health_text(read_health(storage.db)))
+    assert line.startswith("HEALTH size ")
+    assert "fills 2 (" in line and "reads " in line and "writes " in line
+    if storage.db.__class__.__name__.endswith("PostgresqlDatabase"):
+        assert "connections " in line
+
+
+def test_health_line_widget(tmp_path):
+    import asyncio
+
+    from textual.app import App
+
+    from tui.widgets.health_line import HealthLine, read_health
+
+    db = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    init_db(db)
+    book(StorageService(db))
+
+    class Shell(App):
+        def compose(self):
+            yield HealthLine()
+
+    async def run() -> tuple[str, str]:
+        async with Shell().run_test() as pilot:
+            widget = pilot.app.query_one(HealthLine)
+            widget.show(None, "database is locked")
+            down = str(widget.render())
+            widget.show(read_health(db))
+            return down, str(widget.render())
+
+    down, up = asyncio.run(run())
+    assert down == "HEALTH unavailable: database is locked"
+    assert up.startswith("HEALTH size ") and "wal " in up and "fills 2" in up
+    db.close()
