@@ -160,21 +160,30 @@ class ReplicaRouter:
         self.replicas = list(replicas)
         self.max_lag = max_lag
         self.required_lsn = 0
-        self.wrote = False
+        # Commits this process made, and how many of them required_lsn covers.
+        self.commits = 0
+        self.pinned = 0
         self._turn = itertools.count()
-        self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._pin_lock = threading.Lock()
 
     def note_write(self) -> None:
         """This process committed something: the next read pins the primary's LSN."""
-        self.wrote = True
+        with self._count_lock:
+            self.commits += 1
 
     def replica_for_read(self, execute_on_primary: Any) -> Replica | None:
         """A usable replica that has replayed this process's writes, or None."""
-        if self.wrote:
-            self.wrote = False  # before the query: a commit after it sets it again
-            lsn = execute_on_primary("SELECT pg_current_wal_lsn()::text").fetchone()[0]
-            with self._lock:  # never lower it: another thread may have pinned a later one
-                self.required_lsn = max(self.required_lsn, lsn_number(lsn))
+        if self.pinned != self.commits:
+            # Under a lock, so that a thread whose own commit another thread is pinning
+            # waits for that pin instead of reading with the older one. Commits never
+            # wait for it (they count under their own lock).
+            with self._pin_lock:
+                seen = self.commits
+                if self.pinned < seen:
+                    lsn = execute_on_primary("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+                    self.required_lsn = max(self.required_lsn, lsn_number(lsn))
+                    self.pinned = seen
         count = len(self.replicas)
         start = next(self._turn)
         for i in range(count):
