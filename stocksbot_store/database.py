@@ -31,6 +31,7 @@ from urllib.parse import urlparse, urlunparse
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse import db_url
 
+from .access import apply_access, take_access_options
 from .errors import ConfigurationError
 from .fields import FIELD_TYPES
 from .models import MODELS
@@ -98,12 +99,15 @@ def connect(url: str | None = None, **options: Any) -> Database:
     """Open the database at ``url`` (see the module docstring for defaults).
 
     ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
-    ``timeout=``...). Raises :class:`ConfigurationError` for a URL it cannot use.
+    ``timeout=``...), except the store's own: ``slow_ms=``, ``read_only=``,
+    ``replicas=``/``replica_url=`` and ``replica_max_lag=`` (see
+    :mod:`stocksbot_store.access`). Raises :class:`ConfigurationError` for a URL it cannot use.
     A brand-new empty database is brought to the latest schema; one that is behind
     or newer raises :class:`SchemaError` (``migrate=False`` skips this check).
     """
     migrate = options.pop("migrate", True)
     url = database_url(url)
+    access = take_access_options(url, options)
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
         db = _connect_sqlite(url, options)
@@ -116,6 +120,7 @@ def connect(url: str | None = None, **options: Any) -> Database:
     db.stocksbot_url = mask_url(url)
     configure_sql_echo()
     prepare_database(db)
+    apply_access(db, url, access)
     if migrate:
         from .migrate import ensure_schema
 

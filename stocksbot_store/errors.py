@@ -55,6 +55,10 @@ class DatabaseUnavailableError(StorageError):
     """The database cannot be reached or stayed locked; retrying later may succeed."""
 
 
+class ReadOnlyError(StorageError):
+    """A write through a database opened read-only (``connect(url, read_only=True)``)."""
+
+
 class SchemaError(StorageError):
     """The database schema is missing, behind, or newer than this package knows."""
 
