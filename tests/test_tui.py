@@ -291,7 +291,7 @@ def test_command_line_help_and_errors(capsys):
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--url", "--refresh", "--demo", "--screenshot", "DATABASE_URL"):
+    for option in ("--url", "--refresh", "--create", "--demo", "--screenshot", "DATABASE_URL"):
         assert option in out
     assert main(["--url", "mysql://root@127.0.0.1/x"]) == 2
     err = capsys.readouterr().err
@@ -299,6 +299,21 @@ def test_command_line_help_and_errors(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--refresh", "0"])
     assert done.value.code == 2
+
+
+def test_a_sqlite_path_that_does_not_exist_is_refused(tmp_path, capsys, monkeypatch):
+    typo = tmp_path / "typo.db"
+    assert main(["--url", f"sqlite:///{typo}"]) == 2
+    err = capsys.readouterr().err
+    assert str(typo) in err and "--create" in err and "Traceback" not in err
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{typo}")  # the same from the environment
+    assert main([]) == 2
+    assert str(typo) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    shot = tmp_path / "shot.svg"
+    assert main(["--create", "--screenshot", str(shot)]) == 0
+    assert typo.exists() and shot.exists()
+    assert main(["--screenshot", str(shot)]) == 0  # it exists now: no --create needed
 
 
 @drive
