@@ -77,7 +77,7 @@ async def test_a_strategy_figure_that_cannot_be_computed_fails_only_its_view(see
         status = status_text(app)
         assert "LIVE" in status and "UNAVAILABLE" not in status
         assert "failed: strategies" in status
-        assert "cannot show this view" in note(app, "strategies")
+        assert "cannot show this view: InvalidOperation" in note(app, "strategies")
         assert table(app, "strategies").row_count == 0
         # The rest is live.
         assert table(app, "positions").keys() == [
@@ -104,7 +104,7 @@ async def test_a_row_that_cannot_be_read_fails_only_the_orders_view(seeded_url, 
         assert app.error is None and "orders" in app.failed
         status = status_text(app)
         assert "LIVE" in status and "UNAVAILABLE" not in status and "retrying" not in status
-        assert "bogus" in note(app, "orders")
+        assert "cannot show this view: ValueError: 'bogus'" in note(app, "orders")
         assert table(app, "positions").row_count == len(store.get_open_positions()) + 1
         assert table(app, "strategies").row_count == 4
         assert table(app, "trades").row_count == 50

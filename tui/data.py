@@ -27,7 +27,7 @@ from typing import TypeVar
 import peewee
 from peewee import Database
 
-from stocksbot_store import DatabaseUnavailableError, StorageService, connect
+from stocksbot_store import DatabaseUnavailableError, StorageError, StorageService, connect
 from stocksbot_store.database import describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.migrate import ensure_schema
@@ -59,8 +59,12 @@ def is_unavailable(error: BaseException) -> bool:
 
 
 def one_line(error: BaseException) -> str:
-    """The first line of an error's message (its class name if it has none)."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    """The first line of an error's message; an error that is not the store's own
+    (a raw ``decimal.InvalidOperation``, say) is named by its class as well."""
+    text = (str(error).strip().splitlines() or [""])[0][:200]
+    if isinstance(error, StorageError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 @dataclass(frozen=True)
