@@ -272,8 +272,13 @@ async def test_unreachable_database_is_shown_and_retried(seeded_url, tmp_path):
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.error is not None)
-            assert "DATABASE UNAVAILABLE" in status_text(app)
-            assert "retrying" in status_text(app)
+            if url.startswith("sqlite"):  # reached, but not a store: not "unavailable"
+                assert "CANNOT READ THE STORE" in status_text(app)
+                assert "file is not a database" in status_text(app)
+                assert "DATABASE UNAVAILABLE" not in status_text(app)
+            else:
+                assert "DATABASE UNAVAILABLE" in status_text(app)
+                assert "retrying" in status_text(app)
             repair()
             await wait_for(pilot, lambda: app.snapshot is not None)
             assert app.error is None and "LIVE" in status_text(app)
@@ -291,7 +296,7 @@ def test_command_line_help_and_errors(capsys):
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--url", "--refresh", "--demo", "--screenshot", "DATABASE_URL"):
+    for option in ("--url", "--refresh", "--create", "--demo", "--screenshot", "DATABASE_URL"):
         assert option in out
     assert main(["--url", "mysql://root@127.0.0.1/x"]) == 2
     err = capsys.readouterr().err
@@ -299,6 +304,21 @@ def test_command_line_help_and_errors(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--refresh", "0"])
     assert done.value.code == 2
+
+
+def test_a_sqlite_path_that_does_not_exist_is_refused(tmp_path, capsys, monkeypatch):
+    typo = tmp_path / "typo.db"
+    assert main(["--url", f"sqlite:///{typo}"]) == 2
+    err = capsys.readouterr().err
+    assert str(typo) in err and "--create" in err and "Traceback" not in err
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{typo}")  # the same from the environment
+    assert main([]) == 2
+    assert str(typo) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    shot = tmp_path / "shot.svg"
+    assert main(["--create", "--screenshot", str(shot)]) == 0
+    assert typo.exists() and shot.exists()
+    assert main(["--screenshot", str(shot)]) == 0  # it exists now: no --create needed
 
 
 @drive

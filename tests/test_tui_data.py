@@ -6,10 +6,16 @@ from decimal import Decimal
 
 import pytest
 
-from stocksbot_store import StorageService, connect, init_db
-from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
+from stocksbot_store import StorageService, ValidationError, connect, init_db
+from stocksbot_store.queries import (
+    ChangeWatcher,
+    last_prices,
+    order_page,
+    realized_pnl_series,
+    trade_page,
+)
 from stocksbot_store.seed import seed_history
-from tui.data import PAGE_SIZE, DashboardSource, OrderQuery
+from tui.data import PAGE_SIZE, DashboardSource, OrderQuery, Sort
 
 
 @pytest.fixture
@@ -87,6 +93,36 @@ def test_orders_page_and_filter_in_sql(seeded):
     assert buys.rows and all(o.side == "buy" and o.strategy == "momentum"
                              and o.status == "filled" for o in buys.rows)
     assert source.orders(OrderQuery(strategy="no such strategy")).rows == ()
+
+
+def test_sorted_pages_are_sorted_in_sql_over_the_whole_history(seeded):
+    everything = seeded.orders.get_all(limit=None)
+    by_price = sorted((o for o in everything if o.price is not None),
+                      key=lambda o: (o.price, o.id), reverse=True)
+    nulls = sorted((o.id for o in everything if o.price is None), reverse=True)
+    want = [o.id for o in by_price] + nulls  # numbers as numbers (not text), empty last
+    source = DashboardSource(seeded.db)
+    query = OrderQuery(sort=Sort("price", descending=True))
+    seen: list[int] = []
+    page = source.orders(query)
+    while True:
+        seen += [o.id for o in page.rows]
+        if not page.has_more:
+            break
+        query = query.next_page(page)
+        page = source.orders(query)
+    assert seen == want
+    fills = sorted(seeded.trades.get_all(limit=None), key=lambda t: (t.price, t.id))
+    assert [t.id for t in trade_page(seeded.db, sort="price", descending=False, limit=5)] == \
+        [t.id for t in fills[:5]]
+    costs = sorted(seeded.trades.get_all(limit=None),
+                   key=lambda t: (t.commission + t.fees, t.id), reverse=True)
+    assert [t.id for t in trade_page(seeded.db, sort="costs", limit=5)] == \
+        [t.id for t in costs[:5]]
+    with pytest.raises(ValidationError, match="cannot be sorted by 'strategy'"):
+        order_page(seeded.db, sort="strategy")
+    with pytest.raises(ValidationError):
+        trade_page(seeded.db, sort="price; DROP TABLE trade")
 
 
 def test_order_fills_and_operator_actions(seeded):

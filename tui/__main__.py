@@ -1,16 +1,22 @@
 """``stocksbot-dashboard`` / ``python -m tui``: start the dashboard.
 
 Errors (a bad URL, say) go to stderr with exit status 2 and no traceback; once
-running, database trouble is shown in the status line instead.
+running, database trouble is shown in the status line instead. A SQLite file that
+does not exist is refused (a typo in the path would otherwise watch a new, empty
+store) unless ``--create`` says to create it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from urllib.parse import urlparse
+
+from playhouse import db_url
 
 from stocksbot_store import StorageError
-from stocksbot_store.database import DEFAULT_URL
+from stocksbot_store.database import DEFAULT_URL, database_url
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--refresh", metavar="SECONDS", type=_positive_float, default=1.0,
         help="how often to check the database for changes (default: 1); an unchanged "
              "database costs next to nothing to check")
+    parser.add_argument(
+        "--create", action="store_true",
+        help="create the SQLite file, with a new empty store, if it does not exist "
+             "(without it, a path that does not exist is refused)")
     parser.add_argument(
         "--demo", action="store_true",
         help="ignore --url: create a temporary SQLite store with a seeded history and run a "
@@ -52,6 +62,13 @@ def _positive_float(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the dashboard; the exit status."""
     args = parse_args(argv)
+    if not args.demo and not args.create:
+        missing = missing_sqlite_file(database_url(args.url))
+        if missing is not None:
+            print(f"stocksbot-dashboard: the SQLite database {missing!r} does not exist; "
+                  "check the path, or pass --create to create a new store there",
+                  file=sys.stderr)
+            return 2
     from .app import DashboardApp
     from .data import DashboardSource
 
@@ -67,6 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     except StorageError as e:
         print(f"stocksbot-dashboard: {e}", file=sys.stderr)
         return 2
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names if that file does not exist; None for
+    an existing file, an in-memory or ``file:`` URI database, or another backend
+    (a URL it cannot parse is left for ``connect`` to refuse)."""
+    if not urlparse(url).scheme.startswith("sqlite"):
+        return None
+    try:
+        path = db_url.parse(url).get("database") or ":memory:"
+    except ValueError:
+        return None
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return None
+    return path
 
 
 def _run(app, screenshot: str | None) -> int:

@@ -4,14 +4,20 @@ The app owns no database code: a :class:`~tui.data.DashboardSource` does every
 read and write, always on a worker thread (``@work(thread=True)``), and the
 workers post :mod:`tui.messages` back; handlers on the UI thread update the views.
 A timer asks for a refresh every ``refresh_seconds``; a refresh that finds no
-change (the common case) touches no widget. When the database cannot be read,
-the status line says so and the timer keeps retrying.
+change (the common case) touches no widget. When the database cannot be reached,
+the status line says so and the timer keeps retrying; when only one view's figures
+fail, that view says why and the others stay live.
+
+The views are listed once, in :data:`VIEWS`: a new view is a
+:class:`~tui.widgets.table_view.TableView` subclass with ``show(snapshot)`` and a
+line there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -19,7 +25,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from .data import DashboardSource, OrderQuery, Snapshot
+from .data import DashboardSource, OrderQuery, Snapshot, Sort, is_unavailable, one_line
+from .format import visible
 from .messages import (
     ActionFinished,
     FillsLoaded,
@@ -39,9 +46,16 @@ from .widgets.orders_view import OrdersView
 from .widgets.positions_view import PositionsView
 from .widgets.status_bar import StatusBar
 from .widgets.strategies_view import StrategiesView
+from .widgets.table_view import TableView
 from .widgets.trades_view import TradesView
 
-VIEWS = ["positions", "orders", "strategies", "trades"]
+#: The views, in tab order: (name, tab title, widget). Key ``1`` shows the first.
+VIEWS: list[tuple[str, str, type[TableView]]] = [
+    ("positions", "Positions", PositionsView),
+    ("orders", "Orders", OrdersView),
+    ("strategies", "Strategies", StrategiesView),
+    ("trades", "Trades", TradesView),
+]
 
 
 def utc_now() -> dt.datetime:
@@ -54,16 +68,16 @@ class DashboardApp(App):
 
     TITLE = "stocksbot dashboard"
     CSS_PATH = "app.tcss"
+    # The tabs show the view keys; the footer keeps to what fits 80 columns, so that
+    # help and quit are always on screen.
     BINDINGS = [
-        Binding("1", "view('positions')", "Positions"),
-        Binding("2", "view('orders')", "Orders"),
-        Binding("3", "view('strategies')", "Strategies"),
-        Binding("4", "view('trades')", "Trades"),
-        Binding("tab", "next_view", "Next view", priority=True),
+        *[Binding(str(number), f"view('{name}')", title, show=False)
+          for number, (name, title, _) in enumerate(VIEWS, 1)],
+        Binding("tab", "next_view", "Next view", priority=True, show=False),
         Binding("slash", "filter", "Filter"),
         Binding("r", "refresh_now", "Refresh"),
         Binding("t", "toggle_trading", "Halt/resume"),
-        Binding("a", "toggle_strategy", "(De)activate"),
+        Binding("a", "toggle_strategy", "(De)activate", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -75,10 +89,16 @@ class DashboardApp(App):
         self.refresh_seconds = refresh_seconds
         self.clock = clock
         self.snapshot: Snapshot | None = None
-        self.order_query = OrderQuery()
-        self.page_anchors: list[int | None] = [None]
+        #: The orders view's pages: the first page's query, then each page turned to.
+        self.order_pages: list[OrderQuery] = [OrderQuery()]
+        self.trades_sort: Sort | None = None
         self.last_ok: dt.datetime | None = None
+        #: Why the last refresh failed as a whole (None: it did not).
         self.error: str | None = None
+        #: Whether that failure was the database being unreachable.
+        self.unavailable = False
+        #: Views (and ``trading``) whose figures failed, and why.
+        self.failed: dict[str, str] = {}
         self.refreshes = 0
         self._force_next = False
 
@@ -86,16 +106,16 @@ class DashboardApp(App):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        with TabbedContent(id="views", initial="positions"):
-            with TabPane("1 Positions", id="positions"):
-                yield PositionsView()
-            with TabPane("2 Orders", id="orders"):
-                yield OrdersView()
-            with TabPane("3 Strategies", id="strategies"):
-                yield StrategiesView()
-            with TabPane("4 Trades", id="trades"):
-                yield TradesView()
-        yield Footer()
+        with TabbedContent(id="views", initial=VIEWS[0][0]):
+            for number, (name, title, view) in enumerate(VIEWS, 1):
+                with TabPane(f"{number} {title}", id=name):
+                    yield view(id=f"{name}-view")
+        # The palette (ctrl+p) is in the help screen: the footer's room goes to keys.
+        yield Footer(compact=True, show_command_palette=False)
+
+    def view(self, name: str) -> TableView:
+        """The view called ``name``."""
+        return self.query_one(f"#{name}-view", TableView)
 
     def on_mount(self) -> None:
         self.draw_status()
@@ -127,17 +147,22 @@ class DashboardApp(App):
             self.refresh_worker(self.current_query(), self._force_next)
             self._force_next = False
 
+    @property
+    def order_query(self) -> OrderQuery:
+        """The orders filter and sort (from the first page)."""
+        return self.order_pages[0]
+
     def current_query(self) -> OrderQuery:
-        """The order filter with the current page's anchor."""
-        q = self.order_query
-        return OrderQuery(q.symbol, q.status, q.side, q.strategy, self.page_anchors[-1])
+        """The query of the orders page on screen."""
+        return self.order_pages[-1]
 
     @work(thread=True, group="refresh")
     def refresh_worker(self, query: OrderQuery, force: bool) -> None:
         try:
-            snapshot = self.source.refresh(query, force=force or self.error is not None)
+            snapshot = self.source.refresh(query, force=force or self.error is not None,
+                                           trades=self.trades_sort)
         except Exception as e:  # shown in the status line; the timer retries
-            self.post_message(RefreshFailed(_one_line(e)))
+            self.post_message(RefreshFailed(one_line(e), unavailable=is_unavailable(e)))
         else:
             self.post_message(Refreshed(snapshot))
 
@@ -149,6 +174,7 @@ class DashboardApp(App):
         if self._views_gone():
             return
         self.error = None
+        self.unavailable = False
         self.last_ok = self.clock()
         self.refreshes += 1
         if message.snapshot is not None:
@@ -158,24 +184,42 @@ class DashboardApp(App):
     def on_refresh_failed(self, message: RefreshFailed) -> None:
         if self._views_gone():
             return
-        self.error = message.error
+        if message.view is not None and not message.unavailable:
+            self.fail_view(message.view, message.error)
+        else:
+            self.error, self.unavailable = message.error, message.unavailable
         self.draw_status()
 
     def show(self, snapshot: Snapshot) -> None:
-        """Draw ``snapshot`` in every view."""
+        """Draw ``snapshot`` in every view; a view whose figures failed (in reading or
+        in drawing) says why, and the others are drawn as usual."""
         self.snapshot = snapshot
-        self.query_one(PositionsView).show(snapshot)
-        self.query_one(StrategiesView).show(snapshot)
-        self.query_one(TradesView).show(snapshot)
-        if snapshot.orders is not None:
-            self.query_one(OrdersView).show(snapshot.orders, len(self.page_anchors))
+        self.failed = {k: v for k, v in snapshot.failed.items() if k == "trading"}
+        self.view("orders").page_number = len(self.order_pages)
+        for name, _, _ in VIEWS:
+            view = self.view(name)
+            failure = snapshot.failed.get(name)
+            if failure is None:
+                try:
+                    view.show(snapshot)
+                except Exception as e:  # a figure the view cannot draw
+                    failure = one_line(e)
+            self.fail_view(name, failure)
+
+    def fail_view(self, name: str, failure: str | None) -> None:
+        """Mark view ``name`` failed because of ``failure`` (None: it is fine)."""
+        self.view(name).fail(failure)
+        if failure is None:
+            self.failed.pop(name, None)
+        else:
+            self.failed[name] = failure
 
     def draw_status(self) -> None:
         """Redraw the status line from what the app knows now."""
         if self._views_gone():
             return
         if self.error is not None:
-            state = "down"
+            state = "down" if self.unavailable else "failed"
         elif self.last_ok is None or (self.clock() - self.last_ok).total_seconds() > max(
                 3 * self.refresh_seconds, 5):
             state = "stale"
@@ -184,7 +228,7 @@ class DashboardApp(App):
         self.query_one(StatusBar).show(
             self.source.description, state=state, refreshed=self.last_ok,
             trading_enabled=None if self.snapshot is None else self.snapshot.trading_enabled,
-            error=self.error)
+            error=self.error, failed=self.failed)
 
     # -- orders: paging, filter, detail -----------------------------------------------
 
@@ -194,9 +238,9 @@ class DashboardApp(App):
             if page is None or not page.has_more or not page.rows:
                 self.bell()
                 return
-            self.page_anchors.append(page.rows[-1].id)
-        elif len(self.page_anchors) > 1:
-            self.page_anchors.pop()
+            self.order_pages.append(self.current_query().next_page(page))
+        elif len(self.order_pages) > 1:
+            self.order_pages.pop()
         else:
             self.bell()
             return
@@ -207,11 +251,28 @@ class DashboardApp(App):
         try:
             self.post_message(OrdersLoaded(self.source.orders(query)))
         except Exception as e:
-            self.post_message(RefreshFailed(_one_line(e)))
+            self.post_message(RefreshFailed(one_line(e), unavailable=is_unavailable(e),
+                                            view="orders"))
 
     def on_orders_loaded(self, message: OrdersLoaded) -> None:
         if not self._views_gone() and message.page.query == self.current_query():
-            self.query_one(OrdersView).show(message.page, len(self.page_anchors))
+            view = self.query_one(OrdersView)
+            try:
+                view.show_page(message.page, len(self.order_pages))
+            except Exception as e:
+                self.fail_view("orders", one_line(e))
+            else:
+                self.fail_view("orders", None)
+            self.draw_status()
+
+    def on_keyed_table_sort_changed(self, message: KeyedTable.SortChanged) -> None:
+        """A sort done in SQL: re-read the view's rows in the new order."""
+        sort = None if message.column is None else Sort(message.column, message.reverse)
+        if message.table.id == "orders-table":
+            self.show_orders(replace(self.order_query, sort=sort))
+        else:
+            self.trades_sort = sort
+            self.schedule_refresh(force=True)
 
     def action_filter(self) -> None:
         """Ask for the order filter, then show its first page."""
@@ -225,13 +286,12 @@ class DashboardApp(App):
         self.push_screen(FilterScreen(self.order_query, names), apply)
 
     def on_symbol_chosen(self, message: SymbolChosen) -> None:
-        self.show_orders(OrderQuery(symbol=message.symbol))
+        self.show_orders(OrderQuery(symbol=message.symbol, sort=self.order_query.sort))
         self.query_one(TabbedContent).active = "orders"
 
     def show_orders(self, query: OrderQuery) -> None:
-        """Filter the orders view by ``query`` and load its first page."""
-        self.order_query = query
-        self.page_anchors = [None]
+        """Filter (and sort) the orders view by ``query`` and load its first page."""
+        self.order_pages = [query.first_page()]
         self.orders_worker(self.current_query())
 
     def on_order_chosen(self, message: OrderChosen) -> None:
@@ -244,7 +304,7 @@ class DashboardApp(App):
             self.post_message(FillsLoaded(order, fills))
         except Exception as e:
             self.post_message(ActionFinished(f"could not read order {order_id}: "
-                                             f"{_one_line(e)}", ok=False))
+                                             f"{one_line(e)}", ok=False))
 
     def on_fills_loaded(self, message: FillsLoaded) -> None:
         if message.order is not None and not self._views_gone():
@@ -255,6 +315,10 @@ class DashboardApp(App):
     def action_toggle_trading(self) -> None:
         """Halt or resume trading, after a yes."""
         if self.snapshot is None:
+            return
+        if self.snapshot.trading_enabled is None:
+            self.notify("the trading switch could not be read; see the status line",
+                        severity="error")
             return
         enable = not self.snapshot.trading_enabled
         question = ("Resume trading? The bot will place orders again." if enable else
@@ -284,22 +348,24 @@ class DashboardApp(App):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.write_worker(f"{stats.name} {verb.lower()}d",
+                self.write_worker(f"{visible(stats.name)} {verb.lower()}d",
                                    self.source.set_strategy_active, stats.id, active)
 
-        self.push_screen(ConfirmScreen(f"{verb} strategy {stats.name}?"), answer)
+        self.push_screen(ConfirmScreen(f"{verb} strategy {visible(stats.name)}?"), answer)
 
     @work(thread=True, group="actions")
     def write_worker(self, done: str, write: Callable[..., object], *args: object) -> None:
         try:
             write(*args)
         except Exception as e:
-            self.post_message(ActionFinished(f"not done: {_one_line(e)}", ok=False))
+            self.post_message(ActionFinished(f"not done: {one_line(e)}", ok=False))
         else:
             self.post_message(ActionFinished(done, ok=True))
 
     def on_action_finished(self, message: ActionFinished) -> None:
-        self.notify(message.text, severity="information" if message.ok else "error")
+        # Plain text: names in it come from the store and are never markup.
+        self.notify(visible(message.text), severity="information" if message.ok else "error",
+                    markup=False)
         if message.ok:
             self.schedule_refresh(force=True)
 
@@ -313,10 +379,13 @@ class DashboardApp(App):
         if self.screen is not self.screen_stack[0]:
             self.screen.focus_next()
             return
-        index = VIEWS.index(self.current_view)
-        self.action_view(VIEWS[(index + 1) % len(VIEWS)])
+        names = [name for name, _, _ in VIEWS]
+        index = names.index(self.current_view)
+        self.action_view(names[(index + 1) % len(names)])
 
     def action_refresh_now(self) -> None:
+        """Read the database now, and show the newest rows of the view on screen."""
+        self.view(self.current_view).table.action_top()
         self.schedule_refresh(force=True)
 
     def action_help(self) -> None:
@@ -324,7 +393,7 @@ class DashboardApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for number, view in enumerate(VIEWS, 1):
+        for number, (view, _, _) in enumerate(VIEWS, 1):
             yield SystemCommand(f"Show {view}", f"Switch to the {view} view (key {number})",
                                 lambda v=view: self.action_view(v))
         yield SystemCommand("Filter orders", "Filter by symbol, status, side, strategy (/)",
@@ -338,6 +407,3 @@ class DashboardApp(App):
     def on_unmount(self) -> None:
         self.source.close()
 
-
-def _one_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

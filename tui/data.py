@@ -7,24 +7,41 @@ returns a :class:`Snapshot`, or None when nothing changed since the last call
 dashboard nearly free. Every call may run on any thread: each uses that thread's
 own connection, kept open for the thread's next call. Every read is bounded (a
 page of orders, the last fills), so memory and time do not grow with history.
+
+A refresh tells two kinds of trouble apart. A database that cannot be reached
+(:func:`is_unavailable`) fails the whole refresh, to be retried. Any other error
+while reading one view's figures (a value the code cannot compute, a query that
+fails) fails only that view: :attr:`Snapshot.failed` names it and says why, and
+every other view is read as usual.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import TypeVar
 
+import peewee
 from peewee import Database
 
-from stocksbot_store import StorageService, connect
+from stocksbot_store import DatabaseUnavailableError, StorageError, StorageService, connect
 from stocksbot_store.database import describe
+from stocksbot_store.errors import translate_errors
 from stocksbot_store.migrate import ensure_schema
-from stocksbot_store.models import ZERO, Order, Position, PositionSideEnum, Trade
-from stocksbot_store.queries import ChangeWatcher, last_prices, realized_pnl_series
+from stocksbot_store.models import ZERO, Order, Position, PositionSideEnum, Strategy, Trade
+from stocksbot_store.queries import (
+    ChangeWatcher,
+    last_prices,
+    order_page,
+    realized_pnl_series,
+    trade_page,
+)
 from stocksbot_store.service import StrategyStats
+
+T = TypeVar("T")
 
 #: Orders per page: never more rows than this in the orders table.
 PAGE_SIZE = 50
@@ -34,15 +51,55 @@ TRADES_SHOWN = 50
 CHART_POINTS = 120
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached (lost connection, server
+    down, lock time-out): worth retrying as a whole, unlike a figure that failed."""
+    return isinstance(error, (DatabaseUnavailableError, peewee.OperationalError,
+                              peewee.InterfaceError))
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an error's message; an error that is not the store's own
+    (a raw ``decimal.InvalidOperation``, say) is named by its class as well."""
+    text = (str(error).strip().splitlines() or [""])[0][:200]
+    if isinstance(error, StorageError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A sort done in SQL: a column of the view (see ``stocksbot_store.queries``)."""
+
+    column: str
+    descending: bool = True
+
+
 @dataclass(frozen=True)
 class OrderQuery:
-    """Which orders to show: filters, and where the page starts (None: the newest)."""
+    """Which orders to show: filters, sort, and where the page starts.
+
+    Unsorted, pages are newest first and start before ``before_id`` (None: the
+    newest); sorted, they start at ``offset``.
+    """
 
     symbol: str | None = None
     status: str | None = None
     side: str | None = None
     strategy: str | None = None
     before_id: int | None = None
+    sort: Sort | None = None
+    offset: int = 0
+
+    def first_page(self) -> OrderQuery:
+        """The same filters and sort, from the first page."""
+        return replace(self, before_id=None, offset=0)
+
+    def next_page(self, page: OrderPage) -> OrderQuery:
+        """The query of the page after ``page`` (of this query)."""
+        if self.sort is None:
+            return replace(self, before_id=page.rows[-1].id)
+        return replace(self, offset=self.offset + len(page.rows))
 
     @property
     def filtered(self) -> bool:
@@ -116,14 +173,20 @@ class OrderPage:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything the views show, as of one refresh."""
+    """Everything the views show, as of one refresh.
 
-    trading_enabled: bool
+    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``) or
+    ``trading`` to why it could not be read; its figures are then empty (None for
+    ``trading_enabled``).
+    """
+
+    trading_enabled: bool | None
     positions: tuple[PositionRow, ...]
     strategies: tuple[StrategyStats, ...]
     pnl_series: dict[int, tuple[Decimal, ...]] = field(default_factory=dict)
     trades: tuple[TradeRow, ...] = ()
     orders: OrderPage | None = None
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
@@ -153,13 +216,15 @@ class DashboardSource:
         """The database, password masked."""
         return describe(self.db)
 
-    def refresh(self, orders: OrderQuery | None = OrderQuery(),
-                force: bool = False) -> Snapshot | None:
+    def refresh(self, orders: OrderQuery | None = OrderQuery(), force: bool = False,
+                trades: Sort | None = None) -> Snapshot | None:
         """One dashboard refresh: a :class:`Snapshot`, or None if nothing changed.
 
-        ``orders`` is the page of orders to include (None for none); ``force``
-        reads even when no change was seen. Raises a StorageError when the
-        database cannot be read; the next call tries again.
+        ``orders`` is the page of orders to include (None for none); ``trades`` the
+        sort of the fills shown (None: the most recent); ``force`` reads even when
+        no change was seen. Raises a StorageError when the database cannot be read
+        at all; the next call tries again. A view whose figures fail is named in
+        :attr:`Snapshot.failed` instead.
         """
         if not self._schema_checked:
             with self._connection():
@@ -167,27 +232,36 @@ class DashboardSource:
         if not self.watcher.changed() and not force:
             return None
         with self._connection():
-            strategies = tuple(self.storage.get_strategy_stats())
-            self._names = {s.id: s.name for s in strategies}
-            positions = self.storage.get_open_positions()
-            prices = last_prices(self.db, [p.symbol for p in positions])
+            failed: dict[str, str] = {}
+
+            def part(name: str, read: Callable[[], T], empty: T) -> T:
+                try:
+                    return read()
+                except Exception as e:
+                    if is_unavailable(e):
+                        raise
+                    failed[name] = one_line(e)
+                    return empty
+
+            self._names = self._read_names()
+            strategies = part("strategies", self._strategies, ((), {}))
             return Snapshot(
-                trading_enabled=self.storage.is_trading_enabled(),
-                positions=tuple(_position_row(p, prices.get(p.symbol)) for p in positions),
-                strategies=strategies,
-                pnl_series={s.id: tuple(v for _, v in realized_pnl_series(
-                    self.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies},
-                trades=tuple(self._trade_row(t)
-                             for t in self.storage.get_recent_trades(TRADES_SHOWN)),
-                orders=None if orders is None else self._orders(orders),
+                trading_enabled=part("trading", self.storage.is_trading_enabled, None),
+                positions=part("positions", self._positions, ()),
+                strategies=strategies[0],
+                pnl_series=strategies[1],
+                trades=part("trades", lambda: self._trades(trades), ()),
+                orders=None if orders is None else part("orders",
+                                                        lambda: self._orders(orders), None),
+                failed=failed,
             )
 
     def orders(self, query: OrderQuery) -> OrderPage:
-        """One page of orders for ``query``, newest first (keyset paging in SQL)."""
+        """One page of orders for ``query`` (keyset or offset paging in SQL)."""
         with self._connection():
             self._check_schema()
             if not self._names:
-                self._names = {s.id: s.name for s in self.storage.strategies.get_all()}
+                self._names = self._read_names()
             return self._orders(query)
 
     def order_fills(self, order_id: int) -> tuple[OrderRow | None, tuple[TradeRow, ...]]:
@@ -239,6 +313,29 @@ class DashboardSource:
 
     # -- rows ------------------------------------------------------------------------
 
+    def _read_names(self) -> dict[int, str]:
+        """Strategy names by id (the rows name their strategy), read on their own so
+        that a strategy figure that fails does not take the names with it."""
+        query = Strategy.select(Strategy.id, Strategy.name).bind(self.db).tuples()
+        with translate_errors("reading strategy names"):
+            return dict(query)
+
+    def _strategies(self) -> tuple[tuple[StrategyStats, ...],
+                                   dict[int, tuple[Decimal, ...]]]:
+        strategies = tuple(self.storage.get_strategy_stats())
+        return strategies, {s.id: tuple(v for _, v in realized_pnl_series(
+            self.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies}
+
+    def _positions(self) -> tuple[PositionRow, ...]:
+        positions = self.storage.get_open_positions()
+        prices = last_prices(self.db, [p.symbol for p in positions])
+        return tuple(_position_row(p, prices.get(p.symbol)) for p in positions)
+
+    def _trades(self, sort: Sort | None) -> tuple[TradeRow, ...]:
+        rows = trade_page(self.db, sort=None if sort is None else sort.column,
+                          descending=sort is None or sort.descending, limit=TRADES_SHOWN)
+        return tuple(self._trade_row(t) for t in rows)
+
     def _orders(self, query: OrderQuery) -> OrderPage:
         strategy_id = None
         if query.strategy:
@@ -246,9 +343,12 @@ class DashboardSource:
             if not ids:
                 return OrderPage(query, (), False)
             strategy_id = ids[0]
-        rows = self.storage.orders.page(symbol=query.symbol, status=query.status,
-                                        side=query.side, strategy_id=strategy_id,
-                                        before_id=query.before_id, limit=self.page_size + 1)
+        sort = query.sort
+        rows = order_page(self.db, symbol=query.symbol, status=query.status, side=query.side,
+                          strategy_id=strategy_id, sort=None if sort is None else sort.column,
+                          descending=sort is None or sort.descending,
+                          before_id=query.before_id, offset=query.offset,
+                          limit=self.page_size + 1)
         return OrderPage(query, tuple(self._order_row(o) for o in rows[:self.page_size]),
                          has_more=len(rows) > self.page_size)
 
@@ -278,4 +378,4 @@ def _position_row(p: Position, last: Decimal | None) -> PositionRow:
 
 
 __all__ = ["DashboardSource", "OrderPage", "OrderQuery", "OrderRow", "PositionRow",
-           "Snapshot", "TradeRow"]
+           "Snapshot", "Sort", "TradeRow", "is_unavailable", "one_line"]

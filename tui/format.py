@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -13,11 +14,48 @@ GAIN = "green"
 LOSS = "red"
 
 
+#: Invisible characters that reorder or break a line: bidi overrides and isolates, line
+#: and paragraph separators. Shown as ``\u202e`` and the like.
+_LAYOUT = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
+                    "\u2066\u2067\u2068\u2069")
+
+
+def visible(value: str) -> str:
+    """``value`` with every control character made visible, so stored text can neither
+    drive the terminal nor hide itself: C0 controls become their Unicode pictures
+    (ESC is ``␛``, CR ``␍``, BEL ``␇``), DEL ``␡``, and C1 controls and bidi or line
+    separators their ``\x9b`` / ``\u202e`` escapes. Everything else is kept as is.
+
+    This is for display only; markup is never parsed from stored text either (cells
+    are :class:`rich.text.Text`, and the views build their lines as ``Text``).
+    """
+    if value.isprintable():
+        return value
+    out = []
+    for char in value:
+        code = ord(char)
+        if code < 0x20:
+            out.append(chr(0x2400 + code))
+        elif code == 0x7F:
+            out.append("\u2421")
+        elif 0x80 <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif char in _LAYOUT or unicodedata.category(char) in ("Cc", "Cs"):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class Cell(Text):
-    """A table cell that remembers the value it sorts by (not its formatted text)."""
+    """A table cell that remembers the value it sorts by (not its formatted text).
+
+    Its text is passed through :func:`visible`: no cell can hold a control character.
+    """
 
     def __init__(self, text: str, style: str = "", sort_value: Any = None,
                  justify: str | None = None) -> None:
+        text = visible(text)
         super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
         self.sort_value = text if sort_value is None else sort_value
         self.row_key: str | None = None

@@ -20,11 +20,15 @@ class Refreshed(Message):
 
 
 class RefreshFailed(Message):
-    """A refresh could not read the database; ``error`` says why."""
+    """A read failed; ``error`` says why. ``unavailable``: the database cannot be
+    reached (retry as a whole); otherwise only ``view`` failed, or, with no view,
+    the whole refresh (an outdated schema, say)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, *, unavailable: bool, view: str | None = None) -> None:
         super().__init__()
         self.error = error
+        self.unavailable = unavailable
+        self.view = view
 
 
 class OrdersLoaded(Message):

@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ..format import visible
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Dismisses with True only for an explicit yes (``y`` or the Yes button)."""
@@ -23,7 +25,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="dialog"):
-            yield Static(self.question, id="confirm-question")
+            # Plain text: the question may quote stored names, never read as markup.
+            yield Static(visible(self.question), id="confirm-question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,6 +12,7 @@ from textual.widgets import Button, Input, Label, Select
 from stocksbot_store.models import OrderSideEnum, OrderStatusEnum
 
 from ..data import OrderQuery
+from ..format import visible
 
 
 class FilterScreen(ModalScreen[OrderQuery | None]):
@@ -27,12 +29,14 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
         q = self.current
         with Vertical(id="filter-box", classes="dialog"):
             yield Label("Filter orders (empty = any); enter applies, escape cancels")
-            yield Input(q.symbol or "", placeholder="symbol, e.g. AAPL", id="symbol")
+            # Stored text is shown with its control characters made visible; an
+            # untouched field keeps the symbol it stands for (see query_result).
+            yield Input(visible(q.symbol or ""), placeholder="symbol, e.g. AAPL", id="symbol")
             yield Select([(s.value, s.value) for s in OrderStatusEnum], value=q.status
                          or Select.NULL, prompt="any status", id="status")
             yield Select([(s.value, s.value) for s in OrderSideEnum], value=q.side
                          or Select.NULL, prompt="any side", id="side")
-            yield Select([(s, s) for s in self.strategies], value=q.strategy
+            yield Select([(Text(visible(s)), s) for s in self.strategies], value=q.strategy
                          if q.strategy in self.strategies else Select.NULL,
                          prompt="any strategy", id="strategy")
             with Horizontal(classes="buttons"):
@@ -47,7 +51,7 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
         if event.button.id == "apply":
             self.dismiss(self.query_result())
         elif event.button.id == "clear":
-            self.dismiss(OrderQuery())
+            self.dismiss(OrderQuery(sort=self.current.sort))
         else:
             self.dismiss(None)
 
@@ -61,6 +65,10 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
             value = self.query_one(f"#{widget_id}", Select).value
             return None if value is Select.NULL else str(value)
 
-        symbol = self.query_one("#symbol", Input).value.strip().upper() or None
+        typed = self.query_one("#symbol", Input).value
+        if self.current.symbol and typed == visible(self.current.symbol):
+            symbol: str | None = self.current.symbol
+        else:
+            symbol = typed.strip().upper() or None
         return OrderQuery(symbol=symbol, status=chosen("status"), side=chosen("side"),
-                          strategy=chosen("strategy"))
+                          strategy=chosen("strategy"), sort=self.current.sort)

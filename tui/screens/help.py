@@ -9,16 +9,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = """\
-[b]stocksbot dashboard[/b] - reads the store live; writes only on a confirmed action
+[b]stocksbot dashboard[/b] - the store, live; writes only when confirmed
 
   [b]1-4[/b], [b]tab[/b]   positions, orders, strategies, trades
   [b]/[/b]          filter orders by symbol, status, side, strategy
-  [b]n[/b] / [b]p[/b]      next / previous page of orders (or move past the last/first row)
-  [b]s[/b]          sort the table by the next column (click a header too)
-  [b]enter[/b]      an order's fills (orders, trades); a symbol's orders (positions)
-  [b]r[/b]          refresh now
+  [b]n[/b] / [b]p[/b]      next / previous page of orders
+  [b]s[/b]          sort by the next column (or click a header);
+             orders and trades sort over the whole history
+  [b]home[/b]       back to the first row: the newest
+  [b]enter[/b]      an order's fills; a position's orders
+  [b]r[/b]          refresh now, and back to the first row
   [b]t[/b]          halt or resume trading (asks first)
-  [b]a[/b]          activate or deactivate the selected strategy (asks first)
+  [b]a[/b]          (de)activate the selected strategy (asks first)
   [b]ctrl+p[/b]     command palette
   [b]?[/b]          this help        [b]q[/b]  quit
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -9,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ..data import OrderRow, TradeRow
+from ..format import visible
 from ..widgets.keyed_table import KeyedTable
 from ..widgets.orders_view import COLUMNS as ORDER_COLUMNS
 from ..widgets.orders_view import order_cells
@@ -29,9 +31,12 @@ class OrderDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         o = self.order
         with Vertical(id="detail-box", classes="dialog"):
-            yield Static(f"[b]Order {o.id}[/b]  {o.side} {o.quantity} {o.symbol} ({o.type}, "
-                         f"{o.status}) - {len(self.fills)} fill(s)   [dim]escape closes[/dim]",
-                         id="detail-title")
+            title = Text()
+            title.append(f"Order {o.id}", "bold")
+            title.append(visible(f"  {o.side} {o.quantity} {o.symbol} ({o.type}, {o.status}) "
+                                 f"- {len(self.fills)} fill(s)   "))
+            title.append("escape closes", "dim")
+            yield Static(title, id="detail-title")
             yield KeyedTable(ORDER_COLUMNS, id="detail-order")
             yield KeyedTable(TRADE_COLUMNS, id="detail-fills")
 

@@ -1,20 +1,26 @@
-"""Orders: one page of the order history at a time, newest first, filterable."""
+"""Orders: one page of the order history at a time, newest first, filterable and
+sortable in SQL across every page."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from stocksbot_store.queries import ORDER_SORTS
+
 from .. import format as f
-from ..data import OrderPage, OrderRow
+from ..data import OrderPage, OrderRow, Snapshot
 from ..messages import OrderChosen, PageRequested
 from .keyed_table import KeyedTable
+from .table_view import TableView
 
 COLUMNS = [("id", "Order"), ("time", "Created (UTC)"), ("symbol", "Symbol"), ("side", "Side"),
            ("type", "Type"), ("status", "Status"), ("quantity", "Qty"), ("filled", "Filled"),
            ("price", "Limit"), ("avg_fill", "Avg fill"), ("strategy", "Strategy")]
+#: Hidden first when the terminal is too narrow.
+DROP_ORDER = ["strategy", "type", "time", "avg_fill", "filled", "price"]
 
 STATUS_STYLE = {"filled": "green", "partially_filled": "yellow", "open": "cyan",
                 "pending": "cyan", "cancelled": "dim", "rejected": "red"}
@@ -29,13 +35,13 @@ def order_cells(o: OrderRow) -> list[f.Cell]:
             f.text(o.strategy)]
 
 
-class OrdersView(Vertical):
+class OrdersView(TableView):
     """The orders table, a page at a time; ``n``/``p`` page, and so does moving past
     the last or first row. Enter shows the order's fills."""
 
     BINDINGS = [
-        Binding("n", "page(1)", "Next page"),
-        Binding("p", "page(-1)", "Prev page"),
+        Binding("n", "page(1)", "Next page", show=False),
+        Binding("p", "page(-1)", "Prev page", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:
@@ -45,24 +51,36 @@ class OrdersView(Vertical):
         self._land_on_last = False
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="orders-caption")
-        yield KeyedTable(COLUMNS, id="orders-table")
+        yield Static("", id="orders-caption", classes="note")
+        yield KeyedTable(COLUMNS, drop_order=DROP_ORDER, sql_sort=ORDER_SORTS, id="orders-table")
 
-    def show(self, page: OrderPage, page_number: int) -> None:
+    def show(self, snapshot: Snapshot) -> None:
+        """Draw the page of orders a refresh read (if it read one)."""
+        if snapshot.orders is not None:
+            self.show_page(snapshot.orders, self.page_number)
+
+    def show_page(self, page: OrderPage, page_number: int) -> None:
         """Draw ``page`` (never more rows than one page)."""
         turned = self.page is not None and page.query != self.page.query
         self.page, self.page_number = page, page_number
-        more = ", more: n" if page.has_more else ""
-        back = ", back: p" if page_number > 1 else ""
-        self.query_one("#orders-caption", Static).update(
-            f"[b]{page.query.describe()}[/b]  page {page_number} "
-            f"({len(page.rows)} orders{more}{back})  filter: /")
-        orders = self.query_one(KeyedTable)
-        orders.sync([(str(o.id), order_cells(o)) for o in page.rows])
-        if turned:  # a new page: start at its top, or its bottom when paging back
-            orders.move_cursor(row=orders.row_count - 1 if self._land_on_last else 0,
-                               animate=False)
-            self._land_on_last = False
+        orders = self.table
+        orders.sync([(str(o.id), order_cells(o)) for o in page.rows], fresh=turned)
+        if turned and self._land_on_last:  # paging back: start at the page's bottom
+            orders.move_cursor(row=orders.row_count - 1, animate=False)
+        self._land_on_last = False
+        self.draw_note()
+
+    def caption(self) -> Text:
+        """The filter, the page and the keys that page."""
+        line = Text()
+        if self.page is None:
+            return line
+        more = ", more: n" if self.page.has_more else ""
+        back = ", back: p" if self.page_number > 1 else ""
+        line.append(f.visible(self.page.query.describe()), "bold")
+        line.append(f"  page {self.page_number} ({len(self.page.rows)} orders{more}{back})"
+                    "  filter: /")
+        return line
 
     def action_page(self, step: int) -> None:
         self._land_on_last = step < 0

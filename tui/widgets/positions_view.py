@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from .. import format as f
 from ..data import Snapshot
 from ..messages import SymbolChosen
 from .keyed_table import KeyedTable
+from .table_view import TableView
 
 TOTAL = "__total__"
 COLUMNS = [("symbol", "Symbol"), ("side", "Side"), ("quantity", "Qty"),
            ("avg_entry", "Avg entry"), ("cost_basis", "Cost basis"), ("last", "Last"),
            ("unrealized", "Unrealized P&L"), ("realized", "Realized P&L")]
+#: Hidden first when the terminal is too narrow: P&L matters most.
+DROP_ORDER = ["cost_basis", "avg_entry", "last", "side"]
 
 
-class PositionsView(Vertical):
+class PositionsView(TableView):
     """The open positions table; enter lists the orders of the selected symbol."""
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, pinned=TOTAL, id="positions-table")
+        yield Static(classes="note")
+        yield KeyedTable(COLUMNS, pinned=TOTAL, drop_order=DROP_ORDER, id="positions-table")
 
     def show(self, snapshot: Snapshot) -> None:
         """Draw the positions of ``snapshot`` (only what changed is redrawn)."""
@@ -34,7 +37,7 @@ class PositionsView(Vertical):
         rows.append((TOTAL, [f.text("TOTAL", "bold"), f.text(f"{len(snapshot.positions)} open"),
                              f.text(""), f.text(""), f.number(cost, style="bold"), f.text(""),
                              f.pnl(unrealized), f.pnl(realized)]))
-        self.query_one(KeyedTable).sync(rows)
+        self.table.sync(rows)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -1,19 +1,23 @@
-"""Trades: the most recent fills, newest first."""
+"""Trades: the most recent fills, newest first, or the first fills of a sort done in SQL."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
+
+from stocksbot_store.queries import TRADE_SORTS
 
 from .. import format as f
 from ..data import Snapshot, TradeRow
 from ..messages import OrderChosen
 from .keyed_table import KeyedTable
+from .table_view import TableView
 
 COLUMNS = [("id", "Trade"), ("time", "Executed (UTC)"), ("symbol", "Symbol"), ("side", "Side"),
            ("type", "Type"), ("quantity", "Qty"), ("price", "Price"), ("costs", "Costs"),
            ("realized", "Realized P&L"), ("order", "Order"), ("strategy", "Strategy")]
+#: Hidden first when the terminal is too narrow.
+DROP_ORDER = ["strategy", "type", "order", "costs", "time"]
 
 
 def trade_cells(t: TradeRow) -> list[f.Cell]:
@@ -25,16 +29,22 @@ def trade_cells(t: TradeRow) -> list[f.Cell]:
             f.text(t.strategy)]
 
 
-class TradesView(Vertical):
-    """The recent fills table; enter opens the fill's order."""
+class TradesView(TableView):
+    """The recent fills table; enter opens the fill's order. Sorting asks the
+    database for the first fills of that order (the app re-reads)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._orders: dict[str, int | None] = {}
 
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, id="trades-table")
+        yield Static(classes="note")
+        yield KeyedTable(COLUMNS, drop_order=DROP_ORDER, sql_sort=TRADE_SORTS, id="trades-table")
 
     def show(self, snapshot: Snapshot) -> None:
         """Draw the fills of ``snapshot``."""
         self._orders = {str(t.id): t.order_id for t in snapshot.trades}
-        self.query_one(KeyedTable).sync([(str(t.id), trade_cells(t)) for t in snapshot.trades])
+        self.table.sync([(str(t.id), trade_cells(t)) for t in snapshot.trades])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
