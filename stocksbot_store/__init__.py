@@ -8,6 +8,9 @@ What a user imports lives here; the rest of the package is free to change::
     storage = StorageService(db)
 """
 
+from .archive import export_archive, import_archive, verify_archive
+from .backup import backup, restore
+from .convert import convert
 from .database import DEFAULT_URL, connect, get_db, init_db, mask_url
 from .errors import (
     ConfigurationError,
@@ -38,6 +41,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
+from .realized import realized_report
 from .replicas import ReplicaStatus, replica_status
 from .service import StorageService, StrategyStats
 
@@ -73,13 +77,20 @@ __all__ = [
     "Trade",
     "TradeTypeEnum",
     "ValidationError",
+    "backup",
     "connect",
     "format_json",
     "format_prometheus",
     "format_text",
+    "convert",
+    "export_archive",
     "get_db",
+    "import_archive",
     "init_db",
     "mask_url",
     "replica_status",
     "stats",
+    "realized_report",
+    "restore",
+    "verify_archive",
 ]

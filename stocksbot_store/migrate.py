@@ -69,7 +69,19 @@ def _echo(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _backup_first(runner: Runner, args: argparse.Namespace) -> None:
+    """Back up a SQLite file before its schema changes, unless told not to."""
+    from .migrate_safety import backup_before
+
+    if not args.no_backup:
+        path = backup_before(runner.database)
+        if path:
+            print(f"backup: {path} (restore it with `stocksbot-restore {path} --url URL`)")
+
+
 def _cmd_upgrade(runner: Runner, args: argparse.Namespace) -> int:
+    if runner.pending():
+        _backup_first(runner, args)
     done = runner.upgrade(args.revision)
     print(f"applied: {', '.join(done)}" if done else "nothing to upgrade")
     print(f"current: {runner.current() or 'base'}")
@@ -77,6 +89,26 @@ def _cmd_upgrade(runner: Runner, args: argparse.Namespace) -> int:
 
 
 def _cmd_downgrade(runner: Runner, args: argparse.Namespace) -> int:
+    from .migrate_safety import rows_dropped
+
+    if args.revision is None:
+        raise MigrationError("downgrade needs a target: -1 (the last migration), -N, a "
+                             "revision, or base (every table, with its data); "
+                             f"`{COMMAND} history` lists the revisions")
+    dropped = rows_dropped(runner, args.revision)
+    if dropped:
+        listed = ", ".join(f"{table} ({n:,} rows)" for table, n in dropped.items())
+        warning = (f"downgrade to {args.revision} drops {len(dropped)} table(s) holding "
+                   f"{sum(dropped.values()):,} rows: {listed}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise MigrationError(f"{warning}; nothing was done: add --yes to go ahead")
+            answer = input(f"{warning}.\nType yes to go ahead: ")
+            if answer.strip().lower() != "yes":
+                print("nothing was done")
+                return 2
+        print(warning)
+    _backup_first(runner, args)
     done = runner.downgrade(args.revision)
     print(f"reverted: {', '.join(done)}" if done else "nothing to downgrade")
     print(f"current: {runner.current() or 'base'}")
@@ -182,11 +214,21 @@ def _parser() -> argparse.ArgumentParser:
                        description="Apply pending migrations up to REVISION (default head), "
                                    "each in its own transaction, under a lock.")
     p.add_argument("revision", nargs="?", default="head", help="head, a name or its number")
+    p.add_argument("--no-backup", action="store_true",
+                   help="do not back up a SQLite file first (by default a copy is written "
+                        "beside it and named in the output)")
     p.set_defaults(func=_cmd_upgrade)
     p = sub.add_parser("downgrade", parents=[common], help="revert migrations",
-                       description="Revert the last N migrations (-N, default -1), everything "
-                                   "after REVISION, or everything (base).")
-    p.add_argument("revision", nargs="?", default="-1", help="-N, a revision, or base")
+                       description="Revert the last N migrations (-N), everything after "
+                                   "REVISION, or everything (base). The target is required. "
+                                   "A downgrade that drops tables holding rows says how many "
+                                   "and asks first (--yes for scripts); a SQLite file is "
+                                   "backed up first.")
+    p.add_argument("revision", nargs="?", help="-1, -N, a revision, or base")
+    p.add_argument("--yes", action="store_true",
+                   help="drop tables that hold rows without asking")
+    p.add_argument("--no-backup", action="store_true",
+                   help="do not back up a SQLite file first")
     p.set_defaults(func=_cmd_downgrade)
     p = sub.add_parser("history", parents=[common], help="list every migration and its state",
                        description="Every migration, applied (with when) or pending.")

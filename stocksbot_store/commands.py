@@ -1,0 +1,327 @@
+"""The command lines of backup, restore, export, import and convert.
+
+Each is thin: it parses its arguments, calls the library function
+(:func:`stocksbot_store.backup.backup`, :func:`~stocksbot_store.backup.restore`,
+:func:`~stocksbot_store.archive.export_archive`,
+:func:`~stocksbot_store.archive.import_archive`,
+:func:`~stocksbot_store.convert.convert`,
+:func:`~stocksbot_store.realized.write_realized_report`) and prints what it did.
+Exit status, as for ``stocksbot-check``: 0 done and verified; 1 done but the
+verification failed (nothing was kept, except a backup whose books already
+disagreed, which is kept and reported); 2 it could not run (bad argument or URL,
+unreachable database, a target that is not empty, a damaged archive), with the
+reason on stderr, no traceback and never a password. Progress goes to stderr, on a
+terminal only unless ``--progress`` asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from peewee import PeeweeException
+
+from .check import _first_line, _scrub, _sqlite_file_exists
+from .database import connect, database_url, mask_url
+from .errors import SchemaError, StorageError
+from .fields import utcnow
+from .rows import VerificationError
+
+URL_HELP = ("database URL, e.g. sqlite:///stocksbot.db or postgresql://user:password@host/db "
+            "(default: $DATABASE_URL, else sqlite:///./stocksbot.db)")
+EXIT_HELP = ("Exit status: 0 done and verified; 1 the verification failed; 2 it could not run "
+             "(the reason is on stderr).")
+
+
+class ProgressBar:
+    """``verb table: 45% (done/total)`` on stderr: redrawn in place on a terminal, every
+    10 % elsewhere; shown on a terminal, or anywhere when ``force``d."""
+
+    def __init__(self, verb: str, stream: TextIO | None = None, force: bool = False) -> None:
+        self.verb = verb
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.enabled = force or self.tty
+        self.shown: dict[str, int] = {}
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        percent = min(100, done * 100 // total)
+        line = f"{self.verb} {what}: {percent:3d}% ({done:,}/{total:,})"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+        elif percent // 10 > self.shown.get(what, -1):
+            self.shown[what] = percent // 10
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true",
+                       help="show progress on stderr even when it is not a terminal")
+    shown.add_argument("--no-progress", action="store_true", help="never show progress")
+
+
+def _bar(args: argparse.Namespace, verb: str) -> ProgressBar | None:
+    return None if args.no_progress else ProgressBar(verb, force=args.progress)
+
+
+def _run(prog: str, urls: list[str | None], body: Callable[[], int]) -> int:
+    """Run ``body``; turn every failure into a message on stderr and an exit status."""
+    try:
+        return body()
+    except VerificationError as e:
+        _error(prog, str(e), urls)
+        return 1
+    except (StorageError, PeeweeException, OSError, ValueError) as e:
+        message = str(e) if isinstance(e, StorageError) else _first_line(e)
+        _error(prog, message, urls)
+        return 2
+    except KeyboardInterrupt:
+        _error(prog, "interrupted; nothing was kept", urls)
+        return 2
+
+
+def _error(prog: str, message: str, urls: list[str | None]) -> None:
+    for url in urls:
+        if url:
+            message = _scrub(message, url)
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+
+def _open_existing(url: str) -> Any:
+    """Connect to a store that must already exist (a SQLite URL is not created)."""
+    if url.startswith("sqlite") and not _sqlite_file_exists(url):
+        raise SchemaError(f"{mask_url(url)}: no such database file")
+    return connect(url, migrate=False)
+
+
+# -- stocksbot-backup ----------------------------------------------------------------------
+
+
+def backup_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-backup``: an online, verified backup."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-backup",
+        description="Take a consistent backup of a stocksbot store while the bot keeps "
+                    "writing. SQLite: a copy of the file (SQLite's online backup API) beside "
+                    "the database, named with the UTC time, checked with integrity_check and "
+                    "the ledger check, its sha256 written next to it. PostgreSQL: the "
+                    "portable archive (see stocksbot-export) taken in one snapshot, checked "
+                    "the same way. Prints where it went, its size, the row counts and the "
+                    "verification.",
+        epilog=EXIT_HELP + " Schedule it with cron or a systemd timer, e.g. "
+               "'0 * * * * stocksbot-backup --url sqlite:////srv/bot/stocksbot.db'.")
+    parser.add_argument("--url", metavar="URL", help=URL_HELP)
+    parser.add_argument("--to", metavar="PATH",
+                        help="where to write it (default: beside a SQLite file as "
+                             "NAME-backup-YYYYmmddTHHMMSSZ.db; for PostgreSQL the folder "
+                             "stocksbot-backup-DB-YYYYmmddTHHMMSSZ here)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the integrity and ledger checks of the copy")
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+    url = database_url(args.url)
+
+    def body() -> int:
+        from .backup import backup
+
+        db = _open_existing(url)
+        try:
+            report = backup(db, args.to, verify=not args.no_verify,
+                            progress=_bar(args, "copying"))
+        finally:
+            db.close()
+        print(report.summary())
+        return 0 if report.ok else 1
+
+    return _run(parser.prog, [url], body)
+
+
+# -- stocksbot-restore -------------------------------------------------------------------------
+
+
+def restore_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-restore``: a backup or archive into an empty database."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-restore",
+        description="Restore a backup (a SQLite backup file or an archive folder) into an "
+                    "empty or new database, SQLite or PostgreSQL. A database that holds any "
+                    "row is refused. The copy is verified before it is kept (row counts, "
+                    "sha256 of every table, the ledger check); a damaged or truncated backup "
+                    "is refused with the position of the damage, and nothing is written.",
+        epilog=EXIT_HELP)
+    parser.add_argument("source", metavar="BACKUP", help="a backup file or archive folder")
+    parser.add_argument("--url", metavar="URL", help="the database to restore into; "
+                        + URL_HELP.split(", ", 1)[1])
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+    url = database_url(args.url)
+
+    def body() -> int:
+        from .backup import restore
+
+        report = restore(args.source, url, _bar(args, "restoring"))
+        print(f"restored {args.source} into {mask_url(url)}")
+        print(report.summary())
+        return 0
+
+    return _run(parser.prog, [url], body)
+
+
+# -- stocksbot-export ---------------------------------------------------------------------------
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-export``: the portable archive, or the realized P&L report."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-export",
+        description="Write a stocksbot store to a portable archive folder: every table, every "
+                    "column, ids kept, exact decimals as text, UTC ISO times, the schema "
+                    "revision and a manifest with each file's sha256 and row count; read in "
+                    "one snapshot while the bot keeps writing. JSON lines (full fidelity, "
+                    "what stocksbot-import reads) or CSV (one file per table with a header "
+                    "row, for spreadsheets). With --report realized it writes the realized "
+                    "P&L report for an accountant instead.",
+        epilog=EXIT_HELP)
+    parser.add_argument("--url", metavar="URL", help=URL_HELP)
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                        help="file format (default: %(default)s)")
+    parser.add_argument("--tables", nargs="+", metavar="TABLE",
+                        help="only these tables (the archive is then partial: not importable)")
+    parser.add_argument("--since", type=_date, metavar="DATE",
+                        help="only rows from DATE on (UTC; trades by execution time, other "
+                             "tables by last change; the archive is then partial)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="a new folder to write (default: stocksbot-export-UTCTIME here; "
+                             "for --report, the current folder)")
+    parser.add_argument("--report", choices=("realized",),
+                        help="realized: one CSV row per closing trade (symbol, quantity, "
+                             "opened, closed, proceeds, cost basis, gross and net P&L, fees) "
+                             "and a yearly summary per symbol")
+    parser.add_argument("--method", choices=("average", "fifo"), default="average",
+                        help="for --report: average cost (the store's books, default) or "
+                             "FIFO lots; every row names its method")
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+    url = database_url(args.url)
+
+    def body() -> int:
+        db = _open_existing(url)
+        try:
+            if args.report:
+                from .realized import write_realized_report
+
+                rows_path, years_path, count = write_realized_report(
+                    db, args.out or ".", args.method, _bar(args, "reading"))
+                print(f"realized ({args.method}): {count:,} closing trades in {rows_path}")
+                print(f"yearly summary: {years_path}")
+                return 0
+            from .archive import export_archive
+
+            out = args.out or f"stocksbot-export-{utcnow().strftime('%Y%m%dT%H%M%SZ')}"
+            report = export_archive(db, out, args.format, args.tables, args.since,
+                                    _bar(args, "exporting"))
+        finally:
+            db.close()
+        counts = ", ".join(f"{name} {n:,}" for name, n in report.rows.items())
+        print(f"archive: {os.path.abspath(report.path)} ({args.format}, "
+              f"{report.size:,} bytes)")
+        print(f"rows: {counts}")
+        print(f"schema revision: {report.manifest['revision']}")
+        return 0
+
+    return _run(parser.prog, [url], body)
+
+
+# -- stocksbot-import ---------------------------------------------------------------------------
+
+
+def import_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-import``: a JSON-lines archive into an empty database."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-import",
+        description="Load a complete JSON-lines archive (from stocksbot-export or "
+                    "stocksbot-backup) into an empty or new database. The archive is checked "
+                    "against its manifest first and every value as it is read; one from a "
+                    "newer schema is refused, one from an older schema is migrated. Verified "
+                    "before it is kept; on any problem nothing is written.",
+        epilog=EXIT_HELP)
+    parser.add_argument("archive", metavar="ARCHIVE", help="the archive folder")
+    parser.add_argument("--url", metavar="URL", help="the database to load into; "
+                        + URL_HELP.split(", ", 1)[1])
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+    url = database_url(args.url)
+
+    def body() -> int:
+        from .archive import import_archive
+
+        report = import_archive(args.archive, url, _bar(args, "importing"))
+        print(f"imported {args.archive} into {mask_url(url)}")
+        print(report.summary())
+        return 0
+
+    return _run(parser.prog, [url], body)
+
+
+# -- stocksbot-convert --------------------------------------------------------------------------
+
+
+def convert_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-convert``: SQLite to PostgreSQL and back."""
+    parser = argparse.ArgumentParser(
+        prog="stocksbot-convert",
+        description="Copy a stocksbot store to another database: SQLite to PostgreSQL or "
+                    "back. The target must be empty or new; every table is copied with its "
+                    "ids, PostgreSQL sequences are set past the highest id, and the copy is "
+                    "verified before it is kept: row counts and a sha256 of every table's "
+                    "rows equal on both sides, and the ledger check passes on the target. "
+                    "Any difference fails loudly, naming the table.",
+        epilog=EXIT_HELP + " Example: stocksbot-convert --from sqlite:///stocksbot.db "
+               "--to postgresql://bot@localhost/stocksbot")
+    parser.add_argument("--from", dest="source", required=True, metavar="URL",
+                        help="the store to copy")
+    parser.add_argument("--to", dest="target", required=True, metavar="URL",
+                        help="an empty or new database")
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        from .convert import convert
+
+        if args.source.startswith("sqlite") and not _sqlite_file_exists(args.source):
+            raise SchemaError(f"{mask_url(args.source)}: no such database file")
+        report = convert(args.source, args.target, _bar(args, "copying"))
+        print(f"converted {mask_url(args.source)} to {mask_url(args.target)}")
+        print(report.summary())
+        return 0
+
+    return _run(parser.prog, [args.source, args.target], body)
+
+
+def _entry(main: Callable[[], int]) -> Callable[[], None]:
+    def run() -> None:
+        sys.exit(main())
+    return run
+
+
+run_backup = _entry(backup_main)
+run_restore = _entry(restore_main)
+run_export = _entry(export_main)
+run_import = _entry(import_main)
+run_convert = _entry(convert_main)

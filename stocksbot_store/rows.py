@@ -1,0 +1,334 @@
+"""The store's rows in canonical form: read in one snapshot, checked, written, compared.
+
+Backups, archives and conversions all move rows through one form, so a row read
+from SQLite and the same row read from PostgreSQL are the same bytes:
+
+* integers as JSON numbers, booleans as ``true``/``false``;
+* exact decimals as fixed-point text with :data:`~stocksbot_store.fields.SCALE`
+  places (``"150.1000000000"``), times as UTC ISO text
+  (``"2026-01-05 14:30:00.000000+00:00"``), the text SQLite stores them as and
+  PostgreSQL parses back exactly;
+* every other column (names, enums, JSON config) as its stored text.
+
+One canonical row is one JSON array on one line (:func:`encode_row`); the
+sha256 of a table's lines in id order is its digest, what an archive records
+and what a conversion compares on both sides.
+
+The tables are every model of :data:`stocksbot_store.models.MODELS` plus the
+migration history, described from the models themselves (:func:`store_tables`),
+so a table added to the models is carried without a change here. Reading is
+keyset-paged (:data:`BATCH` rows a query) inside one snapshot
+(:func:`snapshot`): memory stays flat at any size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    Database,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+)
+
+from .database import backend_of, describe
+from .errors import StorageError
+from .fields import (
+    EnumField,
+    ExactDecimalField,
+    JSONTextField,
+    UTCDateTimeField,
+    datetime_text,
+    decimal_text,
+    to_utc,
+)
+from .models import MODELS
+from .runner import HISTORY_TABLE, Runner
+
+#: Rows read per query, and per batch handed on.
+BATCH = 5_000
+
+_DECIMAL = re.compile(r"-?\d{1,15}\.\d{10}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00")
+
+#: ``progress(table, done, total)``: ``done`` of ``total`` rows of ``table`` moved.
+Progress = Callable[[str, int, int], None]
+
+encode_row: Callable[[list[Any]], str] = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+"""One canonical row as its line of JSON (without the newline)."""
+
+
+class VerificationError(StorageError):
+    """A copy does not match its source (rows, checksum or ledger); it was not kept."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table as the canonical form sees it: its columns and what each holds."""
+
+    name: str
+    columns: tuple[str, ...]
+    #: Per column: int, bool, decimal, time, enum, json or text.
+    kinds: tuple[str, ...]
+    nullable: tuple[bool, ...]
+    #: Allowed values of each enum column (empty for other kinds).
+    choices: tuple[frozenset[str], ...]
+    #: Column that keyset paging orders by.
+    key: str = "id"
+    #: Column that ``since`` filters on, if the table has a time of its own.
+    time_column: str | None = None
+
+    def sql_columns(self, columns: Iterable[str] | None = None) -> str:
+        return ", ".join(f'"{c}"' for c in (columns or self.columns))
+
+
+def _kind(field: Any) -> str:
+    if isinstance(field, BooleanField):
+        return "bool"
+    if isinstance(field, (AutoField, IntegerField, ForeignKeyField)):
+        return "int"
+    if isinstance(field, ExactDecimalField):
+        return "decimal"
+    if isinstance(field, UTCDateTimeField):
+        return "time"
+    if isinstance(field, EnumField):
+        return "enum"
+    if isinstance(field, JSONTextField):
+        return "json"
+    return "text"
+
+
+def describe_model(model: type[Model]) -> Table:
+    """The :class:`Table` of a model, from its fields."""
+    fields = model._meta.sorted_fields
+    names = {f.column_name for f in fields}
+    time_column = next((c for c in ("executed_at", "updated_at", "created_at")
+                        if c in names), None)
+    return Table(
+        name=model._meta.table_name,
+        columns=tuple(f.column_name for f in fields),
+        kinds=tuple(_kind(f) for f in fields),
+        nullable=tuple(bool(f.null) and not f.primary_key for f in fields),
+        choices=tuple(frozenset(m.value for m in f.enum_class) if isinstance(f, EnumField)
+                      else frozenset() for f in fields),
+        time_column=time_column)
+
+
+def restrict(table: Table, columns: Iterable[str]) -> Table:
+    """``table`` seen through ``columns`` only (those of an archive from an older schema)."""
+    index = [table.columns.index(c) for c in columns]
+    return Table(table.name, tuple(table.columns[i] for i in index),
+                 tuple(table.kinds[i] for i in index), tuple(table.nullable[i] for i in index),
+                 tuple(table.choices[i] for i in index), table.key, table.time_column)
+
+
+def store_tables(db: Database) -> list[Table]:
+    """Every table a copy of the store carries: the models in dependency order, then
+    the migration history."""
+    return [*(describe_model(m) for m in MODELS), describe_model(Runner(db).History)]
+
+
+def table_names() -> set[str]:
+    """Names of every table a copy carries."""
+    return {m._meta.table_name for m in MODELS} | {HISTORY_TABLE}
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+@contextmanager
+def snapshot(db: Database) -> Iterator[None]:
+    """One read-only snapshot for everything read inside: a repeatable-read transaction
+    on PostgreSQL, a read transaction on SQLite (writers go on meanwhile)."""
+    with db.atomic():
+        if backend_of(db) == "postgres":
+            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _canonical_decimal(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is str and _DECIMAL.fullmatch(value):
+        return value
+    try:
+        return decimal_text(value if isinstance(value, Decimal) else Decimal(str(value)))
+    except InvalidOperation:
+        raise StorageError(f"{value!r} is stored where a decimal belongs") from None
+
+
+def _canonical_time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is str and len(value) == 32 and value.endswith("+00:00"):
+        return value
+    if isinstance(value, dt.datetime) and value.utcoffset() == dt.timedelta(0):
+        return value.replace(tzinfo=dt.timezone.utc).isoformat(" ", "microseconds")
+    return datetime_text(to_utc(value))
+
+
+def _canonical_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+_CANONICAL = {"decimal": _canonical_decimal, "time": _canonical_time, "bool": _canonical_bool}
+
+
+def canonical_batches(db: Database, table: Table, since: dt.datetime | None = None,
+                      batch: int = BATCH) -> Iterator[list[list[Any]]]:
+    """The rows of ``table`` in canonical form, in key order, ``batch`` at a time.
+
+    Call it inside :func:`snapshot` for a consistent copy of several tables.
+    ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it.
+    """
+    mark = db.param
+    converters = [(i, _CANONICAL[k]) for i, k in enumerate(table.kinds) if k in _CANONICAL]
+    key_index = table.columns.index(table.key)
+    where, params = "", []
+    if since is not None and table.time_column:
+        value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
+        where, params = f' AND "{table.time_column}" >= {mark}', [value]
+    sql = (f'SELECT {table.sql_columns()} FROM "{table.name}" WHERE "{table.key}" > {mark}'
+           f'{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
+    last: Any = -1 if table.key == "id" else ""
+    while True:
+        rows = db.execute_sql(sql, [last, *params]).fetchall()
+        if not rows:
+            return
+        last = rows[-1][key_index]
+        out = []
+        for row in rows:
+            row = list(row)
+            for i, convert in converters:
+                row[i] = convert(row[i])
+            out.append(row)
+        yield out
+
+
+def count_rows(db: Database, table: str) -> int:
+    """How many rows ``table`` holds."""
+    return db.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+
+
+def digest(db: Database, table: Table) -> tuple[int, str]:
+    """Row count and sha256 of the canonical lines of ``table`` in ``db``."""
+    sha, count = hashlib.sha256(), 0
+    for rows in canonical_batches(db, table):
+        sha.update("".join(encode_row(r) + "\n" for r in rows).encode())
+        count += len(rows)
+    return count, sha.hexdigest()
+
+
+# -- checking rows from outside ---------------------------------------------------------------
+
+
+def check_value(table: Table, index: int, value: Any) -> str | None:
+    """Why ``value`` cannot be column ``index`` of ``table`` in canonical form, or None."""
+    if value is None:
+        return None if table.nullable[index] else "is null; the column requires a value"
+    kind = table.kinds[index]
+    if kind == "int":
+        ok = type(value) is int
+    elif kind == "bool":
+        ok = type(value) is bool
+    elif type(value) is not str:
+        ok = False
+    elif kind == "decimal":
+        ok = _DECIMAL.fullmatch(value) is not None
+    elif kind == "time":
+        ok = _TIME.fullmatch(value) is not None and _parses_time(value)
+    elif kind == "enum":
+        ok = value in table.choices[index]
+    elif kind == "json":
+        ok = _parses_json(value)
+    else:
+        ok = True
+    if ok:
+        return None
+    expected = {"int": "an integer", "bool": "true or false",
+                "decimal": "a decimal with 10 places and at most 15 digits before the point "
+                           "(\"150.1000000000\")",
+                "time": "a UTC time (\"2026-01-05 14:30:00.000000+00:00\")",
+                "enum": "one of " + ", ".join(sorted(table.choices[index])),
+                "json": "JSON text", "text": "text"}[kind]
+    return f"is {json.dumps(value)[:60]}, not {expected}"
+
+
+def _parses_time(value: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _parses_json(value: str) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def write_rows(db: Database, table: Table, columns: tuple[str, ...],
+               batches: Iterable[list[list[Any]]]) -> None:
+    """Insert canonical rows into ``table`` (``COPY`` on PostgreSQL, ``executemany`` on
+    SQLite), in the caller's transaction. Canonical values are what both backends take
+    as parameters: decimal and time text, booleans, integers."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = db.cursor()
+    if backend_of(db) == "postgres" and hasattr(cursor, "copy"):
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for rows in batches:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marks = ", ".join([db.param] * len(columns))
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    for rows in batches:
+        cursor.executemany(sql, rows)
+
+
+def set_sequences(db: Database, tables: Iterable[Table]) -> None:
+    """On PostgreSQL, move each table's id sequence past its highest id (rows were
+    written with their ids, which does not advance the sequence)."""
+    if backend_of(db) != "postgres":
+        return
+    for table in tables:
+        if table.key != "id":
+            continue
+        db.execute_sql(
+            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+            f'COALESCE(MAX("id"), 0) + 1, false) FROM "{table.name}"')
+
+
+def rows_held(db: Database) -> dict[str, int]:
+    """Rows in each store table that exists in ``db`` (the history not counted)."""
+    present = set(db.get_tables())
+    return {m._meta.table_name: count_rows(db, m._meta.table_name) for m in MODELS
+            if m._meta.table_name in present}
+
+
+def require_empty(db: Database) -> None:
+    """Refuse a target that holds any row: a copy goes into an empty database only."""
+    held = {name: n for name, n in rows_held(db).items() if n}
+    if held:
+        listed = ", ".join(f"{name} {n:,}" for name, n in held.items())
+        raise StorageError(
+            f"{describe(db)} is not empty ({listed} rows): a copy goes into an empty or new "
+            "database only, so nothing was written; create a new database and use its URL")
