@@ -1,0 +1,262 @@
+"""The portable archive: export, import, and what it refuses.
+
+Round trip SQLite -> archive -> PostgreSQL -> archive -> SQLite keeps every row
+byte for byte and the same strategy figures. A damaged or hostile archive
+(truncated, an edited checksum, an unknown table, a malformed decimal, a newer
+schema revision) is refused with a message that names the problem, and nothing is
+written to the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import fresh_database_url, fresh_pg_database
+from every_row import fill_every_kind
+from test_convert import canonical, make_store, stats
+
+from stocksbot_store import connect, export_archive, import_archive
+from stocksbot_store.archive import ArchiveError
+from stocksbot_store.commands import export_main, import_main
+from stocksbot_store.errors import SchemaError, StorageError
+from stocksbot_store.rows import rows_held
+from stocksbot_store.runner import migrations_directory
+
+TABLE_FILES = ["strategy.jsonl", "position.jsonl", "order.jsonl", "trade.jsonl",
+               "config.jsonl", "schema_migration.jsonl"]
+
+
+def export(url: str, out: Path, **options) -> Path:
+    db = connect(url)
+    try:
+        export_archive(db, str(out), **options)
+    finally:
+        db.close()
+    return out
+
+
+def test_round_trip_sqlite_archive_postgres_archive_sqlite(tmp_path):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    make_store(source)
+    first = export(source, tmp_path / "first")
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["revision"] == "0001_initial" and manifest["complete"]
+    assert [t["file"] for t in manifest["tables"]] == TABLE_FILES
+    with fresh_pg_database() as pg_url:
+        report = import_archive(str(first), pg_url)
+        assert report.ledger.ok and report.rows["trade"] == 8
+        second = export(pg_url, tmp_path / "second")
+        pg_stats = stats(pg_url)
+    import_archive(str(second), back)
+    for name in TABLE_FILES:  # byte for byte, whichever backend wrote it
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert canonical(back) == canonical(source)
+    assert stats(back) == stats(source) == pg_stats
+    line = (first / "trade.jsonl").read_text().splitlines()[0]
+    assert '"100.2500000000"' in line and '"2026-03-02 14:30:00.123456+00:00"' in line
+
+
+def test_csv_export_has_a_header_and_is_not_imported(tmp_path):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    out = export(source, tmp_path / "csv", file_format="csv")
+    lines = (out / "config.csv").read_text().splitlines()
+    assert lines[0] == "id,key,value,value_type,description,created_at,updated_at"
+    assert len(lines) == 6
+    strategy = (out / "strategy.csv").read_text()
+    assert '"quotes "" and , commas\nand a newline, ünïcode"' in strategy
+    assert ",true,true," in strategy and ",false,true," in strategy
+    with pytest.raises(ArchiveError, match="import needs a jsonl archive"):
+        import_archive(str(out), f"sqlite:///{tmp_path / 'x.db'}")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_partial_exports(tmp_path):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    only = export(source, tmp_path / "only", tables=["trade", "config"])
+    assert sorted(p.name for p in only.iterdir()) == ["config.jsonl", "manifest.json",
+                                                      "trade.jsonl"]
+    import datetime as dt
+
+    since = export(source, tmp_path / "since",
+                   since=dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc))
+    assert len((since / "trade.jsonl").read_text().splitlines()) == 4  # BBB x2, DDD x2
+    for partial in (only, since):
+        with pytest.raises(ArchiveError, match="part of a store"):
+            import_archive(str(partial), f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(ArchiveError, match="no table nope"):
+        export(source, tmp_path / "bad", tables=["nope"])
+    with pytest.raises(ArchiveError, match="not an empty folder"):
+        export(source, only)
+
+
+def _rewrite(folder: Path, name: str, text: str) -> None:
+    """Replace a table file and make the manifest agree with it (a careful forger)."""
+    (folder / name).write_text(text)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    data = text.encode()
+    for entry in manifest["tables"]:
+        if entry["file"] == name:
+            entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                         rows=text.count("\n"),
+                         blocks=[[text.count("\n"), len(data), hashlib.sha256(data).hexdigest()]])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _truncate(folder: Path) -> None:
+    path = folder / "trade.jsonl"
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def _edit_checksum(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["tables"][3]["sha256"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _flip_a_byte(folder: Path) -> None:
+    path = folder / "order.jsonl"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _unknown_table(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    text = '[1,"x"]\n'
+    manifest["tables"].append({"name": "secrets", "file": "secrets.jsonl", "columns":
+                               ["id", "value"], "rows": 1, "bytes": len(text),
+                               "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                               "blocks": [[1, len(text), hashlib.sha256(
+                                   text.encode()).hexdigest()]]})
+    (folder / "secrets.jsonl").write_text(text)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _malformed_decimal(folder: Path) -> None:
+    lines = (folder / "trade.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"105.0000000000"', '"1O5.0000000000"')
+    _rewrite(folder, "trade.jsonl", "".join(lines))
+
+
+def _newer_revision(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["history"].append("9999_from_the_future")
+    manifest["revision"] = "9999_from_the_future"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+HOSTILE = {
+    "truncated": (_truncate, ArchiveError, r"trade.jsonl is truncated: it ends at byte "
+                                           r"[\d,]+, in rows 1-8"),
+    "edited checksum": (_edit_checksum, ArchiveError, "trade.jsonl: its sha256 is .* the "
+                                                      "manifest says 0000"),
+    "flipped byte": (_flip_a_byte, ArchiveError, r"order.jsonl is damaged in rows 1-7 "
+                                                 r"\(bytes 0-[\d,]+\)"),
+    "unknown table": (_unknown_table, ArchiveError, "secrets, which are not part of a "
+                                                    "stocksbot store"),
+    "malformed decimal": (_malformed_decimal, ArchiveError,
+                          r"trade.jsonl line 3 \(byte [\d,]+\): price is \"1O5.0000000000\", "
+                          "not a decimal"),
+    "newer revision": (_newer_revision, SchemaError, "9999_from_the_future, newer than this "
+                                                     "version"),
+}
+
+
+@pytest.mark.parametrize("target", ["sqlite_file", "postgres"])
+@pytest.mark.parametrize("damage", list(HOSTILE))
+def test_a_hostile_archive_is_refused_and_nothing_is_written(damage, target, tmp_path):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    folder = export(source, tmp_path / "archive")
+    change, error, message = HOSTILE[damage]
+    change(folder)
+    with fresh_database_url(target, tmp_path) as url:
+        with pytest.raises(error, match=message):
+            import_archive(str(folder), url)
+        if target == "sqlite_file":
+            assert not Path(url.split(":///", 1)[1]).exists()
+        else:
+            db = connect(url, migrate=False)
+            assert set(rows_held(db).values()) <= {0}
+            db.close()
+
+
+def test_an_archive_from_an_older_schema_is_migrated(tmp_path, monkeypatch):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    folder = export(source, tmp_path / "archive")
+    newer = tmp_path / "migrations"
+    newer.mkdir()
+    shutil.copy(Path(migrations_directory()) / "0001_initial.py", newer)
+    (newer / "0002_trade_price_index.py").write_text(
+        "def upgrade(migrator, db):\n"
+        "    db.execute_sql('CREATE INDEX trade_price ON trade (price)')\n\n\n"
+        "def downgrade(migrator, db):\n"
+        "    db.execute_sql('DROP INDEX trade_price')\n")
+    monkeypatch.setenv("STOCKSBOT_MIGRATIONS", str(newer))
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    report = import_archive(str(folder), target)
+    assert report.upgraded == ["0002_trade_price_index"]
+    db = connect(target)
+    names = [r[0] for r in db.execute_sql("SELECT name FROM schema_migration ORDER BY id")]
+    db.close()
+    assert names == ["0001_initial", "0002_trade_price_index"]
+    assert canonical(target)["trade"] == canonical(source)["trade"]
+
+
+def test_import_refuses_a_store_with_rows(tmp_path):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    folder = export(source, tmp_path / "archive")
+    with pytest.raises(StorageError, match="not empty"):
+        import_archive(str(folder), source)
+
+
+def test_export_and_import_commands(tmp_path, capsys):
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    out = tmp_path / "exported"
+    assert export_main(["--url", source, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"archive: {out} (jsonl" in printed and "trade 8" in printed
+    assert "schema revision: 0001_initial" in printed
+    target = f"sqlite:///{tmp_path / 'imported.db'}"
+    assert import_main([str(out), "--url", target]) == 0
+    assert "ledger OK" in capsys.readouterr().out
+    assert import_main([str(out), "--url", target]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert import_main([str(tmp_path), "--url", target]) == 2
+    assert "has no manifest.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        export_main(["--url", source, "--since", "yesterday"])
+    assert bad.value.code == 2 and "is not a date" in capsys.readouterr().err
+
+
+def test_every_kind_of_row_is_in_the_fixture(tmp_path):
+    """The copy tests are only as good as their store: it has every kind of row."""
+    db = connect(f"sqlite:///{tmp_path / 'kinds.db'}")
+    from stocksbot_store import StorageService, init_db
+
+    init_db(db)
+    fill_every_kind(StorageService(db))
+    kinds = {
+        "order statuses": "SELECT DISTINCT status FROM \"order\"",
+        "order types": "SELECT DISTINCT type FROM \"order\"",
+        "trade types": "SELECT DISTINCT type FROM trade",
+        "config types": "SELECT DISTINCT value_type FROM config",
+    }
+    found = {k: {r[0] for r in db.execute_sql(sql)} for k, sql in kinds.items()}
+    db.close()
+    assert found == {
+        "order statuses": {"filled", "cancelled", "pending", "rejected"},
+        "order types": {"market", "limit", "stop", "stop_limit"},
+        "trade types": {"open", "close", "adjustment"},
+        "config types": {"string", "int", "float", "bool", "json"},
+    }
