@@ -9,8 +9,8 @@ What a user imports lives here; the rest of the package is free to change::
 """
 
 from .archive import export_archive, import_archive, verify_archive
-from .backup import backup, restore
-from .convert import convert
+from .backups import backup, restore
+from .conversion import convert
 from .database import DEFAULT_URL, connect, get_db, init_db, mask_url
 from .errors import (
     ConfigurationError,

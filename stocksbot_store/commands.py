@@ -1,10 +1,10 @@
 """The command lines of backup, restore, export, import and convert.
 
 Each is thin: it parses its arguments, calls the library function
-(:func:`stocksbot_store.backup.backup`, :func:`~stocksbot_store.backup.restore`,
+(:func:`stocksbot_store.backups.backup`, :func:`~stocksbot_store.backups.restore`,
 :func:`~stocksbot_store.archive.export_archive`,
 :func:`~stocksbot_store.archive.import_archive`,
-:func:`~stocksbot_store.convert.convert`,
+:func:`~stocksbot_store.conversion.convert`,
 :func:`~stocksbot_store.realized.write_realized_report`) and prints what it did.
 Exit status, as for ``stocksbot-check``: 0 done and verified; 1 done but the
 verification failed (nothing was kept, except a backup whose books already
@@ -130,7 +130,7 @@ def backup_main(argv: list[str] | None = None) -> int:
     url = database_url(args.url)
 
     def body() -> int:
-        from .backup import backup
+        from .backups import backup
 
         db = _open_existing(url)
         try:
@@ -165,7 +165,7 @@ def restore_main(argv: list[str] | None = None) -> int:
     url = database_url(args.url)
 
     def body() -> int:
-        from .backup import restore
+        from .backups import restore
 
         report = restore(args.source, url, _bar(args, "restoring"))
         print(f"restored {args.source} into {mask_url(url)}")
@@ -302,7 +302,7 @@ def convert_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        from .convert import convert
+        from .conversion import convert
 
         if args.source.startswith("sqlite") and not _sqlite_file_exists(args.source):
             raise SchemaError(f"{mask_url(args.source)}: no such database file")

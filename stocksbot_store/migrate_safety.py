@@ -14,7 +14,7 @@ import os
 
 from peewee import Database
 
-from .backup import backup, default_backup_path
+from .backups import backup, default_backup_path
 from .database import backend_of
 from .errors import MigrationError
 from .rows import count_rows

@@ -200,7 +200,7 @@ def restore(source: str, url: str | None = None,
     A SQLite backup's ``.sha256`` file, when it is beside it, must match, and the file
     must pass ``integrity_check``; an archive must match its manifest.
     """
-    from .convert import copy_database
+    from .conversion import copy_database
 
     if os.path.isdir(source) or os.path.basename(source) == MANIFEST:
         return import_archive(source, url, progress)

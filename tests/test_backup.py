@@ -1,0 +1,206 @@
+"""stocksbot-backup and stocksbot-restore.
+
+A backup taken while another process records fills as fast as it can: the writer
+sees no error and keeps going, the backup passes the ledger check and holds every
+fill the writer reported before it began. A backup restores into an empty SQLite
+file or PostgreSQL database with every row; a damaged one is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import fresh_pg_database
+from every_row import fill_every_kind
+from test_convert import canonical, make_store
+
+import stocksbot_store.backups as backup_module
+from stocksbot_store import Fill, StorageService, backup, connect, init_db, restore
+from stocksbot_store.commands import backup_main, restore_main
+from stocksbot_store.database import SQLITE_PRAGMAS
+from stocksbot_store.errors import StorageError
+from stocksbot_store.rows import VerificationError
+
+WRITER = Path(__file__).parent / "procs" / "fill_loop.py"
+
+
+class Writer:
+    """tests/procs/fill_loop.py in its own process; its reported trade ids, as they come."""
+
+    def __init__(self, url: str) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, str(WRITER), url, "bk", "7"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env)
+        self.lines: list[tuple[float, str]] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append((time.monotonic(), line.strip()))
+
+    def ids(self, lines: list[tuple[float, str]]) -> set[int]:
+        return {int(x) for _, line in lines if line.startswith(("T ", "B "))
+                for x in line.split()[1:]}
+
+    def wait_for(self, count: int, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < count:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the writer stopped or stalled: {self.error}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=60)
+        self.reader.join(timeout=60)
+        self.error = self.process.stderr.read()
+
+
+def seed_history(url: str, orders: int = 600) -> None:
+    """Some history first, so the copy takes many steps while the writer writes."""
+    db = init_db(connect(url))
+    storage = StorageService(db)
+    fills = []
+    for k in range(orders):
+        side = "buy" if k % 3 else "sell"
+        order = storage.create_order("SEED", side, "market", 2)
+        fills.append(Fill(order.id, "SEED", side, 2, 100 + k % 7, "0.01"))
+    storage.record_trades(fills)
+    db.close()
+
+
+def test_backup_while_another_process_records_fills(file_db_url, tmp_path, monkeypatch):
+    seed_history(file_db_url)
+    monkeypatch.setattr(backup_module, "STEP_PAGES", 4)  # many steps, writes between them
+    writer = Writer(file_db_url)
+    try:
+        writer.wait_for(30)
+        before = list(writer.lines)
+        db = connect(file_db_url)
+        target = tmp_path / ("copy.db" if file_db_url.startswith("sqlite") else "copy")
+        steps = []
+        report = backup(db, str(target), progress=lambda *a: steps.append(a))
+        during = [t for t, _ in writer.lines if t >= before[-1][0]]
+        db.close()
+        writer.wait_for(len(writer.lines) + 30)  # and it keeps going afterwards
+    finally:
+        writer.stop()
+    assert writer.process.returncode == -signal.SIGKILL, f"the writer failed:\n{writer.error}"
+    assert writer.error == ""
+    gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
+    assert max(gaps, default=0) < SQLITE_PRAGMAS["busy_timeout"] / 1000
+    assert report.ok, report.summary()
+    assert report.ledger.trades >= 600 and len(steps) > 3
+    if file_db_url.startswith("sqlite"):
+        copy = connect(f"sqlite:///{target}", migrate=False)
+        stored = {r[0] for r in copy.execute_sql("SELECT id FROM trade")}
+        copy.close()
+    else:
+        stored = {json.loads(line)[0] for line in (target / "trade.jsonl").open()}
+    missing = writer.ids(before) - stored
+    assert not missing, f"fills reported before the backup began are missing: {missing}"
+
+
+def test_a_sqlite_backup_is_verified_private_and_restores_anywhere(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    db = connect(url)
+    report = backup(db)
+    db.close()
+    path = Path(report.path)
+    assert path.parent == tmp_path and path.name.startswith("bot-backup-")
+    assert report.ok and report.integrity == "ok" and report.rows["trade"] == 8
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Path(report.checksum_file).read_text() == f"{report.sha256}  {path.name}\n"
+    restored = f"sqlite:///{tmp_path / 'restored.db'}"
+    assert restore(str(path), restored).ledger.ok
+    assert canonical(restored) == canonical(url)
+    with fresh_pg_database() as pg_url:
+        restore(str(path), pg_url)
+        assert canonical(pg_url) == canonical(url)
+        with pytest.raises(StorageError, match="not empty"):
+            restore(str(path), pg_url)
+
+
+def test_a_damaged_backup_is_refused_and_nothing_is_written(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    db = connect(url)
+    report = backup(db, str(tmp_path / "b.db"))
+    db.close()
+    data = bytearray((tmp_path / "b.db").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "b.db").write_bytes(bytes(data))
+    target = tmp_path / "target.db"
+    with pytest.raises(VerificationError, match=r"sha256 is \w+, .*/b\.db\.sha256 says"):
+        restore(report.path, f"sqlite:///{target}")
+    assert not target.exists()
+    os.remove(report.checksum_file)  # no checksum to compare: the file itself is checked
+    (tmp_path / "b.db").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(VerificationError, match="damaged"):
+        restore(report.path, f"sqlite:///{target}")
+    assert not target.exists()
+    with pytest.raises(StorageError, match="neither a SQLite backup nor an archive"):
+        restore(__file__, f"sqlite:///{target}")
+
+
+def test_a_backup_of_books_that_disagree_is_kept_and_reported(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    db = connect(url)
+    db.execute_sql("UPDATE strategy SET total_trades = 99 WHERE name = 'momentum'")
+    db.close()
+    assert backup_main(["--url", url, "--to", str(tmp_path / "kept.db")]) == 1
+    out = capsys.readouterr().out
+    assert "ledger has 1 violation(s)" in out and "verified: FAILED" in out
+    assert (tmp_path / "kept.db").exists()
+
+
+def test_backup_and_restore_commands(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    assert backup_main(["--url", url]) == 0
+    out = capsys.readouterr().out
+    path = out.split("backup: ", 1)[1].split("\n", 1)[0]
+    for expected in ("size: ", "rows: strategy 2, position 4, order 7, trade 8, config 5",
+                     "integrity: ok", "ledger OK", "verified: OK"):
+        assert expected in out
+    assert backup_main(["--url", url, "--to", path]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert backup_main(["--url", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
+    assert "no such database file" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
+    with fresh_pg_database() as pg_url:
+        assert restore_main([path, "--url", pg_url]) == 0
+        assert "ledger OK" in capsys.readouterr().out
+        archive = tmp_path / "pg-archive"
+        assert backup_main(["--url", pg_url, "--to", str(archive)]) == 0
+        assert "verified: OK" in capsys.readouterr().out
+    back = f"sqlite:///{tmp_path / 'back.db'}"
+    assert restore_main([str(archive), "--url", back]) == 0
+    assert canonical(back) == canonical(url)
+
+
+def test_every_kind_of_row_survives_a_postgres_backup(tmp_path):
+    with fresh_pg_database() as pg_url:
+        db = init_db(connect(pg_url))
+        fill_every_kind(StorageService(db))
+        report = backup(db, str(tmp_path / "archive"))
+        db.close()
+        assert report.ok and report.rows["config"] == 5
+        restored = f"sqlite:///{tmp_path / 'restored.db'}"
+        restore(report.path, restored)
+        assert canonical(restored) == canonical(pg_url)
