@@ -1,0 +1,111 @@
+"""``migrate upgrade``/``downgrade`` protect the data: a SQLite file is backed up first
+(named in the output; ``--no-backup`` skips it), a bare ``downgrade`` is refused, and a
+downgrade that drops tables holding rows says how many and needs ``--yes`` (or a "yes"
+typed on a terminal)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import fresh_database_url
+from test_convert import canonical, make_store
+
+from stocksbot_store import connect, restore
+from stocksbot_store.migrate import main
+from stocksbot_store.migrate_safety import rows_dropped
+from stocksbot_store.rows import rows_held
+from stocksbot_store.runner import Runner, migrations_directory
+
+
+def test_a_bare_downgrade_is_refused(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    assert main(["downgrade", "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "downgrade needs a target: -1" in err and "base" in err
+    db = connect(url)
+    assert rows_held(db)["trade"] == 8
+    db.close()
+    assert not list(tmp_path.glob("*backup*"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
+def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path, capsys,
+                                                              monkeypatch):
+    with fresh_database_url(backend, tmp_path) as url:
+        make_store(url)
+        monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal
+        assert main(["downgrade", "base", "--url", url]) == 2
+        err = capsys.readouterr().err
+        assert ("drops 5 table(s) holding 26 rows: config (5 rows), order (7 rows), "
+                "position (4 rows), strategy (2 rows), trade (8 rows)") in err
+        assert "add --yes" in err
+        db = connect(url)
+        assert rows_held(db)["order"] == 7  # the dry run changed nothing
+        db.close()
+        assert main(["downgrade", "base", "--yes", "--url", url]) == 0
+        out = capsys.readouterr().out
+        assert "drops 5 table(s) holding 26 rows" in out and "reverted: 0001_initial" in out
+        db = connect(url, migrate=False)
+        assert db.get_tables() == ["schema_migration"]
+        db.close()
+        if backend == "sqlite_file":
+            backup = out.split("backup: ", 1)[1].split(" ", 1)[0]
+            restored = f"sqlite:///{tmp_path / 'restored.db'}"
+            restore(backup, restored)
+            assert canonical(restored)["trade"] and rows_held(
+                connect(restored))["trade"] == 8
+
+
+def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    answers = iter(["no", "yes"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 2
+    assert "nothing was done" in capsys.readouterr().out
+    assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 0
+    assert "reverted: 0001_initial" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*backup*"))
+
+
+def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsys,
+                                                                 monkeypatch):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
+    (folder / "0002_index.py").write_text(
+        "def upgrade(migrator, db):\n"
+        "    db.execute_sql('CREATE INDEX trade_fees ON trade (fees)')\n\n\n"
+        "def downgrade(migrator, db):\n"
+        "    db.execute_sql('DROP INDEX trade_fees')\n")
+    args = ["--url", url, "--directory", str(folder)]
+    assert main(["upgrade", *args]) == 0
+    out = capsys.readouterr().out
+    backup = Path(out.split("backup: ", 1)[1].split(" ", 1)[0])
+    assert backup.parent == tmp_path and backup.name.startswith("bot-backup-")
+    assert "applied: 0002_index" in out
+    assert main(["upgrade", *args]) == 0  # nothing pending: no backup
+    assert "backup:" not in capsys.readouterr().out
+    assert main(["downgrade", "-1", "--no-backup", *args]) == 0  # drops no table: no question
+    out = capsys.readouterr().out
+    assert "backup:" not in out and "reverted: 0002_index" in out
+    assert main(["upgrade", "--no-backup", *args]) == 0
+    assert "backup:" not in capsys.readouterr().out
+    assert len(list(tmp_path.glob("bot-backup-*.db"))) == 1
+    db = connect(url, migrate=False)
+    assert rows_dropped(Runner(db, str(folder)), "-1") == {}
+    assert rows_dropped(Runner(db, str(folder)), "base")["trade"] == 8
+    db.close()
