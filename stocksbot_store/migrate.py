@@ -76,7 +76,7 @@ def _backup_first(runner: Runner, args: argparse.Namespace) -> None:
     if not args.no_backup:
         path = backup_before(runner.database)
         if path:
-            print(f"backup: {path} (restore it with `stocksbot-restore {path} --url URL`)")
+            _echo(f"backup: {path} (restore it with `stocksbot-restore {path} --url URL`)")
 
 
 def _cmd_upgrade(runner: Runner, args: argparse.Namespace) -> int:
@@ -105,9 +105,9 @@ def _cmd_downgrade(runner: Runner, args: argparse.Namespace) -> int:
                 raise MigrationError(f"{warning}; nothing was done: add --yes to go ahead")
             answer = input(f"{warning}.\nType yes to go ahead: ")
             if answer.strip().lower() != "yes":
-                print("nothing was done")
+                _echo("nothing was done")
                 return 2
-        print(warning)
+        _echo(warning)
     _backup_first(runner, args)
     done = runner.downgrade(args.revision)
     print(f"reverted: {', '.join(done)}" if done else "nothing to downgrade")

@@ -48,13 +48,13 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
         assert rows_held(db)["order"] == 7  # the dry run changed nothing
         db.close()
         assert main(["downgrade", "base", "--yes", "--url", url]) == 0
-        out = capsys.readouterr().out
-        assert "drops 5 table(s) holding 26 rows" in out and "reverted: 0001_initial" in out
+        out, err = capsys.readouterr()
+        assert "drops 5 table(s) holding 26 rows" in err and "reverted: 0001_initial" in out
         db = connect(url, migrate=False)
         assert db.get_tables() == ["schema_migration"]
         db.close()
         if backend == "sqlite_file":
-            backup = out.split("backup: ", 1)[1].split(" ", 1)[0]
+            backup = err.split("backup: ", 1)[1].split(" ", 1)[0]
             restored = f"sqlite:///{tmp_path / 'restored.db'}"
             restore(backup, restored)
             assert canonical(restored)["trade"] and rows_held(
@@ -73,7 +73,7 @@ def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
     answers = iter(["no", "yes"])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 2
-    assert "nothing was done" in capsys.readouterr().out
+    assert "nothing was done" in capsys.readouterr().err
     assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 0
     assert "reverted: 0001_initial" in capsys.readouterr().out
     assert not list(tmp_path.glob("*backup*"))
@@ -93,17 +93,17 @@ def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsy
         "    db.execute_sql('DROP INDEX trade_fees')\n")
     args = ["--url", url, "--directory", str(folder)]
     assert main(["upgrade", *args]) == 0
-    out = capsys.readouterr().out
-    backup = Path(out.split("backup: ", 1)[1].split(" ", 1)[0])
+    out, err = capsys.readouterr()
+    backup = Path(err.split("backup: ", 1)[1].split(" ", 1)[0])
     assert backup.parent == tmp_path and backup.name.startswith("bot-backup-")
     assert "applied: 0002_index" in out
     assert main(["upgrade", *args]) == 0  # nothing pending: no backup
-    assert "backup:" not in capsys.readouterr().out
+    assert "backup:" not in capsys.readouterr().err
     assert main(["downgrade", "-1", "--no-backup", *args]) == 0  # drops no table: no question
-    out = capsys.readouterr().out
-    assert "backup:" not in out and "reverted: 0002_index" in out
+    out, err = capsys.readouterr()
+    assert "backup:" not in err and "reverted: 0002_index" in out
     assert main(["upgrade", "--no-backup", *args]) == 0
-    assert "backup:" not in capsys.readouterr().out
+    assert "backup:" not in capsys.readouterr().err
     assert len(list(tmp_path.glob("bot-backup-*.db"))) == 1
     db = connect(url, migrate=False)
     assert rows_dropped(Runner(db, str(folder)), "-1") == {}
