@@ -25,6 +25,7 @@ import peewee
 from .adopt import adopt_workload
 from .databases import BenchSetupError, fresh_database, postgres_problem
 from .history import build_history, cached_sqlite_history
+from .movement import data_movement_postgres, data_movement_sqlite
 from .results import Result, table, write_json
 from .workloads import (
     FULL,
@@ -92,6 +93,13 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
         log(f"{backend}: dashboard refresh, startup and memory")
         results += startup_and_memory(backend, urls["small"], urls["large"], sizes)
         results += dashboard_refresh(backend, urls["large"], sizes)
+        log(f"{backend}: data movement (backup, export, convert)")
+        if backend == "sqlite":
+            results += data_movement_sqlite(urls["small"], urls["large"], folder)
+        else:
+            sources = [cached_sqlite_history(orders, folder, log) for orders in
+                       (sizes.small_history_orders, sizes.history_orders)]
+            results += data_movement_postgres(*sources, folder)
     results += adopt_workload(backend, folder, sizes.adopt_trades if backend == "sqlite"
                               else sizes.adopt_trades_pg, log)
     return results

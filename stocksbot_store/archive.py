@@ -43,9 +43,9 @@ from .rows import (
     Progress,
     Table,
     canonical_batches,
+    canonical_lines,
     check_value,
     count_rows,
-    encode_row,
     snapshot,
     store_tables,
     table_names,
@@ -150,11 +150,12 @@ def _write_table(db: Database, table: Table, folder: str, file_format: str,
 
         if file_format == "csv":
             put(_csv_lines([list(table.columns)]), 0)
-        for batch in canonical_batches(db, table, since):
-            if file_format == "csv":
-                put(_csv_lines([_csv_row(r) for r in batch]), len(batch))
-            else:
-                put("".join(encode_row(r) + "\n" for r in batch).encode(), len(batch))
+            batches = ((len(b), _csv_lines([_csv_row(r) for r in b]))
+                       for b in canonical_batches(db, table, since))
+        else:
+            batches = canonical_lines(db, table, since)
+        for count, data in batches:
+            put(data, count)
             if progress is not None:
                 progress(table.name, rows, total)
     return {"name": table.name, "file": name, "columns": list(table.columns), "rows": rows,

@@ -27,10 +27,11 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from json.encoder import c_make_encoder, encode_basestring
 from typing import Any
 
 from peewee import (
@@ -59,15 +60,41 @@ from .runner import HISTORY_TABLE, Runner
 #: Rows read per query, and per batch handed on.
 BATCH = 5_000
 
-_DECIMAL = re.compile(r"-?\d{1,15}\.\d{10}")
-_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00")
+_DECIMAL_TEXT = r"-?\d{1,15}\.\d{10}"
+_TIME_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00"
+_DECIMAL = re.compile(_DECIMAL_TEXT)
+_TIME = re.compile(_TIME_TEXT)
+#: A whole column of canonical values joined by newlines, checked in one match.
+_COLUMN = {"decimal": re.compile(f"{_DECIMAL_TEXT}(?:\n{_DECIMAL_TEXT})*"),
+           "time": re.compile(f"{_TIME_TEXT}(?:\n{_TIME_TEXT})*")}
 
 #: ``progress(table, done, total)``: ``done`` of ``total`` rows of ``table`` moved.
 Progress = Callable[[str, int, int], None]
 
-encode_row: Callable[[list[Any]], str] = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-"""One canonical row as its line of JSON (without the newline)."""
+_ENCODER = c_make_encoder and c_make_encoder(
+    None, None, encode_basestring, None, ":", ",", False, False, False)
+
+
+def encode_row(row: Sequence[Any]) -> str:
+    """One canonical row as its line of JSON (without the newline)."""
+    if _ENCODER is None:  # an interpreter without the C accelerator
+        return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return "".join(_ENCODER(row, 0))
+
+
+def encode_rows(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Canonical rows as their lines, each ending in a newline, in UTF-8.
+
+    The batch is encoded as one JSON array and split between rows, at C speed; when
+    some text value itself holds the row separator ``],[`` (so the split would be
+    ambiguous) each row is encoded on its own."""
+    if not rows:
+        return b""
+    if _ENCODER is not None:
+        text = "".join(_ENCODER(rows, 0))
+        if text.count("],[") == len(rows) - 1:
+            return (text[1:-1].replace("],[", "]\n[") + "\n").encode()
+    return "".join([encode_row(r) + "\n" for r in rows]).encode()
 
 
 class VerificationError(StorageError):
@@ -186,35 +213,156 @@ def _canonical_bool(value: Any) -> bool | None:
 _CANONICAL = {"decimal": _canonical_decimal, "time": _canonical_time, "bool": _canonical_bool}
 
 
+def _select(db: Database, table: Table) -> str:
+    """The column list; PostgreSQL is asked for decimals and times as canonical text."""
+    if backend_of(db) != "postgres":
+        return table.sql_columns()
+    parts = []
+    for column, kind in zip(table.columns, table.kinds, strict=True):
+        if kind == "decimal":
+            parts.append(f'"{column}"::text')
+        elif kind == "time":
+            parts.append(f"""to_char("{column}" AT TIME ZONE 'UTC', """
+                         """'YYYY-MM-DD HH24:MI:SS.US"+00:00"')""")
+        else:
+            parts.append(f'"{column}"')
+    return ", ".join(parts)
+
+
+def _canonical_column(values: Sequence[Any], kind: str) -> bool:
+    """Whether a column of a batch is canonical already (one regex match for the whole
+    batch: the values as the store writes them always are)."""
+    present = [v for v in values if v is not None] if None in values else values
+    if not present:
+        return True
+    try:
+        joined = "\n".join(present)
+    except TypeError:
+        return False
+    return (joined.count("\n") == len(present) - 1
+            and _COLUMN[kind].fullmatch(joined) is not None)
+
+
 def canonical_batches(db: Database, table: Table, since: dt.datetime | None = None,
-                      batch: int = BATCH) -> Iterator[list[list[Any]]]:
-    """The rows of ``table`` in canonical form, in key order, ``batch`` at a time.
+                      batch: int = BATCH, after: Any = None) -> Iterator[list[Sequence[Any]]]:
+    """The rows of ``table`` in canonical form, in key order, ``batch`` at a time
+    (each row a tuple or a list).
 
     Call it inside :func:`snapshot` for a consistent copy of several tables.
-    ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it.
+    ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it;
+    ``after`` starts after that key.
     """
     mark = db.param
-    converters = [(i, _CANONICAL[k]) for i, k in enumerate(table.kinds) if k in _CANONICAL]
+    kinds = [(i, k) for i, k in enumerate(table.kinds) if k in _CANONICAL]
     key_index = table.columns.index(table.key)
     where, params = "", []
     if since is not None and table.time_column:
         value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
         where, params = f' AND "{table.time_column}" >= {mark}', [value]
-    sql = (f'SELECT {table.sql_columns()} FROM "{table.name}" WHERE "{table.key}" > {mark}'
+    sql = (f'SELECT {_select(db, table)} FROM "{table.name}" WHERE "{table.key}" > {mark}'
            f'{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
-    last: Any = -1 if table.key == "id" else ""
+    last: Any = after if after is not None else -1 if table.key == "id" else ""
     while True:
         rows = db.execute_sql(sql, [last, *params]).fetchall()
         if not rows:
             return
         last = rows[-1][key_index]
-        out = []
-        for row in rows:
-            row = list(row)
-            for i, convert in converters:
-                row[i] = convert(row[i])
-            out.append(row)
-        yield out
+        yield _canonical_rows(rows, kinds)
+
+
+def _canonical_rows(rows: list[Any], kinds: list[tuple[int, str]]) -> list[Sequence[Any]]:
+    """A fetched batch in canonical form (converted only where it is not already)."""
+    columns = list(zip(*rows, strict=True))
+    converters = [(i, _CANONICAL[k]) for i, k in kinds
+                  if k == "bool" or not _canonical_column(columns[i], k)]
+    if not converters:
+        return rows
+    out = []
+    for row in rows:
+        row = list(row)
+        for i, convert in converters:
+            row[i] = convert(row[i])
+        out.append(row)
+    return out
+
+
+def canonical_lines(db: Database, table: Table, since: dt.datetime | None = None,
+                    batch: int = BATCH) -> Iterator[tuple[int, bytes]]:
+    """The canonical lines of ``table`` (what :func:`encode_rows` makes of
+    :func:`canonical_batches`), as ``(rows, bytes)`` a batch at a time.
+
+    On SQLite the lines are built by SQLite's ``json_array`` when its JSON is the
+    same text as ours (checked once per process), and each batch is checked to be
+    canonical by one regex match; a batch with any value that is not (a decimal
+    stored as ``"0"``, a boolean stored as 2) falls back to :func:`canonical_batches`.
+    Either way the bytes are the same.
+    """
+    if backend_of(db) != "sqlite" or not _sqlite_json_agrees(db):
+        for rows in canonical_batches(db, table, since, batch):
+            yield len(rows), encode_rows(rows)
+        return
+    mark = db.param
+    where, params = "", []
+    if since is not None and table.time_column:
+        where, params = f' AND "{table.time_column}" >= {mark}', [datetime_text(to_utc(since))]
+    values = ", ".join(_sqlite_json(c, k) for c, k in zip(table.columns, table.kinds,
+                                                             strict=True))
+    sql = (f'SELECT json_array({values}), "{table.key}" FROM "{table.name}" '
+           f'WHERE "{table.key}" > {mark}{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
+    pattern = _lines_pattern(table)
+    last: Any = -1 if table.key == "id" else ""
+    while True:
+        rows = db.execute_sql(sql, [last, *params]).fetchall()
+        if not rows:
+            return
+        text = "\n".join([row[0] for row in rows]) + "\n"
+        if pattern.fullmatch(text) and text.count("\n") == len(rows):
+            yield len(rows), text.encode()
+        else:  # some value is not stored in canonical form: convert this batch in Python
+            fixed = next(canonical_batches(db, table, since, batch, after=last))
+            yield len(fixed), encode_rows(fixed)
+        last = rows[-1][1]
+
+
+_SQLITE_JSON_AGREES: dict[str, bool] = {}
+
+
+def _sqlite_json_agrees(db: Database) -> bool:
+    """Whether this SQLite's ``json_array`` writes text exactly as :func:`encode_row`."""
+    import sqlite3
+
+    version = sqlite3.sqlite_version
+    if version not in _SQLITE_JSON_AGREES:
+        probe = ["".join(map(chr, range(0x80))) + "\u00e9\u2028\U0001f600", 0, -7, None,
+                 9223372036854775807, ""]
+        try:
+            made = db.execute_sql(f"SELECT json_array({', '.join(['?'] * len(probe))})",
+                                  probe).fetchone()[0]
+        except Exception:  # no JSON functions in this build
+            made = None
+        _SQLITE_JSON_AGREES[version] = made == encode_row(probe)
+    return _SQLITE_JSON_AGREES[version]
+
+
+_VALUE_TEXT = {"int": r"-?\d+", "bool": "true|false", "decimal": f'"{_DECIMAL_TEXT}"',
+               "time": f'"{_TIME_TEXT}"', "enum": r'"[^"\\\n]*"',
+               "json": r'"(?:[^"\\\n]|\\.)*"', "text": r'"(?:[^"\\\n]|\\.)*"'}
+
+
+def _lines_pattern(table: Table) -> re.Pattern[str]:
+    """A regex that matches a batch of the table's canonical lines and nothing else:
+    each value of the right kind (or null where the column allows it)."""
+    values = [f"(?:{_VALUE_TEXT[k]}|null)" if n else f"(?:{_VALUE_TEXT[k]})"
+              for k, n in zip(table.kinds, table.nullable, strict=True)]
+    line = r"\[" + ",".join(values) + r"\]\n"
+    return re.compile(f"(?:{line})+")
+
+
+def _sqlite_json(column: str, kind: str) -> str:
+    """The ``json_array`` argument for a column (booleans become true/false)."""
+    if kind == "bool":
+        return f"""CASE "{column}" WHEN 1 THEN json('true') WHEN 0 THEN json('false') END"""
+    return f'"{column}"'
 
 
 def count_rows(db: Database, table: str) -> int:
@@ -225,9 +373,9 @@ def count_rows(db: Database, table: str) -> int:
 def digest(db: Database, table: Table) -> tuple[int, str]:
     """Row count and sha256 of the canonical lines of ``table`` in ``db``."""
     sha, count = hashlib.sha256(), 0
-    for rows in canonical_batches(db, table):
-        sha.update("".join(encode_row(r) + "\n" for r in rows).encode())
-        count += len(rows)
+    for rows, lines in canonical_lines(db, table):
+        sha.update(lines)
+        count += rows
     return count, sha.hexdigest()
 
 

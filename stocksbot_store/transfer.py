@@ -33,7 +33,7 @@ from .rows import (
     Table,
     VerificationError,
     digest,
-    encode_row,
+    encode_rows,
     require_empty,
     restrict,
     set_sequences,
@@ -199,7 +199,7 @@ def _copy_table(db: Database, source: RowSource, table: Table, report: CopyRepor
 
     def passing() -> Iterator[list[list[Any]]]:
         for rows in source.batches(table):
-            sha.update("".join(encode_row(r) + "\n" for r in rows).encode())
+            sha.update(encode_rows(rows))
             seen[0] += len(rows)
             if progress is not None:
                 progress(table.name, seen[0], total)
