@@ -291,23 +291,24 @@ def canonical_lines(db: Database, table: Table, since: dt.datetime | None = None
     """The canonical lines of ``table`` (what :func:`encode_rows` makes of
     :func:`canonical_batches`), as ``(rows, bytes)`` a batch at a time.
 
-    On SQLite the lines are built by SQLite's ``json_array`` when its JSON is the
-    same text as ours (checked once per process), and each batch is checked to be
+    The database builds the lines (SQLite's ``json_array``, PostgreSQL's ``to_json``
+    and text casts) when its JSON is the same text as ours (checked once per
+    process), and each batch is checked to be
     canonical by one regex match; a batch with any value that is not (a decimal
     stored as ``"0"``, a boolean stored as 2) falls back to :func:`canonical_batches`.
     Either way the bytes are the same.
     """
-    if backend_of(db) != "sqlite" or not _sqlite_json_agrees(db):
+    line = _line_sql(db, table)
+    if line is None:
         for rows in canonical_batches(db, table, since, batch):
             yield len(rows), encode_rows(rows)
         return
     mark = db.param
     where, params = "", []
     if since is not None and table.time_column:
-        where, params = f' AND "{table.time_column}" >= {mark}', [datetime_text(to_utc(since))]
-    values = ", ".join(_sqlite_json(c, k) for c, k in zip(table.columns, table.kinds,
-                                                             strict=True))
-    sql = (f'SELECT json_array({values}), "{table.key}" FROM "{table.name}" '
+        value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
+        where, params = f' AND "{table.time_column}" >= {mark}', [value]
+    sql = (f'SELECT {line}, "{table.key}" FROM "{table.name}" '
            f'WHERE "{table.key}" > {mark}{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
     pattern = _lines_pattern(table)
     last: Any = -1 if table.key == "id" else ""
@@ -324,24 +325,51 @@ def canonical_lines(db: Database, table: Table, since: dt.datetime | None = None
         last = rows[-1][1]
 
 
-_SQLITE_JSON_AGREES: dict[str, bool] = {}
+#: Per backend and server version: whether the database writes JSON text as we do.
+_JSON_AGREES: dict[tuple[str, str], bool] = {}
+_PROBE = ["".join(map(chr, range(1, 0x80))) + "\u00e9\u2028\U0001f600", ""]
 
 
-def _sqlite_json_agrees(db: Database) -> bool:
-    """Whether this SQLite's ``json_array`` writes text exactly as :func:`encode_row`."""
-    import sqlite3
+def _line_sql(db: Database, table: Table) -> str | None:
+    """SQL that makes each row's canonical line in the database itself (one string to
+    fetch per row instead of a value per column), or None where the database's JSON
+    text differs from ours (checked once per backend version with a probe string)."""
+    backend = backend_of(db)
+    if backend == "sqlite":
+        import sqlite3
 
-    version = sqlite3.sqlite_version
-    if version not in _SQLITE_JSON_AGREES:
-        probe = ["".join(map(chr, range(0x80))) + "\u00e9\u2028\U0001f600", 0, -7, None,
-                 9223372036854775807, ""]
+        key, parts = (backend, sqlite3.sqlite_version), [
+            _sqlite_json(c, k) for c, k in zip(table.columns, table.kinds, strict=True)]
+        probe_sql = "SELECT json_array(?, ?)"
+        line = f"json_array({', '.join(parts)})"
+    else:
+        key = (backend, str(db.server_version) if hasattr(db, "server_version") else "")
+        parts = [_postgres_json(c, k) for c, k in zip(table.columns, table.kinds, strict=True)]
+        probe_sql = "SELECT '[' || to_json(%s::text)::text || ',' || to_json(%s::text)::text || ']'"
+        line = "'[' || " + " || ',' || ".join(parts) + " || ']'"
+    if key not in _JSON_AGREES:
         try:
-            made = db.execute_sql(f"SELECT json_array({', '.join(['?'] * len(probe))})",
-                                  probe).fetchone()[0]
-        except Exception:  # no JSON functions in this build
+            with db.atomic():
+                made = db.execute_sql(probe_sql, _PROBE).fetchone()[0]
+        except Exception:  # a build without JSON functions
             made = None
-        _SQLITE_JSON_AGREES[version] = made == encode_row(probe)
-    return _SQLITE_JSON_AGREES[version]
+        _JSON_AGREES[key] = made == encode_row(_PROBE)
+    return line if _JSON_AGREES[key] else None
+
+
+def _postgres_json(column: str, kind: str) -> str:
+    """A PostgreSQL expression for the canonical JSON text of a column's value."""
+    c = f'"{column}"'
+    if kind == "int":
+        return f"COALESCE({c}::text, 'null')"
+    if kind == "bool":
+        return f"CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' ELSE 'null' END"
+    if kind == "decimal":
+        return f"""COALESCE('"' || {c}::text || '"', 'null')"""
+    if kind == "time":
+        return (f"""COALESCE('"' || to_char({c} AT TIME ZONE 'UTC', """
+                f"""'YYYY-MM-DD HH24:MI:SS.US"+00:00"') || '"', 'null')""")
+    return f"COALESCE(to_json({c})::text, 'null')"
 
 
 _VALUE_TEXT = {"int": r"-?\d+", "bool": "true|false", "decimal": f'"{_DECIMAL_TEXT}"',

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -71,6 +72,9 @@ class CopyReport:
     ledger: LedgerReport | None = None
     #: Migrations applied after the copy (an archive from an older schema).
     upgraded: list[str] = field(default_factory=list)
+    #: Seconds spent writing rows, and verifying them (checksums read back, ledger check).
+    copy_seconds: float = 0.0
+    verify_seconds: float = 0.0
 
     def summary(self) -> str:
         """Row counts and the verification, for people."""
@@ -159,7 +163,9 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
             _copy_table(db, source, restrict(table, columns), report, progress)
         set_sequences(db, targets.values())
         if check:
+            started = time.perf_counter()
             report.ledger = check_ledger(db)
+            report.verify_seconds += time.perf_counter() - started
             if not report.ledger.ok:
                 raise VerificationError(
                     f"the copy in {report.target} fails the ledger check, so it was not kept "
@@ -205,10 +211,14 @@ def _copy_table(db: Database, source: RowSource, table: Table, report: CopyRepor
                 progress(table.name, seen[0], total)
             yield rows
 
+    started = time.perf_counter()
     if table.name == HISTORY_TABLE:
         db.execute_sql(f'DELETE FROM "{HISTORY_TABLE}"')  # the source's history replaces it
     write_rows(db, table, table.columns, passing())
+    copied = time.perf_counter()
     count, written = digest(db, table)
+    report.copy_seconds += copied - started
+    report.verify_seconds += time.perf_counter() - copied
     if count != seen[0] or written != sha.hexdigest():
         raise VerificationError(
             f"table {table.name}: the copy in {describe(db)} holds {count:,} rows "

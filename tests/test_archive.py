@@ -262,26 +262,39 @@ def test_every_kind_of_row_is_in_the_fixture(tmp_path):
     }
 
 
-def test_sqlite_lines_equal_the_python_form_even_for_values_stored_oddly(tmp_path):
-    """SQLite writes the lines itself (json_array) when the values are canonical; a
-    batch with a value stored some other way is converted in Python; the bytes are the
-    same either way, batch by batch."""
+@pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
+def test_lines_made_by_the_database_equal_the_python_form(backend, tmp_path):
+    """The database writes the lines itself (SQLite json_array, PostgreSQL to_json)
+    when the values are canonical; a batch with a value stored some other way is
+    converted in Python; the bytes are the same either way, batch by batch."""
     from stocksbot_store import StorageService
+
+    with fresh_database_url(backend, tmp_path) as url:
+        make_store(url)
+        db = connect(url)
+        _check_lines(db, StorageService(db))
+        db.close()
+
+
+def _check_lines(db, storage) -> None:
     from stocksbot_store.rows import (
+        _line_sql,
         canonical_batches,
         canonical_lines,
         encode_rows,
         store_tables,
     )
 
-    url = f"sqlite:///{tmp_path / 'odd.db'}"
-    make_store(url)
-    db = connect(url)
-    StorageService(db).create_strategy(
+    assert all(_line_sql(db, t) for t in store_tables(db))  # the database makes them
+
+    storage.create_strategy(
         "odd", description="tab\t ctrl\x01\x1f quote\" back\\ ],[ é \u2028 😀")
     db.execute_sql("UPDATE \"order\" SET filled_quantity = '0' WHERE status = 'pending'")
-    db.execute_sql("UPDATE strategy SET is_enabled = 2 WHERE name = 'idle'")
-    db.execute_sql("UPDATE trade SET executed_at = '2026-03-02T14:30:00Z' WHERE id = 2")
+    if db.param == "?":
+        db.execute_sql("UPDATE strategy SET is_enabled = 2 WHERE name = 'idle'")
+        db.execute_sql("UPDATE trade SET executed_at = '2026-03-02T14:30:00Z' WHERE id = 2")
+    else:
+        db.execute_sql("UPDATE trade SET executed_at = '2026-03-02T15:30:00+01' WHERE id = 2")
     for table in store_tables(db):
         for size in (2, 1000):
             fast = [lines for _, lines in canonical_lines(db, table, batch=size)]
@@ -291,4 +304,3 @@ def test_sqlite_lines_equal_the_python_form_even_for_values_stored_oddly(tmp_pat
     assert b',"0.0000000000",' in order_lines
     trade_lines = b"".join(lines for _, lines in canonical_lines(db, store_tables(db)[3]))
     assert b'"2026-03-02 14:30:00.000000+00:00"' in trade_lines
-    db.close()
