@@ -77,10 +77,13 @@ def _stamp() -> str:
 
 def default_backup_path(db: Database) -> str:
     """Beside a SQLite file, ``<name>-backup-<UTC time>.db``; for PostgreSQL, the folder
-    ``stocksbot-backup-<database>-<UTC time>`` in the current directory."""
+    ``stocksbot-backup-<database>-<UTC time>`` in the current directory (a SQLite
+    database in memory goes there too, as ``stocksbot-backup-<UTC time>.db``)."""
     if backend_of(db) == "sqlite" and not str(db.database).startswith("file:"):
         stem, _ = os.path.splitext(os.path.abspath(db.database))
         base, ext = f"{stem}-backup-{_stamp()}", ".db"
+    elif backend_of(db) == "sqlite":  # in memory: into the current directory
+        base, ext = os.path.abspath(f"stocksbot-backup-{_stamp()}"), ".db"
     else:
         base, ext = os.path.abspath(f"stocksbot-backup-{db.database}-{_stamp()}"), ""
     path, n = base + ext, 1

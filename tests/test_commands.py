@@ -1,0 +1,68 @@
+"""The five data commands: installed, explained by --help, progress on stderr."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stocksbot_store import commands
+
+ROOT = Path(__file__).resolve().parent.parent
+MAINS = {"stocksbot-backup": commands.backup_main, "stocksbot-restore": commands.restore_main,
+         "stocksbot-export": commands.export_main, "stocksbot-import": commands.import_main,
+         "stocksbot-convert": commands.convert_main}
+
+
+def test_every_command_is_a_console_script_and_in_the_readme():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    readme = (ROOT / "README.md").read_text()
+    for name in MAINS:
+        module, function = scripts[name].split(":")
+        assert module == "stocksbot_store.commands"
+        assert getattr(commands, function)
+        assert f"{name} " in readme
+
+
+@pytest.mark.parametrize("name", list(MAINS))
+def test_help_explains_and_exits_0(name, capsys):
+    with pytest.raises(SystemExit) as done:
+        MAINS[name](["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert out.startswith(f"usage: {name}") and "Exit status: 0" in out
+    assert "--progress" in out
+
+
+def test_progress_redraws_on_a_terminal_and_steps_by_ten_percent_elsewhere():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.StringIO()
+    hidden = commands.ProgressBar("copying", plain)
+    hidden("trade", 5, 10)
+    assert plain.getvalue() == ""  # not a terminal, not asked for
+    forced = commands.ProgressBar("copying", plain, force=True)
+    for done in range(0, 101, 5):
+        forced("trade", done, 100)
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1] == "copying trade: 100% (100/100)"
+    terminal = Terminal()
+    bar = commands.ProgressBar("copying", terminal)
+    bar("trade", 50, 100)
+    bar("trade", 100, 100)
+    assert terminal.getvalue() == ("\rcopying trade:  50% (50/100)"
+                                   "\rcopying trade: 100% (100/100)\n")
+
+
+def test_the_installed_command_runs(tmp_path):
+    done = subprocess.run([str(Path(sys.executable).parent / "stocksbot-backup"), "--url",
+                           f"sqlite:///{tmp_path / 'missing.db'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "no such database file" in done.stderr
+    assert "Traceback" not in done.stderr
