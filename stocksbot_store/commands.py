@@ -144,35 +144,54 @@ def backup_main(argv: list[str] | None = None) -> int:
     return _run(parser.prog, [url], body)
 
 
-# -- stocksbot-restore -------------------------------------------------------------------------
+# -- stocksbot-restore and stocksbot-import ----------------------------------------------------
 
 
-def restore_main(argv: list[str] | None = None) -> int:
-    """``stocksbot-restore``: a backup or archive into an empty database."""
-    parser = argparse.ArgumentParser(
-        prog="stocksbot-restore",
-        description="Restore a backup (a SQLite backup file or an archive folder) into an "
-                    "empty or new database, SQLite or PostgreSQL. A database that holds any "
-                    "row is refused. The copy is verified before it is kept (row counts, "
-                    "sha256 of every table, the ledger check); a damaged or truncated backup "
-                    "is refused with the position of the damage, and nothing is written.",
-        epilog=EXIT_HELP)
-    parser.add_argument("source", metavar="BACKUP", help="a backup file or archive folder")
-    parser.add_argument("--url", metavar="URL", help="the database to restore into; "
+def _load_command(prog: str, description: str, what: str, help_text: str, verb: str,
+                  load: Callable[[str, str, Any], Any], argv: list[str] | None) -> int:
+    """A command that loads SOURCE into the empty database at --url and reports it."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_HELP)
+    parser.add_argument("source", metavar=what, help=help_text)
+    parser.add_argument("--url", metavar="URL", help="the database to load into; "
                         + URL_HELP.split(", ", 1)[1])
     _progress_options(parser)
     args = parser.parse_args(argv)
     url = database_url(args.url)
 
     def body() -> int:
-        from .backups import restore
-
-        report = restore(args.source, url, _bar(args, "restoring"))
-        print(f"restored {args.source} into {mask_url(url)}")
+        report = load(args.source, url, _bar(args, verb))
+        print(f"{verb.replace('ing', 'ed')} {args.source} into {mask_url(url)}")
         print(report.summary())
         return 0
 
-    return _run(parser.prog, [url], body)
+    return _run(prog, [url], body)
+
+
+def restore_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-restore``: a backup or archive into an empty database."""
+    from .backups import restore
+
+    return _load_command(
+        "stocksbot-restore",
+        "Restore a backup (a SQLite backup file or an archive folder) into an empty or new "
+        "database, SQLite or PostgreSQL. A database that holds any row is refused. The copy "
+        "is verified before it is kept (row counts, sha256 of every table, the ledger check); "
+        "a damaged or truncated backup is refused with the position of the damage, and "
+        "nothing is written.",
+        "BACKUP", "a backup file or archive folder", "restoring", restore, argv)
+
+
+def import_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-import``: a JSON-lines archive into an empty database."""
+    from .archive import import_archive
+
+    return _load_command(
+        "stocksbot-import",
+        "Load a complete JSON-lines archive (from stocksbot-export or stocksbot-backup) into "
+        "an empty or new database. The archive is checked against its manifest first and "
+        "every value as it is read; one from a newer schema is refused, one from an older "
+        "schema is migrated. Verified before it is kept; on any problem nothing is written.",
+        "ARCHIVE", "the archive folder", "importing", import_archive, argv)
 
 
 # -- stocksbot-export ---------------------------------------------------------------------------
@@ -243,37 +262,6 @@ def export_main(argv: list[str] | None = None) -> int:
               f"{report.size:,} bytes)")
         print(f"rows: {counts}")
         print(f"schema revision: {report.manifest['revision']}")
-        return 0
-
-    return _run(parser.prog, [url], body)
-
-
-# -- stocksbot-import ---------------------------------------------------------------------------
-
-
-def import_main(argv: list[str] | None = None) -> int:
-    """``stocksbot-import``: a JSON-lines archive into an empty database."""
-    parser = argparse.ArgumentParser(
-        prog="stocksbot-import",
-        description="Load a complete JSON-lines archive (from stocksbot-export or "
-                    "stocksbot-backup) into an empty or new database. The archive is checked "
-                    "against its manifest first and every value as it is read; one from a "
-                    "newer schema is refused, one from an older schema is migrated. Verified "
-                    "before it is kept; on any problem nothing is written.",
-        epilog=EXIT_HELP)
-    parser.add_argument("archive", metavar="ARCHIVE", help="the archive folder")
-    parser.add_argument("--url", metavar="URL", help="the database to load into; "
-                        + URL_HELP.split(", ", 1)[1])
-    _progress_options(parser)
-    args = parser.parse_args(argv)
-    url = database_url(args.url)
-
-    def body() -> int:
-        from .archive import import_archive
-
-        report = import_archive(args.archive, url, _bar(args, "importing"))
-        print(f"imported {args.archive} into {mask_url(url)}")
-        print(report.summary())
         return 0
 
     return _run(parser.prog, [url], body)

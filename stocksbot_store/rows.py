@@ -229,6 +229,20 @@ def _select(db: Database, table: Table) -> str:
     return ", ".join(parts)
 
 
+def _page_sql(db: Database, table: Table, select: str, since: dt.datetime | None,
+              batch: int) -> tuple[str, list[Any]]:
+    """One keyset page of ``table``: the statement (its first parameter is the last key
+    read) and the parameters after it."""
+    mark = db.param
+    where, params = "", []
+    if since is not None and table.time_column:
+        value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
+        where, params = f' AND "{table.time_column}" >= {mark}', [value]
+    sql = (f'SELECT {select} FROM "{table.name}" WHERE "{table.key}" > {mark}{where} '
+           f'ORDER BY "{table.key}" LIMIT {int(batch)}')
+    return sql, params
+
+
 def _canonical_column(values: Sequence[Any], kind: str) -> bool:
     """Whether a column of a batch is canonical already (one regex match for the whole
     batch: the values as the store writes them always are)."""
@@ -252,15 +266,9 @@ def canonical_batches(db: Database, table: Table, since: dt.datetime | None = No
     ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it;
     ``after`` starts after that key.
     """
-    mark = db.param
     kinds = [(i, k) for i, k in enumerate(table.kinds) if k in _CANONICAL]
     key_index = table.columns.index(table.key)
-    where, params = "", []
-    if since is not None and table.time_column:
-        value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
-        where, params = f' AND "{table.time_column}" >= {mark}', [value]
-    sql = (f'SELECT {_select(db, table)} FROM "{table.name}" WHERE "{table.key}" > {mark}'
-           f'{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
+    sql, params = _page_sql(db, table, _select(db, table), since, batch)
     last: Any = after if after is not None else -1 if table.key == "id" else ""
     while True:
         rows = db.execute_sql(sql, [last, *params]).fetchall()
@@ -303,13 +311,7 @@ def canonical_lines(db: Database, table: Table, since: dt.datetime | None = None
         for rows in canonical_batches(db, table, since, batch):
             yield len(rows), encode_rows(rows)
         return
-    mark = db.param
-    where, params = "", []
-    if since is not None and table.time_column:
-        value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
-        where, params = f' AND "{table.time_column}" >= {mark}', [value]
-    sql = (f'SELECT {line}, "{table.key}" FROM "{table.name}" '
-           f'WHERE "{table.key}" > {mark}{where} ORDER BY "{table.key}" LIMIT {int(batch)}')
+    sql, params = _page_sql(db, table, f'{line}, "{table.key}"', since, batch)
     pattern = _lines_pattern(table)
     last: Any = -1 if table.key == "id" else ""
     while True:
