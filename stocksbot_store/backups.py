@@ -39,6 +39,10 @@ STEP_PAGES = 4096
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+class BackupError(StorageError):
+    """A backup file is damaged or is not one; nothing was written from it."""
+
+
 @dataclass
 class BackupReport:
     """Where a backup went, how big it is, what it holds and whether it verified."""
@@ -208,19 +212,19 @@ def restore(source: str, url: str | None = None,
     if os.path.isdir(source) or os.path.basename(source) == MANIFEST:
         return import_archive(source, url, progress)
     if not os.path.exists(source):
-        raise StorageError(f"{source}: no such backup file or archive folder")
+        raise BackupError(f"{source}: no such backup file or archive folder")
     if not is_sqlite_file(source):
-        raise StorageError(f"{source} is neither a SQLite backup nor an archive folder")
+        raise BackupError(f"{source} is neither a SQLite backup nor an archive folder")
     _check_sidecar(source)
     db = open_read_only(source)
     try:
         problems = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
         if problems != ["ok"]:
-            raise VerificationError(f"{source} is damaged (integrity_check: "
+            raise BackupError(f"{source} is damaged (integrity_check: "
                                     f"{'; '.join(problems[:3])}); nothing was written")
         return copy_database(db, url, progress)
     except (sqlite3.DatabaseError, peewee.DatabaseError) as e:
-        raise VerificationError(f"{source} is damaged: {e}; nothing was written") from e
+        raise BackupError(f"{source} is damaged: {e}; nothing was written") from e
     finally:
         db.close()
 
@@ -233,6 +237,6 @@ def _check_sidecar(path: str) -> None:
         expected = f.read().split()[:1]
     actual = _sha256(path)
     if expected != [actual]:
-        raise VerificationError(f"{path}: its sha256 is {actual}, {sidecar} says "
+        raise BackupError(f"{path}: its sha256 is {actual}, {sidecar} says "
                                 f"{expected[0] if expected else 'nothing'}: the file changed "
                                 "or is damaged; nothing was written")

@@ -25,10 +25,10 @@ from test_convert import canonical, make_store
 
 import stocksbot_store.backups as backup_module
 from stocksbot_store import Fill, StorageService, backup, connect, init_db, restore
+from stocksbot_store.backups import BackupError
 from stocksbot_store.commands import backup_main, restore_main
 from stocksbot_store.database import SQLITE_PRAGMAS
 from stocksbot_store.errors import StorageError
-from stocksbot_store.rows import VerificationError
 
 WRITER = Path(__file__).parent / "procs" / "fill_loop.py"
 
@@ -145,15 +145,17 @@ def test_a_damaged_backup_is_refused_and_nothing_is_written(tmp_path):
     data[-100] ^= 0xFF
     (tmp_path / "b.db").write_bytes(bytes(data))
     target = tmp_path / "target.db"
-    with pytest.raises(VerificationError, match=r"sha256 is \w+, .*/b\.db\.sha256 says"):
+    with pytest.raises(BackupError, match=r"sha256 is \w+, .*/b\.db\.sha256 says"):
         restore(report.path, f"sqlite:///{target}")
+    assert not target.exists()
+    assert restore_main([report.path, "--url", f"sqlite:///{target}"]) == 2
     assert not target.exists()
     os.remove(report.checksum_file)  # no checksum to compare: the file itself is checked
     (tmp_path / "b.db").write_bytes(bytes(data[: len(data) // 2]))
-    with pytest.raises(VerificationError, match="damaged"):
+    with pytest.raises(BackupError, match="damaged"):
         restore(report.path, f"sqlite:///{target}")
     assert not target.exists()
-    with pytest.raises(StorageError, match="neither a SQLite backup nor an archive"):
+    with pytest.raises(BackupError, match="neither a SQLite backup nor an archive"):
         restore(__file__, f"sqlite:///{target}")
 
 
