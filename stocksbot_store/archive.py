@@ -51,7 +51,7 @@ from .rows import (
     table_names,
 )
 from .runner import Runner
-from .transfer import CopyReport, load_store, refuse_newer
+from .transfer import CopyReport, known_revisions, load_store, refuse_newer
 
 FORMAT = "stocksbot-archive"
 VERSION = 1
@@ -329,4 +329,8 @@ def import_archive(path: str, url: str | None = None,
     if not manifest.get("complete"):
         raise ArchiveError(f"{path} holds part of a store (exported with --tables or "
                            "--since); only a complete archive can be imported")
+    missing = sorted(table_names() - {t["name"] for t in manifest["tables"]})
+    if missing and manifest.get("revision") == known_revisions()[-1]:
+        raise ArchiveError(f"{path} says it is complete but has no {', '.join(missing)} "
+                           "table(s): it was cut down; nothing was written")
     return load_store(url, ArchiveSource(manifest), progress)

@@ -90,7 +90,7 @@ class CopyReport:
 
 def refuse_newer(history: list[str], what: str) -> None:
     """Refuse a source whose schema has revisions this package does not know."""
-    known = set(_known_revisions())
+    known = set(known_revisions())
     unknown = [name for name in history if name not in known]
     if unknown:
         raise SchemaError(
@@ -99,7 +99,7 @@ def refuse_newer(history: list[str], what: str) -> None:
             "upgrade stocksbot-store to read it")
 
 
-def _known_revisions() -> list[str]:
+def known_revisions() -> list[str]:
     """The migration files' names (as the runner lists them), without a database."""
     return [m.name for m in pw_migrations.Migration.load_directory(migrations_directory())]
 

@@ -145,6 +145,12 @@ def _malformed_decimal(folder: Path) -> None:
     _rewrite(folder, "trade.jsonl", "".join(lines))
 
 
+def _cut_down(folder: Path) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["tables"] = [t for t in manifest["tables"] if t["name"] != "config"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def _newer_revision(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["history"].append("9999_from_the_future")
@@ -164,6 +170,7 @@ HOSTILE = {
     "malformed decimal": (_malformed_decimal, ArchiveError,
                           r"trade.jsonl line 3 \(byte [\d,]+\): price is \"1O5.0000000000\", "
                           "not a decimal"),
+    "table left out": (_cut_down, ArchiveError, "says it is complete but has no config"),
     "newer revision": (_newer_revision, SchemaError, "9999_from_the_future, newer than this "
                                                      "version"),
 }
