@@ -23,16 +23,16 @@ over a history that ends flat the net P&L of all rows is the realized P&L less
 every fee paid. A flip (one trade closing a position and opening the other side)
 charges its own fees to the close, as the books do.
 
-Everything is exact (decimals, rounded half-even to 10 places only where an
-amount is divided). Trades are read in keyset-paged batches inside one snapshot:
-memory grows with the number of open lots, not with the history.
+Everything is exact (decimals in the store's money context, rounded half-even to
+10 places only where an amount is divided). Trades are read in keyset-paged
+batches inside one snapshot: memory grows with the number of open lots, not with
+the history.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import decimal
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -43,14 +43,13 @@ from typing import Any
 from peewee import Database
 
 from . import ledger
-from .fields import quantize, tidy
+from .fields import money_context, quantize, tidy
 from .models import ZERO, Trade
 from .rows import Progress, canonical_batches, count_rows, describe_model, restrict, snapshot
 
 METHODS = {"average": "average cost", "fifo": "FIFO"}
 
 _COLUMNS = ("id", "symbol", "side", "quantity", "price", "commission", "fees", "executed_at")
-_WIDE = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
 
 ROW_HEADER = ("method", "trade_id", "symbol", "side", "quantity", "opened", "closed",
               "proceeds", "cost_basis", "gross_pnl", "fees", "net_pnl")
@@ -164,8 +163,9 @@ def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, si
     at = dt.datetime.fromisoformat(executed_at)
     book = books.setdefault(symbol, _Book())
     before = book.position
-    outcome = ledger.apply_fill(before, symbol, side, q, p, Decimal(commission),
-                                Decimal(fees), at)
+    with money_context():  # the ledger computes in the store's context, as the books did
+        outcome = ledger.apply_fill(before, symbol, side, q, p, Decimal(commission),
+                                    Decimal(fees), at)
     book.position = outcome.open_position
     if outcome.trade_type == ledger.OPEN:
         book.lots.append(_Lot(q, p, at, fee))
@@ -173,7 +173,7 @@ def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, si
         return None
     closed = min(q, before.quantity)
     long = before.side == ledger.LONG
-    with decimal.localcontext(_WIDE):
+    with money_context():
         # FIFO: take the oldest lots first (their dates serve both methods).
         entry, lot_fees, dates = ZERO, ZERO, []
         left = closed

@@ -46,6 +46,8 @@ from peewee import (
 from .database import backend_of, describe
 from .errors import StorageError
 from .fields import (
+    DERIVED_DIGITS,
+    SCALE,
     EnumField,
     ExactDecimalField,
     JSONTextField,
@@ -60,7 +62,8 @@ from .runner import HISTORY_TABLE, Runner
 #: Rows read per query, and per batch handed on.
 BATCH = 5_000
 
-_DECIMAL_TEXT = r"-?\d{1,15}\.\d{10}"
+# Any figure the store keeps: below 10**DERIVED_DIGITS, with SCALE places.
+_DECIMAL_TEXT = rf"-?\d{{1,{DERIVED_DIGITS}}}\.\d{{{SCALE}}}"
 _TIME_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00"
 _DECIMAL = re.compile(_DECIMAL_TEXT)
 _TIME = re.compile(_TIME_TEXT)
@@ -437,8 +440,8 @@ def check_value(table: Table, index: int, value: Any) -> str | None:
     if ok:
         return None
     expected = {"int": "an integer", "bool": "true or false",
-                "decimal": "a decimal with 10 places and at most 15 digits before the point "
-                           "(\"150.1000000000\")",
+                "decimal": f"a decimal with {SCALE} places and at most {DERIVED_DIGITS} "
+                           "digits before the point (\"150.1000000000\")",
                 "time": "a UTC time (\"2026-01-05 14:30:00.000000+00:00\")",
                 "enum": "one of " + ", ".join(sorted(table.choices[index])),
                 "json": "JSON text", "text": "text"}[kind]

@@ -311,3 +311,22 @@ def _check_lines(db, storage) -> None:
     assert b',"0.0000000000",' in order_lines
     trade_lines = b"".join(lines for _, lines in canonical_lines(db, store_tables(db)[3]))
     assert b'"2026-03-02 14:30:00.000000+00:00"' in trade_lines
+
+
+def test_figures_past_the_input_limit_survive_the_round_trip(tmp_path):
+    """Derived figures (cost basis, realized P&L) may have up to 30 digits before the
+    point, twice what an input may: the archive carries and accepts them."""
+    from stocksbot_store import StorageService, init_db
+
+    source = f"sqlite:///{tmp_path / 'big.db'}"
+    db = init_db(connect(source))
+    storage = StorageService(db)
+    for side, price in (("buy", "1.5"), ("sell", "999999999999.25")):
+        order = storage.create_order("BIG", side, "market", "99999999999999")
+        storage.record_trade(order.id, "BIG", side, "99999999999999", price)
+    db.close()
+    folder = export(source, tmp_path / "archive")
+    assert '"99999999999774000000000002.2500000000"' in (folder / "trade.jsonl").read_text()
+    with fresh_pg_database() as pg_url:
+        assert import_archive(str(folder), pg_url).ledger.ok
+        assert canonical(pg_url) == canonical(source)
