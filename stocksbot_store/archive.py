@@ -39,6 +39,7 @@ from .check import LedgerReport, check_ledger
 from .database import backend_of, describe
 from .errors import StorageError
 from .fields import utcnow
+from .models import MODELS
 from .rows import (
     Progress,
     Table,
@@ -50,7 +51,7 @@ from .rows import (
     store_tables,
     table_names,
 )
-from .runner import Runner
+from .runner import HISTORY_TABLE, Runner
 from .transfer import CopyReport, known_revisions, load_store, refuse_newer
 
 FORMAT = "stocksbot-archive"
@@ -329,7 +330,8 @@ def import_archive(path: str, url: str | None = None,
     if not manifest.get("complete"):
         raise ArchiveError(f"{path} holds part of a store (exported with --tables or "
                            "--since); only a complete archive can be imported")
-    missing = sorted(table_names() - {t["name"] for t in manifest["tables"]})
+    every_store = {m._meta.table_name for m in MODELS} | {HISTORY_TABLE}
+    missing = sorted(every_store - {t["name"] for t in manifest["tables"]})
     if missing and manifest.get("revision") == known_revisions()[-1]:
         raise ArchiveError(f"{path} says it is complete but has no {', '.join(missing)} "
                            "table(s): it was cut down; nothing was written")

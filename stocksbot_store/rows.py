@@ -164,15 +164,34 @@ def restrict(table: Table, columns: Iterable[str]) -> Table:
                  tuple(table.choices[i] for i in index), table.key, table.time_column)
 
 
+def kept_models() -> list[type[Model]]:
+    """Every model whose rows a copy carries: the store's, then the tables ``migrate
+    adopt`` keeps its report in (present only in an adopted database)."""
+    from .adopt_report import REPORT_MODELS
+
+    return [*MODELS, *REPORT_MODELS]
+
+
 def store_tables(db: Database) -> list[Table]:
-    """Every table a copy of the store carries: the models in dependency order, then
-    the migration history."""
-    return [*(describe_model(m) for m in MODELS), describe_model(Runner(db).History)]
+    """Every table a copy of the store carries: the models in dependency order, the
+    adoption report's, then the migration history."""
+    return [*(describe_model(m) for m in kept_models()), describe_model(Runner(db).History)]
 
 
 def table_names() -> set[str]:
     """Names of every table a copy carries."""
-    return {m._meta.table_name for m in MODELS} | {HISTORY_TABLE}
+    return {m._meta.table_name for m in kept_models()} | {HISTORY_TABLE}
+
+
+def create_missing_tables(db: Database, names: Iterable[str]) -> None:
+    """Create the tables among ``names`` that migrations do not make (the adoption
+    report's) and ``db`` lacks, so a copy of an adopted store keeps its report."""
+    present = set(db.get_tables())
+    models = [m for m in kept_models() if m not in MODELS
+              and m._meta.table_name in set(names) - present]
+    if models:
+        with db.bind_ctx(models):
+            db.create_tables(models)
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -491,8 +510,9 @@ def set_sequences(db: Database, tables: Iterable[Table]) -> None:
     written with their ids, which does not advance the sequence)."""
     if backend_of(db) != "postgres":
         return
+    present = set(db.get_tables())
     for table in tables:
-        if table.key != "id":
+        if table.key != "id" or table.name not in present:
             continue
         db.execute_sql(
             f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "

@@ -33,6 +33,7 @@ from .rows import (
     Progress,
     Table,
     VerificationError,
+    create_missing_tables,
     digest,
     encode_rows,
     require_empty,
@@ -151,6 +152,7 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
             raise StorageError(f"{source.description} holds a table {name!r} that is not part "
                                "of a stocksbot store; nothing was written")
     with write_transaction(db):
+        create_missing_tables(db, offered)
         for name, table in targets.items():
             if name not in offered:
                 continue

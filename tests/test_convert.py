@@ -23,7 +23,7 @@ def canonical(url: str) -> dict[str, list[list]]:
     db = connect(url, migrate=False)
     try:
         return {t.name: [row for batch in canonical_batches(db, t) for row in batch]
-                for t in store_tables(db)}
+                for t in store_tables(db) if t.name in db.get_tables()}
     finally:
         db.close()
 
