@@ -1,4 +1,5 @@
-"""Typed config values: how a setting's text is checked, written and read back."""
+"""Typed config values: how a setting's text is checked, written and read back, and
+how a yes/no input is read (:func:`to_bool`), for settings and switches alike."""
 
 from __future__ import annotations
 
@@ -12,6 +13,35 @@ from .models import ConfigValueType
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+_SPELLINGS = "true/false, 1/0, yes/no or on/off"
+
+
+def to_bool(value: Any, field: str) -> bool:
+    """Read a yes/no input: a bool, the int 0 or 1, or text spelling
+    true/false, 1/0, yes/no, on/off (any case, surrounding spaces ignored).
+
+    Anything else ("maybe", 2, 0.5, None, a list) is a :class:`ValidationError`:
+    guessing would turn a halt given as ``"false"`` into "on" (a non-empty string is
+    truthy).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValidationError(field, f"must be {_SPELLINGS}; got {str(value)[:40]!r}")
+
+
+def clearly_true(text: str | None) -> bool:
+    """Whether stored text says "yes" in one of the accepted spellings; everything
+    else (None, "", "false", "garbage", "1.0") is not. For switches that must fail
+    safe: a value nobody can read as "enabled" means disabled."""
+    return text is not None and text.strip().lower() in _TRUE
 
 
 def to_text(value: Any, value_type: Any, key: str) -> tuple[str, ConfigValueType]:
@@ -21,6 +51,8 @@ def to_text(value: Any, value_type: Any, key: str) -> tuple[str, ConfigValueType
     that does not read as its type (a "bool" of "maybe") is a ValidationError.
     """
     kind = coerce_enum(ConfigValueType, value_type, "value_type")
+    if kind is ConfigValueType.BOOL:
+        return ("true" if to_bool(value, key) else "false"), kind
     if kind is ConfigValueType.JSON and not isinstance(value, str):
         try:
             value = json.dumps(value)
@@ -44,12 +76,7 @@ def from_text(text: str | None, value_type: Any, key: str = "value") -> Any:
     if kind is ConfigValueType.STRING:
         return text
     if kind is ConfigValueType.BOOL:
-        lowered = text.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ValidationError(key, f"{text[:40]!r} is not a bool (use true or false)")
+        return to_bool(text, key)
     if kind is ConfigValueType.INT:
         try:
             return int(text.strip())

@@ -229,14 +229,20 @@ class SqlEchoHandler(logging.StreamHandler):
         """The stream is always the current ``sys.stderr``; nothing to set."""
 
 
-def init_db(db: Database) -> Database:
+def init_db(db: Database | None = None) -> Database:
     """Create every table and index that is missing (for tests and demos).
 
-    Production databases are created and upgraded with
+    Without an argument (the old module's ``init_db()``) it works on the process's
+    default database, :func:`default_database` (``DATABASE_URL``), the very object
+    :func:`get_db` yields: ``DATABASE_URL=sqlite:///:memory:``, ``init_db()`` and a
+    FastAPI ``TestClient`` with ``Depends(get_db)`` see the same tables from any
+    thread. Production databases are created and upgraded with
     ``python -m stocksbot_store.migrate upgrade``; both give the same schema.
     """
     from .notify import install_notify_triggers
 
+    if db is None:
+        db = default_database()
     prepare_database(db)
     with db.atomic(), db.bind_ctx(MODELS):
         db.create_tables(MODELS, safe=True)
@@ -248,7 +254,9 @@ def init_db(db: Database) -> Database:
 
 
 def default_database(url: str | None = None) -> Database:
-    """The process-wide database for ``url`` (see :func:`database_url`), made once."""
+    """The process-wide database for ``url`` (see :func:`database_url`), made once:
+    what :func:`get_db` yields and ``init_db()`` initialises. The same URL gives the
+    same object (for ``sqlite:///:memory:``, the same in-memory database)."""
     url = database_url(url)
     with _DEFAULT_LOCK:
         db = _DEFAULT_DATABASES.get(url)
@@ -260,7 +268,8 @@ def default_database(url: str | None = None) -> Database:
 def get_db() -> Iterator[Database]:
     """FastAPI dependency: ``def endpoint(db=Depends(get_db))``.
 
-    Yields the process-wide database. It opens no connection itself: Peewee
+    Yields the process-wide database, :func:`default_database` (the one ``init_db()``
+    with no argument initialises). It opens no connection itself: Peewee
     connects whichever thread runs the endpoint on its first query, so it does
     not matter that FastAPI may run this generator and the endpoint on different
     threads. Afterwards it closes the connection of the thread it runs on (a

@@ -11,8 +11,11 @@ times are aware UTC datetimes; see :mod:`stocksbot_store.fields`.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 from peewee import (
     SQL,
@@ -97,10 +100,40 @@ for _enum in (PositionSideEnum, OrderSideEnum, OrderTypeEnum, OrderStatusEnum,
 
 
 class BaseModel(Model):
-    """Common base: no database of its own (see the module docstring)."""
+    """Common base: no database of its own (see the module docstring).
+
+    A row is also what a JSON API returns: :meth:`to_dict` gives its fields as JSON
+    values, and iterating a row yields the same ``(name, value)`` pairs, so
+    ``dict(row)`` and FastAPI's default encoder (which tries ``dict(obj)`` on an
+    object it does not know) give that mapping rather than Peewee's internals.
+    """
 
     class Meta:
         legacy_table_names = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row's fields as JSON values: exact decimals as fixed-point text (never
+        a float), times as ISO-8601 text in UTC, enums as their values; a foreign key
+        by its column name (``order_id``, ``strategy_id``)."""
+        data = self.__data__
+        return {field.column_name: json_value(data.get(field.name))
+                for field in self._meta.sorted_fields}
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        """``(name, value)`` pairs of :meth:`to_dict`, so ``dict(row)`` is that mapping."""
+        return iter(self.to_dict().items())
+
+
+def json_value(value: Any) -> Any:
+    """A field value as JSON: Decimal -> fixed-point text, datetime -> ISO-8601 text,
+    enum -> its value; anything else (str, int, bool, None, a JSON config) as is."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 class Strategy(BaseModel):

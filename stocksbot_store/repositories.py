@@ -1,11 +1,17 @@
-"""Repositories: single-table reads and writes, with the old module's method names.
+"""Repositories: single-table reads and writes, with the old module's methods.
 
 Each repository works on the database it is given and returns model instances.
-They do no book-keeping across tables: recording fills, opening positions and
-moving order statuses with the rules of the ledger is
-:class:`~stocksbot_store.service.StorageService`'s job, and the service owns the
-transaction. A repository write outside a transaction commits on its own; inside
-one (``with db.atomic():``) it joins it.
+Every method of the old storage module's repositories works as it was called
+there, positionally or by keyword (``OrderRepository(db).create("AAPL", "buy",
+"limit", 10, 150.0, strategy_id=3)``; ``repo.update(row)`` after setting
+attributes on it; ``delete(row_id)``), next to this store's keyword forms.
+
+Where an old call would break a rule of the books (positions are the replay of
+their trades, an order's fill figures come from its fills, a trade is history),
+the call does it the book-keeping way or is refused with a
+:class:`~stocksbot_store.errors.StorageError` that names the call to use; the
+README's "Coming from the old module" lists each case. A repository write outside
+a transaction commits on its own; inside one (``with db.atomic():``) it joins it.
 
 Lists that say "recent" are newest first; every list pages with ``limit``/``offset``.
 """
@@ -14,13 +20,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from peewee import Database, ModelSelect
+from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
-from .database import prepare_database
-from .errors import NotFoundError, ValidationError, translate_errors
+from . import config_values
+from .adjustments import Adjustments
+from .database import prepare_database, write_transaction
+from .errors import InvalidTransitionError, NotFoundError, ValidationError, translate_errors
 from .fields import coerce_enum, to_decimal, utcnow
-from .ledger import cost_basis
+from .fills import Fill, FillRecorder
+from .ledger import cost_basis as cost_basis_of
 from .models import (
+    ZERO,
     BaseModel,
     Config,
     ConfigValueType,
@@ -29,10 +39,20 @@ from .models import (
     Position,
     Strategy,
     Trade,
+    TradeTypeEnum,
 )
-from .validation import NAME_MAX, check_symbol, check_text
+from .validation import NAME_MAX, check_id, check_symbol, check_text
 
 M = TypeVar("M", bound=BaseModel)
+
+# Forward order of the statuses an order moves through while it is live.
+_RANK = {
+    OrderStatusEnum.PENDING: 0,
+    OrderStatusEnum.OPEN: 1,
+    OrderStatusEnum.PARTIALLY_FILLED: 2,
+    OrderStatusEnum.FILLED: 3,
+}
+_FINAL = (OrderStatusEnum.FILLED, OrderStatusEnum.CANCELLED, OrderStatusEnum.REJECTED)
 
 
 class Repository(Generic[M]):
@@ -61,6 +81,10 @@ class Repository(Generic[M]):
 
     def _check_names(self, values: dict[str, Any]) -> dict[str, Any]:
         fields = self.model._meta.fields
+        for name in list(values):  # a foreign key by its column name: strategy_id=3
+            field = self.model._meta.columns.get(name)
+            if name not in fields and isinstance(field, ForeignKeyField):
+                values[field.name] = values.pop(name)
         unknown = sorted(set(values) - set(fields))
         if unknown:
             raise ValidationError(unknown[0], f"{self.model.__name__} has no such field")
@@ -69,6 +93,9 @@ class Repository(Generic[M]):
         for name, value in values.items():
             if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
                 raise ValidationError(name, "must not contain NUL characters")
+            if isinstance(fields[name], BooleanField) and value is not None:
+                # Peewee would store bool(value): "false" would become True.
+                values[name] = config_values.to_bool(value, name)
         return values
 
     def _check_fields(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -132,11 +159,13 @@ class Repository(Generic[M]):
         return row
 
     def get_for_update(self, row_id: int) -> M:
-        """The row with this id, locked until the transaction ends (``FOR UPDATE`` on
-        PostgreSQL; on SQLite the write transaction already excludes other writers)."""
+        """The row with this id, locked until the transaction ends (``FOR NO KEY UPDATE``
+        on PostgreSQL, as the fill path locks it, so inserting a trade that references
+        the row is not blocked; on SQLite the write transaction already excludes other
+        writers). Call it inside :func:`~stocksbot_store.database.write_transaction`."""
         query = self._select().where(self.model.id == row_id)
         if self.db.for_update:
-            query = query.for_update()
+            query = query.for_update("FOR NO KEY UPDATE")
         row = self._first(query)
         if row is None:
             raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
@@ -148,8 +177,19 @@ class Repository(Generic[M]):
 
     def update(self, instance: M, **values: Any) -> M:
         """Set ``values`` on the row of ``instance`` (and on ``instance``); ``updated_at``
-        is set by the store."""
+        is set by the store.
+
+        Called without values (the old module's ``update(row)``), it saves the fields
+        that were assigned on ``instance`` since it was read.
+        """
+        if not values:
+            values = changed_fields(instance)
+            if not values:
+                return instance
         self._check_fields(values)
+        return self._write(instance, values)
+
+    def _write(self, instance: M, values: dict[str, Any]) -> M:
         if "updated_at" in self.model._meta.fields:
             values["updated_at"] = utcnow()
         with translate_errors(f"updating {self.model.__name__} {instance.id}"):
@@ -159,37 +199,83 @@ class Repository(Generic[M]):
             raise NotFoundError(f"{self.model.__name__} {instance.id} does not exist")
         for name, value in values.items():
             field = self.model._meta.fields[name]
-            setattr(instance, name, None if value is None else field.python_value(
-                field.db_value(value)))
+            instance.__data__[name] = None if value is None else field.python_value(
+                field.db_value(value))
+            instance._dirty.discard(name)
         return instance
 
-    def delete(self, instance: M) -> bool:
-        """Delete the row of ``instance``; False if it was already gone."""
-        with translate_errors(f"deleting {self.model.__name__} {instance.id}"):
-            return bool(self.model.delete().where(self.model.id == instance.id)
-                        .execute(self.db))
+    def delete(self, row: M | int) -> bool:
+        """Delete a row, given as an instance or (the old module's form) its id; False
+        if there was no such row."""
+        row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
+        with translate_errors(f"deleting {self.model.__name__} {row_id}"):
+            return bool(self.model.delete().where(self.model.id == row_id).execute(self.db))
+
+
+def changed_fields(instance: BaseModel) -> dict[str, Any]:
+    """The fields assigned on ``instance`` since it was read, with their new values."""
+    return {name: instance.__data__.get(name) for name in instance._dirty if name != "id"}
+
+
+def refuse_changes(current: BaseModel, values: dict[str, Any], fields: tuple[str, ...],
+                   why: str) -> None:
+    """ValidationError if ``values`` changes any of ``fields`` of the stored row
+    ``current``."""
+    for name in fields:
+        if name in values and _stored(current, name) != _stored(current, name, values[name]):
+            raise ValidationError(name, why)
+
+
+def _stored(row: BaseModel, name: str, value: Any = ...) -> Any:
+    """``value`` (default: ``row``'s own) as the database would give it back."""
+    field = row._meta.fields[name]
+    value = row.__data__.get(name) if value is ... else value
+    if isinstance(value, BaseModel):
+        value = value.id
+    if value is None or isinstance(field, ForeignKeyField):
+        return value
+    return field.python_value(field.db_value(value))
 
 
 class PositionRepository(Repository[Position]):
-    """Positions. ``create``/``update``/``close_position`` write the row as told and do
-    not record trades; :class:`StorageService` keeps positions and trades in step."""
+    """Positions: reads, and hand edits that go through the books.
+
+    A position is the replay of its trades, so ``create``, ``update`` and
+    ``close_position`` record ADJUSTMENT trades (see
+    :mod:`stocksbot_store.adjustments`) instead of writing the row, and ``delete``
+    is refused.
+    """
 
     model = Position
 
-    def create(self, **values: Any) -> Position:
-        values["symbol"] = check_symbol(values.get("symbol"))
-        if "cost_basis" not in values and {"quantity", "avg_entry_price"} <= set(values):
-            values["cost_basis"] = cost_basis(to_decimal(values["quantity"], "quantity"),
-                                              to_decimal(values["avg_entry_price"],
-                                                         "avg_entry_price"))
-        return super().create(**values)
+    def __init__(self, db: Database, fills: FillRecorder | None = None) -> None:
+        super().__init__(db)
+        self.adjustments = Adjustments(self.db, fills)
+
+    def create(self, symbol: Any = None, side: Any = None, quantity: Any = None,
+               avg_entry_price: Any = None, cost_basis: Any = None, **values: Any) -> Position:
+        """Open a position by hand (the old module's ``create``), recorded as an
+        ADJUSTMENT trade at ``avg_entry_price``. ``cost_basis``, if given, must be
+        ``quantity x avg_entry_price``; a symbol with an open position already is a
+        :class:`DuplicateError`."""
+        self._check_names(values)
+        for name in values:
+            raise ValidationError(name, "is kept by the position's trades; open the "
+                                        "position, then record fills")
+        price = to_decimal(avg_entry_price, "avg_entry_price")
+        if cost_basis is not None:
+            expected = cost_basis_of(to_decimal(quantity, "quantity"), price)
+            if to_decimal(cost_basis, "cost_basis") != expected:
+                raise ValidationError("cost_basis", f"{cost_basis!r} is not quantity x "
+                                      f"avg_entry_price ({expected}); leave it out")
+        return self.adjustments.open(symbol, side, quantity, price)
 
     def get_by_symbol(self, symbol: str, is_open: bool | None = True) -> Position | None:
         """The symbol's open position (``is_open=True``), its latest closed one
         (``False``) or its latest of either (``None``)."""
         query = self._select().where(Position.symbol == symbol)
         if is_open is not None:
-            query = query.where(Position.is_open == is_open)
+            query = query.where(Position.is_open == config_values.to_bool(is_open, "is_open"))
         return self._first(query.order_by(Position.id.desc()))
 
     def get_all_open(self) -> list[Position]:
@@ -197,22 +283,71 @@ class PositionRepository(Repository[Position]):
         return self._list(self._select().where(Position.is_open == True)  # noqa: E712
                           .order_by(Position.symbol), None)
 
-    def close_position(self, position: Position, realized_pnl: Any = None) -> Position:
-        """Mark ``position`` closed now, with ``realized_pnl`` if given."""
-        values: dict[str, Any] = {"is_open": False, "closed_at": utcnow()}
-        if realized_pnl is not None:
-            values["realized_pnl"] = realized_pnl
-        return self.update(position, **values)
+    def update(self, instance: Position, **values: Any) -> Position:
+        """Change a position through its trades: a new ``quantity`` is an adjustment
+        at the average entry price; ``is_open=False`` (with a ``realized_pnl``, or
+        not) closes it as :meth:`close_position` does. Other figures follow from the
+        trades and are refused. Without values, the fields assigned on ``instance``
+        are what is asked for (the old module's ``update(position)``)."""
+        if not values:
+            values = changed_fields(instance)
+        self._check_fields(values)
+        asked = {k: v for k, v in values.items() if k not in ("updated_at", "closed_at")}
+        current = self.get(instance.id)
+        asked = {k: v for k, v in asked.items() if _stored(current, k) != _stored(current, k, v)}
+        if not asked:
+            return _refresh(instance, current)
+        if set(asked) == {"quantity"}:
+            return _refresh(instance, self.adjustments.set_quantity(current, asked["quantity"]))
+        if asked.get("is_open") is False and set(asked) <= {"is_open", "realized_pnl"}:
+            return self.close_position(instance, asked.get("realized_pnl"))
+        name = sorted(asked)[0]
+        raise ValidationError(name, "a position is the replay of its trades: change its "
+                                    "quantity (an adjustment at its average price), close it "
+                                    "(close_position), or record a fill (record_trade)")
+
+    def close_position(self, position: Position | int, realized_pnl: Any = None) -> Position:
+        """Close ``position`` by an ADJUSTMENT trade of its whole quantity. With
+        ``realized_pnl`` (its total realized P&L, as in the old module) the trade is
+        priced so that the position ends with exactly that; without, it closes at
+        its average entry price and realizes nothing more."""
+        closed = self.adjustments.close(position, realized_pnl)
+        return _refresh(position, closed) if isinstance(position, Position) else closed
+
+    def delete(self, row: Position | int) -> bool:
+        """Refused for a stored position (its trades would replay to it); False if
+        there is no such position."""
+        row_id = row.id if isinstance(row, Position) else check_id(row, "position_id")
+        if not self.exists(row_id):
+            return False
+        raise ValidationError("position_id", f"position {row_id} is the replay of its trades "
+                              "and cannot be deleted; close it (close_position) instead")
 
 
 class OrderRepository(Repository[Order]):
-    """Orders."""
+    """Orders. Fill figures (``filled_quantity``, ``avg_fill_price``, ``filled_at``)
+    come from the order's trades; statuses move forward only."""
 
     model = Order
 
-    def create(self, **values: Any) -> Order:
-        values["symbol"] = check_symbol(values.get("symbol"))
-        return super().create(**values)
+    def create(self, symbol: Any = None, side: Any = None, type: Any = None,
+               quantity: Any = None, price: Any = None, strategy_id: Any = None,
+               external_id: Any = None, **values: Any) -> Order:
+        """A new PENDING order (the old module's ``create``; ``strategy=`` is the same
+        as ``strategy_id=``)."""
+        refuse_fill_state(values)
+        status = values.get("status")
+        if status is not None and coerce_enum(OrderStatusEnum, status, "status") in (
+                OrderStatusEnum.PARTIALLY_FILLED, OrderStatusEnum.FILLED):
+            raise ValidationError("status", "an order is filled by its trades; create it, "
+                                            "then record_trade")
+        if strategy_id is not None:
+            if values.get("strategy") not in (None, strategy_id):
+                raise ValidationError("strategy_id", "give strategy_id or strategy, not both")
+            values["strategy"] = strategy_id
+        return super().create(symbol=check_symbol(symbol), side=side, type=type,
+                              quantity=quantity, price=price, external_id=external_id,
+                              **values)
 
     def get_by_external_id(self, external_id: str) -> Order | None:
         """The order the broker knows by ``external_id``, or None."""
@@ -251,24 +386,88 @@ class OrderRepository(Repository[Order]):
             query = query.where(Order.id < before_id)
         return self._list(query.order_by(Order.id.desc()), limit)
 
-    def update_status(self, order: Order, status: Any, filled_quantity: Any = None,
+    def update_status(self, order: Order | int, status: Any, filled_quantity: Any = None,
                       avg_fill_price: Any = None) -> Order:
-        """Set the status (and, if given, fill figures) as told, without the forward-only
-        rule; :meth:`StorageService.update_order_status` enforces it."""
-        values: dict[str, Any] = {"status": coerce_enum(OrderStatusEnum, status, "status")}
-        if filled_quantity is not None:
-            values["filled_quantity"] = filled_quantity
-        if avg_fill_price is not None:
-            values["avg_fill_price"] = avg_fill_price
-        if values["status"] == OrderStatusEnum.FILLED and order.filled_at is None:
-            values["filled_at"] = utcnow()
-        return self.update(order, **values)
+        """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
+        CANCELLED / REJECTED (steps may be skipped). Going back, or out of FILLED,
+        CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
+
+        The order is read and written in one write transaction with its row locked.
+        Fill figures are kept by its trades: ``filled_quantity`` and
+        ``avg_fill_price`` are accepted only when they agree with them, and
+        PARTIALLY_FILLED / FILLED only when the recorded fills say so.
+        """
+        status = coerce_enum(OrderStatusEnum, status, "status")
+        order_id = order.id if isinstance(order, Order) else check_id(order, "order_id")
+        with write_transaction(self.db):
+            current = self.get_for_update(order_id)
+            check_transition(current, status)
+            check_fill_figures(current, status, filled_quantity, avg_fill_price)
+            if status != current.status:
+                values: dict[str, Any] = {"status": status}
+                self._write(current, values)
+        return _refresh(order, current) if isinstance(order, Order) else current
+
+    def update(self, instance: Order, **values: Any) -> Order:
+        """Set fields of an order. A new ``status`` moves it as :meth:`update_status`
+        does; fill figures must agree with its trades; symbol, side, quantity and
+        strategy cannot change once it has fills."""
+        if not values:
+            values = changed_fields(instance)
+        self._check_fields(values)
+        with write_transaction(self.db):
+            current = self.get_for_update(instance.id)
+            values = {k: v for k, v in values.items()
+                      if k == "updated_at" or _stored(current, k) != _stored(current, k, v)}
+            refuse_changes(current, values, ("filled_quantity", "avg_fill_price", "filled_at"),
+                           f"order {current.id}'s fill figures come from its trades; record "
+                           "fills with record_trade")
+            if current.filled_quantity:
+                refuse_changes(current, values, ("symbol", "side", "quantity", "strategy"),
+                               f"order {current.id} has fills already; its trades are this "
+                               "symbol, side and strategy")
+            if "quantity" in values:
+                refuse_below_filled(current, values["quantity"])
+            status = values.pop("status", None)
+            if values:
+                self._write(current, values)
+            if status is not None:
+                self.update_status(current, status)
+        return _refresh(instance, current)
 
 
 class TradeRepository(Repository[Trade]):
-    """Trades (executions). Record new ones with :meth:`StorageService.record_trade`."""
+    """Trades (executions). A trade is history: new ones are recorded through the fill
+    path, which keeps the books; stored ones are neither changed nor deleted."""
 
     model = Trade
+
+    def __init__(self, db: Database, fills: FillRecorder | None = None) -> None:
+        super().__init__(db)
+        self._fills = fills or FillRecorder(self.db)
+
+    def create(self, order_id: Any = None, symbol: Any = None, side: Any = None,
+               type: Any = None, quantity: Any = None, price: Any = None,
+               commission: Any = 0, fees: Any = 0, external_id: Any = None,
+               executed_at: Any = None, **values: Any) -> Trade:
+        """Record a fill (the old module's ``create``), exactly as
+        :meth:`StorageService.record_trade` does: order, position and strategy move
+        with it, and a re-sent ``external_id`` returns the stored trade.
+
+        ``type`` is checked but not taken: the store derives it from what the fill
+        does (``open`` or ``close`` for a fill of an order, ``adjustment`` for one
+        without). ``order_id=None`` records a hand adjustment of the symbol's position.
+        """
+        if "order" in values:
+            order = values.pop("order")
+            order_id = order.id if isinstance(order, Order) else order
+        self._check_names(values)
+        for name in values:
+            raise ValidationError(name, "is derived by the store from the fill")
+        if type is not None:
+            coerce_enum(TradeTypeEnum, type, "type")
+        return self._fills.record(Fill(order_id, symbol, side, quantity, price, commission,
+                                       fees, external_id, executed_at))
 
     def get_by_order_id(self, order_id: int) -> list[Trade]:
         """The fills of one order, oldest first."""
@@ -287,19 +486,53 @@ class TradeRepository(Repository[Trade]):
         """The most recently recorded trades first."""
         return self._list(self._select().order_by(Trade.id.desc()), limit, offset)
 
+    def update(self, instance: Trade, **values: Any) -> Trade:
+        """Refused: a trade is history. Record a correcting fill instead."""
+        raise ValidationError("trade", f"trade {instance.id} is history and cannot be "
+                                       "changed; record a correcting fill (record_trade)")
+
+    def delete(self, row: Trade | int) -> bool:
+        """Refused for a stored trade (the books are its replay); False if none."""
+        row_id = row.id if isinstance(row, Trade) else check_id(row, "trade_id")
+        if not self.exists(row_id):
+            return False
+        raise ValidationError("trade_id", f"trade {row_id} is history and cannot be deleted; "
+                                          "record a correcting fill (record_trade)")
+
+
+#: Strategy figures maintained by fills; not set by hand.
+_STRATEGY_FIGURES = ("total_trades", "win_rate", "total_pnl", "closing_trades",
+                     "winning_trades", "losing_trades", "gross_profit", "gross_loss",
+                     "commission", "fees", "pnl_peak", "max_drawdown", "last_trade_at")
+
 
 class StrategyRepository(Repository[Strategy]):
-    """Strategies."""
+    """Strategies. A new one is inactive (``is_active`` False) and enabled, as in the
+    old module: a bot activates it when it should run."""
 
     model = Strategy
 
     def create(self, name: str, strategy_type: str | None = None, config: Any = None,
                description: str | None = None, **values: Any) -> Strategy:
-        """A new strategy; :class:`DuplicateError` if the name is taken."""
+        """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
+        if the name is taken."""
         check_text(name, "name", NAME_MAX)
         check_text(strategy_type, "strategy_type", 100, optional=True)
+        self._check_names(values)
+        refuse_changes(Strategy(), values, _STRATEGY_FIGURES, "is kept by the strategy's "
+                       "fills")
+        values.setdefault("is_active", False)
         return super().create(name=name, strategy_type=strategy_type, config=config,
                               description=description, **values)
+
+    def update(self, instance: Strategy, **values: Any) -> Strategy:
+        """Set a strategy's name, settings or switches; its figures come from fills."""
+        if not values:
+            values = changed_fields(instance)
+        self._check_fields(values)
+        current = self.get(instance.id)
+        refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's fills")
+        return _refresh(instance, self._write(current, values))
 
     def get_by_name(self, name: str) -> Strategy | None:
         """The strategy called ``name``, or None."""
@@ -323,15 +556,17 @@ class StrategyRepository(Repository[Strategy]):
 
 
 class ConfigRepository(Repository[Config]):
-    """Key/value settings. Values are text; ``value_type`` says how to read them."""
+    """Key/value settings. Values are stored as text and must read as their
+    ``value_type`` (a bool is stored as ``true`` or ``false``)."""
 
     model = Config
 
     def create(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
                description: str | None = None) -> Config:
+        """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
-        return super().create(key=key, value=value, value_type=value_type,
-                              description=description)
+        text, kind = config_values.to_text(value, value_type, key)
+        return super().create(key=key, value=text, value_type=kind, description=description)
 
     def get_by_key(self, key: str) -> Config | None:
         """The setting called ``key``, or None."""
@@ -341,18 +576,120 @@ class ConfigRepository(Repository[Config]):
         """Every setting, by key."""
         return self._list(self._select().order_by(Config.key), limit, offset)
 
+    def update(self, instance: Config, value: Any = ..., **values: Any) -> Config:
+        """Set a setting's value (the old module's ``update(config, value)``), type or
+        description; the value must read as its type."""
+        if value is not ...:
+            values["value"] = value
+        if not values:
+            values = changed_fields(instance)
+        self._check_names(values)
+        with write_transaction(self.db):
+            current = self.get_for_update(instance.id)
+            if "value" in values or "value_type" in values:
+                values["value"], values["value_type"] = config_values.to_text(
+                    values.get("value", current.value),
+                    values.get("value_type", current.value_type), current.key)
+            self._write(current, values)
+        return _refresh(instance, current)
+
     def upsert(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
                description: str | None = None) -> Config:
-        """Create the setting or replace its value (and type and description)."""
+        """Create the setting or replace its value (and type and description); what
+        is returned is what this call wrote, read in its own transaction."""
         check_text(key, "key", NAME_MAX)
+        text, kind = config_values.to_text(value, value_type, key)
         now = utcnow()
-        update: dict[Any, Any] = {Config.value: value, Config.value_type: value_type,
+        update: dict[Any, Any] = {Config.value: text, Config.value_type: kind,
                                   Config.updated_at: now}
         if description is not None:
             update[Config.description] = description
-        with translate_errors(f"saving config {key!r}"):
-            (Config.insert(key=key, value=value, value_type=value_type,
-                           description=description, created_at=now, updated_at=now)
-             .on_conflict(conflict_target=[Config.key], update=update)
-             .execute(self.db))
-        return self.get_by_key(key)
+        with write_transaction(self.db):
+            with translate_errors(f"saving config {key!r}"):
+                (Config.insert(key=key, value=text, value_type=kind,
+                               description=description, created_at=now, updated_at=now)
+                 .on_conflict(conflict_target=[Config.key], update=update)
+                 .execute(self.db))
+            return self.get_by_key(key)
+
+    def delete(self, row: Config | str | int) -> bool:
+        """Delete a setting, given by its key (the old module's form), the row or its
+        id; False if there was none."""
+        if isinstance(row, str):
+            with translate_errors(f"deleting config {row!r}"):
+                return bool(Config.delete().where(Config.key == row).execute(self.db))
+        return super().delete(row)
+
+
+# -- the rules of an order's status and fill figures --------------------------------------
+
+
+def check_transition(order: Order, new: OrderStatusEnum) -> None:
+    """Raise :class:`InvalidTransitionError` unless ``order`` may move to ``new``."""
+    old = order.status
+    if old == new:
+        return
+    if old in _FINAL:
+        raise InvalidTransitionError(f"order {order.id} is {old.value}, a final status; it "
+                                     f"cannot become {new.value}")
+    if new in _RANK and _RANK[new] < _RANK[old]:
+        raise InvalidTransitionError(f"order {order.id} cannot go back from {old.value} to "
+                                     f"{new.value}")
+
+
+def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: Any,
+                       avg_fill_price: Any) -> None:
+    """Raise unless the caller's fill figures and ``status`` agree with the order's
+    recorded fills."""
+    if filled_quantity is not None and \
+            to_decimal(filled_quantity, "filled_quantity") != order.filled_quantity:
+        raise ValidationError("filled_quantity", f"order {order.id} has "
+                              f"{order.filled_quantity} filled by its recorded trades; "
+                              "record fills with record_trade")
+    if avg_fill_price is not None and \
+            to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price:
+        raise ValidationError("avg_fill_price", f"order {order.id}'s average fill price "
+                              f"is {order.avg_fill_price} by its recorded trades")
+    if status is OrderStatusEnum.FILLED and order.filled_quantity != order.quantity:
+        raise ValidationError("status", f"order {order.id} has {order.filled_quantity} of "
+                              f"{order.quantity} filled; record_trade fills it")
+    if status is OrderStatusEnum.PARTIALLY_FILLED and order.filled_quantity == ZERO:
+        raise ValidationError("status", f"order {order.id} has no fills yet")
+
+
+def refuse_fill_state(values: dict[str, Any]) -> None:
+    """ValidationError if ``values`` sets an order's fill figures."""
+    for name in ("filled_quantity", "avg_fill_price", "filled_at"):
+        if values.get(name) not in (None, 0):
+            raise ValidationError(name, "comes from the order's trades; record fills with "
+                                        "record_trade")
+
+
+def refuse_below_filled(order: Order, quantity: Any) -> None:
+    """ValidationError if ``quantity`` is less than what ``order`` has filled."""
+    if to_decimal(quantity, "quantity") < order.filled_quantity:
+        raise ValidationError("quantity", f"order {order.id} has {order.filled_quantity} "
+                                          "filled already")
+
+
+def _refresh(instance: Any, current: BaseModel) -> Any:
+    """Copy ``current``'s stored values onto the caller's ``instance`` (the old module
+    refreshed the object it was given) and return it."""
+    if isinstance(instance, BaseModel) and instance is not current:
+        instance.__data__ = dict(current.__data__)
+        instance._dirty.clear()
+        return instance
+    return current
+
+
+__all__ = [
+    "ConfigRepository",
+    "OrderRepository",
+    "PositionRepository",
+    "Repository",
+    "StrategyRepository",
+    "TradeRepository",
+    "changed_fields",
+    "check_fill_figures",
+    "check_transition",
+]

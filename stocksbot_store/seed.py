@@ -106,7 +106,8 @@ def seed_history(storage: StorageService, *, orders: int = 300, seed: int = 7,
     now = start or SEED_START
     with storage.db.atomic():
         for name, (kind, description, _) in STRATEGIES.items():
-            storage.create_strategy(name, kind, {"symbols": list(SYMBOLS)}, description)
+            storage.create_strategy(name, kind, {"symbols": list(SYMBOLS)}, description,
+                                    is_active=True)
         storage.set_trading_enabled(True)
         for n, gap in enumerate(gaps):
             now += gap

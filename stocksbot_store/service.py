@@ -12,31 +12,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any
 
 from peewee import Database
 
 from . import config_values
+from .adjustments import Adjustments
 from .database import prepare_database, write_transaction
-from .errors import (
-    DuplicateError,
-    InvalidTransitionError,
-    NotFoundError,
-    ValidationError,
-)
+from .errors import NotFoundError, ValidationError
 from .fields import (
     MAX_MAGNITUDE,
     coerce_enum,
     in_money_context,
     money_context,
-    to_decimal,
     to_positive_decimal,
 )
 from .fills import Fill, FillRecorder
 from .models import (
-    ZERO,
     Config,
     ConfigValueType,
     Order,
@@ -44,7 +38,6 @@ from .models import (
     OrderStatusEnum,
     OrderTypeEnum,
     Position,
-    PositionSideEnum,
     Strategy,
     Trade,
 )
@@ -58,15 +51,9 @@ from .repositories import (
 from .validation import check_external_id, check_id, check_symbol
 
 TRADING_ENABLED = "trading_enabled"
-
-# Forward order of the statuses an order moves through while it is live.
-_RANK = {
-    OrderStatusEnum.PENDING: 0,
-    OrderStatusEnum.OPEN: 1,
-    OrderStatusEnum.PARTIALLY_FILLED: 2,
-    OrderStatusEnum.FILLED: 3,
-}
-_FINAL = (OrderStatusEnum.FILLED, OrderStatusEnum.CANCELLED, OrderStatusEnum.REJECTED)
+#: What a ``record_trades`` dict may hold: the fields of :class:`Fill`.
+FILL_KEYS = tuple(f.name for f in fields(Fill))
+_FILL_REQUIRED = tuple(f.name for f in fields(Fill) if f.default is MISSING)
 
 
 @dataclass(frozen=True)
@@ -106,12 +93,13 @@ class StorageService:
 
     def __init__(self, db: Database) -> None:
         self.db = prepare_database(db)
-        self.positions = PositionRepository(db)
+        self._fills = FillRecorder(db)
+        self.adjustments = Adjustments(self.db, self._fills)
+        self.positions = PositionRepository(db, self._fills)
         self.orders = OrderRepository(db)
-        self.trades = TradeRepository(db)
+        self.trades = TradeRepository(db, self._fills)
         self.strategies = StrategyRepository(db)
         self.config = ConfigRepository(db)
-        self._fills = FillRecorder(db)
 
     # -- positions -----------------------------------------------------------------
 
@@ -129,40 +117,53 @@ class StorageService:
 
         It is recorded as an ADJUSTMENT trade so that positions still equal the
         replay of their trades. :class:`DuplicateError` if ``symbol`` has an open
-        position already: record a fill against it instead.
+        position already (checked with the symbol locked, so two callers at once get
+        one position and one DuplicateError): record a fill against it instead.
         """
-        symbol = check_symbol(symbol)
-        side = coerce_enum(PositionSideEnum, side, "side")
-        with write_transaction(self.db):
-            if self.get_position_by_symbol(symbol) is not None:
-                raise DuplicateError(f"{symbol} has an open position already; record a fill "
-                                     "(record_trade) to change it")
-            self._fills.record(Fill(None, symbol, _opening_side(side), quantity,
-                                    avg_entry_price))
-        return self.get_position_by_symbol(symbol)
+        return self.adjustments.open(symbol, side, quantity, avg_entry_price)
 
     @in_money_context
-    def update_position_quantity(self, position_id: int, quantity: Any) -> Position:
-        """Set an open position's quantity by hand, as an ADJUSTMENT trade of the
-        difference at the average entry price (so no P&L is realized)."""
-        position = self.positions.get(check_id(position_id, "position_id"))
-        target = to_positive_decimal(quantity, "quantity")
-        if not position.is_open:
-            raise ValidationError("position_id", f"position {position.id} is closed")
-        change = target - position.quantity
-        if change:
-            grows = change > 0
-            side = _opening_side(position.side) if grows else _closing_side(position.side)
-            self._fills.record(Fill(None, position.symbol, side, abs(change),
-                                    position.avg_entry_price))
-        return self.positions.get(position.id)
+    def update_position_quantity(self, position: Position | int, quantity: Any = None,
+                                 price: Any = None, *, quantity_delta: Any = None) -> Position:
+        """Resize an open position by hand, as an ADJUSTMENT trade; two forms:
+
+        * ``update_position_quantity(position_id, quantity)``: set the quantity; the
+          difference is adjusted at the average entry price, so no P&L is realized;
+        * ``update_position_quantity(position, quantity_delta, price)`` (the old
+          module's form): add a signed ``quantity_delta`` at ``price``; an add moves
+          the average cost, a reduction realizes P&L, reaching zero closes the
+          position. Going past zero is refused: a flip is a fill.
+
+        ``position`` is a Position or its id. The position is read inside the write
+        transaction with its symbol locked, so concurrent edits and fills of the
+        symbol never work from a stale read.
+        """
+        if quantity_delta is not None or price is not None:
+            if quantity_delta is not None and quantity is not None:
+                raise ValidationError("quantity_delta", "give quantity or quantity_delta, "
+                                                        "not both")
+            delta = quantity if quantity_delta is None else quantity_delta
+            if price is None:
+                raise ValidationError("price", "a quantity_delta needs the price it was "
+                                               "traded at")
+            return self.adjustments.change(position, delta, price)
+        if quantity is None:
+            raise ValidationError("quantity", "give the new quantity, or quantity_delta and "
+                                              "price")
+        return self.adjustments.set_quantity(position, quantity)
 
     # -- orders --------------------------------------------------------------------
 
     def create_order(self, symbol: str, side: Any, order_type: Any, quantity: Any,
                      price: Any = None, strategy: str | int | Strategy | None = None,
-                     external_id: str | None = None) -> Order:
-        """A new PENDING order. ``strategy`` is a Strategy, its id or its name."""
+                     external_id: str | None = None, *,
+                     strategy_id: int | None = None) -> Order:
+        """A new PENDING order. ``strategy`` is a Strategy, its id or its name;
+        ``strategy_id=`` (the old module's keyword) is its id."""
+        if strategy_id is not None:
+            if strategy is not None:
+                raise ValidationError("strategy_id", "give strategy or strategy_id, not both")
+            strategy = check_id(strategy_id, "strategy_id")
         values = {
             "symbol": check_symbol(symbol),
             "side": coerce_enum(OrderSideEnum, side, "side"),
@@ -176,45 +177,57 @@ class StorageService:
             raise ValidationError("price", f"a {values['type'].value} order needs a price")
         return self.orders.create(**values)
 
+    def get_order(self, order_id: int) -> Order | None:
+        """The order with this id, or None."""
+        return self.orders.get_by_id(check_id(order_id, "order_id"))
+
+    def get_order_fills(self, order_id: int) -> list[Trade]:
+        """The fills (trades) of an order, oldest first."""
+        return self.trades.get_by_order_id(check_id(order_id, "order_id"))
+
     def attach_external_id(self, order_id: int, external_id: str) -> Order:
-        """Record the broker's id of an order written before it was sent."""
-        order = self.orders.get(check_id(order_id, "order_id"))
+        """Record the broker's id of an order written before it was sent. The order is
+        read and written in one transaction with its row locked: of two callers
+        attaching different ids at once, one wins and the other is refused."""
         external_id = check_external_id(external_id)
         if external_id is None:
             raise ValidationError("external_id", "must not be empty")
-        if order.external_id == external_id:
-            return order
-        if order.external_id is not None:
-            raise ValidationError("external_id", f"order {order.id} already has broker id "
-                                                 f"{order.external_id!r}")
-        return self.orders.update(order, external_id=external_id)
+        with write_transaction(self.db):
+            order = self.orders.get_for_update(check_id(order_id, "order_id"))
+            if order.external_id == external_id:
+                return order
+            if order.external_id is not None:
+                raise ValidationError("external_id", f"order {order.id} already has broker "
+                                                     f"id {order.external_id!r}")
+            return self.orders.update(order, external_id=external_id)
 
     def get_recent_orders(self, limit: int = 100) -> list[Order]:
         """The newest orders first."""
         return self.orders.get_recent(limit=limit)
 
     def update_order_status(self, order_id: int, status: Any, filled_quantity: Any = None,
-                            avg_fill_price: Any = None) -> Order:
+                            avg_fill_price: Any = None) -> Order | None:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED. Steps may be skipped; going back, or out of FILLED,
-        CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
+        CANCELLED or REJECTED, is an :class:`InvalidTransitionError`. None if there
+        is no such order (as in the old module).
 
         Fill figures are kept by :meth:`record_trade`; ``filled_quantity`` and
         ``avg_fill_price`` are accepted only when they agree with them, and
         PARTIALLY_FILLED / FILLED only when the recorded fills say so.
         """
-        status = coerce_enum(OrderStatusEnum, status, "status")
-        with write_transaction(self.db):
-            order = self.orders.get_for_update(check_id(order_id, "order_id"))
-            _check_transition(order, status)
-            self._check_fill_figures(order, status, filled_quantity, avg_fill_price)
-            if status == order.status:
-                return order
-            return self.orders.update_status(order, status)
+        order_id = check_id(order_id, "order_id")
+        coerce_enum(OrderStatusEnum, status, "status")
+        try:
+            return self.orders.update_status(order_id, status, filled_quantity,
+                                             avg_fill_price)
+        except NotFoundError:
+            return None
 
     def cancel_order(self, order_id: int) -> Order:
-        """Cancel what is left of an order."""
-        return self.update_order_status(order_id, OrderStatusEnum.CANCELLED)
+        """Cancel what is left of an order; :class:`NotFoundError` if there is none."""
+        return self.orders.update_status(check_id(order_id, "order_id"),
+                                         OrderStatusEnum.CANCELLED)
 
     # -- trades --------------------------------------------------------------------
 
@@ -238,8 +251,10 @@ class StorageService:
 
     def record_trades(self, fills: Iterable[Fill | dict[str, Any]]) -> list[Trade]:
         """Record many fills in one transaction (a broker history, a backtest): the same
-        book-keeping as :meth:`record_trade`, all of them or none."""
-        batch = [f if isinstance(f, Fill) else Fill(**f) for f in fills]
+        book-keeping as :meth:`record_trade`, all of them or none. A fill is a
+        :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`)."""
+        batch = [f if isinstance(f, Fill) else _fill_from_dict(f, n)
+                 for n, f in enumerate(fills)]
         for fill in batch:
             if fill.order_id is None:
                 raise ValidationError("order_id", "a fill needs its order; create_order first")
@@ -252,9 +267,13 @@ class StorageService:
     # -- strategies ----------------------------------------------------------------
 
     def create_strategy(self, name: str, strategy_type: str | None = None,
-                        config: Any = None, description: str | None = None) -> Strategy:
-        """A new strategy; :class:`DuplicateError` if the name is taken."""
-        return self.strategies.create(name, strategy_type, config, description)
+                        config: Any = None, description: str | None = None, *,
+                        is_active: Any = False) -> Strategy:
+        """A new strategy, inactive unless ``is_active=True`` (as in the old module: a
+        strategy runs once the bot activates it); :class:`DuplicateError` if the name
+        is taken."""
+        return self.strategies.create(name, strategy_type, config, description,
+                                      is_active=config_values.to_bool(is_active, "is_active"))
 
     def get_active_strategies(self) -> list[Strategy]:
         """Strategies that are active, by name."""
@@ -264,10 +283,13 @@ class StorageService:
         """The strategy called ``name``, or None."""
         return self.strategies.get_by_name(name)
 
-    def set_strategy_active(self, strategy: str | int | Strategy, active: bool) -> Strategy:
-        """Activate or deactivate a strategy."""
-        row = self.strategies.get(self._strategy_id(strategy))
-        return self.strategies.update(row, is_active=bool(active))
+    def set_strategy_active(self, strategy: str | int | Strategy, active: Any) -> Strategy:
+        """Activate or deactivate a strategy. ``active`` is a bool or a usual spelling
+        of one (``"false"``, ``"off"``, ``0``...); anything else is refused."""
+        active = config_values.to_bool(active, "active")
+        with write_transaction(self.db):
+            row = self.strategies.get_for_update(self._strategy_id(strategy))
+            return self.strategies.update(row, is_active=active)
 
     def get_strategy_stats(self) -> list[StrategyStats]:
         """Per strategy: trades, wins, losses, win rate, gross and net P&L, fees, profit
@@ -291,22 +313,38 @@ class StorageService:
 
     def set_config_value(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
                          description: str | None = None) -> Config:
-        """Create or replace a setting; the value must read as ``value_type``."""
-        text, kind = config_values.to_text(value, value_type, key)
-        return self.config.upsert(key, text, kind, description)
+        """Create or replace a setting; the value must read as ``value_type``. The
+        ``trading_enabled`` switch is always stored as a bool, whatever type is given
+        (``"false"`` halts), so it cannot be left in a form that reads as on."""
+        if key == TRADING_ENABLED:
+            value_type = ConfigValueType.BOOL
+        return self.config.upsert(key, value, value_type, description)
 
     def get_all_config(self) -> dict[str, str | None]:
         """Every setting's stored text, by key."""
         return {row.key: row.value for row in self.config.get_all()}
 
     def is_trading_enabled(self) -> bool:
-        """The ``trading_enabled`` setting (trading is enabled when it is unset)."""
-        return bool(self.get_config(TRADING_ENABLED, True))
+        """Whether the bot may trade. Unset means enabled (a new store trades); once
+        set, trading is enabled only while the stored value clearly says so (true, 1,
+        yes or on): any other value, of any type, reads as halted."""
+        row = self.config.get_by_key(TRADING_ENABLED)
+        return row is None or config_values.clearly_true(row.value)
 
-    def set_trading_enabled(self, enabled: bool) -> Config:
-        """Halt (False) or resume (True) trading."""
-        return self.set_config_value(TRADING_ENABLED, bool(enabled), ConfigValueType.BOOL,
-                                     "False halts the bot's trading")
+    def set_trading_enabled(self, enabled: Any) -> Config:
+        """Halt (False) or resume (True) trading; ``"false"``, ``"off"``, ``0``... halt
+        too, and anything that is not a usual spelling of a bool is refused."""
+        return self.set_config_value(TRADING_ENABLED,
+                                     config_values.to_bool(enabled, "enabled"),
+                                     ConfigValueType.BOOL, "False halts the bot's trading")
+
+    def halt_trading(self) -> Config:
+        """Stop the bot's trading (``set_trading_enabled(False)``)."""
+        return self.set_trading_enabled(False)
+
+    def resume_trading(self) -> Config:
+        """Let the bot trade again (``set_trading_enabled(True)``)."""
+        return self.set_trading_enabled(True)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -324,42 +362,23 @@ class StorageService:
             raise NotFoundError(f"strategy {strategy_id} does not exist; create_strategy first")
         return strategy_id
 
-    def _check_fill_figures(self, order: Order, status: OrderStatusEnum, filled_quantity: Any,
-                            avg_fill_price: Any) -> None:
-        if filled_quantity is not None and \
-                to_decimal(filled_quantity, "filled_quantity") != order.filled_quantity:
-            raise ValidationError("filled_quantity", f"order {order.id} has "
-                                  f"{order.filled_quantity} filled by its recorded trades; "
-                                  "record fills with record_trade")
-        if avg_fill_price is not None and \
-                to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price:
-            raise ValidationError("avg_fill_price", f"order {order.id}'s average fill price "
-                                  f"is {order.avg_fill_price} by its recorded trades")
-        if status is OrderStatusEnum.FILLED and order.filled_quantity != order.quantity:
-            raise ValidationError("status", f"order {order.id} has {order.filled_quantity} of "
-                                  f"{order.quantity} filled; record_trade fills it")
-        if status is OrderStatusEnum.PARTIALLY_FILLED and order.filled_quantity == ZERO:
-            raise ValidationError("status", f"order {order.id} has no fills yet")
 
-
-def _check_transition(order: Order, new: OrderStatusEnum) -> None:
-    old = order.status
-    if old == new:
-        return
-    if old in _FINAL:
-        raise InvalidTransitionError(f"order {order.id} is {old.value}, a final status; it "
-                                     f"cannot become {new.value}")
-    if new in _RANK and _RANK[new] < _RANK[old]:
-        raise InvalidTransitionError(f"order {order.id} cannot go back from {old.value} to "
-                                     f"{new.value}")
-
-
-def _opening_side(side: PositionSideEnum | str) -> str:
-    return "buy" if side == PositionSideEnum.LONG else "sell"
-
-
-def _closing_side(side: PositionSideEnum | str) -> str:
-    return "sell" if side == PositionSideEnum.LONG else "buy"
+def _fill_from_dict(values: Any, index: int) -> Fill:
+    """A :class:`Fill` from a dict of its fields; a typo or a missing field is a
+    ValidationError naming it and the accepted keys (nothing is written)."""
+    if not isinstance(values, dict):
+        raise ValidationError("fills", f"fill {index} must be a Fill or a dict, got "
+                                       f"{type(values).__name__}")
+    accepted = ", ".join(FILL_KEYS)
+    unknown = sorted(str(k) for k in values if k not in FILL_KEYS)
+    if unknown:
+        raise ValidationError(unknown[0], f"fill {index} has unknown key(s) "
+                                          f"{', '.join(unknown)}; accepted: {accepted}")
+    missing = [k for k in _FILL_REQUIRED if k not in values]
+    if missing:
+        raise ValidationError(missing[0], f"fill {index} lacks {', '.join(missing)}; "
+                                          f"accepted: {accepted}")
+    return Fill(**values)
 
 
 def _stats(s: Strategy) -> StrategyStats:

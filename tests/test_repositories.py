@@ -34,7 +34,9 @@ def test_positions(db):
     assert repo.get_by_symbol("AAPL", is_open=False).realized_pnl == D("500.25")
     with pytest.raises(DuplicateError):  # one open position per symbol
         repo.create(symbol="MSFT", side="long", quantity=1, avg_entry_price=1)
-    assert repo.delete(b) is True and repo.delete(b) is False
+    with pytest.raises(ValidationError, match="close_position"):  # its trades would remain
+        repo.delete(b)
+    assert repo.delete(999) is False
 
 
 def test_orders(db):
@@ -72,9 +74,10 @@ def test_trades(storage, db):
 
 def test_strategies(db):
     repo = StrategyRepository(db)
-    s = repo.create("alpha", "momentum", {"n": 1}, "desc")
+    s = repo.create("alpha", "momentum", {"n": 1}, "desc", is_active=True)
     assert repo.get_by_name("alpha").description == "desc"
-    repo.update(s, is_active=False)
+    assert [x.name for x in repo.get_active()] == ["alpha"]
+    repo.update(s, is_active="off")
     assert repo.get_active() == []
     assert [x.name for x in repo.get_all()] == ["alpha"]
     assert repo.delete(s)

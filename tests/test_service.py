@@ -100,11 +100,13 @@ def test_update_position_quantity_adjusts_at_the_average_price(storage):
 
 
 def test_strategies(storage):
-    storage.create_strategy("b", "mean_reversion")
-    storage.create_strategy("a", "momentum", {"k": [1, 2]})
+    b = storage.create_strategy("b", "mean_reversion", is_active=True)
+    a = storage.create_strategy("a", "momentum", {"k": [1, 2]})
+    assert (b.is_active, a.is_active, a.is_enabled) == (True, False, True)  # the old default
     with pytest.raises(DuplicateError):
         storage.create_strategy("a")
     storage.set_strategy_active("b", False)
+    storage.set_strategy_active(a.id, True)
     assert [s.name for s in storage.get_active_strategies()] == ["a"]
     assert storage.get_strategy_by_name("a").config == {"k": [1, 2]}
     assert storage.get_strategy_by_name("zzz") is None
@@ -145,7 +147,7 @@ def test_unknown_config_type_is_refused(storage):
 
 def test_every_rejection_is_a_storage_error(storage):
     for call in (lambda: storage.record_trade(None, "X", "buy", 1, 1),
-                 lambda: storage.update_order_status(12345, "open"),
+                 lambda: storage.cancel_order(12345),
                  lambda: storage.update_order_status("one", "open"),
                  lambda: storage.create_order("", "buy", "market", 1),
                  lambda: storage.create_order("X" * 65, "buy", "market", 1)):
