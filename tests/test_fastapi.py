@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from stocksbot_store import StorageService, get_db, init_db  # noqa: E402
 from stocksbot_store.database import close_default_databases, default_database  # noqa: E402
+from stocksbot_store.models import Order, Position, Strategy  # noqa: E402
 
 
 @pytest.fixture
@@ -54,3 +56,94 @@ def test_endpoints_use_the_database_whatever_thread_they_run_on(app_client):
     # The async endpoint runs on the event loop's thread, its sync dependency in the
     # thread pool: the connection cannot be the dependency's, and it does not need to be.
     assert threads["endpoint"] - threads["dependency"]
+
+
+def test_the_old_readme_endpoint_returns_rows_as_json_objects(db_url, monkeypatch, tmp_path):
+    """The old README's endpoint returns the rows themselves; FastAPI's default encoder
+    gives each as an object of its fields: exact decimals as text, UTC ISO times, enum
+    values; the same mapping as ``row.to_dict()``."""
+    from fastapi.encoders import jsonable_encoder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    db = init_db()  # the old module's call: the process's default database
+    storage = StorageService(db)
+    position = storage.create_position("AAPL", "long", 100.5, 150.1)
+    order = storage.create_order("MSFT", "buy", "limit", 3, 300.25)
+    trade = storage.record_trade(order.id, "MSFT", "buy", 3, 0.0000001)
+    app = FastAPI()
+
+    @app.get("/positions")
+    async def get_positions(db=Depends(get_db)):
+        storage = StorageService(db)
+        positions = storage.get_open_positions()
+        return positions
+
+    @app.get("/orders/{order_id}")
+    def get_order(order_id: int, db=Depends(get_db)):
+        return StorageService(db).get_order(order_id)
+
+    @app.get("/trades")
+    def get_trades(db=Depends(get_db)):
+        return StorageService(db).get_recent_trades()
+
+    try:
+        with TestClient(app) as client:
+            positions = client.get("/positions").json()
+            got_order = client.get(f"/orders/{order.id}").json()
+            trades = client.get("/trades").json()
+    finally:
+        close_default_databases()
+    aapl = next(p for p in positions if p["symbol"] == "AAPL")
+    assert aapl == jsonable_encoder(position) == position.to_dict()
+    assert aapl["id"] == position.id and aapl["side"] == "long" and aapl["is_open"] is True
+    assert (aapl["quantity"], aapl["avg_entry_price"], aapl["cost_basis"]) == \
+        ("100.5", "150.1", "15085.05")
+    assert aapl["closed_at"] is None
+    assert dt.datetime.fromisoformat(aapl["opened_at"]).utcoffset() == dt.timedelta(0)
+    assert (got_order["status"], got_order["price"], got_order["filled_quantity"],
+            got_order["strategy_id"]) == ("filled", "300.25", "3", None)
+    assert trades[0] == trade.to_dict()
+    assert (trades[0]["order_id"], trades[0]["price"], trades[0]["type"]) == \
+        (order.id, "0.0000001", "open")
+    assert set(aapl) == {f.column_name for f in Position._meta.sorted_fields}
+
+
+def test_the_old_testing_recipe_in_memory(monkeypatch):
+    """The old module's test recipe: DATABASE_URL=sqlite:///:memory:, init_db(), then a
+    TestClient whose endpoints get the database by Depends(get_db), on worker threads."""
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    init_db()
+    app = FastAPI()
+
+    @app.post("/strategies/{name}")
+    def create(name: str, db=Depends(get_db)):
+        return StorageService(db).create_strategy(name, "momentum", {"n": 1})
+
+    @app.get("/strategies")
+    def listed(db=Depends(get_db)):
+        return StorageService(db).strategies.get_all()
+
+    try:
+        with TestClient(app) as client:
+            made = client.post("/strategies/alpha").json()
+            assert (made["name"], made["is_active"], made["config"]) == ("alpha", False, {"n": 1})
+            assert [s["name"] for s in client.get("/strategies").json()] == ["alpha"]
+    finally:
+        close_default_databases()
+
+
+def test_rows_stay_peewee_models(db):
+    """Iterating a row gives (field, JSON value) pairs for dict(row); Peewee still treats it
+    as a model: saved, compared, used in a query."""
+    storage = StorageService(db)
+    strategy = storage.create_strategy("s")
+    assert dict(strategy) == strategy.to_dict()
+    orders = [storage.create_order("X", "buy", "market", 1, strategy=strategy) for _ in "ab"]
+    with db.bind_ctx([Order, Strategy]):
+        assert Order.select().where(Order.strategy == strategy).count() == 2
+        assert Order.select().where(Order.id.in_([o.id for o in orders])).count() == 2
+        assert Order.get_by_id(orders[0].id) == orders[0]
+        strategy.description = "saved by peewee"
+        strategy.save()
+    assert storage.get_strategy_by_name("s").description == "saved by peewee"

@@ -161,3 +161,21 @@ def test_strategy_stats_when_nothing_happened(storage):
     assert (stats.trades, stats.win_rate, stats.net_pnl, stats.profit_factor) == (0, 0, 0, None)
     assert stats.last_trade_at is None
     assert isinstance(stats.gross_pnl, D)
+
+
+@pytest.mark.parametrize("fill, field", [
+    ({"order_id": 1, "symbol": "X", "side": "buy", "qty": 1, "price": 10}, "qty"),
+    ({"order_id": 1, "symbol": "X", "side": "buy", "quantity": 1, "price": 10, "fee": 1},
+     "fee"),
+    ({"order_id": 1, "symbol": "X", "side": "buy", "price": 10}, "quantity"),
+])
+def test_a_typo_in_a_record_trades_dict_names_the_key(storage, db, fill, field):
+    order = storage.create_order("X", "buy", "market", 5)
+    good = {"order_id": order.id, "symbol": "X", "side": "buy", "quantity": 1, "price": 10}
+    before = dump_tables(db)
+    with pytest.raises(ValidationError) as info:
+        storage.record_trades([good, {**fill, "order_id": order.id}])
+    assert info.value.field == field
+    assert "accepted: order_id, symbol, side, quantity, price, commission, fees, " \
+           "external_id, executed_at" in str(info.value)
+    assert dump_tables(db) == before
