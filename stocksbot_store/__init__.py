@@ -10,8 +10,18 @@ What a user imports lives here; the rest of the package is free to change::
 
 from .archive import export_archive, import_archive, verify_archive
 from .backups import backup, restore
+from .check import LedgerReport, check_ledger
 from .conversion import convert
-from .database import DEFAULT_URL, connect, get_db, init_db, mask_url
+from .database import (
+    DEFAULT_URL,
+    close_default_databases,
+    connect,
+    default_database,
+    describe,
+    get_db,
+    init_db,
+    mask_url,
+)
 from .errors import (
     ConfigurationError,
     ConflictError,
@@ -29,6 +39,7 @@ from .errors import (
 from .fills import Fill
 from .metrics import StoreStats, format_json, format_prometheus, format_text, stats
 from .models import (
+    MODELS,
     Config,
     ConfigValueType,
     Order,
@@ -43,13 +54,24 @@ from .models import (
 )
 from .realized import realized_report
 from .replicas import ReplicaStatus, replica_status
-from .service import StorageService, StrategyStats
+from .repositories import (
+    ConfigRepository,
+    OrderRepository,
+    PositionRepository,
+    StrategyRepository,
+    TradeRepository,
+)
+from .service import FILL_KEYS, TRADING_ENABLED, StorageService, StrategyStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_URL",
+    "FILL_KEYS",
+    "MODELS",
+    "TRADING_ENABLED",
     "Config",
+    "ConfigRepository",
     "ConfigValueType",
     "ConfigurationError",
     "ConflictError",
@@ -57,14 +79,17 @@ __all__ = [
     "DuplicateError",
     "Fill",
     "InvalidTransitionError",
+    "LedgerReport",
     "MigrationError",
     "NotFoundError",
     "Order",
+    "OrderRepository",
     "OrderSideEnum",
     "OrderStatusEnum",
     "OrderTypeEnum",
     "OverfillError",
     "Position",
+    "PositionRepository",
     "PositionSideEnum",
     "ReadOnlyError",
     "ReplicaStatus",
@@ -73,12 +98,18 @@ __all__ = [
     "StorageService",
     "StoreStats",
     "Strategy",
+    "StrategyRepository",
     "StrategyStats",
     "Trade",
+    "TradeRepository",
     "TradeTypeEnum",
     "ValidationError",
     "backup",
+    "check_ledger",
+    "close_default_databases",
     "connect",
+    "default_database",
+    "describe",
     "format_json",
     "format_prometheus",
     "format_text",
