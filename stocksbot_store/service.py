@@ -3,9 +3,11 @@
 The service owns the transaction: :meth:`StorageService.record_trade` inserts the
 trade, moves the order, applies the fill to the symbol's position and updates the
 strategy's figures in one transaction (see :mod:`stocksbot_store.fills`), and is
-idempotent on the broker's trade id. The repositories are there as
-``storage.positions``, ``.orders``, ``.trades``, ``.strategies`` and ``.config``
-for plain reads and writes.
+idempotent on the broker's trade id. Positions changed by hand go through
+:mod:`stocksbot_store.adjustments` as ADJUSTMENT trades. Every read-modify-write
+here reads inside its write transaction with the row or the symbol locked. The
+repositories are there as ``storage.positions``, ``.orders``, ``.trades``,
+``.strategies`` and ``.config``.
 """
 
 from __future__ import annotations
