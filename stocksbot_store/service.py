@@ -96,8 +96,9 @@ class StorageService:
     def __init__(self, db: Database) -> None:
         self.db = prepare_database(db)
         self._fills = FillRecorder(db)
-        self.adjustments = Adjustments(self.db, self._fills)
         self.positions = PositionRepository(db, self._fills)
+        #: Hand edits of positions, as ADJUSTMENT trades (shared with ``positions``).
+        self.adjustments: Adjustments = self.positions.adjustments
         self.orders = OrderRepository(db)
         self.trades = TradeRepository(db, self._fills)
         self.strategies = StrategyRepository(db)
