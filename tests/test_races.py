@@ -146,7 +146,7 @@ def test_two_broker_ids_for_one_order_one_wins(shared):
     assert storage.orders.get(order.id).external_id == winner.external_id
 
 
-def test_a_cancel_racing_a_fill_leaves_the_order_consistent(shared):
+def test_a_cancel_racing_a_move_to_open_leaves_the_order_cancelled(shared):
     storage, holder = shared
     order = storage.create_order("AAPL", "buy", "market", 10)
     outcomes = race(storage, holder, lambda: holder.orders.get_for_update(order.id),
