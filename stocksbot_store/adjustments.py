@@ -16,20 +16,24 @@ same stale read.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 from peewee import Database, ModelSelect
 
 from .database import write_transaction
 from .errors import DuplicateError, NotFoundError, ValidationError, translate_errors
-from .fields import coerce_enum, quantize, to_decimal, to_positive_decimal
+from .fields import (
+    MONEY_CONTEXT,
+    coerce_enum,
+    in_money_context,
+    quantize,
+    to_decimal,
+    to_positive_decimal,
+)
 from .fills import Fill, FillRecorder
 from .models import Position, PositionSideEnum
 from .validation import check_id, check_symbol
-
-# Exact enough for any accepted magnitude, whatever the caller's decimal context is.
-_MATH = Context(prec=60, rounding=ROUND_HALF_EVEN)
 
 
 def opening_side(side: PositionSideEnum | str) -> str:
@@ -93,6 +97,7 @@ class Adjustments:
 
     # -- edits -------------------------------------------------------------------------
 
+    @in_money_context
     def open(self, symbol: Any, side: Any, quantity: Any, price: Any) -> Position:
         """Open a position by hand at ``price``; :class:`DuplicateError` if the symbol
         has an open position already."""
@@ -108,6 +113,7 @@ class Adjustments:
             self.fills.record(Fill(None, symbol, opening_side(side), quantity, price))
             return self.open_position(symbol)
 
+    @in_money_context
     def set_quantity(self, position: Position | int, quantity: Any) -> Position:
         """Set an open position's quantity, adjusting by the difference at its average
         entry price (so no P&L is realized)."""
@@ -121,6 +127,7 @@ class Adjustments:
                                        row.avg_entry_price))
             return self._current(row)
 
+    @in_money_context
     def change(self, position: Position | int, quantity_delta: Any, price: Any) -> Position:
         """Add ``quantity_delta`` (signed: more shares in the position's direction, or
         fewer) at ``price``: an add moves the average cost, a reduction realizes P&L
@@ -140,6 +147,7 @@ class Adjustments:
             self.fills.record(Fill(None, row.symbol, side, abs(delta), price))
             return self._current(row)
 
+    @in_money_context
     def close(self, position: Position | int, realized_pnl: Any = None) -> Position:
         """Close an open position by an adjustment of its whole quantity. With
         ``realized_pnl`` (the position's total, as the old module took it) the
@@ -166,12 +174,12 @@ def _closing_price(row: Position, realized_pnl: Decimal) -> Decimal:
     """The price at which closing ``row`` realizes P&L so that its total is
     ``realized_pnl`` exactly; ValidationError when no price of 10 places does."""
     wanted = realized_pnl - row.realized_pnl
-    per_share = _MATH.divide(wanted, row.quantity)
+    per_share = MONEY_CONTEXT.divide(wanted, row.quantity)
     if row.side == PositionSideEnum.SHORT:
         per_share = -per_share
-    price = quantize(_MATH.add(row.avg_entry_price, per_share))
+    price = quantize(MONEY_CONTEXT.add(row.avg_entry_price, per_share))
     move = price - row.avg_entry_price
-    got = quantize(_MATH.multiply(row.quantity,
+    got = quantize(MONEY_CONTEXT.multiply(row.quantity,
                                   move if row.side == PositionSideEnum.LONG else -move))
     if price <= 0 or got != wanted:
         raise ValidationError("realized_pnl", f"closing {row.quantity} {row.symbol} at a "
