@@ -104,7 +104,7 @@ class Adjustments:
         symbol = check_symbol(symbol)
         side = coerce_enum(PositionSideEnum, side, "side")
         quantity = to_positive_decimal(quantity, "quantity")
-        price = to_positive_decimal(price, "avg_entry_price")
+        price = to_positive_decimal(price, "price")  # the field the fill path names
         with write_transaction(self.db):
             self.lock_symbol(symbol)
             if self.open_position(symbol) is not None:
