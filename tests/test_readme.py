@@ -3,7 +3,6 @@ works, every export it lists is exported, and every call it lists exists as writ
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from pathlib import Path
@@ -131,12 +130,3 @@ def test_every_call_the_readme_lists_exists_as_written():
         signature = inspect.signature(method)
         accepted = list(signature.parameters)[1:]
         assert set(params) <= set(accepted), (name, params, accepted)
-
-
-def test_module_paths_the_readme_names_exist():
-    for module in set(re.findall(r"`(stocksbot_store(?:\.\w+)+)`", readme())):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            parent, attr = module.rsplit(".", 1)
-            assert hasattr(importlib.import_module(parent), attr), module

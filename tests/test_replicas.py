@@ -135,7 +135,8 @@ def _script(*args: str) -> None:
 def test_reads_go_to_the_replica_and_writes_to_the_primary(replicated):
     storage = StorageService(replicated)
     wait_for(lambda: on_replica(replicated), "a read on the replica")
-    strategy = storage.create_strategy("momentum")  # a write: the standby would refuse it
+    # A write: the standby would refuse it.
+    strategy = storage.create_strategy("momentum", is_active=True)
     assert strategy.id
     with write_transaction(replicated):
         assert on_replica(replicated) is False  # a read inside a write transaction
@@ -161,7 +162,7 @@ def test_a_row_locking_read_goes_to_the_primary(replicated):
 def test_read_your_writes_under_a_writer_loop(replicated, urls):
     """Every read right after a commit sees it, though the standby replays it later."""
     storage = StorageService(replicated)
-    storage.create_strategy("loop")
+    storage.create_strategy("loop", is_active=True)
     replica = connect(urls[1], migrate=False)
     primary = connect(urls[0], migrate=False)
     lags, replica_reads, stale = [], 0, 0
@@ -197,7 +198,7 @@ def test_read_your_writes_across_threads(replicated):
     """Threads of one process share the guarantee: each reads back what it just wrote
     while the others write too."""
     storage = StorageService(replicated)
-    storage.create_strategy("threads")
+    storage.create_strategy("threads", is_active=True)
     misses: list[str] = []
 
     def writer(n: int) -> None:
@@ -223,7 +224,7 @@ def test_read_your_writes_across_threads(replicated):
 def test_a_stopped_replica_falls_back_to_the_primary_without_errors(replicated,
                                                                     restart_replica):
     storage = StorageService(replicated)
-    storage.create_strategy("s")
+    storage.create_strategy("s", is_active=True)
     wait_for(lambda: on_replica(replicated), "a read on the replica")
     errors: list[BaseException] = []
     stop = threading.Event()
@@ -343,7 +344,7 @@ def bot_store(file_db_url):
     """A store another process (the bot) writes to; its URL."""
     db = connect(file_db_url)
     init_db(db)
-    StorageService(db).create_strategy("bot")
+    StorageService(db).create_strategy("bot", is_active=True)
     db.close()
     return file_db_url
 
@@ -353,7 +354,7 @@ def test_a_read_only_database_reads_and_refuses_writes(bot_store):
     storage = StorageService(db)
     assert [s.name for s in storage.get_active_strategies()] == ["bot"]
     with pytest.raises(ReadOnlyError, match=r"opened read-only \(read_only=True\)"):
-        storage.create_strategy("dashboard")
+        storage.create_strategy("dashboard", is_active=True)
     with pytest.raises(ReadOnlyError):
         storage.set_config_value("trading_enabled", "false", "bool")
     db.close()
@@ -372,7 +373,7 @@ def test_a_read_only_reader_never_holds_the_write_lock(bot_store):
         reader.execute_sql("SELECT count(*) FROM strategy").fetchone()
         with pytest.raises(ReadOnlyError):
             reader.execute_sql("DELETE FROM strategy")
-        StorageService(bot).create_strategy("while-reading")
+        StorageService(bot).create_strategy("while-reading", is_active=True)
     assert {s.name for s in StorageService(reader).get_active_strategies()} == {
         "bot", "while-reading"}
     reader.close()
