@@ -21,7 +21,7 @@ def fill_every_kind(storage: StorageService) -> None:
     momentum = storage.create_strategy(
         "momentum", "trend", config={"window": 20, "ratio": 0.25, "symbols": ["AAA", "BBB"],
                                      "nested": {"on": True, "none": None}},
-        description='quotes " and , commas\nand a newline, ünïcode')
+        description='quotes " and , commas\nand a newline, ünïcode', is_active=True)
     storage.create_strategy("idle", config=[1, 2, 3])
     storage.set_strategy_active("idle", False)
     # AAA: two partial fills, a partial close, then a flip to short
