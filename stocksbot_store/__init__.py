@@ -10,9 +10,11 @@ What a user imports lives here; the rest of the package is free to change::
 
 from .database import DEFAULT_URL, connect, get_db, init_db, mask_url
 from .errors import (
+    CommitUnknownError,
     ConfigurationError,
     ConflictError,
     DatabaseUnavailableError,
+    DatabaseWriteError,
     DuplicateError,
     InvalidTransitionError,
     MigrationError,
@@ -44,9 +46,11 @@ __all__ = [
     "DEFAULT_URL",
     "Config",
     "ConfigValueType",
+    "CommitUnknownError",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailableError",
+    "DatabaseWriteError",
     "DuplicateError",
     "Fill",
     "InvalidTransitionError",
