@@ -30,7 +30,7 @@ from .models import (
     Strategy,
     Trade,
 )
-from .validation import NAME_MAX, check_symbol, check_text
+from .validation import NAME_MAX, check_free_text, check_symbol, check_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,8 +67,7 @@ class Repository(Generic[M]):
         if "id" in values:
             raise ValidationError("id", "is assigned by the database")
         for name, value in values.items():
-            if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
-                raise ValidationError(name, "must not contain NUL characters")
+            check_free_text(value, name)
         return values
 
     def _check_fields(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -345,6 +344,8 @@ class ConfigRepository(Repository[Config]):
                description: str | None = None) -> Config:
         """Create the setting or replace its value (and type and description)."""
         check_text(key, "key", NAME_MAX)
+        check_free_text(value, "value")
+        check_free_text(description, "description")
         now = utcnow()
         update: dict[Any, Any] = {Config.value: value, Config.value_type: value_type,
                                   Config.updated_at: now}
