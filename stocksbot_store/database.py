@@ -12,6 +12,12 @@ the last commits but never corrupts the file). A file the store creates is made
 readable by its owner only (0600). ``sqlite:///:memory:`` is one database shared
 by every thread of the process, kept alive while the returned object lives.
 
+The database objects :func:`connect` returns are the playhouse classes with
+:class:`~stocksbot_store.connection.ResilientMixin` in front: a connection the
+server dropped is replaced on the next call, and a failure to connect is a
+:class:`~stocksbot_store.errors.StorageError`. :func:`mask_url` and :func:`scrub`
+keep passwords out of everything shown, whatever the URL's shape.
+
 The only process-wide state is :data:`_DEFAULT_DATABASES`, the databases that
 :func:`get_db` hands out, one per URL.
 """
@@ -32,7 +38,7 @@ from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse import db_url
 
 from .connection import resilient_class
-from .errors import ConfigurationError
+from .errors import ConfigurationError, translate_errors
 from .fields import FIELD_TYPES
 from .models import MODELS
 
@@ -196,7 +202,8 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     if migrate:
         from .runner import ensure_schema
 
-        ensure_schema(db, create=create)
+        with translate_errors(f"checking the schema of {db.stocksbot_url}"):
+            ensure_schema(db, create=create)
     return db
 
 

@@ -40,7 +40,7 @@ from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from .database import backend_of, describe, prepare_database
-from .errors import MigrationError, SchemaError
+from .errors import Fault, MigrationError, SchemaError, fault_of
 from .fields import UTCDateTimeField, utcnow
 
 HISTORY_TABLE = "schema_migration"
@@ -285,7 +285,7 @@ class Runner(pw_migrations.Runner):
                 txn.__enter__()
                 break
             except peewee.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
+                if fault_of(e) is not Fault.RETRYABLE or time.monotonic() > deadline:
                     raise
                 self.echo("waiting for another migration run to finish ...")
         try:
@@ -347,7 +347,9 @@ def _applied(db: Database) -> set[str]:
     try:
         with db.atomic():
             rows = db.execute_sql(f'SELECT "name" FROM "{HISTORY_TABLE}"').fetchall()
-    except peewee.DatabaseError:
+    except peewee.DatabaseError as e:
+        if fault_of(e) is not Fault.MISSING_TABLE:
+            raise
         return set()
     return {row[0] for row in rows}
 
