@@ -35,6 +35,14 @@ def pg_url(request):
         yield url
 
 
+@pytest.fixture
+def db(pg_url):
+    """The store at ``pg_url``, connected by ``connect()``; every connection closed after."""
+    database = connect(pg_url)
+    yield database
+    database.close_all() if hasattr(database, "close_all") else database.close()
+
+
 def terminate(url: str, pid: int | None = None) -> int:
     """End the sessions of ``url``'s database (or just ``pid``'s) and wait until they are
     gone. Returns how many were ended."""
@@ -64,8 +72,7 @@ def backend_pid(db) -> int:
     return db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
 
 
-def test_calls_after_a_terminated_connection_work(pg_url):
-    db = connect(pg_url)
+def test_calls_after_a_terminated_connection_work(pg_url, db):
     storage = StorageService(db)
     storage.create_strategy("s")
     order = storage.create_order("AAPL", "buy", "market", 5, strategy="s")
@@ -87,13 +94,9 @@ def test_calls_after_a_terminated_connection_work(pg_url):
     assert check_ledger(db).ok
     if hasattr(db, "close_all"):
         assert len(db._in_use) <= 1  # the dead slots were let go
-        db.close_all()
-    else:
-        db.close()
 
 
-def test_is_closed_tells_the_truth_after_the_driver_saw_the_loss(pg_url):
-    db = connect(pg_url)
+def test_is_closed_tells_the_truth_after_the_driver_saw_the_loss(pg_url, db):
     pid = backend_pid(db)
     terminate(pg_url)
     assert db.is_closed() is False  # nobody has seen the loss yet
@@ -102,11 +105,9 @@ def test_is_closed_tells_the_truth_after_the_driver_saw_the_loss(pg_url):
     assert db.is_closed() is True
     assert backend_pid(db) != pid
     assert db.is_closed() is False
-    db.close_all() if hasattr(db, "close_all") else db.close()
 
 
-def test_an_idle_timeout_is_survived(pg_url):
-    db = connect(pg_url)
+def test_an_idle_timeout_is_survived(pg_url, db):
     storage = StorageService(db)
     storage.create_strategy("idle")
     pid = backend_pid(db)
@@ -118,11 +119,9 @@ def test_an_idle_timeout_is_survived(pg_url):
     assert [s.name for s in storage.get_active_strategies()] == ["idle"]
     assert storage.create_strategy("after").name == "after"
     assert backend_pid(db) != pid
-    db.close_all() if hasattr(db, "close_all") else db.close()
 
 
-def test_a_terminate_mid_transaction_writes_nothing_and_the_next_call_works(pg_url):
-    db = connect(pg_url)
+def test_a_terminate_mid_transaction_writes_nothing_and_the_next_call_works(pg_url, db):
     storage = StorageService(db)
     order = storage.create_order("AAPL", "buy", "market", 5)
     pid = backend_pid(db)
@@ -142,11 +141,9 @@ def test_a_terminate_mid_transaction_writes_nothing_and_the_next_call_works(pg_u
     trade = storage.record_trade(order.id, "AAPL", "buy", 2, 100, external_id="mid")
     assert trade.quantity == 2 and storage.get_position_by_symbol("AAPL").quantity == 2
     assert check_ledger(db).ok
-    db.close_all() if hasattr(db, "close_all") else db.close()
 
 
-def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url):
-    db = connect(pg_url)
+def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url, db):
     storage = StorageService(db)
     order = storage.create_order("AAPL", "buy", "market", 5)
     pid = backend_pid(db)
@@ -164,4 +161,3 @@ def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url):
     storage.record_trade(order.id, "AAPL", "buy", 2, 100, external_id="commit-1")
     assert storage.get_position_by_symbol("AAPL").quantity == 2
     assert check_ledger(db).ok
-    db.close_all() if hasattr(db, "close_all") else db.close()
