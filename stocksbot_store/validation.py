@@ -71,15 +71,16 @@ def check_free_text(value: Any, field: str) -> Any:
     """``value`` unchanged if it may be stored as free text (tab, newline and carriage
     return allowed; see the module docstring). Lists and dicts (a strategy's config)
     are checked through, keys included; other values pass as they are."""
-    if isinstance(value, str):
-        _refuse(value, field, _NOT_IN_FREE_TEXT)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_free_text(key, field)
-            check_free_text(item, field)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            check_free_text(item, field)
+    # A walk with a stack, not recursion: a deeply nested or self-containing config is
+    # refused by the JSON field with its own message, not by a RecursionError here.
+    todo, seen = [value], set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            _refuse(item, field, _NOT_IN_FREE_TEXT)
+        elif isinstance(item, (dict, list, tuple)) and id(item) not in seen:
+            seen.add(id(item))
+            todo.extend(item.items() if isinstance(item, dict) else item)
     return value
 
 
