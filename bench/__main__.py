@@ -22,6 +22,7 @@ from contextlib import ExitStack
 
 import peewee
 
+from .adopt import adopt_workload
 from .databases import BenchSetupError, fresh_database, postgres_problem
 from .history import build_history, cached_sqlite_history
 from .results import Result, table, write_json
@@ -91,6 +92,8 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
         log(f"{backend}: dashboard refresh, startup and memory")
         results += startup_and_memory(backend, urls["small"], urls["large"], sizes)
         results += dashboard_refresh(backend, urls["large"], sizes)
+    results += adopt_workload(backend, folder, sizes.adopt_trades if backend == "sqlite"
+                              else sizes.adopt_trades_pg, log)
     return results
 
 

@@ -52,13 +52,16 @@ class Sizes:
     history_orders: int
     small_history_orders: int
     read_repeats: int
+    #: Old trades in the adopted database (workload 5, :mod:`bench.adopt`).
+    adopt_trades: int = 4_000
+    adopt_trades_pg: int = 2_000
 
 
 QUICK = Sizes(ingest_orders=60, bulk_fills=1_000, ingest_orders_pg=40, bulk_fills_pg=600,
               history_orders=1_000, small_history_orders=300, read_repeats=7)
 FULL = Sizes(ingest_orders=3_000, bulk_fills=200_000, ingest_orders_pg=1_000,
              bulk_fills_pg=20_000, history_orders=500_000, small_history_orders=50_000,
-             read_repeats=51)
+             read_repeats=51, adopt_trades=1_000_000, adopt_trades_pg=100_000)
 
 
 def _compare(workload: str, backend: str, project_query: Callable, floor_query: Callable,

@@ -20,11 +20,13 @@ from .errors import (
     MigrationError,
     NotFoundError,
     OverfillError,
+    ReadOnlyError,
     SchemaError,
     StorageError,
     ValidationError,
 )
 from .fills import Fill
+from .metrics import StoreStats, format_json, format_prometheus, format_text, stats
 from .models import (
     Config,
     ConfigValueType,
@@ -38,6 +40,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
+from .replicas import ReplicaStatus, replica_status
 from .service import StorageService, StrategyStats
 
 __version__ = "0.1.0"
@@ -63,16 +66,24 @@ __all__ = [
     "OverfillError",
     "Position",
     "PositionSideEnum",
+    "ReadOnlyError",
+    "ReplicaStatus",
     "SchemaError",
     "StorageError",
     "StorageService",
+    "StoreStats",
     "Strategy",
     "StrategyStats",
     "Trade",
     "TradeTypeEnum",
     "ValidationError",
     "connect",
+    "format_json",
+    "format_prometheus",
+    "format_text",
     "get_db",
     "init_db",
     "mask_url",
+    "replica_status",
+    "stats",
 ]

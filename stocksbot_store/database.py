@@ -37,6 +37,7 @@ from urllib.parse import quote, unquote, urlparse
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse import db_url
 
+from .access import apply_access, take_access_options
 from .connection import resilient_class
 from .errors import ConfigurationError, translate_errors
 from .fields import FIELD_TYPES
@@ -159,13 +160,15 @@ def prepare_database(db: Database) -> Database:
 
 
 def connect(url: str | None = None, *, migrate: bool = True, create: bool = True,
-            read_only: bool = False, **options: Any) -> Database:
+            **options: Any) -> Database:
     """Open the database at ``url`` (see the module docstring for defaults).
 
     ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
-    ``timeout=``...). Raises :class:`ConfigurationError` for a URL or option it
-    cannot use and :class:`DatabaseUnavailableError` for a server it cannot reach;
-    a dropped connection is replaced on the next call (see
+    ``timeout=``...), except the store's own: ``slow_ms=``, ``read_only=``,
+    ``replicas=``/``replica_url=`` and ``replica_max_lag=`` (see
+    :mod:`stocksbot_store.access`). Raises :class:`ConfigurationError` for a URL or
+    option it cannot use and :class:`DatabaseUnavailableError` for a server it cannot
+    reach; a dropped connection is replaced on the next call (see
     :mod:`stocksbot_store.connection`).
 
     What it may change, for tools that must not write:
@@ -185,12 +188,20 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     A SQLite URL may also say ``?mode=ro`` (or ``rw``, ``rwc``) itself.
     """
     url = database_url(url)
-    create = create and not read_only
+    create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme.startswith("sqlite") and not create:
+        _require_sqlite_file(url)
+    try:
+        access = take_access_options(url, options)
+    except ValueError:  # the parser's words may quote part of a password
+        raise ConfigurationError(
+            f"bad database URL {mask_url(url)}: it cannot be parsed; percent-encode any "
+            "/ ? # @ : [ ] or % in the password (e.g. %2F for /)") from None
     if scheme.startswith("sqlite"):
-        db = _connect_sqlite(url, options, create=create, read_only=read_only)
+        db = _connect_sqlite(url, options, create=create)
     elif scheme.startswith("postgres"):
-        db = _connect_postgres(url, options, read_only=read_only)
+        db = _connect_postgres(url, options)
     else:
         raise ConfigurationError(
             f"unsupported database URL scheme {scheme!r} in {mask_url(url)}; "
@@ -199,6 +210,7 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     db.stocksbot_secrets = url_secrets(url)
     configure_sql_echo()
     prepare_database(db)
+    apply_access(db, url, access)
     if migrate:
         from .runner import ensure_schema
 
@@ -207,8 +219,7 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     return db
 
 
-def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool,
-                    read_only: bool) -> Database:
+def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Database:
     pragmas = dict(SQLITE_PRAGMAS)
     pragmas.update(options.pop("pragmas", None) or {})
     try:
@@ -217,7 +228,7 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool,
         raise ConfigurationError(f"bad SQLite URL {mask_url(url)}: {e}") from None
     path = params.pop("database", "") or ":memory:"
     params.update(options)
-    mode = "ro" if read_only else params.pop("mode", None)
+    mode = params.pop("mode", None)
     if path == ":memory:":
         # A plain in-memory connection is a separate empty database per thread;
         # the memdb VFS gives every connection of the process the same one.
@@ -230,10 +241,7 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool,
     if not path.startswith("file:"):
         if not os.path.exists(path):
             if not create or mode in ("ro", "rw"):
-                raise ConfigurationError(
-                    f"no SQLite database at {os.path.abspath(path)!r}: check the path, or "
-                    f"create the store with `python -m stocksbot_store.migrate upgrade "
-                    f"--url {mask_url(url)}`")
+                _require_sqlite_file(url)
             _create_private_file(path)
         if mode is not None:
             path = f"file:{quote(os.path.abspath(path))}?mode={quote(str(mode))}"
@@ -241,6 +249,19 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool,
     if mode == "ro":
         pragmas.pop("journal_mode", None)  # stored in the file; setting it would write
     return _build(url, path, pragmas=pragmas, **params)
+
+
+def _require_sqlite_file(url: str) -> None:
+    """ConfigurationError naming the path and the fix if the SQLite file of ``url`` is missing."""
+    try:
+        path = db_url.parse(url).get("database") or ":memory:"
+    except ValueError:
+        return  # _connect_sqlite says what is wrong with the URL
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+        return
+    raise ConfigurationError(
+        f"no SQLite database at {os.path.abspath(path)!r}: check the path, or create the "
+        f"store with `python -m stocksbot_store.migrate upgrade --url {mask_url(url)}`")
 
 
 def _create_private_file(path: str) -> None:
@@ -253,7 +274,7 @@ def _create_private_file(path: str) -> None:
     os.close(fd)
 
 
-def _connect_postgres(url: str, options: dict[str, Any], *, read_only: bool) -> Database:
+def _connect_postgres(url: str, options: dict[str, Any]) -> Database:
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -279,9 +300,6 @@ def _connect_postgres(url: str, options: dict[str, Any], *, read_only: bool) -> 
         raise ConfigurationError(
             f"{mask_url(url)} names no database: use postgresql://user@host/dbname")
     params.update(options)
-    if read_only:
-        params["options"] = (params.get("options", "") +
-                             " -c default_transaction_read_only=on").strip()
     return _build(scheme + "://", database, **params)
 
 

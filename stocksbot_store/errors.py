@@ -73,6 +73,10 @@ class DatabaseWriteError(StorageError):
     """The database refuses writes (read-only, disk full); retrying will not help until fixed."""
 
 
+class ReadOnlyError(DatabaseWriteError):
+    """A write through a database opened read-only (``connect(url, read_only=True)``)."""
+
+
 class SchemaError(StorageError):
     """The database schema is missing, behind, or newer than this package knows."""
 
@@ -307,3 +311,6 @@ def is_unique_violation(error: BaseException) -> bool:
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (at most 300 characters), for a message."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+_first_line = first_line  # the name other modules of the package import

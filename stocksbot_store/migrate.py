@@ -2,7 +2,8 @@
 
 The commands use alembic's words: ``upgrade [head|REV]``, ``downgrade [-1|-N|REV|base]``,
 ``history``, ``current``, ``revision -m "..." [--autogenerate]``, plus ``check``
-(exit 1 on drift or pending migrations) and ``stamp``. Each takes ``--url`` (else
+(exit 1 on drift or pending migrations), ``stamp`` and ``adopt`` (converts the old
+storage module's database in place, see :mod:`stocksbot_store.adopt`). Each takes ``--url`` (else
 ``DATABASE_URL``, else the SQLite default). Exit codes: 0 ok, 1 drift or pending,
 2 usage or failure, with a message on stderr and no traceback. The work is done by
 :mod:`stocksbot_store.runner` (applying), :mod:`stocksbot_store.schema` (drift)
@@ -156,6 +157,12 @@ def _cmd_revision(runner: Runner, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adopt(runner: Runner, args: argparse.Namespace) -> int:
+    from .adopt import command
+
+    return command(runner.database, args, sys.stdout, sys.stderr)
+
+
 _READ_ONLY = (_cmd_current, _cmd_history, _cmd_check)
 
 
@@ -208,6 +215,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "already there.")
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(func=_cmd_stamp)
+    from .adopt import DESCRIPTION, add_arguments
+
+    p = sub.add_parser("adopt", parents=[common], help="convert the old storage module's "
+                       "database in place", description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=_cmd_adopt)
     return parser
 
 

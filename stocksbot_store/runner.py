@@ -42,6 +42,7 @@ from playhouse import migrations as pw_migrations
 from .database import backend_of, describe, prepare_database
 from .errors import Fault, MigrationError, SchemaError, fault_of
 from .fields import UTCDateTimeField, utcnow
+from .legacy import refuse_legacy
 
 HISTORY_TABLE = "schema_migration"
 #: Key of the PostgreSQL advisory lock held while migrations run.
@@ -139,6 +140,7 @@ class Runner(pw_migrations.Runner):
 
     def _upgrade_locked(self, target: str) -> list[str]:
         self._refuse_unknown()
+        refuse_legacy(self.database)
         last = self.resolve(target)
         names = self.revisions()
         plan = [] if last is None else names[:names.index(last) + 1]
@@ -163,6 +165,7 @@ class Runner(pw_migrations.Runner):
     def stamp(self, target: str = "head") -> list[str]:
         """Record migrations up to ``target`` as applied without running them."""
         with self._session(), self._lock(), self.database.atomic():
+            refuse_legacy(self.database)
             self.History.create_table(safe=True)
             last = self.resolve(target)
             names = self.revisions()
@@ -320,10 +323,11 @@ def ensure_schema(db: Database, *, create: bool = True) -> None:
         with _creation_lock(runner, create):
             applied = _applied(db)
             if not applied:
-                if [t for t in db.get_tables() if t != HISTORY_TABLE]:
-                    raise SchemaError(
-                        f"{describe(db)} has tables but no migration history; if they hold "
-                        f"the current schema, record that with `{COMMAND} stamp head`")
+                tables = [t for t in db.get_tables() if t != HISTORY_TABLE]
+                if tables:
+                    from .legacy import refuse_unversioned
+
+                    refuse_unversioned(db, tables)
                 if not create:
                     raise SchemaError(
                         f"{describe(db)} is empty: it has no stocksbot store yet; create one "

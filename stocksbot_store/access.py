@@ -1,0 +1,224 @@
+"""How an opened database is reached, beyond its URL: monitoring, read-only, pool limits
+and read replicas.
+
+:func:`connect` takes these options out of its keywords with
+:func:`take_access_options` before it builds the Peewee database, and applies them to
+the built one with :func:`apply_access`:
+
+- ``slow_ms=`` (default ``$SQL_SLOW_MS``): statements are counted and timed, the slow
+  ones logged (:mod:`stocksbot_store.monitor`);
+- ``read_only=True``: a SQLite file is opened ``mode=ro`` (it can never take the write
+  lock from the bot), a PostgreSQL session starts ``default_transaction_read_only``;
+  a write raises :class:`ReadOnlyError`;
+- a pooled URL (``postgresql+pool://``) whose pool stays full past its ``timeout``
+  raises :class:`DatabaseUnavailableError` naming the pool size and how to raise it;
+- ``replicas=`` / ``replica_url=`` (default ``$DATABASE_REPLICA_URL``), with
+  ``replica_max_lag=``: reads go to hot standbys (:mod:`stocksbot_store.replicas`).
+
+Behaviour is added by giving the database a subclass of its own class (:func:`extend`),
+so every Peewee database class, pooled or not, gets it the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import peewee
+from peewee import Database, SqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
+
+from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError
+from .monitor import attach_monitor
+
+SQLITE_READONLY = 8
+PG_READ_ONLY_TRANSACTION = "25006"
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    """The options of :func:`connect` that are the store's, not Peewee's."""
+
+    slow_ms: float | str | None = None
+    read_only: bool = False
+    replicas: tuple[str, ...] = ()
+    replicas_from_environment: bool = False
+    replica_max_lag: float | None = None
+
+
+def take_access_options(url: str, options: dict[str, Any]) -> AccessOptions:
+    """Remove the store's own options from ``options`` (the rest go to Peewee)."""
+    replicas: Any = options.pop("replicas", None)
+    replica_url = options.pop("replica_url", None)
+    if replicas is not None and replica_url is not None:
+        raise ConfigurationError("give replicas= or replica_url=, not both")
+    if replicas is None:
+        replicas = replica_url
+    from_environment = replicas is None
+    if from_environment:
+        replicas = os.environ.get("DATABASE_REPLICA_URL", "")
+    if isinstance(replicas, str):
+        replicas = [part.strip() for part in replicas.split(",")]
+    access = AccessOptions(
+        slow_ms=options.pop("slow_ms", None),
+        read_only=bool(options.pop("read_only", False)),
+        replicas=tuple(r for r in replicas if r),
+        replicas_from_environment=from_environment,
+        replica_max_lag=options.pop("replica_max_lag", None),
+    )
+    if access.read_only and urlparse(url).scheme.startswith("sqlite"):
+        _check_read_only_file(url)
+    return access
+
+
+def apply_access(db: Database, url: str, access: AccessOptions) -> Database:
+    """Give the built ``db`` what ``access`` asks for (see the module docstring)."""
+    attach_monitor(db, access.slow_ms)
+    if isinstance(db, PooledDatabase):
+        extend(db, pool_limit)
+    if access.read_only:
+        _open_read_only(db)
+        extend(db, read_only)
+    if access.replicas:
+        from .replicas import attach_replicas
+
+        attach_replicas(db, access.replicas, max_lag=access.replica_max_lag,
+                        from_environment=access.replicas_from_environment)
+    return db
+
+
+_CLASSES: dict[tuple[Any, type], type] = {}
+
+
+def extend(db: Database, make_class: Callable[[type], type]) -> Database:
+    """Give ``db`` the subclass ``make_class(type(db))`` of its own class (idempotent).
+
+    A mixin placed before a Peewee class cannot be assigned to an existing object
+    (their layouts differ, pooled classes most of all), so each extension is a
+    function that subclasses the class it is given; the classes are made once.
+    """
+    base = type(db)
+    if make_class in getattr(base, "stocksbot_extensions", ()):
+        return db
+    cls = _CLASSES.get((make_class, base))
+    if cls is None:
+        cls = make_class(base)
+        cls.stocksbot_extensions = (*getattr(base, "stocksbot_extensions", ()), make_class)
+        cls.__name__ = cls.__qualname__ = f"{cls.__name__}{base.__name__}"
+        _CLASSES[(make_class, base)] = cls
+    db.__class__ = cls
+    return db
+
+
+# -- read-only --------------------------------------------------------------------------
+
+
+def _check_read_only_file(url: str) -> None:
+    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
+    if path in ("", ":memory:") or path.startswith("file:"):
+        raise ConfigurationError(
+            f"read_only=True needs a SQLite file, not {path or ':memory:'!r}")
+    if not os.path.exists(path):
+        raise ConfigurationError(
+            f"cannot open {path!r} read-only: no such file (the bot creates it; "
+            "check the path, or run stocksbot-migrate upgrade first)")
+
+
+def _open_read_only(db: Database) -> None:
+    if isinstance(db, SqliteDatabase):
+        path = os.path.abspath(db.database)
+        db.database = f"file:{quote(path)}?mode=ro"
+        db.connect_params["uri"] = True
+        # Changing the journal mode is a write; a WAL file stays WAL anyway.
+        db._pragmas = [(k, v) for k, v in db._pragmas if k != "journal_mode"]
+    else:
+        given = db.connect_params.get("options", "")
+        db.connect_params["options"] = f"{given} -c default_transaction_read_only=on".strip()
+
+
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception behind a Peewee one (Peewee raises its copy while
+    handling the driver's), or ``error`` itself."""
+    for candidate in (error.__cause__, error.__context__, *error.args[:1]):
+        if isinstance(candidate, Exception) and not isinstance(candidate,
+                                                                 peewee.PeeweeException):
+            return candidate
+    return error
+
+
+def is_read_only_refusal(error: BaseException) -> bool:
+    """Whether a driver error is the database refusing a write on a read-only connection
+    (SQLite ``SQLITE_READONLY``, PostgreSQL SQLSTATE 25006)."""
+    original = driver_error(error)
+    if isinstance(original, sqlite3.Error):
+        code = getattr(original, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF == SQLITE_READONLY
+        return "readonly" in str(original).replace(" ", "").lower()
+    return getattr(original, "sqlstate", None) == PG_READ_ONLY_TRANSACTION
+
+
+def read_only(base: type) -> type:
+    """Extension: the database's refusal of a write becomes :class:`ReadOnlyError`, be it
+    a statement or the ``BEGIN IMMEDIATE`` of a write transaction on SQLite."""
+
+    class ReadOnly(base):  # type: ignore[misc,valid-type]
+        def execute_sql(self, sql: str, params: Any = None) -> Any:
+            with _refusals(self, sql.split(None, 1)[0].upper()):
+                return super().execute_sql(sql, params)
+
+        def begin(self, *args: Any, **kwargs: Any) -> Any:
+            with _refusals(self, "a write transaction"):
+                return super().begin(*args, **kwargs)
+
+    return ReadOnly
+
+
+@contextmanager
+def _refusals(db: Database, what: str) -> Iterator[None]:
+    try:
+        yield
+    except peewee.DatabaseError as e:
+        if is_read_only_refusal(e):
+            from .database import describe
+
+            raise ReadOnlyError(
+                f"{describe(db)} was opened read-only (read_only=True), so it refuses "
+                f"{what}; write through a database opened without read_only") from e
+        raise
+
+
+# -- pool limits ------------------------------------------------------------------------
+
+
+def pool_limit(base: type) -> type:
+    """Extension: "every pooled connection is taken" becomes
+    :class:`DatabaseUnavailableError`, which says how to raise the limit."""
+
+    class PoolLimit(base):  # type: ignore[misc,valid-type]
+        def connect(self, reuse_if_open: bool = False) -> bool:
+            try:
+                return super().connect(reuse_if_open)
+            except MaxConnectionsExceeded as e:
+                raise DatabaseUnavailableError(pool_exhausted_message(self)) from e
+
+    return PoolLimit
+
+
+def pool_exhausted_message(db: Any) -> str:
+    """What to say when ``db``'s pool has no connection to give."""
+    from .database import describe
+
+    size = db._max_connections
+    wait = db._wait_timeout
+    waited = ("without waiting (the URL sets no timeout=)" if not wait
+              else f"and none came back within timeout={wait:g} s")
+    return (f"all {size} connections of the pool to {describe(db)} are in use {waited}; "
+            f"raise max_connections= (now {size}) or timeout= in the database URL, e.g. "
+            f"?max_connections={size * 2}&timeout=10, or give connections back sooner "
+            "(db.close() after each unit of work)")
