@@ -80,8 +80,8 @@ class ResilientMixin:
             return super().connect(reuse_if_open)  # type: ignore[misc]
         try:
             return super().connect(reuse_if_open)  # type: ignore[misc]
-        except StorageError:
-            raise
+        except (StorageError, MaxConnectionsExceeded):
+            raise  # a full pool is named by access.pool_limit, which knows its size
         except (*DRIVER_ERRORS, TypeError, ValueError) as e:
             self._discard()
             raise self._connect_error(e) from None
@@ -89,10 +89,6 @@ class ResilientMixin:
     def _connect_error(self, error: BaseException) -> StorageError:
         where = self.stocksbot_url or str(self.database)
         reason = self._scrub(first_line(error))
-        if isinstance(error, MaxConnectionsExceeded):
-            return DatabaseUnavailableError(
-                f"cannot connect to {where}: every pooled connection is in use ({reason}); "
-                "retry later, or raise max_connections")
         driver = getattr(error, "orig", error)
         if isinstance(error, (TypeError, ValueError)) or type(driver).__name__ in (
                 "ProgrammingError", "InterfaceError"):

@@ -260,7 +260,8 @@ def _require_sqlite_file(url: str) -> None:
     if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
     raise ConfigurationError(
-        f"no SQLite database at {os.path.abspath(path)!r}: check the path, or create the "
+        f"no SQLite database at {os.path.abspath(path)!r} (no such file): check the path, "
+        "or create the "
         f"store with `python -m stocksbot_store.migrate upgrade --url {mask_url(url)}`")
 
 
