@@ -23,9 +23,11 @@ from .database import (
     mask_url,
 )
 from .errors import (
+    CommitUnknownError,
     ConfigurationError,
     ConflictError,
     DatabaseUnavailableError,
+    DatabaseWriteError,
     DuplicateError,
     InvalidTransitionError,
     MigrationError,
@@ -73,9 +75,11 @@ __all__ = [
     "Config",
     "ConfigRepository",
     "ConfigValueType",
+    "CommitUnknownError",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailableError",
+    "DatabaseWriteError",
     "DuplicateError",
     "Fill",
     "InvalidTransitionError",

@@ -36,18 +36,16 @@ tell which one the broker agrees with. The report says where to look.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from urllib.parse import unquote, urlparse
 
 from peewee import Database, PeeweeException
 
 from . import ledger
-from .database import backend_of, connect, database_url, describe, mask_url
-from .errors import SchemaError, StorageError
+from .database import backend_of, connect, database_url, describe, scrub
+from .errors import SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
 from .fills import _STRATEGY_FIGURES  # the columns fills maintain
 from .models import MODELS, ZERO
@@ -151,7 +149,7 @@ def check_ledger(db: Database, progress: ProgressCallback | None = None) -> Ledg
     except StorageError:
         raise
     except PeeweeException as e:
-        raise StorageError(f"checking {describe(db)} failed: {_first_line(e)}") from e
+        raise storage_error(f"checking {describe(db)}", e) from e
     return report
 
 
@@ -161,10 +159,6 @@ def _require_tables(db: Database) -> None:
         raise SchemaError(
             f"{describe(db)} has no {', '.join(missing)} table(s): it is not a stocksbot "
             "store, or it was never set up; run `stocksbot-migrate upgrade` on it")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _dec(value: object) -> Decimal | None:
@@ -443,40 +437,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     url = database_url(args.url)
     try:
-        if urlparse(url).scheme.startswith("sqlite") and not _sqlite_file_exists(url):
-            raise SchemaError(f"{mask_url(url)}: no such database file")
-        db = connect(url)
+        db = connect(url, read_only=True)  # creates nothing, writes nothing
         try:
             progress = None if args.no_progress else _Progress(sys.stderr, args.progress)
             report = check_ledger(db, progress)
         finally:
             db.close()
     except (StorageError, PeeweeException, OSError) as e:
-        message = str(e) if isinstance(e, StorageError) else _first_line(e)
-        print(f"stocksbot-check: error: {_scrub(message, url)}", file=sys.stderr)
+        message = str(e) if isinstance(e, StorageError) else first_line(e)
+        print(f"stocksbot-check: error: {scrub(message, url)}", file=sys.stderr)
         return 2
     print(report.format() if not report.ok else report.summary())
     return 0 if report.ok else 1
 
 
-def _sqlite_file_exists(url: str) -> bool:
-    """Whether the file of a SQLite URL exists (``connect`` would create an empty one)."""
-    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return True
-    return os.path.exists(path)
-
-
-def _scrub(text: str, url: str) -> str:
-    """``text`` without the URL's password, however a driver quoted it."""
-    try:
-        password = urlparse(url).password
-    except ValueError:
-        return text
-    if password:
-        for secret in {password, unquote(password)}:
-            text = text.replace(secret, "***")
-    return text
+_scrub = scrub  # the name stocksbot_store.metrics imports
 
 
 def run() -> None:

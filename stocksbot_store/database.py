@@ -12,6 +12,12 @@ the last commits but never corrupts the file). A file the store creates is made
 readable by its owner only (0600). ``sqlite:///:memory:`` is one database shared
 by every thread of the process, kept alive while the returned object lives.
 
+The database objects :func:`connect` returns are the playhouse classes with
+:class:`~stocksbot_store.connection.ResilientMixin` in front: a connection the
+server dropped is replaced on the next call, and a failure to connect is a
+:class:`~stocksbot_store.errors.StorageError`. :func:`mask_url` and :func:`scrub`
+keep passwords out of everything shown, whatever the URL's shape.
+
 The only process-wide state is :data:`_DEFAULT_DATABASES`, the databases that
 :func:`get_db` hands out, one per URL.
 """
@@ -26,13 +32,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import quote, unquote, urlparse
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 from playhouse import db_url
 
 from .access import apply_access, take_access_options
-from .errors import ConfigurationError
+from .connection import resilient_class
+from .errors import ConfigurationError, translate_errors
 from .fields import FIELD_TYPES
 from .models import MODELS
 
@@ -58,17 +65,74 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
 
 
+#: Query parameters that hold a secret (compared lower-cased, after percent-decoding).
+_SECRET_KEYS = ("password", "passwd", "sslpassword", "pass", "pwd", "secret", "token")
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, safe to log or show."""
-    try:
-        parsed = urlparse(url)
-    except ValueError:
-        return "<unparseable database URL>"
-    if not parsed.password:
+    """``url`` with every password replaced by ``***``, safe to log or show.
+
+    It does not trust the URL to be well formed: the password of a ``user:pass@``
+    form is everything between the first ``:`` of the user part and the last ``@``
+    (so an unencoded ``#``, ``/``, ``?``, ``@`` or ``:`` in it stays hidden), and
+    the value of every query parameter whose name holds ``pass``, ``pwd``,
+    ``secret`` or ``token`` (in any case, percent-encoded or not) is masked up to
+    the next ``&``. A URL without ``scheme://`` is shown only if it holds no ``@``
+    and no such word.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        lowered = unquote(url).lower()
+        if "@" in url or any(key in lowered for key in _SECRET_KEYS):
+            return "<database URL hidden: it cannot be parsed>"
         return url
-    netloc = parsed.netloc.rsplit("@", 1)[-1]
-    user = parsed.username or ""
-    return urlunparse(parsed._replace(netloc=f"{user}:***@{netloc}"))
+    userinfo, at, after = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+    head, question, query = rest.partition("?")
+    if not question:
+        return f"{scheme}://{rest}"
+    pairs = []
+    for pair in query.split("&"):
+        key, equals, _ = pair.partition("=")
+        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
+            pair = f"{key}=***"
+        pairs.append(pair)
+    return f"{scheme}://{head}?{'&'.join(pairs)}"
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The password text of ``url`` in every form a message could show it (as written,
+    percent-decoded, and its pieces between unencoded delimiters), longest first."""
+    found: set[str] = set()
+    _, _, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.split(":", 1)[1])
+    for pair in rest.partition("?")[2].split("&"):
+        key, equals, value = pair.partition("=")
+        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
+            found.add(value)
+    pieces = set()
+    for secret in found:
+        for form in (secret, unquote(secret)):
+            pieces.add(form)
+            pieces.update(p for p in _split_delimiters(form) if len(p) >= 4)
+    return tuple(sorted((p for p in pieces if p), key=len, reverse=True))
+
+
+def _split_delimiters(text: str) -> list[str]:
+    for delimiter in "/?#@:&":
+        text = text.replace(delimiter, "\0")
+    return text.split("\0")
+
+
+def scrub(text: str, url: str | None) -> str:
+    """``text`` with the password of ``url`` (in any of its forms) replaced by ``***``."""
+    if url:
+        for secret in url_secrets(url):
+            text = text.replace(secret, "***")
+    return text
 
 
 def backend_of(db: Database) -> str:
@@ -95,22 +159,47 @@ def prepare_database(db: Database) -> Database:
     return db
 
 
-def connect(url: str | None = None, **options: Any) -> Database:
+def connect(url: str | None = None, *, migrate: bool = True, create: bool = True,
+            **options: Any) -> Database:
     """Open the database at ``url`` (see the module docstring for defaults).
 
     ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
     ``timeout=``...), except the store's own: ``slow_ms=``, ``read_only=``,
     ``replicas=``/``replica_url=`` and ``replica_max_lag=`` (see
-    :mod:`stocksbot_store.access`). Raises :class:`ConfigurationError` for a URL it cannot use.
-    A brand-new empty database is brought to the latest schema; one that is behind
-    or newer raises :class:`SchemaError` (``migrate=False`` skips this check).
+    :mod:`stocksbot_store.access`). Raises :class:`ConfigurationError` for a URL or
+    option it cannot use and :class:`DatabaseUnavailableError` for a server it cannot
+    reach; a dropped connection is replaced on the next call (see
+    :mod:`stocksbot_store.connection`).
+
+    What it may change, for tools that must not write:
+
+    * ``migrate=True`` (default): a brand-new empty database is brought to the latest
+      schema (under the migration lock, so processes starting together agree); one
+      that is behind or newer raises :class:`SchemaError`. ``migrate=False`` skips
+      the schema check and creation altogether.
+    * ``create=False``: never create anything: a SQLite file that does not exist
+      raises :class:`ConfigurationError` naming the path and the command that
+      creates it, and an empty database raises :class:`SchemaError` instead of
+      being given a schema.
+    * ``read_only=True`` (implies ``create=False``): the database itself refuses
+      writes: SQLite opens the file with ``mode=ro``, PostgreSQL sessions start
+      with ``default_transaction_read_only``. For checks and reports.
+
+    A SQLite URL may also say ``?mode=ro`` (or ``rw``, ``rwc``) itself.
     """
-    migrate = options.pop("migrate", True)
     url = database_url(url)
-    access = take_access_options(url, options)
-    scheme = urlparse(url).scheme
+    create = create and not options.get("read_only")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme.startswith("sqlite") and not create:
+        _require_sqlite_file(url)
+    try:
+        access = take_access_options(url, options)
+    except ValueError:  # the parser's words may quote part of a password
+        raise ConfigurationError(
+            f"bad database URL {mask_url(url)}: it cannot be parsed; percent-encode any "
+            "/ ? # @ : [ ] or % in the password (e.g. %2F for /)") from None
     if scheme.startswith("sqlite"):
-        db = _connect_sqlite(url, options)
+        db = _connect_sqlite(url, options, create=create)
     elif scheme.startswith("postgres"):
         db = _connect_postgres(url, options)
     else:
@@ -118,25 +207,28 @@ def connect(url: str | None = None, **options: Any) -> Database:
             f"unsupported database URL scheme {scheme!r} in {mask_url(url)}; "
             "use sqlite:///path/to/file.db or postgresql://user@host/dbname")
     db.stocksbot_url = mask_url(url)
+    db.stocksbot_secrets = url_secrets(url)
     configure_sql_echo()
     prepare_database(db)
     apply_access(db, url, access)
     if migrate:
-        from .migrate import ensure_schema
+        from .runner import ensure_schema
 
-        ensure_schema(db)
+        with translate_errors(f"checking the schema of {db.stocksbot_url}"):
+            ensure_schema(db, create=create)
     return db
 
 
-def _connect_sqlite(url: str, options: dict[str, Any]) -> Database:
+def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Database:
     pragmas = dict(SQLITE_PRAGMAS)
     pragmas.update(options.pop("pragmas", None) or {})
     try:
         params = db_url.parse(url)
     except ValueError as e:
-        raise ConfigurationError(f"bad SQLite URL {url!r}: {e}") from e
+        raise ConfigurationError(f"bad SQLite URL {mask_url(url)}: {e}") from None
     path = params.pop("database", "") or ":memory:"
     params.update(options)
+    mode = params.pop("mode", None)
     if path == ":memory:":
         # A plain in-memory connection is a separate empty database per thread;
         # the memdb VFS gives every connection of the process the same one.
@@ -146,14 +238,35 @@ def _connect_sqlite(url: str, options: dict[str, Any]) -> Database:
         db = _build(url, name, pragmas=pragmas, uri=True, **params)
         db.stocksbot_memory_keeper = keeper
         return db
-    _create_private_file(path)
+    if not path.startswith("file:"):
+        if not os.path.exists(path):
+            if not create or mode in ("ro", "rw"):
+                _require_sqlite_file(url)
+            _create_private_file(path)
+        if mode is not None:
+            path = f"file:{quote(os.path.abspath(path))}?mode={quote(str(mode))}"
+            params["uri"] = True
+    if mode == "ro":
+        pragmas.pop("journal_mode", None)  # stored in the file; setting it would write
     return _build(url, path, pragmas=pragmas, **params)
 
 
-def _create_private_file(path: str) -> None:
-    """Create the SQLite file readable by its owner only, if it does not exist yet."""
-    if path.startswith("file:") or os.path.exists(path):
+def _require_sqlite_file(url: str) -> None:
+    """ConfigurationError naming the path and the fix if the SQLite file of ``url`` is missing."""
+    try:
+        path = db_url.parse(url).get("database") or ":memory:"
+    except ValueError:
+        return  # _connect_sqlite says what is wrong with the URL
+    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
         return
+    raise ConfigurationError(
+        f"no SQLite database at {os.path.abspath(path)!r} (no such file): check the path, "
+        "or create the "
+        f"store with `python -m stocksbot_store.migrate upgrade --url {mask_url(url)}`")
+
+
+def _create_private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigurationError(
@@ -174,17 +287,21 @@ def _connect_postgres(url: str, options: dict[str, Any]) -> Database:
             ) from None
     else:
         options.setdefault("prefer_psycopg3", True)
-    parsed = urlparse(url)
     try:
+        scheme = urlparse(url).scheme
         params = db_url.parse(url, unquote_password=True, unquote_user=True)
-    except ValueError as e:
-        raise ConfigurationError(f"bad PostgreSQL URL {mask_url(url)}: {e}") from None
+    except ValueError:
+        # The parser's words may quote part of a password; say what to fix instead.
+        raise ConfigurationError(
+            f"bad PostgreSQL URL {mask_url(url)}: it cannot be parsed; write it as "
+            "postgresql://user:password@host:port/dbname, with any / ? # @ : or % in the "
+            "password percent-encoded (e.g. %2F for /)") from None
     database = params.pop("database", "")
     if not database:
         raise ConfigurationError(
             f"{mask_url(url)} names no database: use postgresql://user@host/dbname")
     params.update(options)
-    return _build(parsed.scheme + "://", database, **params)
+    return _build(scheme + "://", database, **params)
 
 
 def _build(url: str, database: str, **params: Any) -> Database:
@@ -193,8 +310,8 @@ def _build(url: str, database: str, **params: Any) -> Database:
     if database_class is None:
         raise ConfigurationError(f"unsupported database URL scheme {scheme!r}")
     try:
-        return database_class(database, **params)
-    except TypeError as e:
+        return resilient_class(database_class)(database, **params)
+    except (TypeError, ValueError) as e:
         raise ConfigurationError(f"bad connection option: {e}") from None
 
 

@@ -23,7 +23,7 @@ import peewee
 from peewee import Model
 from playhouse import migrations as pw_migrations
 
-from .database import connect, database_url
+from .database import connect, database_url, scrub
 from .errors import StorageError
 from .runner import (
     COMMAND,
@@ -195,6 +195,9 @@ def _cmd_adopt(runner: Runner, args: argparse.Namespace) -> int:
     return command(runner.database, args, sys.stdout, sys.stderr)
 
 
+_READ_ONLY = (_cmd_current, _cmd_history, _cmd_check)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="database URL (default: $DATABASE_URL, else "
@@ -270,16 +273,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     db = None
+    url = database_url(args.url)
     try:
-        db = connect(database_url(args.url), migrate=False)
+        # The commands that only look open the database read-only: they create no file
+        # and no table, whatever the URL points at.
+        db = connect(url, migrate=False, read_only=args.func in _READ_ONLY)
         runner = Runner(db, args.directory, echo=_echo)
         return args.func(runner, args)
     except (StorageError, pw_migrations.MigrationError, peewee.PeeweeException, OSError,
             ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {scrub(str(e), url)}", file=sys.stderr)
         return 2
     except Exception as e:  # an entry point shows every failure as a message, not a traceback
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {scrub(str(e), url)}", file=sys.stderr)
         return 2
     finally:
         if db is not None and not db.is_closed():

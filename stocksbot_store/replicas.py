@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 import peewee
 from peewee import Database, PostgresqlDatabase
 
-from .errors import ConfigurationError, _first_line
+from .errors import ConfigurationError, DatabaseUnavailableError, _first_line
 from .monitor import monitor_of, statement_kind
 
 log = logging.getLogger("stocksbot_store.replicas")
@@ -119,7 +119,7 @@ class Replica:
         """Measure the replica: in recovery, replayed up to where, how far behind."""
         try:
             in_recovery, replay, lag = self.db.execute_sql(_STATUS_SQL).fetchone()
-        except (peewee.DatabaseError, peewee.InterfaceError) as e:
+        except (peewee.DatabaseError, peewee.InterfaceError, DatabaseUnavailableError) as e:
             self.mark_down(e)
             return
         finally:
@@ -223,7 +223,7 @@ def replicated(base: type) -> type:
             if replica is not None:
                 try:
                     cursor = replica.db.execute_sql(sql, params)
-                except (peewee.DatabaseError, peewee.InterfaceError) as e:
+                except (peewee.DatabaseError, peewee.InterfaceError, DatabaseUnavailableError) as e:
                     if _connection_lost(e):
                         replica.mark_down(e)
                 else:

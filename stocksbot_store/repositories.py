@@ -41,7 +41,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
-from .validation import NAME_MAX, check_id, check_symbol, check_text
+from .validation import NAME_MAX, check_free_text, check_id, check_symbol, check_text
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -91,8 +91,7 @@ class Repository(Generic[M]):
         if "id" in values:
             raise ValidationError("id", "is assigned by the database")
         for name, value in values.items():
-            if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it
-                raise ValidationError(name, "must not contain NUL characters")
+            check_free_text(value, name)
             if isinstance(fields[name], BooleanField) and value is not None:
                 # Peewee would store bool(value): "false" would become True.
                 values[name] = config_values.to_bool(value, name)
@@ -598,6 +597,8 @@ class ConfigRepository(Repository[Config]):
         """Create the setting or replace its value (and type and description); what
         is returned is what this call wrote, read in its own transaction."""
         check_text(key, "key", NAME_MAX)
+        check_free_text(value, "value")
+        check_free_text(description, "description")
         text, kind = config_values.to_text(value, value_type, key)
         now = utcnow()
         update: dict[Any, Any] = {Config.value: text, Config.value_type: kind,

@@ -20,9 +20,10 @@ Numbered files (``migrations/0001_initial.py``, shipped as the package
 * alembic's targets: ``head``, ``base``, ``-N``, a name or its number.
 
 How the store meets it: :func:`ensure_schema` (called by ``connect()``) brings a
-brand-new empty database to head and refuses one that is behind or was migrated by
-a newer version of the package; :func:`stamp_new_database` (called by ``init_db``)
-records a schema made from the models as being at head.
+brand-new empty database to head, under the same lock, and refuses one that is
+behind or was migrated by a newer version of the package;
+:func:`stamp_new_database` (called by ``init_db``) records a schema made from the
+models as being at head.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from .database import backend_of, describe, prepare_database
-from .errors import MigrationError, SchemaError
+from .errors import Fault, MigrationError, SchemaError, fault_of
 from .fields import UTCDateTimeField, utcnow
 from .legacy import refuse_legacy
 
@@ -135,13 +136,16 @@ class Runner(pw_migrations.Runner):
     def upgrade(self, target: str = "head") -> list[str]:
         """Apply pending migrations up to and including ``target``; return their names."""
         with self._session(), self._lock():
-            self._refuse_unknown()
-            refuse_legacy(self.database)
-            last = self.resolve(target)
-            names = self.revisions()
-            plan = [] if last is None else names[:names.index(last) + 1]
-            self.History.create_table(safe=True)
-            return [n for n in plan if n in self.pending() and self._run_one(n, "upgrade")]
+            return self._upgrade_locked(target)
+
+    def _upgrade_locked(self, target: str) -> list[str]:
+        self._refuse_unknown()
+        refuse_legacy(self.database)
+        last = self.resolve(target)
+        names = self.revisions()
+        plan = [] if last is None else names[:names.index(last) + 1]
+        self.History.create_table(safe=True)
+        return [n for n in plan if n in self.pending() and self._run_one(n, "upgrade")]
 
     def downgrade(self, target: str = "-1") -> list[str]:
         """Revert ``-N`` migrations, or all after ``REV``, or all (``base``)."""
@@ -284,7 +288,7 @@ class Runner(pw_migrations.Runner):
                 txn.__enter__()
                 break
             except peewee.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
+                if fault_of(e) is not Fault.RETRYABLE or time.monotonic() > deadline:
                     raise
                 self.echo("waiting for another migration run to finish ...")
         try:
@@ -297,42 +301,81 @@ class Runner(pw_migrations.Runner):
 
 # -- how the store meets migrations -----------------------------------------------------------
 
-def ensure_schema(db: Database) -> None:
+def ensure_schema(db: Database, *, create: bool = True) -> None:
     """Bring a brand-new empty database to head; refuse one that is behind or newer.
 
-    One query on a database that has a history. Called by ``connect()`` unless it
-    is given ``migrate=False``.
+    One query on a database that is at head. Anything else is looked at again under
+    the migration lock (the PostgreSQL advisory lock; on SQLite one ``BEGIN
+    IMMEDIATE`` transaction around the look and the whole creation), so processes
+    that start together on a new database wait for the one creating it and then find
+    it at head, instead of seeing it half made. With ``create=False`` an empty
+    database raises :class:`SchemaError` (naming the command that creates it) and
+    nothing is written. Called by ``connect()`` unless it is given ``migrate=False``.
     """
     opened = db.is_closed()
     if opened:
         db.connect()
     try:
-        try:
-            with db.atomic():
-                rows = db.execute_sql(f'SELECT "name" FROM "{HISTORY_TABLE}"').fetchall()
-        except peewee.DatabaseError:
-            rows = []
-        applied = {row[0] for row in rows}
         runner = Runner(db)
-        if not applied:
-            tables = [t for t in db.get_tables() if t != HISTORY_TABLE]
-            if tables:
-                from .legacy import refuse_unversioned
-
-                refuse_unversioned(db, tables)
-            runner.upgrade("head")
-            return
         known = runner.revisions()
-        if applied - set(known):
-            runner._refuse_unknown()
-        pending = [n for n in known if n not in applied]
-        if pending:
-            raise SchemaError(
-                f"{describe(db)} is behind: {len(pending)} migration(s) pending "
-                f"({', '.join(pending)}); run `{COMMAND} upgrade head`")
+        if _applied(db) == set(known):
+            return
+        with _creation_lock(runner, create):
+            applied = _applied(db)
+            if not applied:
+                tables = [t for t in db.get_tables() if t != HISTORY_TABLE]
+                if tables:
+                    from .legacy import refuse_unversioned
+
+                    refuse_unversioned(db, tables)
+                if not create:
+                    raise SchemaError(
+                        f"{describe(db)} is empty: it has no stocksbot store yet; create one "
+                        f"with `{COMMAND} upgrade --url ...`")
+                runner._upgrade_locked("head")
+                return
+            if applied - set(known):
+                runner._refuse_unknown()
+            pending = [n for n in known if n not in applied]
+            if pending:
+                raise SchemaError(
+                    f"{describe(db)} is behind: {len(pending)} migration(s) pending "
+                    f"({', '.join(pending)}); run `{COMMAND} upgrade head`")
     finally:
         if opened and not db.is_closed():
             db.close()
+
+
+def _applied(db: Database) -> set[str]:
+    """The names in the history table; none when there is no such table."""
+    try:
+        with db.atomic():
+            rows = db.execute_sql(f'SELECT "name" FROM "{HISTORY_TABLE}"').fetchall()
+    except peewee.DatabaseError as e:
+        if fault_of(e) is not Fault.MISSING_TABLE:
+            raise
+        return set()
+    return {row[0] for row in rows}
+
+
+@contextmanager
+def _creation_lock(runner: Runner, create: bool) -> Iterator[None]:
+    """The migration lock, held while ``ensure_schema`` looks again and creates.
+
+    On SQLite a look that may create is one ``BEGIN IMMEDIATE`` transaction (the
+    migrations inside it run as savepoints); a look that may not is a read
+    transaction, one consistent snapshot, taking no write lock.
+    """
+    db = runner.database
+    if backend_of(db) == "postgres":
+        with runner._lock():
+            yield
+    elif create:
+        with runner._foreign_keys_off(), runner._transaction():
+            yield
+    else:
+        with db.atomic():
+            yield
 
 
 def stamp_new_database(db: Database) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import fresh_pg_database
 
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store.check import check_ledger, main
@@ -269,8 +270,31 @@ def test_cli_exit_2_when_it_cannot_check(url, message, capsys):
 def test_cli_exit_2_for_a_missing_file_without_creating_it(tmp_path, capsys):
     path = tmp_path / "absent.db"
     assert main(["--url", f"sqlite:///{path}"]) == 2
-    assert "no such database file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no SQLite database at" in err and "absent.db" in err
     assert not path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_cli_exit_2_for_an_empty_sqlite_file_and_leaves_it_empty(tmp_path, capsys):
+    """Read-only means read-only: an empty file gets no schema, not even a WAL header."""
+    path = tmp_path / "empty.db"
+    path.touch()
+    assert main(["--url", f"sqlite:///{path}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "is empty" in err and "stocksbot_store.migrate upgrade" in err
+    assert path.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+def test_cli_exit_2_for_an_empty_postgres_database_and_creates_no_table(capsys):
+    with fresh_pg_database() as url:
+        assert main(["--url", url]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "is empty" in err and "stocksbot_store.migrate upgrade" in err
+        db = connect(url, migrate=False)
+        assert db.get_tables() == []
+        db.close()
 
 
 def test_cli_exit_2_for_a_database_that_is_not_a_store(file_db_url, capsys):

@@ -29,10 +29,13 @@ SQL_TEXT = [
     "\\'\\\\",
     "Robert'); DELETE FROM strategy WHERE ('1'='1",
 ]
-UNICODE_TEXT = ["🚀📈", "株式会社", "Ünïcödé", "\u202eevil", "tab\there", "new\nline", "Ω" * 64,
-                "zero\u200bwidth", "e\u0301"]
+UNICODE_TEXT = ["🚀📈", "株式会社", "Ünïcödé", "Ω" * 64, "zero\u200bwidth", "e\u0301"]
+#: Not in an identifier (symbol, name, key, broker id): control characters of every kind,
+#: bidi overrides and a lone surrogate (see stocksbot_store.validation).
+CONTROL_TEXT = ["\u202eevil", "tab\there", "new\nline", "cr\rx", "esc\x1b]2;title\x07",
+                "\x1b[2J", "del\x7f", "c1\x9b31m", "lone\ud800"]
 TOO_LONG = ["x" * 10_000, "é" * 201]
-BAD_TEXT = ["", "   ", "nul\x00byte", None, 42, b"bytes", ["AAPL"]]
+BAD_TEXT = ["", "   ", "nul\x00byte", None, 42, b"bytes", ["AAPL"], *CONTROL_TEXT]
 
 NUMBERS_BAD = [float("nan"), Decimal("NaN"), "nan", float("inf"), float("-inf"),
                Decimal("-Infinity"), "inf", -1, Decimal("-0.5"), 0, "0", 1e30, Decimal("1e30"),
@@ -212,7 +215,7 @@ def test_fill_numbers_ids_and_times(storage):
     for value in BAD_TIMES:
         tried.must_reject("executed_at", storage.record_trade, **{**good, "executed_at": value})
         tried.must_reject("executed_at", storage.record_trades, [{**good, "executed_at": value}])
-    for value in TOO_LONG + ["", "  ", "a\x00b", b"id", 1.5, 10**5000]:
+    for value in TOO_LONG + ["", "  ", "a\x00b", b"id", 1.5, 10**5000, *CONTROL_TEXT]:
         tried.must_reject("external_id", storage.record_trade, **{**good, "external_id": value})
     tried.must_reject("quantity", storage.record_trade, **{**good, "quantity": 11})  # overfill
     for text in SQL_TEXT + UNICODE_TEXT[:3]:

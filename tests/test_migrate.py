@@ -181,6 +181,10 @@ def test_a_failing_migration_changes_nothing_and_says_why(bare, tmp_path):
 def test_history_and_current_output(file_db_url, tmp_path, capsys):
     folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
     args = ["--url", file_db_url, "--directory", folder]
+    if file_db_url.startswith("sqlite"):  # `current` reads what exists; it creates no file
+        assert main(["current", *args]) == 2
+        assert "no SQLite database at" in capsys.readouterr().err
+        Path(file_db_url.split(":///", 1)[1]).touch()
     assert main(["current", *args]) == 0
     assert capsys.readouterr().out == "base (no migration applied)\n"
     assert main(["upgrade", "1", *args]) == 0
@@ -289,3 +293,56 @@ def test_pooled_postgres_is_migrated_and_the_lock_released(db_url):
     assert db.execute_sql(locks).fetchone()[0] == 0
     connect(pooled).close()  # at head: opens fine
     db.close_all()
+
+
+SLOW_0002 = '''
+import time
+
+
+def upgrade(migrator, db):
+    db.execute_sql('CREATE TABLE "slow_marker" ("id" INTEGER)')
+    time.sleep(1.0)  # a creator that takes a while: the others arrive meanwhile
+
+
+def downgrade(migrator, db):
+    db.execute_sql('DROP TABLE "slow_marker"')
+'''
+
+STARTER = '''
+import os, sys, time
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[2]):  # every process starts connecting at once
+    assert time.monotonic() < deadline
+    time.sleep(0.005)
+from stocksbot_store import StorageError, connect
+try:
+    db = connect(sys.argv[1])
+    names = db.execute_sql('SELECT "name" FROM "schema_migration" ORDER BY "name"').fetchall()
+    print(",".join(n for n, in names))
+except StorageError as e:
+    print(f"{type(e).__name__}: {e}")
+    sys.exit(3)
+'''
+
+
+def test_processes_starting_together_on_a_new_database_agree_on_its_schema(file_db_url,
+                                                                           tmp_path):
+    """connect() creates a new database under the migration lock: the processes that
+    arrive while another creates it wait and find it at head, never half made."""
+    import os
+    import subprocess
+    import sys
+
+    folder = migrations_folder(tmp_path, **{"0002_slow": SLOW_0002})
+    go = tmp_path / "go"
+    env = {**os.environ, "STOCKSBOT_MIGRATIONS": folder}
+    starters = [subprocess.Popen([sys.executable, "-c", STARTER, file_db_url, str(go)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=env) for _ in range(4)]
+    go.touch()
+    results = [(p.wait(timeout=180), *p.communicate()) for p in starters]
+    assert [(code, out.strip()) for code, out, _ in results] == [
+        (0, "0001_initial,0002_slow")] * 4, results
+    db = connect(file_db_url, migrate=False)
+    assert set(TABLES) | {"slow_marker", "schema_migration"} <= set(db.get_tables())
+    db.close()

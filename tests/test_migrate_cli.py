@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import fresh_pg_database
 
 from stocksbot_store import connect
 from stocksbot_store.migrate import Runner, main, migrations_directory
@@ -82,8 +83,10 @@ def test_exit_codes_and_messages(tmp_path):
         assert command in shown.stdout
     assert "--url" in migrate("upgrade", "--help").stdout
 
+    (tmp_path / "cli.db").touch()  # check reads what exists; it creates nothing
     pending = migrate("check", "--url", url)
     assert pending.returncode == 1
+    assert (tmp_path / "cli.db").stat().st_size == 0
     assert "pending migration 0001_initial" in pending.stdout
 
     assert migrate("upgrade", "--url", url).returncode == 0
@@ -189,3 +192,24 @@ def test_a_migration_that_does_not_load_is_named(tmp_path, capsys):
     assert "migration 0002_typo cannot be loaded" in err and "SyntaxError" in err
     assert "Traceback" not in err
     assert Runner(connect(url, migrate=False), str(folder)).current() == "0001_initial"
+
+
+@pytest.mark.parametrize("command", ["current", "history", "check"])
+def test_read_only_commands_create_no_database_in_an_empty_folder(command, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = migrate(command, cwd=tmp_path, env=env)
+    assert done.returncode == 2, done
+    assert "no SQLite database at" in done.stderr and "stocksbot.db" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_commands_write_nothing_to_an_empty_postgres_database(capsys):
+    with fresh_pg_database() as url:
+        assert main(["current", "--url", url]) == 0
+        assert main(["history", "--url", url]) == 0
+        assert main(["check", "--url", url]) == 1
+        assert "pending migration 0001_initial" in capsys.readouterr().out
+        db = connect(url, migrate=False)
+        assert db.get_tables() == []
+        db.close()

@@ -191,3 +191,65 @@ def test_an_existing_sqlite_file_keeps_its_mode(tmp_path):
     init_db(db)
     db.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# -- every shape of URL ---------------------------------------------------------------------
+
+#: Two distinctive halves: a password cut anywhere still leaks one of them.
+HALVES = ("Sup3rX", "S3cretY")
+SHAPES = {
+    "user:pass": "postgresql://bot:Sup3rX-S3cretY@127.0.0.1:1/db",
+    "user:pass percent-encoded": "postgresql://bot:Sup3rX%23%2F%3F%40%3AS3cretY@127.0.0.1:1/db",
+    "unencoded #": "postgresql://bot:Sup3rX#S3cretY@127.0.0.1:1/db",
+    "unencoded /": "postgresql://bot:Sup3rX/S3cretY@127.0.0.1:1/db",
+    "unencoded ?": "postgresql://bot:Sup3rX?S3cretY@127.0.0.1:1/db",
+    "unencoded @": "postgresql://bot:Sup3rX@S3cretY@127.0.0.1:1/db",
+    "unencoded :": "postgresql://bot:Sup3rX:S3cretY@127.0.0.1:1/db",
+    "odd user": "postgresql://b%40t.o:Sup3rX%25S3cretY@127.0.0.1:1/db",
+    "all at once": "postgresql://bot:Sup3rX#/?@:S3cretY@127.0.0.1:1/db?sslmode=disable",
+    "query password": "postgresql://bot@127.0.0.1:1/db?password=Sup3rX-S3cretY",
+    "query PASSWORD": "postgresql://bot@127.0.0.1:1/db?sslmode=disable&PASSWORD=Sup3rX-S3cretY",
+    "query passwd": "postgresql://bot@127.0.0.1:1/db?passwd=Sup3rX-S3cretY",
+    "query sslpassword": "postgresql://bot@127.0.0.1:1/db?sslpassword=Sup3rX-S3cretY",
+    "query key encoded": "postgresql://bot@127.0.0.1:1/db?pass%77ord=Sup3rX-S3cretY",
+    "query value encoded": "postgresql://bot@127.0.0.1:1/db?password=Sup3rX%2DS3cretY",
+    "query value with # and &": "postgresql://bot@127.0.0.1:1/db?password=Sup3rX#S3cretY",
+    "pooled": "postgresql+pool://bot:Sup3rX-S3cretY@127.0.0.1:1/db?max_connections=2",
+    "unparseable bracket": "postgresql://bot:Sup3rX[S3cretY@127.0.0.1:1/db",
+    "unparseable host": "postgresql://bot:Sup3rX-S3cretY@[::1/db",
+    "bad port": "postgresql://bot:Sup3rX-S3cretY@127.0.0.1:port/db",
+    "no //": "postgresql:bot:Sup3rX-S3cretY@127.0.0.1:1/db",
+    "sqlite password option": "sqlite:///./absent-dir-xyz/x.db?password=Sup3rX-S3cretY",
+}
+
+
+def assert_no_half(text: str, where: str) -> None:
+    for half in HALVES:
+        assert half not in text, f"the password leaked in {where}: {text[:400]!r}"
+
+
+@pytest.mark.parametrize("url", SHAPES.values(), ids=SHAPES.keys())
+def test_no_output_holds_the_password_whatever_the_url_shape(url, everything_logged, capfd):
+    assert_no_half(mask_url(url), "mask_url")
+    shown = []
+    try:
+        db = connect(url, migrate=False)
+    except StorageError as e:
+        shown.append("".join(traceback.format_exception(e)))
+    else:
+        shown += [describe(db), repr(db)]
+        with pytest.raises(StorageError) as caught:
+            StorageService(db).get_open_positions()
+        shown.append("".join(traceback.format_exception(caught.value)))
+    with pytest.raises(StorageError) as caught:
+        connect(url)
+    shown.append("".join(traceback.format_exception(caught.value)))
+    assert main(["--url", url]) == 2
+    from stocksbot_store.migrate import main as migrate_main
+
+    assert migrate_main(["current", "--url", url]) == 2
+    assert migrate_main(["upgrade", "--url", url]) == 2
+    out, err = capfd.readouterr()
+    assert "error" in err
+    for i, text in enumerate([*shown, out, err, "\n".join(everything_logged)]):
+        assert_no_half(text, f"output {i}")
