@@ -109,7 +109,7 @@ def test_is_closed_tells_the_truth_after_the_driver_saw_the_loss(pg_url, db):
 
 def test_an_idle_timeout_is_survived(pg_url, db):
     storage = StorageService(db)
-    storage.create_strategy("idle")
+    storage.create_strategy("idle", is_active=True)
     pid = backend_pid(db)
     db.execute_sql("SET idle_session_timeout = '50ms'")
     import psycopg
