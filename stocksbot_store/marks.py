@@ -23,7 +23,7 @@ from peewee import Database
 from .buckets import day_of
 from .database import backend_of, write_transaction
 from .fields import datetime_text, decimal_text, quantize, to_positive_decimal, to_utc, utcnow
-from .models import Position, PositionSideEnum
+from .models import Position
 from .validation import check_symbol
 
 MARK, FILL = "mark", "fill"
@@ -78,8 +78,7 @@ def unrealized(side: Any, quantity: Decimal, avg_entry_price: Decimal,
                price: Decimal) -> Decimal:
     """What closing ``quantity`` at ``price`` would realize (average-cost rules)."""
     move = price - avg_entry_price
-    long = side in (PositionSideEnum.LONG, PositionSideEnum.LONG.value)
-    return quantize(quantity * (move if long else -move))
+    return quantize(quantity * (move if side == "long" else -move))  # str enums equal too
 
 
 def last_fill(db: Database, symbol: str) -> tuple[Decimal, dt.datetime] | None:
