@@ -89,3 +89,13 @@ async def test_keys_switch_the_period_and_the_filters(app):
 def test_age_text():
     assert [age_text(dt.timedelta(seconds=s)) for s in (5, 90, 7200, 200_000)] == [
         "5s", "1m", "2h", "2d"]
+
+
+def test_the_positions_view_values_positions_at_their_marks(app):
+    storage = app.source.storage
+    values = {v.position.symbol: v for v in storage.get_position_values()}
+    snapshot = app.source.refresh(force=True)
+    assert {p.symbol: p.last_price for p in snapshot.positions} == {
+        s: v.price for s, v in values.items()}
+    assert {v.source for v in values.values()} == {"mark", "fill"}
+    app.source.close()
