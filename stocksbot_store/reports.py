@@ -1,11 +1,12 @@
 """P&L by period and by symbol, read from the buckets fills keep (never from trades).
 
 :func:`pnl_by_period` sums the quarter-hour rows of :mod:`stocksbot_store.buckets`
-by the operator's day in SQL, one row per day, then adds days into weeks (Monday
-first) or months; :func:`pnl_by_symbol` sums day rows for the whole UTC days of its
-range and quarter-hour rows for the ragged ends. Either reads a number of rows that
-grows with the span of history and the number of strategies and symbols, not with the
-number of trades. The figures are exact decimals.
+by the operator's day in SQL (the day rows, when the days are UTC ones), one row per
+day, then adds days into weeks (Monday first) or months; :func:`pnl_by_symbol` sums
+day rows for the whole UTC days of its range and quarter-hour rows for the ragged
+ends. Either reads a number of rows that grows with the span of history and the
+number of strategies and symbols, not with the number of trades. The figures are
+exact decimals.
 
 Times: ``since``/``until`` are a :class:`~datetime.date` (midnight in ``tz``) or a
 datetime, and bound the range ``[since, until)``; a datetime inside a quarter hour is
@@ -191,15 +192,26 @@ def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: A
     since, until = bound(since, zone, "since"), bound(until, zone, "until")
     reader = _Reader(db)
     where, params = _filters(strategy_key, symbol, since, until)
-    target = [QUARTER, ALL_SYMBOLS if symbol is None else check_symbol(symbol)]
+    if symbol is not None:
+        symbol = check_symbol(symbol)
+    target = [QUARTER, ALL_SYMBOLS if symbol is None else symbol]
     extent = reader.rows("SELECT MIN(bucket_start), MAX(bucket_start) FROM pnl_bucket "
                          f"WHERE span = ? AND symbol = ?{where}", target + params)[0]
     if extent[0] is None:
         return []
-    day = _local_day_expression(_offsets(zone, int(extent[0]), int(extent[1])))
-    rows = reader.rows(f"SELECT {day} AS local_day, {_SUMS} FROM pnl_bucket "
-                       f"WHERE span = ? AND symbol = ?{where} GROUP BY local_day "
-                       "ORDER BY local_day", target + params)
+    offsets = _offsets(zone, int(extent[0]), int(extent[1]))
+    if offsets == [(int(extent[0]), 0)] and all(b is None or b % DAY == 0
+                                                  for b in (since, until)):
+        # UTC days: one day row per strategy and symbol instead of 96 quarter hours.
+        rows = reader.rows(f"SELECT bucket_start / {DAY} AS utc_day, {_SUMS} FROM pnl_bucket "
+                           f"WHERE span = ?{' AND symbol = ?' if symbol else ''}{where} "
+                           "GROUP BY utc_day ORDER BY utc_day", [DAY, *([symbol] if symbol else []),
+                                                         *params])
+    else:
+        day = _local_day_expression(offsets)
+        rows = reader.rows(f"SELECT {day} AS local_day, {_SUMS} FROM pnl_bucket "
+                           f"WHERE span = ? AND symbol = ?{where} GROUP BY local_day "
+                           "ORDER BY local_day", target + params)
     sums: dict[dt.date, _Sum] = {}
     for local_day, *figures in rows:
         start = _period_start(_EPOCH_DATE + dt.timedelta(days=int(local_day)), period)
