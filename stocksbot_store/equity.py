@@ -78,42 +78,47 @@ def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[Equ
     open_positions: dict[str, tuple[str, Decimal, Decimal]] = {}
     last_price: dict[str, Decimal] = {}
     close: dict[str, Decimal] = {}
-    # Each open symbol's unrealized P&L and whether it is at a mark; recomputed only for
-    # the symbols a day's fills or marks changed.
+    # Each open symbol's unrealized P&L and whether it is at a mark, and their sum:
+    # recomputed only for the symbols a day's fills or marks changed.
     values: dict[str, tuple[Decimal, bool]] = {}
+    value, unmarked, shown = ZERO, (), None
     first, last = min(days), max(days)
     for number in range(first, last + 1):
-        gross, day_fees, positions, marks = days.get(number, (ZERO, ZERO, (), ()))
-        realized += gross
-        fees += day_fees
-        changed = set()
-        for symbol, side, quantity, avg, price in positions:
-            last_price[symbol] = price
-            changed.add(symbol)
-            if side is None:
-                open_positions.pop(symbol, None)
-            else:
-                open_positions[symbol] = (side, quantity, avg)
-        for symbol, price in marks:
-            close[symbol] = price
-            changed.add(symbol)
-        for symbol in changed:
-            held = open_positions.get(symbol)
-            if held is None:
-                values.pop(symbol, None)
-                continue
-            price = close.get(symbol)
-            values[symbol] = (unrealized(*held, price if price is not None
-                                         else last_price[symbol]), price is not None)
-        value = sum((v for v, _ in values.values()), ZERO)
-        equity = realized - fees + value
-        peak = max(peak, equity)
+        entry = days.get(number)
+        if entry is not None:
+            gross, day_fees, positions, marks = entry
+            realized += gross
+            fees += day_fees
+            changed = set()
+            for symbol, side, quantity, avg, price in positions:
+                last_price[symbol] = price
+                changed.add(symbol)
+                if side is None:
+                    open_positions.pop(symbol, None)
+                else:
+                    open_positions[symbol] = (side, quantity, avg)
+            for symbol, price in marks:
+                close[symbol] = price
+                changed.add(symbol)
+            for symbol in changed:
+                value -= values.pop(symbol, (ZERO, True))[0]
+                held = open_positions.get(symbol)
+                if held is not None:
+                    price = close.get(symbol)
+                    values[symbol] = (unrealized(*held, price if price is not None
+                                                 else last_price[symbol]), price is not None)
+                    value += values[symbol][0]
+            unmarked = tuple(sorted(s for s, (_, marked) in values.items() if not marked))
+            equity = realized - fees + value
+            peak = max(peak, equity)
+            shown = (tidy(realized), tidy(fees), tidy(value), tidy(equity),
+                     tidy(peak - equity), tidy(gross - day_fees))
+        elif shown is not None and shown[5]:
+            shown = (*shown[:5], ZERO)  # a day without fills or marks: nothing moved
         seconds = number * DAY
         if (low is None or seconds >= low - low % DAY) and (high is None or seconds < high):
-            points.append(EquityPoint(
-                dt.date(1970, 1, 1) + dt.timedelta(days=number), tidy(realized), tidy(fees),
-                tidy(value), tidy(equity), tidy(peak - equity), tidy(gross - day_fees),
-                tuple(sorted(s for s, (_, marked) in values.items() if not marked))))
+            points.append(EquityPoint(dt.date(1970, 1, 1) + dt.timedelta(days=number),
+                                      *shown, unmarked))
     return points
 
 
