@@ -31,7 +31,7 @@ from typing import Any
 from peewee import Database
 
 from . import ledger
-from .fields import SCALE, datetime_text, decimal_text, quantize
+from .fields import SCALE, datetime_text, decimal_text, in_money_context
 
 QUARTER, DAY = 900, 86_400
 _FLAT = (None, "0", "0")
@@ -93,8 +93,8 @@ def figures_of(quantity: Decimal, price: Decimal, commission: Decimal, fees: Dec
     """One trade's figures, in ``FIGURE_COLUMNS`` order."""
     closing = realized_pnl is not None
     pnl = realized_pnl or Decimal(0)
-    return (1, int(closing), int(closing and pnl > 0), int(closing and pnl < 0),
-            *split(pnl), *split(commission), *split(fees), *split(quantize(quantity * price)))
+    return (1, int(closing), int(closing and pnl > 0), int(closing and pnl < 0), *split(pnl),
+            *split(commission), *split(fees), *split(ledger.cost_basis(quantity, price)))
 
 
 class Tally:
@@ -215,6 +215,7 @@ class KeptReplay:
                 for (symbol, day), (side, quantity, avg, price) in sorted(self.days.items())]
 
 
+@in_money_context
 def rebuild(db: Database, batch: int = 5_000) -> None:
     """Recompute the kept figures of every stored trade (for a store whose trades were
     recorded before the figures were kept); the tables must be empty."""

@@ -22,7 +22,7 @@ from typing import Any
 from peewee import Database
 
 from .buckets import AMOUNTS, DAY, join
-from .fields import tidy, to_utc
+from .fields import in_money_context, tidy, to_utc
 from .marks import unrealized
 from .models import ZERO
 from .reports import bound
@@ -48,6 +48,7 @@ class EquityPoint:
     unmarked: tuple[str, ...] = ()
 
 
+@in_money_context
 def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[EquityPoint]:
     """One :class:`EquityPoint` per UTC day in ``[since, until)`` (dates or datetimes,
     taken at their UTC day), oldest first."""

@@ -22,7 +22,15 @@ from peewee import Database
 
 from .buckets import day_of
 from .database import backend_of, write_transaction
-from .fields import datetime_text, decimal_text, quantize, to_positive_decimal, to_utc, utcnow
+from .fields import (
+    datetime_text,
+    decimal_text,
+    in_money_context,
+    quantize,
+    to_positive_decimal,
+    to_utc,
+    utcnow,
+)
 from .models import Position
 from .validation import check_symbol
 
@@ -89,6 +97,7 @@ def last_fill(db: Database, symbol: str) -> tuple[Decimal, dt.datetime] | None:
     return None if row is None else (Decimal(str(row[0])), to_utc(row[1]))
 
 
+@in_money_context
 def position_values(db: Database, positions: list[Position]) -> list[PositionValue]:
     """Each of ``positions`` valued at its latest mark, else its last fill's price."""
     marks = latest_marks(db)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .database import write_transaction
 from .errors import ValidationError
-from .fields import tidy, to_decimal, utcnow
+from .fields import in_money_context, tidy, to_decimal, utcnow
 from .fills import Fill
 from .marks import last_fill, latest_marks
 from .models import Order, OrderStatusEnum, PositionSideEnum, ReconcileRun, Trade
@@ -143,6 +143,7 @@ def _describe(quantity: Decimal, avg: Decimal | None) -> str:
     return f"{side} {tidy(abs(quantity))}{price}"
 
 
+@in_money_context
 def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, *,
               apply: bool = False) -> ReconcileReport:
     """Compare the store with the broker's ``positions`` and ``open_orders``; with

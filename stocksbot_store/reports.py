@@ -28,7 +28,7 @@ from peewee import Database
 from .buckets import ALL_SYMBOLS, AMOUNTS, COUNTS, DAY, QUARTER, join
 from .database import backend_of
 from .errors import ValidationError
-from .fields import tidy, to_utc
+from .fields import in_money_context, tidy, to_utc
 from .validation import check_symbol
 
 PERIODS = ("day", "week", "month")
@@ -181,6 +181,7 @@ def _period_start(day: dt.date, period: str) -> dt.date:
     return day
 
 
+@in_money_context
 def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: Any = None,
                   strategy_key: int | None = None, symbol: str | None = None,
                   tz: Any = None) -> list[PnlRow]:
@@ -221,6 +222,7 @@ def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: A
             for start, total in sums.items()]
 
 
+@in_money_context
 def pnl_by_symbol(db: Database, since: Any = None, until: Any = None,
                   strategy_key: int | None = None, tz: Any = None) -> list[PnlRow]:
     """Realized P&L per symbol over ``[since, until)``, by symbol."""
