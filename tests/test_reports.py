@@ -219,3 +219,16 @@ def test_bad_arguments_name_the_fix(booked):
     with pytest.raises(ValidationError, match="IANA"):
         booked.pnl_by_period("day", tz="Mars/Olympus")
     assert booked.pnl_by_period("day", since=dt.date(2030, 1, 1)) == []
+
+
+def test_reports_do_not_depend_on_the_callers_decimal_context(booked):
+    import decimal
+
+    booked.record_marks({"AAPL": "95.123456789"}, at=at(31, 20))
+    expected = (figures(booked.pnl_by_period("day", tz=KOLKATA)),
+                figures(booked.pnl_by_symbol()), booked.equity_curve(),
+                [v.unrealized_pnl for v in booked.get_position_values()])
+    with decimal.localcontext(decimal.Context(prec=3, rounding=decimal.ROUND_DOWN)):
+        assert (figures(booked.pnl_by_period("day", tz=KOLKATA)),
+                figures(booked.pnl_by_symbol()), booked.equity_curve(),
+                [v.unrealized_pnl for v in booked.get_position_values()]) == expected
