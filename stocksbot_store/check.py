@@ -24,7 +24,8 @@ disagree:
 It reads inside one read-only snapshot (a repeatable-read transaction on
 PostgreSQL, a read transaction on SQLite), so it can run while the bot writes.
 Tables are read in keyset-paged batches of :data:`BATCH` rows: memory grows with
-the number of symbols and strategies, never with the number of trades or orders.
+the number of symbols and strategies, and with the report buckets (quarter hours with
+trades, times strategies and symbols), never with the number of trades or orders.
 
 Command line: ``python -m stocksbot_store.check [--url URL]`` (also installed as
 ``stocksbot-check``) exits 0 when the books are clean, 1 with a report of every
