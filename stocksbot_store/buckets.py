@@ -41,25 +41,30 @@ _FRAC = 10 ** SCALE
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SECOND = dt.timedelta(seconds=1)
 
-#: The amounts a bucket keeps, each as ``<name>_units`` and ``<name>_frac``.
+#: The amounts a bucket keeps, each as ``<name>_<part>`` for each of ``PARTS``.
 AMOUNTS = ("gross_pnl", "commission", "fees", "volume")
+#: The integer parts of an amount: 10**18s, 10**9s, units and ten-billionths.
+PARTS = ("e18", "e9", "e0", "frac")
+_BILLION = 10 ** 9
 COUNTS = ("trades", "closing_trades", "wins", "losses")
 KEY = ("span", "symbol", "strategy_key", "bucket_start")
 #: Every figure column of ``pnl_bucket``, in the order :class:`Tally` holds them.
-FIGURE_COLUMNS = COUNTS + tuple(f"{name}_{part}" for name in AMOUNTS
-                                for part in ("units", "frac"))
+FIGURE_COLUMNS = COUNTS + tuple(f"{name}_{part}" for name in AMOUNTS for part in PARTS)
 
 
-def split(value: Decimal) -> tuple[int, int]:
-    """``value`` (at most :data:`SCALE` places, as every stored amount) as (integer part
-    rounded down, ten-billionths): both add exactly in SQL."""
+def split(value: Decimal) -> tuple[int, int, int, int]:
+    """``value`` (at most :data:`SCALE` places and below 10**30, as every stored amount)
+    as its ``PARTS``: 64-bit integers that add exactly in SQL, many times over."""
     units = math.floor(value)
-    return units, int((value - units) * _FRAC)
+    high, e0 = divmod(units, _BILLION)
+    e18, e9 = divmod(high, _BILLION)
+    return e18, e9, e0, int((value - units) * _FRAC)
 
 
-def join(units: Any, frac: Any) -> Decimal:
+def join(e18: Any, e9: Any, e0: Any, frac: Any) -> Decimal:
     """The amount of summed ``split`` parts (PostgreSQL sums bigints as numeric)."""
-    return Decimal(int(units or 0)) + Decimal(int(frac or 0)).scaleb(-SCALE)
+    units = (int(e18 or 0) * _BILLION + int(e9 or 0)) * _BILLION + int(e0 or 0)
+    return Decimal(units) + Decimal(int(frac or 0)).scaleb(-SCALE)
 
 
 def epoch_seconds(at: dt.datetime) -> int:

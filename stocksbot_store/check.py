@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlparse
 from peewee import Database, PeeweeException
 
 from . import ledger
-from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, KeptReplay, join
+from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, connect, database_url, describe, mask_url
 from .errors import SchemaError, StorageError
 from .fields import in_money_context, quantize, tidy, to_utc
@@ -422,7 +422,8 @@ def _bucket_figures(values: list | tuple) -> dict[str, object]:
     """Counts and amounts of a bucket's figure columns, by name."""
     figures: dict[str, object] = dict(zip(COUNTS, (int(v) for v in values[:4]), strict=True))
     for i, name in enumerate(AMOUNTS):
-        figures[name] = tidy(join(values[4 + 2 * i], values[5 + 2 * i]))
+        start = len(COUNTS) + len(PARTS) * i
+        figures[name] = tidy(join(*values[start:start + len(PARTS)]))
     return figures
 
 

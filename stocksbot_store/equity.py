@@ -21,7 +21,7 @@ from typing import Any
 
 from peewee import Database
 
-from .buckets import AMOUNTS, DAY, join
+from .buckets import AMOUNTS, DAY, PARTS, join
 from .fields import in_money_context, tidy, to_utc
 from .marks import unrealized
 from .models import ZERO
@@ -53,13 +53,13 @@ def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[Equ
     """One :class:`EquityPoint` per UTC day in ``[since, until)`` (dates or datetimes,
     taken at their UTC day), oldest first."""
     low, high = bound(since, _UTC, "since"), bound(until, _UTC, "until")
-    pieces = ", ".join(f"SUM({name}_{part})" for name in AMOUNTS[:3]
-                       for part in ("units", "frac"))
+    pieces = ", ".join(f"SUM({name}_{part})" for name in AMOUNTS[:3] for part in PARTS)
     days: dict[int, list[Any]] = {}
     for start, *parts in db.execute_sql(
             f"SELECT bucket_start, {pieces} FROM pnl_bucket WHERE span = {DAY} "
             "GROUP BY bucket_start").fetchall():
-        gross, commission, fees = (join(*parts[2 * i:2 * i + 2]) for i in range(3))
+        gross, commission, fees = (join(*parts[n:n + len(PARTS)])
+                                    for n in range(0, 3 * len(PARTS), len(PARTS)))
         days[int(start) // DAY] = [gross, commission + fees, [], []]
     for symbol, day, side, quantity, avg, last in db.execute_sql(
             "SELECT symbol, day, side, quantity, avg_entry_price, last_price "

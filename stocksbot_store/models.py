@@ -256,9 +256,10 @@ class PnlBucket(BaseModel):
     UTC offset in use, :30 and :45 ones included) or 86400 (a UTC day);
     ``bucket_start`` its start in seconds since the epoch (UTC). ``strategy_key`` is
     the trades' strategy id, 0 for trades without one; ``symbol`` is ``""`` on the
-    rows that add up every symbol of a strategy. Each amount is stored as an integer
-    part (``*_units``, rounded down) and ten-billionths (``*_frac``), so SQL sums them
-    exactly on every backend.
+    rows that add up every symbol of a strategy. Each amount (up to the 10**30 of a
+    derived figure) is stored as four integers, ``v = e18 * 10**18 + e9 * 10**9 + e0 +
+    frac * 10**-10`` (``e9``, ``e0`` below 10**9, ``frac`` below 10**10, the whole
+    rounded down), so SQL sums them exactly on every backend without overflow.
     """
 
     id = AutoField()
@@ -270,13 +271,21 @@ class PnlBucket(BaseModel):
     closing_trades = IntegerField(default=0)
     wins = IntegerField(default=0)
     losses = IntegerField(default=0)
-    gross_pnl_units = BigIntegerField(default=0)
+    gross_pnl_e18 = BigIntegerField(default=0)
+    gross_pnl_e9 = BigIntegerField(default=0)
+    gross_pnl_e0 = BigIntegerField(default=0)
     gross_pnl_frac = BigIntegerField(default=0)
-    commission_units = BigIntegerField(default=0)
+    commission_e18 = BigIntegerField(default=0)
+    commission_e9 = BigIntegerField(default=0)
+    commission_e0 = BigIntegerField(default=0)
     commission_frac = BigIntegerField(default=0)
-    fees_units = BigIntegerField(default=0)
+    fees_e18 = BigIntegerField(default=0)
+    fees_e9 = BigIntegerField(default=0)
+    fees_e0 = BigIntegerField(default=0)
     fees_frac = BigIntegerField(default=0)
-    volume_units = BigIntegerField(default=0)
+    volume_e18 = BigIntegerField(default=0)
+    volume_e9 = BigIntegerField(default=0)
+    volume_e0 = BigIntegerField(default=0)
     volume_frac = BigIntegerField(default=0)
 
 

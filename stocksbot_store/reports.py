@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from peewee import Database
 
-from .buckets import ALL_SYMBOLS, AMOUNTS, COUNTS, DAY, QUARTER, join
+from .buckets import ALL_SYMBOLS, AMOUNTS, COUNTS, DAY, PARTS, QUARTER, join
 from .database import backend_of
 from .errors import ValidationError
 from .fields import in_money_context, tidy, to_utc
@@ -35,7 +35,7 @@ PERIODS = ("day", "week", "month")
 UTC = dt.timezone.utc
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _SUMS = ", ".join([f"SUM({c})" for c in COUNTS]
-                  + [f"SUM({name}_{part})" for name in AMOUNTS for part in ("units", "frac")])
+                  + [f"SUM({name}_{part})" for name in AMOUNTS for part in PARTS])
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class _Sum:
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values = [0] * (len(COUNTS) + 2 * len(AMOUNTS))
+        self.values = [0] * (len(COUNTS) + len(PARTS) * len(AMOUNTS))
 
     def add(self, row: tuple | list) -> None:
         for i, value in enumerate(row):
@@ -80,8 +80,9 @@ class _Sum:
 
     def row(self, key: str, start: dt.datetime | None) -> PnlRow:
         trades, closing, wins, losses = self.values[:4]
-        gross, commission, fees, volume = (join(*self.values[4 + 2 * i:6 + 2 * i])
-                                           for i in range(len(AMOUNTS)))
+        gross, commission, fees, volume = (join(*self.values[start:start + len(PARTS)])
+                                           for start in range(len(COUNTS), len(self.values),
+                                                              len(PARTS)))
         return PnlRow(key, start, trades, closing, wins, losses, tidy(gross),
                       tidy(commission + fees), tidy(gross - commission - fees), tidy(volume))
 

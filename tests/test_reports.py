@@ -184,12 +184,12 @@ def test_the_bulk_path_keeps_the_same_figures(storage, db_url):
 
 def test_the_ledger_check_verifies_the_kept_figures(booked):
     assert check_ledger(booked.db).ok
-    sql = "UPDATE pnl_bucket SET fees_units = fees_units + 1 WHERE span = 86400"
+    sql = "UPDATE pnl_bucket SET fees_e0 = fees_e0 + 1 WHERE span = 86400"
     booked.db.execute_sql(sql)
     report = check_ledger(booked.db)
     assert {v.kind for v in report.violations} == {"report"}
     assert "fees of bucket" in report.format()
-    booked.db.execute_sql("UPDATE pnl_bucket SET fees_units = fees_units - 1 "
+    booked.db.execute_sql("UPDATE pnl_bucket SET fees_e0 = fees_e0 - 1 "
                           "WHERE span = 86400")
     mark = "%s" if backend_of(booked.db) == "postgres" else "?"
     booked.db.execute_sql(f"UPDATE position_day SET quantity = {mark} WHERE symbol = {mark}",
