@@ -54,15 +54,15 @@ class PerformanceView(TableView):
     PerformanceView #perf-caption, PerformanceView #reconcile-line { height: 1; padding: 0 1; }
     PerformanceView #perf-charts { height: 1fr; min-height: 8; }
     PerformanceView #perf-tables { height: 1fr; min-height: 8; }
-    PerformanceView #period-table { width: 1fr; height: 1fr; }
+    PerformanceView #performance-table { width: 1fr; height: 1fr; }
     PerformanceView #perf-side { width: 40; height: 1fr; }
     PerformanceView #symbol-table, PerformanceView #marks-table { height: 1fr; }
     """
 
     BINDINGS = [
-        Binding("p", "next_period", "Day/week/month"),
-        Binding("g", "next_strategy", "Strategy"),
-        Binding("y", "next_symbol", "Symbol"),
+        Binding("p", "next_period", "Day/week/month", show=False),
+        Binding("g", "next_strategy", "Strategy", show=False),
+        Binding("y", "next_symbol", "Symbol", show=False),
     ]
 
     class Loaded(Message):
@@ -85,10 +85,11 @@ class PerformanceView(TableView):
             yield PlotextPlot(id="equity-chart")
             yield PlotextPlot(id="daily-chart")
         with Horizontal(id="perf-tables"):
-            yield KeyedTable(PERIOD_COLUMNS, id="period-table")
+            yield KeyedTable(PERIOD_COLUMNS, drop_order=("wl", "fees", "trades", "gross"),
+                             id="performance-table")
             with Vertical(id="perf-side"):
-                yield KeyedTable(SYMBOL_COLUMNS, id="symbol-table")
-                yield KeyedTable(MARK_COLUMNS, id="marks-table")
+                yield KeyedTable(SYMBOL_COLUMNS, drop_order=("fees", "trades"), id="symbol-table")
+                yield KeyedTable(MARK_COLUMNS, drop_order=("age", "price"), id="marks-table")
         yield Static("", id="reconcile-line")
 
     # -- loading -----------------------------------------------------------------------
@@ -96,7 +97,7 @@ class PerformanceView(TableView):
     @property
     def table(self) -> KeyedTable:
         """The by-period table (the view's main one)."""
-        return self.query_one("#period-table", KeyedTable)
+        return self.query_one("#performance-table", KeyedTable)
 
     def show(self, snapshot: object) -> None:
         """The dashboard refreshed: read the figures again, on a worker."""
@@ -154,7 +155,7 @@ class PerformanceView(TableView):
         self.query_one("#perf-caption", Static).update(
             f"[b]{performance.query.describe()}[/b] (keys p g y)  {equity}")
         self.draw_charts(performance)
-        self.query_one("#period-table", KeyedTable).sync([
+        self.query_one("#performance-table", KeyedTable).sync([
             (r.key, [f.text(r.key, "bold"),
                      f.Cell(str(r.trades), sort_value=r.trades, justify="right"),
                      f.text(f"{r.wins}/{r.losses}"), f.pnl(r.gross_pnl), f.number(r.fees),
