@@ -26,6 +26,7 @@ from .adopt import adopt_workload
 from .databases import BenchSetupError, fresh_database, postgres_problem
 from .history import build_history, cached_sqlite_history
 from .movement import data_movement_postgres, data_movement_sqlite
+from .reports import report_reads
 from .results import Result, table, write_json
 from .workloads import (
     FULL,
@@ -90,6 +91,8 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
                 log(f"postgres: built in {time.perf_counter() - start:.1f} s")
         log(f"{backend}: dashboard reads on {2 * sizes.history_orders:,} trades")
         results += dashboard_reads(backend, urls["large"], sizes)
+        log(f"{backend}: reports on {2 * sizes.history_orders:,} trades")
+        results += report_reads(backend, urls["large"], sizes)
         log(f"{backend}: dashboard refresh, startup and memory")
         results += startup_and_memory(backend, urls["small"], urls["large"], sizes)
         results += dashboard_refresh(backend, urls["large"], sizes)

@@ -29,6 +29,7 @@ from .adopt_report import (
     AdoptionReport,
     AdoptionReportRow,
 )
+from .buckets import rebuild
 from .database import backend_of, describe
 from .errors import ValidationError
 from .fields import UTC, datetime_text, decimal_text, tidy, to_decimal, utcnow
@@ -320,6 +321,7 @@ class Adoption:
             "positions -> position": (len(old_positions), position_count),
         }
         if self.write:
+            rebuild(self.db)  # the figures the reports keep, from the adopted trades
             self.finish()
         self.echo(f"adoption computed in {time.monotonic() - started:.1f} s")
 

@@ -16,13 +16,16 @@ disagree:
   trades without an order (ADJUSTMENT fills) included; at most one position per
   symbol is open, and each symbol has as many positions as the replay opened;
 * each strategy's figures equal their recomputation from its trades;
+* the figures reports keep on write (:mod:`stocksbot_store.buckets`: P&L buckets and
+  day-end positions) equal their recomputation from the trades;
 * foreign keys hold, and on SQLite ``PRAGMA integrity_check`` and
   ``foreign_key_check`` pass.
 
 It reads inside one read-only snapshot (a repeatable-read transaction on
 PostgreSQL, a read transaction on SQLite), so it can run while the bot writes.
 Tables are read in keyset-paged batches of :data:`BATCH` rows: memory grows with
-the number of symbols and strategies, never with the number of trades or orders.
+the number of symbols and strategies, and with the report buckets (quarter hours with
+trades, times strategies and symbols), never with the number of trades or orders.
 
 Command line: ``python -m stocksbot_store.check [--url URL]`` (also installed as
 ``stocksbot-check``) exits 0 when the books are clean, 1 with a report of every
@@ -44,6 +47,7 @@ from decimal import Decimal
 from peewee import Database, PeeweeException
 
 from . import ledger
+from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, connect, database_url, describe, scrub
 from .errors import SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
@@ -183,6 +187,7 @@ class _Checker:
             lambda s: s.replace("?", "%s"))
         self.symbols: dict[str, _SymbolReplay] = {}
         self.strategies: dict[int, ledger.StrategyFigures] = {}
+        self.kept = KeptReplay()
 
     def run(self) -> None:
         if backend_of(self.db) == "sqlite":
@@ -192,6 +197,40 @@ class _Checker:
         self.check_orders()
         self.check_positions()
         self.check_strategies()
+        self.check_kept_figures()
+
+    def check_kept_figures(self) -> None:
+        expected = dict(self.kept.tally.rows)
+        columns = ", ".join(("id", *KEY, *FIGURE_COLUMNS))
+        for rows in self.batches("report figures", "pnl_bucket", columns):
+            for row in rows:
+                key = tuple(int(v) if isinstance(v, (int, Decimal)) else v for v in row[1:5])
+                have, want = _bucket_figures(row[5:]), expected.pop(key, None)
+                want = _bucket_figures(want) if want is not None else None
+                subject = f"pnl_bucket {row[0]}"
+                if want is None:
+                    self.report.add("report", subject, f"bucket {key} has no trades")
+                    continue
+                for name, value in have.items():
+                    if value != want[name]:
+                        self.report.add("report", subject, f"{name} of bucket {key} is "
+                                                           f"{value}; its trades give {want[name]}")
+        for key in sorted(expected):
+            self.report.add("report", f"pnl_bucket {key}", "missing; its trades make one")
+        days = {(symbol, day): (side, _dec(quantity), _dec(avg), _dec(last))
+                for symbol, day, side, quantity, avg, last in self.rows(
+                    "SELECT symbol, day, side, quantity, avg_entry_price, last_price "
+                    "FROM position_day")}
+        stored = {(symbol, to_utc(day)): value for (symbol, day), value in days.items()}
+        for (symbol, day), (side, quantity, avg, last) in sorted(self.kept.days.items()):
+            want = (side, tidy(quantity), tidy(avg), tidy(last))
+            have = stored.pop((symbol, day), None)
+            if have != want:
+                self.report.add("report", f"position_day {symbol} {day.date()}",
+                                f"holds {have}; its trades give {want}")
+        for symbol, day in sorted(stored):
+            self.report.add("report", f"position_day {symbol} {day.date()}",
+                            "has no trades that day")
 
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self.db.execute_sql(self.sql(sql), params).fetchall()
@@ -268,6 +307,8 @@ class _Checker:
         if strategy_id is not None:
             figures = self.strategies.setdefault(strategy_id, ledger.StrategyFigures())
             figures.add_trade(outcome.realized_pnl, commission, fees, executed_at)
+        self.kept.add(executed_at, strategy_id, symbol, quantity, price, commission, fees,
+                      outcome.realized_pnl, outcome.open_position)
 
     def check_orders(self) -> None:
         columns = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
@@ -369,6 +410,15 @@ class _Checker:
                 if have != want:
                     self.report.add("strategy", f"strategy {strategy_id} {name!r}",
                                     f"{key} is {have}; its trades give {want}")
+
+
+def _bucket_figures(values: list | tuple) -> dict[str, object]:
+    """Counts and amounts of a bucket's figure columns, by name."""
+    figures: dict[str, object] = dict(zip(COUNTS, (int(v) for v in values[:4]), strict=True))
+    for i, name in enumerate(AMOUNTS):
+        start = len(COUNTS) + len(PARTS) * i
+        figures[name] = tidy(join(*values[start:start + len(PARTS)]))
+    return figures
 
 
 def _statuses_for(filled: Decimal, quantity: Decimal) -> set[str]:

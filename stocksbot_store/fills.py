@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from peewee import Database
 
 from . import ledger
+from .buckets import KeptFigures
 from .database import backend_of, write_transaction
 from .errors import (
     ConflictError,
@@ -156,6 +157,7 @@ class FillRecorder:
         self.db = db
         self.backend = backend_of(db)
         self.sql = _statements_for(self.backend)
+        self.kept = KeptFigures(db, self.backend)
 
     @in_money_context
     def record(self, fill: Fill) -> Trade:
@@ -192,7 +194,7 @@ class FillRecorder:
             while True:
                 try:
                     with write_transaction(self.db):
-                        return BulkFills(self.db, self.backend).record(checked)
+                        return BulkFills(self.db, self.backend, self.kept).record(checked)
                 except StorageError:
                     raise
                 except Exception as e:
@@ -247,6 +249,7 @@ class FillRecorder:
         self._write_positions(outcome, stamp)
         if strategy_id is not None:
             self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp, strategy)
+        self.kept.add(fill, strategy_id, outcome)
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     def _order_for(self, fill: _CheckedFill) -> OrderState:

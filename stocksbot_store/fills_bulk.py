@@ -29,6 +29,7 @@ from peewee import Database
 from peewee import __exception_wrapper__ as driver_errors
 
 from . import ledger
+from .buckets import KeptFigures
 from .errors import NotFoundError
 from .fields import datetime_text, utcnow
 from .fills import (
@@ -81,8 +82,9 @@ _LOCKING = ("orders", "positions", "strategies")
 class BulkFills:
     """One batch on one database, inside a transaction the caller opened."""
 
-    def __init__(self, db: Database, backend: str) -> None:
+    def __init__(self, db: Database, backend: str, kept: KeptFigures) -> None:
         self.db = db
+        self.kept = kept
         self.pg = backend == "postgres"
         self.sql = dict(_statements_for(backend))
         for name, sql in _BULK.items():
@@ -123,6 +125,7 @@ class BulkFills:
         new_fills: list[tuple[_CheckedFill, int | None, str, Any]] = []
         touched_positions: dict[int, ledger.PositionState] = {}
         touched_orders: dict[int, OrderState] = {}
+        applied: list[tuple] = []  # (fill, strategy id, outcome) for the kept figures
         new_position_ids = 0
         for fill in fills:
             if fill.external_id:
@@ -161,6 +164,7 @@ class BulkFills:
                                         stamp))
             new_fills.append((fill, strategy_id, trade_type, outcome.realized_pnl))
             results.append(("new", len(new_trades) - 1))
+            applied.append((fill, strategy_id, outcome))
             if order is not None:
                 apply_to_order(order, fill, stamp)
                 touched_orders[order.id] = order
@@ -171,6 +175,7 @@ class BulkFills:
         trade_ids = self._take_ids("trade", len(new_trades))
         self._write(touched_positions, new_position_ids, new_trades, trade_ids,
                     touched_orders, figures, stamp)
+        self.kept.add_many(self.cursor, applied)
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The tables of the store: Position, Order, Trade, Strategy and Config.
+"""The tables of the store: Position, Order, Trade, Strategy and Config, and the
+figures kept for reports: P&L buckets, daily position closes, marks, reconcile runs.
 
 The models are not bound to a database: every repository and the service run their
 queries on the database they were given (``query.bind(db)`` / ``execute(db)``), so
@@ -20,6 +21,7 @@ from typing import Any
 from peewee import (
     SQL,
     AutoField,
+    BigIntegerField,
     BooleanField,
     CharField,
     ForeignKeyField,
@@ -279,6 +281,90 @@ class Config(BaseModel):
     updated_at = UTCDateTimeField(default=utcnow)
 
 
+class PnlBucket(BaseModel):
+    """Realized P&L, fees, trade counts and traded value of one time bucket, kept on
+    every fill (see :mod:`stocksbot_store.reports`) so reports never read trades.
+
+    ``span`` is the bucket's length in seconds: 900 (a quarter hour, exact for every
+    UTC offset in use, :30 and :45 ones included) or 86400 (a UTC day);
+    ``bucket_start`` its start in seconds since the epoch (UTC). ``strategy_key`` is
+    the trades' strategy id, 0 for trades without one; ``symbol`` is ``""`` on the
+    rows that add up every symbol of a strategy. Each amount (up to the 10**30 of a
+    derived figure) is stored as four integers, ``v = e18 * 10**18 + e9 * 10**9 + e0 +
+    frac * 10**-10`` (``e9``, ``e0`` below 10**9, ``frac`` below 10**10, the whole
+    rounded down), so SQL sums them exactly on every backend without overflow.
+    """
+
+    id = AutoField()
+    span = IntegerField()
+    bucket_start = BigIntegerField()
+    strategy_key = IntegerField()
+    symbol = CharField(max_length=64)
+    trades = IntegerField(default=0)
+    closing_trades = IntegerField(default=0)
+    wins = IntegerField(default=0)
+    losses = IntegerField(default=0)
+    gross_pnl_e18 = BigIntegerField(default=0)
+    gross_pnl_e9 = BigIntegerField(default=0)
+    gross_pnl_e0 = BigIntegerField(default=0)
+    gross_pnl_frac = BigIntegerField(default=0)
+    commission_e18 = BigIntegerField(default=0)
+    commission_e9 = BigIntegerField(default=0)
+    commission_e0 = BigIntegerField(default=0)
+    commission_frac = BigIntegerField(default=0)
+    fees_e18 = BigIntegerField(default=0)
+    fees_e9 = BigIntegerField(default=0)
+    fees_e0 = BigIntegerField(default=0)
+    fees_frac = BigIntegerField(default=0)
+    volume_e18 = BigIntegerField(default=0)
+    volume_e9 = BigIntegerField(default=0)
+    volume_e0 = BigIntegerField(default=0)
+    volume_frac = BigIntegerField(default=0)
+
+
+class PositionDay(BaseModel):
+    """A symbol's position at the end of a UTC day (after its last fill that day) and
+    that fill's price: what the equity curve values at the day's closing mark."""
+
+    id = AutoField()
+    symbol = CharField(max_length=64)
+    day = UTCDateTimeField()
+    #: None when the symbol was flat at the end of the day.
+    side = EnumField(PositionSideEnum, null=True)
+    quantity = ExactDecimalField(default=ZERO)
+    avg_entry_price = ExactDecimalField(default=ZERO)
+    last_price = ExactDecimalField()
+
+
+class Mark(BaseModel):
+    """The latest market price recorded for a symbol."""
+
+    id = AutoField()
+    symbol = CharField(max_length=64, unique=True)
+    price = ExactDecimalField()
+    marked_at = UTCDateTimeField()
+
+
+class MarkClose(BaseModel):
+    """The last market price recorded for a symbol on a UTC day (its closing mark)."""
+
+    id = AutoField()
+    symbol = CharField(max_length=64)
+    day = UTCDateTimeField()
+    price = ExactDecimalField()
+    marked_at = UTCDateTimeField()
+
+
+class ReconcileRun(BaseModel):
+    """One reconcile with the broker: when, what differed, and whether it was applied."""
+
+    id = AutoField()
+    ran_at = UTCDateTimeField(default=utcnow)
+    applied = BooleanField(default=False)
+    difference_count = IntegerField(default=0)
+    differences = JSONTextField(null=True)
+
+
 # Indexes that serve the store's and the dashboard's queries at any history size.
 # At most one open position per symbol, enforced by the database.
 Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
@@ -291,20 +377,32 @@ Order.add_index(Order.strategy, Order.id, name="order_strategy_id")
 Trade.add_index(Trade.executed_at, Trade.id, name="trade_executed_at_id")
 Trade.add_index(Trade.symbol, Trade.id, name="trade_symbol_id")
 Trade.add_index(Trade.strategy, Trade.executed_at, name="trade_strategy_executed_at")
+PnlBucket.add_index(PnlBucket.span, PnlBucket.symbol, PnlBucket.strategy_key,
+                    PnlBucket.bucket_start, unique=True, name="pnl_bucket_key")
+PnlBucket.add_index(PnlBucket.span, PnlBucket.bucket_start, name="pnl_bucket_span_start")
+PositionDay.add_index(PositionDay.symbol, PositionDay.day, unique=True,
+                      name="position_day_symbol_day")
+MarkClose.add_index(MarkClose.symbol, MarkClose.day, unique=True, name="mark_close_symbol_day")
 
 #: Every model, in dependency order (create in this order, drop in reverse).
-MODELS: list[type[BaseModel]] = [Strategy, Position, Order, Trade, Config]
+MODELS: list[type[BaseModel]] = [Strategy, Position, Order, Trade, Config, PnlBucket,
+                                 PositionDay, Mark, MarkClose, ReconcileRun]
 
 __all__ = [
     "MODELS",
     "Config",
     "ConfigValueType",
+    "Mark",
+    "MarkClose",
     "Order",
     "OrderSideEnum",
     "OrderStatusEnum",
     "OrderTypeEnum",
+    "PnlBucket",
     "Position",
+    "PositionDay",
     "PositionSideEnum",
+    "ReconcileRun",
     "Strategy",
     "Trade",
     "TradeTypeEnum",

@@ -20,7 +20,7 @@ from typing import Any
 
 from peewee import Database
 
-from . import config_values
+from . import config_values, equity, marks, reconcile, reports
 from .adjustments import Adjustments
 from .database import prepare_database, write_transaction
 from .errors import NotFoundError, ValidationError
@@ -40,6 +40,7 @@ from .models import (
     OrderStatusEnum,
     OrderTypeEnum,
     Position,
+    ReconcileRun,
     Strategy,
     Trade,
 )
@@ -364,6 +365,51 @@ class StorageService:
         if not self.strategies.exists(strategy_id):
             raise NotFoundError(f"strategy {strategy_id} does not exist; create_strategy first")
         return strategy_id
+
+
+    # -- reconcile, marks and reports --------------------------------------------------
+
+    def reconcile(self, positions: Any, open_orders: Any = None, *,
+                  apply: bool = False) -> reconcile.ReconcileReport:
+        """Compare the store with the broker's positions (``{symbol: signed quantity}``
+        or objects with symbol/side/quantity/avg price) and open orders (broker ids);
+        ``apply=True`` records ADJUSTMENT trades and closes the orders the broker no
+        longer has, in one transaction. See :mod:`stocksbot_store.reconcile`."""
+        return reconcile.reconcile(self, positions, open_orders, apply=apply)
+
+    def last_reconcile(self) -> ReconcileRun | None:
+        """The newest reconcile run kept (time, differences, applied or not)."""
+        return reconcile.last_run(self)
+
+    def record_marks(self, prices: dict[str, Any], at: dt.datetime | str | None = None) -> int:
+        """Keep market prices ``{symbol: price}`` observed ``at`` (default now) as each
+        symbol's latest mark and its UTC day's closing mark."""
+        return marks.record_marks(self.db, prices, at)
+
+    def get_position_values(self) -> list[marks.PositionValue]:
+        """Open positions with their unrealized P&L at the latest mark, else at the last
+        fill price (``source`` says which) and the price's age."""
+        return marks.position_values(self.db, self.get_open_positions())
+
+    def pnl_by_period(self, period: str = "day", since: Any = None, until: Any = None,
+                      strategy: str | int | Strategy | None = None, symbol: str | None = None,
+                      tz: Any = None) -> list[reports.PnlRow]:
+        """Realized P&L, fees, trades, wins/losses and volume per day, week or month of
+        ``tz`` (default UTC), from the figures fills keep. See
+        :mod:`stocksbot_store.reports`."""
+        return reports.pnl_by_period(self.db, period, since, until,
+                                     self._strategy_id(strategy), symbol, tz)
+
+    def pnl_by_symbol(self, since: Any = None, until: Any = None,
+                      strategy: str | int | Strategy | None = None,
+                      tz: Any = None) -> list[reports.PnlRow]:
+        """Realized P&L, fees, trades, wins/losses and volume per symbol."""
+        return reports.pnl_by_symbol(self.db, since, until, self._strategy_id(strategy), tz)
+
+    def equity_curve(self, since: Any = None, until: Any = None) -> list[equity.EquityPoint]:
+        """Per UTC day: realized P&L to date, fees, unrealized P&L at the day's closing
+        marks, equity and drawdown. See :mod:`stocksbot_store.equity`."""
+        return equity.equity_curve(self.db, since, until)
 
 
 def _fill_from_dict(values: Any, index: int) -> Fill:

@@ -27,7 +27,7 @@ from bench.book import differences, read_book  # noqa: E402
 from bench.scenario import plan  # noqa: E402
 
 WORKLOADS = {"1 fill ingest", "2 bulk import", "3 dashboard reads", "4 dashboard refresh",
-             "5 adopt", "6 data movement"}
+             "5 adopt", "6 data movement", "7 reports"}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -1,7 +1,8 @@
 """Migrations: the runner, its commands' output, and how connect()/init_db meet it.
 
 Every test runs on SQLite in memory, a SQLite file and PostgreSQL. Tests that need
-migrations beyond ``0001_initial`` copy it into a temporary folder and add their own.
+migrations beyond the shipped ones copy these into a temporary folder and add their
+own, numbered from 0900 so that they come after them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from stocksbot_store.models import MODELS
 from stocksbot_store.schema import compare
 
 TABLES = ["config", "order", "position", "strategy", "trade"]
+#: The shipped migrations, in order, and the last of them.
+SHIPPED = sorted(p.stem for p in Path(migrations_directory()).glob("[0-9]*.py"))
+HEAD = SHIPPED[-1]
 
-# 0002 adds a column to a parent table (a rebuild on SQLite when reverted) and
-# 0003 makes a child-table column nullable (a rebuild on SQLite both ways).
+# 0902 adds a column to a parent table (a rebuild on SQLite when reverted) and
+# 0903 makes a child-table column nullable (a rebuild on SQLite both ways).
 MIGRATION_0002 = '''
 from peewee import TextField
 
@@ -64,7 +68,8 @@ def migrations_folder(tmp_path: Path, **extra: str) -> str:
     """A copy of the shipped migrations plus ``extra`` (file name -> source)."""
     folder = tmp_path / "migrations"
     folder.mkdir()
-    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
+    for name in SHIPPED:
+        shutil.copy(Path(migrations_directory()) / f"{name}.py", folder)
     for name, source in extra.items():
         (folder / f"{name}.py").write_text(textwrap.dedent(source))
     return str(folder)
@@ -106,7 +111,8 @@ def bare(db_url):
 def test_connect_brings_a_new_database_to_head(db_url):
     db = connect(db_url)
     runner = Runner(db)
-    assert runner.current() == runner.revisions()[-1] == "0001_initial"
+    assert runner.revisions()[0] == "0001_initial"
+    assert runner.current() == runner.revisions()[-1]
     assert not compare(db, MODELS)
     assert set(TABLES) <= set(db.get_tables())
     db.close()
@@ -122,7 +128,7 @@ def test_init_db_and_upgrade_head_give_the_same_schema(tmp_path, backend):
         Runner(by_upgrade).upgrade("head")
         for db in (by_init, by_upgrade):
             assert not compare(db, MODELS)
-            assert Runner(db).current() == "0001_initial"  # init_db stamped it
+            assert Runner(db).current() == Runner(db).revisions()[-1]  # init_db stamped it
             assert main(["check", "--url", first if db is by_init else second]) == 0 \
                 or backend == "sqlite_memory"  # a memory database is not shared with main()
         assert schema_of(by_init) == schema_of(by_upgrade)
@@ -135,51 +141,51 @@ def test_init_db_and_upgrade_head_give_the_same_schema(tmp_path, backend):
 
 
 def test_round_trip_keeps_every_row(bare, tmp_path):
-    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002,
-                                                          "0003_pnl": MIGRATION_0003}))
-    assert runner.upgrade("0001") == ["0001_initial"]
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002,
+                                                          "0903_pnl": MIGRATION_0003}))
+    assert runner.upgrade(HEAD) == SHIPPED
     fill_every_table(bare)
     before = snapshot(bare)
     indexes_before = schema_of(bare)
     assert all(before[table] for table in TABLES)
 
-    assert runner.upgrade() == ["0002_notes", "0003_pnl"]
-    assert runner.downgrade("0001_initial") == ["0003_pnl", "0002_notes"]
+    assert runner.upgrade() == ["0902_notes", "0903_pnl"]
+    assert runner.downgrade(HEAD) == ["0903_pnl", "0902_notes"]
     assert snapshot(bare) == before
     assert schema_of(bare) == indexes_before
-    assert runner.upgrade("head") == ["0002_notes", "0003_pnl"]
-    assert runner.downgrade("-1") == ["0003_pnl"]
-    assert runner.current() == "0002_notes"
-    assert runner.upgrade() == ["0003_pnl"]
+    assert runner.upgrade("head") == ["0902_notes", "0903_pnl"]
+    assert runner.downgrade("-1") == ["0903_pnl"]
+    assert runner.current() == "0902_notes"
+    assert runner.upgrade() == ["0903_pnl"]
     after = snapshot(bare)
     assert {t: len(rows) for t, rows in after.items()} == {t: len(r) for t, r in before.items()}
     assert after["order"] == before["order"]
 
-    assert runner.downgrade("base") == ["0003_pnl", "0002_notes", "0001_initial"]
+    assert runner.downgrade("base") == ["0903_pnl", "0902_notes", *reversed(SHIPPED)]
     assert [t for t in bare.get_tables() if t != "schema_migration"] == []
-    assert runner.upgrade() == ["0001_initial", "0002_notes", "0003_pnl"]
-    assert runner.downgrade("1") == ["0003_pnl", "0002_notes"]
+    assert runner.upgrade() == [*SHIPPED, "0902_notes", "0903_pnl"]
+    assert runner.downgrade(HEAD) == ["0903_pnl", "0902_notes"]
     assert not compare(bare, MODELS)
 
 
 def test_a_failing_migration_changes_nothing_and_says_why(bare, tmp_path):
-    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_broken": BROKEN}))
-    runner.upgrade("0001")
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0902_broken": BROKEN}))
+    runner.upgrade(HEAD)
     fill_every_table(bare)
     before, schema_before = snapshot(bare), schema_of(bare)
     with pytest.raises(MigrationError) as error:
         runner.upgrade()
-    assert "0002_broken" in str(error.value)
+    assert "0902_broken" in str(error.value)
     assert "the broker API changed" in str(error.value)
     assert "rolled back" in str(error.value)
     assert snapshot(bare) == before
     assert schema_of(bare) == schema_before
-    assert runner.current() == "0001_initial"
-    assert runner.pending() == ["0002_broken"]
+    assert runner.current() == HEAD
+    assert runner.pending() == ["0902_broken"]
 
 
 def test_history_and_current_output(file_db_url, tmp_path, capsys):
-    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    folder = migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002})
     args = ["--url", file_db_url, "--directory", folder]
     if file_db_url.startswith("sqlite"):  # `current` reads what exists; it creates no file
         assert main(["current", *args]) == 2
@@ -187,39 +193,39 @@ def test_history_and_current_output(file_db_url, tmp_path, capsys):
         Path(file_db_url.split(":///", 1)[1]).touch()
     assert main(["current", *args]) == 0
     assert capsys.readouterr().out == "base (no migration applied)\n"
-    assert main(["upgrade", "1", *args]) == 0
-    assert capsys.readouterr().out == "applied: 0001_initial\ncurrent: 0001_initial\n"
+    assert main(["upgrade", HEAD, *args]) == 0
+    assert capsys.readouterr().out == f"applied: {', '.join(SHIPPED)}\ncurrent: {HEAD}\n"
     assert main(["current", *args]) == 0
-    assert capsys.readouterr().out == "0001_initial\n"
+    assert capsys.readouterr().out == f"{HEAD}\n"
     assert main(["history", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[x] 0001_initial  applied 20")
-    assert lines[0].endswith(" UTC  (current)")
-    assert lines[1] == "[ ] 0002_notes  pending  (head)"
+    assert lines[len(SHIPPED) - 1].endswith(" UTC  (current)")
+    assert lines[len(SHIPPED)] == "[ ] 0902_notes  pending  (head)"
     assert main(["upgrade", *args]) == 0
     capsys.readouterr()
     assert main(["current", *args]) == 0
-    assert capsys.readouterr().out == "0002_notes (head)\n"
+    assert capsys.readouterr().out == "0902_notes (head)\n"
     assert main(["downgrade", "-1", *args]) == 0
-    assert capsys.readouterr().out == "reverted: 0002_notes\ncurrent: 0001_initial\n"
+    assert capsys.readouterr().out == f"reverted: 0902_notes\ncurrent: {HEAD}\n"
 
 
 def test_connect_refuses_a_database_that_is_behind(file_db_url, tmp_path, monkeypatch):
     db = connect(file_db_url)
     db.close()
-    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    folder = migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002})
     monkeypatch.setenv("STOCKSBOT_MIGRATIONS", folder)
-    with pytest.raises(SchemaError, match=r"behind.*0002_notes.*migrate upgrade head"):
+    with pytest.raises(SchemaError, match=r"behind.*0902_notes.*migrate upgrade head"):
         connect(file_db_url)
-    assert Runner(connect(file_db_url, migrate=False)).pending() == ["0002_notes"]
+    assert Runner(connect(file_db_url, migrate=False)).pending() == ["0902_notes"]
 
 
 def test_connect_refuses_a_database_from_a_newer_version(file_db_url, tmp_path):
-    folder = migrations_folder(tmp_path, **{"0002_notes": MIGRATION_0002})
+    folder = migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002})
     newer = connect(file_db_url, migrate=False)
     Runner(newer, folder).upgrade()
     newer.close()
-    with pytest.raises(SchemaError, match="0002_notes.*newer version"):
+    with pytest.raises(SchemaError, match="0902_notes.*newer version"):
         connect(file_db_url)
     assert main(["upgrade", "--url", file_db_url]) == 2
     assert main(["check", "--url", file_db_url]) == 2
@@ -265,11 +271,11 @@ def downgrade(migrator, db):
 @pytest.mark.sqlite_only
 def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(
         bare, tmp_path):
-    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_dangling": DANGLING}))
-    runner.upgrade("0001")
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0902_dangling": DANGLING}))
+    runner.upgrade(HEAD)
     fill_every_table(bare)
     before = snapshot(bare)
-    with pytest.raises(MigrationError, match=r"0002_dangling.*foreign key points nowhere"):
+    with pytest.raises(MigrationError, match=r"0902_dangling.*foreign key points nowhere"):
         runner.upgrade()
     assert snapshot(bare) == before
     assert bare.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -277,17 +283,17 @@ def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(
 
 def test_a_non_atomic_migration_is_refused(bare, tmp_path):
     source = "atomic = False\n\n\ndef upgrade(migrator, db):\n    pass\n"
-    runner = Runner(bare, migrations_folder(tmp_path, **{"0002_loose": source}))
-    with pytest.raises(MigrationError, match="0002_loose sets atomic = False"):
+    runner = Runner(bare, migrations_folder(tmp_path, **{"0902_loose": source}))
+    with pytest.raises(MigrationError, match="0902_loose sets atomic = False"):
         runner.upgrade()
-    assert runner.current() == "0001_initial"
+    assert runner.current() == HEAD
 
 
 @pytest.mark.postgres_only
 def test_pooled_postgres_is_migrated_and_the_lock_released(db_url):
     pooled = db_url.replace("postgresql://", "postgresql+pool://") + "?max_connections=2"
     db = connect(pooled)
-    assert Runner(db).current() == "0001_initial"
+    assert Runner(db).current() == HEAD
     locks = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
              "(SELECT oid FROM pg_database WHERE datname = current_database())")
     assert db.execute_sql(locks).fetchone()[0] == 0

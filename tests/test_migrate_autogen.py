@@ -134,8 +134,9 @@ def test_sqlite_column_change_keeps_child_rows_and_indexes(tmp_path):
     indexes = sorted(i.sql for t in ("strategy", "order") for i in db.get_indexes(t))
     folder = tmp_path / "migrations"
     folder.mkdir()
-    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
-    (folder / "0002_wider.py").write_text(
+    for shipped in Path(migrations_directory()).glob("[0-9]*.py"):
+        shutil.copy(shipped, folder)
+    (folder / "0902_wider.py").write_text(
         "from peewee import CharField\n"
         "from stocksbot_store.autogen import alter_type\n\n\n"
         "def upgrade(migrator, db):\n"
@@ -144,7 +145,7 @@ def test_sqlite_column_change_keeps_child_rows_and_indexes(tmp_path):
         "def downgrade(migrator, db):\n"
         "    pass\n")
     runner = Runner(db, str(folder))
-    assert runner.upgrade() == ["0002_wider"]
+    assert runner.upgrade() == ["0902_wider"]
     assert db.execute_sql('SELECT "strategy_id" FROM "order"').fetchall() == [(strategy.id,)]
     assert db.execute_sql('SELECT "order_id" FROM "trade"').fetchall() == [(order.id,)]
     assert sorted(i.sql for t in ("strategy", "order") for i in db.get_indexes(t)) == indexes

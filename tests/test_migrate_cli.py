@@ -91,7 +91,8 @@ def test_exit_codes_and_messages(tmp_path):
 
     assert migrate("upgrade", "--url", url).returncode == 0
     clean = migrate("check", "--url", url)
-    assert (clean.returncode, clean.stdout) == (0, "ok: at 0001_initial, the schema matches "
+    head = Runner(connect("sqlite:///:memory:", migrate=False)).revisions()[-1]
+    assert (clean.returncode, clean.stdout) == (0, f"ok: at {head}, the schema matches "
                                                    "the models\n")
 
     for args in (["frobnicate"], ["downgrade", "nope", "--url", url],

@@ -33,6 +33,7 @@ from stocksbot_store import (
     ValidationError,
 )
 from stocksbot_store.check import check_ledger
+from stocksbot_store.models import MODELS
 
 SYMBOLS = ("AAA", "BBB")
 STRATEGIES = ("alpha", "beta", None)
@@ -371,8 +372,8 @@ def _as_decimal(value) -> Decimal:
 
 
 def _reset(db) -> None:
-    for table in ("trade", "order", "position", "strategy", "config"):
-        db.execute_sql(f'DELETE FROM "{table}"')
+    for model in reversed(MODELS):
+        db.execute_sql(f'DELETE FROM "{model._meta.table_name}"')
 
 
 def test_random_histories_agree_with_the_reference_model(storage, backend):

@@ -43,6 +43,7 @@ from .screens.help import HelpScreen
 from .screens.order_detail import OrderDetailScreen
 from .widgets.keyed_table import KeyedTable
 from .widgets.orders_view import OrdersView
+from .widgets.performance_view import PerformanceView
 from .widgets.positions_view import PositionsView
 from .widgets.status_bar import StatusBar
 from .widgets.strategies_view import StrategiesView
@@ -55,6 +56,7 @@ VIEWS: list[tuple[str, str, type[TableView]]] = [
     ("orders", "Orders", OrdersView),
     ("strategies", "Strategies", StrategiesView),
     ("trades", "Trades", TradesView),
+    ("performance", "Performance", PerformanceView),
 ]
 
 

@@ -30,6 +30,7 @@ from peewee import Database
 from stocksbot_store import DatabaseUnavailableError, StorageError, StorageService, connect
 from stocksbot_store.database import describe
 from stocksbot_store.errors import translate_errors
+from stocksbot_store.marks import latest_marks
 from stocksbot_store.migrate import ensure_schema
 from stocksbot_store.models import ZERO, Order, Position, PositionSideEnum, Strategy, Trade
 from stocksbot_store.queries import (
@@ -116,7 +117,7 @@ class OrderQuery:
 
 @dataclass(frozen=True)
 class PositionRow:
-    """An open position with its mark-to-last-fill figures."""
+    """An open position valued at its latest mark, else at its last fill."""
 
     symbol: str
     side: str
@@ -329,6 +330,9 @@ class DashboardSource:
     def _positions(self) -> tuple[PositionRow, ...]:
         positions = self.storage.get_open_positions()
         prices = last_prices(self.db, [p.symbol for p in positions])
+        # A recorded market price wins over the last fill (see stocksbot_store.marks).
+        prices.update((s, price) for s, (price, _) in latest_marks(self.db).items()
+                      if s in prices)
         return tuple(_position_row(p, prices.get(p.symbol)) for p in positions)
 
     def _trades(self, sort: Sort | None) -> tuple[TradeRow, ...]:

@@ -1,4 +1,5 @@
-"""Positions: open positions marked to the last fill, with a totals row."""
+"""Positions: open positions at their latest mark (else their last fill), with a totals
+row; the Performance view says which price each one uses and how old it is."""
 
 from __future__ import annotations
 

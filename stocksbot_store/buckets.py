@@ -1,0 +1,252 @@
+"""The figures reports keep on write: P&L buckets and each symbol's position at day end.
+
+Every fill, on the single and the bulk path, adds itself in the same transaction to
+
+* three :class:`~stocksbot_store.models.PnlBucket` rows: its quarter hour for its
+  strategy and symbol, its quarter hour for its strategy and every symbol
+  (``symbol = ""``), and its UTC day for its strategy and symbol;
+* the :class:`~stocksbot_store.models.PositionDay` row of its symbol and UTC day,
+  which then holds the symbol's position after the fill and the fill's price.
+
+Quarter hours are exact for every UTC offset in use (:30 and :45 ones included), so
+a report's day can start at the operator's midnight in any zone; day rows let a
+report over whole UTC days read one row per day instead of 96. Reports
+(:mod:`stocksbot_store.reports`) read these rows, never the trades, and the ledger
+check (:mod:`stocksbot_store.check`) recomputes them from the trades with
+:class:`Tally`.
+
+Amounts are kept as an integer part and ten-billionths (:func:`split`), so that SQL
+adds them exactly on SQLite (whose decimals are text) as on PostgreSQL, in place
+(``x = x + excluded.x``) with no read before the write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from peewee import Database
+
+from . import ledger
+from .fields import SCALE, datetime_text, decimal_text, in_money_context
+
+QUARTER, DAY = 900, 86_400
+_FLAT = (None, "0", "0")
+#: ``symbol`` of the rows that add up every symbol of a strategy.
+ALL_SYMBOLS = ""
+_FRAC = 10 ** SCALE
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_SECOND = dt.timedelta(seconds=1)
+
+#: The amounts a bucket keeps, each as ``<name>_<part>`` for each of ``PARTS``.
+AMOUNTS = ("gross_pnl", "commission", "fees", "volume")
+#: The integer parts of an amount: 10**18s, 10**9s, units and ten-billionths.
+PARTS = ("e18", "e9", "e0", "frac")
+_BILLION = 10 ** 9
+COUNTS = ("trades", "closing_trades", "wins", "losses")
+KEY = ("span", "symbol", "strategy_key", "bucket_start")
+#: Every figure column of ``pnl_bucket``, in the order :class:`Tally` holds them.
+FIGURE_COLUMNS = COUNTS + tuple(f"{name}_{part}" for name in AMOUNTS for part in PARTS)
+
+
+def split(value: Decimal) -> tuple[int, int, int, int]:
+    """``value`` (at most :data:`SCALE` places and below 10**30, as every stored amount)
+    as its ``PARTS``: 64-bit integers that add exactly in SQL, many times over."""
+    units = math.floor(value)
+    high, e0 = divmod(units, _BILLION)
+    e18, e9 = divmod(high, _BILLION)
+    return e18, e9, e0, int((value - units) * _FRAC)
+
+
+def join(e18: Any, e9: Any, e0: Any, frac: Any) -> Decimal:
+    """The amount of summed ``split`` parts (PostgreSQL sums bigints as numeric)."""
+    units = (int(e18 or 0) * _BILLION + int(e9 or 0)) * _BILLION + int(e0 or 0)
+    return Decimal(units) + Decimal(int(frac or 0)).scaleb(-SCALE)
+
+
+def epoch_seconds(at: dt.datetime) -> int:
+    """Whole seconds since the epoch of an aware datetime."""
+    return (at - _EPOCH) // _SECOND
+
+
+def bucket_of(at: dt.datetime, span: int) -> int:
+    """The start (epoch seconds) of the ``span`` bucket that holds ``at``."""
+    seconds = epoch_seconds(at)
+    return seconds - seconds % span
+
+
+def day_of(at: dt.datetime) -> dt.datetime:
+    """Midnight UTC of the day of ``at``."""
+    at = at.astimezone(dt.timezone.utc)
+    return dt.datetime(at.year, at.month, at.day, tzinfo=dt.timezone.utc)
+
+
+def keys_of(at: dt.datetime, strategy_id: int | None, symbol: str) -> tuple[tuple, ...]:
+    """The three bucket keys (``KEY`` order) a trade at ``at`` adds to."""
+    strategy_key = strategy_id or 0
+    quarter = bucket_of(at, QUARTER)
+    return ((QUARTER, symbol, strategy_key, quarter),
+            (QUARTER, ALL_SYMBOLS, strategy_key, quarter),
+            (DAY, symbol, strategy_key, bucket_of(at, DAY)))
+
+
+def figures_of(quantity: Decimal, price: Decimal, commission: Decimal, fees: Decimal,
+               realized_pnl: Decimal | None) -> tuple[int, ...]:
+    """One trade's figures, in ``FIGURE_COLUMNS`` order."""
+    closing = realized_pnl is not None
+    pnl = realized_pnl or Decimal(0)
+    return (1, int(closing), int(closing and pnl > 0), int(closing and pnl < 0), *split(pnl),
+            *split(commission), *split(fees), *split(ledger.cost_basis(quantity, price)))
+
+
+class Tally:
+    """Figures of trades summed per bucket key, in memory."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple, list[int]] = {}
+
+    def add(self, at: dt.datetime, strategy_id: int | None, symbol: str,
+            quantity: Decimal, price: Decimal, commission: Decimal, fees: Decimal,
+            realized_pnl: Decimal | None) -> None:
+        """Count one trade in each of its buckets."""
+        figures = figures_of(quantity, price, commission, fees, realized_pnl)
+        for key in keys_of(at, strategy_id, symbol):
+            row = self.rows.get(key)
+            if row is None:
+                self.rows[key] = list(figures)
+            else:
+                for i, value in enumerate(figures):
+                    row[i] += value
+
+    def sorted_rows(self) -> list[tuple]:
+        """``KEY + FIGURE_COLUMNS`` tuples sorted by key: writers that lock rows in one
+        order cannot deadlock on them."""
+        return [(*key, *figures) for key, figures in sorted(self.rows.items())]
+
+
+def _upsert_bucket_sql(rows: int, mark: str) -> str:
+    columns = KEY + FIGURE_COLUMNS
+    one = "(" + ", ".join([mark] * len(columns)) + ")"
+    return (f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
+            + ", ".join([one] * rows)
+            + f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+            + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS))
+
+
+def _upsert_day_sql(mark: str) -> str:
+    columns = ("symbol", "day", "side", "quantity", "avg_entry_price", "last_price")
+    return (f"INSERT INTO position_day ({', '.join(columns)}) VALUES "
+            f"({', '.join([mark] * len(columns))}) ON CONFLICT (symbol, day) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns[2:]))
+
+
+class KeptFigures:
+    """Adds fills to the kept figures of one database, inside the caller's transaction."""
+
+    def __init__(self, db: Database, backend: str) -> None:
+        self.db = db
+        self.mark = "%s" if backend == "postgres" else "?"
+        self.single_bucket_sql = _upsert_bucket_sql(3, self.mark)
+        self.bucket_sql = _upsert_bucket_sql(1, self.mark)
+        self.day_sql = _upsert_day_sql(self.mark)
+
+    def add(self, fill: Any, strategy_id: int | None,
+            outcome: ledger.FillOutcome) -> None:
+        """One fill (a checked fill of :mod:`stocksbot_store.fills`) and its outcome."""
+        # What KeptReplay does for many fills, without its dicts: this runs per fill.
+        figures = figures_of(fill.quantity, fill.price, fill.commission, fill.fees,
+                             outcome.realized_pnl)
+        quarter, every, day = keys_of(fill.executed_at, strategy_id, fill.symbol)
+        self.db.execute_sql(self.single_bucket_sql,  # in key order, as sorted_rows gives
+                            [*every, *figures, *quarter, *figures, *day, *figures])
+        position = outcome.open_position
+        self.db.execute_sql(self.day_sql, (
+            fill.symbol, datetime_text(_EPOCH + day[3] * _SECOND),
+            *(_FLAT if position is None else (position.side, decimal_text(position.quantity),
+                                               decimal_text(position.avg_entry_price))),
+            decimal_text(fill.price)))
+
+    def add_many(self, cursor: Any,
+                 applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]]) -> None:
+        """Fills in the order they were applied, each with its strategy and outcome."""
+        replay = KeptReplay()
+        for fill, strategy_id, outcome in applied:
+            replay.add(fill.executed_at, strategy_id, fill.symbol, fill.quantity, fill.price,
+                       fill.commission, fill.fees, outcome.realized_pnl,
+                       outcome.open_position)
+        if replay.days:
+            cursor.executemany(self.bucket_sql, replay.tally.sorted_rows())
+            cursor.executemany(self.day_sql, replay.day_rows())
+
+class KeptReplay:
+    """The kept figures recomputed from trades replayed in id order: what the ledger
+    check compares with the stored rows, and what a migration writes for trades
+    recorded before the figures were kept. Memory grows with the number of buckets
+    (quarter hours with trades times strategies and symbols), not of trades."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        #: ``(symbol, day) -> (side, quantity, avg_entry_price, last_price)``.
+        self.days: dict[tuple[str, dt.datetime], tuple] = {}
+
+    def add(self, at: dt.datetime, strategy_id: int | None, symbol: str, quantity: Decimal,
+            price: Decimal, commission: Decimal, fees: Decimal,
+            realized_pnl: Decimal | None, position: ledger.PositionState | None) -> None:
+        """One trade and the symbol's open position after it."""
+        self.tally.add(at, strategy_id, symbol, quantity, price, commission, fees,
+                       realized_pnl)
+        if position is None:
+            state = (None, Decimal(0), Decimal(0), price)
+        else:
+            state = (position.side, position.quantity, position.avg_entry_price, price)
+        self.days[symbol, day_of(at)] = state
+
+    def write(self, db: Database) -> None:
+        """Insert the figures into empty ``pnl_bucket`` and ``position_day`` tables."""
+        mark = "%s" if db.param == "%s" else "?"
+        columns = KEY + FIGURE_COLUMNS
+        cursor = db.cursor()
+        cursor.executemany(f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
+                           f"({', '.join([mark] * len(columns))})", self.tally.sorted_rows())
+        cursor.executemany(_upsert_day_sql(mark), self.day_rows())
+
+    def day_rows(self) -> list[tuple]:
+        """Parameters of the ``position_day`` upsert, by symbol and day."""
+        return [(symbol, datetime_text(day), side, decimal_text(quantity), decimal_text(avg),
+                 decimal_text(price))
+                for (symbol, day), (side, quantity, avg, price) in sorted(self.days.items())]
+
+
+@in_money_context
+def rebuild(db: Database, batch: int = 5_000) -> None:
+    """Recompute the kept figures of every stored trade (for a store whose trades were
+    recorded before the figures were kept); the tables must be empty."""
+    from .fields import to_utc
+
+    replay = KeptReplay()
+    positions: dict[str, ledger.PositionState | None] = {}
+    last = 0
+    mark = "%s" if db.param == "%s" else "?"
+    while True:
+        rows = db.execute_sql(
+            "SELECT id, strategy_id, symbol, side, quantity, price, commission, fees, "
+            f"realized_pnl, executed_at FROM trade WHERE id > {mark} ORDER BY id "
+            f"LIMIT {int(batch)}", (last,)).fetchall()
+        if not rows:
+            break
+        for (_, strategy_id, symbol, side, quantity, price, commission, fees, realized,
+             at) in rows:
+            quantity, price = Decimal(str(quantity)), Decimal(str(price))
+            commission, fees = Decimal(str(commission)), Decimal(str(fees))
+            realized = None if realized is None else Decimal(str(realized))
+            at = to_utc(at)
+            outcome = ledger.apply_fill(positions.get(symbol), symbol, side, quantity, price,
+                                        commission, fees, at)
+            positions[symbol] = outcome.open_position
+            replay.add(at, strategy_id, symbol, quantity, price, commission, fees, realized,
+                       outcome.open_position)
+        last = rows[-1][0]
+    replay.write(db)
