@@ -501,7 +501,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report.ok else 1
 
 
-_scrub = scrub  # the name stocksbot_store.metrics imports
 
 
 def run() -> None:

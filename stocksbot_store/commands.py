@@ -25,9 +25,8 @@ from typing import Any, TextIO
 
 from peewee import PeeweeException
 
-from .check import _first_line, _scrub, _sqlite_file_exists
-from .database import connect, database_url, mask_url
-from .errors import SchemaError, StorageError
+from .database import connect, database_url, mask_url, require_sqlite_file, scrub
+from .errors import StorageError, first_line
 from .fields import utcnow
 from .rows import VerificationError
 
@@ -80,7 +79,7 @@ def _run(prog: str, urls: list[str | None], body: Callable[[], int]) -> int:
         _error(prog, str(e), urls)
         return 1
     except (StorageError, PeeweeException, OSError, ValueError) as e:
-        message = str(e) if isinstance(e, StorageError) else _first_line(e)
+        message = str(e) if isinstance(e, StorageError) else first_line(e)
         _error(prog, message, urls)
         return 2
     except KeyboardInterrupt:
@@ -91,15 +90,13 @@ def _run(prog: str, urls: list[str | None], body: Callable[[], int]) -> int:
 def _error(prog: str, message: str, urls: list[str | None]) -> None:
     for url in urls:
         if url:
-            message = _scrub(message, url)
+            message = scrub(message, url)
     print(f"{prog}: error: {message}", file=sys.stderr)
 
 
 def _open_existing(url: str) -> Any:
     """Connect to a store that must already exist (a SQLite URL is not created)."""
-    if url.startswith("sqlite") and not _sqlite_file_exists(url):
-        raise SchemaError(f"{mask_url(url)}: no such database file")
-    return connect(url, migrate=False)
+    return connect(url, migrate=False, create=False)
 
 
 # -- stocksbot-backup ----------------------------------------------------------------------
@@ -292,8 +289,8 @@ def convert_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from .conversion import convert
 
-        if args.source.startswith("sqlite") and not _sqlite_file_exists(args.source):
-            raise SchemaError(f"{mask_url(args.source)}: no such database file")
+        if args.source.startswith("sqlite"):
+            require_sqlite_file(args.source)
         report = convert(args.source, args.target, _bar(args, "copying"))
         print(f"converted {mask_url(args.source)} to {mask_url(args.target)}")
         print(report.summary())

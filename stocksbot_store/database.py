@@ -191,7 +191,7 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
     if scheme.startswith("sqlite") and not create:
-        _require_sqlite_file(url)
+        require_sqlite_file(url)
     try:
         access = take_access_options(url, options)
     except ValueError:  # the parser's words may quote part of a password
@@ -241,7 +241,7 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
     if not path.startswith("file:"):
         if not os.path.exists(path):
             if not create or mode in ("ro", "rw"):
-                _require_sqlite_file(url)
+                require_sqlite_file(url)
             _create_private_file(path)
         if mode is not None:
             path = f"file:{quote(os.path.abspath(path))}?mode={quote(str(mode))}"
@@ -251,8 +251,9 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
     return _build(url, path, pragmas=pragmas, **params)
 
 
-def _require_sqlite_file(url: str) -> None:
-    """ConfigurationError naming the path and the fix if the SQLite file of ``url`` is missing."""
+def require_sqlite_file(url: str) -> None:
+    """Raise a ConfigurationError naming the path and the fix if the SQLite file of
+    ``url`` is missing."""
     try:
         path = db_url.parse(url).get("database") or ":memory:"
     except ValueError:

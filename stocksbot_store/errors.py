@@ -313,4 +313,3 @@ def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
-_first_line = first_line  # the name other modules of the package import

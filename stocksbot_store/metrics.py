@@ -34,8 +34,8 @@ from typing import Any
 
 from peewee import Database, PeeweeException
 
-from .database import backend_of, connect, database_url, describe, mask_url
-from .errors import StorageError, _first_line
+from .database import backend_of, connect, database_url, describe, scrub
+from .errors import StorageError, first_line
 from .models import MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
 from .replicas import ReplicaStatus, replica_status
@@ -339,17 +339,11 @@ def main(argv: list[str] | None = None) -> int:
             if not db.is_closed():
                 db.close()
     except (StorageError, PeeweeException, OSError) as e:
-        message = str(e) if isinstance(e, StorageError) else _first_line(e)
-        print(f"stocksbot-stats: error: {_scrub(message, url)}", file=sys.stderr)
+        message = str(e) if isinstance(e, StorageError) else first_line(e)
+        print(f"stocksbot-stats: error: {scrub(message, url)}", file=sys.stderr)
         return 2
     print(FORMATS[args.format](figures), end="" if args.format == "prometheus" else "\n")
     return 0
-
-
-def _scrub(text: str, url: str) -> str:
-    from .check import _scrub as scrub
-
-    return scrub(text, url).replace(url, mask_url(url))
 
 
 def run() -> None:

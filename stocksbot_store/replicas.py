@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 import peewee
 from peewee import Database, PostgresqlDatabase
 
-from .errors import ConfigurationError, DatabaseUnavailableError, _first_line
+from .errors import ConfigurationError, DatabaseUnavailableError, first_line
 from .monitor import monitor_of, statement_kind
 
 log = logging.getLogger("stocksbot_store.replicas")
@@ -141,8 +141,8 @@ class Replica:
         """Skip this replica until the next check; drop this thread's connection to it."""
         if self.state != "down":
             log.warning("replica %s skipped, reads go to the primary: %s", self.url,
-                        _first_line(error))
-        self.state, self.error = "down", _first_line(error)
+                        first_line(error))
+        self.state, self.error = "down", first_line(error)
         self.checked = time.monotonic()
         self.checked_at = dt.datetime.now(dt.timezone.utc)
         try:

@@ -183,7 +183,7 @@ def test_backup_and_restore_commands(tmp_path, capsys):
     assert backup_main(["--url", url, "--to", path]) == 2
     assert "already exists" in capsys.readouterr().err
     assert backup_main(["--url", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
-    assert "no such database file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
     with fresh_pg_database() as pg_url:
         assert restore_main([path, "--url", pg_url]) == 0

@@ -64,5 +64,5 @@ def test_the_installed_command_runs(tmp_path):
     done = subprocess.run([str(Path(sys.executable).parent / "stocksbot-backup"), "--url",
                            f"sqlite:///{tmp_path / 'missing.db'}"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "no such database file" in done.stderr
+    assert done.returncode == 2 and "no such file" in done.stderr
     assert "Traceback" not in done.stderr

@@ -133,4 +133,4 @@ def test_command_line_prints_the_verification_and_hides_the_password(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith("stocksbot-convert: error:") and "Sekr1t" not in err
     assert convert_main(["--from", f"sqlite:///{tmp_path / 'none.db'}", "--to", secret]) == 2
-    assert "no such database file" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
