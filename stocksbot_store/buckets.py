@@ -143,6 +143,22 @@ def _upsert_day_sql(mark: str) -> str:
             + ", ".join(f"{c} = excluded.{c}" for c in columns[2:]))
 
 
+def forget_strategy(db: Database, strategy_id: int) -> None:
+    """Move a deleted strategy's buckets to "no strategy", as the database moves its
+    trades (``ON DELETE SET NULL``), so the kept figures stay the replay of the trades.
+    Run it in the transaction that deletes the strategy."""
+    mark = "%s" if db.param == "%s" else "?"
+    columns = ", ".join(KEY + FIGURE_COLUMNS)
+    figures = ", ".join(FIGURE_COLUMNS)
+    db.execute_sql(
+        f"INSERT INTO pnl_bucket ({columns}) SELECT span, symbol, 0, bucket_start, {figures} "
+        f"FROM pnl_bucket WHERE strategy_key = {mark} "
+        f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+        + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS),
+        (strategy_id,))
+    db.execute_sql(f"DELETE FROM pnl_bucket WHERE strategy_key = {mark}", (strategy_id,))
+
+
 class KeptFigures:
     """Adds fills to the kept figures of one database, inside the caller's transaction."""
 

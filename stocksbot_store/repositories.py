@@ -24,9 +24,10 @@ from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
 from . import config_values
 from .adjustments import Adjustments
+from .buckets import forget_strategy
 from .database import prepare_database, write_transaction
 from .errors import InvalidTransitionError, NotFoundError, ValidationError, translate_errors
-from .fields import coerce_enum, to_decimal, utcnow
+from .fields import coerce_enum, to_decimal, to_positive_decimal, utcnow
 from .fills import Fill, FillRecorder
 from .ledger import cost_basis as cost_basis_of
 from .models import (
@@ -35,13 +36,22 @@ from .models import (
     Config,
     ConfigValueType,
     Order,
+    OrderSideEnum,
     OrderStatusEnum,
+    OrderTypeEnum,
     Position,
     Strategy,
     Trade,
     TradeTypeEnum,
 )
-from .validation import NAME_MAX, check_free_text, check_id, check_symbol, check_text
+from .validation import (
+    NAME_MAX,
+    check_external_id,
+    check_free_text,
+    check_id,
+    check_symbol,
+    check_text,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -323,6 +333,24 @@ class PositionRepository(Repository[Position]):
                               "and cannot be deleted; close it (close_position) instead")
 
 
+def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, price: Any,
+                    external_id: Any, type_field: str = "type") -> dict[str, Any]:
+    """The checked values of a new order, whichever door it comes in by: a symbol, a
+    side and a type; a positive quantity; a positive price, which every order type but
+    MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
+    values = {
+        "symbol": check_symbol(symbol),
+        "side": coerce_enum(OrderSideEnum, side, "side"),
+        "type": coerce_enum(OrderTypeEnum, order_type, type_field),
+        "quantity": to_positive_decimal(quantity, "quantity"),
+        "price": None if price is None else to_positive_decimal(price, "price"),
+        "external_id": check_external_id(external_id),
+    }
+    if values["type"] is not OrderTypeEnum.MARKET and values["price"] is None:
+        raise ValidationError("price", f"a {values['type'].value} order needs a price")
+    return values
+
+
 class OrderRepository(Repository[Order]):
     """Orders. Fill figures (``filled_quantity``, ``avg_fill_price``, ``filled_at``)
     come from the order's trades; statuses move forward only."""
@@ -344,9 +372,12 @@ class OrderRepository(Repository[Order]):
             if values.get("strategy") not in (None, strategy_id):
                 raise ValidationError("strategy_id", "give strategy_id or strategy, not both")
             values["strategy"] = strategy_id
-        return super().create(symbol=check_symbol(symbol), side=side, type=type,
-                              quantity=quantity, price=price, external_id=external_id,
-                              **values)
+        values.update(check_new_order(symbol, side, type, quantity, price, external_id))
+        return self.insert_checked(values)
+
+    def insert_checked(self, values: dict[str, Any]) -> Order:
+        """Insert an order whose values :func:`check_new_order` has already checked."""
+        return super().create(**values)
 
     def get_by_external_id(self, external_id: str) -> Order | None:
         """The order the broker knows by ``external_id``, or None."""
@@ -510,6 +541,17 @@ class StrategyRepository(Repository[Strategy]):
     old module: a bot activates it when it should run."""
 
     model = Strategy
+
+    def delete(self, row: Strategy | int) -> bool:
+        """Delete a strategy (given as an instance or its id); its orders and trades stay,
+        with no strategy, and so do their kept report figures. False if there was none."""
+        row_id = row.id if isinstance(row, Strategy) else check_id(row, "strategy_id")
+        with write_transaction(self.db):
+            if not super().delete(row_id):
+                return False
+            with translate_errors(f"deleting Strategy {row_id}"):
+                forget_strategy(self.db, row_id)
+        return True
 
     def create(self, name: str, strategy_type: str | None = None, config: Any = None,
                description: str | None = None, **values: Any) -> Strategy:

@@ -29,16 +29,13 @@ from .fields import (
     coerce_enum,
     in_money_context,
     money_context,
-    to_positive_decimal,
 )
 from .fills import Fill, FillRecorder
 from .models import (
     Config,
     ConfigValueType,
     Order,
-    OrderSideEnum,
     OrderStatusEnum,
-    OrderTypeEnum,
     Position,
     ReconcileRun,
     Strategy,
@@ -50,8 +47,9 @@ from .repositories import (
     PositionRepository,
     StrategyRepository,
     TradeRepository,
+    check_new_order,
 )
-from .validation import check_external_id, check_id, check_symbol
+from .validation import check_external_id, check_id
 
 TRADING_ENABLED = "trading_enabled"
 #: What a ``record_trades`` dict may hold: the fields of :class:`Fill`.
@@ -168,18 +166,10 @@ class StorageService:
             if strategy is not None:
                 raise ValidationError("strategy_id", "give strategy or strategy_id, not both")
             strategy = check_id(strategy_id, "strategy_id")
-        values = {
-            "symbol": check_symbol(symbol),
-            "side": coerce_enum(OrderSideEnum, side, "side"),
-            "type": coerce_enum(OrderTypeEnum, order_type, "order_type"),
-            "quantity": to_positive_decimal(quantity, "quantity"),
-            "price": None if price is None else to_positive_decimal(price, "price"),
-            "external_id": check_external_id(external_id),
-            "strategy": self._strategy_id(strategy),
-        }
-        if values["type"] is not OrderTypeEnum.MARKET and values["price"] is None:
-            raise ValidationError("price", f"a {values['type'].value} order needs a price")
-        return self.orders.create(**values)
+        values = check_new_order(symbol, side, order_type, quantity, price, external_id,
+                                 type_field="order_type")
+        values["strategy"] = self._strategy_id(strategy)
+        return self.orders.insert_checked(values)
 
     def get_order(self, order_id: int) -> Order | None:
         """The order with this id, or None."""

@@ -109,3 +109,23 @@ def test_created_rows_hold_what_the_database_stores(storage):
     for row in made:
         stored = type(row).select().where(type(row).id == row.id).bind(storage.db).get()
         assert row.__data__ == stored.__data__, type(row).__name__
+
+
+@pytest.mark.parametrize("args, field", [
+    (("AAPL", "buy", "market", -5), "quantity"),
+    (("AAPL", "buy", "market", 0), "quantity"),
+    (("AAPL", "buy", "market", 10**20), "quantity"),
+    (("AAPL", "buy", "limit", 5, -1), "price"),
+    (("AAPL", "buy", "limit", 5), "price"),
+    (("AAPL", "up", "market", 5), "side"),
+    (("AAPL", "buy", "wat", 5), "type"),
+    (("", "buy", "market", 5), "symbol"),
+])
+def test_an_order_the_service_would_refuse_is_refused_by_the_repository_too(db, args, field):
+    # The old module's OrderRepository.create is a second door to the orders table: it
+    # checks what StorageService.create_order checks, and writes nothing on a refusal.
+    repo = OrderRepository(db)
+    with pytest.raises(ValidationError) as refused:
+        repo.create(*args)
+    assert refused.value.field == field
+    assert repo.get_recent() == []
