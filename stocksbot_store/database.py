@@ -186,7 +186,15 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
       with ``default_transaction_read_only``. For checks and reports.
 
     A SQLite URL may also say ``?mode=ro`` (or ``rw``, ``rwc``) itself.
+
+    ``connect()`` with no URL and no option is the process's default database,
+    :func:`default_database`: the object ``init_db()`` initialises and :func:`get_db`
+    yields, so a test that sets ``DATABASE_URL=sqlite:///:memory:`` and calls
+    ``init_db()`` sees the same tables through both. Give a URL for a database object
+    of your own.
     """
+    if url is None and migrate and create and not options:
+        return default_database()
     url = database_url(url)
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
@@ -375,12 +383,24 @@ def default_database(url: str | None = None) -> Database:
     """The process-wide database for ``url`` (see :func:`database_url`), made once:
     what :func:`get_db` yields and ``init_db()`` initialises. The same URL gives the
     same object (for ``sqlite:///:memory:``, the same in-memory database)."""
-    url = database_url(url)
+    url = _absolute_sqlite_url(database_url(url))
     with _DEFAULT_LOCK:
         db = _DEFAULT_DATABASES.get(url)
         if db is None:
             db = _DEFAULT_DATABASES[url] = connect(url)
         return db
+
+
+def _absolute_sqlite_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute: the default database stays
+    the file it was opened on after the process changes its working directory."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, sep, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith(("/", "file:")):
+        return url
+    return f"{prefix}{os.path.abspath(path)}{sep}{query}"
 
 
 def get_db() -> Iterator[Database]:

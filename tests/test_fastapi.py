@@ -11,7 +11,7 @@ fastapi = pytest.importorskip("fastapi")
 from fastapi import Depends, FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from stocksbot_store import StorageService, get_db, init_db  # noqa: E402
+from stocksbot_store import StorageService, connect, get_db, init_db  # noqa: E402
 from stocksbot_store.database import close_default_databases, default_database  # noqa: E402
 from stocksbot_store.models import Order, Position, Strategy  # noqa: E402
 
@@ -129,6 +129,35 @@ def test_the_old_testing_recipe_in_memory(monkeypatch):
             made = client.post("/strategies/alpha").json()
             assert (made["name"], made["is_active"], made["config"]) == ("alpha", False, {"n": 1})
             assert [s["name"] for s in client.get("/strategies").json()] == ["alpha"]
+    finally:
+        close_default_databases()
+
+
+def test_connect_with_no_url_is_the_database_get_db_yields(monkeypatch, tmp_path):
+    """``db = connect(); init_db(db)`` sets up the very database the endpoints get, even
+    in memory (where a second object would be a second, empty database), and a relative
+    SQLite path stays the same file after the process changes folder."""
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///:memory:")
+    db = connect()
+    init_db(db)
+    StorageService(db).create_strategy("alpha")
+    app = FastAPI()
+
+    @app.get("/strategies")
+    def listed(db=Depends(get_db)):
+        return StorageService(db).strategies.get_all()
+
+    try:
+        assert connect() is db
+        with TestClient(app) as client:
+            assert [s["name"] for s in client.get("/strategies").json()] == ["alpha"]
+        assert connect("sqlite:///:memory:") is not db  # a URL gives an object of its own
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("DATABASE_URL", "sqlite:///./here.db")
+        here = connect()
+        monkeypatch.chdir(tmp_path.parent)
+        assert connect() is not here  # ./here.db is now another file
+        assert here.database == str(tmp_path / "here.db")
     finally:
         close_default_databases()
 
