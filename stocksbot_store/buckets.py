@@ -34,7 +34,8 @@ from . import ledger
 from .fields import SCALE, datetime_text, decimal_text, in_money_context
 
 QUARTER, DAY = 900, 86_400
-_FLAT = (None, "0", "0")
+#: A flat position's side, quantity and price, in the canonical text every copy writes.
+_FLAT = (None, decimal_text(Decimal(0)), decimal_text(Decimal(0)))
 #: ``symbol`` of the rows that add up every symbol of a strategy.
 ALL_SYMBOLS = ""
 _FRAC = 10 ** SCALE

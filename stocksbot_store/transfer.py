@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -145,6 +145,9 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
     report = CopyReport(describe(db))
     runner = Runner(db)
     _prepare_target(db, runner, source)
+    # A source from an older schema lacks what later migrations add (the kept P&L
+    # figures): the ledger check can only judge the copy once it is at head.
+    behind = bool(runner.pending())
     targets = {t.name: t for t in store_tables(db)}
     offered = dict(source.tables())
     for name in offered:
@@ -164,18 +167,39 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
                                    "lacks; nothing was written")
             _copy_table(db, source, restrict(table, columns), report, progress)
         set_sequences(db, targets.values())
-        if check:
-            started = time.perf_counter()
-            report.ledger = check_ledger(db)
-            report.verify_seconds += time.perf_counter() - started
-            if not report.ledger.ok:
-                raise VerificationError(
-                    f"the copy in {report.target} fails the ledger check, so it was not kept "
-                    f"(the source's own books disagree with its trades):\n"
-                    f"{report.ledger.format()[:4000]}")
-    if runner.pending():
+        if check and not behind:
+            _check_copy(db, report)
+    if behind:
         report.upgraded = runner.upgrade("head")
+        if check:
+            try:
+                _check_copy(db, report)
+            except VerificationError:
+                _remove_copy(db, targets.values())
+                raise
     return report
+
+
+def _check_copy(db: Database, report: CopyReport) -> None:
+    """Run the ledger check on the copy; raise :class:`VerificationError` if it fails."""
+    started = time.perf_counter()
+    report.ledger = check_ledger(db)
+    report.verify_seconds += time.perf_counter() - started
+    if not report.ledger.ok:
+        raise VerificationError(
+            f"the copy in {report.target} fails the ledger check, so it was not kept "
+            f"(the source's own books disagree with its trades):\n"
+            f"{report.ledger.format()[:4000]}")
+
+
+def _remove_copy(db: Database, tables: Iterable[Table]) -> None:
+    """Delete the rows a copy wrote (children first), leaving the migrated, empty schema:
+    a copy migrated after it was written and then refused is not kept either."""
+    present = set(db.get_tables())
+    with write_transaction(db):
+        for table in reversed(list(tables)):
+            if table.name in present and table.name != HISTORY_TABLE:
+                db.execute_sql(f'DELETE FROM "{table.name}"')
 
 
 def _prepare_target(db: Database, runner: Runner, source: RowSource) -> None:

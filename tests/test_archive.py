@@ -21,13 +21,20 @@ from test_convert import canonical, make_store, stats
 
 from stocksbot_store import connect, export_archive, import_archive
 from stocksbot_store.archive import ArchiveError
+from stocksbot_store.check import check_ledger
 from stocksbot_store.commands import export_main, import_main
 from stocksbot_store.errors import SchemaError, StorageError
-from stocksbot_store.rows import rows_held
-from stocksbot_store.runner import migrations_directory
+from stocksbot_store.models import MODELS
+from stocksbot_store.rows import VerificationError, rows_held
+from stocksbot_store.runner import HISTORY_TABLE, Runner, migrations_directory
 
-TABLE_FILES = ["strategy.jsonl", "position.jsonl", "order.jsonl", "trade.jsonl",
-               "config.jsonl", "schema_migration.jsonl"]
+#: The shipped migrations in order; an archive of a new store is at the last of them.
+SHIPPED = sorted(p.stem for p in Path(migrations_directory()).glob("[0-9]*.py"))
+HEAD = SHIPPED[-1]
+#: A complete archive of a store holds every model's table, then the migration history.
+TABLE_FILES = [f"{m._meta.table_name}.jsonl" for m in MODELS] + [f"{HISTORY_TABLE}.jsonl"]
+#: The tables the first migration makes.
+FIRST_TABLES = ["strategy", "position", "order", "trade", "config"]
 
 
 def export(url: str, out: Path, **options) -> Path:
@@ -45,7 +52,7 @@ def test_round_trip_sqlite_archive_postgres_archive_sqlite(tmp_path):
     make_store(source)
     first = export(source, tmp_path / "first")
     manifest = json.loads((first / "manifest.json").read_text())
-    assert manifest["revision"] == "0001_initial" and manifest["complete"]
+    assert manifest["revision"] == HEAD and manifest["complete"]
     assert [t["file"] for t in manifest["tables"]] == TABLE_FILES
     with fresh_pg_database() as pg_url:
         report = import_archive(str(first), pg_url)
@@ -201,8 +208,10 @@ def test_an_archive_from_an_older_schema_is_migrated(tmp_path, monkeypatch):
     folder = export(source, tmp_path / "archive")
     newer = tmp_path / "migrations"
     newer.mkdir()
-    shutil.copy(Path(migrations_directory()) / "0001_initial.py", newer)
-    (newer / "0002_trade_price_index.py").write_text(
+    for name in SHIPPED:
+        shutil.copy(Path(migrations_directory()) / f"{name}.py", newer)
+    index = f"{len(SHIPPED) + 1:04d}_trade_price_index"
+    (newer / f"{index}.py").write_text(
         "def upgrade(migrator, db):\n"
         "    db.execute_sql('CREATE INDEX trade_price ON trade (price)')\n\n\n"
         "def downgrade(migrator, db):\n"
@@ -210,11 +219,11 @@ def test_an_archive_from_an_older_schema_is_migrated(tmp_path, monkeypatch):
     monkeypatch.setenv("STOCKSBOT_MIGRATIONS", str(newer))
     target = f"sqlite:///{tmp_path / 'target.db'}"
     report = import_archive(str(folder), target)
-    assert report.upgraded == ["0002_trade_price_index"]
+    assert report.upgraded == [index]
     db = connect(target)
     names = [r[0] for r in db.execute_sql("SELECT name FROM schema_migration ORDER BY id")]
     db.close()
-    assert names == ["0001_initial", "0002_trade_price_index"]
+    assert names == [*SHIPPED, index]
     assert canonical(target)["trade"] == canonical(source)["trade"]
 
 
@@ -233,7 +242,7 @@ def test_export_and_import_commands(tmp_path, capsys):
     assert export_main(["--url", source, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"archive: {out} (jsonl" in printed and "trade 8" in printed
-    assert "schema revision: 0001_initial" in printed
+    assert f"schema revision: {HEAD}" in printed
     target = f"sqlite:///{tmp_path / 'imported.db'}"
     assert import_main([str(out), "--url", target]) == 0
     assert "ledger OK" in capsys.readouterr().out
@@ -295,8 +304,11 @@ def _check_lines(db, storage) -> None:
     tables = [t for t in store_tables(db) if t.name in db.get_tables()]
     assert all(_line_sql(db, t) for t in tables)  # the database makes them
 
-    storage.create_strategy(
-        "odd", description="tab\t ctrl\x01\x1f quote\" back\\ ],[ é \u2028 😀")
+    # Stored directly: the service refuses control characters, a database may still
+    # hold them (written by older code), and its lines must still be exact.
+    storage.create_strategy("odd")
+    db.execute_sql(f"UPDATE strategy SET description = {db.param} WHERE name = 'odd'",
+                   ("tab\t ctrl\x01\x1f quote\" back\\ ],[ é \u2028 😀",))
     db.execute_sql("UPDATE \"order\" SET filled_quantity = '0' WHERE status = 'pending'")
     if db.param == "?":
         db.execute_sql("UPDATE strategy SET is_enabled = 2 WHERE name = 'idle'")
@@ -361,3 +373,68 @@ def test_an_adopted_store_keeps_its_adoption_report(target, tmp_path):
     with fresh_database_url(target, tmp_path) as url:
         convert(source, url)
         assert canonical(url)["adoption_report"] == canonical(source)["adoption_report"]
+
+
+def _back_to_the_first_revision(folder: Path) -> set[str]:
+    """Make ``folder`` an archive of the first revision: without the tables and history
+    of later migrations. Returns the names of the tables left out."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    first = SHIPPED[0]
+    later = {m._meta.table_name for m in MODELS} - set(FIRST_TABLES)
+    for entry in [t for t in manifest["tables"] if t["name"] in later]:
+        (folder / entry["file"]).unlink()
+    manifest["tables"] = [t for t in manifest["tables"] if t["name"] not in later]
+    manifest.update(revision=first, history=[first])
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    history = (folder / f"{HISTORY_TABLE}.jsonl").read_text().splitlines(keepends=True)
+    _rewrite(folder, f"{HISTORY_TABLE}.jsonl", history[0])
+    return later
+
+
+@pytest.mark.parametrize("target", ["sqlite_file", "postgres"])
+def test_an_archive_at_the_first_revision_gets_its_kept_figures(target, tmp_path):
+    """An archive made before the P&L figures were kept (at 0001_initial, with no
+    table of a later migration) is loaded at its revision and migrated to head: the
+    figures are rebuilt from its trades and pass the ledger check."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    folder = export(source, tmp_path / "archive")
+    later = _back_to_the_first_revision(folder)
+    with fresh_database_url(target, tmp_path) as url:
+        report = import_archive(str(folder), url)
+        assert report.upgraded == SHIPPED[1:] and report.ledger.ok
+        copy, original = canonical(url), canonical(source)
+        assert copy.keys() == original.keys()
+        for name in copy.keys() - {HISTORY_TABLE}:
+            if name in later:  # rebuilt by the migration: the same rows, ids aside
+                assert sorted(r[1:] for r in copy[name]) == sorted(
+                    r[1:] for r in original[name]), name
+            else:
+                assert list(map(list, copy[name])) == list(map(list, original[name])), name
+        db = connect(url)
+        assert Runner(db).current() == HEAD and check_ledger(db).ok
+        db.close()
+
+
+def test_an_older_archive_that_fails_the_ledger_at_head_is_not_kept(tmp_path):
+    """The ledger check of an older archive runs once it is migrated; when it fails,
+    the copied rows are removed again (the database was not new, so it stays)."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    make_store(source)
+    folder = export(source, tmp_path / "archive")
+    _back_to_the_first_revision(folder)
+    lines = (folder / "position.jsonl").read_text().splitlines(keepends=True)
+    tables = json.loads((folder / "manifest.json").read_text())["tables"]
+    columns = next(t for t in tables if t["name"] == "position")["columns"]
+    at = next(i for i, line in enumerate(lines)
+              if json.loads(line)[columns.index("is_open")])
+    row = json.loads(lines[at])
+    row[columns.index("quantity")] = "12345.0000000000"  # not what its trades make
+    lines[at] = json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+    _rewrite(folder, "position.jsonl", "".join(lines))
+    with fresh_pg_database() as url:
+        with pytest.raises(VerificationError, match="fails the ledger check"):
+            import_archive(str(folder), url)
+        db = connect(url, migrate=False)
+        assert set(rows_held(db).values()) == {0}
+        db.close()

@@ -20,6 +20,10 @@ from stocksbot_store.migrate_safety import rows_dropped
 from stocksbot_store.rows import rows_held
 from stocksbot_store.runner import Runner, migrations_directory
 
+#: The shipped migrations in order, and what a downgrade to base prints reverting them.
+SHIPPED = sorted(p.stem for p in Path(migrations_directory()).glob("[0-9]*.py"))
+REVERTED = f"reverted: {', '.join(reversed(SHIPPED))}\n"
+
 
 def test_a_bare_downgrade_is_refused(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'bot.db'}"
@@ -41,15 +45,17 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
         monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal
         assert main(["downgrade", "base", "--url", url]) == 2
         err = capsys.readouterr().err
-        assert ("drops 5 table(s) holding 26 rows: config (5 rows), order (7 rows), "
-                "position (4 rows), strategy (2 rows), trade (8 rows)") in err
+        # every table the migrations made is counted, the kept P&L figures (0002's) too
+        assert ("drops 7 table(s) holding 50 rows: config (5 rows), order (7 rows), "
+                "pnl_bucket (18 rows), position (4 rows), position_day (6 rows), "
+                "strategy (2 rows), trade (8 rows)") in err
         assert "add --yes" in err
         db = connect(url)
         assert rows_held(db)["order"] == 7  # the dry run changed nothing
         db.close()
         assert main(["downgrade", "base", "--yes", "--url", url]) == 0
         out, err = capsys.readouterr()
-        assert "drops 5 table(s) holding 26 rows" in err and "reverted: 0001_initial" in out
+        assert "drops 7 table(s) holding 50 rows" in err and REVERTED in out
         db = connect(url, migrate=False)
         assert db.get_tables() == ["schema_migration"]
         db.close()
@@ -75,7 +81,7 @@ def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
     assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 2
     assert "nothing was done" in capsys.readouterr().err
     assert main(["downgrade", "base", "--url", url, "--no-backup"]) == 0
-    assert "reverted: 0001_initial" in capsys.readouterr().out
+    assert REVERTED in capsys.readouterr().out
     assert not list(tmp_path.glob("*backup*"))
 
 
@@ -85,8 +91,10 @@ def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsy
     make_store(url)
     folder = tmp_path / "migrations"
     folder.mkdir()
-    shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
-    (folder / "0002_index.py").write_text(
+    for name in SHIPPED:
+        shutil.copy(Path(migrations_directory()) / f"{name}.py", folder)
+    index = f"{len(SHIPPED) + 1:04d}_index"
+    (folder / f"{index}.py").write_text(
         "def upgrade(migrator, db):\n"
         "    db.execute_sql('CREATE INDEX trade_fees ON trade (fees)')\n\n\n"
         "def downgrade(migrator, db):\n"
@@ -96,12 +104,12 @@ def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsy
     out, err = capsys.readouterr()
     backup = Path(err.split("backup: ", 1)[1].split(" ", 1)[0])
     assert backup.parent == tmp_path and backup.name.startswith("bot-backup-")
-    assert "applied: 0002_index" in out
+    assert f"applied: {index}" in out
     assert main(["upgrade", *args]) == 0  # nothing pending: no backup
     assert "backup:" not in capsys.readouterr().err
     assert main(["downgrade", "-1", "--no-backup", *args]) == 0  # drops no table: no question
     out, err = capsys.readouterr()
-    assert "backup:" not in err and "reverted: 0002_index" in out
+    assert "backup:" not in err and f"reverted: {index}" in out
     assert main(["upgrade", "--no-backup", *args]) == 0
     assert "backup:" not in capsys.readouterr().err
     assert len(list(tmp_path.glob("bot-backup-*.db"))) == 1

@@ -4,6 +4,7 @@ through ``stocksbot-stats``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -32,12 +33,17 @@ PASSWORD = "Mon1tor-S3cret"
 STATS_COMMAND = [sys.executable, "-c", "from stocksbot_store.metrics import run; run()"]
 
 
+#: When the fills of :func:`book` happened.
+FILLED_AT = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.timezone.utc)
+
+
 def book(storage: StorageService) -> None:
-    """A strategy, an order and two fills of it."""
+    """A strategy, an order and two fills of it, in one quarter hour of one day (so the
+    P&L buckets and position days they make are the same however fast the test runs)."""
     storage.create_strategy("momentum")
     order = storage.create_order("AAPL", "buy", "limit", "10", "100", strategy="momentum")
-    storage.record_trade(order.id, "AAPL", "buy", "4", "100")
-    storage.record_trade(order.id, "AAPL", "buy", "6", "101")
+    storage.record_trade(order.id, "AAPL", "buy", "4", "100", executed_at=FILLED_AT)
+    storage.record_trade(order.id, "AAPL", "buy", "6", "101", executed_at=FILLED_AT)
 
 
 @pytest.mark.parametrize(("sql", "kind"), [
@@ -149,7 +155,12 @@ def test_the_database_password_is_never_logged(slow_records):
 def test_stats_figures(storage):
     book(storage)
     s = stats(storage.db)
-    assert s.table_rows == {"strategy": 1, "position": 1, "order": 1, "trade": 2, "config": 0}
+    # Every table of the store is listed; one strategy's fills of one symbol in one
+    # quarter hour keep three P&L buckets (the symbol's quarter, every symbol's
+    # quarter, the symbol's day) and one position day.
+    assert s.table_rows == {"strategy": 1, "position": 1, "order": 1, "trade": 2, "config": 0,
+                            "pnl_bucket": 3, "position_day": 1, "mark": 0, "mark_close": 0,
+                            "reconcile_run": 0}
     assert s.database_bytes > 0
     assert s.statements["fill"].count == 2
     assert s.database == describe(storage.db)
