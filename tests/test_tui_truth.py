@@ -110,6 +110,32 @@ async def test_a_row_that_cannot_be_read_fails_only_the_orders_view(seeded_url, 
         assert table(app, "trades").row_count == 50
 
 
+@drive
+async def test_a_performance_figure_that_cannot_be_read_fails_only_its_view(seeded_url, store):
+    store.reconcile({})  # a reconcile run, whose stored differences cannot be read
+    sql(store, 'UPDATE "reconcile_run" SET "differences" = ?', '[{"kind": "\\u001b[2J"}]')
+    app = quiet_dashboard(seeded_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: "performance" in app.failed)
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.error is None
+        status = status_text(app)
+        assert "LIVE" in status and "failed: performance" in status
+        assert "cannot show this view: KeyError: 'subject'" in note(app, "performance")
+        assert table(app, "performance").row_count == 0
+        assert table(app, "strategies").row_count == 4
+        assert all(no_controls(line) for line in screen_lines(app))
+        # A refresh does not hide the failure; a readable run brings the view back.
+        await refreshed(app, pilot)
+        assert "failed: performance" in status_text(app)
+        sql(store, 'UPDATE "reconcile_run" SET "differences" = ?', "[]")
+        await refreshed(app, pilot)
+        await wait_for(pilot, lambda: "performance" not in app.failed)
+        assert table(app, "performance").row_count > 0
+        assert "failed" not in status_text(app)
+
+
 # -- stored text cannot drive the terminal (issue item 11) ------------------------------------
 
 
@@ -178,6 +204,20 @@ async def test_stored_control_characters_and_markup_are_shown_as_text(seeded_url
         await wait_for(pilot, lambda: len(app._notifications) > 0)
         told = list(app._notifications)[-1]
         assert told.message == f"{SHOWN_NAME} deactivated" and told.markup is False
+        assert all(no_controls(line) for line in screen_lines(app))
+
+        # The Performance view: its tables, and its caption filtered by the strategy.
+        await pilot.press("5")
+        view = app.view("performance")
+        await wait_for(pilot, lambda: view.performance is not None)
+        assert table(app, "marks").get_cell(HOSTILE, "symbol").plain == SHOWN
+        while view.query_state.strategy != HOSTILE_NAME:
+            before = view.performance
+            await pilot.press("g")
+            await wait_for(pilot, lambda before=before: view.performance is not before
+                           and view.performance is not None)
+        await pilot.pause()
+        assert SHOWN_NAME in note(app, "performance")
         assert all(no_controls(line) for line in screen_lines(app))
 
 

@@ -210,11 +210,12 @@ class DashboardApp(App):
 
     def fail_view(self, name: str, failure: str | None) -> None:
         """Mark view ``name`` failed because of ``failure`` (None: it is fine)."""
-        self.view(name).fail(failure)
-        if failure is None:
+        view = self.view(name)
+        view.fail(failure)
+        if view.failure is None:  # a view may keep a failure of its own
             self.failed.pop(name, None)
         else:
-            self.failed[name] = failure
+            self.failed[name] = view.failure
 
     def draw_status(self) -> None:
         """Redraw the status line from what the app knows now."""

@@ -42,6 +42,8 @@ from stocksbot_store.queries import (
 )
 from stocksbot_store.service import StrategyStats
 
+from .performance_data import Performance, PerformanceQuery, load_performance
+
 T = TypeVar("T")
 
 #: Orders per page: never more rows than this in the orders table.
@@ -264,6 +266,11 @@ class DashboardSource:
             if not self._names:
                 self._names = self._read_names()
             return self._orders(query)
+
+    def performance(self, query: PerformanceQuery) -> Performance:
+        """The Performance view's figures for ``query``."""
+        with self._connection():
+            return load_performance(self.storage, query)
 
     def order_fills(self, order_id: int) -> tuple[OrderRow | None, tuple[TradeRow, ...]]:
         """An order and its fills, oldest first."""
