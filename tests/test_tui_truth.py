@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 import test_tui
+from rich.text import Text
 from test_tui import drive, status_text, table, wait_for
 from textual.widgets.data_table import ColumnKey
 
@@ -20,6 +21,7 @@ from tui.data import PAGE_SIZE, DashboardSource
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.order_detail import OrderDetailScreen
+from tui.widgets.health_line import HealthLine, fitted, health_text
 from tui.widgets.keyed_table import ASCENDING, DESCENDING, KeyedTable
 
 # The same fixtures as the other dashboard tests: a seeded store (a SQLite file or
@@ -311,6 +313,36 @@ async def test_numbers_are_never_cut_and_help_and_quit_are_always_shown(seeded_u
                 assert "hidden for width: " + ", ".join(rows.hidden) in note(app, view)
             footer = screen_lines(app)[-1]
             assert "? Help" in footer and "q Quit" in footer, footer
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+@drive
+async def test_the_health_line_is_one_whole_line_refreshed_with_the_views(seeded_url, store,
+                                                                         size):
+    app = quiet_dashboard(seeded_url)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.pause()
+        health = app.query_one(HealthLine)
+        first = health.render().plain
+        assert first.startswith("HEALTH size ") and "reads " in first
+        assert health.size.height == 1 and len(first) <= size[0] - 2
+        assert sum(first.strip() in line for line in screen_lines(app)) == 1
+        # Each part shown is whole: the line is the full one, or whole parts and "…".
+        full = str(health_text(app.snapshot.health))
+        assert first == full or (first.endswith("  …") and full.startswith(first[:-3]))
+        store.set_trading_enabled(False)  # a change: the next refresh reads the figures again
+        await refreshed(app, pilot)
+        assert app.snapshot.health is not None
+        assert health.render().plain != first  # more statements counted
+
+
+def test_the_health_line_leaves_out_whole_parts_that_do_not_fit():
+    parts = [Text("HEALTH size 1.0 MiB"), Text("wal 4.0 MiB"), Text("reads 1,234 (0.12 ms)")]
+    assert fitted(parts, 80).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  reads 1,234 (0.12 ms)"
+    assert fitted(parts, 54).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  …"
+    assert fitted(parts, 35).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  …"
+    assert fitted(parts, 34).plain == "HEALTH size 1.0 MiB  …"
 
 
 @drive

@@ -41,6 +41,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.order_detail import OrderDetailScreen
+from .widgets.health_line import HealthLine
 from .widgets.keyed_table import KeyedTable
 from .widgets.orders_view import OrdersView
 from .widgets.performance_view import PerformanceView
@@ -108,6 +109,7 @@ class DashboardApp(App):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield HealthLine(id="health")
         with TabbedContent(id="views", initial=VIEWS[0][0]):
             for number, (name, title, view) in enumerate(VIEWS, 1):
                 with TabPane(f"{number} {title}", id=name):
@@ -181,6 +183,8 @@ class DashboardApp(App):
         self.refreshes += 1
         if message.snapshot is not None:
             self.show(message.snapshot)
+            self.query_one(HealthLine).show(message.snapshot.health,
+                                            message.snapshot.failed.get("health"))
         self.draw_status()
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:

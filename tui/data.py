@@ -27,7 +27,14 @@ from typing import TypeVar
 import peewee
 from peewee import Database
 
-from stocksbot_store import DatabaseUnavailableError, StorageError, StorageService, connect
+from stocksbot_store import (
+    DatabaseUnavailableError,
+    StorageError,
+    StorageService,
+    StoreStats,
+    connect,
+    stats,
+)
 from stocksbot_store.database import describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
@@ -178,8 +185,8 @@ class OrderPage:
 class Snapshot:
     """Everything the views show, as of one refresh.
 
-    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``) or
-    ``trading`` to why it could not be read; its figures are then empty (None for
+    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``),
+    ``trading`` or ``health`` to why it could not be read; its figures are then empty (None for
     ``trading_enabled``).
     """
 
@@ -190,6 +197,8 @@ class Snapshot:
     trades: tuple[TradeRow, ...] = ()
     orders: OrderPage | None = None
     failed: dict[str, str] = field(default_factory=dict)
+    #: The store's figures for the health line (None: not read; see ``failed``).
+    health: StoreStats | None = None
 
     @property
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
@@ -203,7 +212,8 @@ class DashboardSource:
     """Reads (and, for the operator actions, writes) the store for the dashboard."""
 
     def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE,
+                 health: Callable[[Database], StoreStats] = stats) -> None:
         # connect() only checks the URL here (a bad one raises ConfigurationError at
         # once); reaching the server and checking the schema wait for the first read,
         # on a worker thread, where failures are shown and retried.
@@ -212,6 +222,8 @@ class DashboardSource:
         self.storage = StorageService(self.db)
         self.watcher = ChangeWatcher(self.db, poll_seconds=poll_seconds)
         self.page_size = page_size
+        #: How the health line's figures are read (``stocksbot_store.stats``).
+        self.read_health = health
         self._names: dict[int, str] = {}
 
     @property
@@ -257,6 +269,7 @@ class DashboardSource:
                 orders=None if orders is None else part("orders",
                                                         lambda: self._orders(orders), None),
                 failed=failed,
+                health=part("health", lambda: self.read_health(self.db), None),
             )
 
     def orders(self, query: OrderQuery) -> OrderPage:
