@@ -11,7 +11,6 @@ import time
 from dataclasses import replace
 
 import pytest
-
 from peewee import Database
 
 from stocksbot_store import StorageService, StoreStats, connect, init_db, stats
