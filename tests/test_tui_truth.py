@@ -217,7 +217,7 @@ async def test_stored_control_characters_and_markup_are_shown_as_text(seeded_url
             before = view.performance
             await pilot.press("g")
             await wait_for(pilot, lambda before=before: view.performance is not before
-                           and view.performance is not None)
+                           and view.performance.query == view.query_state)
         await pilot.pause()
         assert SHOWN_NAME in note(app, "performance")
         assert all(no_controls(line) for line in screen_lines(app))

@@ -79,10 +79,12 @@ class PerformanceView(TableView):
     ]
 
     class Loaded(Message):
-        """A load finished (``performance`` None: it failed with ``error``)."""
+        """A load for ``query`` finished (``performance`` None: it failed with ``error``)."""
 
-        def __init__(self, performance: Performance | None, error: str = "") -> None:
+        def __init__(self, query: PerformanceQuery, performance: Performance | None,
+                     error: str = "") -> None:
             super().__init__()
+            self.query = query
             self.performance = performance
             self.error = error
 
@@ -126,11 +128,13 @@ class PerformanceView(TableView):
         try:
             performance = self.app.source.performance(query)
         except Exception as e:  # this view says why; the next refresh retries
-            self.post_message(self.Loaded(None, one_line(e)))
+            self.post_message(self.Loaded(query, None, one_line(e)))
         else:
-            self.post_message(self.Loaded(performance))
+            self.post_message(self.Loaded(query, performance))
 
     def on_performance_view_loaded(self, message: Loaded) -> None:
+        if message.query != self.query_state:
+            return  # a load for filters changed since: the load for the new ones follows
         failure = message.error if message.performance is None else None
         if failure is None:
             try:
