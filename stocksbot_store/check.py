@@ -482,12 +482,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_read_only(url: str) -> Database:
+    """The database at ``url``, opened so that it creates nothing and writes nothing: a
+    SQLite file ``mode=ro`` can never take the write lock from the bot."""
+    return connect(url, read_only=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the check from the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     url = database_url(args.url)
     try:
-        db = connect(url, read_only=True)  # creates nothing, writes nothing
+        db = open_read_only(url)
         try:
             progress = None if args.no_progress else _Progress(sys.stderr, args.progress)
             report = check_ledger(db, progress)

@@ -7,6 +7,7 @@ would) and checks that exactly that is reported.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -14,9 +15,9 @@ import pytest
 from conftest import fresh_pg_database
 
 from stocksbot_store import StorageService, connect, init_db
-from stocksbot_store.check import check_ledger, main
+from stocksbot_store.check import check_ledger, main, open_read_only
 from stocksbot_store.database import backend_of
-from stocksbot_store.errors import SchemaError
+from stocksbot_store.errors import ReadOnlyError, SchemaError
 
 
 def execute(db, sql: str, params: tuple = ()) -> None:
@@ -226,6 +227,33 @@ def test_cli_exit_0_on_a_clean_store(file_store, capsys):
     out, err = capsys.readouterr()
     assert out.startswith("ledger OK:") and "7 trades, 5 orders" in out
     assert err == ""
+
+
+def test_cli_checks_a_sqlite_file_while_the_bot_holds_its_write_lock(tmp_path, capsys):
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    db = connect(url)
+    init_db(db)
+    history(StorageService(db))
+    db.close()
+    bot = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        bot.execute("BEGIN IMMEDIATE")  # the write lock, held as a bot mid-write holds it
+        bot.execute("UPDATE strategy SET description = 'mid-write'")
+        assert main(["--url", url]) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith("ledger OK:") and err == ""
+        # Its connection cannot write at all: a write is refused at once, not queued
+        # behind the bot's lock.
+        checker = open_read_only(url)
+        with pytest.raises(ReadOnlyError):
+            checker.execute_sql("UPDATE strategy SET description = 'checked'")
+        checker.close()
+        # The check took no lock and left none: the bot writes on and commits.
+        bot.execute("UPDATE strategy SET description = 'written'")
+        bot.execute("COMMIT")
+    finally:
+        bot.close()
 
 
 def test_cli_exit_1_lists_every_violation(file_store, capsys):

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 import test_tui
+from rich.text import Text
 from test_tui import drive, status_text, table, wait_for
 from textual.widgets.data_table import ColumnKey
 
@@ -20,6 +21,7 @@ from tui.data import PAGE_SIZE, DashboardSource
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.filter import FilterScreen
 from tui.screens.order_detail import OrderDetailScreen
+from tui.widgets.health_line import HealthLine, fitted, health_text
 from tui.widgets.keyed_table import ASCENDING, DESCENDING, KeyedTable
 
 # The same fixtures as the other dashboard tests: a seeded store (a SQLite file or
@@ -110,6 +112,32 @@ async def test_a_row_that_cannot_be_read_fails_only_the_orders_view(seeded_url, 
         assert table(app, "trades").row_count == 50
 
 
+@drive
+async def test_a_performance_figure_that_cannot_be_read_fails_only_its_view(seeded_url, store):
+    store.reconcile({})  # a reconcile run, whose stored differences cannot be read
+    sql(store, 'UPDATE "reconcile_run" SET "differences" = ?', '[{"kind": "\\u001b[2J"}]')
+    app = quiet_dashboard(seeded_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: "performance" in app.failed)
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.error is None
+        status = status_text(app)
+        assert "LIVE" in status and "failed: performance" in status
+        assert "cannot show this view: KeyError: 'subject'" in note(app, "performance")
+        assert table(app, "performance").row_count == 0
+        assert table(app, "strategies").row_count == 4
+        assert all(no_controls(line) for line in screen_lines(app))
+        # A refresh does not hide the failure; a readable run brings the view back.
+        await refreshed(app, pilot)
+        assert "failed: performance" in status_text(app)
+        sql(store, 'UPDATE "reconcile_run" SET "differences" = ?', "[]")
+        await refreshed(app, pilot)
+        await wait_for(pilot, lambda: "performance" not in app.failed)
+        assert table(app, "performance").row_count > 0
+        assert "failed" not in status_text(app)
+
+
 # -- stored text cannot drive the terminal (issue item 11) ------------------------------------
 
 
@@ -178,6 +206,20 @@ async def test_stored_control_characters_and_markup_are_shown_as_text(seeded_url
         await wait_for(pilot, lambda: len(app._notifications) > 0)
         told = list(app._notifications)[-1]
         assert told.message == f"{SHOWN_NAME} deactivated" and told.markup is False
+        assert all(no_controls(line) for line in screen_lines(app))
+
+        # The Performance view: its tables, and its caption filtered by the strategy.
+        await pilot.press("5")
+        view = app.view("performance")
+        await wait_for(pilot, lambda: view.performance is not None)
+        assert table(app, "marks").get_cell(HOSTILE, "symbol").plain == SHOWN
+        while view.query_state.strategy != HOSTILE_NAME:
+            before = view.performance
+            await pilot.press("g")
+            await wait_for(pilot, lambda before=before: view.performance is not before
+                           and view.performance.query == view.query_state)
+        await pilot.pause()
+        assert SHOWN_NAME in note(app, "performance")
         assert all(no_controls(line) for line in screen_lines(app))
 
 
@@ -271,6 +313,36 @@ async def test_numbers_are_never_cut_and_help_and_quit_are_always_shown(seeded_u
                 assert "hidden for width: " + ", ".join(rows.hidden) in note(app, view)
             footer = screen_lines(app)[-1]
             assert "? Help" in footer and "q Quit" in footer, footer
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
+@drive
+async def test_the_health_line_is_one_whole_line_refreshed_with_the_views(seeded_url, store,
+                                                                         size):
+    app = quiet_dashboard(seeded_url)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        await pilot.pause()
+        health = app.query_one(HealthLine)
+        first = health.render().plain
+        assert first.startswith("HEALTH size ") and "reads " in first
+        assert health.size.height == 1 and len(first) <= size[0] - 2
+        assert sum(first.strip() in line for line in screen_lines(app)) == 1
+        # Each part shown is whole: the line is the full one, or whole parts and "…".
+        full = str(health_text(app.snapshot.health))
+        assert first == full or (first.endswith("  …") and full.startswith(first[:-3]))
+        store.set_trading_enabled(False)  # a change: the next refresh reads the figures again
+        await refreshed(app, pilot)
+        assert app.snapshot.health is not None
+        assert health.render().plain != first  # more statements counted
+
+
+def test_the_health_line_leaves_out_whole_parts_that_do_not_fit():
+    parts = [Text("HEALTH size 1.0 MiB"), Text("wal 4.0 MiB"), Text("reads 1,234 (0.12 ms)")]
+    assert fitted(parts, 80).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  reads 1,234 (0.12 ms)"
+    assert fitted(parts, 54).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  …"
+    assert fitted(parts, 35).plain == "HEALTH size 1.0 MiB  wal 4.0 MiB  …"
+    assert fitted(parts, 34).plain == "HEALTH size 1.0 MiB  …"
 
 
 @drive

@@ -41,6 +41,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.order_detail import OrderDetailScreen
+from .widgets.health_line import HealthLine
 from .widgets.keyed_table import KeyedTable
 from .widgets.orders_view import OrdersView
 from .widgets.performance_view import PerformanceView
@@ -108,6 +109,7 @@ class DashboardApp(App):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield HealthLine(id="health")
         with TabbedContent(id="views", initial=VIEWS[0][0]):
             for number, (name, title, view) in enumerate(VIEWS, 1):
                 with TabPane(f"{number} {title}", id=name):
@@ -181,6 +183,8 @@ class DashboardApp(App):
         self.refreshes += 1
         if message.snapshot is not None:
             self.show(message.snapshot)
+            self.query_one(HealthLine).show(message.snapshot.health,
+                                            message.snapshot.failed.get("health"))
         self.draw_status()
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -210,11 +214,12 @@ class DashboardApp(App):
 
     def fail_view(self, name: str, failure: str | None) -> None:
         """Mark view ``name`` failed because of ``failure`` (None: it is fine)."""
-        self.view(name).fail(failure)
-        if failure is None:
+        view = self.view(name)
+        view.fail(failure)
+        if view.failure is None:  # a view may keep a failure of its own
             self.failed.pop(name, None)
         else:
-            self.failed[name] = failure
+            self.failed[name] = view.failure
 
     def draw_status(self) -> None:
         """Redraw the status line from what the app knows now."""

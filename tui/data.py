@@ -27,7 +27,14 @@ from typing import TypeVar
 import peewee
 from peewee import Database
 
-from stocksbot_store import DatabaseUnavailableError, StorageError, StorageService, connect
+from stocksbot_store import (
+    DatabaseUnavailableError,
+    StorageError,
+    StorageService,
+    StoreStats,
+    connect,
+    stats,
+)
 from stocksbot_store.database import describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
@@ -41,6 +48,8 @@ from stocksbot_store.queries import (
     trade_page,
 )
 from stocksbot_store.service import StrategyStats
+
+from .performance_data import Performance, PerformanceQuery, load_performance
 
 T = TypeVar("T")
 
@@ -176,8 +185,8 @@ class OrderPage:
 class Snapshot:
     """Everything the views show, as of one refresh.
 
-    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``) or
-    ``trading`` to why it could not be read; its figures are then empty (None for
+    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``),
+    ``trading`` or ``health`` to why it could not be read; its figures are then empty (None for
     ``trading_enabled``).
     """
 
@@ -188,6 +197,10 @@ class Snapshot:
     trades: tuple[TradeRow, ...] = ()
     orders: OrderPage | None = None
     failed: dict[str, str] = field(default_factory=dict)
+    #: The store's figures for the health line (None: not read; see ``failed``). A
+    #: reading differs at every refresh (its time, the statements counted), so it is
+    #: not part of what makes two snapshots show the same.
+    health: StoreStats | None = field(default=None, compare=False)
 
     @property
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
@@ -201,7 +214,8 @@ class DashboardSource:
     """Reads (and, for the operator actions, writes) the store for the dashboard."""
 
     def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE,
+                 health: Callable[[Database], StoreStats] = stats) -> None:
         # connect() only checks the URL here (a bad one raises ConfigurationError at
         # once); reaching the server and checking the schema wait for the first read,
         # on a worker thread, where failures are shown and retried.
@@ -210,6 +224,8 @@ class DashboardSource:
         self.storage = StorageService(self.db)
         self.watcher = ChangeWatcher(self.db, poll_seconds=poll_seconds)
         self.page_size = page_size
+        #: How the health line's figures are read (``stocksbot_store.stats``).
+        self.read_health = health
         self._names: dict[int, str] = {}
 
     @property
@@ -255,6 +271,7 @@ class DashboardSource:
                 orders=None if orders is None else part("orders",
                                                         lambda: self._orders(orders), None),
                 failed=failed,
+                health=part("health", lambda: self.read_health(self.db), None),
             )
 
     def orders(self, query: OrderQuery) -> OrderPage:
@@ -264,6 +281,11 @@ class DashboardSource:
             if not self._names:
                 self._names = self._read_names()
             return self._orders(query)
+
+    def performance(self, query: PerformanceQuery) -> Performance:
+        """The Performance view's figures for ``query``."""
+        with self._connection():
+            return load_performance(self.storage, query)
 
     def order_fills(self, order_id: int) -> tuple[OrderRow | None, tuple[TradeRow, ...]]:
         """An order and its fills, oldest first."""

@@ -2,8 +2,11 @@
 
 Size (and the SQLite WAL, or the PostgreSQL connections against the server's limit),
 the replicas and their state, and this process's statements by kind with their mean
-time. :func:`read_health` gathers the figures and runs on a worker thread, like every
-database call of the dashboard; :meth:`HealthLine.show` draws them on the UI thread.
+time. The dashboard reads the figures with each refresh, on the refresh worker,
+through :class:`~tui.data.DashboardSource` (:func:`read_health` is the same reading,
+for callers outside the dashboard); :meth:`HealthLine.show` draws them on the UI
+thread. The line never wraps and never cuts a figure: the parts that do not fit the
+width are left out whole, last first, and ``…`` says that some are.
 """
 
 from __future__ import annotations
@@ -16,47 +19,86 @@ from stocksbot_store import StoreStats, stats
 from stocksbot_store.metrics import format_bytes
 from stocksbot_store.monitor import KINDS
 
+from ..format import visible
+
 
 def read_health(db: Database) -> StoreStats:
     """The figures for the health line (a worker calls this: it reads the database)."""
     return stats(db)
 
 
-def health_text(figures: StoreStats) -> Text:
-    """The health line for ``figures``: problems in colour, the rest dim."""
-    line = Text()
-    line.append("HEALTH ", "bold")
-    line.append(f"size {format_bytes(figures.database_bytes)}", "dim")
+def health_parts(figures: StoreStats) -> list[Text]:
+    """The pieces of the health line, most important first: problems in colour, the
+    rest dim."""
+    parts = [Text.assemble(("HEALTH ", "bold"),
+                           (f"size {format_bytes(figures.database_bytes)}", "dim"))]
     if figures.wal_bytes is not None:
-        line.append(f"  wal {format_bytes(figures.wal_bytes)}", "dim")
+        parts.append(Text(f"wal {format_bytes(figures.wal_bytes)}", "dim"))
     if figures.connections is not None:
         used, limit = figures.server_connections or 0, figures.max_connections or 0
         style = "bold red" if limit and used >= 0.9 * limit else "dim"
-        line.append(f"  connections {figures.connections} ({used}/{limit} on server)", style)
+        parts.append(Text(f"connections {figures.connections} ({used}/{limit} on server)",
+                          style))
     for replica in figures.replicas:
         ok = replica.state == "ok"
         lag = "" if replica.lag_seconds is None else f" {replica.lag_seconds:.1f}s"
-        line.append(f"  replica {replica.state}{lag}", "green" if ok else "bold yellow")
+        parts.append(Text(f"replica {replica.state}{lag}", "green" if ok else "bold yellow"))
     for kind in KINDS:
         f = figures.statements.get(kind)
         if f is None or not f.count:
             continue
         mean = f.seconds / f.count * 1000
-        line.append(f"  {kind}s {f.count:,} ({mean:.2f} ms)", "dim")
+        part = Text(f"{kind}s {f.count:,} ({mean:.2f} ms)", "dim")
         if f.slow:
-            line.append(f" {f.slow:,} slow", "yellow")
+            part.append(f" {f.slow:,} slow", "yellow")
         if f.errors:
-            line.append(f" {f.errors:,} failed", "red")
+            part.append(f" {f.errors:,} failed", "red")
+        parts.append(part)
+    return parts
+
+
+def health_text(figures: StoreStats) -> Text:
+    """The whole health line for ``figures``."""
+    return Text("  ").join(health_parts(figures))
+
+
+def fitted(parts: list[Text], width: int) -> Text:
+    """``parts`` joined, as many as fit ``width`` cells (the first always), ``…`` when
+    some were left out."""
+    line = Text()
+    for number, part in enumerate(parts):
+        rest = number < len(parts) - 1
+        needed = line.cell_len + (2 if line.plain else 0) + part.cell_len + (3 if rest else 0)
+        if line.plain and needed > width:
+            line.append("  …", "dim")
+            break
+        if line.plain:
+            line.append("  ")
+        line.append_text(part)
     return line
 
 
 class HealthLine(Static):
     """One line under the status line; the app tells it what to show."""
 
+    DEFAULT_CSS = "HealthLine { height: 1; }"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._parts: list[Text] = [Text("HEALTH not read yet", "dim")]
+
     def show(self, figures: StoreStats | None, error: str | None = None) -> None:
         """Draw ``figures``, or ``error`` when they could not be read."""
         if figures is None:
-            self.update(Text(f"HEALTH unavailable: {error or 'not read yet'}", "red"))
+            self._parts = [Text(f"HEALTH unavailable: {visible(error or 'not read yet')}",
+                                "red")]
         else:
-            self.update(health_text(figures))
+            self._parts = health_parts(figures)
+        self.refresh()
 
+    def render(self) -> Text:
+        width = self.content_region.width or self.app.size.width
+        return fitted(self._parts, width)
+
+    def on_resize(self) -> None:
+        self.refresh()

@@ -6,6 +6,12 @@ through the strategies and ``y`` through the symbols the by-period table is filt
 by. The figures are read on a worker thread (:func:`tui.performance_data.load_performance`)
 after each refresh of the dashboard that saw a change, and when a key changes the
 filters.
+
+It follows the rules of every view (:class:`~tui.widgets.table_view.TableView`): its
+caption and state are on the note line, which wraps rather than cut a number; columns
+give way for width, and the charts give way for height, before any number is cut, and
+the note says which; stored text is shown through :func:`~tui.format.visible`; and a
+figure that cannot be read or drawn fails this view alone.
 """
 
 from __future__ import annotations
@@ -22,12 +28,19 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from .. import format as f
-from ..performance_data import Performance, PerformanceQuery, cycle, load_performance
+from ..data import one_line
+from ..format import visible
+from ..performance_data import Performance, PerformanceQuery, cycle
 from .keyed_table import KeyedTable
 from .table_view import TableView
 
 #: Days of daily net P&L bars.
 BAR_DAYS = 30
+#: Lines the charts need to be readable, and the tables under them (with their
+#: header) to show a few rows; below both (plus the note and reconcile lines) the
+#: charts are hidden, as the least important part of the view.
+CHART_LINES = 8
+TABLE_LINES = 8
 
 PERIOD_COLUMNS = [("period", "Period"), ("trades", "Trades"), ("wl", "W/L"),
                   ("gross", "Gross P&L"), ("fees", "Fees"), ("net", "Net P&L")]
@@ -51,9 +64,9 @@ class PerformanceView(TableView):
 
     DEFAULT_CSS = """
     PerformanceView { height: 1fr; }
-    PerformanceView #perf-caption, PerformanceView #reconcile-line { height: 1; padding: 0 1; }
+    PerformanceView #reconcile-line { height: auto; padding: 0 1; }
     PerformanceView #perf-charts { height: 1fr; min-height: 8; }
-    PerformanceView #perf-tables { height: 1fr; min-height: 8; }
+    PerformanceView #perf-tables { height: 1fr; min-height: 4; }
     PerformanceView #performance-table { width: 1fr; height: 1fr; }
     PerformanceView #perf-side { width: 40; height: 1fr; }
     PerformanceView #symbol-table, PerformanceView #marks-table { height: 1fr; }
@@ -66,10 +79,12 @@ class PerformanceView(TableView):
     ]
 
     class Loaded(Message):
-        """A load finished (``performance`` None: it failed with ``error``)."""
+        """A load for ``query`` finished (``performance`` None: it failed with ``error``)."""
 
-        def __init__(self, performance: Performance | None, error: str = "") -> None:
+        def __init__(self, query: PerformanceQuery, performance: Performance | None,
+                     error: str = "") -> None:
             super().__init__()
+            self.query = query
             self.performance = performance
             self.error = error
 
@@ -77,10 +92,11 @@ class PerformanceView(TableView):
         super().__init__(**kwargs)
         self.query_state = PerformanceQuery()
         self.performance: Performance | None = None
+        #: Why the last load failed (None: it did not); kept across refreshes.
+        self.load_failure: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note")
-        yield Static("", id="perf-caption")
         with Horizontal(id="perf-charts"):
             yield PlotextPlot(id="equity-chart")
             yield PlotextPlot(id="daily-chart")
@@ -109,21 +125,67 @@ class PerformanceView(TableView):
 
     @work(thread=True, exclusive=True, group="performance")
     def load_worker(self, query: PerformanceQuery) -> None:
-        source = self.app.source
         try:
-            with source._connection():
-                performance = load_performance(source.storage, query)
-        except Exception as e:  # shown in the caption; the next refresh retries
-            self.post_message(self.Loaded(None, str(e).strip().splitlines()[0][:200]))
+            performance = self.app.source.performance(query)
+        except Exception as e:  # this view says why; the next refresh retries
+            self.post_message(self.Loaded(query, None, one_line(e)))
         else:
-            self.post_message(self.Loaded(performance))
+            self.post_message(self.Loaded(query, performance))
 
     def on_performance_view_loaded(self, message: Loaded) -> None:
-        if message.performance is None:
-            self.query_one("#perf-caption", Static).update(
-                Text(f"performance: {message.error}", style="red"))
-            return
-        self.draw(message.performance)
+        if message.query != self.query_state:
+            return  # a load for filters changed since: the load for the new ones follows
+        failure = message.error if message.performance is None else None
+        if failure is None:
+            try:
+                self.draw(message.performance)
+            except Exception as e:  # a figure this view cannot draw
+                failure = one_line(e)
+        self.load_failure = failure
+        fail_view = getattr(self.app, "fail_view", None)
+        if fail_view is not None:  # tell the status line too
+            fail_view("performance", failure)
+            self.app.draw_status()
+        else:
+            self.fail(failure)
+
+    def fail(self, failure: str | None) -> None:
+        """Failed when told so, or when the last load failed; a failed view shows no
+        rows and no charts, only why."""
+        failure = failure if failure is not None else self.load_failure
+        if failure is not None:
+            for table in self.query(KeyedTable):
+                table.sync([])
+            self.performance = None
+            self.draw_charts(None)
+            self.query_one("#reconcile-line", Static).update("")
+        super().fail(failure)
+
+    # -- layout ------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        """Hide the charts when the tables would not keep a few rows under them."""
+        room = self.size.height - 4  # the note and reconcile lines, which may wrap
+        show = room >= CHART_LINES + TABLE_LINES
+        charts = self.query_one("#perf-charts")
+        if charts.display != show:
+            charts.display = show
+            self.draw_note()
+
+    def hidden_for_height(self) -> list[str]:
+        return [] if self.query_one("#perf-charts").display else ["charts"]
+
+    def caption(self) -> Text:
+        """What is shown and the equity now, from text made visible."""
+        performance = self.performance
+        if performance is None:
+            return Text("")
+        line = Text(visible(performance.query.describe()), "bold")
+        line.append(" (keys p g y)", "dim")
+        last = performance.curve[-1] if performance.curve else None
+        line.append(f"  equity {last.equity:,.2f}  drawdown {last.drawdown:,.2f}" if last
+                    else "  no trades yet")
+        return line
 
     # -- keys --------------------------------------------------------------------------
 
@@ -149,11 +211,6 @@ class PerformanceView(TableView):
         """Draw ``performance``."""
         self.performance = performance
         now = getattr(self.app, "clock", lambda: dt.datetime.now(dt.timezone.utc))()
-        last = performance.curve[-1] if performance.curve else None
-        equity = f"equity {last.equity:,.2f} dd {last.drawdown:,.2f}" if last else \
-            "no trades yet"
-        self.query_one("#perf-caption", Static).update(
-            f"[b]{performance.query.describe()}[/b] (keys p g y)  {equity}")
         self.draw_charts(performance)
         self.query_one("#performance-table", KeyedTable).sync([
             (r.key, [f.text(r.key, "bold"),
@@ -181,11 +238,13 @@ class PerformanceView(TableView):
             first = f": {run.differences[0]}" if run.differences else ""
             line = (f"last reconcile {run.ran_at:%Y-%m-%d %H:%M} UTC: {found}"
                     f"{', ' + state if run.differences else ''}{first}")
-        self.query_one("#reconcile-line", Static).update(line)
+        self.query_one("#reconcile-line", Static).update(Text(visible(line)))
+        self.draw_note()
 
-    def draw_charts(self, performance: Performance) -> None:
-        """The equity curve with its drawdown, and the daily net P&L bars."""
-        curve = performance.curve
+    def draw_charts(self, performance: Performance | None) -> None:
+        """The equity curve with its drawdown, and the daily net P&L bars (None:
+        empty charts)."""
+        curve = performance.curve if performance is not None else ()
         days = [p.day.strftime("%m-%d") for p in curve]
         ticks = sorted({0, len(curve) // 2, len(curve) - 1}) if curve else []
         chart = self.query_one("#equity-chart", PlotextPlot)

@@ -2,9 +2,9 @@
 
 A view is a :class:`~tui.widgets.keyed_table.KeyedTable` under one note line that
 tells what the table alone cannot: that the view failed (and why), how many newer
-rows arrived above while the reader was scrolled down, and which columns are
-hidden for want of width. A view that failed shows no rows, only why: the rest of
-the dashboard stays live.
+rows arrived above while the reader was scrolled down, and which columns (or other
+parts) are hidden for want of width (or height). A view that failed shows no rows,
+only why: the rest of the dashboard stays live.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class TableView(Vertical):
         """What the view always says above its table (nothing by default)."""
         return Text()
 
+    def hidden_for_height(self) -> list[str]:
+        """Parts of the view hidden for want of height (none by default)."""
+        return []
+
     def draw_note(self) -> None:
         """Redraw the note line from the caption, the failure and the table's state."""
         line = self.caption()
@@ -62,6 +66,8 @@ class TableView(Vertical):
         hidden = table.hidden
         if hidden:
             parts.append((f"hidden for width: {', '.join(hidden)}", "dim"))
+        if self.hidden_for_height():
+            parts.append((f"hidden for height: {', '.join(self.hidden_for_height())}", "dim"))
         for text, style in parts:
             if line.plain:
                 line.append("  ")
