@@ -44,6 +44,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
+from .queries import order_page
 from .validation import (
     NAME_MAX,
     check_external_id,
@@ -402,19 +403,10 @@ class OrderRepository(Repository[Order]):
              strategy_id: int | None = None, before_id: int | None = None,
              limit: int = 100) -> list[Order]:
         """A page of orders, newest first, filtered; pass the last id of a page as
-        ``before_id`` for the next one (keyset paging: as fast on page 1,000 as on 1)."""
-        query = self._select()
-        if symbol:
-            query = query.where(Order.symbol == symbol)
-        if status:
-            query = query.where(Order.status == coerce_enum(OrderStatusEnum, status, "status"))
-        if side:
-            query = query.where(Order.side == side)
-        if strategy_id is not None:
-            query = query.where(Order.strategy == strategy_id)
-        if before_id is not None:
-            query = query.where(Order.id < before_id)
-        return self._list(query.order_by(Order.id.desc()), limit)
+        ``before_id`` for the next one (keyset paging: as fast on page 1,000 as on 1).
+        The dashboard's :func:`~stocksbot_store.queries.order_page` without a sort."""
+        return order_page(self.db, symbol=symbol, status=status, side=side,
+                          strategy_id=strategy_id, before_id=before_id, limit=limit)
 
     def update_status(self, order: Order | int, status: Any, filled_quantity: Any = None,
                       avg_fill_price: Any = None) -> Order:
