@@ -453,13 +453,7 @@ class Adoption:
                 t = "orders"
                 external_id = self.text(None if external_id is None else str(external_id), t,
                                         oid, "external_id", 200, optional=True)
-                if external_id is not None:
-                    if external_id in seen:
-                        report.change("duplicate", "order", oid, "external_id", external_id,
-                                      None, "an earlier order has the same external id")
-                        external_id = None
-                    else:
-                        seen.add(external_id)
+                external_id = _first_keeps(seen, external_id, report, "order", oid)
                 if strategy_id is not None and strategy_id not in strategies:
                     report.change("strategy", "order", oid, "strategy_id", strategy_id, None,
                                   f"strategy {strategy_id} does not exist")
@@ -531,13 +525,7 @@ class Adoption:
                                   f"order {order_id} is {order.side} {order.symbol}; the "
                                   f"trade is {side} {symbol}")
                     order, order_id = None, None
-                if external_id is not None:
-                    if external_id in seen:
-                        report.change("duplicate", "trade", tid, "external_id", external_id,
-                                      None, "an earlier trade has the same external id")
-                        external_id = None
-                    else:
-                        seen.add(external_id)
+                external_id = _first_keeps(seen, external_id, report, "trade", tid)
                 outcome = _replay(books, symbol, side, quantity, price, commission, fees,
                                   executed_at)
                 trade_type = outcome.trade_type if order is not None else ledger.ADJUSTMENT
@@ -724,6 +712,20 @@ class Adoption:
         sql, _ = _insert_sql(AdoptionChange, with_id=False)
         self.many(sql, [(adoption, *change)
                         for change in report.changes + report.filled_in_changes()])
+
+
+def _first_keeps(seen: set[str], external_id: str | None, report: AdoptionReport, kind: str,
+                 row_id: Any) -> str | None:
+    """The documented rule for a broker id the old module stored twice: the first row
+    (lowest id) keeps it, a later one loses it and the report lists that row."""
+    if external_id is None:
+        return None
+    if external_id in seen:
+        report.change("duplicate", kind, row_id, "external_id", external_id, None,
+                      f"an earlier {kind} has the same external id")
+        return None
+    seen.add(external_id)
+    return external_id
 
 
 def _replay(books: dict[str, list[ledger.PositionState]], symbol: str, side: str,
