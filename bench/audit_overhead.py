@@ -21,7 +21,6 @@ from pathlib import Path
 
 from stocksbot_store import StorageService, connect, init_db
 
-
 #: The clock rates are measured with (``--clock``).
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter

@@ -31,8 +31,18 @@ A row is ``(id, at, actor, table_name, row_id, action, changes)``:
   - ``set``: a setting written by ``set_config_value`` (``before`` null when new);
   - ``delete`` / ``restore``: a row deleted (its last values, ``after`` null) or
     brought back;
-  - ``adopt`` / ``import``: a summary row (``row_id`` null) per table of an adoption
-    or an import: ``{"rows": [null, n], "first_id": [null, a], "last_id": [null, b]}``.
+  - ``adopt`` / ``import``: a summary row (``row_id`` null) per table, written by an
+    adoption or by an import, restore or convert into an empty store:
+    ``{"rows": [null, n], "first_id": [null, a], "last_id": [null, b], "source": ...}``.
+
+Adoption and import write one summary row per table, not one per row: they write up to
+millions of rows in one transaction, and a row each would double that work to record
+rows that were not changed here but brought in whole. An adoption's report (kept in
+the database, ``stocksbot-migrate adopt``) lists every row it had to change; an
+import is verified row for row against its source. An import or restore copies the
+source's own audit log with its rows (the log as it was when the backup or archive
+was made: changes made after it are gone with the data they changed), then appends
+its summary rows.
 """
 
 from __future__ import annotations
@@ -236,15 +246,21 @@ class AuditWriter:
         if changes or action in ("create", "delete", "restore"):
             self.write([(TABLES.get(table, table), row_id, action, changes)])
 
-    def summary(self, table: str, action: str, ids: Sequence[int], **more: Any) -> None:
-        """One row standing for ``ids`` of ``table`` written at once (an adoption, an
-        import): how many, the first and the last id, and ``more`` as ``[null, v]``."""
-        if not ids:
-            return
-        changes = {"rows": [None, len(ids)], "first_id": [None, min(ids)],
-                   "last_id": [None, max(ids)]}
-        changes.update({k: [None, value(v)] for k, v in more.items()})
-        self.write([(TABLES.get(table, table), None, action, changes)])
+    def summaries(self, action: str, **more: Any) -> None:
+        """One row per audited table that holds rows, standing for all of them: what an
+        adoption or an import wrote at once. Its changes: how many rows, the first and
+        the last id, and ``more`` as ``[null, value]``."""
+        entries: list[Entry] = []
+        for table, name in TABLES.items():
+            with translate_errors("reading the audit log"):
+                count, first, last = self.db.execute_sql(
+                    f'SELECT count(*), min(id), max(id) FROM "{table}"').fetchone()
+            if count:
+                changes = {"rows": [None, count], "first_id": [None, first],
+                           "last_id": [None, last]}
+                changes.update({k: [None, value(v)] for k, v in more.items()})
+                entries.append((name, None, action, changes))
+        self.write(entries)
 
     # -- the fill path --------------------------------------------------------------
 

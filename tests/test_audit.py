@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import peewee
 import pytest
+from conftest import fresh_database_url
 
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store import audit as audit_module
@@ -697,3 +698,56 @@ def test_cli_reads_a_sqlite_file_while_the_bot_holds_its_write_lock(tmp_path, ca
     finally:
         bot.rollback()
         bot.close()
+
+
+# -- adoption and import: one summary row per table ---------------------------------------
+
+
+def test_an_adoption_writes_one_summary_row_per_table(backend, tmp_path):
+    from test_adopt import OldDatabase, fill_history
+
+    from stocksbot_store.adopt import adopt
+
+    with fresh_database_url(backend, tmp_path) as url:
+        old = OldDatabase(url, backend)
+        try:
+            fill_history(old.bot)
+            adopt(old.db, zone="UTC", actor="migration-job")
+            rows = get_audit_log(old.db)
+            assert {e.action for e in rows} == {"adopt"}
+            assert {e.actor for e in rows} == {"migration-job"}
+            by_table = {e.table: e for e in rows}
+            assert {"orders", "trades", "strategies"} <= set(by_table)
+            trades = by_table["trades"]
+            count = old.db.execute_sql('SELECT count(*), min(id), max(id) FROM "trade"'
+                                       ).fetchone()
+            assert trades.row_id is None
+            assert [trades.changes[k][1] for k in ("rows", "first_id", "last_id")] == list(count)
+        finally:
+            old.close()
+
+
+def test_an_import_keeps_the_sources_audit_log_and_adds_its_summary(tmp_path):
+    from stocksbot_store.archive import export_archive, import_archive
+
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    source = connect(source_url)
+    init_db(source)
+    storage = StorageService(source, actor=ACTOR)
+    order = storage.create_order("AAPL", "buy", "limit", 3, 10)
+    storage.record_trade(order.id, "AAPL", "buy", 3, 10)
+    before = get_audit_log(source)
+    export_archive(source, str(tmp_path / "archive"))
+    source.close()
+    target_url = f"sqlite:///{tmp_path / 'target.db'}"
+    import_archive(str(tmp_path / "archive"), target_url)
+    target = connect(target_url)
+    try:
+        after = get_audit_log(target)
+        added = after[:len(after) - len(before)]
+        assert after[len(added):] == before  # the source's rows, as they were
+        assert {e.action for e in added} == {"import"}
+        assert {e.table for e in added} == {"orders", "trades", "positions"}
+        assert all(e.changes["source"][1].startswith("archive ") for e in added)
+    finally:
+        target.close()
