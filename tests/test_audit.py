@@ -31,6 +31,7 @@ from stocksbot_store.repositories import (
 )
 
 ACTOR = "bot-eu-1"
+MAX = audit_module.MAX_LIMIT
 _symbols = (f"S{n}" for n in itertools.count(1))
 
 
@@ -751,3 +752,22 @@ def test_an_import_keeps_the_sources_audit_log_and_adds_its_summary(tmp_path):
         assert all(e.changes["source"][1].startswith("archive ") for e in added)
     finally:
         target.close()
+
+
+def test_the_overhead_bench_runs_both_sides(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.audit_overhead import measure
+
+    results = measure(f"sqlite:///{tmp_path / 'bench.db'}", fills=4, batch=7, rounds=2)
+    assert set(results) == {"record_trade", "record_trades"}
+    assert all(on > 0 and off > 0 for on, off in results.values())
+    db = connect(f"sqlite:///{tmp_path / 'bench.db'}")
+    try:  # both sides ran: audited fills and fills without audit rows
+        fills = db.execute_sql("SELECT count(*) FROM trade").fetchone()[0]
+        audited = len(get_audit_log(db, table="trades", limit=MAX))
+        assert 0 < audited < fills
+    finally:
+        db.close()
