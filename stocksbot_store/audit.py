@@ -62,7 +62,7 @@ from peewee import Database, Model
 
 from .database import backend_of
 from .errors import ValidationError, translate_errors
-from .fields import datetime_text, to_utc, utcnow
+from .fields import datetime_text, decimal_text, to_utc, utcnow
 from .models import AuditLog
 from .validation import check_id, check_text
 
@@ -120,8 +120,7 @@ def value(v: Any) -> Any:
     if v is None or isinstance(v, (str, bool, int)):
         return v
     if isinstance(v, Decimal):
-        # The store's decimals are held to 10 places already: format, not quantize.
-        return format(v, "f")
+        return decimal_text(v) if v.is_finite() else str(v)
     if isinstance(v, dt.datetime):
         return to_utc(v).isoformat(timespec="microseconds")
     if isinstance(v, enum.Enum):
@@ -324,7 +323,7 @@ def _trade_created(trade: tuple) -> str:
 
 def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
     filled, avg, status = before
-    changes = {"filled_quantity": [format(filled, "f"), format(order.filled, "f")]}
+    changes = {"filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
     if avg != order.avg:
         changes["avg_fill_price"] = [value(avg), value(order.avg)]
     if status != order.status:

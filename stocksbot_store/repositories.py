@@ -137,9 +137,8 @@ class Repository(Generic[M]):
                   for n in self._columns]
         for name, value in zip(self._columns, stored, strict=True):
             instance.__data__[name] = None if value is None else fields[name].python_value(value)
-        with write_transaction(self.db):
-            with translate_errors(f"creating {self.model.__name__}"):
-                instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
+        with translate_errors(f"creating {self.model.__name__}"), write_transaction(self.db):
+            instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
             self.audit.row(self.model._meta.table_name, instance.id, "create",
                            created(row_values(instance)))
         instance._dirty.clear()
@@ -210,20 +209,21 @@ class Repository(Generic[M]):
         row's ``before`` values are) and record them as ``action``."""
         if "updated_at" in self.model._meta.fields:
             values["updated_at"] = utcnow()
-        before = row_values(instance, values)
-        with write_transaction(self.db):
-            with translate_errors(f"updating {self.model.__name__} {instance.id}"):
-                count = (self.model.update(**values).where(self.model.id == instance.id)
-                         .execute(self.db))
+        fields = self.model._meta.fields
+        stored = {name: None if value is None else fields[name].python_value(
+            fields[name].db_value(value)) for name, value in values.items()}
+        with translate_errors(f"updating {self.model.__name__} {instance.id}"), \
+                write_transaction(self.db):
+            count = (self.model.update(**values).where(self.model.id == instance.id)
+                     .execute(self.db))
             if not count:
                 raise NotFoundError(f"{self.model.__name__} {instance.id} does not exist")
-            for name, value in values.items():
-                field = self.model._meta.fields[name]
-                instance.__data__[name] = None if value is None else field.python_value(
-                    field.db_value(value))
-                instance._dirty.discard(name)
-            self.audit.row(self.model._meta.table_name, instance.id, action,
-                           changed(before, row_values(instance, values)))
+            self.audit.row(self.model._meta.table_name, instance.id, action, changed(
+                row_values(instance, values),
+                {fields[name].column_name: value for name, value in stored.items()}))
+        for name, value in stored.items():
+            instance.__data__[name] = value
+            instance._dirty.discard(name)
         return instance
 
     def delete(self, row: M | int) -> bool:
@@ -234,7 +234,7 @@ class Repository(Generic[M]):
 
     def _delete(self, where: Any, what: str) -> bool:
         """Delete the row ``where`` selects (one at most) and record its last values."""
-        with write_transaction(self.db), translate_errors(f"deleting {what}"):
+        with translate_errors(f"deleting {what}"), write_transaction(self.db):
             query = self._select().where(where)
             if self.db.for_update:
                 query = query.for_update()
@@ -590,7 +590,7 @@ class StrategyRepository(Repository[Strategy]):
         if not values:
             values = changed_fields(instance)
         self._check_fields(values)
-        with write_transaction(self.db):
+        with translate_errors(f"updating Strategy {instance.id}"), write_transaction(self.db):
             current = self.get_for_update(instance.id)
             refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's "
                            "fills")
