@@ -771,3 +771,22 @@ def test_the_overhead_bench_runs_both_sides(tmp_path):
         assert 0 < audited < fills
     finally:
         db.close()
+
+
+def test_the_migration_goes_down_and_up_again(db_url):
+    from stocksbot_store.runner import Runner
+
+    db = connect(db_url)
+    try:
+        StorageService(db, actor=ACTOR).create_strategy("before")
+        runner = Runner(db)
+        assert runner.downgrade("0002_marks_and_reports") == ["0003_audit_log"]
+        assert "audit_log" not in db.get_tables()
+        if db.param == "%s":  # PostgreSQL: the trigger's function went with it
+            assert not db.execute_sql("SELECT 1 FROM pg_proc WHERE proname = "
+                                      "'audit_log_append_only'").fetchall()
+        assert runner.upgrade("head") == ["0003_audit_log"]
+        StorageService(db, actor=ACTOR).create_strategy("after")
+        assert [e.changes["name"][1] for e in get_audit_log(db)] == ["after"]
+    finally:
+        db.close()
