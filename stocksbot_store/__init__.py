@@ -9,6 +9,7 @@ What a user imports lives here; the rest of the package is free to change::
 """
 
 from .archive import export_archive, import_archive, verify_archive
+from .audit import AuditEntry, default_actor, get_audit_log
 from .backups import backup, restore
 from .check import LedgerReport, check_ledger
 from .conversion import convert
@@ -71,6 +72,7 @@ __all__ = [
     "DEFAULT_URL",
     "FILL_KEYS",
     "MODELS",
+    "AuditEntry",
     "TRADING_ENABLED",
     "Config",
     "ConfigRepository",
@@ -118,7 +120,9 @@ __all__ = [
     "format_prometheus",
     "format_text",
     "convert",
+    "default_actor",
     "export_archive",
+    "get_audit_log",
     "get_db",
     "import_archive",
     "init_db",

@@ -103,8 +103,10 @@ def resolve_zone(name: str | None) -> tuple[dt.tzinfo, str]:
 
 def adopt(db: Database, *, dry_run: bool = False, zone: str | None = None,
           positions: str = "as-stored", progress: ProgressCallback | None = None,
-          echo: Callable[[str], None] = lambda _: None) -> AdoptionReport:
-    """Adopt the old module's database ``db`` in place (see the module docstring).
+          echo: Callable[[str], None] = lambda _: None,
+          actor: str | None = None) -> AdoptionReport:
+    """Adopt the old module's database ``db`` in place (see the module docstring);
+    ``actor`` names who adopted in the audit log (default ``user@host:pid``).
 
     Raises :class:`AdoptionError` (nothing changed) when it cannot; call
     :func:`adoption_status` first to tell an already adopted database apart.
@@ -122,7 +124,7 @@ def adopt(db: Database, *, dry_run: bool = False, zone: str | None = None,
         if status is not None:
             raise AdoptionError(status)
         report = AdoptionReport(describe(db), zone_name, positions, dry_run)
-        job = Adoption(db, report, tzinfo, progress, echo)
+        job = Adoption(db, report, tzinfo, progress, echo, actor)
         job.preflight()
         if not dry_run and job.backend == "sqlite":
             report.backup = sqlite_backup(db)

@@ -29,6 +29,7 @@ from .adopt_report import (
     AdoptionReport,
     AdoptionReportRow,
 )
+from .audit import AuditWriter
 from .buckets import rebuild
 from .database import backend_of, describe
 from .errors import ValidationError
@@ -104,8 +105,10 @@ class Adoption:
     """One adoption: reads the old tables, writes this store's, fills the report."""
 
     def __init__(self, db: Database, report: AdoptionReport, zone: dt.tzinfo,
-                 progress: ProgressCallback | None, echo: Callable[[str], None]) -> None:
+                 progress: ProgressCallback | None, echo: Callable[[str], None],
+                 actor: str | None = None) -> None:
         self.db = db
+        self.actor = actor
         self.report = report
         self.zone = zone
         self.progress = progress
@@ -712,6 +715,8 @@ class Adoption:
         sql, _ = _insert_sql(AdoptionChange, with_id=False)
         self.many(sql, [(adoption, *change)
                         for change in report.changes + report.filled_in_changes()])
+        # One audit row per table for the whole adoption (see stocksbot_store.audit).
+        AuditWriter(db, self.actor).summaries("adopt", source=report.database)
 
 
 def _first_keeps(seen: set[str], external_id: str | None, report: AdoptionReport, kind: str,

@@ -373,6 +373,9 @@ def init_db(db: Database | None = None) -> Database:
     with db.atomic(), db.bind_ctx(MODELS):
         db.create_tables(MODELS, safe=True)
         install_notify_triggers(db)
+        from .audit import install_append_only_trigger
+
+        install_append_only_trigger(db)
         from .migrate import stamp_new_database
 
         stamp_new_database(db)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from peewee import Database
 
 from . import ledger
+from .audit import AuditWriter
 from .buckets import KeptFigures
 from .database import backend_of, write_transaction
 from .errors import (
@@ -153,8 +154,10 @@ def check_fill(fill: Fill) -> _CheckedFill:
 class FillRecorder:
     """Applies fills to one database; one instance per :class:`StorageService`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = db
+        #: Writes each fill's audit rows in its transaction, as ``actor``.
+        self.audit = AuditWriter(db, actor)
         self.backend = backend_of(db)
         self.sql = _statements_for(self.backend)
         self.kept = KeptFigures(db, self.backend)
@@ -194,7 +197,8 @@ class FillRecorder:
             while True:
                 try:
                     with write_transaction(self.db):
-                        return BulkFills(self.db, self.backend, self.kept).record(checked)
+                        return BulkFills(self.db, self.backend, self.kept,
+                                         self.audit).record(checked)
                 except StorageError:
                     raise
                 except Exception as e:
@@ -243,13 +247,19 @@ class FillRecorder:
         stamp = datetime_text(now)
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         trade_id = self._run("insert_trade", row).fetchone()[0]
+        order_before = None
         if order is not None:
+            order_before = (order.filled, order.avg, order.status)
             apply_to_order(order, fill, stamp)
             self._run("update_order", order.row())
         self._write_positions(outcome, stamp)
+        figures = None, None
         if strategy_id is not None:
-            self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp, strategy)
+            figures = self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp,
+                                            strategy)
         self.kept.add(fill, strategy_id, outcome)
+        self.audit.fill(stamp, trade_id, row, order, order_before, position, outcome.touched,
+                        strategy_id, *figures)
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     def _order_for(self, fill: _CheckedFill) -> OrderState:
@@ -273,16 +283,19 @@ class FillRecorder:
                 self._run("update_position", position_update_row(p, stamp))
 
     def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
-                         fill: _CheckedFill, stamp: str, row: tuple | None = None) -> None:
+                         fill: _CheckedFill, stamp: str, row: tuple | None = None
+                         ) -> tuple[ledger.StrategyFigures | None, ledger.StrategyFigures | None]:
         """Add the fill to the strategy's figures; ``row``: its figures if already read
-        (and locked) in this transaction."""
+        (and locked) in this transaction. The figures before and after (for the audit
+        log), or None twice if the strategy is gone."""
         if row is None:
             row = self._run("strategy", (strategy_id,)).fetchone()
         if row is None:  # deleted meanwhile: the order's link was set to NULL
-            return
+            return None, None
         figures = figures_from_row(row)
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
         self._run("update_strategy", figures_row(figures, stamp) + [strategy_id])
+        return figures_from_row(row), figures
 
 
 # -- rows: what the single and the bulk path read and write, in one place --------------

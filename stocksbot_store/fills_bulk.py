@@ -29,6 +29,7 @@ from peewee import Database
 from peewee import __exception_wrapper__ as driver_errors
 
 from . import ledger
+from .audit import AuditWriter
 from .buckets import KeptFigures
 from .errors import NotFoundError
 from .fields import datetime_text, utcnow
@@ -82,9 +83,11 @@ _LOCKING = ("orders", "positions", "strategies")
 class BulkFills:
     """One batch on one database, inside a transaction the caller opened."""
 
-    def __init__(self, db: Database, backend: str, kept: KeptFigures) -> None:
+    def __init__(self, db: Database, backend: str, kept: KeptFigures,
+                 audit: AuditWriter) -> None:
         self.db = db
         self.kept = kept
+        self.audit = audit
         self.pg = backend == "postgres"
         self.sql = dict(_statements_for(backend))
         for name, sql in _BULK.items():
@@ -116,8 +119,12 @@ class BulkFills:
             "orders", {f.order_id for f in fills if f.order_id is not None})}
         positions = {row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
             "positions", {f.symbol for f in fills}, (True,))}
-        figures = {row[0]: figures_from_row(row[1:]) for row in self._rows_in(
-            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})}
+        strategy_rows = self._rows_in(
+            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})
+        figures = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
+        # What the audit log compares the batch's net changes with.
+        orders_before = {oid: (o.filled, o.avg, o.status) for oid, o in orders.items()}
+        positions_before = {p.id: p for p in positions.values()}
 
         results: list[Any] = []  # a Trade id already stored, or the index of a new trade
         first_of: dict[str, tuple[_CheckedFill, Any]] = {}
@@ -173,9 +180,13 @@ class BulkFills:
                                                fill.fees, fill.executed_at)
 
         trade_ids = self._take_ids("trade", len(new_trades))
-        self._write(touched_positions, new_position_ids, new_trades, trade_ids,
-                    touched_orders, figures, stamp)
+        position_ids = self._write(touched_positions, new_position_ids, new_trades, trade_ids,
+                                   touched_orders, figures, stamp)
         self.kept.add_many(self.cursor, applied)
+        self.audit.fill_batch(self.cursor, stamp, new_trades, trade_ids, orders_before,
+                              touched_orders, positions_before, touched_positions, position_ids,
+                              {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                              figures)
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------
@@ -233,7 +244,8 @@ class BulkFills:
 
     def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
                trades: list[tuple], trade_ids: list[int], orders: dict[int, OrderState],
-               figures: dict[int, ledger.StrategyFigures], stamp: str) -> None:
+               figures: dict[int, ledger.StrategyFigures], stamp: str) -> list[int]:
+        """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._many("update_position", [position_update_row(p, stamp)
                                        for pid, p in positions.items() if pid > 0])
@@ -246,6 +258,7 @@ class BulkFills:
         self._many("update_order", [order.row() for order in orders.values()])
         self._many("update_strategy", [figures_row(f, stamp) + [sid]
                                        for sid, f in figures.items()])
+        return position_ids
 
     def _trades(self, results: list[tuple[str, int]], new_fills: list[tuple],
                 trade_ids: list[int], now: Any) -> list[Trade]:

@@ -1,5 +1,6 @@
-"""The tables of the store: Position, Order, Trade, Strategy and Config, and the
-figures kept for reports: P&L buckets, daily position closes, marks, reconcile runs.
+"""The tables of the store: Position, Order, Trade, Strategy and Config, the
+figures kept for reports (P&L buckets, daily position closes, marks, reconcile runs)
+and the audit log of changes to the first five.
 
 The models are not bound to a database: every repository and the service run their
 queries on the database they were given (``query.bind(db)`` / ``execute(db)``), so
@@ -21,6 +22,7 @@ from typing import Any
 from peewee import (
     SQL,
     AutoField,
+    BigAutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -365,6 +367,26 @@ class ReconcileRun(BaseModel):
     differences = JSONTextField(null=True)
 
 
+class AuditLog(BaseModel):
+    """One change to an order, trade, position, strategy or setting, written in the
+    transaction of the change (see :mod:`stocksbot_store.audit`); append-only.
+
+    ``table_name`` is the store's name of the table (``orders``, ``trades``,
+    ``positions``, ``strategies``, ``config``); ``row_id`` the changed row's id (None
+    on a summary row that stands for many rows, as an adoption or an import writes);
+    ``changes`` JSON text ``{field: [before, after]}`` with exact decimals as text,
+    times as ISO-8601 UTC text and enums as their values.
+    """
+
+    id = BigAutoField()
+    at = UTCDateTimeField(default=utcnow)
+    actor = TextField()
+    table_name = TextField()
+    row_id = BigIntegerField(null=True)
+    action = TextField()
+    changes = TextField()
+
+
 # Indexes that serve the store's and the dashboard's queries at any history size.
 # At most one open position per symbol, enforced by the database.
 Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
@@ -383,13 +405,17 @@ PnlBucket.add_index(PnlBucket.span, PnlBucket.bucket_start, name="pnl_bucket_spa
 PositionDay.add_index(PositionDay.symbol, PositionDay.day, unique=True,
                       name="position_day_symbol_day")
 MarkClose.add_index(MarkClose.symbol, MarkClose.day, unique=True, name="mark_close_symbol_day")
+# A row's history newest first; the log newest first is the primary key's order.
+AuditLog.add_index(AuditLog.table_name, AuditLog.row_id, AuditLog.id, name="audit_log_table_row")
+AuditLog.add_index(AuditLog.at, name="audit_log_at")
 
 #: Every model, in dependency order (create in this order, drop in reverse).
 MODELS: list[type[BaseModel]] = [Strategy, Position, Order, Trade, Config, PnlBucket,
-                                 PositionDay, Mark, MarkClose, ReconcileRun]
+                                 PositionDay, Mark, MarkClose, ReconcileRun, AuditLog]
 
 __all__ = [
     "MODELS",
+    "AuditLog",
     "Config",
     "ConfigValueType",
     "Mark",

@@ -24,6 +24,7 @@ from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
 from . import config_values
 from .adjustments import Adjustments
+from .audit import AuditWriter, changed, created, last_values, row_values
 from .buckets import forget_strategy
 from .database import prepare_database, write_transaction
 from .errors import InvalidTransitionError, NotFoundError, ValidationError, translate_errors
@@ -71,8 +72,10 @@ class Repository(Generic[M]):
 
     model: type[M]
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = prepare_database(db)
+        #: Writes this repository's audit rows in the transaction of each change.
+        self.audit = AuditWriter(self.db, actor)
         self._columns = tuple(name for name in self.model._meta.sorted_field_names
                               if name != "id")
         self._insert_statement: str | None = None
@@ -132,10 +135,12 @@ class Repository(Generic[M]):
         data = instance.__data__
         stored = [None if data.get(n) is None else fields[n].db_value(data[n])
                   for n in self._columns]
-        with translate_errors(f"creating {self.model.__name__}"):
-            instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
         for name, value in zip(self._columns, stored, strict=True):
             instance.__data__[name] = None if value is None else fields[name].python_value(value)
+        with translate_errors(f"creating {self.model.__name__}"), write_transaction(self.db):
+            instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
+            self.audit.row(self.model._meta.table_name, instance.id, "create",
+                           created(row_values(instance)))
         instance._dirty.clear()
         return instance
 
@@ -199,18 +204,25 @@ class Repository(Generic[M]):
         self._check_fields(values)
         return self._write(instance, values)
 
-    def _write(self, instance: M, values: dict[str, Any]) -> M:
+    def _write(self, instance: M, values: dict[str, Any], action: str = "update") -> M:
+        """Write ``values`` to the row of ``instance`` (the row as stored: what the audit
+        row's ``before`` values are) and record them as ``action``."""
         if "updated_at" in self.model._meta.fields:
             values["updated_at"] = utcnow()
-        with translate_errors(f"updating {self.model.__name__} {instance.id}"):
+        fields = self.model._meta.fields
+        stored = {name: None if value is None else fields[name].python_value(
+            fields[name].db_value(value)) for name, value in values.items()}
+        with translate_errors(f"updating {self.model.__name__} {instance.id}"), \
+                write_transaction(self.db):
             count = (self.model.update(**values).where(self.model.id == instance.id)
                      .execute(self.db))
-        if not count:
-            raise NotFoundError(f"{self.model.__name__} {instance.id} does not exist")
-        for name, value in values.items():
-            field = self.model._meta.fields[name]
-            instance.__data__[name] = None if value is None else field.python_value(
-                field.db_value(value))
+            if not count:
+                raise NotFoundError(f"{self.model.__name__} {instance.id} does not exist")
+            self.audit.row(self.model._meta.table_name, instance.id, action, changed(
+                row_values(instance, values),
+                {fields[name].column_name: value for name, value in stored.items()}))
+        for name, value in stored.items():
+            instance.__data__[name] = value
             instance._dirty.discard(name)
         return instance
 
@@ -218,8 +230,21 @@ class Repository(Generic[M]):
         """Delete a row, given as an instance or (the old module's form) its id; False
         if there was no such row."""
         row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
-        with translate_errors(f"deleting {self.model.__name__} {row_id}"):
-            return bool(self.model.delete().where(self.model.id == row_id).execute(self.db))
+        return self._delete(self.model.id == row_id, f"{self.model.__name__} {row_id}")
+
+    def _delete(self, where: Any, what: str) -> bool:
+        """Delete the row ``where`` selects (one at most) and record its last values."""
+        with translate_errors(f"deleting {what}"), write_transaction(self.db):
+            query = self._select().where(where)
+            if self.db.for_update:
+                query = query.for_update()
+            current = query.first()
+            if current is None:
+                return False
+            self.model.delete().where(self.model.id == current.id).execute(self.db)
+            self.audit.row(self.model._meta.table_name, current.id, "delete",
+                           last_values(row_values(current)))
+        return True
 
 
 def changed_fields(instance: BaseModel) -> dict[str, Any]:
@@ -258,9 +283,10 @@ class PositionRepository(Repository[Position]):
 
     model = Position
 
-    def __init__(self, db: Database, fills: FillRecorder | None = None) -> None:
-        super().__init__(db)
-        self.adjustments = Adjustments(self.db, fills)
+    def __init__(self, db: Database, fills: FillRecorder | None = None,
+                 actor: str | None = None) -> None:
+        super().__init__(db, actor)
+        self.adjustments = Adjustments(self.db, fills or FillRecorder(self.db, actor))
 
     def create(self, symbol: Any = None, side: Any = None, quantity: Any = None,
                avg_entry_price: Any = None, cost_basis: Any = None, **values: Any) -> Position:
@@ -427,7 +453,7 @@ class OrderRepository(Repository[Order]):
             check_fill_figures(current, status, filled_quantity, avg_fill_price)
             if status != current.status:
                 values: dict[str, Any] = {"status": status}
-                self._write(current, values)
+                self._write(current, values, "status")
         return _refresh(order, current) if isinstance(order, Order) else current
 
     def update(self, instance: Order, **values: Any) -> Order:
@@ -464,9 +490,10 @@ class TradeRepository(Repository[Trade]):
 
     model = Trade
 
-    def __init__(self, db: Database, fills: FillRecorder | None = None) -> None:
-        super().__init__(db)
-        self._fills = fills or FillRecorder(self.db)
+    def __init__(self, db: Database, fills: FillRecorder | None = None,
+                 actor: str | None = None) -> None:
+        super().__init__(db, actor)
+        self._fills = fills or FillRecorder(self.db, actor)
 
     def create(self, order_id: Any = None, symbol: Any = None, side: Any = None,
                type: Any = None, quantity: Any = None, price: Any = None,
@@ -563,9 +590,11 @@ class StrategyRepository(Repository[Strategy]):
         if not values:
             values = changed_fields(instance)
         self._check_fields(values)
-        current = self.get(instance.id)
-        refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's fills")
-        return _refresh(instance, self._write(current, values))
+        with translate_errors(f"updating Strategy {instance.id}"), write_transaction(self.db):
+            current = self.get_for_update(instance.id)
+            refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's "
+                           "fills")
+            return _refresh(instance, self._write(current, values))
 
     def get_by_name(self, name: str) -> Strategy | None:
         """The strategy called ``name``, or None."""
@@ -640,19 +669,29 @@ class ConfigRepository(Repository[Config]):
         if description is not None:
             update[Config.description] = description
         with write_transaction(self.db):
+            before = self._by_key_for_update(key)
             with translate_errors(f"saving config {key!r}"):
                 (Config.insert(key=key, value=text, value_type=kind,
                                description=description, created_at=now, updated_at=now)
                  .on_conflict(conflict_target=[Config.key], update=update)
                  .execute(self.db))
-            return self.get_by_key(key)
+            after = self.get_by_key(key)
+            self.audit.row("config", after.id, "set",
+                           created(row_values(after)) if before is None else
+                           changed(row_values(before), row_values(after)))
+            return after
+
+    def _by_key_for_update(self, key: str) -> Config | None:
+        query = self._select().where(Config.key == key)
+        if self.db.for_update:
+            query = query.for_update("FOR NO KEY UPDATE")
+        return self._first(query)
 
     def delete(self, row: Config | str | int) -> bool:
         """Delete a setting, given by its key (the old module's form), the row or its
         id; False if there was none."""
         if isinstance(row, str):
-            with translate_errors(f"deleting config {row!r}"):
-                return bool(Config.delete().where(Config.key == row).execute(self.db))
+            return self._delete(Config.key == row, f"config {row!r}")
         return super().delete(row)
 
 

@@ -22,6 +22,7 @@ from peewee import Database
 
 from . import config_values, equity, marks, reconcile, reports
 from .adjustments import Adjustments
+from .audit import AuditEntry, check_actor, default_actor, get_audit_log
 from .database import prepare_database, write_transaction
 from .errors import NotFoundError, ValidationError
 from .fields import (
@@ -90,18 +91,26 @@ class StrategyStats:
 
 
 class StorageService:
-    """Everything a bot records, on the database it is given."""
+    """Everything a bot records, on the database it is given.
 
-    def __init__(self, db: Database) -> None:
+    ``actor`` names who writes in the audit log (``"bot-eu-1"``); by default
+    ``user@host:pid`` (:func:`~stocksbot_store.audit.default_actor`). Every change
+    made through the service or its repositories has its audit rows, written in the
+    transaction of the change.
+    """
+
+    def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = prepare_database(db)
-        self._fills = FillRecorder(db)
-        self.positions = PositionRepository(db, self._fills)
+        #: Who this service's changes are recorded as in the audit log.
+        self.actor: str = default_actor() if actor is None else check_actor(actor)
+        self._fills = FillRecorder(db, self.actor)
+        self.positions = PositionRepository(db, self._fills, self.actor)
         #: Hand edits of positions, as ADJUSTMENT trades (shared with ``positions``).
         self.adjustments: Adjustments = self.positions.adjustments
-        self.orders = OrderRepository(db)
-        self.trades = TradeRepository(db, self._fills)
-        self.strategies = StrategyRepository(db)
-        self.config = ConfigRepository(db)
+        self.orders = OrderRepository(db, self.actor)
+        self.trades = TradeRepository(db, self._fills, self.actor)
+        self.strategies = StrategyRepository(db, self.actor)
+        self.config = ConfigRepository(db, self.actor)
 
     # -- positions -----------------------------------------------------------------
 
@@ -339,6 +348,19 @@ class StorageService:
     def resume_trading(self) -> Config:
         """Let the bot trade again (``set_trading_enabled(True)``)."""
         return self.set_trading_enabled(True)
+
+    # -- audit log -----------------------------------------------------------------
+
+    def get_audit_log(self, table: str | None = None, row_id: int | None = None,
+                      since: dt.datetime | str | None = None, limit: int = 100,
+                      actor: str | None = None,
+                      before_id: int | None = None) -> list[AuditEntry]:
+        """Audit rows newest first: who changed which order, trade, position, strategy
+        or setting, when, from what to what. Filter by ``table`` (``orders``,
+        ``trades``, ``positions``, ``strategies``, ``config``) and ``row_id``,
+        ``since`` (a time, inclusive) and ``actor``; page with ``before_id``, the last
+        id of the previous page. See :mod:`stocksbot_store.audit`."""
+        return get_audit_log(self.db, table, row_id, since, limit, actor, before_id)
 
     # -- helpers -------------------------------------------------------------------
 

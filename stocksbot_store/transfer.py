@@ -26,9 +26,11 @@ from urllib.parse import urlparse
 from peewee import Database
 from playhouse import migrations as pw_migrations
 
+from .audit import AuditWriter
 from .check import LedgerReport, check_ledger
-from .database import connect, database_url, describe, write_transaction
+from .database import backend_of, connect, database_url, describe, write_transaction
 from .errors import SchemaError, StorageError
+from .models import AuditLog
 from .rows import (
     Progress,
     Table,
@@ -169,6 +171,8 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
         set_sequences(db, targets.values())
         if check and not behind:
             _check_copy(db, report)
+        if not behind:
+            _record_import(db, source)
     if behind:
         report.upgraded = runner.upgrade("head")
         if check:
@@ -177,7 +181,15 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
             except VerificationError:
                 _remove_copy(db, targets.values())
                 raise
+        with write_transaction(db):
+            _record_import(db, source)
     return report
+
+
+def _record_import(db: Database, source: RowSource) -> None:
+    """The audit log's summary rows of the copy, after the source's own audit rows (see
+    :mod:`stocksbot_store.audit`): one per table, naming the source."""
+    AuditWriter(db).summaries("import", source=source.description)
 
 
 def _check_copy(db: Database, report: CopyReport) -> None:
@@ -198,7 +210,13 @@ def _remove_copy(db: Database, tables: Iterable[Table]) -> None:
     present = set(db.get_tables())
     with write_transaction(db):
         for table in reversed(list(tables)):
-            if table.name in present and table.name != HISTORY_TABLE:
+            if table.name not in present or table.name == HISTORY_TABLE:
+                continue
+            if table.name == AuditLog._meta.table_name and backend_of(db) == "postgres":
+                # Its trigger refuses DELETE: the copy's audit rows go with the table's
+                # whole content, as the rest of the copy does.
+                db.execute_sql(f'TRUNCATE "{table.name}"')
+            else:
                 db.execute_sql(f'DELETE FROM "{table.name}"')
 
 

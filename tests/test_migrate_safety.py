@@ -45,8 +45,10 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
         monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal
         assert main(["downgrade", "base", "--url", url]) == 2
         err = capsys.readouterr().err
-        # every table the migrations made is counted, the kept P&L figures (0002's) too
-        assert ("drops 7 table(s) holding 50 rows: config (5 rows), order (7 rows), "
+        # every table the migrations made is counted, the kept P&L figures (0002's) and
+        # the audit log (0003's) too
+        assert ("drops 8 table(s) holding 92 rows: audit_log (42 rows), config (5 rows), "
+                "order (7 rows), "
                 "pnl_bucket (18 rows), position (4 rows), position_day (6 rows), "
                 "strategy (2 rows), trade (8 rows)") in err
         assert "add --yes" in err
@@ -55,7 +57,7 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
         db.close()
         assert main(["downgrade", "base", "--yes", "--url", url]) == 0
         out, err = capsys.readouterr()
-        assert "drops 7 table(s) holding 50 rows" in err and REVERTED in out
+        assert "drops 8 table(s) holding 92 rows" in err and REVERTED in out
         db = connect(url, migrate=False)
         assert db.get_tables() == ["schema_migration"]
         db.close()

@@ -160,7 +160,7 @@ def test_stats_figures(storage):
     # quarter, the symbol's day) and one position day.
     assert s.table_rows == {"strategy": 1, "position": 1, "order": 1, "trade": 2, "config": 0,
                             "pnl_bucket": 3, "position_day": 1, "mark": 0, "mark_close": 0,
-                            "reconcile_run": 0}
+                            "reconcile_run": 0, "audit_log": 10}
     assert s.database_bytes > 0
     assert s.statements["fill"].count == 2
     assert s.database == describe(storage.db)

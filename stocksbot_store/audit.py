@@ -1,0 +1,454 @@
+"""The audit log: who changed which order, trade, position, strategy or setting, when,
+and from what to what.
+
+Every write path of the store (fills, bulk fills, hand adjustments, the repositories,
+the service, config, adoption, import) writes its rows here **in the transaction of
+the change**: a rolled-back change leaves no audit row, a committed one always has
+its rows. Because the store's own code writes them (not triggers), the log survives
+the table rebuilds SQLite migrations do, and reads the same on every backend. It is
+append-only: the store has no method that changes or removes an audit row, and on
+PostgreSQL a trigger refuses ``UPDATE`` and ``DELETE`` on the table.
+
+A row is ``(id, at, actor, table_name, row_id, action, changes)``:
+
+* ``table_name``: the store's name of the table, as its repositories are called:
+  ``orders``, ``trades``, ``positions``, ``strategies``, ``config``;
+* ``actor``: who wrote it, ``StorageService(db, actor="bot-eu-1")``, by default
+  :func:`default_actor` (``user@host:pid``);
+* ``changes``: JSON ``{field: [before, after]}`` of the fields that changed, exact
+  decimals as fixed-point text, times as ISO-8601 text in UTC, enums as their values,
+  a foreign key by its id; ``updated_at`` is left out (``at`` is that time);
+* ``action``, one of :data:`ACTIONS`:
+
+  - ``create``: a new row; every field, ``before`` null;
+  - ``update``: fields set by hand (a repository ``update``, ``attach_external_id``);
+  - ``status``: an order's status moved (``update_status``, ``cancel_order``);
+  - ``fill``: a fill (or a hand adjustment, which is recorded as one) moved an order's
+    fill figures and status, a position's figures or a strategy's figures; a position
+    a fill opens is a ``create``. A batch of fills (``record_trades``) writes one row
+    per trade and one per order, position and strategy it touched, with the net
+    change over the batch;
+  - ``set``: a setting written by ``set_config_value`` (``before`` null when new);
+  - ``delete`` / ``restore``: a row deleted (its last values, ``after`` null) or
+    brought back;
+  - ``adopt`` / ``import``: a summary row (``row_id`` null) per table, written by an
+    adoption or by an import, restore or convert into an empty store:
+    ``{"rows": [null, n], "first_id": [null, a], "last_id": [null, b], "source": ...}``.
+
+Adoption and import write one summary row per table, not one per row: they write up to
+millions of rows in one transaction, and a row each would double that work to record
+rows that were not changed here but brought in whole. An adoption's report (kept in
+the database, ``stocksbot-migrate adopt``) lists every row it had to change; an
+import is verified row for row against its source. An import or restore copies the
+source's own audit log with its rows (the log as it was when the backup or archive
+was made: changes made after it are gone with the data they changed), then appends
+its summary rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import getpass
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from peewee import Database, Model
+
+from .database import backend_of
+from .errors import ValidationError, translate_errors
+from .fields import datetime_text, decimal_text, to_utc, utcnow
+from .models import AuditLog
+from .validation import check_id, check_text
+
+#: The store's name of each audited table, by its SQL name.
+TABLES = {"order": "orders", "trade": "trades", "position": "positions",
+          "strategy": "strategies", "config": "config"}
+#: What an audit row's ``action`` says (see the module docstring).
+ACTIONS = ("create", "update", "status", "fill", "set", "delete", "restore", "adopt",
+           "import")
+#: The most rows :func:`get_audit_log` returns at once.
+MAX_LIMIT = 10_000
+ACTOR_MAX = 200
+
+#: One audit row to write: (table, row id, action, changes), the changes as a dict or
+#: already as JSON text (the fill path's trade rows).
+Entry = tuple[str, "int | None", str, "dict[str, list[Any]] | str"]
+
+_COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
+_ROWS_PER_STATEMENT = 100
+_POSITION_FIELDS = ("side", "quantity", "avg_entry_price", "cost_basis", "realized_pnl",
+                    "commission", "fees", "is_open", "opened_at", "closed_at")
+_FIGURES = ("total_trades", "closing_trades", "winning_trades", "losing_trades", "total_pnl",
+            "gross_profit", "gross_loss", "commission", "fees", "pnl_peak", "max_drawdown",
+            "last_trade_at", "win_rate")
+_TRADE_COLUMNS = ("order_id", "external_id", "strategy_id", "symbol", "side", "type",
+                  "quantity", "price", "commission", "fees", "realized_pnl", "executed_at",
+                  "created_at")
+#: The JSON of a new trade's changes, filled in with :func:`_trade_created`: every value
+#: is a number, null, or text that needs no escaping but the free-text ones (symbol,
+#: broker id), which are escaped. ``created_at`` is left out: it is the row's ``at``.
+_TRADE_JSON = "{" + ",".join(f'"{name}":[null,%s]' for name in _TRADE_COLUMNS[:-1]) + "}"
+_UTC = dt.timezone.utc
+
+
+def default_actor() -> str:
+    """Who this process is, as the audit log names it: ``user@host:pid``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
+
+
+def check_actor(actor: Any) -> str:
+    """``actor`` if it is usable text (1 to 200 printable characters)."""
+    return check_text(actor, "actor", ACTOR_MAX)
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def value(v: Any) -> Any:
+    """A field value as the audit log stores it: exact decimals as fixed-point text,
+    times as ISO-8601 text in UTC, enums as their values, a row by its id."""
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, Decimal):
+        return decimal_text(v) if v.is_finite() else str(v)
+    if isinstance(v, dt.datetime):
+        return to_utc(v).isoformat(timespec="microseconds")
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, Model):
+        return v.get_id()
+    return v
+
+
+def _time(v: Any) -> Any:
+    """A stored time text (``2026-01-05 14:30:00.000000+00:00``) as ISO-8601."""
+    return v.replace(" ", "T", 1) if isinstance(v, str) else value(v)
+
+
+_LEFT_OUT = ("id", "updated_at")
+
+
+def created(values: dict[str, Any]) -> dict[str, list[Any]]:
+    """The changes of a new row: every field, before null."""
+    return {name: [None, value(v)] for name, v in values.items() if name not in _LEFT_OUT}
+
+
+def last_values(values: dict[str, Any]) -> dict[str, list[Any]]:
+    """The changes of a deleted row: every field, after null."""
+    return {name: [value(v), None] for name, v in values.items() if name not in _LEFT_OUT}
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [before, after]}`` of the fields of ``after`` whose value differs."""
+    out = {}
+    for name, new in after.items():
+        if name == "updated_at":
+            continue
+        old, new = value(before.get(name)), value(new)
+        if old != new:
+            out[name] = [old, new]
+    return out
+
+
+def row_values(row: Model, names: Iterable[str] | None = None) -> dict[str, Any]:
+    """A model row's fields (``names``, default all) by column name, as the fill path
+    and :meth:`~stocksbot_store.models.BaseModel.to_dict` name them (``strategy_id``)."""
+    fields = row._meta.fields
+    return {fields[name].column_name: row.__data__.get(name)
+            for name in (row._meta.sorted_field_names if names is None else names)}
+
+
+def _dumps(changes: dict[str, list[Any]]) -> str:
+    return json.dumps(changes, separators=(",", ":"), default=str)
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+class AuditWriter:
+    """Writes audit rows on one database for one actor, inside the caller's
+    transaction. The statements are built once from :class:`AuditLog`'s fields."""
+
+    def __init__(self, db: Database, actor: str | None = None) -> None:
+        self.db = db
+        self.actor = default_actor() if actor is None else check_actor(actor)
+        #: Switched off only by the benchmark that measures what the log costs
+        #: (``bench.audit_overhead``); the store never turns it off.
+        self.enabled = True
+        self._pg = backend_of(db) == "postgres"
+        self._param = "%s" if self._pg else "?"
+        meta = AuditLog._meta
+        self._head = (f'INSERT INTO "{meta.table_name}" ('
+                      + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
+                      + ") VALUES ")
+        self._copy = (f'COPY "{meta.table_name}" ('
+                      + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
+                      + ") FROM STDIN")
+        self._row = "(" + ", ".join([self._param] * len(_COLUMNS)) + ")"
+        self._inserts: dict[int, str] = {}
+
+    def _insert(self, count: int) -> str:
+        sql = self._inserts.get(count)
+        if sql is None:
+            sql = self._inserts[count] = self._head + ", ".join([self._row] * count)
+        return sql
+
+    def _params(self, entries: Iterable[Entry], at: str) -> list[tuple]:
+        actor = self.actor
+        return [(at, actor, table, row_id, action,
+                 changes if changes.__class__ is str else _dumps(changes))
+                for table, row_id, action, changes in entries]
+
+    def write(self, entries: Sequence[Entry], at: str | None = None) -> None:
+        """Insert ``entries`` with one statement; ``at``: the stored text of the time
+        (default now). Call it inside the transaction of the change."""
+        if not self.enabled or not entries:
+            return
+        rows = self._params(entries, at or datetime_text(utcnow()))
+        with translate_errors("writing the audit log"):
+            self.db.execute_sql(self._insert(len(rows)), [v for row in rows for v in row])
+
+    def write_many(self, entries: Sequence[Entry], at: str, cursor: Any = None) -> None:
+        """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
+        statements of 100 rows on SQLite; ``cursor``: the caller's, if it has one."""
+        if not self.enabled or not entries:
+            return
+        rows = self._params(entries, at)
+        cursor = cursor if cursor is not None else self.db.cursor()
+        if self._pg:
+            with cursor.copy(self._copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        full = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+        if full:
+            cursor.executemany(self._insert(_ROWS_PER_STATEMENT), [
+                [v for row in rows[start:start + _ROWS_PER_STATEMENT] for v in row]
+                for start in range(0, full, _ROWS_PER_STATEMENT)])
+        if full < len(rows):
+            cursor.execute(self._insert(len(rows) - full), [v for row in rows[full:] for v in row])
+
+    def row(self, table: str, row_id: int | None, action: str,
+            changes: dict[str, list[Any]]) -> None:
+        """Write one audit row (nothing when ``changes`` is empty and the row is not a
+        create or a delete)."""
+        if changes or action in ("create", "delete", "restore"):
+            self.write([(TABLES.get(table, table), row_id, action, changes)])
+
+    def summaries(self, action: str, **more: Any) -> None:
+        """One row per audited table that holds rows, standing for all of them: what an
+        adoption or an import wrote at once. Its changes: how many rows, the first and
+        the last id, and ``more`` as ``[null, value]``."""
+        entries: list[Entry] = []
+        for table, name in TABLES.items():
+            with translate_errors("reading the audit log"):
+                count, first, last = self.db.execute_sql(
+                    f'SELECT count(*), min(id), max(id) FROM "{table}"').fetchone()
+            if count:
+                changes = {"rows": [None, count], "first_id": [None, first],
+                           "last_id": [None, last]}
+                changes.update({k: [None, value(v)] for k, v in more.items()})
+                entries.append((name, None, action, changes))
+        self.write(entries)
+
+    # -- the fill path --------------------------------------------------------------
+
+    def fill(self, stamp: str, trade_id: int, trade: tuple, order: Any, order_before: tuple,
+             position: Any, touched: list, strategy_id: int | None, figures_before: Any,
+             figures: Any) -> None:
+        """The rows of one fill, in one statement: the trade (its ``insert_trade``
+        parameters ``trade``), the order (an ``OrderState`` after the fill and its
+        ``(filled, avg, status)`` before), the positions (the open one before, the
+        ``touched`` ones after) and the strategy's figures before and after."""
+        if not self.enabled:
+            return
+        entries = [("trades", trade_id, "create", _trade_created(trade))]
+        if order is not None:
+            entries.append(("orders", order.id, "fill", _order_changes(order_before, order)))
+        for p in touched:
+            entries.append(_position_entry(position if position is not None
+                                           and position.id == p.id else None, p))
+        if figures is not None:
+            entries.append(("strategies", strategy_id, "fill",
+                            _figure_changes(figures_before, figures)))
+        self.write(entries, stamp)
+
+    def fill_batch(self, cursor: Any, stamp: str, trades: list[tuple], trade_ids: list[int],
+                   orders_before: dict[int, tuple], orders: dict[int, Any],
+                   positions_before: dict[int, Any], positions: dict[int, Any],
+                   position_ids: list[int], figures_before: dict[int, Any],
+                   figures: dict[int, Any]) -> None:
+        """The rows of a batch of fills: one per new trade, and one per order, position
+        and strategy touched with its net change over the batch (``position_ids``: the
+        ids new positions, numbered -1, -2..., were given)."""
+        if not self.enabled:
+            return
+        entries: list[Entry] = [("trades", tid, "create", _trade_created(row))
+                                for tid, row in zip(trade_ids, trades, strict=True)]
+        entries += [("orders", oid, "fill", _order_changes(orders_before[oid], order))
+                    for oid, order in orders.items()]
+        for pid, p in positions.items():
+            table, _, action, changes = _position_entry(positions_before.get(pid), p)
+            entries.append((table, pid if pid > 0 else position_ids[-pid - 1], action, changes))
+        for sid, f in figures.items():
+            changes = _figure_changes(figures_before[sid], f)
+            if changes:  # a strategy whose fills in the batch were all stored already
+                entries.append(("strategies", sid, "fill", changes))
+        self.write_many(entries, stamp, cursor)
+
+
+def _trade_created(trade: tuple) -> str:
+    """The changes of a new trade as JSON text, from its ``insert_trade`` parameters
+    (built from a template: a dict and ``json.dumps`` cost as much as the insert)."""
+    (order_id, external_id, strategy_id, symbol, side, kind, quantity, price, commission,
+     fees, realized_pnl, executed_at, _) = trade
+    return _TRADE_JSON % (
+        "null" if order_id is None else order_id,
+        "null" if external_id is None else json.dumps(external_id),
+        "null" if strategy_id is None else strategy_id, json.dumps(symbol),
+        f'"{side}"', f'"{kind}"', f'"{quantity}"', f'"{price}"', f'"{commission}"',
+        f'"{fees}"', "null" if realized_pnl is None else f'"{realized_pnl}"',
+        f'"{_time(executed_at)}"')
+
+
+def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
+    filled, avg, status = before
+    changes = {"filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
+    if avg != order.avg:
+        changes["avg_fill_price"] = [value(avg), value(order.avg)]
+    if status != order.status:
+        changes["status"] = [status, order.status]
+    if order.filled_at is not None:
+        changes["filled_at"] = [None, _time(order.filled_at)]
+    return changes
+
+
+def _position_entry(before: Any, after: Any) -> Entry:
+    """The audit row of a position a fill touched: ``create`` when it opened it."""
+    if before is None:
+        return ("positions", after.id, "create",
+                {name: [None, value(getattr(after, name))] for name in _POSITION_FIELDS})
+    changes = {}
+    for name in _POSITION_FIELDS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            changes[name] = [value(old), value(new)]
+    return ("positions", after.id, "fill", changes)
+
+
+def _figure_changes(before: Any, after: Any) -> dict[str, list[Any]]:
+    changes = {}
+    for name in _FIGURES:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            changes[name] = [value(old), value(new)]
+    return changes
+
+
+# -- the PostgreSQL guard ---------------------------------------------------------------
+
+_GUARD = "audit_log_append_only"
+
+
+def install_append_only_trigger(db: Database) -> None:
+    """Make ``audit_log`` refuse UPDATE and DELETE on PostgreSQL, whoever asks (a
+    trigger raising SQLSTATE 42501). Nothing on SQLite, whose only writer is the
+    store."""
+    if backend_of(db) != "postgres":
+        return
+    db.execute_sql(
+        f"CREATE OR REPLACE FUNCTION {_GUARD}() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'audit_log is append-only: "
+        "' || TG_OP || ' refused'; END; $$ LANGUAGE plpgsql")
+    db.execute_sql(f'DROP TRIGGER IF EXISTS "{_GUARD}" ON "audit_log"')
+    db.execute_sql(f'CREATE TRIGGER "{_GUARD}" BEFORE UPDATE OR DELETE ON "audit_log" '
+                   f"FOR EACH ROW EXECUTE FUNCTION {_GUARD}()")
+
+
+def drop_append_only_trigger(db: Database) -> None:
+    """Remove the trigger and its function (for a downgrade). Nothing on SQLite."""
+    if backend_of(db) != "postgres":
+        return
+    db.execute_sql(f'DROP TRIGGER IF EXISTS "{_GUARD}" ON "audit_log"')
+    db.execute_sql(f"DROP FUNCTION IF EXISTS {_GUARD}()")
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row as :func:`get_audit_log` returns it."""
+
+    id: int
+    at: dt.datetime
+    actor: str
+    #: The store's name of the table: orders, trades, positions, strategies, config.
+    table: str
+    #: The changed row's id; None on a summary row (adopt, import).
+    row_id: int | None
+    action: str
+    #: ``{field: [before, after]}``.
+    changes: dict[str, list[Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON values (``at`` as ISO-8601 text)."""
+        return {"id": self.id, "at": value(self.at), "actor": self.actor, "table": self.table,
+                "row_id": self.row_id, "action": self.action, "changes": self.changes}
+
+
+def table_name(table: str) -> str:
+    """The store's name of ``table``, given that or its SQL name (``order``)."""
+    if table in TABLES.values():
+        return table
+    if table in TABLES:
+        return TABLES[table]
+    raise ValidationError("table", f"{table!r} is not an audited table; one of "
+                                   f"{', '.join(TABLES.values())}")
+
+
+def get_audit_log(db: Database, table: str | None = None, row_id: int | None = None,
+                  since: dt.datetime | str | None = None, limit: int = 100,
+                  actor: str | None = None, before_id: int | None = None) -> list[AuditEntry]:
+    """Audit rows newest first, filtered by table (and row id), time (``since``,
+    inclusive), actor; page with ``before_id``: the last id of the previous page."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_LIMIT}, got "
+                                       f"{limit!r}")
+    query = AuditLog.select().bind(db)
+    if table is not None:
+        query = query.where(AuditLog.table_name == table_name(table))
+    if row_id is not None:
+        if table is None:
+            raise ValidationError("row_id", "give the table too: ids repeat across tables")
+        query = query.where(AuditLog.row_id == check_id(row_id, "row_id"))
+    if since is not None:
+        query = query.where(AuditLog.at >= to_utc(since, "since"))
+    if actor is not None:
+        query = query.where(AuditLog.actor == actor)
+    if before_id is not None:
+        query = query.where(AuditLog.id < check_id(before_id, "before_id"))
+    query = query.order_by(AuditLog.id.desc()).limit(limit)
+    with translate_errors("reading the audit log"):
+        return [AuditEntry(row.id, row.at, row.actor, row.table_name, row.row_id, row.action,
+                           json.loads(row.changes)) for row in query]
+
+
+__all__ = [
+    "ACTIONS",
+    "TABLES",
+    "AuditEntry",
+    "AuditWriter",
+    "default_actor",
+    "get_audit_log",
+]
