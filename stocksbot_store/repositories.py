@@ -22,17 +22,16 @@ from typing import Any, Generic, TypeVar
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
-from . import config_values
+from . import config_values, ledger
 from .adjustments import Adjustments
 from .audit import AuditWriter, changed, created, last_values, row_values
 from .buckets import forget_strategy
 from .database import prepare_database, write_transaction
-from .errors import InvalidTransitionError, NotFoundError, ValidationError, translate_errors
+from .errors import NotFoundError, ValidationError, translate_errors
 from .fields import coerce_enum, to_decimal, to_positive_decimal, utcnow
 from .fills import Fill, FillRecorder
 from .ledger import cost_basis as cost_basis_of
 from .models import (
-    ZERO,
     BaseModel,
     Config,
     ConfigValueType,
@@ -56,15 +55,6 @@ from .validation import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-
-# Forward order of the statuses an order moves through while it is live.
-_RANK = {
-    OrderStatusEnum.PENDING: 0,
-    OrderStatusEnum.OPEN: 1,
-    OrderStatusEnum.PARTIALLY_FILLED: 2,
-    OrderStatusEnum.FILLED: 3,
-}
-_FINAL = (OrderStatusEnum.FILLED, OrderStatusEnum.CANCELLED, OrderStatusEnum.REJECTED)
 
 
 class Repository(Generic[M]):
@@ -699,16 +689,9 @@ class ConfigRepository(Repository[Config]):
 
 
 def check_transition(order: Order, new: OrderStatusEnum) -> None:
-    """Raise :class:`InvalidTransitionError` unless ``order`` may move to ``new``."""
-    old = order.status
-    if old == new:
-        return
-    if old in _FINAL:
-        raise InvalidTransitionError(f"order {order.id} is {old.value}, a final status; it "
-                                     f"cannot become {new.value}")
-    if new in _RANK and _RANK[new] < _RANK[old]:
-        raise InvalidTransitionError(f"order {order.id} cannot go back from {old.value} to "
-                                     f"{new.value}")
+    """Raise :class:`InvalidTransitionError` unless ``order`` may move to ``new`` (the
+    rule is :func:`stocksbot_store.ledger.check_transition`)."""
+    ledger.check_transition(order.id, order.status, new)
 
 
 def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: Any,
@@ -724,11 +707,7 @@ def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: A
             to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price:
         raise ValidationError("avg_fill_price", f"order {order.id}'s average fill price "
                               f"is {order.avg_fill_price} by its recorded trades")
-    if status is OrderStatusEnum.FILLED and order.filled_quantity != order.quantity:
-        raise ValidationError("status", f"order {order.id} has {order.filled_quantity} of "
-                              f"{order.quantity} filled; record_trade fills it")
-    if status is OrderStatusEnum.PARTIALLY_FILLED and order.filled_quantity == ZERO:
-        raise ValidationError("status", f"order {order.id} has no fills yet")
+    ledger.check_status_agrees(order.id, status, order.filled_quantity, order.quantity)
 
 
 def refuse_fill_state(values: dict[str, Any]) -> None:

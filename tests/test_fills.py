@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from conftest import dump_tables
@@ -225,3 +228,46 @@ def test_a_fill_is_one_transaction(storage, db, monkeypatch):
     with pytest.raises(RuntimeError):
         storage.record_trade(order.id, "T", "buy", 5, 10)
     assert dump_tables(db) == before
+
+
+# -- the fill path's shape: its statements come from the models, its modules share no
+# private names ---------------------------------------------------------------------
+
+_PACKAGE = Path(__file__).resolve().parent.parent / "stocksbot_store"
+_SQL_WORDS = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM)\b\s+\S")
+
+
+def _string_constants(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings]
+
+
+def test_the_fill_path_and_the_check_have_no_sql_text_of_their_own():
+    """Their statements are built from the models (peewee's compiler), never typed out
+    beside them, and never rewritten from one parameter style to another."""
+    files = sorted((_PACKAGE / "fills").glob("*.py")) + [_PACKAGE / "check.py"]
+    found = [f"{path.name}:{line}: {text[:60]!r}" for path in files
+             for line, text in _string_constants(path)
+             if _SQL_WORDS.search(text) or text == "?"]
+    assert files[0].parent.is_dir() and len(files) > 4
+    assert found == []
+
+
+def test_no_private_name_crosses_a_module_of_the_store():
+    """Modules share what they export; a private name imported from another module (the
+    fill path's two modules shared six) is a name nobody knows they must keep."""
+    crossing = []
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (
+                    node.module or "").startswith("stocksbot_store")):
+                crossing += [f"{path.relative_to(_PACKAGE)}: {alias.name}"
+                             for alias in node.names
+                             if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert crossing == []
+
