@@ -16,7 +16,10 @@ from stocksbot_store import (
     NotFoundError,
     OverfillError,
     StorageError,
+    StorageService,
     ValidationError,
+    connect,
+    init_db,
 )
 
 
@@ -271,3 +274,74 @@ def test_no_private_name_crosses_a_module_of_the_store():
                              if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert crossing == []
 
+
+
+# -- what a connection knows is never stale ------------------------------------------
+
+
+def _books_agree(db) -> None:
+    from stocksbot_store.check import check_ledger
+
+    report = check_ledger(db)
+    assert report.ok, report.format()
+
+
+def test_a_fill_sees_what_another_connection_committed(file_db_url):
+    """Two services on two connections take turns filling one symbol: each fill starts
+    from the other's last one (the position adds up), never from what it knew."""
+    first, second = connect(file_db_url), connect(file_db_url)
+    try:
+        one, two = StorageService(init_db(first)), StorageService(second)
+        strategy = one.create_strategy("both")
+        for k in range(3):
+            for storage in (one, two):
+                order = storage.create_order("SHARED", "buy", "market", 2, strategy=strategy.id)
+                storage.record_trade(order.id, "SHARED", "buy", 2, 10 + k)
+        position = one.get_position_by_symbol("SHARED")
+        assert position.quantity == 12
+        assert one.strategies.get(strategy.id).total_trades == 6
+        _books_agree(first)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_fill_sees_a_change_made_on_its_own_connection(storage, db):
+    """A write on the fill's own connection that the fill path did not make (here a
+    hand-run update, as a repair would) is seen by the next fill."""
+    order = storage.create_order("OWN", "buy", "market", 10)
+    storage.record_trade(order.id, "OWN", "buy", 4, 10)
+    db.execute_sql("UPDATE position SET quantity = '6.0000000000', "
+                   "cost_basis = '60.0000000000' WHERE symbol = 'OWN'")
+    storage.record_trade(order.id, "OWN", "buy", 4, 10)
+    assert storage.get_position_by_symbol("OWN").quantity == 10  # 6 + 4, not 4 + 4
+
+
+def test_a_fill_rolled_back_with_its_callers_transaction_is_forgotten(storage, db):
+    order = storage.create_order("GONE", "buy", "market", 10)
+    storage.record_trade(order.id, "GONE", "buy", 2, 10)
+    with pytest.raises(RuntimeError):
+        with db.atomic():
+            storage.record_trade(order.id, "GONE", "buy", 3, 10)
+            raise RuntimeError("the caller changes its mind")
+    storage.record_trade(order.id, "GONE", "buy", 5, 10)
+    assert storage.get_position_by_symbol("GONE").quantity == 7
+    assert storage.orders.get(order.id).filled_quantity == 7
+    _books_agree(db)
+
+
+def test_a_fill_that_failed_leaves_nothing_known(storage, db, monkeypatch):
+    storage.create_strategy("s")
+    order = storage.create_order("FAIL", "buy", "market", 10, strategy="s")
+    storage.record_trade(order.id, "FAIL", "buy", 2, 10)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(storage._fills, "_update_strategy", broken)
+        with pytest.raises(RuntimeError):
+            storage.record_trade(order.id, "FAIL", "buy", 3, 10)
+    storage.record_trade(order.id, "FAIL", "buy", 3, 11)
+    assert storage.get_position_by_symbol("FAIL").quantity == 5
+    _books_agree(db)

@@ -8,7 +8,7 @@ so the single and the bulk path keep writing the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from peewee import Database
@@ -19,6 +19,8 @@ from .rows import CheckedFill
 
 #: ``(fill, its trade's id, its strategy's id, what it did to the book)``.
 Applied = tuple[CheckedFill, int, "int | None", ledger.FillOutcome]
+#: Runs one statement with its parameters in the fill's transaction.
+Execute = Callable[[str, Sequence], Any]
 
 
 class Alongside:
@@ -27,10 +29,11 @@ class Alongside:
     def __init__(self, db: Database, backend: str) -> None:
         self.kept = KeptFigures(db, backend)
 
-    def one(self, fill: CheckedFill, trade_id: int, strategy_id: int | None,
-            outcome: ledger.FillOutcome) -> None:
-        """After one fill's trade, order, position and strategy were written."""
-        self.kept.add(fill, strategy_id, outcome)
+    def one(self, execute: Execute, fill: CheckedFill, trade_id: int,
+            strategy_id: int | None, outcome: ledger.FillOutcome) -> None:
+        """After one fill's trade, order, position and strategy were written;
+        ``execute(sql, params)`` runs a statement in the fill's transaction."""
+        self.kept.add(fill, strategy_id, outcome, execute)
 
     def many(self, cursor: Any, applied: Sequence[Applied]) -> None:
         """After a batch's rows were written; ``applied`` in the order the fills were

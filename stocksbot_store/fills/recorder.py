@@ -7,23 +7,47 @@ Concurrency: on SQLite the transaction starts ``BEGIN IMMEDIATE``, so writers
 queue on the busy timeout instead of failing mid-way. On PostgreSQL it takes a
 transaction-scoped advisory lock on the symbol, then locks the order, position
 and strategy rows it reads (see :mod:`.statements`), always in that order.
+
+Round trips: a fill that is its own transaction (the common case) reads less on
+SQLite, where the states the previous fill of the connection wrote are reused
+while they are provably fresh (:mod:`.known`), and the trade goes in with ``ON
+CONFLICT DO NOTHING`` so that a re-sent fill is found without a lookup first. On
+PostgreSQL its statements go in pipelines (psycopg's pipeline mode): the lock and
+the reads in one round trip, the writes in the next, then the commit on its own,
+so that a connection lost before it is known to have stored nothing and one lost
+during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`. A fill
+inside a caller's transaction takes the plain path, one statement at a time.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from peewee import Database
+from peewee import Database, QueryEvent
+from peewee import __exception_wrapper__ as driver_errors
 
 from .. import ledger
 from ..database import backend_of, write_transaction
-from ..errors import NotFoundError, StorageError, is_unique_violation, translate_errors
+from ..errors import (
+    Fault,
+    NotFoundError,
+    StorageError,
+    fault_of,
+    is_unique_violation,
+    translate_errors,
+)
 from ..fields import datetime_text, in_money_context, utcnow
-from ..models import Trade
+from ..models import Order, Trade
 from .alongside import Alongside
 from .bulk import BulkFills
+from .known import KnownBook
 from .rows import (
+    ORDER_COLUMNS,
     CheckedFill,
     Fill,
     build_trade,
@@ -40,6 +64,8 @@ from .rows import (
 )
 from .statements import statements_for
 
+#: The fields of :data:`.rows.ORDER_COLUMNS`.
+ORDER_FIELDS = tuple(Order._meta.fields[name] for name in ORDER_COLUMNS)
 #: How many times a batch runs when other writers keep storing its broker ids first.
 RACE_ATTEMPTS = 3
 
@@ -53,6 +79,8 @@ class FillRecorder:
         self.statements = statements_for(db)
         self.sql = self.statements.sql
         self.alongside = Alongside(db, self.backend)
+        self._local = threading.local()  # this thread's KnownBook (SQLite)
+        self.pipelines = self.backend == "postgres" and _pipelines_supported()
 
     @in_money_context
     def record(self, fill: Fill) -> Trade:
@@ -60,6 +88,14 @@ class FillRecorder:
         checked = check_fill(fill)
         with translate_errors("record_trade"):
             try:
+                if self.db.in_transaction():
+                    self._book().forget()
+                elif self.backend == "sqlite":
+                    return self._record_known(checked)
+                elif self.pipelines:
+                    trade = self._record_pipelined(checked)
+                    if trade is not None:
+                        return trade
                 with write_transaction(self.db):
                     return self._apply(checked)
             except StorageError:
@@ -102,6 +138,185 @@ class FillRecorder:
                             or not any(f.external_id for f in checked)):
                         raise
 
+    def create_order(self, insert: Callable[[], Order]) -> Order:
+        """Run ``insert`` (a new order's one-row insert, its own transaction) so that
+        what this connection knows stays fresh: on SQLite, if the insert was the only
+        change (exactly one row), the new order is known too, and its first fill reads
+        nothing. Any other change leaves the book to be read again, as usual."""
+        if self.backend != "sqlite" or self.db.in_transaction():
+            return insert()
+        book = self._book()
+        conn = self.db.connection()
+        before = conn.total_changes
+        fresh = book.conn is conn and book.total_changes == before
+        order = insert()
+        if fresh and conn.total_changes == before + 1 and book.total_changes == before:
+            book.total_changes = before + 1
+            book.orders[order.id] = order_from_row(tuple(
+                field.db_value(getattr(order, field.name)) if field.name != "strategy"
+                else order.strategy_id for field in ORDER_FIELDS))
+        return order
+
+    # -- SQLite: what the connection knows -------------------------------------------
+
+    def _book(self) -> KnownBook:
+        book = getattr(self._local, "book", None)
+        if book is None:
+            book = self._local.book = KnownBook()
+        return book
+
+    def _record_known(self, fill: CheckedFill) -> Trade:
+        book = self._book()
+        try:
+            with write_transaction(self.db):
+                version = self.db.pragma("data_version")
+                known = book if book.begin(self.db.connection(), version) else None
+                trade, left = self._apply_known(fill, known)
+        except BaseException:
+            book.forget()
+            raise
+        if left is not None:  # committed: what it left is what the database holds
+            book.commit(*left)
+        return trade
+
+    def _apply_known(self, fill: CheckedFill, known: KnownBook | None
+                     ) -> tuple[Trade, tuple | None]:
+        """A fill on SQLite, reading only what ``known`` (when fresh) does not hold;
+        the trade, and what it left for the book (None when it was stored already)."""
+        order = None
+        if fill.order_id is not None:
+            cached = known.orders.get(fill.order_id) if known is not None else None
+            try:
+                order = cached.copy() if cached is not None else self._read_order(fill)
+                order.check_takes(fill.symbol, fill.side, fill.quantity)
+            except StorageError:
+                # A re-sent fill of an order filled since is the stored trade.
+                stored = self._stored_trade(fill) if fill.external_id else None
+                if stored is None:
+                    raise
+                return stored, None
+        if known is not None and fill.symbol in known.positions:
+            position = known.positions[fill.symbol]
+        else:
+            position = self._open_position(fill.symbol)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        strategy_id = order.strategy_id if order else None
+        cached_figures = None
+        if strategy_id is not None and known is not None:
+            cached_figures = known.strategies.get(strategy_id)
+        now = utcnow()
+        stamp = datetime_text(now)
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
+        inserted = self._run("insert_new_trade" if fill.external_id else "insert_trade",
+                             row).fetchone()
+        if inserted is None:  # its broker id is stored: the fill was sent before
+            stored = self._stored_trade(fill)
+            if stored is None:  # pragma: no cover - the conflict was on that id
+                raise NotFoundError(f"trade {fill.external_id!r} conflicts but is not stored")
+            return stored, None
+        trade_id = inserted[0]
+        if order is not None:
+            order.apply_fill(fill.quantity, fill.price, stamp)
+            self._run("update_order", order_update_row(order))
+        self._write_positions(outcome, stamp)
+        figures = None
+        if strategy_id is not None:
+            figures = self._update_strategy(
+                strategy_id, outcome.realized_pnl, fill, stamp,
+                figures=None if cached_figures is None else copy.copy(cached_figures))
+        self.alongside.one(self.db.execute_sql, fill, trade_id, strategy_id, outcome)
+        trade = build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
+        return trade, (order, fill.symbol, outcome.open_position, strategy_id, figures)
+
+    # -- PostgreSQL: two round trips ---------------------------------------------------
+
+    def _record_pipelined(self, fill: CheckedFill) -> Trade | None:
+        """The fill in three round trips; None if the connection turned out lost in the
+        first one (nothing was written: the caller runs the plain path, whose BEGIN
+        replaces the connection)."""
+        sql = self.sql
+        with driver_errors:
+            conn = self.db.connection()
+            try:
+                try:
+                    with _Pipeline(self.db, conn) as reads:
+                        reads.run("BEGIN", ())
+                        reads.run(sql["lock_symbol"], (fill.symbol,))
+                        stored = (reads.run(sql["trade_by_external_id"], (fill.external_id,))
+                                  if fill.external_id else None)
+                        order = strategy = None
+                        if fill.order_id is not None:
+                            order = reads.run(sql["order"], (fill.order_id,))
+                        position = reads.run(sql["open_position"], (fill.symbol, True))
+                        if fill.order_id is not None:
+                            # After the position, as the plain path locks them.
+                            strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
+                except Exception as e:
+                    if fault_of(e) is not Fault.CONNECTION_LOST:
+                        raise
+                    _rollback(conn)
+                    return None
+                if stored is not None and (row := stored.fetchone()) is not None:
+                    check_same_fill(fill, row[1:])
+                    conn.execute("ROLLBACK")  # nothing was written
+                    return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
+                trade = self._apply_read(conn, fill, order, position, strategy)
+            except BaseException:
+                _rollback(conn)
+                raise
+        return trade
+
+    def _apply_read(self, conn: Any, fill: CheckedFill, order_cursor: Any,
+                    position_cursor: Any, strategy_cursor: Any) -> Trade:
+        """The rest of a pipelined fill, from the rows its first round trip read: check,
+        account, and write everything and commit in the second."""
+        sql = self.sql
+        order = None
+        if order_cursor is not None:
+            row = order_cursor.fetchone()
+            if row is None:
+                raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
+            order = order_from_row(row)
+            order.check_takes(fill.symbol, fill.side, fill.quantity)
+        row = position_cursor.fetchone()
+        position = None if row is None else position_from_row(fill.symbol, row)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        strategy_id, figures = None, None
+        if strategy_cursor is not None and (row := strategy_cursor.fetchone()) is not None:
+            strategy_id, figures = row[0], figures_from_row(row[1:])
+        if order is not None and order.strategy_id != strategy_id:
+            # The strategy was deleted (the order's link set to NULL) or is not locked:
+            # no figures to move, as the plain path does.
+            strategy_id, figures = order.strategy_id, None
+        now = utcnow()
+        stamp = datetime_text(now)
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        with _Pipeline(self.db, conn) as writes:
+            inserted = writes.run(sql["insert_trade"], trade_row(
+                fill, strategy_id, trade_type, outcome.realized_pnl, stamp))
+            if order is not None:
+                order.apply_fill(fill.quantity, fill.price, stamp)
+                writes.run(sql["update_order"], order_update_row(order))
+            for p in outcome.touched:
+                if p.id is None:
+                    writes.run(sql["insert_position"], new_position_row(p, stamp))
+                else:
+                    writes.run(sql["update_position"], position_update_row(p, stamp))
+            if figures is not None:
+                self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp,
+                                      figures=figures, run=writes.run)
+            # The rows alongside take the trade's id as a parameter it does not have yet
+            # (they do not use it today); give them a cursor-free id of 0 until one does.
+            self.alongside.one(writes.run, fill, 0, strategy_id, outcome)
+        trade_id = inserted.fetchone()[0]
+        # On its own: a connection lost before it leaves nothing stored; lost during it,
+        # the outcome is unknown, and the database's commit says so (CommitUnknownError).
+        self.db.commit()
+        return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
+
     # -- the transaction -------------------------------------------------------------
 
     def _run(self, name: str, params: tuple | list) -> Any:
@@ -143,14 +358,17 @@ class FillRecorder:
         self._write_positions(outcome, stamp)
         if strategy_id is not None:
             self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp, strategy)
-        self.alongside.one(fill, trade_id, strategy_id, outcome)
+        self.alongside.one(self.db.execute_sql, fill, trade_id, strategy_id, outcome)
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
-    def _order_for(self, fill: CheckedFill) -> ledger.OrderState:
+    def _read_order(self, fill: CheckedFill) -> ledger.OrderState:
         row = self._run("order", (fill.order_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
-        order = order_from_row(row)
+        return order_from_row(row)
+
+    def _order_for(self, fill: CheckedFill) -> ledger.OrderState:
+        order = self._read_order(fill)
         order.check_takes(fill.symbol, fill.side, fill.quantity)
         return order
 
@@ -167,13 +385,79 @@ class FillRecorder:
                 self._run("update_position", position_update_row(p, stamp))
 
     def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
-                         fill: CheckedFill, stamp: str, row: tuple | None = None) -> None:
-        """Add the fill to the strategy's figures; ``row``: its figures if already read
-        (and locked) in this transaction."""
-        if row is None:
-            row = self._run("strategy", (strategy_id,)).fetchone()
-        if row is None:  # deleted meanwhile: the order's link was set to NULL
-            return
-        figures = figures_from_row(row)
+                         fill: CheckedFill, stamp: str, row: tuple | None = None,
+                         figures: ledger.StrategyFigures | None = None,
+                         run: Any = None) -> ledger.StrategyFigures | None:
+        """Add the fill to the strategy's figures and write them; ``row`` or
+        ``figures``: its figures if already read (and locked) in this transaction;
+        ``run(sql, params)`` runs the update (default: now). The figures written, or
+        None if the strategy is gone."""
+        if figures is None:
+            if row is None:
+                row = self._run("strategy", (strategy_id,)).fetchone()
+            if row is None:  # deleted meanwhile: the order's link was set to NULL
+                return None
+            figures = figures_from_row(row)
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
-        self._run("update_strategy", figures_row(figures, stamp) + [strategy_id])
+        (run or self._run)(self.sql["update_strategy"] if run else "update_strategy",
+                           figures_row(figures, stamp) + [strategy_id])
+        return figures
+
+
+class _Pipeline:
+    """Statements sent in one round trip on a psycopg connection (a context manager:
+    leaving it sends them and waits for every result, raising the first error); each
+    statement's cursor holds its rows afterwards. They are reported to the database's
+    query hooks (the statement monitor) as ``execute_sql`` would, sharing the round
+    trip's time."""
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db, self.conn = db, conn
+        self.sent: list[tuple[str, Sequence]] = []
+        self.pipeline: Any = None
+        self.start = 0.0
+
+    def __enter__(self) -> _Pipeline:
+        self.pipeline = self.conn.pipeline()
+        self.pipeline.__enter__()
+        self.start = time.perf_counter()
+        return self
+
+    def run(self, sql: str, params: Sequence) -> Any:
+        """Queue ``sql``; its cursor."""
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params, prepare=True)
+        self.sent.append((sql, params))
+        return cursor
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            self.pipeline.__exit__(kind, error, trace)
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            hooks = self.db.query_hooks
+            if hooks and self.sent:
+                share = (time.perf_counter() - self.start) / len(self.sent)
+                for sql, params in self.sent:
+                    event = QueryEvent(sql, params, share, error)
+                    for hook in hooks:
+                        hook(event)
+
+
+def _rollback(conn: Any) -> None:
+    """End a pipelined fill's transaction that failed (nothing of it stays)."""
+    try:
+        if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
+            conn.execute("ROLLBACK")
+    except Exception:  # the connection is gone: the server rolled back for us
+        pass
+
+
+def _pipelines_supported() -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL without psycopg 3
+        return False
+    return bool(psycopg.Pipeline.is_supported())

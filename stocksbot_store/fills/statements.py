@@ -112,6 +112,18 @@ class Statements:
                                        .where(Strategy.id == slot("id"))), ("id",)),
             "insert_trade": (Trade.insert(_values(Trade, TRADE_VALUES)).returning(Trade.id),
                              _ordered(TRADE_VALUES, Trade)),
+            # Idempotency without a lookup: a broker id stored already gives no row.
+            "insert_new_trade": (
+                Trade.insert(_values(Trade, TRADE_VALUES))
+                .on_conflict(conflict_target=[Trade.external_id], action="NOTHING")
+                .returning(Trade.id), _ordered(TRADE_VALUES, Trade)),
+            # The figures of an order's strategy and its id, read in the same round trip
+            # as the order (the PostgreSQL fill reads its rows in one pipeline).
+            "strategy_of_order": (
+                self._locking(Strategy.select(Strategy.id,
+                                              *_fields(Strategy, STRATEGY_FIGURES))
+                              .where(Strategy.id == Order.select(Order.strategy)
+                                     .where(Order.id == slot("order_id")))), ("order_id",)),
             "insert_position": (
                 Position.insert(_values(Position, POSITION_VALUES)).returning(Position.id),
                 _ordered(POSITION_VALUES, Position)),
