@@ -345,3 +345,30 @@ def test_a_fill_that_failed_leaves_nothing_known(storage, db, monkeypatch):
     storage.record_trade(order.id, "FAIL", "buy", 3, 11)
     assert storage.get_position_by_symbol("FAIL").quantity == 5
     _books_agree(db)
+
+
+@pytest.mark.sqlite_only  # the book of what a connection knows is SQLite's
+def test_a_bot_filling_order_after_order_reads_nothing_it_knows(storage, db):
+    """The common case: a new order (its row and its audit row) between two fills of
+    one connection leaves what the first fill wrote fresh, so the second fill reads
+    no order, position or strategy; it still sees them right."""
+    storage.create_strategy("s")
+    first = storage.create_order("BOT", "buy", "market", 5, strategy="s")
+    storage.record_trade(first.id, "BOT", "buy", 5, 10)
+    second = storage.create_order("BOT", "buy", "market", 5, strategy="s")
+    reads = []
+
+    def hook(event):
+        if event.sql.lstrip().upper().startswith("SELECT"):
+            reads.append(event.sql)
+
+    db.query_hooks.append(hook)
+    try:
+        storage.record_trade(second.id, "BOT", "buy", 5, 12)
+    finally:
+        db.query_hooks.remove(hook)
+    assert reads == []
+    assert storage.get_position_by_symbol("BOT").quantity == 10
+    assert storage.orders.get(second.id).filled_quantity == 5
+    assert storage.strategies.get_by_name("s").total_trades == 2
+    _books_agree(db)

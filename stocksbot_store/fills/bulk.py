@@ -32,7 +32,7 @@ from .. import ledger
 from ..errors import NotFoundError
 from ..fields import datetime_text, utcnow
 from ..models import Position, Trade
-from .alongside import Alongside, Applied
+from .alongside import Alongside, Applied, BatchBefore, order_before
 from .rows import (
     CheckedFill,
     build_trade,
@@ -87,8 +87,13 @@ class BulkFills:
             "orders", {f.order_id for f in fills if f.order_id is not None})}
         positions = {row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
             "positions", {f.symbol for f in fills}, (True,))}
-        figures = {row[0]: figures_from_row(row[1:]) for row in self._rows_in(
-            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})}
+        strategy_rows = self._rows_in(
+            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})
+        figures = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
+        # What the audit log compares the batch's net changes with (the ledger gives
+        # new position states; orders and figures move in place).
+        orders_before = {oid: order_before(o) for oid, o in orders.items()}
+        positions_before = {p.id: p for p in positions.values()}
 
         results: list[Any] = []  # a Trade id already stored, or the index of a new trade
         first_of: dict[str, tuple[CheckedFill, Any]] = {}
@@ -144,10 +149,15 @@ class BulkFills:
                                                fill.fees, fill.executed_at)
 
         trade_ids = self._take_ids(Trade, len(new_trades))
-        self._write(touched_positions, new_position_ids, new_trades, trade_ids,
-                    touched_orders, figures, stamp)
-        self.alongside.many(self.cursor, [(fill, trade_ids[index], strategy_id, outcome)
-                                          for fill, index, strategy_id, outcome in applied])
+        position_ids = self._write(touched_positions, new_position_ids, new_trades,
+                                   trade_ids, touched_orders, figures, stamp)
+        self.alongside.many(
+            self.cursor, [(fill, trade_ids[index], strategy_id, outcome)
+                          for fill, index, strategy_id, outcome in applied],
+            stamp, new_trades, trade_ids, touched_orders, touched_positions, figures,
+            BatchBefore(orders_before, positions_before,
+                        {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                        position_ids))
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------
@@ -200,7 +210,8 @@ class BulkFills:
 
     def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
                trades: list[tuple], trade_ids: list[int], orders: dict[int, ledger.OrderState],
-               figures: dict[int, ledger.StrategyFigures], stamp: str) -> None:
+               figures: dict[int, ledger.StrategyFigures], stamp: str) -> list[int]:
+        """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._many("update_position", [position_update_row(p, stamp)
                                        for pid, p in positions.items() if pid > 0])
@@ -213,6 +224,7 @@ class BulkFills:
         self._many("update_order", [order_update_row(order) for order in orders.values()])
         self._many("update_strategy", [figures_row(f, stamp) + [sid]
                                        for sid, f in figures.items()])
+        return position_ids
 
     def _trades(self, results: list[tuple[str, int]], new_fills: list[tuple],
                 trade_ids: list[int], now: Any) -> list[Trade]:

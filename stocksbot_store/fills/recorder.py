@@ -12,11 +12,14 @@ Round trips: a fill that is its own transaction (the common case) reads less on
 SQLite, where the states the previous fill of the connection wrote are reused
 while they are provably fresh (:mod:`.known`), and the trade goes in with ``ON
 CONFLICT DO NOTHING`` so that a re-sent fill is found without a lookup first. On
-PostgreSQL its statements go in pipelines (psycopg's pipeline mode): the lock and
-the reads in one round trip, the writes in the next, then the commit on its own,
-so that a connection lost before it is known to have stored nothing and one lost
-during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`. A fill
-inside a caller's transaction takes the plain path, one statement at a time.
+PostgreSQL its statements go in pipelines (psycopg's pipeline mode): the lock, the
+reads and the trade's id in one round trip, the writes in the next, then the commit
+on its own, so that a connection lost before it is known to have stored nothing and
+one lost during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`.
+The audit rows go with the writes and name the trade by its id, hence the id taken
+first; a fill that opens a position takes that position's id in one more round trip
+before the writes. A fill inside a caller's transaction takes the plain path, one
+statement at a time.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from ..errors import (
     translate_errors,
 )
 from ..fields import datetime_text, in_money_context, utcnow
-from ..models import Order, Trade
-from .alongside import Alongside
+from ..models import Order, Position, Trade
+from .alongside import Alongside, Before, order_before
 from .bulk import BulkFills
 from .known import KnownBook
 from .rows import (
@@ -66,6 +69,9 @@ from .statements import statements_for
 
 #: The fields of :data:`.rows.ORDER_COLUMNS`.
 ORDER_FIELDS = tuple(Order._meta.fields[name] for name in ORDER_COLUMNS)
+#: Rows a new order's creation changes: the order's and its audit row's (an audit row
+#: changes nothing a fill reads, so the book stays fresh across them).
+ORDER_CREATE_CHANGES = 2
 #: How many times a batch runs when other writers keep storing its broker ids first.
 RACE_ATTEMPTS = 3
 
@@ -73,12 +79,14 @@ RACE_ATTEMPTS = 3
 class FillRecorder:
     """Applies fills to one database; one instance per :class:`StorageService`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = db
         self.backend = backend_of(db)
         self.statements = statements_for(db)
         self.sql = self.statements.sql
-        self.alongside = Alongside(db, self.backend)
+        self.alongside = Alongside(db, self.backend, actor)
+        #: Writes each fill's audit rows, as ``actor`` (see :mod:`.alongside`).
+        self.audit = self.alongside.audit
         self._local = threading.local()  # this thread's KnownBook (SQLite)
         self.pipelines = self.backend == "postgres" and _pipelines_supported()
 
@@ -139,10 +147,11 @@ class FillRecorder:
                         raise
 
     def create_order(self, insert: Callable[[], Order]) -> Order:
-        """Run ``insert`` (a new order's one-row insert, its own transaction) so that
-        what this connection knows stays fresh: on SQLite, if the insert was the only
-        change (exactly one row), the new order is known too, and its first fill reads
-        nothing. Any other change leaves the book to be read again, as usual."""
+        """Run ``insert`` (a new order's insert and its audit row, its own transaction)
+        so that what this connection knows stays fresh: on SQLite, if those were the
+        only changes (exactly :data:`ORDER_CREATE_CHANGES` rows), the new order is
+        known too, and its first fill reads nothing. Any other change leaves the book
+        to be read again, as usual."""
         if self.backend != "sqlite" or self.db.in_transaction():
             return insert()
         book = self._book()
@@ -150,8 +159,9 @@ class FillRecorder:
         before = conn.total_changes
         fresh = book.conn is conn and book.total_changes == before
         order = insert()
-        if fresh and conn.total_changes == before + 1 and book.total_changes == before:
-            book.total_changes = before + 1
+        changes = before + ORDER_CREATE_CHANGES
+        if fresh and conn.total_changes == changes and book.total_changes == before:
+            book.total_changes = changes
             book.orders[order.id] = order_from_row(tuple(
                 field.db_value(getattr(order, field.name)) if field.name != "strategy"
                 else order.strategy_id for field in ORDER_FIELDS))
@@ -217,16 +227,20 @@ class FillRecorder:
                 raise NotFoundError(f"trade {fill.external_id!r} conflicts but is not stored")
             return stored, None
         trade_id = inserted[0]
+        moved = None
         if order is not None:
+            moved = order_before(order)
             order.apply_fill(fill.quantity, fill.price, stamp)
             self._run("update_order", order_update_row(order))
         self._write_positions(outcome, stamp)
-        figures = None
+        figures_before = figures = None
         if strategy_id is not None:
-            figures = self._update_strategy(
+            figures_before, figures = self._update_strategy(
                 strategy_id, outcome.realized_pnl, fill, stamp,
                 figures=None if cached_figures is None else copy.copy(cached_figures))
-        self.alongside.one(self.db.execute_sql, fill, trade_id, strategy_id, outcome)
+        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
+                           strategy_id, figures, outcome,
+                           Before(moved, position, figures_before))
         trade = build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
         return trade, (order, fill.symbol, outcome.open_position, strategy_id, figures)
 
@@ -253,6 +267,10 @@ class FillRecorder:
                         if fill.order_id is not None:
                             # After the position, as the plain path locks them.
                             strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
+                        # The trade's id, taken after its strategy is locked (as the plain
+                        # path does): its audit row is written in the same round trip as
+                        # the trade, so the id cannot come from the insert.
+                        trade_id = reads.run(*self.statements.take_ids(Trade, 1))
                 except Exception as e:
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
@@ -262,16 +280,18 @@ class FillRecorder:
                     check_same_fill(fill, row[1:])
                     conn.execute("ROLLBACK")  # nothing was written
                     return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
-                trade = self._apply_read(conn, fill, order, position, strategy)
+                trade = self._apply_read(conn, fill, order, position, strategy,
+                                         trade_id.fetchone()[0])
             except BaseException:
                 _rollback(conn)
                 raise
         return trade
 
     def _apply_read(self, conn: Any, fill: CheckedFill, order_cursor: Any,
-                    position_cursor: Any, strategy_cursor: Any) -> Trade:
-        """The rest of a pipelined fill, from the rows its first round trip read: check,
-        account, and write everything and commit in the second."""
+                    position_cursor: Any, strategy_cursor: Any, trade_id: int) -> Trade:
+        """The rest of a pipelined fill, from the rows its first round trip read (and
+        the id its trade takes): check, account, and write everything and commit in the
+        second (a fill that opens a position takes its id in a round trip before)."""
         sql = self.sql
         order = None
         if order_cursor is not None:
@@ -294,24 +314,34 @@ class FillRecorder:
         now = utcnow()
         stamp = datetime_text(now)
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        is_new = [p.id is None for p in outcome.touched]
+        opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
+        if opened:  # the audit row of a new position needs its id before it is written
+            with _Pipeline(self.db, conn) as ids:
+                taken = ids.run(*self.statements.take_ids(Position, len(opened)))
+            for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
+                p.id = pid
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         with _Pipeline(self.db, conn) as writes:
-            inserted = writes.run(sql["insert_trade"], trade_row(
-                fill, strategy_id, trade_type, outcome.realized_pnl, stamp))
+            writes.run(sql["insert_trade_with_id"], (trade_id, *row))
+            moved = None
             if order is not None:
+                moved = order_before(order)
                 order.apply_fill(fill.quantity, fill.price, stamp)
                 writes.run(sql["update_order"], order_update_row(order))
-            for p in outcome.touched:
-                if p.id is None:
-                    writes.run(sql["insert_position"], new_position_row(p, stamp))
+            for p, new in zip(outcome.touched, is_new, strict=True):
+                if new:
+                    writes.run(sql["insert_position_with_id"],
+                               (p.id, *new_position_row(p, stamp)))
                 else:
                     writes.run(sql["update_position"], position_update_row(p, stamp))
+            figures_before = None
             if figures is not None:
-                self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp,
-                                      figures=figures, run=writes.run)
-            # The rows alongside take the trade's id as a parameter it does not have yet
-            # (they do not use it today); give them a cursor-free id of 0 until one does.
-            self.alongside.one(writes.run, fill, 0, strategy_id, outcome)
-        trade_id = inserted.fetchone()[0]
+                figures_before, figures = self._update_strategy(
+                    strategy_id, outcome.realized_pnl, fill, stamp, figures=figures,
+                    run=writes.run)
+            self.alongside.one(writes.run, fill, stamp, trade_id, row, order, strategy_id,
+                               figures, outcome, Before(moved, position, figures_before))
         # On its own: a connection lost before it leaves nothing stored; lost during it,
         # the outcome is unknown, and the database's commit says so (CommitUnknownError).
         self.db.commit()
@@ -352,13 +382,19 @@ class FillRecorder:
         stamp = datetime_text(now)
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         trade_id = self._run("insert_trade", row).fetchone()[0]
+        moved = None
         if order is not None:
+            moved = order_before(order)
             order.apply_fill(fill.quantity, fill.price, stamp)
             self._run("update_order", order_update_row(order))
         self._write_positions(outcome, stamp)
+        figures_before = figures = None
         if strategy_id is not None:
-            self._update_strategy(strategy_id, outcome.realized_pnl, fill, stamp, strategy)
-        self.alongside.one(self.db.execute_sql, fill, trade_id, strategy_id, outcome)
+            figures_before, figures = self._update_strategy(
+                strategy_id, outcome.realized_pnl, fill, stamp, strategy)
+        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
+                           strategy_id, figures, outcome,
+                           Before(moved, position, figures_before))
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     def _read_order(self, fill: CheckedFill) -> ledger.OrderState:
@@ -387,21 +423,23 @@ class FillRecorder:
     def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
                          fill: CheckedFill, stamp: str, row: tuple | None = None,
                          figures: ledger.StrategyFigures | None = None,
-                         run: Any = None) -> ledger.StrategyFigures | None:
+                         run: Any = None) -> tuple[ledger.StrategyFigures | None,
+                                                   ledger.StrategyFigures | None]:
         """Add the fill to the strategy's figures and write them; ``row`` or
         ``figures``: its figures if already read (and locked) in this transaction;
-        ``run(sql, params)`` runs the update (default: now). The figures written, or
-        None if the strategy is gone."""
+        ``run(sql, params)`` runs the update (default: now). The figures before (for
+        the audit log) and after, or None twice if the strategy is gone."""
         if figures is None:
             if row is None:
                 row = self._run("strategy", (strategy_id,)).fetchone()
             if row is None:  # deleted meanwhile: the order's link was set to NULL
-                return None
+                return None, None
             figures = figures_from_row(row)
+        before = copy.copy(figures)
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
         (run or self._run)(self.sql["update_strategy"] if run else "update_strategy",
                            figures_row(figures, stamp) + [strategy_id])
-        return figures
+        return before, figures
 
 
 class _Pipeline:
