@@ -17,9 +17,9 @@ reads and the trade's id in one round trip, the writes in the next, then the com
 on its own, so that a connection lost before it is known to have stored nothing and
 one lost during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`.
 The audit rows go with the writes and name the trade by its id, hence the id taken
-first; a fill that opens a position takes that position's id in one more round trip
-before the writes. A fill inside a caller's transaction takes the plain path, one
-statement at a time.
+first; a fill with a broker id (which may be a re-sent one: it must not use up an id)
+or that opens a position takes those ids in one more round trip before the writes.
+A fill inside a caller's transaction takes the plain path, one statement at a time.
 """
 
 from __future__ import annotations
@@ -269,8 +269,11 @@ class FillRecorder:
                             strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
                         # The trade's id, taken after its strategy is locked (as the plain
                         # path does): its audit row is written in the same round trip as
-                        # the trade, so the id cannot come from the insert.
-                        trade_id = reads.run(*self.statements.take_ids(Trade, 1))
+                        # the trade, so the id cannot come from the insert. Only for a
+                        # fill that cannot be stored already: a re-sent one would use
+                        # up an id, and ids would no longer follow the trades.
+                        trade_id = (None if fill.external_id else
+                                    reads.run(*self.statements.take_ids(Trade, 1)))
                 except Exception as e:
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
@@ -281,17 +284,19 @@ class FillRecorder:
                     conn.execute("ROLLBACK")  # nothing was written
                     return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
                 trade = self._apply_read(conn, fill, order, position, strategy,
-                                         trade_id.fetchone()[0])
+                                         None if trade_id is None else trade_id.fetchone()[0])
             except BaseException:
                 _rollback(conn)
                 raise
         return trade
 
     def _apply_read(self, conn: Any, fill: CheckedFill, order_cursor: Any,
-                    position_cursor: Any, strategy_cursor: Any, trade_id: int) -> Trade:
+                    position_cursor: Any, strategy_cursor: Any,
+                    trade_id: int | None) -> Trade:
         """The rest of a pipelined fill, from the rows its first round trip read (and
-        the id its trade takes): check, account, and write everything and commit in the
-        second (a fill that opens a position takes its id in a round trip before)."""
+        the id its trade takes, if taken there): check, account, and write everything
+        and commit in the second (a new position's id and the trade's, if not taken
+        yet, in a round trip before)."""
         sql = self.sql
         order = None
         if order_cursor is not None:
@@ -316,11 +321,15 @@ class FillRecorder:
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
         is_new = [p.id is None for p in outcome.touched]
         opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
-        if opened:  # the audit row of a new position needs its id before it is written
+        if opened or trade_id is None:  # audit rows name them: ids before the writes
             with _Pipeline(self.db, conn) as ids:
-                taken = ids.run(*self.statements.take_ids(Position, len(opened)))
-            for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
-                p.id = pid
+                taken = opened and ids.run(*self.statements.take_ids(Position, len(opened)))
+                traded = trade_id is None and ids.run(*self.statements.take_ids(Trade, 1))
+            if opened:
+                for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
+                    p.id = pid
+            if traded:
+                trade_id = traded.fetchone()[0]
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         with _Pipeline(self.db, conn) as writes:
             writes.run(sql["insert_trade_with_id"], (trade_id, *row))
