@@ -237,12 +237,11 @@ def test_prometheus_label_values_are_escaped(tmp_path):
 
 
 @pytest.fixture
-def file_store(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
+def file_store(store_url):
+    db = connect(store_url)
     book(StorageService(db))
     db.close()
-    return file_db_url
+    return store_url
 
 
 def test_cli_text(file_store, capsys):

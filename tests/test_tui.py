@@ -45,9 +45,9 @@ def seed(url: str, orders: int = 120) -> None:
 
 
 @pytest.fixture
-def seeded_url(file_db_url) -> str:
-    seed(file_db_url)
-    return file_db_url
+def seeded_url(store_url) -> str:
+    seed(store_url)
+    return store_url
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from stocksbot_store import StorageService, ValidationError, connect, init_db
+from stocksbot_store import StorageService, ValidationError, connect
 from stocksbot_store.queries import (
     ChangeWatcher,
     last_prices,
@@ -42,13 +42,12 @@ def test_pnl_series_ends_at_the_strategy_total(seeded):
     assert series[-1][1] - series[-2][1] == max(closing, key=lambda t: t.executed_at).realized_pnl
 
 
-def test_the_watcher_sees_only_commits(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
+def test_the_watcher_sees_only_commits(store_url):
+    db = connect(store_url)
     watcher = ChangeWatcher(db, poll_seconds=3600)
     assert watcher.changed() is True
     assert watcher.changed() is False
-    other = connect(file_db_url)
+    other = connect(store_url)
     StorageService(other).set_trading_enabled(False)
     other.close()
     # A notification reaches the listener a moment after the commit returns (some
