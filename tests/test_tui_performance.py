@@ -12,9 +12,9 @@ from test_tui_snapshots import steady_health
 
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store.seed import seed_history
-from tui.app import DashboardApp
-from tui.data import DashboardSource
-from tui.widgets.performance_view import PerformanceView, age_text
+from stocksbot_tui.app import DashboardApp
+from stocksbot_tui.data import DashboardSource
+from stocksbot_tui.widgets.performance_view import PerformanceView, age_text
 
 SIZE = (100, 30)
 NOW = dt.datetime(2026, 1, 9, 8, 0, tzinfo=dt.timezone.utc)

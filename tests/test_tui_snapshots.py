@@ -15,9 +15,9 @@ from peewee import Database
 
 from stocksbot_store import StorageService, StoreStats, connect, init_db, stats
 from stocksbot_store.seed import seed_history
-from tui.app import DashboardApp
-from tui.data import DashboardSource
-from tui.screens.order_detail import OrderDetailScreen
+from stocksbot_tui.app import DashboardApp
+from stocksbot_tui.data import DashboardSource
+from stocksbot_tui.screens.order_detail import OrderDetailScreen
 
 SIZE = (160, 48)
 NOW = dt.datetime(2026, 1, 9, 8, 0, tzinfo=dt.timezone.utc)

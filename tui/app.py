@@ -1,15 +1,15 @@
 """DashboardApp: the Textual app that shows the store live.
 
-The app owns no database code: a :class:`~tui.data.DashboardSource` does every
+The app owns no database code: a :class:`~stocksbot_tui.data.DashboardSource` does every
 read and write, always on a worker thread (``@work(thread=True)``), and the
-workers post :mod:`tui.messages` back; handlers on the UI thread update the views.
+workers post :mod:`stocksbot_tui.messages` back; handlers on the UI thread update the views.
 A timer asks for a refresh every ``refresh_seconds``; a refresh that finds no
 change (the common case) touches no widget. When the database cannot be reached,
 the status line says so and the timer keeps retrying; when only one view's figures
 fail, that view says why and the others stay live.
 
 The views are listed once, in :data:`VIEWS`: a new view is a
-:class:`~tui.widgets.table_view.TableView` subclass with ``show(snapshot)`` and a
+:class:`~stocksbot_tui.widgets.table_view.TableView` subclass with ``show(snapshot)`` and a
 line there.
 """
 
@@ -137,7 +137,7 @@ class DashboardApp(App):
 
     @property
     def current_view(self) -> str:
-        """positions, orders, strategies or trades."""
+        """The name of the view on screen (see :data:`VIEWS`)."""
         return self.query_one(TabbedContent).active
 
     # -- refreshing ------------------------------------------------------------------
