@@ -41,6 +41,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.order_detail import OrderDetailScreen
+from .widgets.audit_view import AuditView
 from .widgets.health_line import HealthLine
 from .widgets.keyed_table import KeyedTable
 from .widgets.orders_view import OrdersView
@@ -58,6 +59,7 @@ VIEWS: list[tuple[str, str, type[TableView]]] = [
     ("strategies", "Strategies", StrategiesView),
     ("trades", "Trades", TradesView),
     ("performance", "Performance", PerformanceView),
+    ("audit", "Audit", AuditView),
 ]
 
 
@@ -67,7 +69,8 @@ def utc_now() -> dt.datetime:
 
 
 class DashboardApp(App):
-    """Positions, orders, strategies and trades of one store, kept live."""
+    """Positions, orders, strategies, trades, performance and audit log of one store,
+    kept live."""
 
     TITLE = "stocksbot dashboard"
     CSS_PATH = "app.tcss"
@@ -307,15 +310,14 @@ class DashboardApp(App):
     @work(thread=True, group="detail", exclusive=True)
     def fills_worker(self, order_id: int) -> None:
         try:
-            order, fills = self.source.order_fills(order_id)
-            self.post_message(FillsLoaded(order, fills))
+            self.post_message(FillsLoaded(self.source.order_detail(order_id)))
         except Exception as e:
             self.post_message(ActionFinished(f"could not read order {order_id}: "
                                              f"{one_line(e)}", ok=False))
 
     def on_fills_loaded(self, message: FillsLoaded) -> None:
-        if message.order is not None and not self._views_gone():
-            self.push_screen(OrderDetailScreen(message.order, message.fills))
+        if message.detail.order is not None and not self._views_gone():
+            self.push_screen(OrderDetailScreen(message.detail))
 
     # -- operator actions --------------------------------------------------------------
 
