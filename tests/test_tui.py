@@ -91,7 +91,8 @@ async def test_each_view_shows_the_store(seeded_url, store):
         assert positions.keys() == [p.symbol for p in store.get_open_positions()] + ["__total__"]
         assert "LIVE" in status_text(app) and "TRADING ENABLED" in status_text(app)
         for key, view in (("2", "orders"), ("3", "strategies"), ("4", "trades"),
-                          ("5", "performance"), ("tab", "positions"), ("tab", "orders")):
+                          ("5", "performance"), ("tab", "audit"), ("tab", "positions"),
+                          ("tab", "orders")):
             await pilot.press(key)
             assert app.current_view == view
         orders = table(app, "orders")
