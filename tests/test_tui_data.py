@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from stocksbot_store import StorageService, ValidationError, connect
+from stocksbot_store import StorageService, ValidationError, connect, init_db
 from stocksbot_store.queries import (
     ChangeWatcher,
     last_prices,
