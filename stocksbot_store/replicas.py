@@ -245,6 +245,10 @@ def replicated(base: type) -> type:
             """Each replica's state, as last measured (for a status line)."""
             return self.replica_router.status()
 
+        def replica_for_snapshot(self) -> Replica | None:
+            """See :func:`snapshot_replica`."""
+            return self.replica_router.replica_for_read(super().execute_sql)
+
     return Replicated
 
 
@@ -252,6 +256,19 @@ def replica_status(db: Database) -> tuple[ReplicaStatus, ...]:
     """The state of ``db``'s read replicas; empty when it has none."""
     router = getattr(db, "replica_router", None)
     return router.status() if router is not None else ()
+
+
+def snapshot_replica(db: Database) -> Replica | None:
+    """The replica a whole read-only transaction of ``db`` may run on, on the replica's
+    own connection (``replica.db``), so that every read of it sees one snapshot: a
+    usable replica that has replayed this process's writes. None (read ``db`` itself)
+    when there is none, ``db`` has no replicas or is inside a transaction already."""
+    if getattr(db, "replica_router", None) is None or db.in_transaction():
+        return None
+    replica = db.replica_for_snapshot()
+    if replica is not None:
+        replica.reads += 1
+    return replica
 
 
 def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | None = None,

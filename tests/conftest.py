@@ -26,6 +26,8 @@ import logging
 import os
 import random
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -492,6 +494,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if shared is not None and shared.tests:
         terminalreporter.write_line(
             f"PostgreSQL store: {shared.tests} tests shared {shared.made} database(s)")
+
+
+def pip_install_copy(tmp_path) -> Path:
+    """``pip install`` (not editable, offline) of a copy of the source into a folder of
+    its own; returns the folder, for ``PYTHONPATH``."""
+    repo = Path(__file__).resolve().parent.parent
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source)
+    for name in ("stocksbot_store", "migrations", "tui"):
+        shutil.copytree(repo / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    target = tmp_path / "site"
+    # Offline: the build backend is the one the test extra installs (setuptools, wheel).
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
+         "--no-index", "--no-build-isolation", "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    return target
 
 
 def dump_tables(database) -> dict[str, list[tuple]]:
