@@ -825,7 +825,10 @@ class ConfigRepository(Repository[Config]):
         most recently deleted row with that key); :class:`DuplicateError` if the key is
         set again since."""
         if isinstance(row, str):
-            found = self.get_by_key(row, include_deleted=True)
+            found = self._first(Config.select().where(
+                (Config.key == row) & Config.deleted_at.is_null(False))
+                .order_by(Config.deleted_at.desc(), Config.id.desc()).bind(self.db))
+            found = found or self.get_by_key(row)  # none deleted: the live one, as it is
             if found is None:
                 raise NotFoundError(f"config {row!r} does not exist")
             row = found.id
