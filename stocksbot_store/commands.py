@@ -99,6 +99,12 @@ def _open_existing(url: str) -> Any:
     return connect(url, migrate=False, create=False)
 
 
+def _open_read_only(url: str) -> Any:
+    """Connect to a store that must already exist, for reading only: a SQLite file is
+    opened ``mode=ro`` and so can never take the write lock from the bot."""
+    return connect(url, migrate=False, read_only=True)
+
+
 # -- stocksbot-backup ----------------------------------------------------------------------
 
 
@@ -237,7 +243,7 @@ def export_main(argv: list[str] | None = None) -> int:
     url = database_url(args.url)
 
     def body() -> int:
-        db = _open_existing(url)
+        db = _open_read_only(url)
         try:
             if args.report:
                 from .realized import write_realized_report
