@@ -301,6 +301,9 @@ class Repository(Generic[M]):
         order's broker id) was taken by another row since; :class:`NotFoundError` if
         there is no such row."""
         row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
+        if not self.soft:
+            raise ValidationError("id", f"{self.model.__name__} rows are never deleted, so "
+                                        "there is nothing to restore")
         with write_transaction(self.db):
             current = self.get_for_update(row_id, include_deleted=True)
             if current.deleted_at is None:

@@ -350,3 +350,11 @@ def test_a_downgrade_is_refused_while_rows_are_soft_deleted(db):
     with pytest.raises(MigrationError, match="soft-deleted"):
         Runner(db).downgrade("-1")
     assert storage.strategies.get_deleted()[0].name == "gone"  # nothing changed
+
+
+def test_a_trade_has_nothing_to_restore(storage):
+    order = storage.create_order("AAPL", "buy", "market", 1)
+    trade = storage.record_trade(order.id, "AAPL", "buy", 1, 10)
+    with pytest.raises(ValidationError, match="never deleted"):
+        storage.trades.restore(trade.id)
+    assert storage.trades.get_deleted() == []
