@@ -356,6 +356,11 @@ class Adoption:
         else:
             # The old config table has this store's table name: its rows are read already.
             db.execute_sql('ALTER TABLE "config" RENAME TO "stocksbot_legacy_config"')
+            # SQLite's index names are per database and follow a renamed table: those of
+            # a store schema made beside the old tables would block the new config's.
+            for index in db.get_indexes("stocksbot_legacy_config"):
+                if not index.name.startswith("sqlite_autoindex"):
+                    db.execute_sql(f'DROP INDEX "{index.name}"')
         runner = Runner(db)
         runner.History.create_table(safe=True)
         for migration in runner.migrations():
