@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from peewee import Database, Expression, PeeweeException, fn
 
+from .commands import BACKUP_PATH_HELP, URL_HELP
 from .database import backend_of, connect, database_url, describe, scrub, write_transaction
 from .errors import StorageError, ValidationError, first_line, translate_errors
 from .fields import utcnow
@@ -202,17 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--older-than", metavar="DAYS", required=True, type=_days_arg,
                         help="remove rows soft-deleted more than DAYS days ago (0 or more; "
                              "a fraction is allowed, e.g. 0.5 for 12 hours)")
-    parser.add_argument("--url", metavar="URL",
-                        help="database URL, e.g. sqlite:///stocksbot.db or "
-                             "postgresql://user:password@host/db (default: $DATABASE_URL, "
-                             "else sqlite:///./stocksbot.db)")
+    parser.add_argument("--url", metavar="URL", help=URL_HELP)
     parser.add_argument("--dry-run", action="store_true",
                         help="count what would be removed and kept; write nothing, take no "
                              "backup")
     parser.add_argument("--backup-to", metavar="PATH",
-                        help="where the backup goes (default: beside a SQLite file as "
-                             "NAME-backup-YYYYmmddTHHMMSSZ.db; for PostgreSQL the folder "
-                             "stocksbot-backup-DB-YYYYmmddTHHMMSSZ here)")
+                        help=f"where the backup goes ({BACKUP_PATH_HELP})")
     parser.add_argument("--no-backup", action="store_true",
                         help="remove without taking a backup first (only if you have one)")
     return parser

@@ -122,6 +122,9 @@ class Repository(Generic[M]):
             raise ValidationError(unknown[0], f"{self.model.__name__} has no such field")
         if "id" in values:
             raise ValidationError("id", "is assigned by the database")
+        for name in ("deleted_at", "deleted_by"):
+            if name in values and self.soft:
+                raise ValidationError(name, "is set by delete() and cleared by restore()")
         for name, value in values.items():
             check_free_text(value, name)
             if isinstance(fields[name], BooleanField) and value is not None:

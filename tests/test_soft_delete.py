@@ -358,3 +358,12 @@ def test_a_trade_has_nothing_to_restore(storage):
     with pytest.raises(ValidationError, match="never deleted"):
         storage.trades.restore(trade.id)
     assert storage.trades.get_deleted() == []
+
+
+def test_deletion_is_not_set_by_hand(storage):
+    strategy = storage.create_strategy("manual")
+    with pytest.raises(ValidationError, match="delete()"):
+        storage.strategies.update(strategy, deleted_at=utcnow())
+    with pytest.raises(ValidationError, match="restore()"):
+        storage.orders.create("AAPL", "buy", "market", 1, deleted_by="me")
+    assert storage.get_strategy_by_name("manual").deleted_at is None
