@@ -78,6 +78,14 @@ def test_delete_and_restore_each_kind(db):
         storage.restore_order(10_000)
     with pytest.raises(ValidationError, match="never deleted"):
         storage.get_deleted(Trade)
+    # Each delete and restore is in the audit log, in the transaction of the change.
+    for table, row_id in (("orders", order.id), ("positions", position.id),
+                          ("strategies", strategy.id)):
+        entries = storage.get_audit_log(table=table, row_id=row_id)
+        actions = [e.action for e in entries]
+        assert actions[:2] == ["restore", "delete"], (table, actions)
+        assert {e.actor for e in entries[:2]} == {"bot-eu-1"}
+        assert entries[1].changes["deleted_by"] == [None, "bot-eu-1"]
     assert_books_clean(db)
 
 
