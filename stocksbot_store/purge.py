@@ -20,7 +20,8 @@ database), unless ``--no-backup`` says otherwise; a SQLite database in memory ha
 none. The rows removed were deleted before the cutoff, so before the backup started:
 every one of them is in it. The removal is one write transaction: all of it or
 nothing.
-``--dry-run`` counts what would go and writes nothing.
+``--dry-run`` counts what would go and writes nothing. Each row removed leaves an
+audit row (action ``purge``, its last values) in the same transaction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 
 from peewee import Database, Expression, PeeweeException, fn
 
+from .audit import TABLES, AuditWriter, last_values, row_values
 from .commands import BACKUP_PATH_HELP, URL_HELP
 from .database import backend_of, connect, database_url, describe, scrub, write_transaction
 from .errors import StorageError, ValidationError, first_line, translate_errors
@@ -112,11 +114,13 @@ def _rules(cutoff: dt.datetime) -> list[tuple[str, type, Expression | None, bool
 
 
 def purge(db: Database, older_than_days: float, *, dry_run: bool = False,
-          backup: bool = True, backup_path: str | None = None) -> PurgeReport:
+          backup: bool = True, backup_path: str | None = None,
+          actor: str | None = None) -> PurgeReport:
     """Remove the rows soft-deleted more than ``older_than_days`` days ago that nothing
     needs (see the module docstring); with ``dry_run`` only count them. A backup is
     taken first (``backup_path``, else beside the database) when there is something
-    to remove, unless ``backup`` is False."""
+    to remove, unless ``backup`` is False. ``actor`` names who purges in the audit log
+    (default ``user@host:pid``)."""
     days = _days(older_than_days)
     cutoff = utcnow() - dt.timedelta(days=days)
     report = PurgeReport(describe(db), cutoff, dry_run)
@@ -134,7 +138,7 @@ def purge(db: Database, older_than_days: float, *, dry_run: bool = False,
 
         report.backup_path = take_backup(db, backup_path).path
     with write_transaction(db):
-        removed = _run(db, cutoff, remove=True)
+        removed = _run(db, cutoff, remove=True, audit=AuditWriter(db, actor))
     _fill(report, removed)
     return report
 
@@ -154,9 +158,11 @@ def _in_memory(db: Database) -> bool:
     return name == ":memory:" or "mode=memory" in name
 
 
-def _run(db: Database, cutoff: dt.datetime, remove: bool) -> dict[str, tuple[int, int]]:
+def _run(db: Database, cutoff: dt.datetime, remove: bool,
+         audit: AuditWriter | None = None) -> dict[str, tuple[int, int]]:
     """Per table: (rows that may go, old soft-deleted rows kept); with ``remove``,
-    delete those that may go (call it inside the write transaction)."""
+    delete those that may go and write their ``audit`` rows (call it inside the write
+    transaction)."""
     done = {}
     with translate_errors("purging soft-deleted rows" if remove else
                           "counting soft-deleted rows"):
@@ -166,13 +172,20 @@ def _run(db: Database, cutoff: dt.datetime, remove: bool) -> dict[str, tuple[int
                 done[table] = (0, old)
                 continue
             wanted = _old(model, cutoff) if condition is None else _old(model, cutoff) & condition
-            query = model.select(model.id).where(wanted).order_by(model.id).bind(db)
-            if remove and backend_of(db) == "postgres":
+            if not remove:
+                ids = [i for (i,) in model.select(model.id).where(wanted).bind(db).tuples()]
+                done[table] = (len(ids), old - len(ids))
+                continue
+            query = model.select().where(wanted).order_by(model.id).bind(db)
+            if backend_of(db) == "postgres":
                 query = query.for_update()
-            ids = [row_id for (row_id,) in query.tuples()]
-            if remove:
-                for start in range(0, len(ids), _CHUNK):
-                    model.delete().where(model.id.in_(ids[start:start + _CHUNK])).execute(db)
+            rows = list(query)
+            ids = [row.id for row in rows]
+            for start in range(0, len(ids), _CHUNK):
+                model.delete().where(model.id.in_(ids[start:start + _CHUNK])).execute(db)
+            if audit is not None:
+                audit.write([(TABLES[table], row.id, "purge", last_values(row_values(row)))
+                             for row in rows])
             done[table] = (len(ids), old - len(ids))
     return done
 

@@ -296,6 +296,8 @@ def test_purge_dry_run_then_removes_what_nothing_needs(db):
     assert storage.strategies.get_by_id(ids["traded"], include_deleted=True) is not None
     assert storage.strategies.get_by_id(recent.id, include_deleted=True) is not None
     assert len(storage.positions.get_deleted()) == 1
+    purged = [e for e in storage.get_audit_log(limit=1000) if e.action == "purge"]
+    assert sorted(e.table for e in purged) == ["config", "orders", "strategies", "strategies"]
     assert purge(db, 30).total == 0  # nothing left to do
     assert_books_clean(db)
     with pytest.raises(ValidationError, match="older_than"):
