@@ -31,6 +31,7 @@ from .buckets import KeptFigures
 from .database import backend_of, write_transaction
 from .errors import (
     ConflictError,
+    DeletedError,
     NotFoundError,
     OverfillError,
     StorageError,
@@ -53,7 +54,7 @@ from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade, TradeTypeEnum
 from .validation import check_external_id, check_id, check_symbol
 
 _ORDER_COLUMNS = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
-                  "strategy_id")
+                  "strategy_id, deleted_at")
 _POSITION_COLUMNS = ("id, side, quantity, avg_entry_price, realized_pnl, commission, fees, "
                      "opened_at")
 _STRATEGY_FIGURES = ("total_trades", "closing_trades", "winning_trades", "losing_trades",
@@ -305,21 +306,27 @@ class OrderState:
     """The fill figures of one order while fills are applied to it."""
 
     __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
-                 "strategy_id", "filled_at", "updated_at")
+                 "strategy_id", "filled_at", "updated_at", "deleted")
 
     @classmethod
     def from_row(cls, row: tuple) -> OrderState:
         """From the columns of ``_ORDER_COLUMNS``."""
         order = cls()
         (order.id, order.symbol, order.side, order.status, quantity, filled, avg,
-         order.strategy_id) = row
+         order.strategy_id, deleted_at) = row
+        order.deleted = deleted_at is not None
         order.quantity, order.filled = Decimal(quantity), Decimal(filled)
         order.avg = None if avg is None else Decimal(avg)
         order.filled_at = order.updated_at = None
         return order
 
     def check_takes(self, fill: _CheckedFill) -> None:
-        """Raise unless ``fill`` fits this order (symbol, side, status, what is left)."""
+        """Raise unless ``fill`` fits this order (not deleted; symbol, side, status,
+        what is left)."""
+        if self.deleted:
+            raise DeletedError(f"order {fill.order_id} is deleted and takes no fills; "
+                               f"restore it (restore_order({fill.order_id})) to record "
+                               "this fill")
         if self.symbol != fill.symbol:
             raise ValidationError("symbol", f"{fill.symbol!r} is not the symbol of order "
                                             f"{fill.order_id} ({self.symbol!r})")

@@ -149,7 +149,7 @@ class Strategy(BaseModel):
     """
 
     id = AutoField()
-    name = CharField(max_length=200, unique=True)
+    name = CharField(max_length=200)
     description = TextField(null=True)
     strategy_type = CharField(max_length=100, null=True)
     config = JSONTextField(null=True)
@@ -171,6 +171,8 @@ class Strategy(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     last_run_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -199,6 +201,8 @@ class Position(BaseModel):
     updated_at = UTCDateTimeField(default=utcnow)
     opened_at = UTCDateTimeField(default=utcnow)
     closed_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -215,7 +219,7 @@ class Order(BaseModel):
     """An order sent (or about to be sent) to the broker."""
 
     id = AutoField()
-    external_id = CharField(max_length=200, null=True, unique=True)
+    external_id = CharField(max_length=200, null=True)
     symbol = CharField(max_length=64)
     side = EnumField(OrderSideEnum)
     type = EnumField(OrderTypeEnum)
@@ -229,6 +233,8 @@ class Order(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     filled_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -275,12 +281,14 @@ class Config(BaseModel):
     """A typed key/value setting (``trading_enabled`` and the like)."""
 
     id = AutoField()
-    key = CharField(max_length=200, unique=True)
+    key = CharField(max_length=200)
     value = TextField(null=True)
     value_type = EnumField(ConfigValueType, default=ConfigValueType.STRING)
     description = TextField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
 
 class PnlBucket(BaseModel):
@@ -387,6 +395,16 @@ class AuditLog(BaseModel):
     changes = TextField()
 
 
+# Soft delete (see stocksbot_store.softdelete): a unique key binds the rows that are not
+# deleted, so a deleted strategy's name, config key or order's broker id is free again.
+#: The condition of a row that is not soft-deleted, as the partial indexes spell it.
+LIVE = SQL('"deleted_at" IS NULL')
+Strategy.add_index(Strategy.name, unique=True, where=LIVE, name="strategy_name_live")
+Order.add_index(Order.external_id, unique=True, where=LIVE, name="order_external_id_live")
+Config.add_index(Config.key, unique=True, where=LIVE, name="config_key_live")
+#: The models that can be soft-deleted (``deleted_at``, ``deleted_by``); trades never are.
+SOFT_DELETE_MODELS: tuple[type[BaseModel], ...] = (Order, Position, Strategy, Config)
+
 # Indexes that serve the store's and the dashboard's queries at any history size.
 # At most one open position per symbol, enforced by the database.
 Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
@@ -429,6 +447,7 @@ __all__ = [
     "PositionDay",
     "PositionSideEnum",
     "ReconcileRun",
+    "SOFT_DELETE_MODELS",
     "Strategy",
     "Trade",
     "TradeTypeEnum",

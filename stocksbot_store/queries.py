@@ -95,8 +95,9 @@ def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
                side: str | None = None, strategy_id: int | None = None,
                sort: str | None = None, descending: bool = True,
                before_id: int | None = None, offset: int = 0,
-               limit: int = 50) -> list[Order]:
-    """A page of orders, filtered, sorted in SQL.
+               limit: int = 50, include_deleted: bool = False) -> list[Order]:
+    """A page of orders, filtered, sorted in SQL; soft-deleted orders are left out
+    unless ``include_deleted``.
 
     Unsorted (``sort`` None) it is newest first with keyset paging: pass the last id
     of a page as ``before_id`` for the next one (as fast on page 1,000 as on 1).
@@ -104,6 +105,8 @@ def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
     are read with ``offset``. ValidationError for any other column.
     """
     query = Order.select().bind(db)
+    if not include_deleted:
+        query = query.where(Order.deleted_at.is_null())
     if symbol:
         query = query.where(Order.symbol == symbol)
     if status:

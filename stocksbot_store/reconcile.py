@@ -194,7 +194,9 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
 def _order_differences(storage: StorageService, broker_ids: set[str],
                        report: ReconcileReport) -> list[tuple[int, OrderStatusEnum]]:
     moves = []
-    live = (Order.select().where(Order.status.in_(_LIVE), Order.external_id.is_null(False))
+    # Soft-deleted orders are not the store's any more: neither closed nor matched.
+    live = (Order.select().where(Order.status.in_(_LIVE), Order.external_id.is_null(False),
+                                 Order.deleted_at.is_null())
             .order_by(Order.id).bind(storage.db))
     for order in live:
         if order.external_id in broker_ids:
@@ -207,7 +209,8 @@ def _order_differences(storage: StorageService, broker_ids: set[str],
             f"{tidy(order.quantity)} filled", "not open", None, f"mark it {final.value}"))
         moves.append((order.id, final))
     known = {o.external_id: o for o in Order.select().where(
-        Order.external_id.in_(sorted(broker_ids))).bind(storage.db)} if broker_ids else {}
+        Order.external_id.in_(sorted(broker_ids)), Order.deleted_at.is_null()
+    ).bind(storage.db)} if broker_ids else {}
     for external_id in sorted(broker_ids):
         order = known.get(external_id)
         if order is not None and order.status in _LIVE:

@@ -8,6 +8,11 @@ idempotent on the broker's trade id. Positions changed by hand go through
 here reads inside its write transaction with the row or the symbol locked. The
 repositories are there as ``storage.positions``, ``.orders``, ``.trades``,
 ``.strategies`` and ``.config``.
+
+Deleting is soft (:mod:`stocksbot_store.softdelete`): ``delete_order``,
+``delete_position``, ``delete_strategy`` and ``delete_config`` mark the row deleted by
+the service's ``actor``, every read leaves it out unless ``include_deleted=True``, and
+the matching ``restore_*`` brings it back.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from .fields import (
 )
 from .fills import Fill, FillRecorder
 from .models import (
+    SOFT_DELETE_MODELS,
+    BaseModel,
     Config,
     ConfigValueType,
     Order,
@@ -101,7 +108,8 @@ class StorageService:
 
     def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = prepare_database(db)
-        #: Who this service's changes are recorded as in the audit log.
+        #: Who this service's changes are recorded as in the audit log, and the
+        #: ``deleted_by`` of what it deletes.
         self.actor: str = default_actor() if actor is None else check_actor(actor)
         self._fills = FillRecorder(db, self.actor)
         self.positions = PositionRepository(db, self._fills, self.actor)
@@ -180,9 +188,10 @@ class StorageService:
         values["strategy"] = self._strategy_id(strategy)
         return self.orders.insert_checked(values)
 
-    def get_order(self, order_id: int) -> Order | None:
-        """The order with this id, or None."""
-        return self.orders.get_by_id(check_id(order_id, "order_id"))
+    def get_order(self, order_id: int, include_deleted: bool = False) -> Order | None:
+        """The order with this id, or None (also when it is deleted, unless
+        ``include_deleted``)."""
+        return self.orders.get_by_id(check_id(order_id, "order_id"), include_deleted)
 
     def get_order_fills(self, order_id: int) -> list[Trade]:
         """The fills (trades) of an order, oldest first."""
@@ -204,9 +213,9 @@ class StorageService:
                                                      f"id {order.external_id!r}")
             return self.orders.update(order, external_id=external_id)
 
-    def get_recent_orders(self, limit: int = 100) -> list[Order]:
+    def get_recent_orders(self, limit: int = 100, include_deleted: bool = False) -> list[Order]:
         """The newest orders first."""
-        return self.orders.get_recent(limit=limit)
+        return self.orders.get_recent(limit=limit, include_deleted=include_deleted)
 
     def update_order_status(self, order_id: int, status: Any, filled_quantity: Any = None,
                             avg_fill_price: Any = None) -> Order | None:
@@ -282,9 +291,10 @@ class StorageService:
         """Strategies that are active, by name."""
         return self.strategies.get_active()
 
-    def get_strategy_by_name(self, name: str) -> Strategy | None:
-        """The strategy called ``name``, or None."""
-        return self.strategies.get_by_name(name)
+    def get_strategy_by_name(self, name: str, include_deleted: bool = False) -> Strategy | None:
+        """The strategy called ``name``, or None; with ``include_deleted`` a deleted one
+        is found too (the live one first)."""
+        return self.strategies.get_by_name(name, include_deleted)
 
     def set_strategy_active(self, strategy: str | int | Strategy, active: Any) -> Strategy:
         """Activate or deactivate a strategy. ``active`` is a bool or a usual spelling
@@ -294,11 +304,12 @@ class StorageService:
             row = self.strategies.get_for_update(self._strategy_id(strategy))
             return self.strategies.update(row, is_active=active)
 
-    def get_strategy_stats(self) -> list[StrategyStats]:
+    def get_strategy_stats(self, include_deleted: bool = False) -> list[StrategyStats]:
         """Per strategy: trades, wins, losses, win rate, gross and net P&L, fees, profit
         factor, max drawdown and last trade time. Reads the figures fills maintain,
-        so it costs one small query at any history size."""
-        return [_stats(s) for s in self.strategies.get_all()]
+        so it costs one small query at any history size. Deleted strategies are left
+        out unless ``include_deleted``."""
+        return [_stats(s) for s in self.strategies.get_all(include_deleted=include_deleted)]
 
     # -- config --------------------------------------------------------------------
 
@@ -323,7 +334,7 @@ class StorageService:
             value_type = ConfigValueType.BOOL
         return self.config.upsert(key, value, value_type, description)
 
-    def get_all_config(self) -> dict[str, str | None]:
+    def get_all_config(self) -> dict[str, str | None]:  # deleted settings read as unset
         """Every setting's stored text, by key."""
         return {row.key: row.value for row in self.config.get_all()}
 
@@ -375,8 +386,70 @@ class StorageService:
             return strategy_id
         strategy_id = check_id(strategy, "strategy")
         if not self.strategies.exists(strategy_id):
-            raise NotFoundError(f"strategy {strategy_id} does not exist; create_strategy first")
+            self.strategies.get(strategy_id)  # says whether it is deleted or absent
         return strategy_id
+
+    # -- soft delete and restore ---------------------------------------------------------
+
+    def delete_order(self, order_id: int) -> Order:
+        """Soft-delete an order without fills; reads leave it out from then on and its
+        broker id is free again. Refused (ValidationError) for an order with fills:
+        its trades name it. :class:`NotFoundError` if there is no such live order."""
+        return self._delete(self.orders, check_id(order_id, "order_id"))
+
+    def restore_order(self, order_id: int) -> Order:
+        """Bring back a deleted order; :class:`DuplicateError` if its broker id was given
+        to another order since."""
+        return self.orders.restore(check_id(order_id, "order_id"))
+
+    def delete_position(self, position_id: int) -> Position:
+        """Soft-delete a closed position (it leaves the lists; the ledger check still
+        counts it). Refused (ValidationError) for an open one: close it first."""
+        return self._delete(self.positions, check_id(position_id, "position_id"))
+
+    def restore_position(self, position_id: int) -> Position:
+        """Bring back a deleted position."""
+        return self.positions.restore(check_id(position_id, "position_id"))
+
+    def delete_strategy(self, strategy: str | int | Strategy) -> Strategy:
+        """Soft-delete a strategy (a Strategy, its id or its name). Its trades and
+        figures stay as they are and the fills of its orders still add to them; its
+        name is free for a new strategy, and new orders cannot name it."""
+        return self._delete(self.strategies, self._strategy_id(strategy))
+
+    def restore_strategy(self, strategy_id: int) -> Strategy:
+        """Bring back a deleted strategy (by id: a deleted name may be taken again);
+        :class:`DuplicateError` if its name was given to another strategy since."""
+        return self.strategies.restore(check_id(strategy_id, "strategy_id"))
+
+    def delete_config(self, key: str) -> Config:
+        """Soft-delete a setting: it reads as unset from then on. Refused for
+        ``trading_enabled`` while it halts trading (unset means enabled)."""
+        row = self.config.get_by_key(key)
+        if row is None:
+            raise NotFoundError(f"config {key!r} does not exist")
+        return self._delete(self.config, row.id)
+
+    def restore_config(self, key: str | int) -> Config:
+        """Bring back a deleted setting, by key (its most recently deleted row) or id;
+        :class:`DuplicateError` if the key was set again since."""
+        return self.config.restore(key)
+
+    def _delete(self, repository: Any, row_id: int) -> Any:
+        with write_transaction(self.db):
+            if not repository.delete(row_id, deleted_by=self.actor):
+                raise repository._missing(row_id)
+            return repository.get(row_id, include_deleted=True)
+
+    def get_deleted(self, kind: type[BaseModel], limit: int = 100) -> list[Any]:
+        """Soft-deleted rows of ``kind`` (Order, Position, Strategy or Config), most
+        recently deleted first."""
+        repositories = {Order: self.orders, Position: self.positions,
+                        Strategy: self.strategies, Config: self.config}
+        if kind not in SOFT_DELETE_MODELS:
+            raise ValidationError("kind", f"{getattr(kind, '__name__', kind)} rows are never "
+                                  "deleted; give Order, Position, Strategy or Config")
+        return repositories[kind].get_deleted(limit)
 
 
     # -- reconcile, marks and reports --------------------------------------------------

@@ -149,7 +149,7 @@ def test_backup_and_restore_commands(tmp_path, capsys):
     assert backup_main(["--url", url]) == 0
     out = capsys.readouterr().out
     path = out.split("backup: ", 1)[1].split("\n", 1)[0]
-    for expected in ("size: ", "rows: strategy 2, position 4, order 7, trade 8, config 5",
+    for expected in ("size: ", "rows: strategy 4, position 4, order 8, trade 8, config 6",
                      "integrity: ok", "ledger OK", "verified: OK"):
         assert expected in out
     assert backup_main(["--url", url, "--to", path]) == 2
@@ -174,7 +174,7 @@ def test_every_kind_of_row_survives_a_postgres_backup(tmp_path):
         fill_every_kind(StorageService(db))
         report = backup(db, str(tmp_path / "archive"))
         db.close()
-        assert report.ok and report.rows["config"] == 5
+        assert report.ok and report.rows["config"] == 6
         restored = f"sqlite:///{tmp_path / 'restored.db'}"
         restore(report.path, restored)
         assert canonical(restored) == canonical(pg_url)

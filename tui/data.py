@@ -387,8 +387,12 @@ class DashboardSource:
 
     def _read_names(self, db: Database) -> dict[int, str]:
         """Strategy names by id (the rows name their strategy), read on their own so
-        that a strategy figure that fails does not take the names with it."""
-        query = Strategy.select(Strategy.id, Strategy.name).bind(db).tuples()
+        that a strategy figure that fails does not take the names with it. Deleted
+        strategies are named too (their trades stay), after the live ones, so a name
+        filter finds the live strategy of that name."""
+        query = (Strategy.select(Strategy.id, Strategy.name)
+                 .order_by(Strategy.deleted_at.is_null(False), Strategy.id)
+                 .bind(db).tuples())
         with translate_errors("reading strategy names"):
             return dict(query)
 
