@@ -306,6 +306,16 @@ class OrderState:
 
     __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
                  "strategy_id", "filled_at", "updated_at")
+    id: int
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal
+    filled: Decimal
+    avg: Decimal | None
+    strategy_id: int | None
+    filled_at: str | None  # times as their stored text
+    updated_at: str | None
 
     @classmethod
     def from_row(cls, row: tuple) -> OrderState:

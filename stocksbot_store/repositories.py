@@ -18,7 +18,7 @@ Lists that say "recent" are newest first; every list pages with ``limit``/``offs
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
@@ -80,14 +80,14 @@ class Repository(Generic[M]):
                               if name != "id")
         self._insert_statement: str | None = None
 
-    def _select(self, *fields: Any) -> ModelSelect:
+    def _select(self, *fields: Any) -> ModelSelect[M]:
         return self.model.select(*fields).bind(self.db)
 
-    def _first(self, query: ModelSelect) -> M | None:
+    def _first(self, query: ModelSelect[M]) -> M | None:
         with translate_errors(f"reading {self.model.__name__}"):
             return query.limit(1).first()
 
-    def _list(self, query: ModelSelect, limit: int | None, offset: int = 0) -> list[M]:
+    def _list(self, query: ModelSelect[M], limit: int | None, offset: int = 0) -> list[M]:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with translate_errors(f"listing {self.model.__name__}"):
@@ -180,7 +180,7 @@ class Repository(Generic[M]):
         writers). Call it inside :func:`~stocksbot_store.database.write_transaction`."""
         query = self._select().where(self.model.id == row_id)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         row = self._first(query)
         if row is None:
             raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
@@ -572,8 +572,9 @@ class StrategyRepository(Repository[Strategy]):
                 forget_strategy(self.db, row_id)
         return True
 
-    def create(self, name: str, strategy_type: str | None = None, config: Any = None,
-               description: str | None = None, **values: Any) -> Strategy:
+    # Takes a name first, where Repository.create takes only field keywords.
+    def create(self, name: str, strategy_type: str | None = None,  # type: ignore[override]
+               config: Any = None, description: str | None = None, **values: Any) -> Strategy:
         """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
         if the name is taken."""
         check_text(name, "name", NAME_MAX)
@@ -623,8 +624,9 @@ class ConfigRepository(Repository[Config]):
 
     model = Config
 
-    def create(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
-               description: str | None = None) -> Config:
+    # Takes a key and a value first, where Repository.create takes only field keywords.
+    def create(self, key: str, value: Any,  # type: ignore[override]
+               value_type: Any = ConfigValueType.STRING, description: str | None = None) -> Config:
         """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
         text, kind = config_values.to_text(value, value_type, key)
@@ -675,7 +677,7 @@ class ConfigRepository(Repository[Config]):
                                description=description, created_at=now, updated_at=now)
                  .on_conflict(conflict_target=[Config.key], update=update)
                  .execute(self.db))
-            after = self.get_by_key(key)
+            after = cast(Config, self.get_by_key(key))  # written just above
             self.audit.row("config", after.id, "set",
                            created(row_values(after)) if before is None else
                            changed(row_values(before), row_values(after)))
@@ -684,7 +686,7 @@ class ConfigRepository(Repository[Config]):
     def _by_key_for_update(self, key: str) -> Config | None:
         query = self._select().where(Config.key == key)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         return self._first(query)
 
     def delete(self, row: Config | str | int) -> bool:

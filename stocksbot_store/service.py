@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from peewee import Database
 
@@ -291,7 +291,7 @@ class StorageService:
         of one (``"false"``, ``"off"``, ``0``...); anything else is refused."""
         active = config_values.to_bool(active, "active")
         with write_transaction(self.db):
-            row = self.strategies.get_for_update(self._strategy_id(strategy))
+            row = self.strategies.get_for_update(cast(int, self._strategy_id(strategy)))
             return self.strategies.update(row, is_active=active)
 
     def get_strategy_stats(self) -> list[StrategyStats]:
