@@ -50,6 +50,7 @@ from .fields import (
     utcnow,
 )
 from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade, TradeTypeEnum
+from .types import Amount, OrderSide, Price, Quantity, When
 from .validation import check_external_id, check_id, check_symbol
 
 _ORDER_COLUMNS = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
@@ -112,13 +113,13 @@ class Fill:
 
     order_id: int | None
     symbol: str
-    side: Any
-    quantity: Any
-    price: Any
-    commission: Any = 0
-    fees: Any = 0
+    side: OrderSide
+    quantity: Quantity
+    price: Price
+    commission: Amount = 0
+    fees: Amount = 0
     external_id: str | None = None
-    executed_at: dt.datetime | str | None = None
+    executed_at: When | None = None
 
 
 class _CheckedFill(NamedTuple):
