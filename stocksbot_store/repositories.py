@@ -46,6 +46,19 @@ from .models import (
     TradeTypeEnum,
 )
 from .queries import order_page
+from .types import (
+    Amount,
+    ConfigValue,
+    JSONValue,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Price,
+    Quantity,
+    RowId,
+    ValueType,
+)
 from .validation import (
     NAME_MAX,
     check_external_id,
@@ -288,8 +301,9 @@ class PositionRepository(Repository[Position]):
         super().__init__(db, actor)
         self.adjustments = Adjustments(self.db, fills or FillRecorder(self.db, actor))
 
-    def create(self, symbol: Any = None, side: Any = None, quantity: Any = None,
-               avg_entry_price: Any = None, cost_basis: Any = None, **values: Any) -> Position:
+    def create(self, symbol: str | None = None, side: PositionSide | None = None,
+               quantity: Quantity | None = None, avg_entry_price: Price | None = None,
+               cost_basis: Amount | None = None, **values: Any) -> Position:
         """Open a position by hand (the old module's ``create``), recorded as an
         ADJUSTMENT trade at ``avg_entry_price``. ``cost_basis``, if given, must be
         ``quantity x avg_entry_price``; a symbol with an open position already is a
@@ -342,7 +356,8 @@ class PositionRepository(Repository[Position]):
                                     "quantity (an adjustment at its average price), close it "
                                     "(close_position), or record a fill (record_trade)")
 
-    def close_position(self, position: Position | int, realized_pnl: Any = None) -> Position:
+    def close_position(self, position: Position | RowId,
+                       realized_pnl: Amount | None = None) -> Position:
         """Close ``position`` by an ADJUSTMENT trade of its whole quantity. With
         ``realized_pnl`` (its total realized P&L, as in the old module) the trade is
         priced so that the position ends with exactly that; without, it closes at
@@ -365,7 +380,7 @@ def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, pric
     """The checked values of a new order, whichever door it comes in by: a symbol, a
     side and a type; a positive quantity; a positive price, which every order type but
     MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
-    values = {
+    values: dict[str, Any] = {
         "symbol": check_symbol(symbol),
         "side": coerce_enum(OrderSideEnum, side, "side"),
         "type": coerce_enum(OrderTypeEnum, order_type, type_field),
@@ -384,9 +399,10 @@ class OrderRepository(Repository[Order]):
 
     model = Order
 
-    def create(self, symbol: Any = None, side: Any = None, type: Any = None,
-               quantity: Any = None, price: Any = None, strategy_id: Any = None,
-               external_id: Any = None, **values: Any) -> Order:
+    def create(self, symbol: str | None = None, side: OrderSide | None = None,
+               type: OrderType | None = None, quantity: Quantity | None = None,
+               price: Price | None = None, strategy_id: RowId | None = None,
+               external_id: str | None = None, **values: Any) -> Order:
         """A new PENDING order (the old module's ``create``; ``strategy=`` is the same
         as ``strategy_id=``)."""
         refuse_fill_state(values)
@@ -410,7 +426,8 @@ class OrderRepository(Repository[Order]):
         """The order the broker knows by ``external_id``, or None."""
         return self._first(self._select().where(Order.external_id == external_id))
 
-    def get_by_status(self, status: Any, limit: int | None = 100, offset: int = 0) -> list[Order]:
+    def get_by_status(self, status: OrderStatus, limit: int | None = 100,
+                      offset: int = 0) -> list[Order]:
         """Orders in ``status``, newest first."""
         status = coerce_enum(OrderStatusEnum, status, "status")
         return self._list(self._select().where(Order.status == status)
@@ -425,7 +442,8 @@ class OrderRepository(Repository[Order]):
         """The newest orders first."""
         return self._list(self._select().order_by(Order.id.desc()), limit, offset)
 
-    def page(self, *, symbol: str | None = None, status: Any = None, side: Any = None,
+    def page(self, *, symbol: str | None = None, status: OrderStatus | None = None,
+             side: OrderSide | None = None,
              strategy_id: int | None = None, before_id: int | None = None,
              limit: int = 100) -> list[Order]:
         """A page of orders, newest first, filtered; pass the last id of a page as
@@ -434,8 +452,9 @@ class OrderRepository(Repository[Order]):
         return order_page(self.db, symbol=symbol, status=status, side=side,
                           strategy_id=strategy_id, before_id=before_id, limit=limit)
 
-    def update_status(self, order: Order | int, status: Any, filled_quantity: Any = None,
-                      avg_fill_price: Any = None) -> Order:
+    def update_status(self, order: Order | RowId, status: OrderStatus,
+                      filled_quantity: Quantity | None = None,
+                      avg_fill_price: Price | None = None) -> Order:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED (steps may be skipped). Going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
@@ -574,7 +593,8 @@ class StrategyRepository(Repository[Strategy]):
 
     # Takes a name first, where Repository.create takes only field keywords.
     def create(self, name: str, strategy_type: str | None = None,  # type: ignore[override]
-               config: Any = None, description: str | None = None, **values: Any) -> Strategy:
+               config: JSONValue = None, description: str | None = None,
+               **values: Any) -> Strategy:
         """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
         if the name is taken."""
         check_text(name, "name", NAME_MAX)
@@ -625,8 +645,9 @@ class ConfigRepository(Repository[Config]):
     model = Config
 
     # Takes a key and a value first, where Repository.create takes only field keywords.
-    def create(self, key: str, value: Any,  # type: ignore[override]
-               value_type: Any = ConfigValueType.STRING, description: str | None = None) -> Config:
+    def create(self, key: str, value: ConfigValue,  # type: ignore[override]
+               value_type: ValueType = ConfigValueType.STRING,
+               description: str | None = None) -> Config:
         """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
         text, kind = config_values.to_text(value, value_type, key)
@@ -657,7 +678,7 @@ class ConfigRepository(Repository[Config]):
             self._write(current, values)
         return _refresh(instance, current)
 
-    def upsert(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    def upsert(self, key: str, value: ConfigValue, value_type: ValueType = ConfigValueType.STRING,
                description: str | None = None) -> Config:
         """Create the setting or replace its value (and type and description); what
         is returned is what this call wrote, read in its own transaction."""
