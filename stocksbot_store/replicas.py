@@ -265,7 +265,7 @@ def snapshot_replica(db: Database) -> Replica | None:
     when there is none, ``db`` has no replicas or is inside a transaction already."""
     if getattr(db, "replica_router", None) is None or db.in_transaction():
         return None
-    replica = db.replica_for_snapshot()
+    replica = db.replica_for_snapshot()  # type: ignore[attr-defined]  # Replicated's
     if replica is not None:
         replica.reads += 1
     return replica
