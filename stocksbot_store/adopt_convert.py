@@ -72,6 +72,8 @@ class _OldOrder(OrderState):
     """An order being adopted: its fill state as the trades build it, and the old one."""
 
     __slots__ = ("old", "last_fill")
+    old: tuple[Decimal | str | None, Decimal | str | None]  # filled quantity, average price
+    last_fill: dt.datetime | None
 
 
 

@@ -51,6 +51,7 @@ from .fields import (
     utcnow,
 )
 from .models import ZERO, OrderSideEnum, OrderStatusEnum, Trade, TradeTypeEnum
+from .types import Amount, OrderSide, Price, Quantity, When
 from .validation import check_external_id, check_id, check_symbol
 
 _ORDER_COLUMNS = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
@@ -113,13 +114,13 @@ class Fill:
 
     order_id: int | None
     symbol: str
-    side: Any
-    quantity: Any
-    price: Any
-    commission: Any = 0
-    fees: Any = 0
+    side: OrderSide
+    quantity: Quantity
+    price: Price
+    commission: Amount = 0
+    fees: Amount = 0
     external_id: str | None = None
-    executed_at: dt.datetime | str | None = None
+    executed_at: When | None = None
 
 
 class _CheckedFill(NamedTuple):
@@ -307,6 +308,17 @@ class OrderState:
 
     __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
                  "strategy_id", "filled_at", "updated_at", "deleted")
+    id: int
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal
+    filled: Decimal
+    avg: Decimal | None
+    strategy_id: int | None
+    filled_at: str | None  # times as their stored text
+    updated_at: str | None
+    deleted: bool
 
     @classmethod
     def from_row(cls, row: tuple) -> OrderState:

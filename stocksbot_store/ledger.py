@@ -105,6 +105,7 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     are charged to the position that was open before the fill, or to the one the
     fill opened if there was none.
     """
+    opened: PositionState | None
     if position is None or not position.is_open:
         opened = PositionState(symbol, direction(side), quantity, price, ZERO, commission, fees,
                                opened_at=at)

@@ -17,7 +17,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peewee import (
     SQL,
@@ -100,7 +100,7 @@ for _enum in (PositionSideEnum, OrderSideEnum, OrderTypeEnum, OrderStatusEnum,
               TradeTypeEnum, ConfigValueType):
     # str() of a member is its value, so f-strings and logs read "filled", not
     # "OrderStatusEnum.FILLED".
-    _enum.__str__ = lambda self: self.value  # type: ignore[method-assign]
+    _enum.__str__ = lambda self: self.value  # type: ignore[method-assign,attr-defined]
 
 
 class BaseModel(Model):
@@ -114,6 +114,10 @@ class BaseModel(Model):
 
     class Meta:
         legacy_table_names = False
+
+    if TYPE_CHECKING:  # every table has an ``id``; ``_dirty`` is peewee's, not in its stubs
+        id: AutoField[int]
+        _dirty: set[str]
 
     def to_dict(self) -> dict[str, Any]:
         """The row's fields as JSON values: exact decimals as fixed-point text (never

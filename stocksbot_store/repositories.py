@@ -22,7 +22,7 @@ Lists that say "recent" are newest first; every list pages with ``limit``/``offs
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
@@ -57,6 +57,19 @@ from .models import (
 )
 from .queries import order_page
 from .softdelete import is_soft, live, not_found
+from .types import (
+    Amount,
+    ConfigValue,
+    JSONValue,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Price,
+    Quantity,
+    RowId,
+    ValueType,
+)
 from .validation import (
     NAME_MAX,
     check_external_id,
@@ -95,17 +108,17 @@ class Repository(Generic[M]):
         #: Whether rows are soft-deleted (``deleted_at``), so reads leave them out.
         self.soft = is_soft(self.model)
 
-    def _select(self, *fields: Any, include_deleted: bool = False) -> ModelSelect:
+    def _select(self, *fields: Any, include_deleted: bool = False) -> ModelSelect[M]:
         query = self.model.select(*fields).bind(self.db)
         if self.soft and not include_deleted:
             query = query.where(live(self.model))
         return query
 
-    def _first(self, query: ModelSelect) -> M | None:
+    def _first(self, query: ModelSelect[M]) -> M | None:
         with translate_errors(f"reading {self.model.__name__}"):
             return query.limit(1).first()
 
-    def _list(self, query: ModelSelect, limit: int | None, offset: int = 0) -> list[M]:
+    def _list(self, query: ModelSelect[M], limit: int | None, offset: int = 0) -> list[M]:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with translate_errors(f"listing {self.model.__name__}"):
@@ -209,7 +222,7 @@ class Repository(Generic[M]):
         ``include_deleted``."""
         query = self._select(include_deleted=include_deleted).where(self.model.id == row_id)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         row = self._first(query)
         if row is None:
             raise self._missing(row_id)
@@ -385,8 +398,9 @@ class PositionRepository(Repository[Position]):
         super().__init__(db, actor)
         self.adjustments = Adjustments(self.db, fills or FillRecorder(self.db, actor))
 
-    def create(self, symbol: Any = None, side: Any = None, quantity: Any = None,
-               avg_entry_price: Any = None, cost_basis: Any = None, **values: Any) -> Position:
+    def create(self, symbol: str | None = None, side: PositionSide | None = None,
+               quantity: Quantity | None = None, avg_entry_price: Price | None = None,
+               cost_basis: Amount | None = None, **values: Any) -> Position:
         """Open a position by hand (the old module's ``create``), recorded as an
         ADJUSTMENT trade at ``avg_entry_price``. ``cost_basis``, if given, must be
         ``quantity x avg_entry_price``; a symbol with an open position already is a
@@ -440,7 +454,8 @@ class PositionRepository(Repository[Position]):
                                     "quantity (an adjustment at its average price), close it "
                                     "(close_position), or record a fill (record_trade)")
 
-    def close_position(self, position: Position | int, realized_pnl: Any = None) -> Position:
+    def close_position(self, position: Position | RowId,
+                       realized_pnl: Amount | None = None) -> Position:
         """Close ``position`` by an ADJUSTMENT trade of its whole quantity. With
         ``realized_pnl`` (its total realized P&L, as in the old module) the trade is
         priced so that the position ends with exactly that; without, it closes at
@@ -462,7 +477,7 @@ def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, pric
     """The checked values of a new order, whichever door it comes in by: a symbol, a
     side and a type; a positive quantity; a positive price, which every order type but
     MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
-    values = {
+    values: dict[str, Any] = {
         "symbol": check_symbol(symbol),
         "side": coerce_enum(OrderSideEnum, side, "side"),
         "type": coerce_enum(OrderTypeEnum, order_type, type_field),
@@ -482,9 +497,10 @@ class OrderRepository(Repository[Order]):
     model = Order
     unique_key = "external_id"
 
-    def create(self, symbol: Any = None, side: Any = None, type: Any = None,
-               quantity: Any = None, price: Any = None, strategy_id: Any = None,
-               external_id: Any = None, **values: Any) -> Order:
+    def create(self, symbol: str | None = None, side: OrderSide | None = None,
+               type: OrderType | None = None, quantity: Quantity | None = None,
+               price: Price | None = None, strategy_id: RowId | None = None,
+               external_id: str | None = None, **values: Any) -> Order:
         """A new PENDING order (the old module's ``create``; ``strategy=`` is the same
         as ``strategy_id=``)."""
         refuse_fill_state(values)
@@ -510,7 +526,7 @@ class OrderRepository(Repository[Order]):
         ``include_deleted``, the live one if there is one, else the newest deleted one."""
         return self._by_key(external_id, include_deleted)
 
-    def get_by_status(self, status: Any, limit: int | None = 100, offset: int = 0,
+    def get_by_status(self, status: OrderStatus, limit: int | None = 100, offset: int = 0,
                       include_deleted: bool = False) -> list[Order]:
         """Orders in ``status``, newest first."""
         status = coerce_enum(OrderStatusEnum, status, "status")
@@ -531,7 +547,8 @@ class OrderRepository(Repository[Order]):
         return self._list(self._select(include_deleted=include_deleted)
                           .order_by(Order.id.desc()), limit, offset)
 
-    def page(self, *, symbol: str | None = None, status: Any = None, side: Any = None,
+    def page(self, *, symbol: str | None = None, status: OrderStatus | None = None,
+             side: OrderSide | None = None,
              strategy_id: int | None = None, before_id: int | None = None,
              limit: int = 100, include_deleted: bool = False) -> list[Order]:
         """A page of orders, newest first, filtered; pass the last id of a page as
@@ -553,8 +570,9 @@ class OrderRepository(Repository[Order]):
                                   "are never deleted and name their order, so it stays; "
                                   "cancel what is left of it (cancel_order) instead")
 
-    def update_status(self, order: Order | int, status: Any, filled_quantity: Any = None,
-                      avg_fill_price: Any = None) -> Order:
+    def update_status(self, order: Order | RowId, status: OrderStatus,
+                      filled_quantity: Quantity | None = None,
+                      avg_fill_price: Price | None = None) -> Order:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED (steps may be skipped). Going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
@@ -681,8 +699,10 @@ class StrategyRepository(Repository[Strategy]):
     model = Strategy
     unique_key = "name"
 
-    def create(self, name: str, strategy_type: str | None = None, config: Any = None,
-               description: str | None = None, **values: Any) -> Strategy:
+    # Takes a name first, where Repository.create takes only field keywords.
+    def create(self, name: str, strategy_type: str | None = None,  # type: ignore[override]
+               config: JSONValue = None, description: str | None = None,
+               **values: Any) -> Strategy:
         """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
         if the name is taken."""
         check_text(name, "name", NAME_MAX)
@@ -737,7 +757,9 @@ class ConfigRepository(Repository[Config]):
     model = Config
     unique_key = "key"
 
-    def create(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    # Takes a key and a value first, where Repository.create takes only field keywords.
+    def create(self, key: str, value: ConfigValue,  # type: ignore[override]
+               value_type: ValueType = ConfigValueType.STRING,
                description: str | None = None) -> Config:
         """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
@@ -772,7 +794,7 @@ class ConfigRepository(Repository[Config]):
             self._write(current, values)
         return _refresh(instance, current)
 
-    def upsert(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    def upsert(self, key: str, value: ConfigValue, value_type: ValueType = ConfigValueType.STRING,
                description: str | None = None) -> Config:
         """Create the setting or replace its value (and type and description); what
         is returned is what this call wrote, read in its own transaction."""
@@ -793,7 +815,7 @@ class ConfigRepository(Repository[Config]):
                  .on_conflict(conflict_target=[Config.key], conflict_where=LIVE,
                               update=update)
                  .execute(self.db))
-            after = self.get_by_key(key)
+            after = cast(Config, self.get_by_key(key))  # written just above
             self.audit.row("config", after.id, "set",
                            created(row_values(after)) if before is None else
                            changed(row_values(before), row_values(after)))
@@ -802,7 +824,7 @@ class ConfigRepository(Repository[Config]):
     def _by_key_for_update(self, key: str) -> Config | None:
         query = self._select().where(Config.key == key)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         return self._first(query)
 
     def delete(self, row: Config | str | int, deleted_by: str | None = None) -> bool:

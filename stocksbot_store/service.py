@@ -18,10 +18,10 @@ the matching ``restore_*`` brings it back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from peewee import Database
 
@@ -56,6 +56,23 @@ from .repositories import (
     StrategyRepository,
     TradeRepository,
     check_new_order,
+)
+from .types import (
+    Amount,
+    ConfigValue,
+    Flag,
+    JSONValue,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Price,
+    Quantity,
+    RangeBound,
+    RowId,
+    ValueType,
+    When,
+    Zone,
 )
 from .validation import check_external_id, check_id
 
@@ -130,8 +147,8 @@ class StorageService:
         """The open position in ``symbol``, or None."""
         return self.positions.get_by_symbol(symbol, is_open=True)
 
-    def create_position(self, symbol: str, side: Any, quantity: Any,
-                        avg_entry_price: Any) -> Position:
+    def create_position(self, symbol: str, side: PositionSide, quantity: Quantity,
+                        avg_entry_price: Price) -> Position:
         """Open a position by hand (a transfer, or a holding from before the bot).
 
         It is recorded as an ADJUSTMENT trade so that positions still equal the
@@ -142,8 +159,9 @@ class StorageService:
         return self.adjustments.open(symbol, side, quantity, avg_entry_price)
 
     @in_money_context
-    def update_position_quantity(self, position: Position | int, quantity: Any = None,
-                                 price: Any = None, *, quantity_delta: Any = None) -> Position:
+    def update_position_quantity(self, position: Position | RowId,
+                                 quantity: Quantity | None = None, price: Price | None = None, *,
+                                 quantity_delta: Quantity | None = None) -> Position:
         """Resize an open position by hand, as an ADJUSTMENT trade; two forms:
 
         * ``update_position_quantity(position_id, quantity)``: set the quantity; the
@@ -173,8 +191,9 @@ class StorageService:
 
     # -- orders --------------------------------------------------------------------
 
-    def create_order(self, symbol: str, side: Any, order_type: Any, quantity: Any,
-                     price: Any = None, strategy: str | int | Strategy | None = None,
+    def create_order(self, symbol: str, side: OrderSide, order_type: OrderType,
+                     quantity: Quantity, price: Price | None = None,
+                     strategy: str | RowId | Strategy | None = None,
                      external_id: str | None = None, *,
                      strategy_id: int | None = None) -> Order:
         """A new PENDING order. ``strategy`` is a Strategy, its id or its name;
@@ -217,8 +236,9 @@ class StorageService:
         """The newest orders first."""
         return self.orders.get_recent(limit=limit, include_deleted=include_deleted)
 
-    def update_order_status(self, order_id: int, status: Any, filled_quantity: Any = None,
-                            avg_fill_price: Any = None) -> Order | None:
+    def update_order_status(self, order_id: RowId, status: OrderStatus,
+                            filled_quantity: Quantity | None = None,
+                            avg_fill_price: Price | None = None) -> Order | None:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED. Steps may be skipped; going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`. None if there
@@ -243,9 +263,9 @@ class StorageService:
 
     # -- trades --------------------------------------------------------------------
 
-    def record_trade(self, order_id: int, symbol: str, side: Any, quantity: Any, price: Any,
-                     commission: Any = 0, fees: Any = 0, external_id: str | None = None,
-                     executed_at: dt.datetime | str | None = None) -> Trade:
+    def record_trade(self, order_id: RowId, symbol: str, side: OrderSide, quantity: Quantity,
+                     price: Price, commission: Amount = 0, fees: Amount = 0,
+                     external_id: str | None = None, executed_at: When | None = None) -> Trade:
         """Record one fill of an order, keeping the books, in one transaction.
 
         The trade is inserted; the order's filled quantity, average fill price and
@@ -279,8 +299,8 @@ class StorageService:
     # -- strategies ----------------------------------------------------------------
 
     def create_strategy(self, name: str, strategy_type: str | None = None,
-                        config: Any = None, description: str | None = None, *,
-                        is_active: Any = False) -> Strategy:
+                        config: JSONValue = None, description: str | None = None, *,
+                        is_active: Flag = False) -> Strategy:
         """A new strategy, inactive unless ``is_active=True`` (as in the old module: a
         strategy runs once the bot activates it); :class:`DuplicateError` if the name
         is taken."""
@@ -296,12 +316,12 @@ class StorageService:
         is found too (the live one first)."""
         return self.strategies.get_by_name(name, include_deleted)
 
-    def set_strategy_active(self, strategy: str | int | Strategy, active: Any) -> Strategy:
+    def set_strategy_active(self, strategy: str | RowId | Strategy, active: Flag) -> Strategy:
         """Activate or deactivate a strategy. ``active`` is a bool or a usual spelling
         of one (``"false"``, ``"off"``, ``0``...); anything else is refused."""
         active = config_values.to_bool(active, "active")
         with write_transaction(self.db):
-            row = self.strategies.get_for_update(self._strategy_id(strategy))
+            row = self.strategies.get_for_update(cast(int, self._strategy_id(strategy)))
             return self.strategies.update(row, is_active=active)
 
     def get_strategy_stats(self, include_deleted: bool = False) -> list[StrategyStats]:
@@ -325,7 +345,8 @@ class StorageService:
             return default
         return config_values.from_text(row.value, row.value_type, key)
 
-    def set_config_value(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    def set_config_value(self, key: str, value: ConfigValue,
+                         value_type: ValueType = ConfigValueType.STRING,
                          description: str | None = None) -> Config:
         """Create or replace a setting; the value must read as ``value_type``. The
         ``trading_enabled`` switch is always stored as a bool, whatever type is given
@@ -345,7 +366,7 @@ class StorageService:
         row = self.config.get_by_key(TRADING_ENABLED)
         return row is None or config_values.clearly_true(row.value)
 
-    def set_trading_enabled(self, enabled: Any) -> Config:
+    def set_trading_enabled(self, enabled: Flag) -> Config:
         """Halt (False) or resume (True) trading; ``"false"``, ``"off"``, ``0``... halt
         too, and anything that is not a usual spelling of a bool is refused."""
         return self.set_config_value(TRADING_ENABLED,
@@ -466,7 +487,7 @@ class StorageService:
         """The newest reconcile run kept (time, differences, applied or not)."""
         return reconcile.last_run(self)
 
-    def record_marks(self, prices: dict[str, Any], at: dt.datetime | str | None = None) -> int:
+    def record_marks(self, prices: Mapping[str, Price], at: When | None = None) -> int:
         """Keep market prices ``{symbol: price}`` observed ``at`` (default now) as each
         symbol's latest mark and its UTC day's closing mark."""
         return marks.record_marks(self.db, prices, at)
@@ -476,22 +497,24 @@ class StorageService:
         fill price (``source`` says which) and the price's age."""
         return marks.position_values(self.db, self.get_open_positions())
 
-    def pnl_by_period(self, period: str = "day", since: Any = None, until: Any = None,
-                      strategy: str | int | Strategy | None = None, symbol: str | None = None,
-                      tz: Any = None) -> list[reports.PnlRow]:
+    def pnl_by_period(self, period: str = "day", since: RangeBound | None = None,
+                      until: RangeBound | None = None,
+                      strategy: str | RowId | Strategy | None = None, symbol: str | None = None,
+                      tz: Zone | None = None) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per day, week or month of
         ``tz`` (default UTC), from the figures fills keep. See
         :mod:`stocksbot_store.reports`."""
         return reports.pnl_by_period(self.db, period, since, until,
                                      self._strategy_id(strategy), symbol, tz)
 
-    def pnl_by_symbol(self, since: Any = None, until: Any = None,
-                      strategy: str | int | Strategy | None = None,
-                      tz: Any = None) -> list[reports.PnlRow]:
+    def pnl_by_symbol(self, since: RangeBound | None = None, until: RangeBound | None = None,
+                      strategy: str | RowId | Strategy | None = None,
+                      tz: Zone | None = None) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per symbol."""
         return reports.pnl_by_symbol(self.db, since, until, self._strategy_id(strategy), tz)
 
-    def equity_curve(self, since: Any = None, until: Any = None) -> list[equity.EquityPoint]:
+    def equity_curve(self, since: RangeBound | None = None,
+                     until: RangeBound | None = None) -> list[equity.EquityPoint]:
         """Per UTC day: realized P&L to date, fees, unrealized P&L at the day's closing
         marks, equity and drawdown. See :mod:`stocksbot_store.equity`."""
         return equity.equity_curve(self.db, since, until)
