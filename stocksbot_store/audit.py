@@ -208,7 +208,7 @@ class AuditWriter:
     def _params(self, entries: Iterable[Entry], at: str) -> list[tuple]:
         actor = self.actor
         return [(at, actor, table, row_id, action,
-                 changes if changes.__class__ is str else _dumps(changes))
+                 changes if isinstance(changes, str) else _dumps(changes))
                 for table, row_id, action, changes in entries]
 
     def write(self, entries: Sequence[Entry], at: str | None = None) -> None:
@@ -274,7 +274,7 @@ class AuditWriter:
         ``touched`` ones after) and the strategy's figures before and after."""
         if not self.enabled:
             return
-        entries = [("trades", trade_id, "create", _trade_created(trade))]
+        entries: list[Entry] = [("trades", trade_id, "create", _trade_created(trade))]
         if order is not None:
             entries.append(("orders", order.id, "fill", _order_changes(order_before, order)))
         for p in touched:
@@ -325,7 +325,8 @@ def _trade_created(trade: tuple) -> str:
 
 def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
     filled, avg, status = before
-    changes = {"filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
+    changes: dict[str, list[Any]] = {
+        "filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
     if avg != order.avg:
         changes["avg_fill_price"] = [value(avg), value(order.avg)]
     if status != order.status:

@@ -84,6 +84,7 @@ def stats(db: Database) -> StoreStats:
     monitor = monitor_of(db)
     backend = backend_of(db)
     figures = _sqlite_figures(db) if backend == "sqlite" else _postgres_figures(db)
+    rows = _table_rows(db)
     return StoreStats(
         backend=backend,
         database=describe(db),
@@ -91,7 +92,8 @@ def stats(db: Database) -> StoreStats:
         monitored_since=monitor.started_at if monitor else None,
         statements=monitor.figures() if monitor else {},
         replicas=replica_status(db),
-        **_table_rows(db),
+        table_rows=rows["table_rows"],
+        deleted_rows=rows["deleted_rows"],
         **figures,
     )
 

@@ -30,15 +30,16 @@ import argparse
 import datetime as dt
 import sys
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from peewee import Database, Expression, PeeweeException, fn
+from peewee import Database, Expression, ModelAlias, PeeweeException, fn
 
 from .audit import TABLES, AuditWriter, last_values, row_values
 from .commands import BACKUP_PATH_HELP, URL_HELP
 from .database import backend_of, connect, database_url, describe, scrub, write_transaction
 from .errors import StorageError, ValidationError, first_line, translate_errors
 from .fields import utcnow
-from .models import Config, Order, Position, Strategy, Trade
+from .models import BaseModel, Config, Order, Position, Strategy, Trade
 
 #: Ids per ``IN (...)`` list of a DELETE.
 _CHUNK = 500
@@ -88,11 +89,13 @@ class PurgeReport:
         return "\n".join(lines)
 
 
-def _old(model: type, cutoff: dt.datetime) -> Expression:
-    return model.deleted_at.is_null(False) & (model.deleted_at < cutoff)
+def _old(model: type[BaseModel] | ModelAlias[Any], cutoff: dt.datetime) -> Expression:
+    # deleted_at is a field of the soft-delete models only, so not known on BaseModel
+    return (model.deleted_at.is_null(False)  # type: ignore[union-attr]
+            & (model.deleted_at < cutoff))  # type: ignore[union-attr]
 
 
-def _rules(cutoff: dt.datetime) -> list[tuple[str, type, Expression | None, bool]]:
+def _rules(cutoff: dt.datetime) -> list[tuple[str, type[BaseModel], Expression | None, bool]]:
     """Per table: its model, the condition an old soft-deleted row must also meet to
     go (None: none), and whether it may go at all. A strategy held only by orders that
     go in the same run goes too (orders are removed first; a dry run counts the same)."""
@@ -143,7 +146,7 @@ def purge(db: Database, older_than_days: float, *, dry_run: bool = False,
     return report
 
 
-def _days(value: float) -> float:
+def _days(value: float | str) -> float:
     try:
         days = float(value)
     except (TypeError, ValueError):
@@ -173,7 +176,9 @@ def _run(db: Database, cutoff: dt.datetime, remove: bool,
                 continue
             wanted = _old(model, cutoff) if condition is None else _old(model, cutoff) & condition
             if not remove:
-                ids = [i for (i,) in model.select(model.id).where(wanted).bind(db).tuples()]
+                # tuples() rows, which the stubs still type as model instances
+                ids = cast("list[int]", [
+                    i for (i,) in model.select(model.id).where(wanted).bind(db).tuples()])
                 done[table] = (len(ids), old - len(ids))
                 continue
             query = model.select().where(wanted).order_by(model.id).bind(db)

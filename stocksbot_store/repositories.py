@@ -244,8 +244,9 @@ class Repository(Generic[M]):
         bring back, and what ``stocksbot-purge`` may remove)."""
         if not self.soft:
             return []
-        query = (self.model.select().where(self.model.deleted_at.is_null(False))
-                 .order_by(self.model.deleted_at.desc(), self.model.id.desc()).bind(self.db))
+        # deleted_at is a field of the soft-delete models only, so not known on M
+        query = (self.model.select().where(self.model.deleted_at.is_null(False))  # type: ignore[attr-defined]
+                 .order_by(self.model.deleted_at.desc(), self.model.id.desc()).bind(self.db))  # type: ignore[attr-defined]
         return self._list(query, limit, offset)
 
     def update(self, instance: M, **values: Any) -> M:
@@ -322,7 +323,7 @@ class Repository(Generic[M]):
                                         "there is nothing to restore")
         with write_transaction(self.db):
             current = self.get_for_update(row_id, include_deleted=True)
-            if current.deleted_at is None:
+            if current.deleted_at is None:  # type: ignore[attr-defined]  # soft-delete model
                 return _refresh(row, current)
             self._check_key_free(current)
             self._write(current, {"deleted_at": None, "deleted_by": None}, "restore",
@@ -335,8 +336,8 @@ class Repository(Generic[M]):
         field = self.model._meta.fields[self.unique_key]
         query = self._select(include_deleted=include_deleted).where(field == value)
         if include_deleted:
-            query = query.order_by(self.model.deleted_at.is_null(False),
-                                   self.model.deleted_at.desc(), self.model.id.desc())
+            query = query.order_by(self.model.deleted_at.is_null(False),  # type: ignore[attr-defined]
+                                   self.model.deleted_at.desc(), self.model.id.desc())  # type: ignore[attr-defined]
         return self._first(query)
 
     def _check_key_free(self, row: M) -> None:
@@ -677,8 +678,9 @@ class TradeRepository(Repository[Trade]):
         raise ValidationError("trade", f"trade {instance.id} is history and cannot be "
                                        "changed; record a correcting fill (record_trade)")
 
-    def delete(self, row: Trade | int) -> bool:
-        """Refused for a stored trade (the books are its replay); False if none."""
+    def delete(self, row: Trade | int, deleted_by: str | None = None) -> bool:
+        """Refused for a stored trade (the books are its replay); False if none.
+        ``deleted_by`` is taken as every repository's ``delete`` takes it, and unused."""
         row_id = row.id if isinstance(row, Trade) else check_id(row, "trade_id")
         if not self.exists(row_id):
             return False

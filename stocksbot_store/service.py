@@ -53,6 +53,7 @@ from .repositories import (
     ConfigRepository,
     OrderRepository,
     PositionRepository,
+    Repository,
     StrategyRepository,
     TradeRepository,
     check_new_order,
@@ -220,9 +221,10 @@ class StorageService:
         """Record the broker's id of an order written before it was sent. The order is
         read and written in one transaction with its row locked: of two callers
         attaching different ids at once, one wins and the other is refused."""
-        external_id = check_external_id(external_id)
-        if external_id is None:
+        checked = check_external_id(external_id)
+        if checked is None:
             raise ValidationError("external_id", "must not be empty")
+        external_id = checked
         with write_transaction(self.db):
             order = self.orders.get_for_update(check_id(order_id, "order_id"))
             if order.external_id == external_id:
@@ -456,7 +458,8 @@ class StorageService:
         :class:`DuplicateError` if the key was set again since."""
         return self.config.restore(key)
 
-    def _delete(self, repository: Any, row_id: int) -> Any:
+    def _delete(self, repository: Any, row_id: int | None) -> Any:
+        # None (an unsaved Strategy given to delete_strategy) is refused by delete()'s check
         with write_transaction(self.db):
             if not repository.delete(row_id, deleted_by=self.actor):
                 raise repository._missing(row_id)
@@ -465,8 +468,9 @@ class StorageService:
     def get_deleted(self, kind: type[BaseModel], limit: int = 100) -> list[Any]:
         """Soft-deleted rows of ``kind`` (Order, Position, Strategy or Config), most
         recently deleted first."""
-        repositories = {Order: self.orders, Position: self.positions,
-                        Strategy: self.strategies, Config: self.config}
+        repositories: dict[type[BaseModel], Repository[Any]] = {
+            Order: self.orders, Position: self.positions,
+            Strategy: self.strategies, Config: self.config}
         if kind not in SOFT_DELETE_MODELS:
             raise ValidationError("kind", f"{getattr(kind, '__name__', kind)} rows are never "
                                   "deleted; give Order, Position, Strategy or Config")

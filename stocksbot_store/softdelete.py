@@ -42,7 +42,8 @@ def is_soft(model: type[Model]) -> bool:
 
 def live(model: type[Model]) -> Expression:
     """The condition of a row of ``model`` that is not soft-deleted."""
-    return model.deleted_at.is_null()
+    # deleted_at is a field of the soft-delete models only, so not known on Model
+    return model.deleted_at.is_null()  # type: ignore[attr-defined]
 
 
 def not_found(model: type[Model], row_id: int, deleted: bool) -> NotFoundError:
