@@ -37,7 +37,7 @@ def _peak_rss_kb() -> int:
 def main(argv: list[str]) -> int:
     url, refreshes = argv[0], int(argv[1])
     loaded = []
-    for module in ("tui.app", "tui.data"):
+    for module in ("stocksbot_tui.app", "stocksbot_tui.data"):
         try:
             importlib.import_module(module)
             loaded.append(module)

@@ -1,6 +1,6 @@
 """The dashboard's refresh, as the bench measures it.
 
-The dashboard reads the store through ``tui.data.DashboardSource``; its
+The dashboard reads the store through ``stocksbot_tui.data.DashboardSource``; its
 ``refresh()`` is one refresh with no UI, returning None when nothing changed.
 When that module cannot be imported, the bench falls back to the store calls the
 views make (open positions, strategy stats, a page of orders, the latest fills),
@@ -34,9 +34,9 @@ class StoreCallsRefresh:
 
 
 class DashboardRefresh:
-    """``tui.data.DashboardSource.refresh``: the dashboard's own refresh."""
+    """``stocksbot_tui.data.DashboardSource.refresh``: the dashboard's own refresh."""
 
-    name = "tui.data"
+    name = "stocksbot_tui.data"
 
     def __init__(self, db: Database, source_class: type) -> None:
         self.source = source_class(db)
@@ -51,7 +51,7 @@ class DashboardRefresh:
 def dashboard_refresh_source(db: Database) -> StoreCallsRefresh | DashboardRefresh:
     """The dashboard's refresh on ``db`` if the dashboard is installed, else the store calls."""
     try:
-        from tui.data import DashboardSource
+        from stocksbot_tui.data import DashboardSource
     except ImportError:
         return StoreCallsRefresh(db)
     return DashboardRefresh(db, DashboardSource)

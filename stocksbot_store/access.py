@@ -108,7 +108,9 @@ def extend(db: Database, make_class: Callable[[type], type]) -> Database:
     cls = _CLASSES.get((make_class, base))
     if cls is None:
         cls = make_class(base)
-        cls.stocksbot_extensions = (*getattr(base, "stocksbot_extensions", ()), make_class)
+        # A marker on the class just made, which mypy only knows as a ``type``.
+        cls.stocksbot_extensions = (  # type: ignore[attr-defined]
+            *getattr(base, "stocksbot_extensions", ()), make_class)
         cls.__name__ = cls.__qualname__ = f"{cls.__name__}{base.__name__}"
         _CLASSES[(make_class, base)] = cls
     db.__class__ = cls
@@ -135,7 +137,10 @@ def _open_read_only(db: Database) -> None:
         db.database = f"file:{quote(path)}?mode=ro"
         db.connect_params["uri"] = True
         # Changing the journal mode is a write; a WAL file stays WAL anyway.
-        db._pragmas = [(k, v) for k, v in db._pragmas if k != "journal_mode"]
+        # peewee's own pragma list, not in its stubs.
+        pragmas = db._pragmas  # type: ignore[attr-defined]
+        db._pragmas = [(k, v) for k, v in pragmas  # type: ignore[attr-defined]
+                       if k != "journal_mode"]
     else:
         given = db.connect_params.get("options", "")
         db.connect_params["options"] = f"{given} -c default_transaction_read_only=on".strip()
@@ -167,7 +172,7 @@ def read_only(base: type) -> type:
     """Extension: the database's refusal of a write becomes :class:`ReadOnlyError`, be it
     a statement or the ``BEGIN IMMEDIATE`` of a write transaction on SQLite."""
 
-    class ReadOnly(base):  # type: ignore[misc,valid-type]
+    class ReadOnly(base):
         def execute_sql(self, sql: str, params: Any = None) -> Any:
             with _refusals(self, sql.split(None, 1)[0].upper()):
                 return super().execute_sql(sql, params)
@@ -200,7 +205,7 @@ def pool_limit(base: type) -> type:
     """Extension: "every pooled connection is taken" becomes
     :class:`DatabaseUnavailableError`, which says how to raise the limit."""
 
-    class PoolLimit(base):  # type: ignore[misc,valid-type]
+    class PoolLimit(base):
         def connect(self, reuse_if_open: bool = False) -> bool:
             try:
                 return super().connect(reuse_if_open)

@@ -17,7 +17,7 @@ same stale read.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from peewee import Database, ModelSelect
 
@@ -63,10 +63,10 @@ class Adjustments:
             with translate_errors(f"locking {symbol}"):
                 self.db.execute_sql(self.fills.sql["lock_symbol"], (symbol,))
 
-    def _select(self) -> ModelSelect:
+    def _select(self) -> ModelSelect[Position]:
         query = Position.select().bind(self.db)
         if self.fills.backend == "postgres":
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         return query
 
     def open_position(self, symbol: str) -> Position | None:
@@ -111,7 +111,7 @@ class Adjustments:
                 raise DuplicateError(f"{symbol} has an open position already; record a fill "
                                      "(record_trade) to change it")
             self.fills.record(Fill(None, symbol, opening_side(side), quantity, price))
-            return self.open_position(symbol)
+            return cast(Position, self.open_position(symbol))  # opened just above
 
     @in_money_context
     def set_quantity(self, position: Position | int, quantity: Any) -> Position:

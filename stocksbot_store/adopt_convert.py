@@ -73,6 +73,8 @@ class _OldOrder(OrderState):
     """An order being adopted: its fill state as the trades build it, and the old one."""
 
     __slots__ = ("old", "last_fill")
+    old: tuple[Decimal | str | None, Decimal | str | None]  # filled quantity, average price
+    last_fill: dt.datetime | None
 
 
 
@@ -86,6 +88,8 @@ _TRADE_TYPES = {**{m.name: m.value for m in TradeTypeEnum},
                 **{m.value: m.value for m in TradeTypeEnum}}
 _CONFIG_TYPES = {m.value for m in ConfigValueType}
 _FILLED, _PARTIAL, _OPEN = "filled", "partially_filled", "open"
+#: The old module deleted for good: every row it left is live here.
+_NOT_DELETED = {"deleted_at": None, "deleted_by": None}
 _CLOSED_STATUSES = ("cancelled", "rejected")
 
 
@@ -355,6 +359,11 @@ class Adoption:
         else:
             # The old config table has this store's table name: its rows are read already.
             db.execute_sql('ALTER TABLE "config" RENAME TO "stocksbot_legacy_config"')
+            # SQLite's index names are per database and follow a renamed table: those of
+            # a store schema made beside the old tables would block the new config's.
+            for index in db.get_indexes("stocksbot_legacy_config"):
+                if not index.name.startswith("sqlite_autoindex"):
+                    db.execute_sql(f'DROP INDEX "{index.name}"')
         runner = Runner(db)
         runner.History.create_table(safe=True)
         for migration in runner.migrations():
@@ -399,7 +408,7 @@ class Adoption:
                 created_at=self._time_text(created, "strategies", "created_at", sid),
                 updated_at=self._time_text(updated, "strategies", "updated_at", sid),
                 last_run_at=self._time_text(last_run, "strategies", "last_run_at", sid,
-                                            optional=True))
+                                            optional=True), **_NOT_DELETED)
             found[sid] = {"name": name, "total_trades": total_trades,
                           "win_rate": self.figure(win_rate), "total_pnl": self.figure(total_pnl),
                           "updated_at": values["updated_at"]}
@@ -436,7 +445,8 @@ class Adoption:
             values = {"id": cid, "key": self.text(key, "config", cid, "key", 200),
                       "value": value, "value_type": kind, "description": description,
                       "created_at": self._time_text(created, "config", "created_at", cid),
-                      "updated_at": self._time_text(updated, "config", "updated_at", cid)}
+                      "updated_at": self._time_text(updated, "config", "updated_at", cid),
+                      **_NOT_DELETED}
             out.append(tuple(values[c] for c in columns))
         self.many(sql, out)
 
@@ -479,7 +489,7 @@ class Adoption:
                           "filled_quantity": self.text_of(ZERO), "avg_fill_price": None,
                           "strategy_id": strategy_id,
                           "created_at": self._time_text(created, t, "created_at", oid),
-                          "updated_at": order.updated_at, "filled_at": None}
+                          "updated_at": order.updated_at, "filled_at": None, **_NOT_DELETED}
                 out.append(row_of(values))
             self.many(sql, out)
         return orders

@@ -29,7 +29,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +149,7 @@ def _write_table(db: Database, table: Table, folder: str, file_format: str,
             blocks.append([count, len(data), hashlib.sha256(data).hexdigest()])
             rows, size = rows + count, size + len(data)
 
+        batches: Iterable[tuple[int, bytes]]
         if file_format == "csv":
             put(_csv_lines([list(table.columns)]), 0)
             batches = ((len(b), _csv_lines([_csv_row(r) for r in b]))
@@ -163,7 +164,7 @@ def _write_table(db: Database, table: Table, folder: str, file_format: str,
             "bytes": size, "sha256": whole.hexdigest(), "blocks": blocks}
 
 
-def _csv_row(row: list[Any]) -> list[Any]:
+def _csv_row(row: Sequence[Any]) -> list[Any]:
     return ["true" if v is True else "false" if v is False else v for v in row]
 
 
@@ -275,7 +276,7 @@ class ArchiveSource:
     def count(self, table: str) -> int:
         return self.entries[table]["rows"]
 
-    def batches(self, table: Table) -> Iterator[list[list[Any]]]:
+    def batches(self, table: Table) -> Iterator[list[Sequence[Any]]]:
         entry = self.entries[table.name]
         name, width = entry["file"], len(table.columns)
         line_no, offset = 0, 0
@@ -285,7 +286,7 @@ class ArchiveSource:
                 if hashlib.sha256(data).hexdigest() != sha:
                     raise ArchiveError(f"{name} changed while it was read (bytes "
                                        f"{offset:,}-{offset + length:,}); nothing was written")
-                rows = []
+                rows: list[Sequence[Any]] = []
                 for line in data.splitlines(keepends=True):
                     line_no += 1
                     rows.append(self._row(table, name, line, line_no, offset, width))

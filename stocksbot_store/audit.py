@@ -29,8 +29,10 @@ A row is ``(id, at, actor, table_name, row_id, action, changes)``:
     per trade and one per order, position and strategy it touched, with the net
     change over the batch;
   - ``set``: a setting written by ``set_config_value`` (``before`` null when new);
-  - ``delete`` / ``restore``: a row deleted (its last values, ``after`` null) or
-    brought back;
+  - ``delete`` / ``restore``: a row soft-deleted or brought back (its ``deleted_at``
+    and ``deleted_by`` before and after, see :mod:`stocksbot_store.softdelete`);
+  - ``purge``: a soft-deleted row removed for good by ``stocksbot-purge`` (its last
+    values, ``after`` null);
   - ``adopt`` / ``import``: a summary row (``row_id`` null) per table, written by an
     adoption or by an import, restore or convert into an empty store:
     ``{"rows": [null, n], "first_id": [null, a], "last_id": [null, b], "source": ...}``.
@@ -70,8 +72,8 @@ from .validation import check_id, check_text
 TABLES = {"order": "orders", "trade": "trades", "position": "positions",
           "strategy": "strategies", "config": "config"}
 #: What an audit row's ``action`` says (see the module docstring).
-ACTIONS = ("create", "update", "status", "fill", "set", "delete", "restore", "adopt",
-           "import")
+ACTIONS = ("create", "update", "status", "fill", "set", "delete", "restore", "purge",
+           "adopt", "import")
 #: The most rows :func:`get_audit_log` returns at once.
 MAX_LIMIT = 10_000
 ACTOR_MAX = 200
@@ -206,7 +208,7 @@ class AuditWriter:
     def _params(self, entries: Iterable[Entry], at: str) -> list[tuple]:
         actor = self.actor
         return [(at, actor, table, row_id, action,
-                 changes if changes.__class__ is str else _dumps(changes))
+                 changes if isinstance(changes, str) else _dumps(changes))
                 for table, row_id, action, changes in entries]
 
     def write(self, entries: Sequence[Entry], at: str | None = None,
@@ -277,7 +279,7 @@ class AuditWriter:
         ``execute``: as for :meth:`write`."""
         if not self.enabled:
             return
-        entries = [("trades", trade_id, "create", _trade_created(trade))]
+        entries: list[Entry] = [("trades", trade_id, "create", _trade_created(trade))]
         if order is not None:
             entries.append(("orders", order.id, "fill", _order_changes(order_before, order)))
         for p in touched:
@@ -328,7 +330,8 @@ def _trade_created(trade: tuple) -> str:
 
 def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
     filled, avg, status = before
-    changes = {"filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
+    changes: dict[str, list[Any]] = {
+        "filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
     if avg != order.avg:
         changes["avg_fill_price"] = [value(avg), value(order.avg)]
     if status != order.status:

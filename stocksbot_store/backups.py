@@ -163,7 +163,7 @@ def _backup_sqlite(db: Database, path: str, verify: bool,
 def open_read_only(path: str) -> Database:
     """A peewee database on the SQLite file ``path`` that cannot change it."""
     db = SqliteDatabase(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
-    db.stocksbot_url = f"sqlite:///{path}"
+    db.stocksbot_url = f"sqlite:///{path}"  # type: ignore[attr-defined]  # for messages
     return prepare_database(db)
 
 

@@ -218,6 +218,7 @@ class KeptReplay:
         """One trade and the symbol's open position after it."""
         self.tally.add(at, strategy_id, symbol, quantity, price, commission, fees,
                        realized_pnl)
+        state: tuple[str | None, Decimal, Decimal, Decimal]
         if position is None:
             state = (None, Decimal(0), Decimal(0), price)
         else:

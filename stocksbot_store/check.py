@@ -21,6 +21,14 @@ disagree:
 * foreign keys hold, and on SQLite ``PRAGMA integrity_check`` and
   ``foreign_key_check`` pass.
 
+Soft-deleted rows (:mod:`stocksbot_store.softdelete`) are checked like the others:
+deleting hides a row, it does not change what the trades say. A deleted strategy's
+figures must still equal its trades; a deleted (closed) position still counts among
+the positions its symbol's trades opened. Two rules are the soft delete's own: a
+deleted order has no trades (an order with fills cannot be deleted, and a deleted
+order takes none), and a deleted position is not open. The summary gives how many of
+the rows checked are soft-deleted.
+
 It reads inside one read-only snapshot (a repeatable-read transaction on
 PostgreSQL, a read transaction on SQLite), so it can run while the bot writes.
 Tables are read in keyset-paged batches of :data:`BATCH` rows: memory grows with
@@ -103,6 +111,8 @@ class LedgerReport:
     orders: int = 0
     positions: int = 0
     strategies: int = 0
+    #: How many of the rows checked are soft-deleted, by table (only non-zero ones).
+    deleted: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -125,6 +135,9 @@ class LedgerReport:
         """One line: what was checked and the verdict."""
         checked = (f"{self.trades:,} trades, {self.orders:,} orders, "
                    f"{self.positions:,} positions, {self.strategies:,} strategies")
+        if self.deleted:
+            checked += " (soft-deleted among them: " + ", ".join(
+                f"{table} {n:,}" for table, n in sorted(self.deleted.items())) + ")"
         if self.ok:
             return f"ledger OK: {self.database}: {checked} checked"
         return f"ledger has {self.count:,} violation(s): {self.database}: {checked} checked"
@@ -340,8 +353,15 @@ class _Checker:
             self.report.orders += len(orders)
 
     def check_order(self, order: tuple, trades: list[tuple]) -> None:
-        order_id, symbol, side, status, quantity, stored_filled, stored_avg, strategy_id = order
+        (order_id, symbol, side, status, quantity, stored_filled, stored_avg, strategy_id,
+         deleted_at) = order
         subject = f"order {order_id}"
+        if deleted_at is not None:
+            self.count_deleted("order")
+            if trades:
+                self.report.add("order", subject, f"is soft-deleted but has {len(trades)} "
+                                "trade(s); an order with fills is never deleted: restore it "
+                                "(restore_order)")
         filled, avg = ZERO, None
         for trade_id, t_symbol, t_side, t_strategy, t_quantity, t_price in trades:
             if (t_symbol, t_side, t_strategy) != (symbol, side, strategy_id):
@@ -366,9 +386,23 @@ class _Checker:
                                               f"{quantity} filled; expected "
                                               f"{' or '.join(sorted(allowed))}")
 
+    def count_deleted(self, table: str, n: int = 1) -> None:
+        if n:
+            self.report.deleted[table] = self.report.deleted.get(table, 0) + n
+
     def check_positions(self) -> None:
         counts = dict(self.rows(Position.select(Position.symbol, fn.COUNT(Position.id))
                                 .group_by(Position.symbol)))
+        for row_id, symbol in self.rows(
+                Position.select(Position.id, Position.symbol)
+                .where(Position.deleted_at.is_null(False) & (Position.is_open == True))  # noqa: E712
+                .order_by(Position.id)):
+            self.report.add("position", f"position {symbol}", f"position {row_id} is open "
+                            "but soft-deleted; an open position is never deleted: restore it "
+                            "(restore_position)")
+        self.count_deleted("position", self.rows(
+            Position.select(fn.COUNT(Position.id))
+            .where(Position.deleted_at.is_null(False)))[0][0])
         self.report.positions = sum(counts.values())
         for symbol in sorted(set(counts) | set(self.symbols)):
             replay = self.symbols.get(symbol, _SymbolReplay())
@@ -412,11 +446,13 @@ class _Checker:
 
     def check_strategies(self) -> None:
         rows = self.rows(Strategy.select(*_fields(Strategy, ("id", "name", *STRATEGY_FIGURES,
-                                                             "win_rate")))
+                                                             "win_rate", "deleted_at")))
                          .order_by(Strategy.id))
         self.report.strategies = len(rows)
-        for row in rows:
+        for *row, deleted_at in rows:
             strategy_id, name = row[0], row[1]
+            if deleted_at is not None:
+                self.count_deleted("strategy")
             expected = self.strategies.get(strategy_id, ledger.StrategyFigures())
             stored = dict(zip((*STRATEGY_FIGURES, "win_rate"), row[2:], strict=True))
             for key in (*STRATEGY_FIGURES, "win_rate"):

@@ -32,6 +32,8 @@ from .rows import VerificationError
 
 URL_HELP = ("database URL, e.g. sqlite:///stocksbot.db or postgresql://user:password@host/db "
             "(default: $DATABASE_URL, else sqlite:///./stocksbot.db)")
+BACKUP_PATH_HELP = ("default: beside a SQLite file as NAME-backup-YYYYmmddTHHMMSSZ.db; for "
+                    "PostgreSQL the folder stocksbot-backup-DB-YYYYmmddTHHMMSSZ here")
 EXIT_HELP = ("Exit status: 0 done and verified; 1 the verification failed; 2 it could not run "
              "(the reason is on stderr).")
 
@@ -99,6 +101,12 @@ def _open_existing(url: str) -> Any:
     return connect(url, migrate=False, create=False)
 
 
+def _open_read_only(url: str) -> Any:
+    """Connect to a store that must already exist, for reading only: a SQLite file is
+    opened ``mode=ro`` and so can never take the write lock from the bot."""
+    return connect(url, migrate=False, read_only=True)
+
+
 # -- stocksbot-backup ----------------------------------------------------------------------
 
 
@@ -117,9 +125,7 @@ def backup_main(argv: list[str] | None = None) -> int:
                "'0 * * * * stocksbot-backup --url sqlite:////srv/bot/stocksbot.db'.")
     parser.add_argument("--url", metavar="URL", help=URL_HELP)
     parser.add_argument("--to", metavar="PATH",
-                        help="where to write it (default: beside a SQLite file as "
-                             "NAME-backup-YYYYmmddTHHMMSSZ.db; for PostgreSQL the folder "
-                             "stocksbot-backup-DB-YYYYmmddTHHMMSSZ here)")
+                        help=f"where to write it ({BACKUP_PATH_HELP})")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the integrity and ledger checks of the copy")
     _progress_options(parser)
@@ -237,7 +243,7 @@ def export_main(argv: list[str] | None = None) -> int:
     url = database_url(args.url)
 
     def body() -> int:
-        db = _open_existing(url)
+        db = _open_read_only(url)
         try:
             if args.report:
                 from .realized import write_realized_report

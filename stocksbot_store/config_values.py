@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ValidationError
 from .fields import coerce_enum
 from .models import ConfigValueType
+from .types import ConfigValue, ValueType
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -44,7 +45,7 @@ def clearly_true(text: str | None) -> bool:
     return text is not None and text.strip().lower() in _TRUE
 
 
-def to_text(value: Any, value_type: Any, key: str) -> tuple[str, ConfigValueType]:
+def to_text(value: ConfigValue, value_type: ValueType, key: str) -> tuple[str, ConfigValueType]:
     """Check ``value`` against ``value_type`` and return the text to store.
 
     Native values are accepted too (``True`` for a bool, a dict for json). A value
@@ -68,7 +69,7 @@ def to_text(value: Any, value_type: Any, key: str) -> tuple[str, ConfigValueType
     return value, kind
 
 
-def from_text(text: str | None, value_type: Any, key: str = "value") -> Any:
+def from_text(text: str | None, value_type: ValueType, key: str = "value") -> Any:
     """Read stored text as its type: bool, int, float, a json value or str."""
     kind = coerce_enum(ConfigValueType, value_type, "value_type")
     if text is None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sqlite3
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
@@ -71,6 +71,11 @@ class ResilientMixin:
     #: Text that must never appear in a message (the password), set by ``connect()``.
     stocksbot_secrets: tuple[str, ...] = ()
 
+    if TYPE_CHECKING:  # given by the peewee Database class the mixin is put in front of
+        database: Any
+
+        def atomic(self) -> Any: ...
+
     # -- connecting --------------------------------------------------------------------
 
     def connect(self, reuse_if_open: bool = False) -> bool:
@@ -82,7 +87,7 @@ class ResilientMixin:
             return super().connect(reuse_if_open)  # type: ignore[misc]
         except (StorageError, MaxConnectionsExceeded):
             raise  # a full pool is named by access.pool_limit, which knows its size
-        except (*DRIVER_ERRORS, TypeError, ValueError) as e:
+        except DRIVER_ERRORS + (TypeError, ValueError) as e:
             self._discard()
             raise self._connect_error(e) from None
 
@@ -144,7 +149,7 @@ class ResilientMixin:
         verb = _verb(sql)
         if verb in _WRITES:
             try:
-                with self.atomic():  # type: ignore[attr-defined]
+                with self.atomic():
                     return super().execute_sql(sql, params)  # type: ignore[misc]
             except CommitUnknownError:
                 raise

@@ -10,7 +10,7 @@ past the highest id, so the bot goes on from where it was.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from peewee import Database
@@ -44,13 +44,14 @@ class DatabaseSource:
     def count(self, table: str) -> int:
         return count_rows(self.db, table)
 
-    def batches(self, table: Table) -> Iterator[list[list[Any]]]:
+    def batches(self, table: Table) -> Iterator[list[Sequence[Any]]]:
         return canonical_batches(self.db, self._tables[table.name])
 
 
-def copy_database(source: Database, to_url: str, progress: Progress | None = None,
+def copy_database(source: Database, to_url: str | None, progress: Progress | None = None,
                   check: bool = True) -> CopyReport:
-    """Copy the open database ``source`` into the empty database at ``to_url``, verified."""
+    """Copy the open database ``source`` into the empty database at ``to_url`` (None:
+    ``$DATABASE_URL``), verified."""
     with snapshot(source):
         return load_store(to_url, DatabaseSource(source), progress, check)
 

@@ -155,7 +155,7 @@ def prepare_database(db: Database) -> Database:
 
     :func:`connect` does this; call it yourself only for a ``Database`` you built.
     """
-    db._field_types.update(FIELD_TYPES[backend_of(db)])
+    db._field_types.update(FIELD_TYPES[backend_of(db)])  # type: ignore[attr-defined]
     return db
 
 
@@ -214,15 +214,16 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
         raise ConfigurationError(
             f"unsupported database URL scheme {scheme!r} in {mask_url(url)}; "
             "use sqlite:///path/to/file.db or postgresql://user@host/dbname")
-    db.stocksbot_url = mask_url(url)
-    db.stocksbot_secrets = url_secrets(url)
+    # Read by ResilientMixin's messages; peewee's Database has no such attributes.
+    db.stocksbot_url = mask_url(url)  # type: ignore[attr-defined]
+    db.stocksbot_secrets = url_secrets(url)  # type: ignore[attr-defined]
     configure_sql_echo()
     prepare_database(db)
     apply_access(db, url, access)
     if migrate:
         from .runner import ensure_schema
 
-        with translate_errors(f"checking the schema of {db.stocksbot_url}"):
+        with translate_errors(f"checking the schema of {mask_url(url)}"):
             ensure_schema(db, create=create)
     return db
 
@@ -244,7 +245,7 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
         pragmas.pop("journal_mode", None)
         keeper = sqlite3.connect(name, uri=True, check_same_thread=False)
         db = _build(url, name, pragmas=pragmas, uri=True, **params)
-        db.stocksbot_memory_keeper = keeper
+        db.stocksbot_memory_keeper = keeper  # type: ignore[attr-defined]
         return db
     if not path.startswith("file:"):
         if not os.path.exists(path):

@@ -26,6 +26,7 @@ from .fields import in_money_context, tidy, to_utc
 from .marks import unrealized
 from .models import ZERO
 from .reports import bound
+from .types import RangeBound
 
 _UTC = dt.timezone.utc
 
@@ -49,12 +50,14 @@ class EquityPoint:
 
 
 @in_money_context
-def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[EquityPoint]:
+def equity_curve(db: Database, since: RangeBound | None = None,
+                 until: RangeBound | None = None) -> list[EquityPoint]:
     """One :class:`EquityPoint` per UTC day in ``[since, until)`` (dates or datetimes,
     taken at their UTC day), oldest first."""
     low, high = bound(since, _UTC, "since"), bound(until, _UTC, "until")
     pieces = ", ".join(f"SUM({name}_{part})" for name in AMOUNTS[:3] for part in PARTS)
     days: dict[int, list[Any]] = {}
+    entry: list[Any] | None
     for start, *parts in db.execute_sql(
             f"SELECT bucket_start, {pieces} FROM pnl_bucket WHERE span = {DAY} "
             "GROUP BY bucket_start").fetchall():
@@ -82,6 +85,8 @@ def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[Equ
     # Each open symbol's unrealized P&L and whether it is at a mark, and their sum:
     # recomputed only for the symbols a day's fills or marks changed.
     values: dict[str, tuple[Decimal, bool]] = {}
+    unmarked: tuple[str, ...]
+    shown: tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal] | None
     value, unmarked, shown = ZERO, (), None
     first, last = min(days), max(days)
     for number in range(first, last + 1):
@@ -118,6 +123,7 @@ def equity_curve(db: Database, since: Any = None, until: Any = None) -> list[Equ
             shown = (*shown[:5], ZERO)  # a day without fills or marks: nothing moved
         seconds = number * DAY
         if (low is None or seconds >= low - low % DAY) and (high is None or seconds < high):
+            assert shown is not None  # set on the first day, which has figures
             points.append(EquityPoint(dt.date(1970, 1, 1) + dt.timedelta(days=number),
                                       *shown, unmarked))
     return points

@@ -41,6 +41,11 @@ class NotFoundError(StorageError, LookupError):
     """The row asked for does not exist."""
 
 
+class DeletedError(NotFoundError):
+    """The row asked for is soft-deleted: restore it first, or read it with
+    ``include_deleted=True``."""
+
+
 class DuplicateError(StorageError):
     """A row with the same unique key already exists."""
 

@@ -99,6 +99,7 @@ FIELD_TYPES: dict[str, dict[str, str]] = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=enum.Enum)
 
 
 def money_context() -> Any:
@@ -324,7 +325,7 @@ class EnumField(CharField):
         return self.enum_class(value)
 
 
-def coerce_enum(enum_class: type[enum.Enum], value: Any, field: str) -> Any:
+def coerce_enum(enum_class: type[E], value: Any, field: str) -> E:
     """Return the member of ``enum_class`` that ``value`` names (case-insensitive)."""
     if isinstance(value, enum_class):
         return value

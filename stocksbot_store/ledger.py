@@ -33,7 +33,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .errors import InvalidTransitionError, OverfillError, ValidationError
+from .errors import DeletedError, InvalidTransitionError, OverfillError, ValidationError
 from .fields import MAGNITUDE_DIGITS, MONEY_CONTEXT, check_derived, quantize, tidy
 from .models import ZERO, OrderStatusEnum
 
@@ -101,27 +101,43 @@ class OrderState:
     """The fill figures of one order while fills are applied to it."""
 
     __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
-                 "strategy_id", "filled_at", "updated_at")
+                 "strategy_id", "filled_at", "updated_at", "deleted")
+    id: int
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal
+    filled: Decimal
+    avg: Decimal | None
+    strategy_id: int | None
+    filled_at: str | None  # times as their stored text
+    updated_at: str | None
+    deleted: bool  # soft-deleted: takes no fills
 
     def __init__(self, id: int, symbol: str, side: str, status: str, quantity: Decimal,
-                 filled: Decimal, avg: Decimal | None, strategy_id: int | None) -> None:
+                 filled: Decimal, avg: Decimal | None, strategy_id: int | None,
+                 deleted: bool = False) -> None:
         self.id, self.symbol, self.side, self.status = id, symbol, side, status
         self.quantity, self.filled, self.avg = quantity, filled, avg
-        self.strategy_id = strategy_id
+        self.strategy_id, self.deleted = strategy_id, deleted
         #: The stored text of when it was filled / updated, once a fill set them.
-        self.filled_at: str | None = None
-        self.updated_at: str | None = None
+        self.filled_at = None
+        self.updated_at = None
 
     def copy(self) -> OrderState:
         """A new state with the same figures."""
         other = OrderState(self.id, self.symbol, self.side, self.status, self.quantity,
-                           self.filled, self.avg, self.strategy_id)
+                           self.filled, self.avg, self.strategy_id, self.deleted)
         other.filled_at, other.updated_at = self.filled_at, self.updated_at
         return other
 
     def check_takes(self, symbol: str, side: str, quantity: Decimal) -> None:
         """Raise unless a fill of ``quantity`` ``side`` ``symbol`` fits this order
-        (symbol, side, status, what is left)."""
+        (not deleted; symbol, side, status, what is left)."""
+        if self.deleted:
+            raise DeletedError(f"order {self.id} is deleted and takes no fills; "
+                               f"restore it (restore_order({self.id})) to record "
+                               "this fill")
         if self.symbol != symbol:
             raise ValidationError("symbol", f"{symbol!r} is not the symbol of order "
                                             f"{self.id} ({self.symbol!r})")
@@ -222,6 +238,7 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     are charged to the position that was open before the fill, or to the one the
     fill opened if there was none.
     """
+    opened: PositionState | None
     if position is None or not position.is_open:
         opened = PositionState(symbol, direction(side), quantity, price, ZERO, commission, fees,
                                opened_at=at)

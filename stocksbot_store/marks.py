@@ -16,7 +16,6 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from peewee import Database
 
@@ -32,12 +31,13 @@ from .fields import (
     utcnow,
 )
 from .models import Position
+from .types import PositionSide, Price, When
 from .validation import check_symbol
 
 MARK, FILL = "mark", "fill"
 
 
-def record_marks(db: Database, prices: Mapping[str, Any], at: Any = None) -> int:
+def record_marks(db: Database, prices: Mapping[str, Price], at: When | None = None) -> int:
     """Keep ``{symbol: price}`` observed at ``at`` (default now) as the latest and the
     day's closing marks, in one transaction; how many symbols were given."""
     stamp = to_utc(at, "at") if at is not None else utcnow()
@@ -82,7 +82,7 @@ class PositionValue:
         return (now or utcnow()) - self.priced_at
 
 
-def unrealized(side: Any, quantity: Decimal, avg_entry_price: Decimal,
+def unrealized(side: PositionSide, quantity: Decimal, avg_entry_price: Decimal,
                price: Decimal) -> Decimal:
     """What closing ``quantity`` at ``price`` would realize (average-cost rules)."""
     move = price - avg_entry_price

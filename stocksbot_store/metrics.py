@@ -11,7 +11,9 @@
 - the read replicas this process routes reads to, and their state
   (:func:`stocksbot_store.replicas.replica_status`);
 - the rows of each of the store's tables (every model in ``MODELS``, so a table the
-  store adds, such as an audit log, is counted once it is a model).
+  store adds, such as an audit log, is counted once it is a model): the live rows,
+  and apart from them the soft-deleted rows of the tables that have them
+  (:mod:`stocksbot_store.softdelete`).
 
 :func:`format_text`, :func:`format_json` and :func:`format_prometheus` render them;
 the Prometheus text follows the exposition format (``# HELP``/``# TYPE``, counters
@@ -29,14 +31,14 @@ import json
 import os
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from peewee import Database, PeeweeException
 
 from .database import backend_of, connect, database_url, describe, scrub
 from .errors import StorageError, first_line
-from .models import MODELS
+from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
 from .replicas import ReplicaStatus, replica_status
 
@@ -71,7 +73,10 @@ class StoreStats:
     max_connections: int | None
     standbys: tuple[Standby, ...]
     replicas: tuple[ReplicaStatus, ...]
+    #: Rows of each table that are not soft-deleted.
     table_rows: dict[str, int]
+    #: Soft-deleted rows of each table that has them (``stocksbot-purge`` removes them).
+    deleted_rows: dict[str, int] = field(default_factory=dict)
 
 
 def stats(db: Database) -> StoreStats:
@@ -79,6 +84,7 @@ def stats(db: Database) -> StoreStats:
     monitor = monitor_of(db)
     backend = backend_of(db)
     figures = _sqlite_figures(db) if backend == "sqlite" else _postgres_figures(db)
+    rows = _table_rows(db)
     return StoreStats(
         backend=backend,
         database=describe(db),
@@ -86,7 +92,8 @@ def stats(db: Database) -> StoreStats:
         monitored_since=monitor.started_at if monitor else None,
         statements=monitor.figures() if monitor else {},
         replicas=replica_status(db),
-        table_rows=_table_rows(db),
+        table_rows=rows["table_rows"],
+        deleted_rows=rows["deleted_rows"],
         **figures,
     )
 
@@ -140,13 +147,22 @@ def _postgres_figures(db: Database) -> dict[str, Any]:
                 max_connections=int(limit), standbys=standbys)
 
 
-def _table_rows(db: Database) -> dict[str, int]:
+def _table_rows(db: Database) -> dict[str, dict[str, int]]:
+    """``table_rows`` (live rows) and ``deleted_rows`` (soft-deleted ones), in one
+    statement; a table whose schema has no ``deleted_at`` yet has none deleted."""
     present = set(db.get_tables())
     tables = [m._meta.table_name for m in MODELS if m._meta.table_name in present]
     if not tables:
-        return {}
-    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM \"{t}\"" for t in tables)
-    return {name: int(count) for name, count in db.execute_sql(sql).fetchall()}
+        return {"table_rows": {}, "deleted_rows": {}}
+    soft = [m._meta.table_name for m in SOFT_DELETE_MODELS
+            if m._meta.table_name in present
+            and any(c.name == "deleted_at" for c in db.get_columns(m._meta.table_name))]
+    deleted = {t: "SUM(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END)" for t in soft}
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*), {deleted.get(t, '0')} FROM \"{t}\""
+                             for t in tables)
+    rows = db.execute_sql(sql).fetchall()
+    return {"table_rows": {t: int(n) - int(d or 0) for t, n, d in rows},
+            "deleted_rows": {t: int(d or 0) for t, _, d in rows if t in soft}}
 
 
 # -- rendering -----------------------------------------------------------------------
@@ -171,6 +187,9 @@ def format_text(s: StoreStats) -> str:
         lines.append(f"replica {r.url}: {r.describe()}")
     rows = ", ".join(f"{table} {count:,}" for table, count in s.table_rows.items())
     lines.append(f"rows: {rows or 'no store tables'}")
+    if any(s.deleted_rows.values()):
+        lines.append("soft-deleted rows: " + ", ".join(
+            f"{table} {count:,}" for table, count in s.deleted_rows.items()))
     if s.monitored_since is not None:
         lines.append(f"statements since {s.monitored_since:%Y-%m-%d %H:%M:%S} UTC:")
         for kind in KINDS:
@@ -258,8 +277,11 @@ def format_prometheus(s: StoreStats, prefix: str = "stocksbot_store") -> str:
                 for r in s.replicas])
         family("replica_reads_total", "counter", "Reads this process sent to each replica.",
                [("", {"replica": r.url}, r.reads) for r in s.replicas])
-    family("table_rows", "gauge", "Rows in each of the store's tables.",
+    family("table_rows", "gauge", "Rows in each of the store's tables (not soft-deleted).",
            [("", {"table": t}, n) for t, n in s.table_rows.items()])
+    if s.deleted_rows:
+        family("deleted_rows", "gauge", "Soft-deleted rows in each table that has them.",
+               [("", {"table": t}, n) for t, n in s.deleted_rows.items()])
     return "\n".join(out) + "\n"
 
 

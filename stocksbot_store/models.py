@@ -17,7 +17,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peewee import (
     SQL,
@@ -100,7 +100,7 @@ for _enum in (PositionSideEnum, OrderSideEnum, OrderTypeEnum, OrderStatusEnum,
               TradeTypeEnum, ConfigValueType):
     # str() of a member is its value, so f-strings and logs read "filled", not
     # "OrderStatusEnum.FILLED".
-    _enum.__str__ = lambda self: self.value  # type: ignore[method-assign]
+    _enum.__str__ = lambda self: self.value  # type: ignore[method-assign,attr-defined]
 
 
 class BaseModel(Model):
@@ -114,6 +114,10 @@ class BaseModel(Model):
 
     class Meta:
         legacy_table_names = False
+
+    if TYPE_CHECKING:  # every table has an ``id``; ``_dirty`` is peewee's, not in its stubs
+        id: AutoField[int]
+        _dirty: set[str]
 
     def to_dict(self) -> dict[str, Any]:
         """The row's fields as JSON values: exact decimals as fixed-point text (never
@@ -149,7 +153,7 @@ class Strategy(BaseModel):
     """
 
     id = AutoField()
-    name = CharField(max_length=200, unique=True)
+    name = CharField(max_length=200)
     description = TextField(null=True)
     strategy_type = CharField(max_length=100, null=True)
     config = JSONTextField(null=True)
@@ -171,6 +175,8 @@ class Strategy(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     last_run_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -199,6 +205,8 @@ class Position(BaseModel):
     updated_at = UTCDateTimeField(default=utcnow)
     opened_at = UTCDateTimeField(default=utcnow)
     closed_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -215,7 +223,7 @@ class Order(BaseModel):
     """An order sent (or about to be sent) to the broker."""
 
     id = AutoField()
-    external_id = CharField(max_length=200, null=True, unique=True)
+    external_id = CharField(max_length=200, null=True)
     symbol = CharField(max_length=64)
     side = EnumField(OrderSideEnum)
     type = EnumField(OrderTypeEnum)
@@ -229,6 +237,8 @@ class Order(BaseModel):
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     filled_at = UTCDateTimeField(null=True)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
     @property
     @in_money_context
@@ -275,12 +285,14 @@ class Config(BaseModel):
     """A typed key/value setting (``trading_enabled`` and the like)."""
 
     id = AutoField()
-    key = CharField(max_length=200, unique=True)
+    key = CharField(max_length=200)
     value = TextField(null=True)
     value_type = EnumField(ConfigValueType, default=ConfigValueType.STRING)
     description = TextField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
+    deleted_at = UTCDateTimeField(null=True)
+    deleted_by = TextField(null=True)
 
 
 class PnlBucket(BaseModel):
@@ -387,6 +399,16 @@ class AuditLog(BaseModel):
     changes = TextField()
 
 
+# Soft delete (see stocksbot_store.softdelete): a unique key binds the rows that are not
+# deleted, so a deleted strategy's name, config key or order's broker id is free again.
+#: The condition of a row that is not soft-deleted, as the partial indexes spell it.
+LIVE = SQL('"deleted_at" IS NULL')
+Strategy.add_index(Strategy.name, unique=True, where=LIVE, name="strategy_name_live")
+Order.add_index(Order.external_id, unique=True, where=LIVE, name="order_external_id_live")
+Config.add_index(Config.key, unique=True, where=LIVE, name="config_key_live")
+#: The models that can be soft-deleted (``deleted_at``, ``deleted_by``); trades never are.
+SOFT_DELETE_MODELS: tuple[type[BaseModel], ...] = (Order, Position, Strategy, Config)
+
 # Indexes that serve the store's and the dashboard's queries at any history size.
 # At most one open position per symbol, enforced by the database.
 Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
@@ -429,6 +451,7 @@ __all__ = [
     "PositionDay",
     "PositionSideEnum",
     "ReconcileRun",
+    "SOFT_DELETE_MODELS",
     "Strategy",
     "Trade",
     "TradeTypeEnum",

@@ -20,9 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from peewee import Database, Field, Node, SqliteDatabase
+from peewee import ColumnBase, Database, Field, Node, SqliteDatabase
 
 from .database import backend_of
 from .errors import DatabaseUnavailableError, ValidationError, translate_errors
@@ -46,8 +46,8 @@ def last_prices(db: Database, symbols: Iterable[str]) -> dict[str, Decimal]:
     sql = " UNION ALL ".join([probe] * len(symbols))
     with translate_errors("reading last prices"):
         rows = db.execute_sql(sql, [v for s in symbols for v in (s, s)]).fetchall()
-    return {symbol: Trade.price.python_value(price) for symbol, price in rows
-            if price is not None}
+    return {symbol: cast(Decimal, Trade.price.python_value(price)) for symbol, price in rows
+            if price is not None}  # not None in, so not None out
 
 
 @in_money_context
@@ -59,13 +59,15 @@ def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
     Reading only the last fills keeps it bounded at any history size; the running
     figure is worked backwards from the stored total.
     """
+    # What .tuples() gives; the stubs know only model rows, hence the ignore below.
+    rows: list[tuple[dt.datetime, Decimal | None]]
     with translate_errors("reading the P&L series"):
         rows = list(Trade.select(Trade.executed_at, Trade.realized_pnl)
                     .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
                     # The index's own order, so the plan is a short index scan even
                     # before the table has statistics.
                     .order_by(Trade.strategy.desc(), Trade.executed_at.desc())
-                    .limit(points).bind(db).tuples())
+                    .limit(points).bind(db).tuples())  # type: ignore[arg-type]
     series: list[tuple[dt.datetime, Decimal]] = []
     running = total
     for executed_at, pnl in rows:
@@ -95,8 +97,9 @@ def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
                side: str | None = None, strategy_id: int | None = None,
                sort: str | None = None, descending: bool = True,
                before_id: int | None = None, offset: int = 0,
-               limit: int = 50) -> list[Order]:
-    """A page of orders, filtered, sorted in SQL.
+               limit: int = 50, include_deleted: bool = False) -> list[Order]:
+    """A page of orders, filtered, sorted in SQL; soft-deleted orders are left out
+    unless ``include_deleted``.
 
     Unsorted (``sort`` None) it is newest first with keyset paging: pass the last id
     of a page as ``before_id`` for the next one (as fast on page 1,000 as on 1).
@@ -104,6 +107,8 @@ def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
     are read with ``offset``. ValidationError for any other column.
     """
     query = Order.select().bind(db)
+    if not include_deleted:
+        query = query.where(Order.deleted_at.is_null())
     if symbol:
         query = query.where(Order.symbol == symbol)
     if status:
@@ -145,7 +150,7 @@ def _sort_terms(db: Database, model: Any, sorts: dict[str, tuple[Field, ...]], s
     sqlite = backend_of(db) == "sqlite"
     terms = [f.cast("REAL") if sqlite and isinstance(f, ExactDecimalField) else f
              for f in sorts[sort]]
-    value = terms[0]
+    value: ColumnBase = terms[0]
     for term in terms[1:]:
         value = value + term
     if descending:

@@ -171,6 +171,8 @@ def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, si
         book.lots.append(_Lot(q, p, at, fee))
         book.pool += fee
         return None
+    # A close or a reduction: there was a position, and the fill realized a P&L.
+    assert before is not None and outcome.realized_pnl is not None
     closed = min(q, before.quantity)
     long = before.side == ledger.LONG
     with money_context():

@@ -25,7 +25,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .database import write_transaction
 from .errors import ValidationError
@@ -183,7 +183,9 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
             for fix in fixes:
                 report.trades.append(storage._fills.record(fix))
             for order_id, status in moves:
-                report.orders.append(storage.update_order_status(order_id, status))
+                moved = storage.update_order_status(order_id, status)
+                assert moved is not None  # read under this transaction's lock: it exists
+                report.orders.append(moved)
         ReconcileRun.insert(ran_at=report.at, applied=apply,
                             difference_count=len(report.differences),
                             differences=[_as_json(d) for d in report.differences]
@@ -194,7 +196,10 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
 def _order_differences(storage: StorageService, broker_ids: set[str],
                        report: ReconcileReport) -> list[tuple[int, OrderStatusEnum]]:
     moves = []
-    live = (Order.select().where(Order.status.in_(_LIVE), Order.external_id.is_null(False))
+    order: Order | None
+    # Soft-deleted orders are not the store's any more: neither closed nor matched.
+    live = (Order.select().where(Order.status.in_(_LIVE), Order.external_id.is_null(False),
+                                 Order.deleted_at.is_null())
             .order_by(Order.id).bind(storage.db))
     for order in live:
         if order.external_id in broker_ids:
@@ -202,12 +207,13 @@ def _order_differences(storage: StorageService, broker_ids: set[str],
         final = OrderStatusEnum.FILLED if order.filled_quantity == order.quantity \
             else OrderStatusEnum.CANCELLED
         report.differences.append(Difference(
-            "order", order.external_id,
+            "order", cast(str, order.external_id),  # not null: selected so
             f"{order.status.value}, {tidy(order.filled_quantity)} of "
             f"{tidy(order.quantity)} filled", "not open", None, f"mark it {final.value}"))
         moves.append((order.id, final))
     known = {o.external_id: o for o in Order.select().where(
-        Order.external_id.in_(sorted(broker_ids))).bind(storage.db)} if broker_ids else {}
+        Order.external_id.in_(sorted(broker_ids)), Order.deleted_at.is_null()
+    ).bind(storage.db)} if broker_ids else {}
     for external_id in sorted(broker_ids):
         order = known.get(external_id)
         if order is not None and order.status in _LIVE:

@@ -208,7 +208,7 @@ class ReplicaRouter:
 def replicated(base: type) -> type:
     """Extension for the primary's database class: sends reads to its router's replicas."""
 
-    class Replicated(base):  # type: ignore[misc,valid-type]
+    class Replicated(base):
         replica_router: ReplicaRouter
 
         def execute_sql(self, sql: str, params: Any = None) -> Any:
@@ -245,6 +245,10 @@ def replicated(base: type) -> type:
             """Each replica's state, as last measured (for a status line)."""
             return self.replica_router.status()
 
+        def replica_for_snapshot(self) -> Replica | None:
+            """See :func:`snapshot_replica`."""
+            return self.replica_router.replica_for_read(super().execute_sql)
+
     return Replicated
 
 
@@ -252,6 +256,19 @@ def replica_status(db: Database) -> tuple[ReplicaStatus, ...]:
     """The state of ``db``'s read replicas; empty when it has none."""
     router = getattr(db, "replica_router", None)
     return router.status() if router is not None else ()
+
+
+def snapshot_replica(db: Database) -> Replica | None:
+    """The replica a whole read-only transaction of ``db`` may run on, on the replica's
+    own connection (``replica.db``), so that every read of it sees one snapshot: a
+    usable replica that has replayed this process's writes. None (read ``db`` itself)
+    when there is none, ``db`` has no replicas or is inside a transaction already."""
+    if getattr(db, "replica_router", None) is None or db.in_transaction():
+        return None
+    replica = db.replica_for_snapshot()  # type: ignore[attr-defined]  # Replicated's
+    if replica is not None:
+        replica.reads += 1
+    return replica
 
 
 def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | None = None,
@@ -289,13 +306,14 @@ def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | No
                 f"{db.database!r}; a streaming standby has the primary's databases, so "
                 "give the same database name")
         # A standby that stops answering must not hang the reads: bound the connect.
-        timeout = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+        timeout: dict[str, Any] = ({} if "connect_timeout" in url
+                                   else {"connect_timeout": CONNECT_TIMEOUT})
         replica_db = connect(url, migrate=False, replicas=(), **timeout)
         monitor = monitor_of(db)
         replica_db.query_hooks[:] = [monitor] if monitor else []
         replicas.append(Replica(replica_db, mask_url(url)))
     extend(db, replicated)
-    db.replica_router = ReplicaRouter(db, replicas, lag)
+    db.replica_router = ReplicaRouter(db, replicas, lag)  # type: ignore[attr-defined]
     return db
 
 

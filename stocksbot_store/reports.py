@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from peewee import Database
@@ -29,6 +28,7 @@ from .buckets import ALL_SYMBOLS, AMOUNTS, COUNTS, DAY, PARTS, QUARTER, join
 from .database import backend_of
 from .errors import ValidationError
 from .fields import in_money_context, tidy, to_utc
+from .types import RangeBound, Zone
 from .validation import check_symbol
 
 PERIODS = ("day", "week", "month")
@@ -87,7 +87,7 @@ class _Sum:
                       tidy(commission + fees), tidy(gross - commission - fees), tidy(volume))
 
 
-def zone_of(tz: Any) -> dt.tzinfo:
+def zone_of(tz: Zone | None) -> dt.tzinfo:
     """The tzinfo ``tz`` names (None: UTC)."""
     if tz is None:
         return UTC
@@ -100,7 +100,7 @@ def zone_of(tz: Any) -> dt.tzinfo:
                                     "'Europe/Paris' or 'Asia/Kolkata'") from None
 
 
-def bound(value: Any, zone: dt.tzinfo, field: str) -> int | None:
+def bound(value: RangeBound | None, zone: dt.tzinfo, field: str) -> int | None:
     """Epoch seconds of a range bound, rounded down to its quarter hour."""
     if value is None:
         return None
@@ -144,7 +144,9 @@ def _offsets(zone: dt.tzinfo, first: int, last: int) -> list[tuple[int, int]]:
     on one)."""
     def offset(second: int) -> int:
         at = dt.datetime.fromtimestamp(second, UTC)
-        return int(zone.utcoffset(at.astimezone(zone)).total_seconds())
+        delta = zone.utcoffset(at.astimezone(zone))
+        assert delta is not None  # a zone's own local time always has an offset
+        return int(delta.total_seconds())
 
     pairs = [(first, offset(first))]
     if isinstance(zone, dt.timezone):  # a fixed offset
@@ -183,17 +185,18 @@ def _period_start(day: dt.date, period: str) -> dt.date:
 
 
 @in_money_context
-def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: Any = None,
+def pnl_by_period(db: Database, period: str = "day", since: RangeBound | None = None,
+                  until: RangeBound | None = None,
                   strategy_key: int | None = None, symbol: str | None = None,
-                  tz: Any = None) -> list[PnlRow]:
+                  tz: Zone | None = None) -> list[PnlRow]:
     """Realized P&L per ``period`` (day, week or month) in ``tz``, oldest first; only
     periods with trades. ``strategy_key``: a strategy id, 0 for trades without one."""
     if period not in PERIODS:
         raise ValidationError("period", f"{period!r} is not one of {', '.join(PERIODS)}")
     zone = zone_of(tz)
-    since, until = bound(since, zone, "since"), bound(until, zone, "until")
+    since_s, until_s = bound(since, zone, "since"), bound(until, zone, "until")
     reader = _Reader(db)
-    where, params = _filters(strategy_key, symbol, since, until)
+    where, params = _filters(strategy_key, symbol, since_s, until_s)
     if symbol is not None:
         symbol = check_symbol(symbol)
     target = [QUARTER, ALL_SYMBOLS if symbol is None else symbol]
@@ -203,7 +206,7 @@ def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: A
         return []
     offsets = _offsets(zone, int(extent[0]), int(extent[1]))
     if offsets == [(int(extent[0]), 0)] and all(b is None or b % DAY == 0
-                                                  for b in (since, until)):
+                                                  for b in (since_s, until_s)):
         # UTC days: one day row per strategy and symbol instead of 96 quarter hours.
         rows = reader.rows(f"SELECT bucket_start / {DAY} AS utc_day, {_SUMS} FROM pnl_bucket "
                            f"WHERE span = ?{' AND symbol = ?' if symbol else ''}{where} "
@@ -224,25 +227,26 @@ def pnl_by_period(db: Database, period: str = "day", since: Any = None, until: A
 
 
 @in_money_context
-def pnl_by_symbol(db: Database, since: Any = None, until: Any = None,
-                  strategy_key: int | None = None, tz: Any = None) -> list[PnlRow]:
+def pnl_by_symbol(db: Database, since: RangeBound | None = None,
+                  until: RangeBound | None = None, strategy_key: int | None = None,
+                  tz: Zone | None = None) -> list[PnlRow]:
     """Realized P&L per symbol over ``[since, until)``, by symbol."""
     zone = zone_of(tz)
-    since, until = bound(since, zone, "since"), bound(until, zone, "until")
+    since_s, until_s = bound(since, zone, "since"), bound(until, zone, "until")
     reader = _Reader(db)
     # Whole UTC days from day rows; the quarter hours before the first and after the
     # last whole day from quarter rows.
-    first_day = None if since is None else -(-since // DAY) * DAY
-    last_day = None if until is None else until - until % DAY
+    first_day = None if since_s is None else -(-since_s // DAY) * DAY
+    last_day = None if until_s is None else until_s - until_s % DAY
     pieces: list[tuple[int, int | None, int | None]] = []
     if first_day is not None and last_day is not None and first_day >= last_day:
-        pieces.append((QUARTER, since, until))
+        pieces.append((QUARTER, since_s, until_s))
     else:
         pieces.append((DAY, first_day, last_day))
-        if since is not None and since < first_day:
-            pieces.append((QUARTER, since, first_day))
-        if until is not None and last_day < until:
-            pieces.append((QUARTER, last_day, until))
+        if since_s is not None and first_day is not None and since_s < first_day:
+            pieces.append((QUARTER, since_s, first_day))
+        if until_s is not None and last_day is not None and last_day < until_s:
+            pieces.append((QUARTER, last_day, until_s))
     sums: dict[str, _Sum] = {}
     for span, low, high in pieces:
         where, params = _filters(strategy_key, None, low, high)

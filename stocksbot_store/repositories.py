@@ -14,24 +14,33 @@ README's "Coming from the old module" lists each case. A repository write outsid
 a transaction commits on its own; inside one (``with db.atomic():``) it joins it.
 
 Lists that say "recent" are newest first; every list pages with ``limit``/``offset``.
+
+``delete`` is a soft delete (see :mod:`stocksbot_store.softdelete`): the row gets
+``deleted_at``/``deleted_by`` and every read leaves it out unless it is asked for with
+``include_deleted=True``; ``restore`` brings it back.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
 from . import config_values, ledger
 from .adjustments import Adjustments
-from .audit import AuditWriter, changed, created, last_values, row_values
-from .buckets import forget_strategy
+from .audit import AuditWriter, changed, created, row_values
 from .database import prepare_database, write_transaction
-from .errors import NotFoundError, ValidationError, translate_errors
+from .errors import (
+    DuplicateError,
+    NotFoundError,
+    ValidationError,
+    translate_errors,
+)
 from .fields import coerce_enum, to_decimal, to_positive_decimal, utcnow
 from .fills import Fill, FillRecorder
 from .ledger import cost_basis as cost_basis_of
 from .models import (
+    LIVE,
     BaseModel,
     Config,
     ConfigValueType,
@@ -45,6 +54,20 @@ from .models import (
     TradeTypeEnum,
 )
 from .queries import order_page
+from .softdelete import is_soft, live, not_found
+from .types import (
+    Amount,
+    ConfigValue,
+    JSONValue,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Price,
+    Quantity,
+    RowId,
+    ValueType,
+)
 from .validation import (
     NAME_MAX,
     check_external_id,
@@ -61,6 +84,8 @@ class Repository(Generic[M]):
     """CRUD for one model on one database."""
 
     model: type[M]
+    #: The field whose value is unique among the rows that are not deleted, if any.
+    unique_key: str | None = None
 
     def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = prepare_database(db)
@@ -69,15 +94,20 @@ class Repository(Generic[M]):
         self._columns = tuple(name for name in self.model._meta.sorted_field_names
                               if name != "id")
         self._insert_statement: str | None = None
+        #: Whether rows are soft-deleted (``deleted_at``), so reads leave them out.
+        self.soft = is_soft(self.model)
 
-    def _select(self, *fields: Any) -> ModelSelect:
-        return self.model.select(*fields).bind(self.db)
+    def _select(self, *fields: Any, include_deleted: bool = False) -> ModelSelect[M]:
+        query = self.model.select(*fields).bind(self.db)
+        if self.soft and not include_deleted:
+            query = query.where(live(self.model))
+        return query
 
-    def _first(self, query: ModelSelect) -> M | None:
+    def _first(self, query: ModelSelect[M]) -> M | None:
         with translate_errors(f"reading {self.model.__name__}"):
             return query.limit(1).first()
 
-    def _list(self, query: ModelSelect, limit: int | None, offset: int = 0) -> list[M]:
+    def _list(self, query: ModelSelect[M], limit: int | None, offset: int = 0) -> list[M]:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with translate_errors(f"listing {self.model.__name__}"):
@@ -94,6 +124,9 @@ class Repository(Generic[M]):
             raise ValidationError(unknown[0], f"{self.model.__name__} has no such field")
         if "id" in values:
             raise ValidationError("id", "is assigned by the database")
+        for name in ("deleted_at", "deleted_by"):
+            if name in values and self.soft:
+                raise ValidationError(name, "is set by delete() and cleared by restore()")
         for name, value in values.items():
             check_free_text(value, name)
             if isinstance(fields[name], BooleanField) and value is not None:
@@ -145,40 +178,65 @@ class Repository(Generic[M]):
                 f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"')
         return self._insert_statement
 
-    def get_by_id(self, row_id: int) -> M | None:
-        """The row with this id, or None."""
-        return self._first(self._select().where(self.model.id == row_id))
+    def get_by_id(self, row_id: int, include_deleted: bool = False) -> M | None:
+        """The row with this id, or None (also when it is soft-deleted, unless
+        ``include_deleted``)."""
+        return self._first(self._select(include_deleted=include_deleted)
+                           .where(self.model.id == row_id))
 
-    def exists(self, row_id: int) -> bool:
+    def exists(self, row_id: int, include_deleted: bool = False) -> bool:
         """Whether a row with this id exists (one small query, no model built)."""
         sql = (f'SELECT 1 FROM "{self.model._meta.table_name}" '
                f'WHERE "id" = {self.db.param}')
+        if self.soft and not include_deleted:
+            sql += ' AND "deleted_at" IS NULL'
         with translate_errors(f"reading {self.model.__name__}"):
             return self.db.execute_sql(sql, (row_id,)).fetchone() is not None
 
-    def get(self, row_id: int) -> M:
-        """The row with this id; :class:`NotFoundError` if there is none."""
-        row = self.get_by_id(row_id)
+    def get(self, row_id: int, include_deleted: bool = False) -> M:
+        """The row with this id; :class:`NotFoundError` if there is none,
+        :class:`~stocksbot_store.errors.DeletedError` if it is soft-deleted (unless
+        ``include_deleted``)."""
+        row = self.get_by_id(row_id, include_deleted)
         if row is None:
-            raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
+            raise self._missing(row_id)
         return row
 
-    def get_for_update(self, row_id: int) -> M:
+    def get_for_update(self, row_id: int, include_deleted: bool = False) -> M:
         """The row with this id, locked until the transaction ends (``FOR NO KEY UPDATE``
         on PostgreSQL, as the fill path locks it, so inserting a trade that references
         the row is not blocked; on SQLite the write transaction already excludes other
-        writers). Call it inside :func:`~stocksbot_store.database.write_transaction`."""
-        query = self._select().where(self.model.id == row_id)
+        writers). Call it inside :func:`~stocksbot_store.database.write_transaction`.
+        A soft-deleted row is a :class:`~stocksbot_store.errors.DeletedError` unless
+        ``include_deleted``."""
+        query = self._select(include_deleted=include_deleted).where(self.model.id == row_id)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         row = self._first(query)
         if row is None:
-            raise NotFoundError(f"{self.model.__name__} {row_id} does not exist")
+            raise self._missing(row_id)
         return row
 
-    def get_all(self, limit: int | None = 100, offset: int = 0) -> list[M]:
+    def _missing(self, row_id: int) -> NotFoundError:
+        """The error for a row not found among the live ones: is it deleted or absent?"""
+        deleted = self.soft and self.exists(row_id, include_deleted=True)
+        return not_found(self.model, row_id, deleted)
+
+    def get_all(self, limit: int | None = 100, offset: int = 0,
+                include_deleted: bool = False) -> list[M]:
         """Rows by id, newest first."""
-        return self._list(self._select().order_by(self.model.id.desc()), limit, offset)
+        return self._list(self._select(include_deleted=include_deleted)
+                          .order_by(self.model.id.desc()), limit, offset)
+
+    def get_deleted(self, limit: int | None = 100, offset: int = 0) -> list[M]:
+        """The soft-deleted rows, most recently deleted first (what ``restore`` can
+        bring back, and what ``stocksbot-purge`` may remove)."""
+        if not self.soft:
+            return []
+        # deleted_at is a field of the soft-delete models only, so not known on M
+        query = (self.model.select().where(self.model.deleted_at.is_null(False))  # type: ignore[attr-defined]
+                 .order_by(self.model.deleted_at.desc(), self.model.id.desc()).bind(self.db))  # type: ignore[attr-defined]
+        return self._list(query, limit, offset)
 
     def update(self, instance: M, **values: Any) -> M:
         """Set ``values`` on the row of ``instance`` (and on ``instance``); ``updated_at``
@@ -194,20 +252,24 @@ class Repository(Generic[M]):
         self._check_fields(values)
         return self._write(instance, values)
 
-    def _write(self, instance: M, values: dict[str, Any], action: str = "update") -> M:
+    def _write(self, instance: M, values: dict[str, Any], action: str = "update",
+               include_deleted: bool = False) -> M:
         """Write ``values`` to the row of ``instance`` (the row as stored: what the audit
-        row's ``before`` values are) and record them as ``action``."""
+        row's ``before`` values are) and record them as ``action``. A soft-deleted row
+        is not written (DeletedError) unless ``include_deleted``."""
         if "updated_at" in self.model._meta.fields:
             values["updated_at"] = utcnow()
         fields = self.model._meta.fields
         stored = {name: None if value is None else fields[name].python_value(
             fields[name].db_value(value)) for name, value in values.items()}
+        query = self.model.update(**values).where(self.model.id == instance.id)
+        if self.soft and not include_deleted:
+            query = query.where(live(self.model))
         with translate_errors(f"updating {self.model.__name__} {instance.id}"), \
                 write_transaction(self.db):
-            count = (self.model.update(**values).where(self.model.id == instance.id)
-                     .execute(self.db))
+            count = query.execute(self.db)
             if not count:
-                raise NotFoundError(f"{self.model.__name__} {instance.id} does not exist")
+                raise self._missing(instance.id)
             self.audit.row(self.model._meta.table_name, instance.id, action, changed(
                 row_values(instance, values),
                 {fields[name].column_name: value for name, value in stored.items()}))
@@ -216,25 +278,73 @@ class Repository(Generic[M]):
             instance._dirty.discard(name)
         return instance
 
-    def delete(self, row: M | int) -> bool:
-        """Delete a row, given as an instance or (the old module's form) its id; False
-        if there was no such row."""
+    def delete(self, row: M | int, deleted_by: str | None = None) -> bool:
+        """Soft-delete a row, given as an instance or (the old module's form) its id:
+        it gets ``deleted_at`` (now) and ``deleted_by`` (default: this repository's
+        actor, as its audit rows name it) and every read leaves it out. False if there
+        was no such row, or it was deleted already; refused (ValidationError, nothing
+        written) where the books still need the row (see
+        :mod:`stocksbot_store.softdelete`)."""
         row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
-        return self._delete(self.model.id == row_id, f"{self.model.__name__} {row_id}")
-
-    def _delete(self, where: Any, what: str) -> bool:
-        """Delete the row ``where`` selects (one at most) and record its last values."""
-        with translate_errors(f"deleting {what}"), write_transaction(self.db):
-            query = self._select().where(where)
-            if self.db.for_update:
-                query = query.for_update()
-            current = query.first()
-            if current is None:
+        with write_transaction(self.db):
+            try:
+                current = self.get_for_update(row_id)
+            except NotFoundError:
                 return False
-            self.model.delete().where(self.model.id == current.id).execute(self.db)
-            self.audit.row(self.model._meta.table_name, current.id, "delete",
-                           last_values(row_values(current)))
+            self.check_delete(current)
+            self._write(current, {"deleted_at": utcnow(),
+                                  "deleted_by": deleted_by or self.audit.actor}, "delete")
+        _refresh(row, current)
         return True
+
+    def check_delete(self, row: M) -> None:
+        """Raise a StorageError if ``row`` may not be soft-deleted; nothing by default."""
+
+    def restore(self, row: M | int) -> M:
+        """Bring back a soft-deleted row (given as an instance or its id): reads see it
+        again. A row that is not deleted is returned as it is.
+        :class:`DuplicateError` if its unique key (a strategy's name, a config key, an
+        order's broker id) was taken by another row since; :class:`NotFoundError` if
+        there is no such row."""
+        row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
+        if not self.soft:
+            raise ValidationError("id", f"{self.model.__name__} rows are never deleted, so "
+                                        "there is nothing to restore")
+        with write_transaction(self.db):
+            current = self.get_for_update(row_id, include_deleted=True)
+            if current.deleted_at is None:  # type: ignore[attr-defined]  # soft-delete model
+                return _refresh(row, current)
+            self._check_key_free(current)
+            self._write(current, {"deleted_at": None, "deleted_by": None}, "restore",
+                        include_deleted=True)
+        return _refresh(row, current)
+
+    def _by_key(self, value: Any, include_deleted: bool) -> M | None:
+        """The live row whose :attr:`unique_key` is ``value``; with ``include_deleted``
+        and no live one, the most recently deleted one."""
+        field = self.model._meta.fields[self.unique_key]
+        query = self._select(include_deleted=include_deleted).where(field == value)
+        if include_deleted:
+            query = query.order_by(self.model.deleted_at.is_null(False),  # type: ignore[attr-defined]
+                                   self.model.deleted_at.desc(), self.model.id.desc())  # type: ignore[attr-defined]
+        return self._first(query)
+
+    def _check_key_free(self, row: M) -> None:
+        """DuplicateError if another live row holds ``row``'s unique key."""
+        if self.unique_key is None:
+            return
+        value = getattr(row, self.unique_key)
+        if value is None:
+            return
+        field = self.model._meta.fields[self.unique_key]
+        holder = self._first(self._select(self.model.id).where(
+            (field == value) & (self.model.id != row.id)))
+        if holder is not None:
+            name = self.model.__name__
+            raise DuplicateError(
+                f"{name} {row.id} cannot be restored: its {self.unique_key} {value!r} is "
+                f"taken by {name} {holder.id} since it was deleted; delete or rename "
+                f"{name} {holder.id} first")
 
 
 def changed_fields(instance: BaseModel) -> dict[str, Any]:
@@ -278,8 +388,9 @@ class PositionRepository(Repository[Position]):
         super().__init__(db, actor)
         self.adjustments = Adjustments(self.db, fills or FillRecorder(self.db, actor))
 
-    def create(self, symbol: Any = None, side: Any = None, quantity: Any = None,
-               avg_entry_price: Any = None, cost_basis: Any = None, **values: Any) -> Position:
+    def create(self, symbol: str | None = None, side: PositionSide | None = None,
+               quantity: Quantity | None = None, avg_entry_price: Price | None = None,
+               cost_basis: Amount | None = None, **values: Any) -> Position:
         """Open a position by hand (the old module's ``create``), recorded as an
         ADJUSTMENT trade at ``avg_entry_price``. ``cost_basis``, if given, must be
         ``quantity x avg_entry_price``; a symbol with an open position already is a
@@ -296,10 +407,11 @@ class PositionRepository(Repository[Position]):
                                       f"avg_entry_price ({expected}); leave it out")
         return self.adjustments.open(symbol, side, quantity, price)
 
-    def get_by_symbol(self, symbol: str, is_open: bool | None = True) -> Position | None:
+    def get_by_symbol(self, symbol: str, is_open: bool | None = True,
+                      include_deleted: bool = False) -> Position | None:
         """The symbol's open position (``is_open=True``), its latest closed one
         (``False``) or its latest of either (``None``)."""
-        query = self._select().where(Position.symbol == symbol)
+        query = self._select(include_deleted=include_deleted).where(Position.symbol == symbol)
         if is_open is not None:
             query = query.where(Position.is_open == config_values.to_bool(is_open, "is_open"))
         return self._first(query.order_by(Position.id.desc()))
@@ -332,7 +444,8 @@ class PositionRepository(Repository[Position]):
                                     "quantity (an adjustment at its average price), close it "
                                     "(close_position), or record a fill (record_trade)")
 
-    def close_position(self, position: Position | int, realized_pnl: Any = None) -> Position:
+    def close_position(self, position: Position | RowId,
+                       realized_pnl: Amount | None = None) -> Position:
         """Close ``position`` by an ADJUSTMENT trade of its whole quantity. With
         ``realized_pnl`` (its total realized P&L, as in the old module) the trade is
         priced so that the position ends with exactly that; without, it closes at
@@ -340,14 +453,13 @@ class PositionRepository(Repository[Position]):
         closed = self.adjustments.close(position, realized_pnl)
         return _refresh(position, closed) if isinstance(position, Position) else closed
 
-    def delete(self, row: Position | int) -> bool:
-        """Refused for a stored position (its trades would replay to it); False if
-        there is no such position."""
-        row_id = row.id if isinstance(row, Position) else check_id(row, "position_id")
-        if not self.exists(row_id):
-            return False
-        raise ValidationError("position_id", f"position {row_id} is the replay of its trades "
-                              "and cannot be deleted; close it (close_position) instead")
+    def check_delete(self, row: Position) -> None:
+        """An open position cannot be deleted: the next fill of its symbol moves it."""
+        if row.is_open:
+            raise ValidationError("position_id", f"position {row.id} ({row.side} "
+                                  f"{row.quantity} {row.symbol}) is open and the next fill of "
+                                  f"{row.symbol} moves it; close it (close_position) first, "
+                                  "then delete it")
 
 
 def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, price: Any,
@@ -355,7 +467,7 @@ def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, pric
     """The checked values of a new order, whichever door it comes in by: a symbol, a
     side and a type; a positive quantity; a positive price, which every order type but
     MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
-    values = {
+    values: dict[str, Any] = {
         "symbol": check_symbol(symbol),
         "side": coerce_enum(OrderSideEnum, side, "side"),
         "type": coerce_enum(OrderTypeEnum, order_type, type_field),
@@ -373,10 +485,12 @@ class OrderRepository(Repository[Order]):
     come from the order's trades; statuses move forward only."""
 
     model = Order
+    unique_key = "external_id"
 
-    def create(self, symbol: Any = None, side: Any = None, type: Any = None,
-               quantity: Any = None, price: Any = None, strategy_id: Any = None,
-               external_id: Any = None, **values: Any) -> Order:
+    def create(self, symbol: str | None = None, side: OrderSide | None = None,
+               type: OrderType | None = None, quantity: Quantity | None = None,
+               price: Price | None = None, strategy_id: RowId | None = None,
+               external_id: str | None = None, **values: Any) -> Order:
         """A new PENDING order (the old module's ``create``; ``strategy=`` is the same
         as ``strategy_id=``)."""
         refuse_fill_state(values)
@@ -396,36 +510,59 @@ class OrderRepository(Repository[Order]):
         """Insert an order whose values :func:`check_new_order` has already checked."""
         return super().create(**values)
 
-    def get_by_external_id(self, external_id: str) -> Order | None:
-        """The order the broker knows by ``external_id``, or None."""
-        return self._first(self._select().where(Order.external_id == external_id))
+    def get_by_external_id(self, external_id: str,
+                           include_deleted: bool = False) -> Order | None:
+        """The order the broker knows by ``external_id``, or None. With
+        ``include_deleted``, the live one if there is one, else the newest deleted one."""
+        return self._by_key(external_id, include_deleted)
 
-    def get_by_status(self, status: Any, limit: int | None = 100, offset: int = 0) -> list[Order]:
+    def get_by_status(self, status: OrderStatus, limit: int | None = 100, offset: int = 0,
+                      include_deleted: bool = False) -> list[Order]:
         """Orders in ``status``, newest first."""
         status = coerce_enum(OrderStatusEnum, status, "status")
-        return self._list(self._select().where(Order.status == status)
+        return self._list(self._select(include_deleted=include_deleted)
+                          .where(Order.status == status)
                           .order_by(Order.id.desc()), limit, offset)
 
-    def get_by_symbol(self, symbol: str, limit: int | None = 100, offset: int = 0) -> list[Order]:
+    def get_by_symbol(self, symbol: str, limit: int | None = 100, offset: int = 0,
+                      include_deleted: bool = False) -> list[Order]:
         """Orders in ``symbol``, newest first."""
-        return self._list(self._select().where(Order.symbol == symbol)
+        return self._list(self._select(include_deleted=include_deleted)
+                          .where(Order.symbol == symbol)
                           .order_by(Order.id.desc()), limit, offset)
 
-    def get_recent(self, limit: int = 100, offset: int = 0) -> list[Order]:
+    def get_recent(self, limit: int = 100, offset: int = 0,
+                   include_deleted: bool = False) -> list[Order]:
         """The newest orders first."""
-        return self._list(self._select().order_by(Order.id.desc()), limit, offset)
+        return self._list(self._select(include_deleted=include_deleted)
+                          .order_by(Order.id.desc()), limit, offset)
 
-    def page(self, *, symbol: str | None = None, status: Any = None, side: Any = None,
+    def page(self, *, symbol: str | None = None, status: OrderStatus | None = None,
+             side: OrderSide | None = None,
              strategy_id: int | None = None, before_id: int | None = None,
-             limit: int = 100) -> list[Order]:
+             limit: int = 100, include_deleted: bool = False) -> list[Order]:
         """A page of orders, newest first, filtered; pass the last id of a page as
         ``before_id`` for the next one (keyset paging: as fast on page 1,000 as on 1).
         The dashboard's :func:`~stocksbot_store.queries.order_page` without a sort."""
         return order_page(self.db, symbol=symbol, status=status, side=side,
-                          strategy_id=strategy_id, before_id=before_id, limit=limit)
+                          strategy_id=strategy_id, before_id=before_id, limit=limit,
+                          include_deleted=include_deleted)
 
-    def update_status(self, order: Order | int, status: Any, filled_quantity: Any = None,
-                      avg_fill_price: Any = None) -> Order:
+    def check_delete(self, row: Order) -> None:
+        """An order with fills cannot be deleted: its trades name it, and trades are
+        never deleted."""
+        fills = self.db.execute_sql(
+            f'SELECT COUNT(*) FROM "trade" WHERE "order_id" = {self.db.param}',
+            (row.id,)).fetchone()[0]
+        if fills or row.filled_quantity:
+            raise ValidationError("order_id", f"order {row.id} has {fills} fill(s) "
+                                  f"({row.filled_quantity} of {row.quantity} filled); trades "
+                                  "are never deleted and name their order, so it stays; "
+                                  "cancel what is left of it (cancel_order) instead")
+
+    def update_status(self, order: Order | RowId, status: OrderStatus,
+                      filled_quantity: Quantity | None = None,
+                      avg_fill_price: Price | None = None) -> Order:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED (steps may be skipped). Going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
@@ -530,8 +667,9 @@ class TradeRepository(Repository[Trade]):
         raise ValidationError("trade", f"trade {instance.id} is history and cannot be "
                                        "changed; record a correcting fill (record_trade)")
 
-    def delete(self, row: Trade | int) -> bool:
-        """Refused for a stored trade (the books are its replay); False if none."""
+    def delete(self, row: Trade | int, deleted_by: str | None = None) -> bool:
+        """Refused for a stored trade (the books are its replay); False if none.
+        ``deleted_by`` is taken as every repository's ``delete`` takes it, and unused."""
         row_id = row.id if isinstance(row, Trade) else check_id(row, "trade_id")
         if not self.exists(row_id):
             return False
@@ -550,20 +688,12 @@ class StrategyRepository(Repository[Strategy]):
     old module: a bot activates it when it should run."""
 
     model = Strategy
+    unique_key = "name"
 
-    def delete(self, row: Strategy | int) -> bool:
-        """Delete a strategy (given as an instance or its id); its orders and trades stay,
-        with no strategy, and so do their kept report figures. False if there was none."""
-        row_id = row.id if isinstance(row, Strategy) else check_id(row, "strategy_id")
-        with write_transaction(self.db):
-            if not super().delete(row_id):
-                return False
-            with translate_errors(f"deleting Strategy {row_id}"):
-                forget_strategy(self.db, row_id)
-        return True
-
-    def create(self, name: str, strategy_type: str | None = None, config: Any = None,
-               description: str | None = None, **values: Any) -> Strategy:
+    # Takes a name first, where Repository.create takes only field keywords.
+    def create(self, name: str, strategy_type: str | None = None,  # type: ignore[override]
+               config: JSONValue = None, description: str | None = None,
+               **values: Any) -> Strategy:
         """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
         if the name is taken."""
         check_text(name, "name", NAME_MAX)
@@ -586,13 +716,15 @@ class StrategyRepository(Repository[Strategy]):
                            "fills")
             return _refresh(instance, self._write(current, values))
 
-    def get_by_name(self, name: str) -> Strategy | None:
-        """The strategy called ``name``, or None."""
-        return self._first(self._select().where(Strategy.name == name))
+    def get_by_name(self, name: str, include_deleted: bool = False) -> Strategy | None:
+        """The strategy called ``name``, or None. With ``include_deleted``, the live one
+        if there is one, else the most recently deleted one."""
+        return self._by_key(name, include_deleted)
 
     def id_for_name(self, name: str) -> int | None:
-        """The id of the strategy called ``name``, or None (no model built)."""
-        sql = f'SELECT "id" FROM "strategy" WHERE "name" = {self.db.param}'
+        """The id of the live strategy called ``name``, or None (no model built)."""
+        sql = (f'SELECT "id" FROM "strategy" WHERE "name" = {self.db.param} '
+               'AND "deleted_at" IS NULL')
         with translate_errors("reading Strategy"):
             row = self.db.execute_sql(sql, (name,)).fetchone()
         return None if row is None else row[0]
@@ -602,9 +734,11 @@ class StrategyRepository(Repository[Strategy]):
         return self._list(self._select().where(Strategy.is_active == True)  # noqa: E712
                           .order_by(Strategy.name), None)
 
-    def get_all(self, limit: int | None = None, offset: int = 0) -> list[Strategy]:
-        """Every strategy, by name."""
-        return self._list(self._select().order_by(Strategy.name), limit, offset)
+    def get_all(self, limit: int | None = None, offset: int = 0,
+                include_deleted: bool = False) -> list[Strategy]:
+        """Every strategy, by name (then id: a deleted one may share a live one's name)."""
+        return self._list(self._select(include_deleted=include_deleted)
+                          .order_by(Strategy.name, Strategy.id), limit, offset)
 
 
 class ConfigRepository(Repository[Config]):
@@ -612,21 +746,27 @@ class ConfigRepository(Repository[Config]):
     ``value_type`` (a bool is stored as ``true`` or ``false``)."""
 
     model = Config
+    unique_key = "key"
 
-    def create(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    # Takes a key and a value first, where Repository.create takes only field keywords.
+    def create(self, key: str, value: ConfigValue,  # type: ignore[override]
+               value_type: ValueType = ConfigValueType.STRING,
                description: str | None = None) -> Config:
         """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
         text, kind = config_values.to_text(value, value_type, key)
         return super().create(key=key, value=text, value_type=kind, description=description)
 
-    def get_by_key(self, key: str) -> Config | None:
-        """The setting called ``key``, or None."""
-        return self._first(self._select().where(Config.key == key))
+    def get_by_key(self, key: str, include_deleted: bool = False) -> Config | None:
+        """The setting called ``key``, or None. With ``include_deleted``, the live one if
+        there is one, else the most recently deleted one."""
+        return self._by_key(key, include_deleted)
 
-    def get_all(self, limit: int | None = None, offset: int = 0) -> list[Config]:
-        """Every setting, by key."""
-        return self._list(self._select().order_by(Config.key), limit, offset)
+    def get_all(self, limit: int | None = None, offset: int = 0,
+                include_deleted: bool = False) -> list[Config]:
+        """Every setting, by key (then id: a deleted one may share a live one's key)."""
+        return self._list(self._select(include_deleted=include_deleted)
+                          .order_by(Config.key, Config.id), limit, offset)
 
     def update(self, instance: Config, value: Any = ..., **values: Any) -> Config:
         """Set a setting's value (the old module's ``update(config, value)``), type or
@@ -645,7 +785,7 @@ class ConfigRepository(Repository[Config]):
             self._write(current, values)
         return _refresh(instance, current)
 
-    def upsert(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    def upsert(self, key: str, value: ConfigValue, value_type: ValueType = ConfigValueType.STRING,
                description: str | None = None) -> Config:
         """Create the setting or replace its value (and type and description); what
         is returned is what this call wrote, read in its own transaction."""
@@ -663,9 +803,10 @@ class ConfigRepository(Repository[Config]):
             with translate_errors(f"saving config {key!r}"):
                 (Config.insert(key=key, value=text, value_type=kind,
                                description=description, created_at=now, updated_at=now)
-                 .on_conflict(conflict_target=[Config.key], update=update)
+                 .on_conflict(conflict_target=[Config.key], conflict_where=LIVE,
+                              update=update)
                  .execute(self.db))
-            after = self.get_by_key(key)
+            after = cast(Config, self.get_by_key(key))  # written just above
             self.audit.row("config", after.id, "set",
                            created(row_values(after)) if before is None else
                            changed(row_values(before), row_values(after)))
@@ -674,15 +815,43 @@ class ConfigRepository(Repository[Config]):
     def _by_key_for_update(self, key: str) -> Config | None:
         query = self._select().where(Config.key == key)
         if self.db.for_update:
-            query = query.for_update("FOR NO KEY UPDATE")
+            query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
         return self._first(query)
 
-    def delete(self, row: Config | str | int) -> bool:
-        """Delete a setting, given by its key (the old module's form), the row or its
-        id; False if there was none."""
+    def delete(self, row: Config | str | int, deleted_by: str | None = None) -> bool:
+        """Soft-delete a setting, given by its key (the old module's form), the row or
+        its id; False if there was none. It reads as unset from then on."""
         if isinstance(row, str):
-            return self._delete(Config.key == row, f"config {row!r}")
-        return super().delete(row)
+            found = self.get_by_key(row)
+            if found is None:
+                return False
+            row = found.id
+        return super().delete(row, deleted_by)
+
+    def check_delete(self, row: Config) -> None:
+        """``trading_enabled`` cannot be deleted while it halts trading: unset reads as
+        enabled, so deleting a halt would resume trading."""
+        from .service import TRADING_ENABLED
+
+        if row.key == TRADING_ENABLED and not config_values.clearly_true(row.value):
+            raise ValidationError("key", f"{TRADING_ENABLED} is {row.value!r} (halted); "
+                                  "deleting it would resume trading, since unset means "
+                                  "enabled; resume trading first (set_trading_enabled(True)) "
+                                  "if that is what is meant")
+
+    def restore(self, row: Config | str | int) -> Config:
+        """Bring back a deleted setting, given as the row, its id, or its key (then the
+        most recently deleted row with that key); :class:`DuplicateError` if the key is
+        set again since."""
+        if isinstance(row, str):
+            found = self._first(Config.select().where(
+                (Config.key == row) & Config.deleted_at.is_null(False))
+                .order_by(Config.deleted_at.desc(), Config.id.desc()).bind(self.db))
+            found = found or self.get_by_key(row)  # none deleted: the live one, as it is
+            if found is None:
+                raise NotFoundError(f"config {row!r} does not exist")
+            row = found.id
+        return super().restore(row)
 
 
 # -- the rules of an order's status and fill figures --------------------------------------

@@ -31,7 +31,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from json.encoder import c_make_encoder, encode_basestring
+from json.encoder import (  # type: ignore[attr-defined]  # CPython's, not in typeshed
+    c_make_encoder,
+    encode_basestring,
+)
 from typing import Any
 
 from peewee import (
@@ -307,7 +310,7 @@ def _canonical_rows(rows: list[Any], kinds: list[tuple[int, str]]) -> list[Seque
                   if k == "bool" or not _canonical_column(columns[i], k)]
     if not converters:
         return rows
-    out = []
+    out: list[Sequence[Any]] = []
     for row in rows:
         row = list(row)
         for i, convert in converters:
@@ -487,7 +490,7 @@ def _parses_json(value: str) -> bool:
 
 
 def write_rows(db: Database, table: Table, columns: tuple[str, ...],
-               batches: Iterable[list[list[Any]]]) -> None:
+               batches: Iterable[list[Sequence[Any]]]) -> None:
     """Insert canonical rows into ``table`` (``COPY`` on PostgreSQL, ``executemany`` on
     SQLite), in the caller's transaction. Canonical values are what both backends take
     as parameters: decimal and time text, booleans, integers."""

@@ -60,6 +60,7 @@ def migrations_directory() -> str:
     if configured:
         return configured
     package = importlib.import_module("stocksbot_store.migrations")
+    assert package.__file__ is not None  # a regular package, not a namespace one
     return os.path.dirname(os.path.abspath(package.__file__))
 
 

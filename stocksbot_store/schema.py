@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from peewee import SQL, Database, Field, Model
 from playhouse.schema_diff import IndexDiff, SchemaDiff, diff_models
@@ -150,7 +151,7 @@ def normalize_default(text: str | None) -> str | None:
     return value
 
 
-def model_index(model: type[Model], name: str):
+def model_index(model: type[Model], name: str) -> Any:  # a peewee Index
     """The ``Index`` object of ``model`` called ``name`` (a partial index), or None."""
     for index in model._meta.fields_to_index():
         if getattr(index, "_name", None) == name:

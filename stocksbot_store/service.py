@@ -8,15 +8,20 @@ idempotent on the broker's trade id. Positions changed by hand go through
 here reads inside its write transaction with the row or the symbol locked. The
 repositories are there as ``storage.positions``, ``.orders``, ``.trades``,
 ``.strategies`` and ``.config``.
+
+Deleting is soft (:mod:`stocksbot_store.softdelete`): ``delete_order``,
+``delete_position``, ``delete_strategy`` and ``delete_config`` mark the row deleted by
+the service's ``actor``, every read leaves it out unless ``include_deleted=True``, and
+the matching ``restore_*`` brings it back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from peewee import Database
 
@@ -33,6 +38,8 @@ from .fields import (
 )
 from .fills import Fill, FillRecorder
 from .models import (
+    SOFT_DELETE_MODELS,
+    BaseModel,
     Config,
     ConfigValueType,
     Order,
@@ -46,9 +53,27 @@ from .repositories import (
     ConfigRepository,
     OrderRepository,
     PositionRepository,
+    Repository,
     StrategyRepository,
     TradeRepository,
     check_new_order,
+)
+from .types import (
+    Amount,
+    ConfigValue,
+    Flag,
+    JSONValue,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Price,
+    Quantity,
+    RangeBound,
+    RowId,
+    ValueType,
+    When,
+    Zone,
 )
 from .validation import check_external_id, check_id
 
@@ -101,7 +126,8 @@ class StorageService:
 
     def __init__(self, db: Database, actor: str | None = None) -> None:
         self.db = prepare_database(db)
-        #: Who this service's changes are recorded as in the audit log.
+        #: Who this service's changes are recorded as in the audit log, and the
+        #: ``deleted_by`` of what it deletes.
         self.actor: str = default_actor() if actor is None else check_actor(actor)
         self._fills = FillRecorder(db, self.actor)
         self.positions = PositionRepository(db, self._fills, self.actor)
@@ -122,8 +148,8 @@ class StorageService:
         """The open position in ``symbol``, or None."""
         return self.positions.get_by_symbol(symbol, is_open=True)
 
-    def create_position(self, symbol: str, side: Any, quantity: Any,
-                        avg_entry_price: Any) -> Position:
+    def create_position(self, symbol: str, side: PositionSide, quantity: Quantity,
+                        avg_entry_price: Price) -> Position:
         """Open a position by hand (a transfer, or a holding from before the bot).
 
         It is recorded as an ADJUSTMENT trade so that positions still equal the
@@ -134,8 +160,9 @@ class StorageService:
         return self.adjustments.open(symbol, side, quantity, avg_entry_price)
 
     @in_money_context
-    def update_position_quantity(self, position: Position | int, quantity: Any = None,
-                                 price: Any = None, *, quantity_delta: Any = None) -> Position:
+    def update_position_quantity(self, position: Position | RowId,
+                                 quantity: Quantity | None = None, price: Price | None = None, *,
+                                 quantity_delta: Quantity | None = None) -> Position:
         """Resize an open position by hand, as an ADJUSTMENT trade; two forms:
 
         * ``update_position_quantity(position_id, quantity)``: set the quantity; the
@@ -165,8 +192,9 @@ class StorageService:
 
     # -- orders --------------------------------------------------------------------
 
-    def create_order(self, symbol: str, side: Any, order_type: Any, quantity: Any,
-                     price: Any = None, strategy: str | int | Strategy | None = None,
+    def create_order(self, symbol: str, side: OrderSide, order_type: OrderType,
+                     quantity: Quantity, price: Price | None = None,
+                     strategy: str | RowId | Strategy | None = None,
                      external_id: str | None = None, *,
                      strategy_id: int | None = None) -> Order:
         """A new PENDING order. ``strategy`` is a Strategy, its id or its name;
@@ -180,9 +208,10 @@ class StorageService:
         values["strategy"] = self._strategy_id(strategy)
         return self._fills.create_order(lambda: self.orders.insert_checked(values))
 
-    def get_order(self, order_id: int) -> Order | None:
-        """The order with this id, or None."""
-        return self.orders.get_by_id(check_id(order_id, "order_id"))
+    def get_order(self, order_id: int, include_deleted: bool = False) -> Order | None:
+        """The order with this id, or None (also when it is deleted, unless
+        ``include_deleted``)."""
+        return self.orders.get_by_id(check_id(order_id, "order_id"), include_deleted)
 
     def get_order_fills(self, order_id: int) -> list[Trade]:
         """The fills (trades) of an order, oldest first."""
@@ -192,9 +221,10 @@ class StorageService:
         """Record the broker's id of an order written before it was sent. The order is
         read and written in one transaction with its row locked: of two callers
         attaching different ids at once, one wins and the other is refused."""
-        external_id = check_external_id(external_id)
-        if external_id is None:
+        checked = check_external_id(external_id)
+        if checked is None:
             raise ValidationError("external_id", "must not be empty")
+        external_id = checked
         with write_transaction(self.db):
             order = self.orders.get_for_update(check_id(order_id, "order_id"))
             if order.external_id == external_id:
@@ -204,12 +234,13 @@ class StorageService:
                                                      f"id {order.external_id!r}")
             return self.orders.update(order, external_id=external_id)
 
-    def get_recent_orders(self, limit: int = 100) -> list[Order]:
+    def get_recent_orders(self, limit: int = 100, include_deleted: bool = False) -> list[Order]:
         """The newest orders first."""
-        return self.orders.get_recent(limit=limit)
+        return self.orders.get_recent(limit=limit, include_deleted=include_deleted)
 
-    def update_order_status(self, order_id: int, status: Any, filled_quantity: Any = None,
-                            avg_fill_price: Any = None) -> Order | None:
+    def update_order_status(self, order_id: RowId, status: OrderStatus,
+                            filled_quantity: Quantity | None = None,
+                            avg_fill_price: Price | None = None) -> Order | None:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED. Steps may be skipped; going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`. None if there
@@ -234,9 +265,9 @@ class StorageService:
 
     # -- trades --------------------------------------------------------------------
 
-    def record_trade(self, order_id: int, symbol: str, side: Any, quantity: Any, price: Any,
-                     commission: Any = 0, fees: Any = 0, external_id: str | None = None,
-                     executed_at: dt.datetime | str | None = None) -> Trade:
+    def record_trade(self, order_id: RowId, symbol: str, side: OrderSide, quantity: Quantity,
+                     price: Price, commission: Amount = 0, fees: Amount = 0,
+                     external_id: str | None = None, executed_at: When | None = None) -> Trade:
         """Record one fill of an order, keeping the books, in one transaction.
 
         The trade is inserted; the order's filled quantity, average fill price and
@@ -270,8 +301,8 @@ class StorageService:
     # -- strategies ----------------------------------------------------------------
 
     def create_strategy(self, name: str, strategy_type: str | None = None,
-                        config: Any = None, description: str | None = None, *,
-                        is_active: Any = False) -> Strategy:
+                        config: JSONValue = None, description: str | None = None, *,
+                        is_active: Flag = False) -> Strategy:
         """A new strategy, inactive unless ``is_active=True`` (as in the old module: a
         strategy runs once the bot activates it); :class:`DuplicateError` if the name
         is taken."""
@@ -282,23 +313,25 @@ class StorageService:
         """Strategies that are active, by name."""
         return self.strategies.get_active()
 
-    def get_strategy_by_name(self, name: str) -> Strategy | None:
-        """The strategy called ``name``, or None."""
-        return self.strategies.get_by_name(name)
+    def get_strategy_by_name(self, name: str, include_deleted: bool = False) -> Strategy | None:
+        """The strategy called ``name``, or None; with ``include_deleted`` a deleted one
+        is found too (the live one first)."""
+        return self.strategies.get_by_name(name, include_deleted)
 
-    def set_strategy_active(self, strategy: str | int | Strategy, active: Any) -> Strategy:
+    def set_strategy_active(self, strategy: str | RowId | Strategy, active: Flag) -> Strategy:
         """Activate or deactivate a strategy. ``active`` is a bool or a usual spelling
         of one (``"false"``, ``"off"``, ``0``...); anything else is refused."""
         active = config_values.to_bool(active, "active")
         with write_transaction(self.db):
-            row = self.strategies.get_for_update(self._strategy_id(strategy))
+            row = self.strategies.get_for_update(cast(int, self._strategy_id(strategy)))
             return self.strategies.update(row, is_active=active)
 
-    def get_strategy_stats(self) -> list[StrategyStats]:
+    def get_strategy_stats(self, include_deleted: bool = False) -> list[StrategyStats]:
         """Per strategy: trades, wins, losses, win rate, gross and net P&L, fees, profit
         factor, max drawdown and last trade time. Reads the figures fills maintain,
-        so it costs one small query at any history size."""
-        return [_stats(s) for s in self.strategies.get_all()]
+        so it costs one small query at any history size. Deleted strategies are left
+        out unless ``include_deleted``."""
+        return [_stats(s) for s in self.strategies.get_all(include_deleted=include_deleted)]
 
     # -- config --------------------------------------------------------------------
 
@@ -314,7 +347,8 @@ class StorageService:
             return default
         return config_values.from_text(row.value, row.value_type, key)
 
-    def set_config_value(self, key: str, value: Any, value_type: Any = ConfigValueType.STRING,
+    def set_config_value(self, key: str, value: ConfigValue,
+                         value_type: ValueType = ConfigValueType.STRING,
                          description: str | None = None) -> Config:
         """Create or replace a setting; the value must read as ``value_type``. The
         ``trading_enabled`` switch is always stored as a bool, whatever type is given
@@ -323,7 +357,7 @@ class StorageService:
             value_type = ConfigValueType.BOOL
         return self.config.upsert(key, value, value_type, description)
 
-    def get_all_config(self) -> dict[str, str | None]:
+    def get_all_config(self) -> dict[str, str | None]:  # deleted settings read as unset
         """Every setting's stored text, by key."""
         return {row.key: row.value for row in self.config.get_all()}
 
@@ -334,7 +368,7 @@ class StorageService:
         row = self.config.get_by_key(TRADING_ENABLED)
         return row is None or config_values.clearly_true(row.value)
 
-    def set_trading_enabled(self, enabled: Any) -> Config:
+    def set_trading_enabled(self, enabled: Flag) -> Config:
         """Halt (False) or resume (True) trading; ``"false"``, ``"off"``, ``0``... halt
         too, and anything that is not a usual spelling of a bool is refused."""
         return self.set_config_value(TRADING_ENABLED,
@@ -375,8 +409,72 @@ class StorageService:
             return strategy_id
         strategy_id = check_id(strategy, "strategy")
         if not self.strategies.exists(strategy_id):
-            raise NotFoundError(f"strategy {strategy_id} does not exist; create_strategy first")
+            self.strategies.get(strategy_id)  # says whether it is deleted or absent
         return strategy_id
+
+    # -- soft delete and restore ---------------------------------------------------------
+
+    def delete_order(self, order_id: int) -> Order:
+        """Soft-delete an order without fills; reads leave it out from then on and its
+        broker id is free again. Refused (ValidationError) for an order with fills:
+        its trades name it. :class:`NotFoundError` if there is no such live order."""
+        return self._delete(self.orders, check_id(order_id, "order_id"))
+
+    def restore_order(self, order_id: int) -> Order:
+        """Bring back a deleted order; :class:`DuplicateError` if its broker id was given
+        to another order since."""
+        return self.orders.restore(check_id(order_id, "order_id"))
+
+    def delete_position(self, position_id: int) -> Position:
+        """Soft-delete a closed position (it leaves the lists; the ledger check still
+        counts it). Refused (ValidationError) for an open one: close it first."""
+        return self._delete(self.positions, check_id(position_id, "position_id"))
+
+    def restore_position(self, position_id: int) -> Position:
+        """Bring back a deleted position."""
+        return self.positions.restore(check_id(position_id, "position_id"))
+
+    def delete_strategy(self, strategy: str | int | Strategy) -> Strategy:
+        """Soft-delete a strategy (a Strategy, its id or its name). Its trades and
+        figures stay as they are and the fills of its orders still add to them; its
+        name is free for a new strategy, and new orders cannot name it."""
+        return self._delete(self.strategies, self._strategy_id(strategy))
+
+    def restore_strategy(self, strategy_id: int) -> Strategy:
+        """Bring back a deleted strategy (by id: a deleted name may be taken again);
+        :class:`DuplicateError` if its name was given to another strategy since."""
+        return self.strategies.restore(check_id(strategy_id, "strategy_id"))
+
+    def delete_config(self, key: str) -> Config:
+        """Soft-delete a setting: it reads as unset from then on. Refused for
+        ``trading_enabled`` while it halts trading (unset means enabled)."""
+        row = self.config.get_by_key(key)
+        if row is None:
+            raise NotFoundError(f"config {key!r} does not exist")
+        return self._delete(self.config, row.id)
+
+    def restore_config(self, key: str | int) -> Config:
+        """Bring back a deleted setting, by key (its most recently deleted row) or id;
+        :class:`DuplicateError` if the key was set again since."""
+        return self.config.restore(key)
+
+    def _delete(self, repository: Any, row_id: int | None) -> Any:
+        # None (an unsaved Strategy given to delete_strategy) is refused by delete()'s check
+        with write_transaction(self.db):
+            if not repository.delete(row_id, deleted_by=self.actor):
+                raise repository._missing(row_id)
+            return repository.get(row_id, include_deleted=True)
+
+    def get_deleted(self, kind: type[BaseModel], limit: int = 100) -> list[Any]:
+        """Soft-deleted rows of ``kind`` (Order, Position, Strategy or Config), most
+        recently deleted first."""
+        repositories: dict[type[BaseModel], Repository[Any]] = {
+            Order: self.orders, Position: self.positions,
+            Strategy: self.strategies, Config: self.config}
+        if kind not in SOFT_DELETE_MODELS:
+            raise ValidationError("kind", f"{getattr(kind, '__name__', kind)} rows are never "
+                                  "deleted; give Order, Position, Strategy or Config")
+        return repositories[kind].get_deleted(limit)
 
 
     # -- reconcile, marks and reports --------------------------------------------------
@@ -393,7 +491,7 @@ class StorageService:
         """The newest reconcile run kept (time, differences, applied or not)."""
         return reconcile.last_run(self)
 
-    def record_marks(self, prices: dict[str, Any], at: dt.datetime | str | None = None) -> int:
+    def record_marks(self, prices: Mapping[str, Price], at: When | None = None) -> int:
         """Keep market prices ``{symbol: price}`` observed ``at`` (default now) as each
         symbol's latest mark and its UTC day's closing mark."""
         return marks.record_marks(self.db, prices, at)
@@ -403,22 +501,24 @@ class StorageService:
         fill price (``source`` says which) and the price's age."""
         return marks.position_values(self.db, self.get_open_positions())
 
-    def pnl_by_period(self, period: str = "day", since: Any = None, until: Any = None,
-                      strategy: str | int | Strategy | None = None, symbol: str | None = None,
-                      tz: Any = None) -> list[reports.PnlRow]:
+    def pnl_by_period(self, period: str = "day", since: RangeBound | None = None,
+                      until: RangeBound | None = None,
+                      strategy: str | RowId | Strategy | None = None, symbol: str | None = None,
+                      tz: Zone | None = None) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per day, week or month of
         ``tz`` (default UTC), from the figures fills keep. See
         :mod:`stocksbot_store.reports`."""
         return reports.pnl_by_period(self.db, period, since, until,
                                      self._strategy_id(strategy), symbol, tz)
 
-    def pnl_by_symbol(self, since: Any = None, until: Any = None,
-                      strategy: str | int | Strategy | None = None,
-                      tz: Any = None) -> list[reports.PnlRow]:
+    def pnl_by_symbol(self, since: RangeBound | None = None, until: RangeBound | None = None,
+                      strategy: str | RowId | Strategy | None = None,
+                      tz: Zone | None = None) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per symbol."""
         return reports.pnl_by_symbol(self.db, since, until, self._strategy_id(strategy), tz)
 
-    def equity_curve(self, since: Any = None, until: Any = None) -> list[equity.EquityPoint]:
+    def equity_curve(self, since: RangeBound | None = None,
+                     until: RangeBound | None = None) -> list[equity.EquityPoint]:
         """Per UTC day: realized P&L to date, fees, unrealized P&L at the day's closing
         marks, equity and drawdown. See :mod:`stocksbot_store.equity`."""
         return equity.equity_curve(self.db, since, until)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -60,7 +60,7 @@ class RowSource(Protocol):
     def count(self, table: str) -> int:
         """How many rows ``table`` holds."""
 
-    def batches(self, table: Table) -> Iterator[list[list[Any]]]:
+    def batches(self, table: Table) -> Iterator[list[Sequence[Any]]]:
         """The canonical rows of ``table`` (as the target describes it, restricted to the
         source's columns) in id order, a batch at a time."""
 
@@ -133,7 +133,7 @@ def load_store(url: str | None, source: RowSource, progress: Progress | None = N
         report = _load(db, source, progress, check)
     except BaseException:
         db.close()
-        if created:
+        if created and path is not None:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 if os.path.exists(path + suffix):
                     os.remove(path + suffix)
@@ -247,7 +247,7 @@ def _copy_table(db: Database, source: RowSource, table: Table, report: CopyRepor
     total = source.count(table.name)
     sha, seen = hashlib.sha256(), [0]
 
-    def passing() -> Iterator[list[list[Any]]]:
+    def passing() -> Iterator[list[Sequence[Any]]]:
         for rows in source.batches(table):
             sha.update(encode_rows(rows))
             seen[0] += len(rows)

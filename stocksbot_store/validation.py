@@ -22,7 +22,7 @@ whatever displays it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import ValidationError
 from .fields import shown
@@ -50,6 +50,15 @@ def _refuse(value: str, field: str, pattern: re.Pattern[str]) -> None:
         raise ValidationError(field, "must not contain NUL characters")
     raise ValidationError(field, f"holds the control character {ascii(char)} at position "
                                  f"{found.start()}; remove it")
+
+
+@overload
+def check_text(value: Any, field: str, max_length: int, *,
+               optional: Literal[False] = False) -> str: ...
+
+
+@overload
+def check_text(value: Any, field: str, max_length: int, *, optional: bool) -> str | None: ...
 
 
 def check_text(value: Any, field: str, max_length: int, *, optional: bool = False) -> str | None:

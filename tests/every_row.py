@@ -3,7 +3,8 @@
 Strategies with JSON config (one inactive), orders of every type that are filled,
 partially filled then cancelled, pending, rejected; partial fills, a flip, a close,
 fills with commission and fees, a batch; ADJUSTMENT trades (a position opened and
-resized by hand); config of every type; text that needs escaping.
+resized by hand); config of every type; text that needs escaping; a soft-deleted
+row of each kind that can be deleted, one of them sharing its key with a live row.
 """
 
 from __future__ import annotations
@@ -58,3 +59,12 @@ def fill_every_kind(storage: StorageService) -> None:
     storage.set_config_value("risk", 0.02, "float")
     storage.set_config_value("symbols", {"list": ["AAA"], "n": 1}, "json")
     storage.set_trading_enabled(False)
+    # soft-deleted rows: a strategy whose name is taken again, an order without fills,
+    # a closed position, a setting
+    storage.delete_strategy(storage.create_strategy("retired").id)
+    storage.create_strategy("retired", description="the second of the name")
+    storage.delete_order(storage.create_order("CCC", "buy", "market", 2,
+                                              external_id="ext-gone").id)
+    storage.delete_position(storage.positions.get_by_symbol("BBB", is_open=False).id)
+    storage.set_config_value("old_note", "gone")
+    storage.delete_config("old_note")

@@ -348,7 +348,7 @@ def test_cli_refuses_an_unknown_zone_with_exit_2(old_file, capsys):
 def test_the_dashboard_shows_the_adopted_history(old):
     fill_history(old.bot)
     adopt(old.db, zone="UTC")
-    from tui.data import DashboardSource
+    from stocksbot_tui.data import DashboardSource
 
     snapshot = DashboardSource(old.db).refresh(force=True)
     assert snapshot.trading_enabled

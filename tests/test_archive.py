@@ -76,8 +76,9 @@ def test_csv_export_has_a_header_and_is_not_imported(tmp_path):
     make_store(source)
     out = export(source, tmp_path / "csv", file_format="csv")
     lines = (out / "config.csv").read_text().splitlines()
-    assert lines[0] == "id,key,value,value_type,description,created_at,updated_at"
-    assert len(lines) == 6
+    assert lines[0] == ("id,key,value,value_type,description,created_at,updated_at,"
+                        "deleted_at,deleted_by")
+    assert len(lines) == 7  # five settings and one soft-deleted
     strategy = (out / "strategy.csv").read_text()
     assert '"quotes "" and , commas\nand a newline, ünïcode"' in strategy
     assert ",true,true," in strategy and ",false,true," in strategy
@@ -173,7 +174,7 @@ HOSTILE = {
                                            r"[\d,]+, in rows 1-8"),
     "edited checksum": (_edit_checksum, ArchiveError, "trade.jsonl: its sha256 is .* the "
                                                       "manifest says 0000"),
-    "flipped byte": (_flip_a_byte, ArchiveError, r"order.jsonl is damaged in rows 1-7 "
+    "flipped byte": (_flip_a_byte, ArchiveError, r"order.jsonl is damaged in rows 1-8 "
                                                  r"\(bytes 0-[\d,]+\)"),
     "unknown table": (_unknown_table, ArchiveError, "secrets, which are not part of a "
                                                     "stocksbot store"),
@@ -391,7 +392,36 @@ def _back_to_the_first_revision(folder: Path) -> set[str]:
     (folder / "manifest.json").write_text(json.dumps(manifest))
     history = (folder / f"{HISTORY_TABLE}.jsonl").read_text().splitlines(keepends=True)
     _rewrite(folder, f"{HISTORY_TABLE}.jsonl", history[0])
+    for entry in manifest["tables"]:  # the columns of later migrations (soft delete)
+        if "deleted_at" in entry["columns"]:
+            _drop_soft_delete(folder, entry["name"], entry["file"], entry["columns"])
     return later
+
+
+def _drop_soft_delete(folder: Path, table: str, file: str, columns: list[str]) -> None:
+    """Leave out ``deleted_at``/``deleted_by`` of a table file, as an archive made before
+    soft delete has none (of a store with no deleted row: :func:`_before_soft_delete`)."""
+    kept = [i for i, name in enumerate(columns) if name not in ("deleted_at", "deleted_by")]
+    rows = [json.loads(line) for line in (folder / file).read_text().splitlines()]
+    assert all(row[columns.index("deleted_at")] is None for row in rows)
+    text = "".join(json.dumps([row[i] for i in kept], ensure_ascii=False,
+                              separators=(",", ":")) + "\n" for row in rows)
+    _rewrite(folder, file, text)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["tables"]:
+        if entry["name"] == table:
+            entry["columns"] = [columns[i] for i in kept]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _before_soft_delete(url: str) -> None:
+    """Make the store at ``url`` one that could have been made before soft delete: its
+    deleted rows gone for good, its deleted (closed) position live."""
+    db = connect(url)
+    for table in ("order", "strategy", "config"):
+        db.execute_sql(f'DELETE FROM "{table}" WHERE deleted_at IS NOT NULL')
+    db.execute_sql("UPDATE position SET deleted_at = NULL, deleted_by = NULL")
+    db.close()
 
 
 @pytest.mark.parametrize("target", ["sqlite_file", "postgres"])
@@ -401,6 +431,7 @@ def test_an_archive_at_the_first_revision_gets_its_kept_figures(target, tmp_path
     figures are rebuilt from its trades and pass the ledger check."""
     source = f"sqlite:///{tmp_path / 'source.db'}"
     make_store(source)
+    _before_soft_delete(source)
     folder = export(source, tmp_path / "archive")
     later = _back_to_the_first_revision(folder)
     with fresh_database_url(target, tmp_path) as url:
@@ -426,6 +457,7 @@ def test_an_older_archive_that_fails_the_ledger_at_head_is_not_kept(tmp_path):
     the copied rows are removed again (the database was not new, so it stays)."""
     source = f"sqlite:///{tmp_path / 'source.db'}"
     make_store(source)
+    _before_soft_delete(source)
     folder = export(source, tmp_path / "archive")
     _back_to_the_first_revision(folder)
     lines = (folder / "position.jsonl").read_text().splitlines(keepends=True)

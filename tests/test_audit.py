@@ -313,6 +313,93 @@ def sc_config_delete(s, start):
     return [("config", "delete", row.id)]
 
 
+def _closed_position(s):
+    p = _position(s)
+    s.positions.close_position(p.id)
+    return p
+
+
+def sc_delete_order(s, start):
+    o = _order(s)
+    start()
+    return [("orders", "delete", s.delete_order(o.id).id)]
+
+
+def sc_restore_order(s, start):
+    o = s.delete_order(_order(s).id)
+    start()
+    return [("orders", "restore", s.restore_order(o.id).id)]
+
+
+def sc_delete_position(s, start):
+    p = _closed_position(s)
+    start()
+    return [("positions", "delete", s.delete_position(p.id).id)]
+
+
+def sc_restore_position(s, start):
+    p = s.delete_position(_closed_position(s).id)
+    start()
+    return [("positions", "restore", s.restore_position(p.id).id)]
+
+
+def sc_delete_strategy(s, start):
+    st = _strategy(s)
+    start()
+    return [("strategies", "delete", s.delete_strategy(st.id).id)]
+
+
+def sc_restore_strategy(s, start):
+    st = s.delete_strategy(_strategy(s).id)
+    start()
+    return [("strategies", "restore", s.restore_strategy(st.id).id)]
+
+
+def sc_delete_config(s, start):
+    row = s.config.create(f"c-{sym()}", "x")
+    start()
+    return [("config", "delete", s.delete_config(row.key).id)]
+
+
+def sc_restore_config(s, start):
+    row = s.delete_config(s.config.create(f"c-{sym()}", "x").key)
+    start()
+    return [("config", "restore", s.restore_config(row.key).id)]
+
+
+def sc_orders_restore(s, start):
+    o = s.delete_order(_order(s).id)
+    start()
+    return [("orders", "restore", s.orders.restore(o.id).id)]
+
+
+def sc_positions_restore(s, start):
+    p = s.delete_position(_closed_position(s).id)
+    start()
+    return [("positions", "restore", s.positions.restore(p.id).id)]
+
+
+def sc_strategies_restore(s, start):
+    st = s.delete_strategy(_strategy(s).id)
+    start()
+    return [("strategies", "restore", s.strategies.restore(st.id).id)]
+
+
+def sc_config_restore(s, start):
+    row = s.delete_config(s.config.create(f"c-{sym()}", "x").key)
+    start()
+    return [("config", "restore", s.config.restore(row.id).id)]
+
+
+def sc_trades_restore(s, start):
+    o = _order(s)
+    t = s.record_trade(o.id, o.symbol, "buy", 1, 100)
+    start()
+    with pytest.raises(ValidationError):  # a trade is never deleted
+        s.trades.restore(t.id)
+    return []
+
+
 def sc_adjust_open(s, start):
     start()
     p = s.adjustments.open(sym(), "short", 4, 50)
@@ -361,7 +448,7 @@ READS = {
     "get_by_id", "exists", "get", "get_for_update", "get_all", "get_by_symbol",
     "get_all_open", "get_by_external_id", "get_by_status", "get_recent", "page",
     "get_by_order_id", "get_by_name", "id_for_name", "get_active", "get_by_key",
-    "lock_symbol", "open_position", "locked",
+    "lock_symbol", "open_position", "locked", "get_deleted", "check_delete",
 }
 
 
@@ -780,12 +867,13 @@ def test_the_migration_goes_down_and_up_again(db_url):
     try:
         StorageService(db, actor=ACTOR).create_strategy("before")
         runner = Runner(db)
-        assert runner.downgrade("0002_marks_and_reports") == ["0003_audit_log"]
+        assert runner.downgrade("0002_marks_and_reports") == ["0004_soft_delete",
+                                                              "0003_audit_log"]
         assert "audit_log" not in db.get_tables()
         if db.param == "%s":  # PostgreSQL: the trigger's function went with it
             assert not db.execute_sql("SELECT 1 FROM pg_proc WHERE proname = "
                                       "'audit_log_append_only'").fetchall()
-        assert runner.upgrade("head") == ["0003_audit_log"]
+        assert runner.upgrade("head") == ["0003_audit_log", "0004_soft_delete"]
         StorageService(db, actor=ACTOR).create_strategy("after")
         assert [e.changes["name"][1] for e in get_audit_log(db)] == ["after"]
     finally:

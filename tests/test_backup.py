@@ -12,13 +12,10 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from children import Child
 from conftest import fresh_pg_database
 from every_row import fill_every_kind
 from test_convert import canonical, make_store
@@ -33,40 +30,15 @@ from stocksbot_store.errors import StorageError
 WRITER = Path(__file__).parent / "procs" / "fill_loop.py"
 
 
-class Writer:
+class Writer(Child):
     """tests/procs/fill_loop.py in its own process; its reported trade ids, as they come."""
 
     def __init__(self, url: str) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, str(WRITER), url, "bk", "7"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env)
-        self.lines: list[tuple[float, str]] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append((time.monotonic(), line.strip()))
+        super().__init__([WRITER, url, "bk", "7"])
 
     def ids(self, lines: list[tuple[float, str]]) -> set[int]:
         return {int(x) for _, line in lines if line.startswith(("T ", "B "))
                 for x in line.split()[1:]}
-
-    def wait_for(self, count: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.lines) < count:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"the writer stopped or stalled: {self.error}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=60)
-        self.reader.join(timeout=60)
-        self.error = self.process.stderr.read()
 
 
 def seed_history(url: str, orders: int = 600) -> None:
@@ -82,15 +54,15 @@ def seed_history(url: str, orders: int = 600) -> None:
     db.close()
 
 
-def test_backup_while_another_process_records_fills(file_db_url, tmp_path, monkeypatch):
-    seed_history(file_db_url)
+def test_backup_while_another_process_records_fills(store_url, tmp_path, monkeypatch):
+    seed_history(store_url)
     monkeypatch.setattr(backup_module, "STEP_PAGES", 4)  # many steps, writes between them
-    writer = Writer(file_db_url)
+    writer = Writer(store_url)
     try:
         writer.wait_for(30)
         before = list(writer.lines)
-        db = connect(file_db_url)
-        target = tmp_path / ("copy.db" if file_db_url.startswith("sqlite") else "copy")
+        db = connect(store_url)
+        target = tmp_path / ("copy.db" if store_url.startswith("sqlite") else "copy")
         steps = []
         report = backup(db, str(target), progress=lambda *a: steps.append(a))
         during = [t for t, _ in writer.lines if t >= before[-1][0]]
@@ -104,7 +76,7 @@ def test_backup_while_another_process_records_fills(file_db_url, tmp_path, monke
     assert max(gaps, default=0) < SQLITE_PRAGMAS["busy_timeout"] / 1000
     assert report.ok, report.summary()
     assert report.ledger.trades >= 600 and len(steps) > 3
-    if file_db_url.startswith("sqlite"):
+    if store_url.startswith("sqlite"):
         copy = connect(f"sqlite:///{target}", migrate=False)
         stored = {r[0] for r in copy.execute_sql("SELECT id FROM trade")}
         copy.close()
@@ -177,7 +149,7 @@ def test_backup_and_restore_commands(tmp_path, capsys):
     assert backup_main(["--url", url]) == 0
     out = capsys.readouterr().out
     path = out.split("backup: ", 1)[1].split("\n", 1)[0]
-    for expected in ("size: ", "rows: strategy 2, position 4, order 7, trade 8, config 5",
+    for expected in ("size: ", "rows: strategy 4, position 4, order 8, trade 8, config 6",
                      "integrity: ok", "ledger OK", "verified: OK"):
         assert expected in out
     assert backup_main(["--url", url, "--to", path]) == 2
@@ -202,7 +174,7 @@ def test_every_kind_of_row_survives_a_postgres_backup(tmp_path):
         fill_every_kind(StorageService(db))
         report = backup(db, str(tmp_path / "archive"))
         db.close()
-        assert report.ok and report.rows["config"] == 5
+        assert report.ok and report.rows["config"] == 6
         restored = f"sqlite:///{tmp_path / 'restored.db'}"
         restore(report.path, restored)
         assert canonical(restored) == canonical(pg_url)

@@ -213,10 +213,9 @@ def test_missing_tables_are_a_schema_error(db):
 
 
 @pytest.fixture
-def file_store(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
-    yield file_db_url, StorageService(db)
+def file_store(store_url):
+    db = connect(store_url)
+    yield store_url, StorageService(db)
     db.close()
 
 

@@ -66,3 +66,39 @@ def test_the_installed_command_runs(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no such file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_export_opens_the_store_read_only(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from stocksbot_store import ReadOnlyError, StorageService, connect, init_db
+
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    db = connect(url)
+    init_db(db)
+    StorageService(db).create_strategy("momentum")
+    db.close()
+    opened = []
+
+    def spy(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(commands, "connect", spy)
+    bot = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        bot.execute("BEGIN IMMEDIATE")  # the write lock, held as a bot mid-write holds it
+        bot.execute("UPDATE strategy SET description = 'mid-write'")
+        out = tmp_path / "exported"
+        assert commands.export_main(["--url", url, "--out", str(out), "--no-progress"]) == 0
+        assert "strategy 1" in capsys.readouterr().out
+        bot.execute("UPDATE strategy SET description = 'written'")
+        bot.execute("COMMIT")
+    finally:
+        bot.close()
+    # The connection it read through (mode=ro) refuses any write: it can never take
+    # the write lock from the bot.
+    with pytest.raises(ReadOnlyError):
+        opened[0].execute_sql("UPDATE strategy SET description = 'exported'")
+    opened[0].close()

@@ -111,9 +111,9 @@ def test_a_bot_writes_while_a_dashboard_reads_on_a_sqlite_file(tmp_path):
     db.close()
 
 
-def test_two_writers_on_one_symbol_leave_the_position_right(file_db_url):
-    db = _prepare(file_db_url)
-    writers = [_start(WRITER, file_db_url, 4, 2, "SAME", f"p{n}") for n in range(2)]
+def test_two_writers_on_one_symbol_leave_the_position_right(store_url):
+    db = _prepare(store_url)
+    writers = [_start(WRITER, store_url, 4, 2, "SAME", f"p{n}") for n in range(2)]
     results = [_result(w) for w in writers]
     assert all(r["errors"] == [] and r["fills"] > 20 for r in results)
     assert Trade.select().bind(db).count() == sum(r["fills"] for r in results)

@@ -61,7 +61,7 @@ def test_convert_both_ways_keeps_every_row_and_the_figures(tmp_path):
     make_store(source)
     with fresh_pg_database() as pg_url:
         to_pg = convert(source, pg_url)
-        assert to_pg.ledger.ok and to_pg.rows["trade"] == 8 and to_pg.rows["config"] == 5
+        assert to_pg.ledger.ok and to_pg.rows["trade"] == 8 and to_pg.rows["config"] == 6
         assert canonical(pg_url) == canonical(source)
         to_sqlite = convert(pg_url, back)
         # the audit log differs by the first copy's summary rows, which the second copies
@@ -74,7 +74,7 @@ def test_convert_both_ways_keeps_every_row_and_the_figures(tmp_path):
         strategy = storage.create_strategy("new one")
         db.close()
         assert order.id == len(canonical(source)["order"]) + 1
-        assert strategy.id == 3
+        assert strategy.id == len(canonical(source)["strategy"]) + 1
     assert canonical(back) == canonical(source)
     assert stats(back) == stats(source)
 
@@ -139,7 +139,7 @@ def test_command_line_prints_the_verification_and_hides_the_password(tmp_path, c
     with fresh_pg_database() as pg_url:
         assert convert_main(["--from", source, "--to", pg_url]) == 0
         out = capsys.readouterr().out
-        assert "rows: strategy 2, position 4, order 7, trade 8, config 5" in out
+        assert "rows: strategy 4, position 4, order 8, trade 8, config 6" in out
         assert "ledger OK" in out and "verified" in out
         again = convert_main(["--from", source, "--to", pg_url])
         err = capsys.readouterr().err

@@ -12,6 +12,7 @@ from conftest import dump_tables
 
 from stocksbot_store import (
     ConflictError,
+    DeletedError,
     Fill,
     NotFoundError,
     OverfillError,
@@ -345,6 +346,32 @@ def test_a_fill_that_failed_leaves_nothing_known(storage, db, monkeypatch):
     storage.record_trade(order.id, "FAIL", "buy", 3, 11)
     assert storage.get_position_by_symbol("FAIL").quantity == 5
     _books_agree(db)
+
+
+def test_an_order_deleted_after_the_book_knew_it_takes_no_fill(file_db_url, file_backend):
+    """A SQLite connection's book knows a new order once a fill made it fresh; a soft
+    delete of that order, on the same connection (total_changes moves) or on another
+    (data_version moves), is seen by the next fill, single or bulk."""
+    first, second = connect(file_db_url), connect(file_db_url)
+    try:
+        one, two = StorageService(init_db(first)), StorageService(second)
+        for deleter in (one, two):
+            warm = one.create_order("KNOWN", "buy", "market", 1)
+            one.record_trade(warm.id, "KNOWN", "buy", 1, 10)
+            order = one.create_order("KNOWN", "buy", "market", 2)
+            if file_backend != "postgres":
+                assert order.id in one._fills._book().orders  # what makes the test bite
+            deleter.delete_order(order.id)
+            before = dump_tables(first)
+            with pytest.raises(DeletedError, match=rf"order {order.id} is deleted.*restore_order"):
+                one.record_trade(order.id, "KNOWN", "buy", 1, 10)
+            with pytest.raises(DeletedError, match=f"order {order.id} is deleted"):
+                one.record_trades([Fill(order.id, "KNOWN", "buy", 1, 10)])
+            assert dump_tables(first) == before
+        _books_agree(first)
+    finally:
+        first.close()
+        second.close()
 
 
 @pytest.mark.sqlite_only  # the book of what a connection knows is SQLite's

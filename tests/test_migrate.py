@@ -302,12 +302,19 @@ def test_pooled_postgres_is_migrated_and_the_lock_released(db_url):
 
 
 SLOW_MIGRATION = '''
+import os
 import time
 
 
 def upgrade(migrator, db):
     db.execute_sql('CREATE TABLE "slow_marker" ("id" INTEGER)')
-    time.sleep(1.0)  # a creator that takes a while: the others arrive meanwhile
+    # A creator that holds the lock until every process has started connecting (a state
+    # to reach, not a time to guess), and a moment more for the last to reach the lock.
+    arrived, deadline = os.environ["ARRIVALS"], time.monotonic() + 60
+    while len(os.listdir(arrived)) < int(os.environ["STARTERS"]):
+        assert time.monotonic() < deadline, "the other processes never started"
+        time.sleep(0.01)
+    time.sleep(0.2)
 
 
 def downgrade(migrator, db):
@@ -321,6 +328,7 @@ while not os.path.exists(sys.argv[2]):  # every process starts connecting at onc
     assert time.monotonic() < deadline
     time.sleep(0.005)
 from stocksbot_store import StorageError, connect
+open(os.path.join(os.environ["ARRIVALS"], str(os.getpid())), "w").close()
 try:
     db = connect(sys.argv[1])
     names = db.execute_sql('SELECT "name" FROM "schema_migration" ORDER BY "name"').fetchall()
@@ -340,8 +348,10 @@ def test_processes_starting_together_on_a_new_database_agree_on_its_schema(file_
     import sys
 
     folder = migrations_folder(tmp_path, **{"0900_slow": SLOW_MIGRATION})
-    go = tmp_path / "go"
-    env = {**os.environ, "STOCKSBOT_MIGRATIONS": folder}
+    go, arrivals = tmp_path / "go", tmp_path / "arrived"
+    arrivals.mkdir()
+    env = {**os.environ, "STOCKSBOT_MIGRATIONS": folder, "ARRIVALS": str(arrivals),
+           "STARTERS": "4"}
     starters = [subprocess.Popen([sys.executable, "-c", STARTER, file_db_url, str(go)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env=env) for _ in range(4)]

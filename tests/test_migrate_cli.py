@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import fresh_pg_database
+from conftest import fresh_pg_database, pip_install_copy
 
 from stocksbot_store import connect
 from stocksbot_store.migrate import Runner, main, migrations_directory
@@ -152,20 +152,7 @@ def test_console_script_is_installed():
 
 def test_a_pip_installed_package_finds_its_migrations(tmp_path):
     """``pip install`` (not editable) of a copy of the source, then ``upgrade``."""
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source)
-    for name in ("stocksbot_store", "migrations", "tui"):
-        shutil.copytree(REPO / name, source / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
-    target = tmp_path / "site"
-    # Offline: the build backend is the one the test extra installs (setuptools, wheel).
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-         "--no-index", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-2000:]
+    target = pip_install_copy(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(target))
     env.pop("DATABASE_URL", None)
     env.pop("STOCKSBOT_MIGRATIONS", None)

@@ -18,7 +18,6 @@ from stocksbot_store import (
     StorageService,
     ValidationError,
     connect,
-    init_db,
 )
 from stocksbot_store.check import check_ledger
 from stocksbot_store.fields import MAX_MAGNITUDE
@@ -341,25 +340,24 @@ def test_a_batch_losing_a_race_to_a_different_fill_is_a_conflict(db, db_url):
     assert storage.orders.get(a.id).filled_quantity == 0
 
 
-def test_a_batch_after_a_single_fill_with_the_same_broker_id(file_db_url):
+def test_a_batch_after_a_single_fill_with_the_same_broker_id(store_url):
     """On a SQLite file the two cannot interleave (each takes the write lock first); on
     both, whichever comes second sees the first: the same fill is returned as stored,
     a different one is a conflict."""
-    db = connect(file_db_url)
-    init_db(db)
+    db = connect(store_url)
     storage, a, b = _orders(db)
     single = storage.record_trade(b.id, "BBB", "buy", 2, 20, external_id="E2")
     outcome: dict = {}
     different = [{"order_id": a.id, "symbol": "AAA", "side": "buy", "quantity": 1,
                   "price": 10, "external_id": "E2"}]
-    thread = threading.Thread(target=_run_batch, args=(file_db_url, different, outcome))
+    thread = threading.Thread(target=_run_batch, args=(store_url, different, outcome))
     thread.start()
     thread.join(60)
     assert isinstance(outcome.get("error"), ConflictError), outcome
     same = [{"order_id": b.id, "symbol": "BBB", "side": "buy", "quantity": 2, "price": 20,
              "external_id": "E2"}]
     outcome = {}
-    thread = threading.Thread(target=_run_batch, args=(file_db_url, same, outcome))
+    thread = threading.Thread(target=_run_batch, args=(store_url, same, outcome))
     thread.start()
     thread.join(60)
     assert [t.id for t in outcome["result"]] == [single.id]

@@ -237,12 +237,11 @@ def test_prometheus_label_values_are_escaped(tmp_path):
 
 
 @pytest.fixture
-def file_store(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
+def file_store(store_url):
+    db = connect(store_url)
     book(StorageService(db))
     db.close()
-    return file_db_url
+    return store_url
 
 
 def test_cli_text(file_store, capsys):
@@ -289,7 +288,8 @@ def test_cli_exit_2_without_traceback_or_password(url, tmp_path):
 
 
 def test_health_line_text(storage):
-    from tui.widgets.health_line import health_text, read_health
+    from stocksbot_tui.data import read_health
+    from stocksbot_tui.widgets.health_line import health_text
 
     book(storage)
     line = str(health_text(read_health(storage.db)))
@@ -304,7 +304,8 @@ def test_health_line_widget(tmp_path):
 
     from textual.app import App
 
-    from tui.widgets.health_line import HealthLine, read_health
+    from stocksbot_tui.data import read_health
+    from stocksbot_tui.widgets.health_line import HealthLine
 
     db = connect(f"sqlite:///{tmp_path / 'store.db'}")
     init_db(db)

@@ -114,7 +114,9 @@ def test_position_repository_call_forms(db, books_agree):
 
     assert repo.delete(10_000) is False                           # no such row
     with pytest.raises(ValidationError, match="close_position"):
-        repo.delete(b.id)                                          # its trades would remain
+        repo.delete(a.id)                                          # open: a fill moves it
+    assert repo.delete(b.id) is True                               # closed: a soft delete
+    assert repo.get_by_id(b.id) is None and repo.get_by_id(b.id, include_deleted=True)
 
 
 @pytest.mark.parametrize("change, field", [
@@ -264,7 +266,7 @@ def test_a_trade_is_history(db, books_agree):
     with pytest.raises(ValidationError, match="correcting fill"):
         storage.trades.delete(trade.id)
     assert storage.trades.delete(10_000) is False
-    with pytest.raises(ValidationError):  # nor can its order go: a trade would point nowhere
+    with pytest.raises(ValidationError, match="1 fill"):  # nor can its order go
         storage.orders.delete(order.id)
     assert dump_tables(db) == before
 
@@ -295,10 +297,11 @@ def test_deleting_a_strategy_keeps_its_orders_and_trades(db, books_agree):
     strategy = storage.create_strategy("gone")
     order = storage.create_order("AAPL", "buy", "market", 1, None, strategy.id)
     trade = storage.record_trade(order.id, "AAPL", "buy", 1, 10)
-    assert storage.strategies.delete(strategy.id) is True
+    assert storage.strategies.delete(strategy.id) is True         # a soft delete
     assert storage.strategies.delete(strategy.id) is False
-    assert storage.orders.get_by_id(order.id).strategy_id is None
-    assert storage.trades.get_by_id(trade.id).strategy_id is None
+    assert storage.strategies.get_by_id(strategy.id) is None
+    assert storage.orders.get_by_id(order.id).strategy_id == strategy.id
+    assert storage.trades.get_by_id(trade.id).strategy_id == strategy.id
 
 
 # -- ConfigRepository ---------------------------------------------------------------------

@@ -11,21 +11,30 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import fresh_pg_database
+from conftest import store_on
 
-from stocksbot_store import DatabaseUnavailableError, StorageService, connect, init_db
+from stocksbot_store import DatabaseUnavailableError, StorageService, connect
 
 pytestmark = pytest.mark.postgres_only
 
 
 @pytest.fixture
-def pool_url() -> Iterator[str]:
-    """A fresh store's URL, with the pool scheme and no query string yet."""
-    with fresh_pg_database() as url:
-        db = connect(url)
-        init_db(db)
-        db.close()
+def pool_url(request, tmp_path) -> Iterator[str]:
+    """An empty store's URL, with the pool scheme and no query string yet."""
+    with store_on("postgres", request, tmp_path) as url:
         yield url.replace("postgresql://", "postgresql+pool://", 1)
+
+
+class WatchedCondition(threading.Condition):
+    """The pool's condition, telling the test when a thread starts waiting on it."""
+
+    def __init__(self, lock) -> None:
+        super().__init__(lock)
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
 
 
 class Holder:
@@ -80,19 +89,18 @@ def test_a_full_pool_waits_for_timeout_then_names_its_size(pool_url):
 
 def test_a_waiting_thread_gets_the_connection_that_comes_back(pool_url):
     db = connect(pool_url + "?max_connections=1&timeout=30")
+    db._pool_available = pool = WatchedCondition(db._pool_lock)
     holder = Holder(db)
     result: list = []
-    waiting = threading.Event()
 
     def reader() -> None:
-        waiting.set()
         result.append(StorageService(db).get_recent_orders())
         db.close()
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    waiting.wait(30)
-    time.sleep(0.2)  # let the reader queue on the pool (it succeeds either way)
+    # A state, not a time: the reader is queued on the pool before the holder lets go.
+    assert pool.waiting.wait(30), "the reader never waited for a connection"
     holder.stop()
     thread.join(30)
     assert result == [[]]

@@ -28,10 +28,10 @@ _WRITES = ("BEGIN IMMEDIATE", "INSERT", "UPDATE", "DELETE")
 
 
 @pytest.fixture
-def shared(file_db_url) -> Iterator[tuple[StorageService, StorageService]]:
+def shared(store_url) -> Iterator[tuple[StorageService, StorageService]]:
     """The store the callers share, and a second connection to it that holds locks."""
-    db = connect(file_db_url)
-    holder = connect(file_db_url)
+    db = connect(store_url)
+    holder = connect(store_url)
     yield StorageService(db), StorageService(holder)
     holder.close()
     db.close()

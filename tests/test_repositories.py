@@ -34,9 +34,10 @@ def test_positions(db):
     assert repo.get_by_symbol("AAPL", is_open=False).realized_pnl == D("500.25")
     with pytest.raises(DuplicateError):  # one open position per symbol
         repo.create(symbol="MSFT", side="long", quantity=1, avg_entry_price=1)
-    with pytest.raises(ValidationError, match="close_position"):  # its trades would remain
+    with pytest.raises(ValidationError, match="close_position"):  # open: a fill moves it
         repo.delete(b)
     assert repo.delete(999) is False
+    assert repo.delete(a) is True and a.deleted_at is not None      # closed: soft-deleted
 
 
 def test_orders(db):

@@ -51,13 +51,12 @@ def test_the_bot_trades_until_trading_is_halted(storage):
     assert len(storage.get_recent_trades(1000)) == halted
 
 
-def test_the_bot_thread_writes_through_its_own_connection(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
+def test_the_bot_thread_writes_through_its_own_connection(store_url):
+    db = connect(store_url)
     storage = StorageService(db)
     seed_history(storage, orders=10)
     before = len(storage.get_recent_trades(1000))
-    bot = SimulatedBot(connect(file_db_url), seed=2, interval=0.01).start()
+    bot = SimulatedBot(connect(store_url), seed=2, interval=0.01).start()
     try:
         for _ in range(500):
             if len(storage.get_recent_trades(1000)) > before + 3:

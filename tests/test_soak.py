@@ -6,9 +6,11 @@
   reader process.
 
 Each runs for :data:`SECONDS` (30 s; 8 s under ``CI=true``; ``STOCKSBOT_SOAK_SECONDS``
-overrides; never skipped). Afterwards: zero errors, zero "database is locked",
-and the ledger check passes, so every open position equals the replay of its
-symbol's trades and every order and strategy figure equals its trades'.
+overrides); marked slow, so it runs under ``CI=true`` or with ``--run-slow``. The seed of
+the workers' random choices is printed; ``STOCKSBOT_SEED=<seed>`` replays it.
+Afterwards: zero errors, zero "database is locked", and the ledger check passes, so
+every open position equals the replay of its symbol's trades and every order and
+strategy figure equals its trades'.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fresh_database_url
+from conftest import store_on
 
-from stocksbot_store import connect, init_db
+from stocksbot_store import connect
 from stocksbot_store.check import check_ledger
 
 WORKER = Path(__file__).parent / "procs" / "soak_worker.py"
@@ -30,14 +32,12 @@ SECONDS = float(os.environ.get("STOCKSBOT_SOAK_SECONDS")
                 or (8 if os.environ.get("CI", "").lower() == "true" else 30))
 WRITER_THREADS = 4
 
-pytestmark = pytest.mark.slow
-
-
-def run_workers(url: str, plan: list[tuple[str, int]]) -> list[dict]:
+def run_workers(url: str, plan: list[tuple[str, int]], seed: int) -> list[dict]:
     """Start one process per (role, threads) in ``plan`` at once; their JSON reports."""
     processes = [
         subprocess.Popen([sys.executable, str(WORKER), role, url, str(SECONDS), str(threads),
-                          f"p{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          f"p{i}", str(seed + i)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i, (role, threads) in enumerate(plan)]
     reports = []
     for process in processes:
@@ -47,10 +47,9 @@ def run_workers(url: str, plan: list[tuple[str, int]]) -> list[dict]:
     return reports
 
 
-def soak(url: str, plan: list[tuple[str, int]]) -> None:
+def soak(url: str, plan: list[tuple[str, int]], rng) -> None:
     db = connect(url)
-    init_db(db)
-    reports = run_workers(url, plan)
+    reports = run_workers(url, plan, rng.randrange(1 << 30))
     for report in reports:
         assert report["errors"] == 0, report
         assert report["locked"] == 0, report
@@ -67,28 +66,29 @@ def soak(url: str, plan: list[tuple[str, int]]) -> None:
           f"{checks} checks during the run; final: {final.summary()}")
 
 
-def test_sqlite_one_writer_process_with_threads_two_readers(tmp_path):
-    with fresh_database_url("sqlite_file", tmp_path) as url:
-        soak(url, [("writer", WRITER_THREADS), ("reader", 1), ("reader", 1)])
+@pytest.mark.slow
+def test_sqlite_one_writer_process_with_threads_two_readers(request, tmp_path, rng):
+    with store_on("sqlite_file", request, tmp_path) as url:
+        soak(url, [("writer", WRITER_THREADS), ("reader", 1), ("reader", 1)], rng)
 
 
-def test_postgres_four_writer_processes_on_shared_symbols(tmp_path):
-    with fresh_database_url("postgres", tmp_path) as url:
-        soak(url, [("writer", 1)] * 4 + [("reader", 1)])
+@pytest.mark.slow
+def test_postgres_four_writer_processes_on_shared_symbols(request, tmp_path, rng):
+    with store_on("postgres", request, tmp_path) as url:
+        soak(url, [("writer", 1)] * 4 + [("reader", 1)], rng)
 
 
 # -- the locking that the PostgreSQL soak depends on, made deterministic ----------------
 
 
 @pytest.fixture
-def pg_store(tmp_path):
-    with fresh_database_url("postgres", tmp_path) as url:
+def pg_store(request, tmp_path):
+    with store_on("postgres", request, tmp_path) as url:
         import psycopg
 
         from stocksbot_store import StorageService
 
         db = connect(url)
-        init_db(db)
         storage = StorageService(db)
         strategy = storage.create_strategy("locked")
         other = psycopg.connect(url.replace("postgresql+pool://", "postgresql://"))

@@ -6,23 +6,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
+from conftest import pip_install_copy
 from textual.widgets import Input, Select
 
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store.seed import seed_history
-from tui.__main__ import main
-from tui.app import DashboardApp
-from tui.data import PAGE_SIZE, DashboardSource
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.filter import FilterScreen
-from tui.screens.help import HelpScreen
-from tui.screens.order_detail import OrderDetailScreen
-from tui.widgets.keyed_table import KeyedTable
-from tui.widgets.status_bar import StatusBar
+from stocksbot_tui.__main__ import main
+from stocksbot_tui.app import DashboardApp
+from stocksbot_tui.data import PAGE_SIZE, DashboardSource
+from stocksbot_tui.screens.confirm import ConfirmScreen
+from stocksbot_tui.screens.filter import FilterScreen
+from stocksbot_tui.screens.help import HelpScreen
+from stocksbot_tui.screens.order_detail import OrderDetailScreen
+from stocksbot_tui.widgets.keyed_table import KeyedTable
+from stocksbot_tui.widgets.status_bar import StatusBar
 
 SIZE = (160, 48)
 
@@ -45,9 +49,9 @@ def seed(url: str, orders: int = 120) -> None:
 
 
 @pytest.fixture
-def seeded_url(file_db_url) -> str:
-    seed(file_db_url)
-    return file_db_url
+def seeded_url(store_url) -> str:
+    seed(store_url)
+    return store_url
 
 
 @pytest.fixture
@@ -87,7 +91,8 @@ async def test_each_view_shows_the_store(seeded_url, store):
         assert positions.keys() == [p.symbol for p in store.get_open_positions()] + ["__total__"]
         assert "LIVE" in status_text(app) and "TRADING ENABLED" in status_text(app)
         for key, view in (("2", "orders"), ("3", "strategies"), ("4", "trades"),
-                          ("5", "performance"), ("tab", "positions"), ("tab", "orders")):
+                          ("5", "performance"), ("tab", "audit"), ("tab", "positions"),
+                          ("tab", "orders")):
             await pilot.press(key)
             assert app.current_view == view
         orders = table(app, "orders")
@@ -325,7 +330,7 @@ def test_a_sqlite_path_that_does_not_exist_is_refused(tmp_path, capsys, monkeypa
 async def test_keyed_table_redraws_only_what_changed():
     from textual.app import App
 
-    from tui.format import Cell
+    from stocksbot_tui.format import Cell
 
     class One(App):
         def compose(self):
@@ -356,7 +361,7 @@ async def test_keyed_table_redraws_only_what_changed():
 async def test_keyed_table_columns_grow_with_their_values():
     from textual.app import App
 
-    from tui.format import Cell
+    from stocksbot_tui.format import Cell
 
     class One(App):
         def compose(self):
@@ -371,3 +376,27 @@ async def test_keyed_table_columns_grow_with_their_values():
         table.sync([("a", [Cell("short"), Cell("1,234.00")])])  # a value got wider
         await pilot.pause()
         assert table.columns["last"].content_width == len("1,234.00")
+
+
+def test_installed_it_is_the_package_stocksbot_tui(tmp_path):
+    """``pip install`` (not editable) of a copy of the source: the dashboard is the package
+    ``stocksbot_tui`` (its folder is ``tui/``), with its stylesheets; there is no
+    top-level ``tui``; ``python -m stocksbot_tui`` and ``stocksbot-dashboard`` start it."""
+    target = pip_install_copy(tmp_path)
+    assert not (target / "tui").exists()
+    assert (target / "stocksbot_tui" / "app.tcss").exists()
+    assert (target / "stocksbot_tui" / "widgets" / "keyed_table.py").exists()
+    script = (target / "bin" / "stocksbot-dashboard").read_text()
+    assert "from stocksbot_tui.__main__ import run" in script
+    env = dict(os.environ, PYTHONPATH=str(target))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    found = subprocess.run(
+        [sys.executable, "-c", "import stocksbot_tui.app, importlib.util; "
+         "print(stocksbot_tui.app.__file__); print(importlib.util.find_spec('tui'))"],
+        capture_output=True, text=True, cwd=elsewhere, env=env, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [str(target / "stocksbot_tui" / "app.py"), "None"]
+    shown = subprocess.run([sys.executable, "-m", "stocksbot_tui", "--help"],
+                           capture_output=True, text=True, cwd=elsewhere, env=env, timeout=60)
+    assert shown.returncode == 0 and "stocksbot-dashboard" in shown.stdout, shown.stderr

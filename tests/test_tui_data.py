@@ -1,4 +1,5 @@
-"""The dashboard's data access (tui.data) and the store queries it uses, on every backend."""
+"""The dashboard's data access (stocksbot_tui.data) and the store queries it uses, on
+every backend."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stocksbot_store.queries import (
     trade_page,
 )
 from stocksbot_store.seed import seed_history
-from tui.data import PAGE_SIZE, DashboardSource, OrderQuery, Sort
+from stocksbot_tui.data import PAGE_SIZE, DashboardSource, OrderQuery, Sort
 
 
 @pytest.fixture
@@ -42,13 +43,12 @@ def test_pnl_series_ends_at_the_strategy_total(seeded):
     assert series[-1][1] - series[-2][1] == max(closing, key=lambda t: t.executed_at).realized_pnl
 
 
-def test_the_watcher_sees_only_commits(file_db_url):
-    db = connect(file_db_url)
-    init_db(db)
+def test_the_watcher_sees_only_commits(store_url):
+    db = connect(store_url)
     watcher = ChangeWatcher(db, poll_seconds=3600)
     assert watcher.changed() is True
     assert watcher.changed() is False
-    other = connect(file_db_url)
+    other = connect(store_url)
     StorageService(other).set_trading_enabled(False)
     other.close()
     # A notification reaches the listener a moment after the commit returns (some
@@ -163,8 +163,159 @@ def test_the_store_never_imports_the_dashboard():
     code = ("import pkgutil, importlib, sys, stocksbot_store\n"
             "for m in pkgutil.iter_modules(stocksbot_store.__path__):\n"
             "    importlib.import_module('stocksbot_store.' + m.name)\n"
-            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('tui', 'textual')))")
+            "print(sorted(n for n in sys.modules\n"
+            "             if n.split('.')[0] in ('tui', 'stocksbot_tui', 'textual')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_refresh_reads_one_snapshot_while_the_bot_commits(file_db_url, monkeypatch):
+    """The bot commits an order and its fill after every statement of a refresh; the
+    refresh still shows one committed state: each position is the sum of the fills of
+    the orders shown, and every filled order's fill is in the trades shown."""
+    bot_db = connect(file_db_url)
+    init_db(bot_db)
+    bot = StorageService(bot_db)
+    symbols = ["AAA", "BBB", "CCC"]
+
+    def trade(step: int) -> None:
+        symbol = symbols[step % len(symbols)]
+        order = bot.create_order(symbol, "buy", "market", step + 1)
+        bot.record_trade(order.id, symbol, "buy", step + 1, "10")
+
+    for step in range(3):
+        trade(step)
+    source = DashboardSource(file_db_url, poll_seconds=3600, page_size=500)
+    source.refresh(force=True)  # the first one checks the schema, on a connection of its own
+    commits: list[str] = []
+    read = source.db.execute_sql
+
+    def commit_after_each(sql, params=None):
+        cursor = read(sql, params)
+        if interleaving:
+            commits.append(sql)
+            trade(len(commits) + 3)
+        return cursor
+
+    monkeypatch.setattr(source.db, "execute_sql", commit_after_each)
+    interleaving = True
+    snap = source.refresh(force=True)
+    interleaving = False
+    assert len(commits) >= 5, commits  # the bot did commit between the refresh's reads
+
+    def agree(snap) -> None:
+        assert snap.failed == {}
+        filled: dict[str, Decimal] = {}
+        for order in snap.orders.rows:
+            filled[order.symbol] = filled.get(order.symbol, Decimal(0)) + order.filled_quantity
+        assert {p.symbol: p.quantity for p in snap.positions} == filled
+        assert sorted(t.order_id for t in snap.trades) == sorted(
+            o.id for o in snap.orders.rows if o.filled_quantity)
+        assert all(p.last_price == Decimal(10) for p in snap.positions)
+
+    agree(snap)
+    later = source.refresh(force=True)
+    agree(later)
+    assert len(later.orders.rows) > len(snap.orders.rows)  # the bot's commits are there now
+    source.close()
+    bot_db.close()
+
+
+def test_a_sqlite_dashboard_reads_while_the_bot_holds_the_write_lock(tmp_path):
+    """The dashboard opens a SQLite file mode=ro: it never takes the write lock, so it
+    reads while the bot holds it (BEGIN IMMEDIATE), and its reads cannot write."""
+    import sqlite3
+
+    from stocksbot_store import ReadOnlyError
+
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    db = connect(url)
+    init_db(db)
+    seed_history(StorageService(db), orders=30)
+    db.close()
+    bot = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    bot.execute("BEGIN IMMEDIATE")
+    try:
+        source = DashboardSource(url, poll_seconds=3600)
+        snap = source.refresh(force=True)
+        assert snap is not None and snap.failed == {} and snap.orders.rows
+        assert source.orders(OrderQuery(side="buy")).rows
+        with pytest.raises(ReadOnlyError):
+            source.storage.set_trading_enabled(False)
+        with pytest.raises(Exception, match="locked"):  # an action waits for the bot
+            DashboardSource(f"{url}?timeout=0.2").set_trading_enabled(False)
+    finally:
+        bot.execute("ROLLBACK")
+        bot.close()
+    source.set_trading_enabled(False)  # on a writable connection of its own
+    assert source.refresh(force=True).trading_enabled is False
+    source.close()
+
+
+def test_only_the_data_module_imports_the_store():
+    """tui/data.py is the dashboard's one door to the store (performance_data.py only
+    holds the Performance view's types; the demo's bot writes a store of its own).
+    Imports for type annotations alone (``if TYPE_CHECKING:``) do not count."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).parent.parent / "tui"
+    allowed = {"data.py", "performance_data.py", "demo.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                node.body = []
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "stocksbot_store" for n in names):
+                found.append(path.relative_to(root).as_posix())
+    assert found and set(found) <= allowed, found
+    performance = (root / "performance_data.py").read_text()
+    assert "StorageService" not in performance and "models" not in performance
+
+
+@pytest.mark.replica
+def test_a_refresh_reads_one_replica_and_sees_its_own_writes(monkeypatch):
+    """With a read replica, a refresh's read transaction runs on the standby (one
+    connection: ``pg_is_in_recovery()`` inside it is true), and a write the dashboard
+    made on its own connection is seen by the next refresh (read-your-writes)."""
+    from conftest import fresh_pg_database
+    from test_replicas import replica_url_of, require_replica
+    from test_replicas import wait_for as wait_until
+
+    from stocksbot_store import StorageError, replica_status
+
+    require_replica()
+    with fresh_pg_database() as url:
+        db = connect(url)
+        init_db(db)
+        seed_history(StorageService(db), orders=20)
+        db.close()
+        monkeypatch.setenv("DATABASE_REPLICA_URL", replica_url_of(url))
+        monkeypatch.setattr("stocksbot_store.replicas.DEFAULT_MAX_LAG", 300.0)
+        # The health line is read apart from the snapshot (its figures are the server's).
+        source = DashboardSource(url, poll_seconds=3600, health=lambda db: None)
+        orders = len(StorageService(connect(url, migrate=False)).orders.get_all(limit=None))
+
+        def on_caught_up_standby() -> bool:
+            """Whether a read transaction runs on the standby, which has the seeded store."""
+            try:
+                return source._read(lambda storage: storage.db.execute_sql(
+                    "SELECT pg_is_in_recovery(), count(*) FROM \"order\"").fetchone()) == (
+                    True, orders)
+            except StorageError:  # not replayed yet
+                return False
+
+        wait_until(on_caught_up_standby, "the standby to replay the store")
+        reads = replica_status(source.db)[0].reads
+        assert source.refresh(force=True).trading_enabled is True
+        assert replica_status(source.db)[0].reads == reads + 1  # one snapshot, one replica
+        source.set_trading_enabled(False)
+        assert source.refresh(force=True).trading_enabled is False
+        source.close()

@@ -8,13 +8,13 @@ import time
 
 import pytest
 from test_tui import drive
-from test_tui_snapshots import steady_health
+from test_tui_snapshots import steady_audit_log, steady_health
 
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store.seed import seed_history
-from tui.app import DashboardApp
-from tui.data import DashboardSource
-from tui.widgets.performance_view import PerformanceView, age_text
+from stocksbot_tui.app import DashboardApp
+from stocksbot_tui.data import DashboardSource
+from stocksbot_tui.widgets.performance_view import PerformanceView, age_text
 
 SIZE = (100, 30)
 NOW = dt.datetime(2026, 1, 9, 8, 0, tzinfo=dt.timezone.utc)
@@ -38,6 +38,7 @@ def app(tmp_path, monkeypatch) -> DashboardApp:
                        for p in held.values() if p.symbol != marked[0]})
     db.execute_sql("UPDATE reconcile_run SET ran_at = ?",
                    ("2026-01-09 07:30:00.000000+00:00",))
+    steady_audit_log(db)
     db.close()
     return DashboardApp(DashboardSource(url, health=steady_health), refresh_seconds=3600,
                         clock=lambda: NOW)

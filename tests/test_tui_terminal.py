@@ -1,4 +1,5 @@
-"""The dashboard in a real terminal: ``python -m tui --demo`` in tmux, read with capture-pane.
+"""The dashboard in a real terminal: ``python -m stocksbot_tui --demo`` in tmux, read with
+capture-pane.
 
 The demo's simulated bot keeps trading, so the newest trade id on the trades view
 must change within a few seconds. Needs tmux (``.ci/run`` installs it); without it
@@ -54,7 +55,7 @@ def demo_session():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true needs tmux for the real-terminal test", pytrace=False)
         pytest.skip("tmux is not installed")
-    command = f"{sys.executable} -m tui --demo --refresh 0.5"
+    command = f"{sys.executable} -m stocksbot_tui --demo --refresh 0.5"
     tmux("new-session", "-d", "-s", SESSION, "-x", "160", "-y", "48", command)
     try:
         yield

@@ -16,13 +16,13 @@ from textual.widgets.data_table import ColumnKey
 
 from stocksbot_store import StorageService, connect
 from stocksbot_store.seed import SimulatedBot
-from tui.app import VIEWS, DashboardApp
-from tui.data import PAGE_SIZE, DashboardSource
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.filter import FilterScreen
-from tui.screens.order_detail import OrderDetailScreen
-from tui.widgets.health_line import HealthLine, fitted, health_text
-from tui.widgets.keyed_table import ASCENDING, DESCENDING, KeyedTable
+from stocksbot_tui.app import VIEWS, DashboardApp
+from stocksbot_tui.data import PAGE_SIZE, DashboardSource
+from stocksbot_tui.screens.confirm import ConfirmScreen
+from stocksbot_tui.screens.filter import FilterScreen
+from stocksbot_tui.screens.order_detail import OrderDetailScreen
+from stocksbot_tui.widgets.health_line import HealthLine, fitted, health_text
+from stocksbot_tui.widgets.keyed_table import ASCENDING, DESCENDING, KeyedTable
 
 # The same fixtures as the other dashboard tests: a seeded store (a SQLite file or
 # PostgreSQL) and a second connection to it, as the bot would have.

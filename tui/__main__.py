@@ -1,4 +1,4 @@
-"""``stocksbot-dashboard`` / ``python -m tui``: start the dashboard.
+"""``stocksbot-dashboard`` / ``python -m stocksbot_tui``: start the dashboard.
 
 Errors (a bad URL, say) go to stderr with exit status 2 and no traceback; once
 running, database trouble is shown in the status line instead. A SQLite file that
@@ -15,8 +15,7 @@ from urllib.parse import urlparse
 
 from playhouse import db_url
 
-from stocksbot_store import StorageError
-from stocksbot_store.database import DEFAULT_URL, database_url
+from .data import DEFAULT_URL, DashboardSource, StorageError, create_store, database_url
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,17 +61,17 @@ def _positive_float(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the dashboard; the exit status."""
     args = parse_args(argv)
-    if not args.demo and not args.create:
-        missing = missing_sqlite_file(database_url(args.url))
-        if missing is not None:
-            print(f"stocksbot-dashboard: the SQLite database {missing!r} does not exist; "
-                  "check the path, or pass --create to create a new store there",
-                  file=sys.stderr)
-            return 2
-    from .app import DashboardApp
-    from .data import DashboardSource
-
     try:
+        if not args.demo:
+            missing = missing_sqlite_file(database_url(args.url))
+            if missing is not None and not args.create:
+                print(f"stocksbot-dashboard: the SQLite database {missing!r} does not exist; "
+                      "check the path, or pass --create to create a new store there",
+                      file=sys.stderr)
+                return 2
+            if missing is not None:
+                create_store(database_url(args.url))
+        from .app import DashboardApp
         if args.demo:
             from .demo import Demo
 

@@ -1,15 +1,15 @@
 """DashboardApp: the Textual app that shows the store live.
 
-The app owns no database code: a :class:`~tui.data.DashboardSource` does every
+The app owns no database code: a :class:`~stocksbot_tui.data.DashboardSource` does every
 read and write, always on a worker thread (``@work(thread=True)``), and the
-workers post :mod:`tui.messages` back; handlers on the UI thread update the views.
+workers post :mod:`stocksbot_tui.messages` back; handlers on the UI thread update the views.
 A timer asks for a refresh every ``refresh_seconds``; a refresh that finds no
 change (the common case) touches no widget. When the database cannot be reached,
 the status line says so and the timer keeps retrying; when only one view's figures
 fail, that view says why and the others stay live.
 
 The views are listed once, in :data:`VIEWS`: a new view is a
-:class:`~tui.widgets.table_view.TableView` subclass with ``show(snapshot)`` and a
+:class:`~stocksbot_tui.widgets.table_view.TableView` subclass with ``show(snapshot)`` and a
 line there.
 """
 
@@ -41,6 +41,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen
 from .screens.order_detail import OrderDetailScreen
+from .widgets.audit_view import AuditView
 from .widgets.health_line import HealthLine
 from .widgets.keyed_table import KeyedTable
 from .widgets.orders_view import OrdersView
@@ -58,6 +59,7 @@ VIEWS: list[tuple[str, str, type[TableView]]] = [
     ("strategies", "Strategies", StrategiesView),
     ("trades", "Trades", TradesView),
     ("performance", "Performance", PerformanceView),
+    ("audit", "Audit", AuditView),
 ]
 
 
@@ -67,7 +69,8 @@ def utc_now() -> dt.datetime:
 
 
 class DashboardApp(App):
-    """Positions, orders, strategies and trades of one store, kept live."""
+    """Positions, orders, strategies, trades, performance and audit log of one store,
+    kept live."""
 
     TITLE = "stocksbot dashboard"
     CSS_PATH = "app.tcss"
@@ -137,7 +140,7 @@ class DashboardApp(App):
 
     @property
     def current_view(self) -> str:
-        """positions, orders, strategies or trades."""
+        """The name of the view on screen (see :data:`VIEWS`)."""
         return self.query_one(TabbedContent).active
 
     # -- refreshing ------------------------------------------------------------------
@@ -307,15 +310,14 @@ class DashboardApp(App):
     @work(thread=True, group="detail", exclusive=True)
     def fills_worker(self, order_id: int) -> None:
         try:
-            order, fills = self.source.order_fills(order_id)
-            self.post_message(FillsLoaded(order, fills))
+            self.post_message(FillsLoaded(self.source.order_detail(order_id)))
         except Exception as e:
             self.post_message(ActionFinished(f"could not read order {order_id}: "
                                              f"{one_line(e)}", ok=False))
 
     def on_fills_loaded(self, message: FillsLoaded) -> None:
-        if message.order is not None and not self._views_gone():
-            self.push_screen(OrderDetailScreen(message.order, message.fills))
+        if message.detail.order is not None and not self._views_gone():
+            self.push_screen(OrderDetailScreen(message.detail))
 
     # -- operator actions --------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """The dashboard's only door to the store: what each view shows, read in one call.
 
+No other module of the dashboard imports ``stocksbot_store`` (the ``--demo`` bot
+aside, which writes a store of its own; ``tests/test_tui_data.py`` checks it): the
+widgets get the store's constants and types from here.
+
 :class:`DashboardSource` turns the store into plain frozen rows for the widgets.
 :meth:`DashboardSource.refresh` is one dashboard refresh without any UI: it
 returns a :class:`Snapshot`, or None when nothing changed since the last call
@@ -7,6 +11,21 @@ returns a :class:`Snapshot`, or None when nothing changed since the last call
 dashboard nearly free. Every call may run on any thread: each uses that thread's
 own connection, kept open for the thread's next call. Every read is bounded (a
 page of orders, the last fills), so memory and time do not grow with history.
+
+**One snapshot per call.** Everything one call reads (a refresh's six-plus
+queries, a page of orders, an order and its fills, the Performance figures) is read
+in one read transaction (:func:`read_transaction`): ``REPEATABLE READ, READ ONLY``
+on PostgreSQL, one deferred read transaction on SQLite, so a commit of the bot
+between two queries can never show an order filled beside a position that is not.
+With read replicas the whole transaction runs on one replica that has replayed
+this process's writes (else on the primary): one connection, one snapshot.
+
+**Reads cannot write.** Opened from a URL, the source reads through a read-only
+database (``connect(url, read_only=True)``: a SQLite file ``mode=ro``, which can
+never take the write lock from the bot; PostgreSQL sessions read-only). The
+operator actions (halt/resume trading, (de)activate a strategy) and the one-time
+schema check, which creates the schema of a new empty database, go through a
+writable connection opened for that call alone and closed after it.
 
 A refresh tells two kinds of trouble apart. A database that cannot be reached
 (:func:`is_unavailable`) fails the whole refresh, to be retried. Any other error
@@ -17,12 +36,12 @@ every other view is read as usual.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import TypeVar
+from urllib.parse import urlparse
 
 import peewee
 from peewee import Database
@@ -35,21 +54,48 @@ from stocksbot_store import (
     connect,
     stats,
 )
-from stocksbot_store.database import describe
+from stocksbot_store.database import DEFAULT_URL, backend_of, database_url, describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
+from stocksbot_store.metrics import format_bytes
 from stocksbot_store.migrate import ensure_schema
-from stocksbot_store.models import ZERO, Order, Position, PositionSideEnum, Strategy, Trade
+from stocksbot_store.models import (
+    ZERO,
+    Order,
+    OrderSideEnum,
+    OrderStatusEnum,
+    Position,
+    PositionSideEnum,
+    Strategy,
+    Trade,
+)
+from stocksbot_store.monitor import KINDS
 from stocksbot_store.queries import (
+    ORDER_SORTS,
+    TRADE_SORTS,
     ChangeWatcher,
     last_prices,
     order_page,
     realized_pnl_series,
     trade_page,
 )
+from stocksbot_store.replicas import snapshot_replica
 from stocksbot_store.service import StrategyStats
 
-from .performance_data import Performance, PerformanceQuery, load_performance
+from .performance_data import Performance, PerformanceQuery, ReconcileSummary
+from .rows import (
+    AuditPage,
+    AuditQuery,
+    AuditRow,
+    OrderDetail,
+    OrderPage,
+    OrderQuery,
+    OrderRow,
+    PositionRow,
+    Snapshot,
+    Sort,
+    TradeRow,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +105,45 @@ PAGE_SIZE = 50
 TRADES_SHOWN = 50
 #: Points in a strategy's P&L chart.
 CHART_POINTS = 120
+#: Days of equity curve and daily bars in the Performance view.
+CURVE_DAYS = 90
+#: The order statuses and sides a filter may choose.
+ORDER_STATUSES = tuple(s.value for s in OrderStatusEnum)
+ORDER_SIDES = tuple(s.value for s in OrderSideEnum)
+#: Entries of an order's history on its detail screen.
+HISTORY_SHOWN = 100
+#: The tables the audit log names (``StorageService.get_audit_log``).
+AUDIT_TABLES = ("orders", "trades", "positions", "strategies", "config")
+#: What statement kinds the health line counts (``stocksbot_store.monitor``).
+STATEMENT_KINDS = KINDS
+
+
+def read_health(db: Database) -> StoreStats:
+    """The figures for the health line (``stocksbot_store.stats``; it reads the database)."""
+    return stats(db)
+
+
+@contextmanager
+def read_transaction(db: Database) -> Iterator[None]:
+    """One read transaction on this thread's connection of ``db``: every statement run
+    inside sees the same committed state.
+
+    PostgreSQL: ``REPEATABLE READ, READ ONLY`` (one snapshot from the first statement).
+    SQLite: a deferred ``BEGIN``, whose snapshot is fixed by the first read (in WAL
+    mode writers go on meanwhile). It always ends with a rollback: there is nothing to
+    commit, and a commit would tell the replica routing that this process wrote.
+    """
+    # Entered by hand, not with ``with db.atomic()``, whose exit commits.
+    db.begin()
+    db.push_transaction(db.transaction())
+    try:
+        if backend_of(db) == "postgres":
+            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+    finally:
+        db.pop_transaction()
+        if not db.is_closed():
+            db.rollback()
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -77,151 +162,29 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-@dataclass(frozen=True)
-class Sort:
-    """A sort done in SQL: a column of the view (see ``stocksbot_store.queries``)."""
-
-    column: str
-    descending: bool = True
-
-
-@dataclass(frozen=True)
-class OrderQuery:
-    """Which orders to show: filters, sort, and where the page starts.
-
-    Unsorted, pages are newest first and start before ``before_id`` (None: the
-    newest); sorted, they start at ``offset``.
-    """
-
-    symbol: str | None = None
-    status: str | None = None
-    side: str | None = None
-    strategy: str | None = None
-    before_id: int | None = None
-    sort: Sort | None = None
-    offset: int = 0
-
-    def first_page(self) -> OrderQuery:
-        """The same filters and sort, from the first page."""
-        return replace(self, before_id=None, offset=0)
-
-    def next_page(self, page: OrderPage) -> OrderQuery:
-        """The query of the page after ``page`` (of this query)."""
-        if self.sort is None:
-            return replace(self, before_id=page.rows[-1].id)
-        return replace(self, offset=self.offset + len(page.rows))
-
-    @property
-    def filtered(self) -> bool:
-        """Whether any filter is set."""
-        return any((self.symbol, self.status, self.side, self.strategy))
-
-    def describe(self) -> str:
-        """``symbol=AAPL side=buy`` or ``all orders``."""
-        parts = [f"{name}={value}" for name, value in
-                 (("symbol", self.symbol), ("status", self.status), ("side", self.side),
-                  ("strategy", self.strategy)) if value]
-        return " ".join(parts) or "all orders"
-
-
-@dataclass(frozen=True)
-class PositionRow:
-    """An open position valued at its latest mark, else at its last fill."""
-
-    symbol: str
-    side: str
-    quantity: Decimal
-    avg_entry_price: Decimal
-    cost_basis: Decimal
-    last_price: Decimal | None
-    unrealized_pnl: Decimal
-    realized_pnl: Decimal
-
-
-@dataclass(frozen=True)
-class OrderRow:
-    """One order as the orders table shows it."""
-
-    id: int
-    created_at: dt.datetime
-    symbol: str
-    side: str
-    type: str
-    status: str
-    quantity: Decimal
-    filled_quantity: Decimal
-    price: Decimal | None
-    avg_fill_price: Decimal | None
-    strategy: str
-
-
-@dataclass(frozen=True)
-class TradeRow:
-    """One fill."""
-
-    id: int
-    executed_at: dt.datetime
-    symbol: str
-    side: str
-    type: str
-    quantity: Decimal
-    price: Decimal
-    costs: Decimal
-    realized_pnl: Decimal | None
-    order_id: int | None
-    strategy: str
-
-
-@dataclass(frozen=True)
-class OrderPage:
-    """A page of orders, newest first, for ``query``."""
-
-    query: OrderQuery
-    rows: tuple[OrderRow, ...]
-    has_more: bool
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything the views show, as of one refresh.
-
-    ``failed`` maps a view (``positions``, ``orders``, ``strategies``, ``trades``),
-    ``trading`` or ``health`` to why it could not be read; its figures are then empty (None for
-    ``trading_enabled``).
-    """
-
-    trading_enabled: bool | None
-    positions: tuple[PositionRow, ...]
-    strategies: tuple[StrategyStats, ...]
-    pnl_series: dict[int, tuple[Decimal, ...]] = field(default_factory=dict)
-    trades: tuple[TradeRow, ...] = ()
-    orders: OrderPage | None = None
-    failed: dict[str, str] = field(default_factory=dict)
-    #: The store's figures for the health line (None: not read; see ``failed``). A
-    #: reading differs at every refresh (its time, the statements counted), so it is
-    #: not part of what makes two snapshots show the same.
-    health: StoreStats | None = field(default=None, compare=False)
-
-    @property
-    def totals(self) -> tuple[Decimal, Decimal, Decimal]:
-        """Cost basis, unrealized and realized P&L over the open positions."""
-        return (sum((p.cost_basis for p in self.positions), ZERO),
-                sum((p.unrealized_pnl for p in self.positions), ZERO),
-                sum((p.realized_pnl for p in self.positions), ZERO))
-
-
 class DashboardSource:
-    """Reads (and, for the operator actions, writes) the store for the dashboard."""
+    """Reads (and, for the operator actions, writes) the store for the dashboard.
+
+    ``db`` is a URL (None: ``$DATABASE_URL``), read through a read-only database with
+    writes on connections of their own (see the module docstring), or a ``Database``
+    the caller opened, used as it is for both.
+    """
 
     def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
                  page_size: int = PAGE_SIZE,
-                 health: Callable[[Database], StoreStats] = stats) -> None:
+                 health: Callable[[Database], StoreStats] = read_health) -> None:
         # connect() only checks the URL here (a bad one raises ConfigurationError at
         # once); reaching the server and checking the schema wait for the first read,
         # on a worker thread, where failures are shown and retried.
-        self.db = db if isinstance(db, Database) else connect(db, migrate=False)
-        self._schema_checked = isinstance(db, Database)
+        if isinstance(db, Database):
+            self.db, self._write_url = db, None
+        else:
+            url = database_url(db)
+            self._write_url = None if _in_memory(url) else url
+            self.db = connect(url, migrate=False, read_only=self._write_url is not None)
+        self._schema_checked = self._write_url is None and isinstance(db, Database)
         self.storage = StorageService(self.db)
+        self._services: dict[int, StorageService] = {id(self.db): self.storage}
         self.watcher = ChangeWatcher(self.db, poll_seconds=poll_seconds)
         self.page_size = page_size
         #: How the health line's figures are read (``stocksbot_store.stats``).
@@ -239,71 +202,109 @@ class DashboardSource:
 
         ``orders`` is the page of orders to include (None for none); ``trades`` the
         sort of the fills shown (None: the most recent); ``force`` reads even when
-        no change was seen. Raises a StorageError when the database cannot be read
-        at all; the next call tries again. A view whose figures fail is named in
-        :attr:`Snapshot.failed` instead.
+        no change was seen. Every figure is read in one read transaction (the
+        health line's apart: they are the server's, not the store's). Raises a
+        StorageError when the database cannot be read at all; the next call tries
+        again. A view whose figures fail is named in :attr:`Snapshot.failed` instead.
         """
-        if not self._schema_checked:
-            with self._connection():
-                self._check_schema()
+        self._check_schema()
         if not self.watcher.changed() and not force:
             return None
-        with self._connection():
-            failed: dict[str, str] = {}
+        failed: dict[str, str] = {}
 
-            def part(name: str, read: Callable[[], T], empty: T) -> T:
-                try:
+        def part(name: str, read: Callable[[], T], empty: T, db: Database | None = None) -> T:
+            try:
+                with _isolated(db):
                     return read()
-                except Exception as e:
-                    if is_unavailable(e):
-                        raise
-                    failed[name] = one_line(e)
-                    return empty
+            except Exception as e:
+                if is_unavailable(e):
+                    raise
+                failed[name] = one_line(e)
+                return empty
 
-            self._names = self._read_names()
-            strategies = part("strategies", self._strategies, ((), {}))
+        def read(storage: StorageService) -> Snapshot:
+            db = storage.db
+            self._names = self._read_names(db)
+            strategies = part("strategies", lambda: self._strategies(storage), ((), {}), db)
             return Snapshot(
-                trading_enabled=part("trading", self.storage.is_trading_enabled, None),
-                positions=part("positions", self._positions, ()),
+                trading_enabled=part("trading", storage.is_trading_enabled, None, db),
+                positions=part("positions", lambda: self._positions(storage), (), db),
                 strategies=strategies[0],
                 pnl_series=strategies[1],
-                trades=part("trades", lambda: self._trades(trades), ()),
-                orders=None if orders is None else part("orders",
-                                                        lambda: self._orders(orders), None),
+                trades=part("trades", lambda: self._trades(db, trades), (), db),
+                orders=None if orders is None else part(
+                    "orders", lambda: self._orders(db, orders), None, db),
                 failed=failed,
-                health=part("health", lambda: self.read_health(self.db), None),
             )
+
+        snapshot = self._read(read)
+        with self._connection():
+            health = part("health", lambda: self.read_health(self.db), None)
+        return replace(snapshot, health=health)
 
     def orders(self, query: OrderQuery) -> OrderPage:
         """One page of orders for ``query`` (keyset or offset paging in SQL)."""
-        with self._connection():
-            self._check_schema()
+        self._check_schema()
+
+        def read(storage: StorageService) -> OrderPage:
             if not self._names:
-                self._names = self._read_names()
-            return self._orders(query)
+                self._names = self._read_names(storage.db)
+            return self._orders(storage.db, query)
+
+        return self._read(read)
 
     def performance(self, query: PerformanceQuery) -> Performance:
-        """The Performance view's figures for ``query``."""
-        with self._connection():
-            return load_performance(self.storage, query)
+        """The Performance view's figures for ``query``, read in one snapshot."""
+        return self._read(lambda storage: _performance(storage, query))
 
     def order_fills(self, order_id: int) -> tuple[OrderRow | None, tuple[TradeRow, ...]]:
-        """An order and its fills, oldest first."""
-        with self._connection():
-            order = self.storage.orders.get_by_id(order_id)
-            fills = self.storage.trades.get_by_order_id(order_id)
-            return (None if order is None else self._order_row(order),
-                    tuple(self._trade_row(t) for t in fills))
+        """An order and its fills, oldest first, read in one snapshot."""
+        detail = self.order_detail(order_id)
+        return detail.order, detail.fills
+
+    def order_detail(self, order_id: int) -> OrderDetail:
+        """An order, its fills and its history in the audit log (the last
+        :data:`HISTORY_SHOWN` entries), read in one snapshot."""
+
+        def read(storage: StorageService) -> OrderDetail:
+            order = storage.orders.get_by_id(order_id)
+            fills = storage.trades.get_by_order_id(order_id)
+            history: tuple[AuditRow, ...] = ()
+            failed = None
+            try:
+                with _isolated(storage.db):
+                    history = tuple(_audit_row(e) for e in storage.get_audit_log(
+                        table="orders", row_id=order_id, limit=HISTORY_SHOWN))
+            except Exception as e:
+                if is_unavailable(e):
+                    raise
+                failed = one_line(e)
+            return OrderDetail(None if order is None else self._order_row(order),
+                               tuple(self._trade_row(t) for t in fills), history, failed)
+
+        return self._read(read)
+
+    def audit(self, query: AuditQuery) -> AuditPage:
+        """One page of the audit log for ``query``, newest first (keyset paging)."""
+
+        def read(storage: StorageService) -> AuditPage:
+            entries = storage.get_audit_log(table=query.table, row_id=query.row_id,
+                                            actor=query.actor, before_id=query.before_id,
+                                            limit=self.page_size + 1)
+            return AuditPage(query, tuple(_audit_row(e) for e in entries[:self.page_size]),
+                             has_more=len(entries) > self.page_size)
+
+        return self._read(read)
 
     def set_trading_enabled(self, enabled: bool) -> None:
         """Halt (False) or resume (True) trading."""
-        with self._connection():
-            self.storage.set_trading_enabled(enabled)
+        with self._writing() as storage:
+            storage.set_trading_enabled(enabled)
 
     def set_strategy_active(self, strategy_id: int, active: bool) -> None:
         """Activate or deactivate a strategy."""
-        with self._connection():
-            self.storage.set_strategy_active(strategy_id, active)
+        with self._writing() as storage:
+            storage.set_strategy_active(strategy_id, active)
 
     def close(self) -> None:
         """Release the kept connection and this thread's one."""
@@ -327,42 +328,94 @@ class DashboardSource:
                 self.db.close()
             raise
 
+    def _read(self, read: Callable[[StorageService], T]) -> T:
+        """``read(storage)`` in one read transaction (:func:`read_transaction`), on a
+        replica of the database when one has replayed this process's writes (a replica
+        lost on the way is skipped and the read done again on the primary), else on
+        this thread's connection."""
+        with self._connection():
+            replica = snapshot_replica(self.db)
+            if replica is not None:
+                try:
+                    with read_transaction(replica.db):
+                        return read(self._service(replica.db))
+                except Exception as e:
+                    if not is_unavailable(e):
+                        raise
+                    replica.mark_down(e)
+            with read_transaction(self.db):
+                return read(self.storage)
+
+    def _service(self, db: Database) -> StorageService:
+        service = self._services.get(id(db))
+        if service is None:
+            service = self._services[id(db)] = StorageService(db)
+        return service
+
+    @contextmanager
+    def _writing(self, writes: bool = True) -> Iterator[StorageService]:
+        """A StorageService on a writable connection opened for this call alone (or the
+        caller's own database, when it gave one). ``writes``: the call changes the
+        store, so the next reads must see it (read-your-writes with replicas)."""
+        if self._write_url is None:
+            with self._connection():
+                yield self.storage
+            return
+        db = connect(self._write_url, migrate=False, replicas=())
+        try:
+            yield StorageService(db)
+        finally:
+            if hasattr(db, "close_all"):
+                db.close_all()  # a pool of its own: give its connections back to the server
+            elif not db.is_closed():
+                db.close()
+            router = getattr(self.db, "replica_router", None)
+            if router is not None and writes:
+                router.note_write()  # read-your-writes: see stocksbot_store.replicas
+
     def _check_schema(self) -> None:
         """Once: bring a new empty store to the latest schema, refuse an outdated one
-        (SchemaError names the migrate command that fixes it)."""
-        if not self._schema_checked:
-            ensure_schema(self.db)
-            self._schema_checked = True
+        (SchemaError names the migrate command that fixes it). Done through a writable
+        connection: the read-only one cannot create."""
+        if self._schema_checked:
+            return
+        with self._writing(writes=False) as storage:  # at head, one read (the usual case)
+            ensure_schema(storage.db)
+        self._schema_checked = True
 
     # -- rows ------------------------------------------------------------------------
 
-    def _read_names(self) -> dict[int, str]:
+    def _read_names(self, db: Database) -> dict[int, str]:
         """Strategy names by id (the rows name their strategy), read on their own so
-        that a strategy figure that fails does not take the names with it."""
-        query = Strategy.select(Strategy.id, Strategy.name).bind(self.db).tuples()
+        that a strategy figure that fails does not take the names with it. Deleted
+        strategies are named too (their trades stay), after the live ones, so a name
+        filter finds the live strategy of that name."""
+        query = (Strategy.select(Strategy.id, Strategy.name)
+                 .order_by(Strategy.deleted_at.is_null(False), Strategy.id)
+                 .bind(db).tuples())
         with translate_errors("reading strategy names"):
             return dict(query)
 
-    def _strategies(self) -> tuple[tuple[StrategyStats, ...],
-                                   dict[int, tuple[Decimal, ...]]]:
-        strategies = tuple(self.storage.get_strategy_stats())
+    def _strategies(self, storage: StorageService) -> tuple[
+            tuple[StrategyStats, ...], dict[int, tuple[Decimal, ...]]]:
+        strategies = tuple(storage.get_strategy_stats())
         return strategies, {s.id: tuple(v for _, v in realized_pnl_series(
-            self.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies}
+            storage.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies}
 
-    def _positions(self) -> tuple[PositionRow, ...]:
-        positions = self.storage.get_open_positions()
-        prices = last_prices(self.db, [p.symbol for p in positions])
+    def _positions(self, storage: StorageService) -> tuple[PositionRow, ...]:
+        positions = storage.get_open_positions()
+        prices = last_prices(storage.db, [p.symbol for p in positions])
         # A recorded market price wins over the last fill (see stocksbot_store.marks).
-        prices.update((s, price) for s, (price, _) in latest_marks(self.db).items()
+        prices.update((s, price) for s, (price, _) in latest_marks(storage.db).items()
                       if s in prices)
         return tuple(_position_row(p, prices.get(p.symbol)) for p in positions)
 
-    def _trades(self, sort: Sort | None) -> tuple[TradeRow, ...]:
-        rows = trade_page(self.db, sort=None if sort is None else sort.column,
+    def _trades(self, db: Database, sort: Sort | None) -> tuple[TradeRow, ...]:
+        rows = trade_page(db, sort=None if sort is None else sort.column,
                           descending=sort is None or sort.descending, limit=TRADES_SHOWN)
         return tuple(self._trade_row(t) for t in rows)
 
-    def _orders(self, query: OrderQuery) -> OrderPage:
+    def _orders(self, db: Database, query: OrderQuery) -> OrderPage:
         strategy_id = None
         if query.strategy:
             ids = [i for i, name in self._names.items() if name == query.strategy]
@@ -370,7 +423,7 @@ class DashboardSource:
                 return OrderPage(query, (), False)
             strategy_id = ids[0]
         sort = query.sort
-        rows = order_page(self.db, symbol=query.symbol, status=query.status, side=query.side,
+        rows = order_page(db, symbol=query.symbol, status=query.status, side=query.side,
                           strategy_id=strategy_id, sort=None if sort is None else sort.column,
                           descending=sort is None or sort.descending,
                           before_id=query.before_id, offset=query.offset,
@@ -403,5 +456,75 @@ def _position_row(p: Position, last: Decimal | None) -> PositionRow:
                        last, unrealized, p.realized_pnl)
 
 
-__all__ = ["DashboardSource", "OrderPage", "OrderQuery", "OrderRow", "PositionRow",
-           "Snapshot", "Sort", "TradeRow", "is_unavailable", "one_line"]
+def create_store(url: str) -> None:
+    """Create the store at ``url`` (a SQLite file that does not exist yet, say): the
+    dashboard's ``--create``. The dashboard itself opens a SQLite file read-only,
+    which cannot create one."""
+    db = connect(url, migrate=False)
+    try:
+        ensure_schema(db)
+    finally:
+        db.close()
+
+
+def _performance(storage: StorageService, query: PerformanceQuery) -> Performance:
+    """The Performance view's figures for ``query``: the equity curve, P&L by period
+    (with the view's period and filters) and by symbol, the open positions at their
+    marks and the last reconcile run. Every report reads the figures fills keep, so a
+    load costs the same at any history size."""
+    curve = storage.equity_curve()[-CURVE_DAYS:]
+    by_symbol = storage.pnl_by_symbol()
+    run = storage.last_reconcile()
+    summary = None if run is None else ReconcileSummary(
+        run.ran_at, run.applied, tuple(
+            f"{d['kind']} {d['subject']}: store {d['store']}, broker {d['broker']}"
+            for d in (run.differences or [])))
+    return Performance(
+        query=query, curve=tuple(curve),
+        by_period=tuple(storage.pnl_by_period(query.period, strategy=query.strategy,
+                                              symbol=query.symbol)),
+        by_symbol=tuple(by_symbol), positions=tuple(storage.get_position_values()),
+        reconcile=summary,
+        strategies=tuple(s.name for s in storage.strategies.get_all()),
+        symbols=tuple(r.key for r in by_symbol))
+
+
+@contextmanager
+def _isolated(db: Database | None) -> Iterator[None]:
+    """Inside a read transaction on PostgreSQL, a savepoint around one view's reads: a
+    statement that fails aborts the whole transaction there, and the other views must
+    still be read. SQLite (or ``db`` None: no transaction) needs none."""
+    if db is None or backend_of(db) != "postgres":
+        yield
+        return
+    with db.atomic():
+        yield
+
+
+def _audit_row(entry: object) -> AuditRow:
+    """An entry of ``get_audit_log`` as the view shows it."""
+
+    def shown(value: object) -> str:
+        return "-" if value is None else str(value)
+
+    changes = tuple((str(name), shown(before), shown(after))
+                    for name, (before, after) in entry.changes.items())
+    return AuditRow(entry.id, entry.at, entry.actor, entry.table, entry.row_id,
+                    entry.action, changes)
+
+
+def _in_memory(url: str) -> bool:
+    """Whether ``url`` is a SQLite database that cannot be opened read-only on its own
+    (in memory, or a ``file:`` URI that says how to open it)."""
+    if not url.startswith("sqlite"):
+        return False
+    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
+    return path in ("", ":memory:") or path.startswith("file:")
+
+
+__all__ = ["AUDIT_TABLES", "DEFAULT_URL", "ORDER_SIDES", "ORDER_SORTS", "ORDER_STATUSES",
+           "STATEMENT_KINDS", "TRADE_SORTS", "AuditPage", "AuditQuery", "AuditRow",
+           "DashboardSource", "OrderDetail", "OrderPage", "OrderQuery", "OrderRow", "Performance",
+           "PerformanceQuery", "PositionRow", "Snapshot", "Sort", "StorageError", "StoreStats",
+           "TradeRow", "create_store", "database_url", "format_bytes", "is_unavailable",
+           "one_line", "read_health", "read_transaction"]

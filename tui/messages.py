@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from .data import OrderPage, OrderRow, Snapshot, TradeRow
+from .data import OrderDetail, OrderPage, Snapshot
 
 
 class Refreshed(Message):
@@ -40,12 +40,11 @@ class OrdersLoaded(Message):
 
 
 class FillsLoaded(Message):
-    """An order and its fills, for the detail screen."""
+    """An order, its fills and its history, for the detail screen."""
 
-    def __init__(self, order: OrderRow | None, fills: tuple[TradeRow, ...]) -> None:
+    def __init__(self, detail: OrderDetail) -> None:
         super().__init__()
-        self.order = order
-        self.fills = fills
+        self.detail = detail
 
 
 class ActionFinished(Message):

@@ -1,9 +1,7 @@
-"""What the Performance view shows, read in one call on a worker thread.
+"""What the Performance view shows: its query and its figures, as frozen values.
 
-:func:`load_performance` asks the store for the equity curve, P&L by period (with the
-view's period and filters) and by symbol, the open positions at their marks and the
-last reconcile run, and returns them as one frozen :class:`Performance`. Every
-report reads the figures fills keep, so a load costs the same at any history size.
+:meth:`stocksbot_tui.data.DashboardSource.performance` reads them, in one snapshot, on a
+worker thread; this module holds only the types (and the store's types they carry).
 """
 
 from __future__ import annotations
@@ -12,13 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from stocksbot_store import StorageService
 from stocksbot_store.equity import EquityPoint
 from stocksbot_store.marks import PositionValue
 from stocksbot_store.reports import PERIODS, PnlRow
-
-#: Days of equity curve and daily bars drawn.
-CURVE_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -68,25 +62,6 @@ class Performance:
         return sum((r.net_pnl for r in self.by_period), Decimal(0))
 
 
-def load_performance(storage: StorageService, query: PerformanceQuery) -> Performance:
-    """Read the view's figures for ``query`` (on the caller's connection)."""
-    curve = storage.equity_curve()[-CURVE_DAYS:]
-    by_symbol = storage.pnl_by_symbol()
-    run = storage.last_reconcile()
-    summary = None if run is None else ReconcileSummary(
-        run.ran_at, run.applied, tuple(
-            f"{d['kind']} {d['subject']}: store {d['store']}, broker {d['broker']}"
-            for d in (run.differences or [])))
-    return Performance(
-        query=query, curve=tuple(curve),
-        by_period=tuple(storage.pnl_by_period(query.period, strategy=query.strategy,
-                                              symbol=query.symbol)),
-        by_symbol=tuple(by_symbol), positions=tuple(storage.get_position_values()),
-        reconcile=summary,
-        strategies=tuple(s.name for s in storage.strategies.get_all()),
-        symbols=tuple(r.key for r in by_symbol))
-
-
 def cycle(current: str | None, choices: tuple[str, ...]) -> str | None:
     """The choice after ``current`` in ``(None, *choices)``, wrapping round."""
     options = (None, *choices)
@@ -94,5 +69,4 @@ def cycle(current: str | None, choices: tuple[str, ...]) -> str | None:
     return options[(index + 1) % len(options)]
 
 
-__all__ = ["Performance", "PerformanceQuery", "ReconcileSummary", "cycle",
-           "load_performance"]
+__all__ = ["Performance", "PerformanceQuery", "ReconcileSummary", "cycle"]

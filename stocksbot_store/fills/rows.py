@@ -31,7 +31,7 @@ from ..validation import check_external_id, check_id, check_symbol
 
 #: Columns read to apply a fill to an order (:func:`order_from_row`).
 ORDER_COLUMNS = ("id", "symbol", "side", "status", "quantity", "filled_quantity",
-                 "avg_fill_price", "strategy")
+                 "avg_fill_price", "strategy", "deleted_at")
 #: Columns read of a symbol's open position (:func:`position_from_row`).
 POSITION_COLUMNS = ("id", "side", "quantity", "avg_entry_price", "realized_pnl",
                     "commission", "fees", "opened_at")
@@ -133,10 +133,10 @@ def text_or_none(value: Decimal | None) -> str | None:
 
 def order_from_row(row: tuple) -> ledger.OrderState:
     """From the columns of :data:`ORDER_COLUMNS`."""
-    order_id, symbol, side, status, quantity, filled, avg, strategy_id = row
+    order_id, symbol, side, status, quantity, filled, avg, strategy_id, deleted_at = row
     return ledger.OrderState(order_id, symbol, side, status, Decimal(quantity),
                              Decimal(filled), None if avg is None else Decimal(avg),
-                             strategy_id)
+                             strategy_id, deleted=deleted_at is not None)
 
 
 def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:

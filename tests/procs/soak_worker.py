@@ -1,6 +1,7 @@
 """Child process for the concurrency soak: writes or reads for a while, then reports.
 
-Usage: ``python tests/procs/soak_worker.py writer|reader URL SECONDS THREADS TAG``.
+Usage: ``python tests/procs/soak_worker.py writer|reader URL SECONDS THREADS TAG SEED``
+(thread ``i`` draws from ``random.Random(SEED * 1000 + i)``).
 Each thread loops until the time is up; at the end the process prints one JSON
 line: ``{"ops": ..., "errors": ..., "locked": ..., "checks": ..., "samples": [...]}``
 where ``errors`` counts every exception (``locked`` those that say "database is
@@ -118,7 +119,7 @@ def read(storage: StorageService, tally: Tally, deadline: float, seed: int) -> N
             tally.failed(e)
 
 
-def main(role: str, url: str, seconds: float, threads: int, tag: str) -> None:
+def main(role: str, url: str, seconds: float, threads: int, tag: str, seed: int) -> None:
     db = connect(url)
     storage = StorageService(db)
     ensure_strategies(storage, STRATEGIES)
@@ -126,9 +127,9 @@ def main(role: str, url: str, seconds: float, threads: int, tag: str) -> None:
     deadline = time.monotonic() + seconds
     workers = []
     for i in range(threads):
-        seed = hash((tag, i)) & 0xFFFFFFF
-        target, args = ((write, (storage, tally, deadline, f"{tag}t{i}", seed))
-                        if role == "writer" else (read, (storage, tally, deadline, seed)))
+        own = seed * 1000 + i
+        target, args = ((write, (storage, tally, deadline, f"{tag}t{i}", own))
+                        if role == "writer" else (read, (storage, tally, deadline, own)))
         workers.append(threading.Thread(target=_closing(db, target), args=args))
     for worker in workers:
         worker.start()
@@ -150,4 +151,5 @@ def _closing(db, target):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5],
+         int(sys.argv[6]))

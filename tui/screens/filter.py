@@ -9,9 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
-from stocksbot_store.models import OrderSideEnum, OrderStatusEnum
-
-from ..data import OrderQuery
+from ..data import ORDER_SIDES, ORDER_STATUSES, OrderQuery
 from ..format import visible
 
 
@@ -32,9 +30,9 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
             # Stored text is shown with its control characters made visible; an
             # untouched field keeps the symbol it stands for (see query_result).
             yield Input(visible(q.symbol or ""), placeholder="symbol, e.g. AAPL", id="symbol")
-            yield Select([(s.value, s.value) for s in OrderStatusEnum], value=q.status
+            yield Select([(s, s) for s in ORDER_STATUSES], value=q.status
                          or Select.NULL, prompt="any status", id="status")
-            yield Select([(s.value, s.value) for s in OrderSideEnum], value=q.side
+            yield Select([(s, s) for s in ORDER_SIDES], value=q.side
                          or Select.NULL, prompt="any side", id="side")
             yield Select([(Text(visible(s)), s) for s in self.strategies], value=q.strategy
                          if q.strategy in self.strategies else Select.NULL,

@@ -3,28 +3,19 @@
 Size (and the SQLite WAL, or the PostgreSQL connections against the server's limit),
 the replicas and their state, and this process's statements by kind with their mean
 time. The dashboard reads the figures with each refresh, on the refresh worker,
-through :class:`~tui.data.DashboardSource` (:func:`read_health` is the same reading,
-for callers outside the dashboard); :meth:`HealthLine.show` draws them on the UI
-thread. The line never wraps and never cuts a figure: the parts that do not fit the
-width are left out whole, last first, and ``…`` says that some are.
+through :class:`~stocksbot_tui.data.DashboardSource` (:func:`stocksbot_tui.data.read_health`
+is the same reading, for callers outside the dashboard); :meth:`HealthLine.show` draws them
+on the UI thread. The line never wraps and never cuts a figure: the parts that do not fit
+the width are left out whole, last first, and ``…`` says that some are.
 """
 
 from __future__ import annotations
 
-from peewee import Database
 from rich.text import Text
 from textual.widgets import Static
 
-from stocksbot_store import StoreStats, stats
-from stocksbot_store.metrics import format_bytes
-from stocksbot_store.monitor import KINDS
-
+from ..data import STATEMENT_KINDS, StoreStats, format_bytes
 from ..format import visible
-
-
-def read_health(db: Database) -> StoreStats:
-    """The figures for the health line (a worker calls this: it reads the database)."""
-    return stats(db)
 
 
 def health_parts(figures: StoreStats) -> list[Text]:
@@ -43,7 +34,7 @@ def health_parts(figures: StoreStats) -> list[Text]:
         ok = replica.state == "ok"
         lag = "" if replica.lag_seconds is None else f" {replica.lag_seconds:.1f}s"
         parts.append(Text(f"replica {replica.state}{lag}", "green" if ok else "bold yellow"))
-    for kind in KINDS:
+    for kind in STATEMENT_KINDS:
         f = figures.statements.get(kind)
         if f is None or not f.count:
             continue

@@ -35,7 +35,7 @@ DESCENDING, ASCENDING = "▼", "▲"
 
 
 class KeyedTable(DataTable):
-    """A row-cursor DataTable of :class:`~tui.format.Cell` rows keyed by string ids."""
+    """A row-cursor DataTable of :class:`~stocksbot_tui.format.Cell` rows keyed by string ids."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Detail"),

@@ -8,13 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from stocksbot_store.queries import ORDER_SORTS
-
 from .. import format as f
-from ..data import OrderPage, OrderRow, Snapshot
+from ..data import ORDER_SORTS, OrderPage, OrderRow, Snapshot
 from ..messages import OrderChosen, PageRequested
 from .keyed_table import KeyedTable
-from .table_view import TableView
+from .table_view import TableView, page_caption
 
 COLUMNS = [("id", "Order"), ("time", "Created (UTC)"), ("symbol", "Symbol"), ("side", "Side"),
            ("type", "Type"), ("status", "Status"), ("quantity", "Qty"), ("filled", "Filled"),
@@ -63,24 +61,17 @@ class OrdersView(TableView):
         """Draw ``page`` (never more rows than one page)."""
         turned = self.page is not None and page.query != self.page.query
         self.page, self.page_number = page, page_number
-        orders = self.table
-        orders.sync([(str(o.id), order_cells(o)) for o in page.rows], fresh=turned)
-        if turned and self._land_on_last:  # paging back: start at the page's bottom
-            orders.move_cursor(row=orders.row_count - 1, animate=False)
+        self.sync_page([(str(o.id), order_cells(o)) for o in page.rows], turned,
+                       self._land_on_last)
         self._land_on_last = False
         self.draw_note()
 
     def caption(self) -> Text:
         """The filter, the page and the keys that page."""
-        line = Text()
         if self.page is None:
-            return line
-        more = ", more: n" if self.page.has_more else ""
-        back = ", back: p" if self.page_number > 1 else ""
-        line.append(f.visible(self.page.query.describe()), "bold")
-        line.append(f"  page {self.page_number} ({len(self.page.rows)} orders{more}{back})"
-                    "  filter: /")
-        return line
+            return Text()
+        return page_caption(self.page.query.describe(), self.page_number, len(self.page.rows),
+                            "orders", self.page.has_more)
 
     def action_page(self, step: int) -> None:
         self._land_on_last = step < 0

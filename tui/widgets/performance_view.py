@@ -3,14 +3,14 @@ open positions at their marks, and the last reconcile with the broker.
 
 Keys (while the view has the keyboard): ``p`` switches day / week / month, ``g`` steps
 through the strategies and ``y`` through the symbols the by-period table is filtered
-by. The figures are read on a worker thread (:func:`tui.performance_data.load_performance`)
+by. The figures are read on a worker thread (:meth:`stocksbot_tui.data.DashboardSource.performance`)
 after each refresh of the dashboard that saw a change, and when a key changes the
 filters.
 
-It follows the rules of every view (:class:`~tui.widgets.table_view.TableView`): its
+It follows the rules of every view (:class:`~stocksbot_tui.widgets.table_view.TableView`): its
 caption and state are on the note line, which wraps rather than cut a number; columns
 give way for width, and the charts give way for height, before any number is cut, and
-the note says which; stored text is shown through :func:`~tui.format.visible`; and a
+the note says which; stored text is shown through :func:`~stocksbot_tui.format.visible`; and a
 figure that cannot be read or drawn fails this view alone.
 """
 
@@ -19,20 +19,17 @@ from __future__ import annotations
 import datetime as dt
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from .. import format as f
-from ..data import one_line
 from ..format import visible
 from ..performance_data import Performance, PerformanceQuery, cycle
 from .keyed_table import KeyedTable
-from .table_view import TableView
+from .table_view import LoadingView
 
 #: Days of daily net P&L bars.
 BAR_DAYS = 30
@@ -59,7 +56,7 @@ def age_text(age: dt.timedelta) -> str:
     return f"{seconds}s"
 
 
-class PerformanceView(TableView):
+class PerformanceView(LoadingView):
     """Charts and tables of realized and unrealized performance."""
 
     DEFAULT_CSS = """
@@ -78,22 +75,13 @@ class PerformanceView(TableView):
         Binding("y", "next_symbol", "Symbol", show=False),
     ]
 
-    class Loaded(Message):
-        """A load for ``query`` finished (``performance`` None: it failed with ``error``)."""
-
-        def __init__(self, query: PerformanceQuery, performance: Performance | None,
-                     error: str = "") -> None:
-            super().__init__()
-            self.query = query
-            self.performance = performance
-            self.error = error
+    view_name = "performance"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        #: The by-period table's period and filters.
         self.query_state = PerformanceQuery()
         self.performance: Performance | None = None
-        #: Why the last load failed (None: it did not); kept across refreshes.
-        self.load_failure: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note")
@@ -115,39 +103,8 @@ class PerformanceView(TableView):
         """The by-period table (the view's main one)."""
         return self.query_one("#performance-table", KeyedTable)
 
-    def show(self, snapshot: object) -> None:
-        """The dashboard refreshed: read the figures again, on a worker."""
-        self.reload()
-
-    def reload(self) -> None:
-        """Read the figures again (the store changed, or the filters did)."""
-        self.load_worker(self.query_state)
-
-    @work(thread=True, exclusive=True, group="performance")
-    def load_worker(self, query: PerformanceQuery) -> None:
-        try:
-            performance = self.app.source.performance(query)
-        except Exception as e:  # this view says why; the next refresh retries
-            self.post_message(self.Loaded(query, None, one_line(e)))
-        else:
-            self.post_message(self.Loaded(query, performance))
-
-    def on_performance_view_loaded(self, message: Loaded) -> None:
-        if message.query != self.query_state:
-            return  # a load for filters changed since: the load for the new ones follows
-        failure = message.error if message.performance is None else None
-        if failure is None:
-            try:
-                self.draw(message.performance)
-            except Exception as e:  # a figure this view cannot draw
-                failure = one_line(e)
-        self.load_failure = failure
-        fail_view = getattr(self.app, "fail_view", None)
-        if fail_view is not None:  # tell the status line too
-            fail_view("performance", failure)
-            self.app.draw_status()
-        else:
-            self.fail(failure)
+    def load(self, query: PerformanceQuery) -> Performance:
+        return self.app.source.performance(query)
 
     def fail(self, failure: str | None) -> None:
         """Failed when told so, or when the last load failed; a failed view shows no

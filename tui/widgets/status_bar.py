@@ -15,7 +15,7 @@ class StatusBar(Static):
 
     Built as :class:`~rich.text.Text`, never markup, and every text from outside
     (the URL, an error message quoting stored data) is passed through
-    :func:`~tui.format.visible`.
+    :func:`~stocksbot_tui.format.visible`.
     """
 
     def show(self, database: str, *, state: str, refreshed: dt.datetime | None,

@@ -5,10 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from stocksbot_store.queries import TRADE_SORTS
-
 from .. import format as f
-from ..data import Snapshot, TradeRow
+from ..data import TRADE_SORTS, Snapshot, TradeRow
 from ..messages import OrderChosen
 from .keyed_table import KeyedTable
 from .table_view import TableView
