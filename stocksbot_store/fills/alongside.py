@@ -69,7 +69,9 @@ class Alongside:
         none) were written; ``execute(sql, params)`` runs a statement in the fill's
         transaction."""
         self.kept.add(fill, strategy_id, outcome, execute)
-        self.audit.fill(stamp, trade_id, trade, order, before.order, before.position,
+        self.audit.fill(stamp, trade_id, trade, order,
+                        before.order,  # type: ignore[arg-type]  # None only with no order
+                        before.position,
                         outcome.touched, strategy_id, before.figures, figures, execute)
 
     def many(self, cursor: Any, applied: Sequence[Applied], stamp: str,

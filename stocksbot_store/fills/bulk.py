@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from peewee import Database
-from peewee import __exception_wrapper__ as driver_errors
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .. import ledger
 from ..errors import NotFoundError
@@ -81,11 +81,12 @@ class BulkFills:
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
         # Read after the symbols' locks, so a fill of the same symbol committed by another
         # writer meanwhile is seen here as stored, not inserted a second time.
-        stored = self._rows_in("stored_trades", {f.external_id for f in fills if f.external_id})
-        stored = {row[0]: row[1:] for row in stored}
+        stored = {row[0]: row[1:] for row in self._rows_in(
+            "stored_trades", {f.external_id for f in fills if f.external_id})}
         orders = {row[0]: order_from_row(row) for row in self._rows_in(
             "orders", {f.order_id for f in fills if f.order_id is not None})}
-        positions = {row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
+        positions: dict[str, ledger.PositionState | None] = {
+            row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
             "positions", {f.symbol for f in fills}, (True,))}
         strategy_rows = self._rows_in(
             "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})
@@ -93,7 +94,8 @@ class BulkFills:
         # What the audit log compares the batch's net changes with (the ledger gives
         # new position states; orders and figures move in place).
         orders_before = {oid: order_before(o) for oid, o in orders.items()}
-        positions_before = {p.id: p for p in positions.values()}
+        positions_before = {p.id: p for p in positions.values()
+                            if p is not None and p.id is not None}  # all read: all stored
 
         results: list[Any] = []  # a Trade id already stored, or the index of a new trade
         first_of: dict[str, tuple[CheckedFill, Any]] = {}
@@ -226,10 +228,11 @@ class BulkFills:
                                        for sid, f in figures.items()])
         return position_ids
 
-    def _trades(self, results: list[tuple[str, int]], new_fills: list[tuple],
+    def _trades(self, results: list[tuple[str, int]],
+                new_fills: list[tuple[CheckedFill, int | None, str, Any]],
                 trade_ids: list[int], now: Any) -> list[Trade]:
         stored_ids = {ref for kind, ref in results if kind == "stored"}
-        stored = {}
+        stored: dict[int, Trade] = {}
         if stored_ids:
             ids = sorted(stored_ids)
             for start in range(0, len(ids), CHUNK):

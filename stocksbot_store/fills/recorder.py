@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from peewee import Database, QueryEvent
-from peewee import __exception_wrapper__ as driver_errors
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .. import ledger
 from ..database import backend_of, write_transaction
@@ -164,7 +164,8 @@ class FillRecorder:
             book.total_changes = changes
             book.orders[order.id] = order_from_row(tuple(
                 field.db_value(getattr(order, field.name)) if field.name != "strategy"
-                else order.strategy_id for field in ORDER_FIELDS))
+                else order.strategy_id  # type: ignore[attr-defined]  # set by peewee
+                for field in ORDER_FIELDS))
         return order
 
     # -- SQLite: what the connection knows -------------------------------------------
@@ -179,7 +180,7 @@ class FillRecorder:
         book = self._book()
         try:
             with write_transaction(self.db):
-                version = self.db.pragma("data_version")
+                version = self.db.pragma("data_version")  # type: ignore[attr-defined]
                 known = book if book.begin(self.db.connection(), version) else None
                 trade, left = self._apply_known(fill, known)
         except BaseException:
@@ -323,13 +324,16 @@ class FillRecorder:
         opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
         if opened or trade_id is None:  # audit rows name them: ids before the writes
             with _Pipeline(self.db, conn) as ids:
-                taken = opened and ids.run(*self.statements.take_ids(Position, len(opened)))
-                traded = trade_id is None and ids.run(*self.statements.take_ids(Trade, 1))
-            if opened:
+                taken = (ids.run(*self.statements.take_ids(Position, len(opened)))
+                         if opened else None)
+                traded = ids.run(*self.statements.take_ids(Trade, 1)) if trade_id is None \
+                    else None
+            if taken is not None:
                 for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
                     p.id = pid
-            if traded:
+            if traded is not None:
                 trade_id = traded.fetchone()[0]
+        assert trade_id is not None  # taken above if it was not before
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         with _Pipeline(self.db, conn) as writes:
             writes.run(sql["insert_trade_with_id"], (trade_id, *row))
@@ -345,7 +349,7 @@ class FillRecorder:
                 else:
                     writes.run(sql["update_position"], position_update_row(p, stamp))
             figures_before = None
-            if figures is not None:
+            if figures is not None and strategy_id is not None:
                 figures_before, figures = self._update_strategy(
                     strategy_id, outcome.realized_pnl, fill, stamp, figures=figures,
                     run=writes.run)

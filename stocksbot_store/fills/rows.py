@@ -149,7 +149,10 @@ def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:
 
 def figures_from_row(row: tuple) -> ledger.StrategyFigures:
     """From the columns of :data:`STRATEGY_FIGURES`."""
-    return ledger.StrategyFigures(*row[:4], *(Decimal(v) for v in row[4:11]),
+    total, closing, winning, losing = row[:4]
+    pnl, profit, loss, commission, fees, peak, drawdown = (Decimal(v) for v in row[4:11])
+    return ledger.StrategyFigures(total, closing, winning, losing, pnl, profit, loss,
+                                  commission, fees, peak, drawdown,
                                   None if row[11] is None else to_utc(row[11]))
 
 

@@ -147,7 +147,8 @@ class Statements:
                     for name, (query, names) in built.items()}
         for name, names in (("insert_trade", TRADE_VALUES),
                             ("insert_position", POSITION_VALUES)):
-            if _ordered(names, built[name][0].model) != names:  # pragma: no cover
+            model = built[name][0].model  # type: ignore[attr-defined]  # an insert's
+            if _ordered(names, model) != names:  # pragma: no cover
                 raise RuntimeError(f"{name}: the row builders' order is not the model's")
         self.copy = {Trade: self._copy(Trade, ("id", *TRADE_VALUES)),
                      Position: self._copy(Position, ("id", *POSITION_VALUES))} if self.pg \
@@ -157,7 +158,8 @@ class Statements:
         # NO KEY UPDATE, not UPDATE: a concurrent insert that references the row (its
         # foreign-key check takes KEY SHARE) must not block it, or two fills of one
         # strategy deadlock.
-        return query.for_update("FOR NO KEY UPDATE") if self.pg else query
+        return (query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
+                if self.pg else query)
 
     def _copy(self, model: type[Model], names: tuple[str, ...]) -> str:
         """PostgreSQL's ``COPY`` of the fields ``names`` of ``model`` (the columns of the
@@ -217,8 +219,9 @@ class Statements:
                 statement = self._lists[key] = compile_query(self.db, query)
         if not self.pg:
             return statement.sql, ()
-        values = {"table": self.quoted(model._meta.table_name),
-                  "column": model._meta.primary_key.column_name, "first": 1, "count": count}
+        column = model._meta.primary_key.column_name  # type: ignore[union-attr]
+        values = {"table": self.quoted(model._meta.table_name), "column": column,
+                  "first": 1, "count": count}
         return statement.sql, tuple(values[name] for name in statement.names)
 
 
