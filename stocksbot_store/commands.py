@@ -98,7 +98,7 @@ def _error(prog: str, message: str, urls: list[str | None]) -> None:
 
 def _open_existing(url: str) -> Any:
     """Connect to a store that must already exist (a SQLite URL is not created)."""
-    return connect(url, migrate=False, create=False)
+    return connect(url, create=False)
 
 
 def _open_read_only(url: str) -> Any:
