@@ -104,7 +104,7 @@ def _open_existing(url: str) -> Any:
 def _open_read_only(url: str) -> Any:
     """Connect to a store that must already exist, for reading only: a SQLite file is
     opened ``mode=ro`` and so can never take the write lock from the bot."""
-    return connect(url, migrate=False, read_only=True)
+    return connect(url, read_only=True)
 
 
 # -- stocksbot-backup ----------------------------------------------------------------------

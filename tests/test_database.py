@@ -28,7 +28,7 @@ from stocksbot_store.database import describe
 from stocksbot_store.metrics import main as stats_main
 from stocksbot_store.migration.cli import main as migrate_main
 from stocksbot_store.migration.runner import Runner
-from tui.data import DashboardSource
+from stocksbot_tui.data import DashboardSource
 
 
 def test_memory_database_is_one_database_for_every_thread():
@@ -141,9 +141,8 @@ def test_open_store_without_create_refuses_an_empty_database_and_writes_nothing(
 
 
 def test_read_only_tools_leave_an_empty_database_empty(file_backend, tmp_path, capsys):
-    """stocksbot-check, stocksbot-stats, the migrate commands that only look and the
-    dashboard's reads, on an empty SQLite file and an empty PostgreSQL database: no
-    table (and from the read-only tools, no byte) written."""
+    """stocksbot-check, stocksbot-stats and the migrate commands that only look, on an
+    empty SQLite file and an empty PostgreSQL database: no table and no byte written."""
     with fresh_database_url(file_backend, tmp_path) as url:
         path = tmp_path / "empty.db"
         if file_backend == "sqlite_file":
@@ -160,12 +159,28 @@ def test_read_only_tools_leave_an_empty_database_empty(file_backend, tmp_path, c
         if file_backend == "sqlite_file":
             assert path.stat().st_size == 0
             assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
-        # The dashboard opens for writing too (its operator actions), so SQLite may set
-        # up WAL, but its reads give the database no table.
-        dashboard = DashboardSource(url)
-        with pytest.raises(SchemaError, match="is empty"):
-            dashboard.refresh(force=True)
-        dashboard.close()
         db = database.connect(url, read_only=True)
         assert db.get_tables() == []
         db.close()
+
+
+def test_the_dashboard_gives_an_empty_database_its_schema_as_a_bot_does(file_backend,
+                                                                        tmp_path):
+    """The dashboard is no read-only tool: it writes (its operator actions), and its
+    first refresh gives an empty database the store's schema through that writable
+    connection (docs/dashboard.md), its reads staying on the read-only one."""
+    with fresh_database_url(file_backend, tmp_path) as url:
+        if file_backend == "sqlite_file":
+            path = tmp_path / "empty.db"
+            path.touch()
+            url = f"sqlite:///{path}"
+        dashboard = DashboardSource(url)
+        try:
+            assert dashboard.refresh(force=True).trading_enabled
+        finally:
+            dashboard.close()
+        db = database.connect(url, read_only=True)
+        try:
+            assert Runner(db).pending() == []
+        finally:
+            db.close()

@@ -1,6 +1,7 @@
 """The layers of the house: no import cycle, and no module importing a layer above it.
 
-The imports are read from the source of ``stocksbot_store`` and ``tui`` (``ast``), every
+The imports are read from the source of ``stocksbot_store`` and of the dashboard,
+``stocksbot_tui`` (its folder is ``tui/``), with ``ast``: every
 one of them: at module level, inside functions and in ``try`` blocks. A lazy import in
 a function is an import all the same: that is how ``database -> runner -> database``
 hid. Only imports under ``if TYPE_CHECKING:`` are left out: they never run, and a type
@@ -18,8 +19,11 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("stocksbot_store", "tui")
+#: Import name -> folder, as pyproject's ``package-dir`` installs them.
+PACKAGES = {"stocksbot_store": "stocksbot_store", "stocksbot_tui": "tui"}
 
 #: Bottom first. A name stands for that module and everything inside it (a package).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -27,12 +31,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "stocksbot_store.errors",
         "stocksbot_store.fields",
         "stocksbot_store.validation",
+        "stocksbot_store.softdelete",
         "stocksbot_store.urls",
         "stocksbot_store.monitor",
         "stocksbot_store.connection",
     )),
     ("the models and the rules of the books", (
         "stocksbot_store.models",
+        "stocksbot_store.types",  # the public API's argument types, named from the models
         "stocksbot_store.backends",
         "stocksbot_store.ledger",
         "stocksbot_store.buckets",
@@ -57,6 +63,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("reading and writing the books", (
         "stocksbot_store.rows",
+        "stocksbot_store.audit",
         "stocksbot_store.fills",
         "stocksbot_store.fills_bulk",
         "stocksbot_store.adjustments",
@@ -86,9 +93,28 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "stocksbot_store.migration.cli",
         "stocksbot_store.migrate",
         "stocksbot_store.commands",
+        "stocksbot_store.purge",
+        "stocksbot_store.audit_cli",
     )),
     ("the public API", ("stocksbot_store",)),
-    ("the dashboard", ("tui",)),
+    ("the dashboard's door to the store and the values it hands out", (
+        "stocksbot_tui.format",
+        "stocksbot_tui.performance_data",
+        "stocksbot_tui.rows",
+        "stocksbot_tui.data",
+        "stocksbot_tui.messages",
+    )),
+    ("the dashboard's views and screens", (
+        "stocksbot_tui.widgets",
+        "stocksbot_tui.screens",
+    )),
+    ("the dashboard app and its command", (
+        "stocksbot_tui.app",
+        "stocksbot_tui.demo",
+        "stocksbot_tui.headless",
+        "stocksbot_tui.__main__",
+        "stocksbot_tui",
+    )),
 ]
 
 #: Cycles known and being removed; each names why it may stay for now.
@@ -102,12 +128,13 @@ KNOWN_CYCLES: list[frozenset[str]] = [
 # -- reading the imports -----------------------------------------------------------------
 
 
-def find_modules(root: Path, packages: Iterable[str]) -> dict[str, Path]:
-    """Every module of ``packages`` under ``root``, by dotted name (a package by its own)."""
+def find_modules(root: Path, packages: dict[str, str]) -> dict[str, Path]:
+    """Every module of ``packages`` (import name -> folder under ``root``), by the dotted
+    name it is imported under (a package by its own)."""
     modules = {}
-    for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = list(path.relative_to(root).with_suffix("").parts)
+    for package, folder in packages.items():
+        for path in sorted((root / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(root / folder).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
             modules[".".join(parts)] = path
@@ -160,7 +187,7 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
     return found
 
 
-def import_graph(root: Path, packages: Iterable[str]) -> dict[str, set[str]]:
+def import_graph(root: Path, packages: dict[str, str]) -> dict[str, set[str]]:
     """Module -> the modules of ``packages`` it imports."""
     modules = find_modules(root, packages)
     return {name: imported_modules(name, path, modules) for name, path in modules.items()}
@@ -260,12 +287,26 @@ def test_connect_imports_nothing_that_touches_a_schema():
 
 
 def test_the_store_never_imports_the_dashboard_or_textual():
-    modules = find_modules(ROOT, ["stocksbot_store"])
+    modules = find_modules(ROOT, {"stocksbot_store": "stocksbot_store"})
     for name, path in modules.items():
         for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""])
-            assert not [n for n in names if n.split(".")[0] in ("tui", "textual")], name
+            assert not [n for n in names
+                        if n.split(".")[0] in ("stocksbot_tui", "tui", "textual")], name
+
+
+def test_pyproject_ships_every_package_under_the_names_read_here():
+    """Each folder with an ``__init__.py`` is a package pyproject lists, and the folders
+    read here are where pyproject's ``package-dir`` installs them from."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = setuptools.get("package-dir", {})
+    for package, folder in PACKAGES.items():
+        assert folders.get(package, package) == folder, package
+    packages = {name for name, path in find_modules(ROOT, PACKAGES).items()
+                if path.name == "__init__.py"}
+    assert packages <= set(setuptools["packages"]), sorted(packages - set(setuptools["packages"]))
 
 
 # -- the checker catches what it is meant to ----------------------------------------------
@@ -276,7 +317,7 @@ def _package(tmp_path: Path, files: dict[str, str]) -> dict[str, set[str]]:
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return import_graph(tmp_path, ["pkg"])
+    return import_graph(tmp_path, {"pkg": "pkg"})
 
 
 def test_a_lazy_import_in_a_function_is_a_cycle(tmp_path):

@@ -141,15 +141,13 @@ def test_order_fills_and_operator_actions(seeded):
 
 
 def test_the_documented_snippet_runs(tmp_path, monkeypatch):
-    """docs/dashboard.md's Python example, as written, on a new store in a scratch folder
-    (made as a bot makes it: the dashboard reads, it never creates a schema)."""
+    """docs/dashboard.md's Python example, as written, on a new store in a scratch folder."""
     import pathlib
     import re
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "dashboard.md").read_text()
     snippet = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    connect("sqlite:///./stocksbot.db").close()
     scope: dict = {}
     exec(snippet, scope)
     assert scope["snapshot"] is not None and scope["snapshot"].trading_enabled
