@@ -37,6 +37,7 @@ from .fields import UTC, datetime_text, decimal_text, tidy, to_decimal, utcnow
 from .fills import _STATEMENTS, OrderState, _CheckedFill, figures_row, new_position_row, trade_row
 from .fills_bulk import _with_id
 from .legacy import ALEMBIC_TABLE, OLD_REVISION, OLD_TABLES
+from .migration.runner import HISTORY_TABLE, Runner
 from .models import (
     MODELS,
     ZERO,
@@ -50,7 +51,6 @@ from .models import (
     Strategy,
     TradeTypeEnum,
 )
-from .runner import HISTORY_TABLE, Runner
 from .validation import check_text
 
 #: Where the old tables go on PostgreSQL (the backup).

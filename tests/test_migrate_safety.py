@@ -16,9 +16,9 @@ from test_convert import canonical, make_store
 
 from stocksbot_store import connect, restore
 from stocksbot_store.migrate import main
-from stocksbot_store.migrate_safety import rows_dropped
+from stocksbot_store.migration.runner import Runner, migrations_directory
+from stocksbot_store.migration.safety import rows_dropped
 from stocksbot_store.rows import rows_held
-from stocksbot_store.runner import Runner, migrations_directory
 
 #: The shipped migrations in order, and what a downgrade to base prints reverting them.
 SHIPPED = sorted(p.stem for p in Path(migrations_directory()).glob("[0-9]*.py"))
