@@ -6,23 +6,18 @@ What a user imports lives here; the rest of the package is free to change::
     db = connect()                      # DATABASE_URL, else sqlite:///./stocksbot.db
     init_db(db)
     storage = StorageService(db)
+
+``connect`` here is :func:`stocksbot_store.store.open_store` (also exported under that
+name): it opens the database and checks its schema, creating it in a brand-new one.
+:func:`stocksbot_store.database.connect` only opens; read-only tools use that.
 """
 
 from .archive import export_archive, import_archive, verify_archive
 from .audit import AuditEntry, default_actor, get_audit_log
+from .backends import describe
 from .backups import backup, restore
 from .check import LedgerReport, check_ledger
 from .conversion import convert
-from .database import (
-    DEFAULT_URL,
-    close_default_databases,
-    connect,
-    default_database,
-    describe,
-    get_db,
-    init_db,
-    mask_url,
-)
 from .errors import (
     CommitUnknownError,
     ConfigurationError,
@@ -66,6 +61,11 @@ from .repositories import (
     TradeRepository,
 )
 from .service import FILL_KEYS, TRADING_ENABLED, StorageService, StrategyStats
+from .store import close_default_databases, default_database, get_db, init_db, open_store
+from .urls import DEFAULT_URL, mask_url
+
+#: The entry point a bot calls: open the store (see :func:`open_store`).
+connect = open_store
 
 __version__ = "0.1.0"
 
@@ -129,6 +129,7 @@ __all__ = [
     "import_archive",
     "init_db",
     "mask_url",
+    "open_store",
     "replica_status",
     "stats",
     "realized_report",

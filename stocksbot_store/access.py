@@ -3,7 +3,8 @@ and read replicas.
 
 :func:`connect` takes these options out of its keywords with
 :func:`take_access_options` before it builds the Peewee database, and applies them to
-the built one with :func:`apply_access`:
+the built one with :func:`apply_access` (the replicas it takes out are attached by
+``connect`` itself, with :func:`stocksbot_store.replicas.attach_replicas`):
 
 - ``slow_ms=`` (default ``$SQL_SLOW_MS``): statements are counted and timed, the slow
   ones logged (:mod:`stocksbot_store.monitor`);
@@ -33,6 +34,7 @@ import peewee
 from peewee import Database, SqliteDatabase
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
+from .backends import describe
 from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError
 from .monitor import attach_monitor
 
@@ -84,11 +86,6 @@ def apply_access(db: Database, url: str, access: AccessOptions) -> Database:
     if access.read_only:
         _open_read_only(db)
         extend(db, read_only)
-    if access.replicas:
-        from .replicas import attach_replicas
-
-        attach_replicas(db, access.replicas, max_lag=access.replica_max_lag,
-                        from_environment=access.replicas_from_environment)
     return db
 
 
@@ -190,8 +187,6 @@ def _refusals(db: Database, what: str) -> Iterator[None]:
         yield
     except peewee.DatabaseError as e:
         if is_read_only_refusal(e):
-            from .database import describe
-
             raise ReadOnlyError(
                 f"{describe(db)} was opened read-only (read_only=True), so it refuses "
                 f"{what}; write through a database opened without read_only") from e
@@ -217,8 +212,6 @@ def pool_limit(base: type) -> type:
 
 def pool_exhausted_message(db: Any) -> str:
     """What to say when ``db``'s pool has no connection to give."""
-    from .database import describe
-
     size = db._max_connections
     wait = db._wait_timeout
     waited = ("without waiting (the URL sets no timeout=)" if not wait

@@ -40,8 +40,8 @@ from .adopt_report import RULES, SHOWN, AdoptionError, AdoptionReport, AdoptionR
 from .database import backend_of, describe
 from .fields import UTC, utcnow
 from .legacy import OLD_REVISION, OLD_TABLES, REPORT_TABLES, is_legacy
+from .migration.runner import LOCK_KEY
 from .models import MODELS
-from .runner import LOCK_KEY
 
 # -- the state of a database ---------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from .fills.rows import CheckedFill, figures_row, new_position_row, order_update
 from .fills.statements import statements_for
 from .ledger import OrderState
 from .legacy import ALEMBIC_TABLE, OLD_REVISION, OLD_TABLES
+from .migration.runner import HISTORY_TABLE, Runner
 from .models import (
     MODELS,
     ZERO,
@@ -51,7 +52,6 @@ from .models import (
     Strategy,
     TradeTypeEnum,
 )
-from .runner import HISTORY_TABLE, Runner
 from .validation import check_text
 
 #: Where the old tables go on PostgreSQL (the backup).

@@ -39,6 +39,7 @@ from .check import LedgerReport, check_ledger
 from .database import backend_of, describe
 from .errors import StorageError
 from .fields import utcnow
+from .migration.runner import HISTORY_TABLE, Runner
 from .models import MODELS
 from .rows import (
     Progress,
@@ -51,7 +52,6 @@ from .rows import (
     store_tables,
     table_names,
 )
-from .runner import HISTORY_TABLE, Runner
 from .transfer import CopyReport, known_revisions, load_store, refuse_newer
 
 FORMAT = "stocksbot-archive"

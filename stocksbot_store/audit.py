@@ -62,7 +62,7 @@ from typing import Any
 
 from peewee import Database, Model
 
-from .database import backend_of
+from .backends import backend_of
 from .errors import ValidationError, translate_errors
 from .fields import datetime_text, decimal_text, to_utc, utcnow
 from .models import AuditLog

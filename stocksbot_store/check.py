@@ -56,7 +56,7 @@ from peewee import JOIN, Database, Model, PeeweeException, Query, fn
 
 from . import ledger
 from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
-from .database import backend_of, connect, database_url, describe, scrub
+from .database import backend_of, database_url, describe, scrub
 from .errors import SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
 from .fills.rows import ORDER_COLUMNS, STRATEGY_FIGURES
@@ -70,6 +70,7 @@ from .models import (
     Strategy,
     Trade,
 )
+from .store import open_store
 
 #: Rows read per query.
 BATCH = 5_000
@@ -535,9 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_read_only(url: str) -> Database:
-    """The database at ``url``, opened so that it creates nothing and writes nothing: a
-    SQLite file ``mode=ro`` can never take the write lock from the bot."""
-    return connect(url, read_only=True)
+    """The store at ``url``, opened so that it creates nothing and writes nothing: a
+    SQLite file ``mode=ro`` can never take the write lock from the bot. Its schema is
+    looked at (an empty, behind or newer one is a :class:`SchemaError` naming the
+    migrate command), never created."""
+    return open_store(url, read_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,13 +98,13 @@ def _error(prog: str, message: str, urls: list[str | None]) -> None:
 
 def _open_existing(url: str) -> Any:
     """Connect to a store that must already exist (a SQLite URL is not created)."""
-    return connect(url, migrate=False, create=False)
+    return connect(url, create=False)
 
 
 def _open_read_only(url: str) -> Any:
     """Connect to a store that must already exist, for reading only: a SQLite file is
     opened ``mode=ro`` and so can never take the write lock from the bot."""
-    return connect(url, migrate=False, read_only=True)
+    return connect(url, read_only=True)
 
 
 # -- stocksbot-backup ----------------------------------------------------------------------

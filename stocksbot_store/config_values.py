@@ -12,6 +12,9 @@ from .fields import coerce_enum
 from .models import ConfigValueType
 from .types import ConfigValue, ValueType
 
+#: The switch that halts trading while it holds a false value (unset means enabled).
+TRADING_ENABLED = "trading_enabled"
+
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 _SPELLINGS = "true/false, 1/0, yes/no or on/off"

@@ -17,9 +17,9 @@ from peewee import Database
 
 from .database import connect, describe
 from .errors import SchemaError
+from .migration.runner import Runner
 from .models import MODELS
 from .rows import Progress, Table, canonical_batches, count_rows, snapshot, store_tables
-from .runner import Runner
 from .transfer import CopyReport, load_store
 
 
@@ -63,7 +63,7 @@ def convert(from_url: str, to_url: str, progress: Progress | None = None) -> Cop
     Raises :class:`~stocksbot_store.errors.StorageError` subclasses naming the
     problem (a target with rows, a table that differs); nothing is kept then.
     """
-    source = connect(from_url, migrate=False)
+    source = connect(from_url)
     try:
         return copy_database(source, to_url, progress)
     finally:

@@ -1,8 +1,10 @@
-"""Opening a database from a URL: ``connect``, ``init_db`` and ``get_db``.
+"""Opening a database from a URL: :func:`connect` opens and configures, nothing more.
 
-Configuration is a URL, read in one place (:func:`database_url`): the ``url``
-argument, else ``DATABASE_URL``, else :data:`DEFAULT_URL`. Any scheme that
-``playhouse.db_url`` knows works, pooled ones included
+:func:`connect` never creates, checks or migrates a schema: that is a step above it,
+:func:`stocksbot_store.store.open_store` (``stocksbot_store.connect``), which read-only
+tools never take. The URL is chosen by :func:`~stocksbot_store.urls.database_url`
+(the ``url`` argument, else ``DATABASE_URL``, else ``sqlite:///./stocksbot.db``). Any
+scheme that ``playhouse.db_url`` knows works, pooled ones included
 (``postgresql+pool://...?max_connections=20``).
 
 SQLite gets, unless overridden by ``pragmas=``: WAL journal, foreign keys on, a
@@ -15,11 +17,12 @@ by every thread of the process, kept alive while the returned object lives.
 The database objects :func:`connect` returns are the playhouse classes with
 :class:`~stocksbot_store.connection.ResilientMixin` in front: a connection the
 server dropped is replaced on the next call, and a failure to connect is a
-:class:`~stocksbot_store.errors.StorageError`. :func:`mask_url` and :func:`scrub`
-keep passwords out of everything shown, whatever the URL's shape.
+:class:`~stocksbot_store.errors.StorageError`. Passwords never show: see
+:mod:`stocksbot_store.urls`.
 
-The only process-wide state is :data:`_DEFAULT_DATABASES`, the databases that
-:func:`get_db` hands out, one per URL.
+The URL helpers and :func:`backend_of` / :func:`describe` / :func:`prepare_database`
+live in :mod:`stocksbot_store.urls` and :mod:`stocksbot_store.backends`; they are
+re-exported here for the modules that import them from this one.
 """
 
 from __future__ import annotations
@@ -28,24 +31,21 @@ import logging
 import os
 import sqlite3
 import sys
-import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, urlparse
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, SqliteDatabase
 from playhouse import db_url
 
 from .access import apply_access, take_access_options
+from .backends import backend_of, describe, prepare_database
 from .connection import resilient_class
-from .errors import ConfigurationError, translate_errors
-from .fields import FIELD_TYPES
-from .models import MODELS
+from .errors import ConfigurationError
+from .replicas import attach_replicas
+from .urls import DEFAULT_URL, database_url, mask_url, scrub, url_secrets
 
 log = logging.getLogger("stocksbot_store")
-
-DEFAULT_URL = "sqlite:///./stocksbot.db"
 
 #: SQLite settings applied to every connection; ``connect(url, pragmas=...)`` overrides.
 SQLITE_PRAGMAS: dict[str, Any] = {
@@ -56,112 +56,13 @@ SQLITE_PRAGMAS: dict[str, Any] = {
     "cache_size": -16_000,
 }
 
-_DEFAULT_DATABASES: dict[str, Database] = {}
-_DEFAULT_LOCK = threading.Lock()
 
-
-def database_url(url: str | None = None) -> str:
-    """The URL to use: ``url``, else ``$DATABASE_URL``, else :data:`DEFAULT_URL`."""
-    return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
-
-
-#: Query parameters that hold a secret (compared lower-cased, after percent-decoding).
-_SECRET_KEYS = ("password", "passwd", "sslpassword", "pass", "pwd", "secret", "token")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with every password replaced by ``***``, safe to log or show.
-
-    It does not trust the URL to be well formed: the password of a ``user:pass@``
-    form is everything between the first ``:`` of the user part and the last ``@``
-    (so an unencoded ``#``, ``/``, ``?``, ``@`` or ``:`` in it stays hidden), and
-    the value of every query parameter whose name holds ``pass``, ``pwd``,
-    ``secret`` or ``token`` (in any case, percent-encoded or not) is masked up to
-    the next ``&``. A URL without ``scheme://`` is shown only if it holds no ``@``
-    and no such word.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        lowered = unquote(url).lower()
-        if "@" in url or any(key in lowered for key in _SECRET_KEYS):
-            return "<database URL hidden: it cannot be parsed>"
-        return url
-    userinfo, at, after = rest.rpartition("@")
-    if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
-    head, question, query = rest.partition("?")
-    if not question:
-        return f"{scheme}://{rest}"
-    pairs = []
-    for pair in query.split("&"):
-        key, equals, _ = pair.partition("=")
-        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
-            pair = f"{key}=***"
-        pairs.append(pair)
-    return f"{scheme}://{head}?{'&'.join(pairs)}"
-
-
-def url_secrets(url: str) -> tuple[str, ...]:
-    """The password text of ``url`` in every form a message could show it (as written,
-    percent-decoded, and its pieces between unencoded delimiters), longest first."""
-    found: set[str] = set()
-    _, _, rest = url.partition("://")
-    userinfo, at, _ = rest.rpartition("@")
-    if at and ":" in userinfo:
-        found.add(userinfo.split(":", 1)[1])
-    for pair in rest.partition("?")[2].split("&"):
-        key, equals, value = pair.partition("=")
-        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
-            found.add(value)
-    pieces = set()
-    for secret in found:
-        for form in (secret, unquote(secret)):
-            pieces.add(form)
-            pieces.update(p for p in _split_delimiters(form) if len(p) >= 4)
-    return tuple(sorted((p for p in pieces if p), key=len, reverse=True))
-
-
-def _split_delimiters(text: str) -> list[str]:
-    for delimiter in "/?#@:&":
-        text = text.replace(delimiter, "\0")
-    return text.split("\0")
-
-
-def scrub(text: str, url: str | None) -> str:
-    """``text`` with the password of ``url`` (in any of its forms) replaced by ``***``."""
-    if url:
-        for secret in url_secrets(url):
-            text = text.replace(secret, "***")
-    return text
-
-
-def backend_of(db: Database) -> str:
-    """``"sqlite"`` or ``"postgres"``: which SQL dialect ``db`` speaks."""
-    if isinstance(db, SqliteDatabase):
-        return "sqlite"
-    if isinstance(db, PostgresqlDatabase):
-        return "postgres"
-    raise ConfigurationError(
-        f"{type(db).__name__} is not supported; use a sqlite:// or postgresql:// URL")
-
-
-def describe(db: Database) -> str:
-    """A password-free description of ``db`` (its masked URL) for logs and screens."""
-    return getattr(db, "stocksbot_url", None) or f"{backend_of(db)}:{db.database}"
-
-
-def prepare_database(db: Database) -> Database:
-    """Teach ``db`` the column types of the store's custom fields (idempotent).
-
-    :func:`connect` does this; call it yourself only for a ``Database`` you built.
-    """
-    db._field_types.update(FIELD_TYPES[backend_of(db)])  # type: ignore[attr-defined]
-    return db
-
-
-def connect(url: str | None = None, *, migrate: bool = True, create: bool = True,
-            **options: Any) -> Database:
+def connect(url: str | None = None, *, create: bool = True, **options: Any) -> Database:
     """Open the database at ``url`` (see the module docstring for defaults).
+
+    It only connects: no table is created or looked at, so an empty database opens
+    as it is. ``stocksbot_store.connect`` (:func:`stocksbot_store.store.open_store`)
+    is this plus the schema check and first-time creation.
 
     ``options`` go to the Peewee database class (``pragmas=``, ``max_connections=``,
     ``timeout=``...), except the store's own: ``slow_ms=``, ``read_only=``,
@@ -173,28 +74,19 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
 
     What it may change, for tools that must not write:
 
-    * ``migrate=True`` (default): a brand-new empty database is brought to the latest
-      schema (under the migration lock, so processes starting together agree); one
-      that is behind or newer raises :class:`SchemaError`. ``migrate=False`` skips
-      the schema check and creation altogether.
-    * ``create=False``: never create anything: a SQLite file that does not exist
-      raises :class:`ConfigurationError` naming the path and the command that
-      creates it, and an empty database raises :class:`SchemaError` instead of
-      being given a schema.
+    * ``create=False``: a SQLite file that does not exist raises
+      :class:`ConfigurationError` naming the path and the command that creates it,
+      instead of being created empty.
     * ``read_only=True`` (implies ``create=False``): the database itself refuses
       writes: SQLite opens the file with ``mode=ro``, PostgreSQL sessions start
       with ``default_transaction_read_only``. For checks and reports.
 
     A SQLite URL may also say ``?mode=ro`` (or ``rw``, ``rwc``) itself.
-
-    ``connect()`` with no URL and no option is the process's default database,
-    :func:`default_database`: the object ``init_db()`` initialises and :func:`get_db`
-    yields, so a test that sets ``DATABASE_URL=sqlite:///:memory:`` and calls
-    ``init_db()`` sees the same tables through both. Give a URL for a database object
-    of your own.
     """
-    if url is None and migrate and create and not options:
-        return default_database()
+    if "migrate" in options:
+        raise TypeError(
+            "stocksbot_store.database.connect() only connects and takes no migrate=; "
+            "use stocksbot_store.connect() (open_store) for the schema check")
     url = database_url(url)
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
@@ -220,12 +112,16 @@ def connect(url: str | None = None, *, migrate: bool = True, create: bool = True
     configure_sql_echo()
     prepare_database(db)
     apply_access(db, url, access)
-    if migrate:
-        from .runner import ensure_schema
-
-        with translate_errors(f"checking the schema of {mask_url(url)}"):
-            ensure_schema(db, create=create)
+    if access.replicas:
+        attach_replicas(db, access.replicas, max_lag=access.replica_max_lag,
+                        from_environment=access.replicas_from_environment,
+                        open_replica=_open_replica)
     return db
+
+
+def _open_replica(url: str, **options: Any) -> Database:
+    """A standby's database: opened like any other, without replicas of its own."""
+    return connect(url, replicas=(), **options)
 
 
 def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Database:
@@ -356,75 +252,6 @@ class SqlEchoHandler(logging.StreamHandler):
         """The stream is always the current ``sys.stderr``; nothing to set."""
 
 
-def init_db(db: Database | None = None) -> Database:
-    """Create every table and index that is missing (for tests and demos).
-
-    Without an argument (the old module's ``init_db()``) it works on the process's
-    default database, :func:`default_database` (``DATABASE_URL``), the very object
-    :func:`get_db` yields: ``DATABASE_URL=sqlite:///:memory:``, ``init_db()`` and a
-    FastAPI ``TestClient`` with ``Depends(get_db)`` see the same tables from any
-    thread. Production databases are created and upgraded with
-    ``python -m stocksbot_store.migrate upgrade``; both give the same schema.
-    """
-    from .notify import install_notify_triggers
-
-    if db is None:
-        db = default_database()
-    prepare_database(db)
-    with db.atomic(), db.bind_ctx(MODELS):
-        db.create_tables(MODELS, safe=True)
-        install_notify_triggers(db)
-        from .audit import install_append_only_trigger
-
-        install_append_only_trigger(db)
-        from .migrate import stamp_new_database
-
-        stamp_new_database(db)
-    return db
-
-
-def default_database(url: str | None = None) -> Database:
-    """The process-wide database for ``url`` (see :func:`database_url`), made once:
-    what :func:`get_db` yields and ``init_db()`` initialises. The same URL gives the
-    same object (for ``sqlite:///:memory:``, the same in-memory database)."""
-    url = _absolute_sqlite_url(database_url(url))
-    with _DEFAULT_LOCK:
-        db = _DEFAULT_DATABASES.get(url)
-        if db is None:
-            db = _DEFAULT_DATABASES[url] = connect(url)
-        return db
-
-
-def _absolute_sqlite_url(url: str) -> str:
-    """``url`` with a relative SQLite path made absolute: the default database stays
-    the file it was opened on after the process changes its working directory."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return url
-    path, sep, query = url[len(prefix):].partition("?")
-    if not path or path == ":memory:" or path.startswith(("/", "file:")):
-        return url
-    return f"{prefix}{os.path.abspath(path)}{sep}{query}"
-
-
-def get_db() -> Iterator[Database]:
-    """FastAPI dependency: ``def endpoint(db=Depends(get_db))``.
-
-    Yields the process-wide database, :func:`default_database` (the one ``init_db()``
-    with no argument initialises). It opens no connection itself: Peewee
-    connects whichever thread runs the endpoint on its first query, so it does
-    not matter that FastAPI may run this generator and the endpoint on different
-    threads. Afterwards it closes the connection of the thread it runs on (a
-    pooled connection goes back to the pool).
-    """
-    db = default_database()
-    try:
-        yield db
-    finally:
-        if not db.is_closed():
-            db.close()
-
-
 def write_transaction(db: Database) -> Any:
     """A transaction for read-modify-write work.
 
@@ -437,12 +264,18 @@ def write_transaction(db: Database) -> Any:
     return db.atomic()
 
 
-def close_default_databases() -> None:
-    """Close and forget the databases :func:`get_db` handed out (at app shutdown)."""
-    with _DEFAULT_LOCK:
-        for db in _DEFAULT_DATABASES.values():
-            if hasattr(db, "close_all"):
-                db.close_all()
-            elif not db.is_closed():
-                db.close()
-        _DEFAULT_DATABASES.clear()
+__all__ = [
+    "DEFAULT_URL",
+    "SQLITE_PRAGMAS",
+    "backend_of",
+    "configure_sql_echo",
+    "connect",
+    "database_url",
+    "describe",
+    "mask_url",
+    "prepare_database",
+    "require_sqlite_file",
+    "scrub",
+    "url_secrets",
+    "write_transaction",
+]

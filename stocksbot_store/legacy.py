@@ -6,14 +6,14 @@ revision :data:`OLD_REVISION`. Such a database must be adopted
 (``python -m stocksbot_store.migrate adopt``, see :mod:`stocksbot_store.adopt`)
 before the store can use it: creating this store's tables beside the old ones would
 hide the history, and stamping it would record a schema it does not have.
-:func:`refuse_legacy` is what ``connect()``, ``upgrade`` and ``stamp`` call.
+:func:`refuse_legacy` is what ``stocksbot_store.connect()``, ``upgrade`` and ``stamp`` call.
 """
 
 from __future__ import annotations
 
 from peewee import Database
 
-from .database import describe
+from .backends import describe
 from .errors import SchemaError
 from .models import MODELS
 

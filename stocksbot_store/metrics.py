@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     url = database_url(args.url)
     try:
-        db = connect(url, migrate=False, read_only=True)
+        db = connect(url, read_only=True)
         try:
             figures = stats(db)
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from peewee import Database
 
-from .database import backend_of
+from .backends import backend_of
 
 CHANNEL = "stocksbot_changes"
 TABLES = ("order", "trade", "position", "strategy", "config")

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     url = database_url(args.url)
     try:
-        db = connect(url, migrate=False, create=False)
+        db = connect(url, create=False)
         try:
             report = purge(db, args.older_than, dry_run=args.dry_run,
                            backup=not args.no_backup, backup_path=args.backup_to)

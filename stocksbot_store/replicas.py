@@ -30,7 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -38,8 +38,10 @@ from urllib.parse import urlparse
 import peewee
 from peewee import Database, PostgresqlDatabase
 
+from .access import driver_error, extend
 from .errors import ConfigurationError, DatabaseUnavailableError, first_line
 from .monitor import monitor_of, statement_kind
+from .urls import mask_url
 
 log = logging.getLogger("stocksbot_store.replicas")
 
@@ -272,17 +274,16 @@ def snapshot_replica(db: Database) -> Replica | None:
 
 
 def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | None = None,
-                    from_environment: bool = False) -> Database:
+                    from_environment: bool = False, *,
+                    open_replica: Callable[..., Database]) -> Database:
     """Route ``db``'s reads to the standbys at ``urls`` (see the module docstring).
 
     The replicas must serve the same database as ``db``. A mismatch is a
     :class:`ConfigurationError`, except for ``$DATABASE_REPLICA_URL``
     (``from_environment``), which only applies to connections to its database:
     another database (a test's, a tool's) is opened without replicas.
+    ``open_replica(url, **options)`` opens each standby (``connect`` passes itself).
     """
-    from .access import extend
-    from .database import connect, mask_url
-
     if not isinstance(db, PostgresqlDatabase):
         if from_environment:
             return db
@@ -308,7 +309,7 @@ def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | No
         # A standby that stops answering must not hang the reads: bound the connect.
         timeout: dict[str, Any] = ({} if "connect_timeout" in url
                                    else {"connect_timeout": CONNECT_TIMEOUT})
-        replica_db = connect(url, migrate=False, replicas=(), **timeout)
+        replica_db = open_replica(url, **timeout)
         monitor = monitor_of(db)
         replica_db.query_hooks[:] = [monitor] if monitor else []
         replicas.append(Replica(replica_db, mask_url(url)))
@@ -321,8 +322,6 @@ def _connection_lost(error: BaseException) -> bool:
     """Whether a driver error means the replica cannot be used (vs. this one statement)."""
     if isinstance(error, peewee.InterfaceError):
         return True
-    from .access import driver_error
-
     original = driver_error(error)
     sqlstate = getattr(original, "sqlstate", None)
     # No SQLSTATE: the connection failed or broke. 08 connection, 57P shutdown, 53 out

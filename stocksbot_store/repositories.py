@@ -831,10 +831,9 @@ class ConfigRepository(Repository[Config]):
     def check_delete(self, row: Config) -> None:
         """``trading_enabled`` cannot be deleted while it halts trading: unset reads as
         enabled, so deleting a halt would resume trading."""
-        from .service import TRADING_ENABLED
-
-        if row.key == TRADING_ENABLED and not config_values.clearly_true(row.value):
-            raise ValidationError("key", f"{TRADING_ENABLED} is {row.value!r} (halted); "
+        key = config_values.TRADING_ENABLED
+        if row.key == key and not config_values.clearly_true(row.value):
+            raise ValidationError("key", f"{key} is {row.value!r} (halted); "
                                   "deleting it would resume trading, since unset means "
                                   "enabled; resume trading first (set_trading_enabled(True)) "
                                   "if that is what is meant")

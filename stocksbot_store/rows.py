@@ -59,8 +59,8 @@ from .fields import (
     decimal_text,
     to_utc,
 )
+from .migration.runner import HISTORY_TABLE, Runner
 from .models import MODELS
-from .runner import HISTORY_TABLE, Runner
 
 #: Rows read per query, and per batch handed on.
 BATCH = 5_000

@@ -77,7 +77,7 @@ from .types import (
 )
 from .validation import check_external_id, check_id
 
-TRADING_ENABLED = "trading_enabled"
+TRADING_ENABLED = config_values.TRADING_ENABLED
 #: What a ``record_trades`` dict may hold: the fields of :class:`Fill`.
 FILL_KEYS = tuple(f.name for f in fields(Fill))
 _FILL_REQUIRED = tuple(f.name for f in fields(Fill) if f.default is MISSING)

@@ -30,6 +30,7 @@ from .audit import AuditWriter
 from .check import LedgerReport, check_ledger
 from .database import backend_of, connect, database_url, describe, write_transaction
 from .errors import SchemaError, StorageError
+from .migration.runner import COMMAND, HISTORY_TABLE, Runner, migrations_directory
 from .models import AuditLog
 from .rows import (
     Progress,
@@ -43,7 +44,6 @@ from .rows import (
     set_sequences,
     store_tables,
 )
-from .runner import COMMAND, HISTORY_TABLE, Runner, migrations_directory
 
 
 class RowSource(Protocol):
@@ -128,7 +128,7 @@ def load_store(url: str | None, source: RowSource, progress: Progress | None = N
     url = database_url(url)
     path = _sqlite_path(url)
     created = path is not None and not os.path.exists(path)
-    db = connect(url, migrate=False)
+    db = connect(url)
     try:
         report = _load(db, source, progress, check)
     except BaseException:

@@ -16,8 +16,12 @@ from stocksbot_store import StorageService
 UTC = dt.timezone.utc
 
 
-def fill_every_kind(storage: StorageService) -> None:
-    """Write the rows; the books stay clean (the ledger check passes)."""
+def fill_every_kind(storage: StorageService, *, soft_deleted: bool = True) -> None:
+    """Write the rows; the books stay clean (the ledger check passes).
+
+    ``soft_deleted=False`` leaves out the soft-deleted rows, for a store an older schema
+    (before soft delete) can hold.
+    """
     at = dt.datetime(2026, 3, 2, 14, 30, 0, 123456, tzinfo=UTC)
     momentum = storage.create_strategy(
         "momentum", "trend", config={"window": 20, "ratio": 0.25, "symbols": ["AAA", "BBB"],
@@ -59,6 +63,8 @@ def fill_every_kind(storage: StorageService) -> None:
     storage.set_config_value("risk", 0.02, "float")
     storage.set_config_value("symbols", {"list": ["AAA"], "n": 1}, "json")
     storage.set_trading_enabled(False)
+    if not soft_deleted:
+        return
     # soft-deleted rows: a strategy whose name is taken again, an order without fills,
     # a closed position, a setting
     storage.delete_strategy(storage.create_strategy("retired").id)

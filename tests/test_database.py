@@ -1,4 +1,5 @@
-"""connect(): URLs, SQLite settings, in-memory sharing, masking, SQL echo."""
+"""connect(): URLs, SQLite settings, in-memory sharing, masking, SQL echo; and that
+opening is not migrating (database.connect only connects, open_store adds the schema)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,26 @@ import stat
 import threading
 
 import pytest
-from conftest import fresh_pg_database
+from conftest import fresh_database_url, fresh_pg_database
 
-from stocksbot_store import ConfigurationError, StorageService, connect, init_db, mask_url
+import stocksbot_store
+from stocksbot_store import (
+    MODELS,
+    ConfigurationError,
+    SchemaError,
+    StorageService,
+    connect,
+    database,
+    init_db,
+    mask_url,
+    open_store,
+)
+from stocksbot_store.check import main as check_main
 from stocksbot_store.database import describe
+from stocksbot_store.metrics import main as stats_main
+from stocksbot_store.migration.cli import main as migrate_main
+from stocksbot_store.migration.runner import Runner
+from stocksbot_tui.data import DashboardSource
 
 
 def test_memory_database_is_one_database_for_every_thread():
@@ -29,7 +46,7 @@ def test_memory_database_is_one_database_for_every_thread():
     worker.join()
     assert seen == [["main-thread"]]
     # each connect() is its own
-    assert connect("sqlite:///:memory:", migrate=False).get_tables() == []
+    assert database.connect("sqlite:///:memory:").get_tables() == []
 
 
 def test_sqlite_settings(tmp_path):
@@ -76,7 +93,7 @@ def test_bad_urls_say_what_to_do(url, fragment):
 def test_passwords_are_masked():
     url = "postgresql://bot:s3cr3t-pw@localhost:5432/stocksbot"
     assert mask_url(url) == "postgresql://bot:***@localhost:5432/stocksbot"
-    assert "s3cr3t" not in describe(connect(url, migrate=False))  # nothing to reach
+    assert "s3cr3t" not in describe(database.connect(url))  # nothing to reach
     assert mask_url("sqlite:///./x.db") == "sqlite:///./x.db"
 
 
@@ -90,3 +107,80 @@ def test_sql_echo_logs_statements(db_url, monkeypatch, caplog, capsys):
                for r in caplog.records)
     assert "SQL ('INSERT INTO" in capsys.readouterr().err  # echoed to stderr
     db.close()
+
+
+# -- connect() only connects; the store's connect is open_store -----------------------------
+
+
+def test_connect_only_connects_and_the_store_connect_creates(db_url):
+    """``stocksbot_store.database.connect`` leaves a brand-new database as it is;
+    ``stocksbot_store.connect`` (open_store) gives it the schema at head."""
+    db = database.connect(db_url)
+    assert db.get_tables() == []
+    db.close()
+    assert stocksbot_store.connect is stocksbot_store.open_store is open_store
+    store = stocksbot_store.connect(db_url)
+    assert {m._meta.table_name for m in MODELS} <= set(store.get_tables())
+    assert Runner(store).pending() == []
+    store.close()
+
+
+def test_connect_refuses_migrate_and_names_open_store():
+    with pytest.raises(TypeError, match="open_store"):
+        database.connect("sqlite:///:memory:", migrate=False)
+
+
+def test_open_store_without_create_refuses_an_empty_database_and_writes_nothing(file_db_url):
+    db = database.connect(file_db_url)  # creates the SQLite file, nothing in it
+    db.close()
+    with pytest.raises(SchemaError, match="is empty.*stocksbot_store.migrate upgrade"):
+        open_store(file_db_url, create=False)
+    db = database.connect(file_db_url, read_only=True)
+    assert db.get_tables() == []
+    db.close()
+
+
+def test_read_only_tools_leave_an_empty_database_empty(file_backend, tmp_path, capsys):
+    """stocksbot-check, stocksbot-stats and the migrate commands that only look, on an
+    empty SQLite file and an empty PostgreSQL database: no table and no byte written."""
+    with fresh_database_url(file_backend, tmp_path) as url:
+        path = tmp_path / "empty.db"
+        if file_backend == "sqlite_file":
+            path.touch()
+            url = f"sqlite:///{path}"
+        assert check_main(["--url", url]) == 2
+        assert "is empty" in capsys.readouterr().err
+        assert stats_main(["--url", url]) == 0
+        assert "no store tables" in capsys.readouterr().out
+        assert migrate_main(["current", "--url", url]) == 0
+        assert migrate_main(["history", "--url", url]) == 0
+        assert migrate_main(["check", "--url", url]) == 1  # pending and drift, nothing done
+        capsys.readouterr()
+        if file_backend == "sqlite_file":
+            assert path.stat().st_size == 0
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+        db = database.connect(url, read_only=True)
+        assert db.get_tables() == []
+        db.close()
+
+
+def test_the_dashboard_gives_an_empty_database_its_schema_as_a_bot_does(file_backend,
+                                                                        tmp_path):
+    """The dashboard is no read-only tool: it writes (its operator actions), and its
+    first refresh gives an empty database the store's schema through that writable
+    connection (docs/dashboard.md), its reads staying on the read-only one."""
+    with fresh_database_url(file_backend, tmp_path) as url:
+        if file_backend == "sqlite_file":
+            path = tmp_path / "empty.db"
+            path.touch()
+            url = f"sqlite:///{path}"
+        dashboard = DashboardSource(url)
+        try:
+            assert dashboard.refresh(force=True).trading_enabled
+        finally:
+            dashboard.close()
+        db = database.connect(url, read_only=True)
+        try:
+            assert Runner(db).pending() == []
+        finally:
+            db.close()

@@ -12,8 +12,8 @@ from fastapi import Depends, FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from stocksbot_store import StorageService, connect, get_db, init_db  # noqa: E402
-from stocksbot_store.database import close_default_databases, default_database  # noqa: E402
 from stocksbot_store.models import Order, Position, Strategy  # noqa: E402
+from stocksbot_store.store import close_default_databases, default_database  # noqa: E402
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 
 from stocksbot_store import SchemaError, StorageService, connect, init_db
 from stocksbot_store.migrate import MigrationError, Runner, main, migrations_directory
+from stocksbot_store.migration.drift import compare
 from stocksbot_store.models import MODELS
-from stocksbot_store.schema import compare
 
 TABLES = ["config", "order", "position", "strategy", "trade"]
 #: The shipped migrations, in order, and the last of them.

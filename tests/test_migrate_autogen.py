@@ -16,10 +16,10 @@ from pathlib import Path
 from peewee import SQL, CharField, ForeignKeyField, IntegerField, Model, TextField
 
 from stocksbot_store import StorageService, connect
-from stocksbot_store.autogen import render
 from stocksbot_store.fields import ExactDecimalField, UTCDateTimeField, utcnow
-from stocksbot_store.migrate import Runner, migrations_directory
-from stocksbot_store.schema import compare
+from stocksbot_store.migration.drift import compare
+from stocksbot_store.migration.render import render
+from stocksbot_store.migration.runner import Runner, migrations_directory
 
 
 class Item(Model):
@@ -138,7 +138,7 @@ def test_sqlite_column_change_keeps_child_rows_and_indexes(tmp_path):
         shutil.copy(shipped, folder)
     (folder / "0902_wider.py").write_text(
         "from peewee import CharField\n"
-        "from stocksbot_store.autogen import alter_type\n\n\n"
+        "from stocksbot_store.migration.ops import alter_type\n\n\n"
         "def upgrade(migrator, db):\n"
         "    alter_type(migrator, db, 'strategy', 'name', CharField(max_length=300, unique=True))\n"
         "    alter_type(migrator, db, 'order', 'symbol', CharField(max_length=100))\n\n\n"

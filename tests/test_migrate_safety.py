@@ -12,17 +12,26 @@ from pathlib import Path
 
 import pytest
 from conftest import fresh_database_url
-from test_convert import canonical, make_store
+from every_row import fill_every_kind
+from test_convert import canonical
 
-from stocksbot_store import connect, restore
+from stocksbot_store import StorageService, connect, init_db, restore
 from stocksbot_store.migrate import main
-from stocksbot_store.migrate_safety import rows_dropped
+from stocksbot_store.migration.runner import Runner, migrations_directory
+from stocksbot_store.migration.safety import rows_dropped
 from stocksbot_store.rows import rows_held
-from stocksbot_store.runner import Runner, migrations_directory
 
 #: The shipped migrations in order, and what a downgrade to base prints reverting them.
 SHIPPED = sorted(p.stem for p in Path(migrations_directory()).glob("[0-9]*.py"))
 REVERTED = f"reverted: {', '.join(reversed(SHIPPED))}\n"
+
+
+def make_store(url: str) -> None:
+    """A store of every kind of row but soft-deleted ones: a downgrade past soft delete
+    refuses those (it would bring them back), and these tests are about dropped tables."""
+    db = init_db(connect(url))
+    fill_every_kind(StorageService(db), soft_deleted=False)
+    db.close()
 
 
 def test_a_bare_downgrade_is_refused(tmp_path, capsys):

@@ -376,8 +376,7 @@ def test_service_config_calls(storage):
 
 
 def test_init_db_without_an_argument_uses_the_default_database(db_url, monkeypatch, tmp_path):
-    from stocksbot_store import get_db, init_db
-    from stocksbot_store.database import close_default_databases
+    from stocksbot_store import close_default_databases, get_db, init_db
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", db_url)

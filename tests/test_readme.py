@@ -11,8 +11,7 @@ import pytest
 from conftest import fresh_database_url
 
 import stocksbot_store
-from stocksbot_store import StorageService, connect, init_db
-from stocksbot_store.database import close_default_databases
+from stocksbot_store import StorageService, close_default_databases, connect, init_db
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE_PG_URL = "postgresql://user:pw@localhost/stocksbot"

@@ -51,14 +51,12 @@ from stocksbot_store import (
     StorageError,
     StorageService,
     StoreStats,
-    connect,
     stats,
 )
-from stocksbot_store.database import DEFAULT_URL, backend_of, database_url, describe
+from stocksbot_store.database import DEFAULT_URL, backend_of, connect, database_url, describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
 from stocksbot_store.metrics import format_bytes
-from stocksbot_store.migrate import ensure_schema
 from stocksbot_store.models import (
     ZERO,
     Order,
@@ -81,6 +79,7 @@ from stocksbot_store.queries import (
 )
 from stocksbot_store.replicas import snapshot_replica
 from stocksbot_store.service import StrategyStats
+from stocksbot_store.store import check_schema
 
 from .performance_data import Performance, PerformanceQuery, ReconcileSummary
 from .rows import (
@@ -181,7 +180,7 @@ class DashboardSource:
         else:
             url = database_url(db)
             self._write_url = None if _in_memory(url) else url
-            self.db = connect(url, migrate=False, read_only=self._write_url is not None)
+            self.db = connect(url, read_only=self._write_url is not None)
         self._schema_checked = self._write_url is None and isinstance(db, Database)
         self.storage = StorageService(self.db)
         self._services: dict[int, StorageService] = {id(self.db): self.storage}
@@ -361,7 +360,7 @@ class DashboardSource:
             with self._connection():
                 yield self.storage
             return
-        db = connect(self._write_url, migrate=False, replicas=())
+        db = connect(self._write_url, replicas=())
         try:
             yield StorageService(db)
         finally:
@@ -380,7 +379,7 @@ class DashboardSource:
         if self._schema_checked:
             return
         with self._writing(writes=False) as storage:  # at head, one read (the usual case)
-            ensure_schema(storage.db)
+            check_schema(storage.db)
         self._schema_checked = True
 
     # -- rows ------------------------------------------------------------------------
@@ -460,9 +459,9 @@ def create_store(url: str) -> None:
     """Create the store at ``url`` (a SQLite file that does not exist yet, say): the
     dashboard's ``--create``. The dashboard itself opens a SQLite file read-only,
     which cannot create one."""
-    db = connect(url, migrate=False)
+    db = connect(url)
     try:
-        ensure_schema(db)
+        check_schema(db)
     finally:
         db.close()
 

@@ -14,10 +14,10 @@ import os
 
 from peewee import Database
 
-from .backups import backup, default_backup_path
-from .database import backend_of
-from .errors import MigrationError
-from .rows import count_rows
+from ..backends import backend_of
+from ..backups import backup, default_backup_path
+from ..errors import MigrationError
+from ..rows import count_rows
 from .runner import HISTORY_TABLE, Runner
 
 

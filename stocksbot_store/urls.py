@@ -1,0 +1,90 @@
+"""Database URLs: which one to use, and how to show one without its password.
+
+Configuration is a URL, read in one place (:func:`database_url`): the ``url``
+argument, else ``DATABASE_URL``, else :data:`DEFAULT_URL`. :func:`mask_url` and
+:func:`scrub` keep passwords out of everything shown, whatever the URL's shape.
+This module works on text only; :mod:`stocksbot_store.database` opens the URL.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote
+
+#: Where the store lives when neither the caller nor ``DATABASE_URL`` says.
+DEFAULT_URL = "sqlite:///./stocksbot.db"
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: ``url``, else ``$DATABASE_URL``, else :data:`DEFAULT_URL`."""
+    return url or os.environ.get("DATABASE_URL") or DEFAULT_URL
+
+
+#: Query parameters that hold a secret (compared lower-cased, after percent-decoding).
+_SECRET_KEYS = ("password", "passwd", "sslpassword", "pass", "pwd", "secret", "token")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with every password replaced by ``***``, safe to log or show.
+
+    It does not trust the URL to be well formed: the password of a ``user:pass@``
+    form is everything between the first ``:`` of the user part and the last ``@``
+    (so an unencoded ``#``, ``/``, ``?``, ``@`` or ``:`` in it stays hidden), and
+    the value of every query parameter whose name holds ``pass``, ``pwd``,
+    ``secret`` or ``token`` (in any case, percent-encoded or not) is masked up to
+    the next ``&``. A URL without ``scheme://`` is shown only if it holds no ``@``
+    and no such word.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        lowered = unquote(url).lower()
+        if "@" in url or any(key in lowered for key in _SECRET_KEYS):
+            return "<database URL hidden: it cannot be parsed>"
+        return url
+    userinfo, at, after = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+    head, question, query = rest.partition("?")
+    if not question:
+        return f"{scheme}://{rest}"
+    pairs = []
+    for pair in query.split("&"):
+        key, equals, _ = pair.partition("=")
+        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
+            pair = f"{key}=***"
+        pairs.append(pair)
+    return f"{scheme}://{head}?{'&'.join(pairs)}"
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The password text of ``url`` in every form a message could show it (as written,
+    percent-decoded, and its pieces between unencoded delimiters), longest first."""
+    found: set[str] = set()
+    _, _, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.split(":", 1)[1])
+    for pair in rest.partition("?")[2].split("&"):
+        key, equals, value = pair.partition("=")
+        if equals and any(word in unquote(key).lower() for word in _SECRET_KEYS):
+            found.add(value)
+    pieces = set()
+    for secret in found:
+        for form in (secret, unquote(secret)):
+            pieces.add(form)
+            pieces.update(p for p in _split_delimiters(form) if len(p) >= 4)
+    return tuple(sorted((p for p in pieces if p), key=len, reverse=True))
+
+
+def _split_delimiters(text: str) -> list[str]:
+    for delimiter in "/?#@:&":
+        text = text.replace(delimiter, "\0")
+    return text.split("\0")
+
+
+def scrub(text: str, url: str | None) -> str:
+    """``text`` with the password of ``url`` (in any of its forms) replaced by ``***``."""
+    if url:
+        for secret in url_secrets(url):
+            text = text.replace(secret, "***")
+    return text
