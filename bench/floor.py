@@ -260,3 +260,78 @@ class FloorStore:
             trades, closing, wins, losses, _txt(total), _txt(profit), _txt(loss), _txt(comm),
             _txt(fee), _txt(peak), _txt(drawdown), _ts(last), _txt(win_rate), now,
             strategy_id))
+
+
+class MinimalFloor:
+    """The least a fill must do, on the bare driver: insert the order; per fill, insert
+    the trade, update the order and insert-or-update the symbol's position (one
+    upsert), each fill its own transaction. Its own three tables with REAL columns,
+    no strategy figures, no report figures, no reads: the physical limit the store's
+    fill path is measured against (the accounting floor above is the same work as
+    the store's, by hand)."""
+
+    TABLES = {
+        "min_order": ("id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, "
+                      "status TEXT NOT NULL, quantity REAL NOT NULL, filled REAL NOT NULL, "
+                      "avg_price REAL"),
+        "min_trade": ("id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES "
+                      "min_order (id), external_id TEXT UNIQUE, symbol TEXT NOT NULL, "
+                      "side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, "
+                      "executed_at TEXT NOT NULL"),
+        "min_position": ("symbol TEXT PRIMARY KEY, quantity REAL NOT NULL, "
+                         "avg_price REAL NOT NULL"),
+    }
+
+    def __init__(self, conn: Any, backend: str) -> None:
+        self.conn = conn
+        self.pg = backend == "postgres"
+        self.cur = conn.cursor()
+        serial = "SERIAL PRIMARY KEY" if self.pg else "INTEGER PRIMARY KEY"
+        for table, columns in self.TABLES.items():
+            columns = columns.replace("id INTEGER PRIMARY KEY", f"id {serial}", 1)
+            if self.pg:
+                columns = columns.replace(" REAL", " DOUBLE PRECISION")
+            self.cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+        self.conn.commit()
+        sql = {
+            "order": ("INSERT INTO min_order (symbol, side, status, quantity, filled) "
+                      "VALUES (?, ?, 'pending', ?, 0) RETURNING id"),
+            "trade": ("INSERT INTO min_trade (order_id, external_id, symbol, side, quantity, "
+                      "price, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            "update_order": (
+                "UPDATE min_order SET filled = filled + ?, "
+                "avg_price = coalesce((avg_price * filled + ? * ?) / (filled + ?), ?), "
+                "status = CASE WHEN filled + ? >= quantity THEN 'filled' "
+                "ELSE 'partially_filled' END WHERE id = ?"),
+            "position": (
+                "INSERT INTO min_position (symbol, quantity, avg_price) VALUES (?, ?, ?) "
+                "ON CONFLICT (symbol) DO UPDATE SET "
+                "quantity = min_position.quantity + excluded.quantity, "
+                "avg_price = CASE WHEN min_position.quantity + excluded.quantity = 0 THEN 0 "
+                "ELSE (min_position.quantity * min_position.avg_price + excluded.quantity "
+                "* excluded.avg_price) / (min_position.quantity + excluded.quantity) END"),
+        }
+        self.sql = {k: v.replace("?", "%s") for k, v in sql.items()} if self.pg else sql
+
+    def _begin(self) -> None:
+        if not self.pg:
+            self.cur.execute("BEGIN IMMEDIATE")
+
+    def create_order(self, symbol: str, side: str, quantity: Decimal) -> int:
+        """Insert a pending order; its id."""
+        self._begin()
+        self.cur.execute(self.sql["order"], (symbol, side, float(quantity)))
+        order_id = self.cur.fetchone()[0]
+        self.conn.commit()
+        return order_id
+
+    def record_fill(self, order_id: int, symbol: str, side: str, quantity: Decimal,
+                    price: Decimal, external_id: str | None, executed_at: dt.datetime) -> None:
+        """One fill in its own transaction: three statements."""
+        q, p = float(quantity), float(price)
+        self._begin()
+        self.cur.execute(self.sql["trade"], (order_id, external_id, symbol, side, q, p,
+                                             _ts(executed_at)))
+        self.cur.execute(self.sql["update_order"], (q, q, p, q, p, q, order_id))
+        self.cur.execute(self.sql["position"], (symbol, q if side == "buy" else -q, p))
+        self.conn.commit()

@@ -28,7 +28,7 @@ from stocksbot_store import StorageService, connect, init_db
 
 from .book import differences, read_book, summary
 from .databases import fresh_database, raw_connect
-from .floor import FloorStore
+from .floor import FloorStore, MinimalFloor
 from .history import create_strategies, fills_of, insert_orders
 from .refresh import dashboard_refresh_source
 from .results import Result
@@ -96,14 +96,17 @@ def fill_ingest(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
     planned = plan(sizes.ingest_orders if backend == "sqlite" else sizes.ingest_orders_pg)
     fills = 2 * len(planned)
     with fresh_database(backend, folder) as project_url, \
-            fresh_database(backend, folder) as floor_url:
+            fresh_database(backend, folder) as floor_url, \
+            fresh_database(backend, folder) as minimal_url:
         db = init_db(connect(project_url))
         storage = StorageService(db)
         strategies = create_strategies(storage)
         init_db(connect(floor_url)).close()
-        with closing(raw_connect(backend, floor_url)) as conn:
+        with closing(raw_connect(backend, floor_url)) as conn, \
+                closing(raw_connect(backend, minimal_url)) as minimal_conn:
             floor = FloorStore(conn, backend)
             floor_strategies = {name: floor.create_strategy(name) for name in STRATEGIES}
+            minimal = MinimalFloor(minimal_conn, backend)
 
             def project_order(o: Any, k: int) -> float:
                 order = storage.create_order(o.symbol, o.side, "market", o.quantity,
@@ -123,29 +126,51 @@ def fill_ingest(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
                                       f.commission, 0, f"F{k}-{part}", f.executed_at)
                 return time.perf_counter() - began
 
-            # [total seconds, seconds in record_trade] of project and floor
-            spent = {project_order: [0.0, 0.0], floor_order: [0.0, 0.0]}
-            for first in range(0, len(planned), TURN):
+            def minimal_order(o: Any, k: int) -> float:
+                order_id = minimal.create_order(o.symbol, o.side, o.quantity)
+                began = time.perf_counter()
+                for part, f in enumerate(o.fills):
+                    minimal.record_fill(order_id, o.symbol, o.side, f.quantity, f.price,
+                                        f"F{k}-{part}", f.executed_at)
+                return time.perf_counter() - began
+
+            # [total seconds, seconds in record_trade] of project and the floors
+            spent = {project_order: [0.0, 0.0], floor_order: [0.0, 0.0],
+                     minimal_order: [0.0, 0.0]}
+            sides = list(spent)
+            for turn_number, first in enumerate(range(0, len(planned), TURN)):
                 turn = list(enumerate(planned[first:first + TURN], first))
-                order = (project_order, floor_order) if first % (2 * TURN) == 0 else (
-                    floor_order, project_order)
-                for side in order:
+                # each side goes first, second and last in turn
+                shift = turn_number % len(sides)
+                for side in sides[shift:] + sides[:shift]:
                     start = time.perf_counter()
                     spent[side][1] += sum(side(o, k) for k, o in turn)
                     spent[side][0] += time.perf_counter() - start
             _compare("ingest", backend, _peewee_query(db), _raw_query(conn), checks)
         db.close()
-    (project_total, in_fills), (floor_total, floor_in_fills) = spent.values()
+    ((project_total, in_fills), (floor_total, floor_in_fills),
+     (minimal_total, minimal_in_fills)) = spent.values()
     target = 0.5 if backend == "sqlite" else 0.8
+    minimal_note = ("minimal floor: insert order, insert trade, update order, upsert "
+                    "position; REAL columns, no strategy or report figures")
     return [
         Result("1 fill ingest", backend, "order + 2 fills", "fills/s", fills / project_total,
-               fills / floor_total).check_ratio(target),
+               fills / floor_total),
+        Result("1 fill ingest", backend, "order + 2 fills, minimal floor", "fills/s",
+               fills / project_total, fills / minimal_total,
+               note=minimal_note).check_ratio(target),
         Result("1 fill ingest", backend, "record_trade alone", "fills/s", fills / in_fills,
-               fills / floor_in_fills).check_ratio(target),
+               fills / floor_in_fills),
+        Result("1 fill ingest", backend, "record_trade alone, minimal floor", "fills/s",
+               fills / in_fills, fills / minimal_in_fills, note=minimal_note),
         Result("1 fill ingest", backend, "create_order alone", "orders/s",
                len(planned) / (project_total - in_fills),
                len(planned) / (floor_total - floor_in_fills),
-               note="the rest of the cycle: shows where a missed cycle target goes"),
+               note="the rest of the cycle: shows where a missed cycle target goes"
+               ).check_ratio(0.8),
+        Result("1 fill ingest", backend, "create_order alone, minimal floor", "orders/s",
+               len(planned) / (project_total - in_fills),
+               len(planned) / (minimal_total - minimal_in_fills)).check_ratio(0.8),
     ]
 
 

@@ -34,8 +34,9 @@ from .buckets import rebuild
 from .database import backend_of, describe
 from .errors import ValidationError
 from .fields import UTC, datetime_text, decimal_text, tidy, to_decimal, utcnow
-from .fills import _STATEMENTS, OrderState, _CheckedFill, figures_row, new_position_row, trade_row
-from .fills_bulk import _with_id
+from .fills.rows import CheckedFill, figures_row, new_position_row, order_update_row, trade_row
+from .fills.statements import statements_for
+from .ledger import OrderState
 from .legacy import ALEMBIC_TABLE, OLD_REVISION, OLD_TABLES
 from .migration.runner import HISTORY_TABLE, Runner
 from .models import (
@@ -471,13 +472,11 @@ class Adoption:
                     report.change("strategy", "order", oid, "strategy_id", strategy_id, None,
                                   f"strategy {strategy_id} does not exist")
                     strategy_id = None
-                order = _OldOrder()
-                order.id, order.strategy_id = oid, strategy_id
-                order.symbol = self.symbol(symbol, t, oid)
-                order.side = self.enum(_SIDES, side, t, oid, "side")
-                order.status = self.enum(_STATUSES, status, t, oid, "status")
-                order.quantity = self.money(quantity, t, oid, "quantity")
-                order.filled, order.avg = ZERO, None
+                order = _OldOrder(oid, self.symbol(symbol, t, oid),
+                                  self.enum(_SIDES, side, t, oid, "side"),
+                                  self.enum(_STATUSES, status, t, oid, "status"),
+                                  self.money(quantity, t, oid, "quantity"), ZERO, None,
+                                  strategy_id)
                 order.updated_at = self._time_text(updated, t, "updated_at", oid)
                 order.filled_at = self.when(filled_at, t, "filled_at", oid)
                 order.old, order.last_fill = (self.figure(filled), self.figure(avg)), None
@@ -498,7 +497,7 @@ class Adoption:
     def trades(self, orders: dict[int, _OldOrder]) -> tuple[
             dict[str, list[ledger.PositionState]], dict[int, ledger.StrategyFigures], int, int]:
         """Copy the trades in id order, replaying each with the ledger's rules."""
-        insert = _with_id(_STATEMENTS["insert_trade"])
+        insert = statements_for(self.db).sql["insert_trade_with_id"]
         books: dict[str, list[ledger.PositionState]] = {}
         figures: dict[int, ledger.StrategyFigures] = {}
         seen: set[str] = set()
@@ -600,14 +599,14 @@ class Adoption:
             for side, quantity, price in fills:
                 last_trade_id += 1
                 outcome = _replay(books, symbol, side, quantity, price, ZERO, ZERO, self.now)
-                fill = _CheckedFill(None, symbol, side, quantity, price, ZERO, ZERO, None,
-                                    self.now)
+                fill = CheckedFill(None, symbol, side, quantity, price, ZERO, ZERO, None,
+                                   self.now)
                 trades.append((last_trade_id, *trade_row(fill, None, ledger.ADJUSTMENT,
                                                          outcome.realized_pnl, self.stamp)))
                 self.report.change("adjustment", "trade", last_trade_id, f"{symbol} position",
                                    before, after, f"{side} {quantity} @ {price}: the old bot "
                                    f"held {after}, the trades give {before}")
-        self.many(_with_id(_STATEMENTS["insert_trade"]), trades)
+        self.many(statements_for(self.db).sql["insert_trade_with_id"], trades)
         return len(trades)
 
     def positions(self, books: dict[str, list[ledger.PositionState]],
@@ -644,7 +643,7 @@ class Adoption:
                     self.report.change("position", "position", pid, name, before, new,
                                        f"the replay of {symbol}'s trades" if now_open else
                                        f"its trades leave nothing of {symbol} open")
-        self.many(_with_id(_STATEMENTS["insert_position"]), rows)
+        self.many(statements_for(self.db).sql["insert_position_with_id"], rows)
         return len(rows)
 
     def finish_orders(self, orders: dict[int, _OldOrder]) -> None:
@@ -685,8 +684,8 @@ class Adoption:
             else:
                 order.filled_at = None
             if filled or new_status != "pending":
-                updates.append(order.row())
-        self.many(_STATEMENTS["update_order"], updates)
+                updates.append(order_update_row(order))
+        self.many(statements_for(self.db).sql["update_order"], updates)
         self.many('UPDATE "order" SET quantity = ? WHERE id = ?', quantities)
 
     def finish_strategies(self, strategies: dict[int, dict[str, Any]],
@@ -700,7 +699,7 @@ class Adoption:
                     self.report.change("figure", "strategy", sid, name, before, after,
                                        f"the trades of strategy {old['name']!r}")
             updates.append(figures_row(new, old["updated_at"]) + [sid])
-        self.many(_STATEMENTS["update_strategy"], updates)
+        self.many(statements_for(self.db).sql["update_strategy"], updates)
 
     def finish(self) -> None:
         """Sequences (PostgreSQL), the old tables (SQLite: in the backup) and the report."""

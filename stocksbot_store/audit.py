@@ -55,7 +55,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -211,14 +211,18 @@ class AuditWriter:
                  changes if isinstance(changes, str) else _dumps(changes))
                 for table, row_id, action, changes in entries]
 
-    def write(self, entries: Sequence[Entry], at: str | None = None) -> None:
+    def write(self, entries: Sequence[Entry], at: str | None = None,
+              execute: Callable[[str, Sequence], Any] | None = None) -> None:
         """Insert ``entries`` with one statement; ``at``: the stored text of the time
-        (default now). Call it inside the transaction of the change."""
+        (default now); ``execute(sql, params)`` runs it (default: the database's
+        ``execute_sql``; the fill path passes its pipeline's). Call it inside the
+        transaction of the change."""
         if not self.enabled or not entries:
             return
         rows = self._params(entries, at or datetime_text(utcnow()))
         with translate_errors("writing the audit log"):
-            self.db.execute_sql(self._insert(len(rows)), [v for row in rows for v in row])
+            (execute or self.db.execute_sql)(self._insert(len(rows)),
+                                             [v for row in rows for v in row])
 
     def write_many(self, entries: Sequence[Entry], at: str, cursor: Any = None) -> None:
         """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
@@ -267,11 +271,12 @@ class AuditWriter:
 
     def fill(self, stamp: str, trade_id: int, trade: tuple, order: Any, order_before: tuple,
              position: Any, touched: list, strategy_id: int | None, figures_before: Any,
-             figures: Any) -> None:
+             figures: Any, execute: Callable[[str, Sequence], Any] | None = None) -> None:
         """The rows of one fill, in one statement: the trade (its ``insert_trade``
         parameters ``trade``), the order (an ``OrderState`` after the fill and its
         ``(filled, avg, status)`` before), the positions (the open one before, the
-        ``touched`` ones after) and the strategy's figures before and after."""
+        ``touched`` ones after) and the strategy's figures before and after;
+        ``execute``: as for :meth:`write`."""
         if not self.enabled:
             return
         entries: list[Entry] = [("trades", trade_id, "create", _trade_created(trade))]
@@ -283,7 +288,7 @@ class AuditWriter:
         if figures is not None:
             entries.append(("strategies", strategy_id, "fill",
                             _figure_changes(figures_before, figures)))
-        self.write(entries, stamp)
+        self.write(entries, stamp, execute)
 
     def fill_batch(self, cursor: Any, stamp: str, trades: list[tuple], trade_ids: list[int],
                    orders_before: dict[int, tuple], orders: dict[int, Any],

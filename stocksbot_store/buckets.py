@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -170,17 +170,20 @@ class KeptFigures:
         self.bucket_sql = _upsert_bucket_sql(1, self.mark)
         self.day_sql = _upsert_day_sql(self.mark)
 
-    def add(self, fill: Any, strategy_id: int | None,
-            outcome: ledger.FillOutcome) -> None:
-        """One fill (a checked fill of :mod:`stocksbot_store.fills`) and its outcome."""
+    def add(self, fill: Any, strategy_id: int | None, outcome: ledger.FillOutcome,
+            execute: Callable[[str, Sequence], Any] | None = None) -> None:
+        """One fill (a checked fill of :mod:`stocksbot_store.fills`) and its outcome;
+        ``execute(sql, params)`` runs a statement (default: the database's
+        ``execute_sql``)."""
+        execute = execute or self.db.execute_sql
         # What KeptReplay does for many fills, without its dicts: this runs per fill.
         figures = figures_of(fill.quantity, fill.price, fill.commission, fill.fees,
                              outcome.realized_pnl)
         quarter, every, day = keys_of(fill.executed_at, strategy_id, fill.symbol)
-        self.db.execute_sql(self.single_bucket_sql,  # in key order, as sorted_rows gives
-                            [*every, *figures, *quarter, *figures, *day, *figures])
+        execute(self.single_bucket_sql,  # in key order, as sorted_rows gives
+                [*every, *figures, *quarter, *figures, *day, *figures])
         position = outcome.open_position
-        self.db.execute_sql(self.day_sql, (
+        execute(self.day_sql, (
             fill.symbol, datetime_text(_EPOCH + day[3] * _SECOND),
             *(_FLAT if position is None else (position.side, decimal_text(position.quantity),
                                                decimal_text(position.avg_entry_price))),

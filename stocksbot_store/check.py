@@ -52,15 +52,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from peewee import Database, PeeweeException
+from peewee import JOIN, Database, Model, PeeweeException, Query, fn
 
 from . import ledger
 from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, database_url, describe, scrub
 from .errors import SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
-from .fills import _STRATEGY_FIGURES  # the columns fills maintain
-from .models import MODELS, ZERO
+from .fills.rows import ORDER_COLUMNS, STRATEGY_FIGURES
+from .models import (
+    MODELS,
+    ZERO,
+    Order,
+    PnlBucket,
+    Position,
+    PositionDay,
+    Strategy,
+    Trade,
+)
 from .store import open_store
 
 #: Rows read per query.
@@ -197,8 +206,6 @@ class _Checker:
         self.db = db
         self.report = report
         self.progress = progress
-        self.sql = (lambda s: s) if backend_of(db) == "sqlite" else (
-            lambda s: s.replace("?", "%s"))
         self.symbols: dict[str, _SymbolReplay] = {}
         self.strategies: dict[int, ledger.StrategyFigures] = {}
         self.kept = KeptReplay()
@@ -215,8 +222,7 @@ class _Checker:
 
     def check_kept_figures(self) -> None:
         expected = dict(self.kept.tally.rows)
-        columns = ", ".join(("id", *KEY, *FIGURE_COLUMNS))
-        for rows in self.batches("report figures", "pnl_bucket", columns):
+        for rows in self.batches("report figures", PnlBucket, ("id", *KEY, *FIGURE_COLUMNS)):
             for row in rows:
                 key = tuple(int(v) if isinstance(v, (int, Decimal)) else v for v in row[1:5])
                 have, want = _bucket_figures(row[5:]), expected.pop(key, None)
@@ -232,9 +238,9 @@ class _Checker:
         for key in sorted(expected):
             self.report.add("report", f"pnl_bucket {key}", "missing; its trades make one")
         days = {(symbol, day): (side, _dec(quantity), _dec(avg), _dec(last))
-                for symbol, day, side, quantity, avg, last in self.rows(
-                    "SELECT symbol, day, side, quantity, avg_entry_price, last_price "
-                    "FROM position_day")}
+                for symbol, day, side, quantity, avg, last in self.rows(PositionDay.select(
+                    *_fields(PositionDay, ("symbol", "day", "side", "quantity",
+                                           "avg_entry_price", "last_price"))))}
         stored = {(symbol, to_utc(day)): value for (symbol, day), value in days.items()}
         for (symbol, day), (side, quantity, avg, last) in sorted(self.kept.days.items()):
             want = (side, tidy(quantity), tidy(avg), tidy(last))
@@ -246,16 +252,23 @@ class _Checker:
             self.report.add("report", f"position_day {symbol} {day.date()}",
                             "has no trades that day")
 
-    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        return self.db.execute_sql(self.sql(sql), params).fetchall()
+    def rows(self, query: Query | str) -> list[tuple]:
+        """The rows of ``query`` as the driver gives them (stored text, not converted
+        by the fields: the check compares what is stored)."""
+        if isinstance(query, str):  # a PRAGMA
+            return self.db.execute_sql(query).fetchall()
+        return self.db.execute(query).fetchall()
 
-    def batches(self, phase: str, table: str, columns: str) -> Iterator[list[tuple]]:
-        """Rows of ``table`` by id in batches (keyset paging); the first column is ``id``."""
-        total = self.rows(f'SELECT MAX(id) FROM "{table}"')[0][0] or 0
+    def batches(self, phase: str, model: type[Model], names: tuple[str, ...]
+                ) -> Iterator[list[tuple]]:
+        """The fields ``names`` of ``model``'s rows by id in batches (keyset paging);
+        the first name is ``id``."""
+        key = model._meta.primary_key
+        total = self.rows(model.select(fn.MAX(key)))[0][0] or 0
         last = 0
         while True:
-            rows = self.rows(f'SELECT {columns} FROM "{table}" WHERE id > ? '
-                             f"ORDER BY id LIMIT {BATCH}", (last,))
+            rows = self.rows(model.select(*_fields(model, names)).where(key > last)
+                             .order_by(key).limit(BATCH))
             if not rows:
                 return
             last = rows[-1][0]
@@ -274,21 +287,24 @@ class _Checker:
                             f"foreign_key_check: refers to a missing {parent} row")
 
     def check_foreign_keys(self) -> None:
-        links = (("trade", "order_id", "order"), ("trade", "strategy_id", "strategy"),
-                 ("order", "strategy_id", "strategy"))
-        for table, column, parent in links:
+        for link in (Trade.order, Trade.strategy, Order.strategy):
+            child, parent = link.model.alias("c"), link.rel_model.alias("p")
+            column = getattr(child, link.name)
             found = self.rows(
-                f'SELECT c.id, c.{column} FROM "{table}" c LEFT JOIN "{parent}" p '
-                f"ON p.id = c.{column} WHERE c.{column} IS NOT NULL AND p.id IS NULL "
-                f"ORDER BY c.id LIMIT {MAX_KEPT}")
+                child.select(child.id, column)
+                .join(parent, JOIN.LEFT_OUTER, on=(parent.id == column))
+                .where(column.is_null(False) & parent.id.is_null())
+                .order_by(child.id).limit(MAX_KEPT))
+            table, column = link.model._meta.table_name, link.column_name
+            parent = link.rel_model._meta.table_name
             for row_id, ref in found:
                 self.report.add("foreign_key", f"{table} {row_id}",
                                 f"{column} = {ref}, but {parent} {ref} does not exist")
 
     def replay_trades(self) -> None:
-        columns = ("id, order_id, strategy_id, symbol, side, type, quantity, price, "
-                   "commission, fees, realized_pnl, executed_at")
-        for rows in self.batches("trades", "trade", columns):
+        columns = ("id", "order", "strategy", "symbol", "side", "type", "quantity", "price",
+                   "commission", "fees", "realized_pnl", "executed_at")
+        for rows in self.batches("trades", Trade, columns):
             for row in rows:
                 self.replay_trade(row)
             self.report.trades += len(rows)
@@ -325,14 +341,13 @@ class _Checker:
                       outcome.realized_pnl, outcome.open_position)
 
     def check_orders(self) -> None:
-        columns = ("id, symbol, side, status, quantity, filled_quantity, avg_fill_price, "
-                   "strategy_id, deleted_at")
-        for orders in self.batches("orders", "order", columns):
+        for orders in self.batches("orders", Order, ORDER_COLUMNS):
             trades: dict[int, list[tuple]] = {}
             for row in self.rows(
-                    "SELECT order_id, id, symbol, side, strategy_id, quantity, price FROM trade "
-                    "WHERE order_id >= ? AND order_id <= ? ORDER BY order_id, id",
-                    (orders[0][0], orders[-1][0])):
+                    Trade.select(*_fields(Trade, ("order", "id", "symbol", "side", "strategy",
+                                                  "quantity", "price")))
+                    .where(Trade.order.between(orders[0][0], orders[-1][0]))
+                    .order_by(Trade.order, Trade.id)):
                 trades.setdefault(row[0], []).append(row[1:])
             for order in orders:
                 self.check_order(order, trades.get(order[0], []))
@@ -366,7 +381,7 @@ class _Checker:
                                               f"average {avg}")
         if filled > quantity:
             self.report.add("order", subject, f"its trades fill {filled} of {quantity}")
-        allowed = _statuses_for(filled, quantity)
+        allowed = ledger.statuses_for(filled, quantity)
         if status not in allowed:
             self.report.add("order", subject, f"status is {status} with {filled} of "
                                               f"{quantity} filled; expected "
@@ -377,15 +392,18 @@ class _Checker:
             self.report.deleted[table] = self.report.deleted.get(table, 0) + n
 
     def check_positions(self) -> None:
-        counts = dict(self.rows("SELECT symbol, COUNT(*) FROM position GROUP BY symbol"))
-        for row_id, symbol in self.rows("SELECT id, symbol FROM position WHERE "
-                                        "deleted_at IS NOT NULL AND is_open = ? ORDER BY id",
-                                        (True,)):
+        counts = dict(self.rows(Position.select(Position.symbol, fn.COUNT(Position.id))
+                                .group_by(Position.symbol)))
+        for row_id, symbol in self.rows(
+                Position.select(Position.id, Position.symbol)
+                .where(Position.deleted_at.is_null(False) & (Position.is_open == True))  # noqa: E712
+                .order_by(Position.id)):
             self.report.add("position", f"position {symbol}", f"position {row_id} is open "
                             "but soft-deleted; an open position is never deleted: restore it "
                             "(restore_position)")
         self.count_deleted("position", self.rows(
-            "SELECT COUNT(*) FROM position WHERE deleted_at IS NOT NULL")[0][0])
+            Position.select(fn.COUNT(Position.id))
+            .where(Position.deleted_at.is_null(False)))[0][0])
         self.report.positions = sum(counts.values())
         for symbol in sorted(set(counts) | set(self.symbols)):
             replay = self.symbols.get(symbol, _SymbolReplay())
@@ -394,8 +412,10 @@ class _Checker:
                                 f"{counts.get(symbol, 0)} position row(s) stored; its trades "
                                 f"open {replay.opened}")
         stored: dict[str, list[tuple]] = {}
-        for row in self.rows(f"SELECT symbol, id, {', '.join(_POSITION_FIGURES)} FROM position "
-                             "WHERE is_open = ? ORDER BY symbol, id", (True,)):
+        for row in self.rows(Position.select(*_fields(Position, ("symbol", "id",
+                                                                 *_POSITION_FIGURES)))
+                             .where(Position.is_open == True)  # noqa: E712
+                             .order_by(Position.symbol, Position.id)):
             stored.setdefault(row[0], []).append(row[1:])
         for symbol in sorted(set(stored) | set(self.symbols)):
             rows = stored.get(symbol, [])
@@ -426,16 +446,17 @@ class _Checker:
                                 f"the replay of its trades gives {want}")
 
     def check_strategies(self) -> None:
-        rows = self.rows(f"SELECT id, name, {', '.join(_STRATEGY_FIGURES)}, win_rate, "
-                         "deleted_at FROM strategy ORDER BY id")
+        rows = self.rows(Strategy.select(*_fields(Strategy, ("id", "name", *STRATEGY_FIGURES,
+                                                             "win_rate", "deleted_at")))
+                         .order_by(Strategy.id))
         self.report.strategies = len(rows)
         for *row, deleted_at in rows:
             strategy_id, name = row[0], row[1]
             if deleted_at is not None:
                 self.count_deleted("strategy")
             expected = self.strategies.get(strategy_id, ledger.StrategyFigures())
-            stored = dict(zip((*_STRATEGY_FIGURES, "win_rate"), row[2:], strict=True))
-            for key in (*_STRATEGY_FIGURES, "win_rate"):
+            stored = dict(zip((*STRATEGY_FIGURES, "win_rate"), row[2:], strict=True))
+            for key in (*STRATEGY_FIGURES, "win_rate"):
                 want, have = getattr(expected, key), stored[key]
                 if key == "last_trade_at":
                     have = None if have is None else to_utc(have)
@@ -456,13 +477,10 @@ def _bucket_figures(values: list | tuple) -> dict[str, object]:
     return figures
 
 
-def _statuses_for(filled: Decimal, quantity: Decimal) -> set[str]:
-    """The order statuses that agree with ``filled`` of ``quantity``."""
-    if filled == 0:
-        return {"pending", "open", "cancelled", "rejected"}
-    if filled < quantity:
-        return {"partially_filled", "cancelled", "rejected"}
-    return {"filled"}
+def _fields(model: type[Model], names: tuple[str, ...]) -> list:
+    """The fields ``names`` of ``model`` (model field names, e.g. ``order`` for
+    ``order_id``)."""
+    return [model._meta.fields[name] for name in names]
 
 
 # -- command line --------------------------------------------------------------------

@@ -1,8 +1,17 @@
 """The book-keeping rules, as pure functions on plain values.
 
-One place says how a fill changes an order, a position and a strategy's figures:
-the single-fill path (:mod:`stocksbot_store.fills`), the ledger check and anything
-that replays trades all call these, so they cannot drift apart.
+One place says how a fill changes an order, a position and a strategy's figures,
+and which order status may follow which: the fill path
+(:mod:`stocksbot_store.fills`), the repositories, the service, the ledger check and
+anything that replays trades all call these, so they cannot drift apart.
+
+Orders: an order moves forward through PENDING -> OPEN -> PARTIALLY_FILLED ->
+FILLED (steps may be skipped), or ends CANCELLED or REJECTED from any live
+status. FILLED, CANCELLED and REJECTED are final: no status follows them and they
+take no fills (:data:`FINAL_STATUSES`). Fills move the status themselves: an order
+with fills is PARTIALLY_FILLED until they add up to its quantity, then FILLED
+(:func:`status_after_fill`); :func:`statuses_for` says which statuses agree with an
+order's fill state.
 
 Positions use the **average-cost method**: a fill in the position's direction adds
 at a new quantity-weighted average price; a fill against it realizes
@@ -24,12 +33,136 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .fields import MAGNITUDE_DIGITS, MONEY_CONTEXT, check_derived, quantize
-from .models import ZERO
+from .errors import DeletedError, InvalidTransitionError, OverfillError, ValidationError
+from .fields import MAGNITUDE_DIGITS, MONEY_CONTEXT, check_derived, quantize, tidy
+from .models import ZERO, OrderStatusEnum
 
 LONG, SHORT = "long", "short"
 BUY, SELL = "buy", "sell"
 OPEN, CLOSE, ADJUSTMENT = "open", "close", "adjustment"
+
+PENDING, OPEN_ORDER, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED = (
+    s.value for s in OrderStatusEnum)
+#: Statuses no other status may follow, and that take no fills.
+FINAL_STATUSES = frozenset({FILLED, CANCELLED, REJECTED})
+#: Statuses an order may be in when a fill comes.
+TAKES_FILLS = frozenset(s.value for s in OrderStatusEnum) - FINAL_STATUSES
+#: Forward order of the live statuses (and FILLED, where they lead).
+_RANK = {PENDING: 0, OPEN_ORDER: 1, PARTIALLY_FILLED: 2, FILLED: 3}
+#: What a fill state allows: (nothing filled, part filled, all filled).
+_AGREEING = (frozenset({PENDING, OPEN_ORDER, CANCELLED, REJECTED}),
+             frozenset({PARTIALLY_FILLED, CANCELLED, REJECTED}),
+             frozenset({FILLED}))
+
+
+def _value(status: object) -> str:
+    return status.value if isinstance(status, OrderStatusEnum) else str(status)
+
+
+def check_transition(order_id: int | None, old: object, new: object) -> None:
+    """Raise :class:`InvalidTransitionError` unless an order may go from ``old`` to
+    ``new`` (statuses as enum members or their values)."""
+    old, new = _value(old), _value(new)
+    if old == new:
+        return
+    if old in FINAL_STATUSES:
+        raise InvalidTransitionError(f"order {order_id} is {old}, a final status; it "
+                                     f"cannot become {new}")
+    if new in _RANK and _RANK[new] < _RANK[old]:
+        raise InvalidTransitionError(f"order {order_id} cannot go back from {old} to {new}")
+
+
+def statuses_for(filled: Decimal, quantity: Decimal) -> frozenset[str]:
+    """The statuses that agree with ``filled`` of ``quantity``."""
+    if filled == 0:
+        return _AGREEING[0]
+    return _AGREEING[1] if filled < quantity else _AGREEING[2]
+
+
+def status_after_fill(filled: Decimal, quantity: Decimal) -> str:
+    """The status a fill leaves an order in with ``filled`` of ``quantity``."""
+    return FILLED if filled == quantity else PARTIALLY_FILLED
+
+
+def check_status_agrees(order_id: int | None, status: object, filled: Decimal,
+                        quantity: Decimal) -> None:
+    """Raise :class:`ValidationError` unless ``status`` agrees with the order's fill
+    state (what a caller setting a status by hand may not contradict)."""
+    status = _value(status)
+    if status in (PARTIALLY_FILLED, FILLED) and status not in statuses_for(filled, quantity):
+        if status == FILLED:
+            raise ValidationError("status", f"order {order_id} has {filled} of {quantity} "
+                                            "filled; record_trade fills it")
+        what = "no fills yet" if not filled else "all of its quantity filled"
+        raise ValidationError("status", f"order {order_id} has {what}")
+
+
+class OrderState:
+    """The fill figures of one order while fills are applied to it."""
+
+    __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
+                 "strategy_id", "filled_at", "updated_at", "deleted")
+    id: int
+    symbol: str
+    side: str
+    status: str
+    quantity: Decimal
+    filled: Decimal
+    avg: Decimal | None
+    strategy_id: int | None
+    filled_at: str | None  # times as their stored text
+    updated_at: str | None
+    deleted: bool  # soft-deleted: takes no fills
+
+    def __init__(self, id: int, symbol: str, side: str, status: str, quantity: Decimal,
+                 filled: Decimal, avg: Decimal | None, strategy_id: int | None,
+                 deleted: bool = False) -> None:
+        self.id, self.symbol, self.side, self.status = id, symbol, side, status
+        self.quantity, self.filled, self.avg = quantity, filled, avg
+        self.strategy_id, self.deleted = strategy_id, deleted
+        #: The stored text of when it was filled / updated, once a fill set them.
+        self.filled_at = None
+        self.updated_at = None
+
+    def copy(self) -> OrderState:
+        """A new state with the same figures."""
+        other = OrderState(self.id, self.symbol, self.side, self.status, self.quantity,
+                           self.filled, self.avg, self.strategy_id, self.deleted)
+        other.filled_at, other.updated_at = self.filled_at, self.updated_at
+        return other
+
+    def check_takes(self, symbol: str, side: str, quantity: Decimal) -> None:
+        """Raise unless a fill of ``quantity`` ``side`` ``symbol`` fits this order
+        (not deleted; symbol, side, status, what is left)."""
+        if self.deleted:
+            raise DeletedError(f"order {self.id} is deleted and takes no fills; "
+                               f"restore it (restore_order({self.id})) to record "
+                               "this fill")
+        if self.symbol != symbol:
+            raise ValidationError("symbol", f"{symbol!r} is not the symbol of order "
+                                            f"{self.id} ({self.symbol!r})")
+        if self.side != side:
+            raise ValidationError("side", f"{side!r} is not the side of order "
+                                          f"{self.id} ({self.side!r})")
+        if self.status == FILLED:
+            raise OverfillError("quantity", f"order {self.id} is filled; it takes no more "
+                                            "fills")
+        if self.status not in TAKES_FILLS:
+            raise ValidationError("order_id", f"order {self.id} is {self.status}; it "
+                                              "takes no more fills")
+        remaining = self.quantity - self.filled
+        if quantity > remaining:
+            raise OverfillError("quantity", f"{quantity} is more than the "
+                                            f"{tidy(remaining)} left of order {self.id}")
+
+    def apply_fill(self, quantity: Decimal, price: Decimal, stamp: str) -> None:
+        """Move the filled quantity, average price and status by a fill (``stamp``:
+        the stored text of the time it is recorded)."""
+        self.filled, self.avg = order_after_fill(self.filled, self.avg, quantity, price)
+        self.status = status_after_fill(self.filled, self.quantity)
+        if self.status == FILLED:
+            self.filled_at = stamp
+        self.updated_at = stamp
 
 
 @dataclass

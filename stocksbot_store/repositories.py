@@ -26,13 +26,12 @@ from typing import Any, Generic, TypeVar, cast
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
 
-from . import config_values
+from . import config_values, ledger
 from .adjustments import Adjustments
 from .audit import AuditWriter, changed, created, row_values
 from .database import prepare_database, write_transaction
 from .errors import (
     DuplicateError,
-    InvalidTransitionError,
     NotFoundError,
     ValidationError,
     translate_errors,
@@ -42,7 +41,6 @@ from .fills import Fill, FillRecorder
 from .ledger import cost_basis as cost_basis_of
 from .models import (
     LIVE,
-    ZERO,
     BaseModel,
     Config,
     ConfigValueType,
@@ -80,15 +78,6 @@ from .validation import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-
-# Forward order of the statuses an order moves through while it is live.
-_RANK = {
-    OrderStatusEnum.PENDING: 0,
-    OrderStatusEnum.OPEN: 1,
-    OrderStatusEnum.PARTIALLY_FILLED: 2,
-    OrderStatusEnum.FILLED: 3,
-}
-_FINAL = (OrderStatusEnum.FILLED, OrderStatusEnum.CANCELLED, OrderStatusEnum.REJECTED)
 
 
 class Repository(Generic[M]):
@@ -868,16 +857,9 @@ class ConfigRepository(Repository[Config]):
 
 
 def check_transition(order: Order, new: OrderStatusEnum) -> None:
-    """Raise :class:`InvalidTransitionError` unless ``order`` may move to ``new``."""
-    old = order.status
-    if old == new:
-        return
-    if old in _FINAL:
-        raise InvalidTransitionError(f"order {order.id} is {old.value}, a final status; it "
-                                     f"cannot become {new.value}")
-    if new in _RANK and _RANK[new] < _RANK[old]:
-        raise InvalidTransitionError(f"order {order.id} cannot go back from {old.value} to "
-                                     f"{new.value}")
+    """Raise :class:`InvalidTransitionError` unless ``order`` may move to ``new`` (the
+    rule is :func:`stocksbot_store.ledger.check_transition`)."""
+    ledger.check_transition(order.id, order.status, new)
 
 
 def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: Any,
@@ -893,11 +875,7 @@ def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: A
             to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price:
         raise ValidationError("avg_fill_price", f"order {order.id}'s average fill price "
                               f"is {order.avg_fill_price} by its recorded trades")
-    if status is OrderStatusEnum.FILLED and order.filled_quantity != order.quantity:
-        raise ValidationError("status", f"order {order.id} has {order.filled_quantity} of "
-                              f"{order.quantity} filled; record_trade fills it")
-    if status is OrderStatusEnum.PARTIALLY_FILLED and order.filled_quantity == ZERO:
-        raise ValidationError("status", f"order {order.id} has no fills yet")
+    ledger.check_status_agrees(order.id, status, order.filled_quantity, order.quantity)
 
 
 def refuse_fill_state(values: dict[str, Any]) -> None:

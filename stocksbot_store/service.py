@@ -206,7 +206,7 @@ class StorageService:
         values = check_new_order(symbol, side, order_type, quantity, price, external_id,
                                  type_field="order_type")
         values["strategy"] = self._strategy_id(strategy)
-        return self.orders.insert_checked(values)
+        return self._fills.create_order(lambda: self.orders.insert_checked(values))
 
     def get_order(self, order_id: int, include_deleted: bool = False) -> Order | None:
         """The order with this id, or None (also when it is deleted, unless

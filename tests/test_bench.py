@@ -49,7 +49,7 @@ def test_quick_mode_runs_every_workload_and_the_books_agree(backend, tmp_path):
     # the floor ran beside the project where there is one
     beside_floor = [r for r in results if r["workload"][0] in "13"
                     or r["metric"].startswith("record_trades")]
-    assert len(beside_floor) == 9 and all(r["floor"] > 0 for r in beside_floor)
+    assert len(beside_floor) == 12 and all(r["floor"] > 0 for r in beside_floor)
     # the bench compared the books (it exits 1 when they differ) and they hold fills
     books = report["meta"]["books"]
     assert set(books) == {f"ingest/{backend}", f"bulk/{backend}"}

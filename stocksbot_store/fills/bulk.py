@@ -26,78 +26,46 @@ from collections.abc import Iterable
 from typing import Any
 
 from peewee import Database
-from peewee import __exception_wrapper__ as driver_errors
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
-from . import ledger
-from .audit import AuditWriter
-from .buckets import KeptFigures
-from .errors import NotFoundError
-from .fields import datetime_text, utcnow
-from .fills import (
-    _ORDER_COLUMNS,
-    _POSITION_COLUMNS,
-    _STATEMENTS,
-    _STRATEGY_FIGURES,
-    OrderState,
-    _CheckedFill,
-    _statements_for,
-    apply_to_order,
+from .. import ledger
+from ..errors import NotFoundError
+from ..fields import datetime_text, utcnow
+from ..models import Position, Trade
+from .alongside import Alongside, Applied, BatchBefore, order_before
+from .rows import (
+    CheckedFill,
     build_trade,
     check_same_fill,
     figures_from_row,
     figures_row,
     new_position_row,
+    order_from_row,
+    order_update_row,
     position_from_row,
     position_update_row,
     trade_row,
 )
-from .models import Trade
+from .statements import Statements
 
 log = logging.getLogger("peewee")
 
 #: Ids per ``IN (...)`` list on SQLite (its limit on parameters is far above).
-_CHUNK = 500
-
-
-def _with_id(insert: str) -> str:
-    """``INSERT INTO t (a, ...) VALUES (?, ...) RETURNING id`` with the id given."""
-    head, values = insert.removesuffix(" RETURNING id").split(" VALUES (")
-    table, columns = head.split(" (", 1)
-    return f"{table} (id, {columns} VALUES (?, {values}"
-
-
-_BULK = {
-    "insert_trade": _with_id(_STATEMENTS["insert_trade"]),
-    "insert_position": _with_id(_STATEMENTS["insert_position"]),
-    "stored_trades": ("SELECT external_id, id, order_id, symbol, side, quantity, price "
-                      "FROM trade WHERE external_id IN ({})"),
-    "orders": f'SELECT {_ORDER_COLUMNS} FROM "order" WHERE id IN ({{}}) ORDER BY id',
-    "positions": (f"SELECT symbol, {_POSITION_COLUMNS} FROM position "
-                  "WHERE is_open = ? AND symbol IN ({}) ORDER BY symbol"),
-    "strategies": (f"SELECT id, {', '.join(_STRATEGY_FIGURES)} FROM strategy "
-                   "WHERE id IN ({}) ORDER BY id"),
-}
-_LOCKING = ("orders", "positions", "strategies")
+CHUNK = 500
 
 
 class BulkFills:
     """One batch on one database, inside a transaction the caller opened."""
 
-    def __init__(self, db: Database, backend: str, kept: KeptFigures,
-                 audit: AuditWriter) -> None:
+    def __init__(self, db: Database, statements: Statements, alongside: Alongside) -> None:
         self.db = db
-        self.kept = kept
-        self.audit = audit
-        self.pg = backend == "postgres"
-        self.sql = dict(_statements_for(backend))
-        for name, sql in _BULK.items():
-            if self.pg:
-                sql = sql.replace("?", "%s") + (
-                    " FOR NO KEY UPDATE" if name in _LOCKING else "")
-            self.sql[name] = sql
+        self.statements = statements
+        self.sql = statements.sql
+        self.alongside = alongside
+        self.pg = statements.pg
         self.cursor: Any = None
 
-    def record(self, fills: list[_CheckedFill]) -> list[Trade]:
+    def record(self, fills: list[CheckedFill]) -> list[Trade]:
         """Apply ``fills`` in order; the trades, new or already stored, in that order."""
         if not fills:
             return []
@@ -105,7 +73,7 @@ class BulkFills:
             self.cursor = self.db.cursor()
             return self._record(fills)
 
-    def _record(self, fills: list[_CheckedFill]) -> list[Trade]:
+    def _record(self, fills: list[CheckedFill]) -> list[Trade]:
         now = utcnow()
         stamp = datetime_text(now)
         if self.pg:
@@ -113,26 +81,29 @@ class BulkFills:
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
         # Read after the symbols' locks, so a fill of the same symbol committed by another
         # writer meanwhile is seen here as stored, not inserted a second time.
-        stored = self._rows_in("stored_trades", {f.external_id for f in fills if f.external_id})
-        stored = {row[0]: row[1:] for row in stored}
-        orders = {row[0]: OrderState.from_row(row) for row in self._rows_in(
+        stored = {row[0]: row[1:] for row in self._rows_in(
+            "stored_trades", {f.external_id for f in fills if f.external_id})}
+        orders = {row[0]: order_from_row(row) for row in self._rows_in(
             "orders", {f.order_id for f in fills if f.order_id is not None})}
-        positions = {row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
+        positions: dict[str, ledger.PositionState | None] = {
+            row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
             "positions", {f.symbol for f in fills}, (True,))}
         strategy_rows = self._rows_in(
             "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})
         figures = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
-        # What the audit log compares the batch's net changes with.
-        orders_before = {oid: (o.filled, o.avg, o.status) for oid, o in orders.items()}
-        positions_before = {p.id: p for p in positions.values()}
+        # What the audit log compares the batch's net changes with (the ledger gives
+        # new position states; orders and figures move in place).
+        orders_before = {oid: order_before(o) for oid, o in orders.items()}
+        positions_before = {p.id: p for p in positions.values()
+                            if p is not None and p.id is not None}  # all read: all stored
 
         results: list[Any] = []  # a Trade id already stored, or the index of a new trade
-        first_of: dict[str, tuple[_CheckedFill, Any]] = {}
+        first_of: dict[str, tuple[CheckedFill, Any]] = {}
         new_trades: list[tuple] = []
-        new_fills: list[tuple[_CheckedFill, int | None, str, Any]] = []
+        new_fills: list[tuple[CheckedFill, int | None, str, Any]] = []
         touched_positions: dict[int, ledger.PositionState] = {}
-        touched_orders: dict[int, OrderState] = {}
-        applied: list[tuple] = []  # (fill, strategy id, outcome) for the kept figures
+        touched_orders: dict[int, ledger.OrderState] = {}
+        applied: list[Applied] = []  # for the rows written alongside
         new_position_ids = 0
         for fill in fills:
             if fill.external_id:
@@ -155,7 +126,7 @@ class BulkFills:
                 if order is None:
                     raise NotFoundError(f"order {fill.order_id} does not exist; create it "
                                         "first")
-                order.check_takes(fill)
+                order.check_takes(fill.symbol, fill.side, fill.quantity)
             outcome = ledger.apply_fill(positions.get(fill.symbol), fill.symbol, fill.side,
                                         fill.quantity, fill.price, fill.commission,
                                         fill.fees, fill.executed_at)
@@ -171,22 +142,24 @@ class BulkFills:
                                         stamp))
             new_fills.append((fill, strategy_id, trade_type, outcome.realized_pnl))
             results.append(("new", len(new_trades) - 1))
-            applied.append((fill, strategy_id, outcome))
+            applied.append((fill, len(new_trades) - 1, strategy_id, outcome))
             if order is not None:
-                apply_to_order(order, fill, stamp)
+                order.apply_fill(fill.quantity, fill.price, stamp)
                 touched_orders[order.id] = order
             if strategy_id in figures:
                 figures[strategy_id].add_trade(outcome.realized_pnl, fill.commission,
                                                fill.fees, fill.executed_at)
 
-        trade_ids = self._take_ids("trade", len(new_trades))
-        position_ids = self._write(touched_positions, new_position_ids, new_trades, trade_ids,
-                                   touched_orders, figures, stamp)
-        self.kept.add_many(self.cursor, applied)
-        self.audit.fill_batch(self.cursor, stamp, new_trades, trade_ids, orders_before,
-                              touched_orders, positions_before, touched_positions, position_ids,
-                              {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
-                              figures)
+        trade_ids = self._take_ids(Trade, len(new_trades))
+        position_ids = self._write(touched_positions, new_position_ids, new_trades,
+                                   trade_ids, touched_orders, figures, stamp)
+        self.alongside.many(
+            self.cursor, [(fill, trade_ids[index], strategy_id, outcome)
+                          for fill, index, strategy_id, outcome in applied],
+            stamp, new_trades, trade_ids, touched_orders, touched_positions, figures,
+            BatchBefore(orders_before, positions_before,
+                        {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                        position_ids))
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------
@@ -194,10 +167,9 @@ class BulkFills:
     def _rows_in(self, name: str, values: Iterable[Any], params: tuple = ()) -> list[tuple]:
         values = sorted(values)
         rows: list[tuple] = []
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start:start + _CHUNK]
-            marks = ", ".join(["%s" if self.pg else "?"] * len(chunk))
-            sql, arguments = self.sql[name].format(marks), (*params, *chunk)
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start:start + CHUNK]
+            sql, arguments = self.statements.in_list(name, len(chunk)), (*params, *chunk)
             if self.pg:
                 # Never a prepared statement: its generic plan, made while the table was
                 # small, stays a sequential scan as an import grows it (0.5 s a query).
@@ -207,67 +179,64 @@ class BulkFills:
             rows += self.cursor.fetchall()
         return rows
 
-    def _take_ids(self, table: str, count: int) -> list[int]:
-        """``count`` new ids for ``table``, ascending."""
+    def _take_ids(self, model: type, count: int) -> list[int]:
+        """``count`` new ids for ``model``, ascending."""
         if not count:
             return []
+        self.cursor.execute(*self.statements.take_ids(model, count))
         if self.pg:
-            self.cursor.execute(
-                f"SELECT nextval(pg_get_serial_sequence('\"{table}\"', 'id')) "
-                "FROM generate_series(1, %s)", (count,))
             return sorted(row[0] for row in self.cursor.fetchall())
         # The transaction holds SQLite's write lock: nobody else can insert meanwhile.
-        self.cursor.execute(f'SELECT coalesce(max(id), 0) FROM "{table}"')
-        first = self.cursor.fetchone()[0] + 1
+        first = (self.cursor.fetchone()[0] or 0) + 1
         return list(range(first, first + count))
 
     # -- writing -----------------------------------------------------------------------
 
-    def _many(self, name: str, rows: list[tuple] | list[list]) -> None:
+    def _many(self, name: str, rows: list[tuple] | list[list], model: Any = None) -> None:
+        """Run statement ``name`` for every row; new rows of ``model`` (given for the
+        inserts) go in by COPY on PostgreSQL: one statement for any number of rows. A
+        pipelined executemany still runs a statement (and the notify trigger) per row,
+        which made the server the bottleneck of an import."""
         if not rows:
             return
-        sql = self.sql[name]
-        if self.pg and name.startswith("insert_"):
-            # COPY: one statement for any number of rows. A pipelined executemany still
-            # runs a statement (and the notify trigger) per row, which made the server
-            # the bottleneck of an import.
-            sql = "COPY " + sql.split(" VALUES ")[0].removeprefix("INSERT INTO ") + \
-                " FROM STDIN"
+        copy_sql = self.statements.copy.get(model)
+        sql = copy_sql or self.sql[name]
         if log.isEnabledFor(logging.DEBUG):
             log.debug((sql, f"<{len(rows)} rows>"))
-        if sql.startswith("COPY "):
-            with self.cursor.copy(sql) as copy:
+        if copy_sql:
+            with self.cursor.copy(copy_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
             self.cursor.executemany(sql, rows)
 
     def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
-               trades: list[tuple], trade_ids: list[int], orders: dict[int, OrderState],
+               trades: list[tuple], trade_ids: list[int], orders: dict[int, ledger.OrderState],
                figures: dict[int, ledger.StrategyFigures], stamp: str) -> list[int]:
         """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._many("update_position", [position_update_row(p, stamp)
                                        for pid, p in positions.items() if pid > 0])
-        position_ids = self._take_ids("position", new_positions)
-        self._many("insert_position", [
+        position_ids = self._take_ids(Position, new_positions)
+        self._many("insert_position_with_id", [
             (position_ids[-pid - 1], *new_position_row(p, stamp))
-            for pid, p in sorted(positions.items(), reverse=True) if pid < 0])
-        self._many("insert_trade", [(tid, *row) for tid, row in zip(trade_ids, trades,
-                                                                      strict=True)])
-        self._many("update_order", [order.row() for order in orders.values()])
+            for pid, p in sorted(positions.items(), reverse=True) if pid < 0], Position)
+        self._many("insert_trade_with_id", [
+            (tid, *row) for tid, row in zip(trade_ids, trades, strict=True)], Trade)
+        self._many("update_order", [order_update_row(order) for order in orders.values()])
         self._many("update_strategy", [figures_row(f, stamp) + [sid]
                                        for sid, f in figures.items()])
         return position_ids
 
-    def _trades(self, results: list[tuple[str, int]], new_fills: list[tuple],
+    def _trades(self, results: list[tuple[str, int]],
+                new_fills: list[tuple[CheckedFill, int | None, str, Any]],
                 trade_ids: list[int], now: Any) -> list[Trade]:
         stored_ids = {ref for kind, ref in results if kind == "stored"}
-        stored = {}
+        stored: dict[int, Trade] = {}
         if stored_ids:
             ids = sorted(stored_ids)
-            for start in range(0, len(ids), _CHUNK):
-                query = Trade.select().where(Trade.id.in_(ids[start:start + _CHUNK]))
+            for start in range(0, len(ids), CHUNK):
+                query = Trade.select().where(Trade.id.in_(ids[start:start + CHUNK]))
                 stored.update((t.id, t) for t in query.bind(self.db))
         built = [build_trade(tid, *fill_info, now)
                  for tid, fill_info in zip(trade_ids, new_fills, strict=True)]

@@ -1,0 +1,20 @@
+"""Recording fills: one transaction updates trade, order, position and strategy.
+
+* :mod:`.rows`: a fill as given and as checked, and the plain tuples the fill path
+  reads and writes;
+* :mod:`.statements`: the statements those tuples go into, built once per database
+  from the models;
+* :mod:`.recorder`: :class:`FillRecorder`, one fill per transaction, and the entry
+  to the bulk path;
+* :mod:`.bulk`: a batch of fills in one transaction with a handful of statements;
+* :mod:`.alongside`: the other rows written in a fill's transaction (report figures).
+
+The book-keeping rules themselves (positions by average cost, order statuses,
+strategy figures) live in :mod:`stocksbot_store.ledger`.
+"""
+
+from ..models import ZERO
+from .recorder import FillRecorder
+from .rows import CheckedFill, Fill, check_fill
+
+__all__ = ["CheckedFill", "Fill", "FillRecorder", "check_fill", "ZERO"]

@@ -1,0 +1,514 @@
+"""One fill, one transaction: :class:`FillRecorder`.
+
+A fill is checked completely before anything is written; a rejected fill raises
+a :class:`~stocksbot_store.errors.StorageError` and leaves the database as it was.
+
+Concurrency: on SQLite the transaction starts ``BEGIN IMMEDIATE``, so writers
+queue on the busy timeout instead of failing mid-way. On PostgreSQL it takes a
+transaction-scoped advisory lock on the symbol, then locks the order, position
+and strategy rows it reads (see :mod:`.statements`), always in that order.
+
+Round trips: a fill that is its own transaction (the common case) reads less on
+SQLite, where the states the previous fill of the connection wrote are reused
+while they are provably fresh (:mod:`.known`), and the trade goes in with ``ON
+CONFLICT DO NOTHING`` so that a re-sent fill is found without a lookup first. On
+PostgreSQL its statements go in pipelines (psycopg's pipeline mode): the lock, the
+reads and the trade's id in one round trip, the writes in the next, then the commit
+on its own, so that a connection lost before it is known to have stored nothing and
+one lost during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`.
+The audit rows go with the writes and name the trade by its id, hence the id taken
+first; a fill with a broker id (which may be a re-sent one: it must not use up an id)
+or that opens a position takes those ids in one more round trip before the writes.
+A fill inside a caller's transaction takes the plain path, one statement at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from peewee import Database, QueryEvent
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
+
+from .. import ledger
+from ..database import backend_of, write_transaction
+from ..errors import (
+    Fault,
+    NotFoundError,
+    StorageError,
+    fault_of,
+    is_unique_violation,
+    translate_errors,
+)
+from ..fields import datetime_text, in_money_context, utcnow
+from ..models import Order, Position, Trade
+from .alongside import Alongside, Before, order_before
+from .bulk import BulkFills
+from .known import KnownBook
+from .rows import (
+    ORDER_COLUMNS,
+    CheckedFill,
+    Fill,
+    build_trade,
+    check_fill,
+    check_same_fill,
+    figures_from_row,
+    figures_row,
+    new_position_row,
+    order_from_row,
+    order_update_row,
+    position_from_row,
+    position_update_row,
+    trade_row,
+)
+from .statements import statements_for
+
+#: The fields of :data:`.rows.ORDER_COLUMNS`.
+ORDER_FIELDS = tuple(Order._meta.fields[name] for name in ORDER_COLUMNS)
+#: Rows a new order's creation changes: the order's and its audit row's (an audit row
+#: changes nothing a fill reads, so the book stays fresh across them).
+ORDER_CREATE_CHANGES = 2
+#: How many times a batch runs when other writers keep storing its broker ids first.
+RACE_ATTEMPTS = 3
+
+
+class FillRecorder:
+    """Applies fills to one database; one instance per :class:`StorageService`."""
+
+    def __init__(self, db: Database, actor: str | None = None) -> None:
+        self.db = db
+        self.backend = backend_of(db)
+        self.statements = statements_for(db)
+        self.sql = self.statements.sql
+        self.alongside = Alongside(db, self.backend, actor)
+        #: Writes each fill's audit rows, as ``actor`` (see :mod:`.alongside`).
+        self.audit = self.alongside.audit
+        self._local = threading.local()  # this thread's KnownBook (SQLite)
+        self.pipelines = self.backend == "postgres" and _pipelines_supported()
+
+    @in_money_context
+    def record(self, fill: Fill) -> Trade:
+        """Record one fill in its own transaction; idempotent on ``external_id``."""
+        checked = check_fill(fill)
+        with translate_errors("record_trade"):
+            try:
+                if self.db.in_transaction():
+                    self._book().forget()
+                elif self.backend == "sqlite":
+                    return self._record_known(checked)
+                elif self.pipelines:
+                    trade = self._record_pipelined(checked)
+                    if trade is not None:
+                        return trade
+                with write_transaction(self.db):
+                    return self._apply(checked)
+            except StorageError:
+                raise
+            except Exception as e:
+                # Two writers raced on the same external id: the loser sees the
+                # winner's row now, and answers as for any re-sent fill.
+                if checked.external_id and is_unique_violation(e):
+                    stored = self._stored_trade(checked)
+                    if stored is not None:
+                        return stored
+                raise
+
+    @in_money_context
+    def record_many(self, fills: list[Fill]) -> list[Trade]:
+        """Record ``fills`` in order in one transaction: all of them or none.
+
+        The result is the same as recording them one by one (same trades, order,
+        position and strategy figures); see :mod:`stocksbot_store.fills.bulk` for how
+        it gets there with a handful of statements instead of eight per fill.
+        """
+        checked = [check_fill(f) for f in fills]
+        with translate_errors("record_trades"):
+            attempts = RACE_ATTEMPTS
+            while True:
+                try:
+                    with write_transaction(self.db):
+                        return BulkFills(self.db, self.statements,
+                                         self.alongside).record(checked)
+                except StorageError:
+                    raise
+                except Exception as e:
+                    # Another writer stored a fill under one of the batch's broker ids
+                    # after the batch looked for them (fills of different symbols do not
+                    # wait for each other). Nothing of the batch was written: run it
+                    # again, and it finds that fill stored, as for any re-sent fill: the
+                    # stored trade if it is the same fill, ConflictError if it is not.
+                    attempts -= 1
+                    if (not attempts or not is_unique_violation(e)
+                            or not any(f.external_id for f in checked)):
+                        raise
+
+    def create_order(self, insert: Callable[[], Order]) -> Order:
+        """Run ``insert`` (a new order's insert and its audit row, its own transaction)
+        so that what this connection knows stays fresh: on SQLite, if those were the
+        only changes (exactly :data:`ORDER_CREATE_CHANGES` rows), the new order is
+        known too, and its first fill reads nothing. Any other change leaves the book
+        to be read again, as usual."""
+        if self.backend != "sqlite" or self.db.in_transaction():
+            return insert()
+        book = self._book()
+        conn = self.db.connection()
+        before = conn.total_changes
+        fresh = book.conn is conn and book.total_changes == before
+        order = insert()
+        changes = before + ORDER_CREATE_CHANGES
+        if fresh and conn.total_changes == changes and book.total_changes == before:
+            book.total_changes = changes
+            book.orders[order.id] = order_from_row(tuple(
+                field.db_value(getattr(order, field.name)) if field.name != "strategy"
+                else order.strategy_id  # type: ignore[attr-defined]  # set by peewee
+                for field in ORDER_FIELDS))
+        return order
+
+    # -- SQLite: what the connection knows -------------------------------------------
+
+    def _book(self) -> KnownBook:
+        book = getattr(self._local, "book", None)
+        if book is None:
+            book = self._local.book = KnownBook()
+        return book
+
+    def _record_known(self, fill: CheckedFill) -> Trade:
+        book = self._book()
+        try:
+            with write_transaction(self.db):
+                version = self.db.pragma("data_version")  # type: ignore[attr-defined]
+                known = book if book.begin(self.db.connection(), version) else None
+                trade, left = self._apply_known(fill, known)
+        except BaseException:
+            book.forget()
+            raise
+        if left is not None:  # committed: what it left is what the database holds
+            book.commit(*left)
+        return trade
+
+    def _apply_known(self, fill: CheckedFill, known: KnownBook | None
+                     ) -> tuple[Trade, tuple | None]:
+        """A fill on SQLite, reading only what ``known`` (when fresh) does not hold;
+        the trade, and what it left for the book (None when it was stored already)."""
+        order = None
+        if fill.order_id is not None:
+            cached = known.orders.get(fill.order_id) if known is not None else None
+            try:
+                order = cached.copy() if cached is not None else self._read_order(fill)
+                order.check_takes(fill.symbol, fill.side, fill.quantity)
+            except StorageError:
+                # A re-sent fill of an order filled since is the stored trade.
+                stored = self._stored_trade(fill) if fill.external_id else None
+                if stored is None:
+                    raise
+                return stored, None
+        if known is not None and fill.symbol in known.positions:
+            position = known.positions[fill.symbol]
+        else:
+            position = self._open_position(fill.symbol)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        strategy_id = order.strategy_id if order else None
+        cached_figures = None
+        if strategy_id is not None and known is not None:
+            cached_figures = known.strategies.get(strategy_id)
+        now = utcnow()
+        stamp = datetime_text(now)
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
+        inserted = self._run("insert_new_trade" if fill.external_id else "insert_trade",
+                             row).fetchone()
+        if inserted is None:  # its broker id is stored: the fill was sent before
+            stored = self._stored_trade(fill)
+            if stored is None:  # pragma: no cover - the conflict was on that id
+                raise NotFoundError(f"trade {fill.external_id!r} conflicts but is not stored")
+            return stored, None
+        trade_id = inserted[0]
+        moved = None
+        if order is not None:
+            moved = order_before(order)
+            order.apply_fill(fill.quantity, fill.price, stamp)
+            self._run("update_order", order_update_row(order))
+        self._write_positions(outcome, stamp)
+        figures_before = figures = None
+        if strategy_id is not None:
+            figures_before, figures = self._update_strategy(
+                strategy_id, outcome.realized_pnl, fill, stamp,
+                figures=None if cached_figures is None else copy.copy(cached_figures))
+        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
+                           strategy_id, figures, outcome,
+                           Before(moved, position, figures_before))
+        trade = build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
+        return trade, (order, fill.symbol, outcome.open_position, strategy_id, figures)
+
+    # -- PostgreSQL: two round trips ---------------------------------------------------
+
+    def _record_pipelined(self, fill: CheckedFill) -> Trade | None:
+        """The fill in three round trips; None if the connection turned out lost in the
+        first one (nothing was written: the caller runs the plain path, whose BEGIN
+        replaces the connection)."""
+        sql = self.sql
+        with driver_errors:
+            conn = self.db.connection()
+            try:
+                try:
+                    with _Pipeline(self.db, conn) as reads:
+                        reads.run("BEGIN", ())
+                        reads.run(sql["lock_symbol"], (fill.symbol,))
+                        stored = (reads.run(sql["trade_by_external_id"], (fill.external_id,))
+                                  if fill.external_id else None)
+                        order = strategy = None
+                        if fill.order_id is not None:
+                            order = reads.run(sql["order"], (fill.order_id,))
+                        position = reads.run(sql["open_position"], (fill.symbol, True))
+                        if fill.order_id is not None:
+                            # After the position, as the plain path locks them.
+                            strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
+                        # The trade's id, taken after its strategy is locked (as the plain
+                        # path does): its audit row is written in the same round trip as
+                        # the trade, so the id cannot come from the insert. Only for a
+                        # fill that cannot be stored already: a re-sent one would use
+                        # up an id, and ids would no longer follow the trades.
+                        trade_id = (None if fill.external_id else
+                                    reads.run(*self.statements.take_ids(Trade, 1)))
+                except Exception as e:
+                    if fault_of(e) is not Fault.CONNECTION_LOST:
+                        raise
+                    _rollback(conn)
+                    return None
+                if stored is not None and (row := stored.fetchone()) is not None:
+                    check_same_fill(fill, row[1:])
+                    conn.execute("ROLLBACK")  # nothing was written
+                    return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
+                trade = self._apply_read(conn, fill, order, position, strategy,
+                                         None if trade_id is None else trade_id.fetchone()[0])
+            except BaseException:
+                _rollback(conn)
+                raise
+        return trade
+
+    def _apply_read(self, conn: Any, fill: CheckedFill, order_cursor: Any,
+                    position_cursor: Any, strategy_cursor: Any,
+                    trade_id: int | None) -> Trade:
+        """The rest of a pipelined fill, from the rows its first round trip read (and
+        the id its trade takes, if taken there): check, account, and write everything
+        and commit in the second (a new position's id and the trade's, if not taken
+        yet, in a round trip before)."""
+        sql = self.sql
+        order = None
+        if order_cursor is not None:
+            row = order_cursor.fetchone()
+            if row is None:
+                raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
+            order = order_from_row(row)
+            order.check_takes(fill.symbol, fill.side, fill.quantity)
+        row = position_cursor.fetchone()
+        position = None if row is None else position_from_row(fill.symbol, row)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        strategy_id, figures = None, None
+        if strategy_cursor is not None and (row := strategy_cursor.fetchone()) is not None:
+            strategy_id, figures = row[0], figures_from_row(row[1:])
+        if order is not None and order.strategy_id != strategy_id:
+            # The strategy was deleted (the order's link set to NULL) or is not locked:
+            # no figures to move, as the plain path does.
+            strategy_id, figures = order.strategy_id, None
+        now = utcnow()
+        stamp = datetime_text(now)
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        is_new = [p.id is None for p in outcome.touched]
+        opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
+        if opened or trade_id is None:  # audit rows name them: ids before the writes
+            with _Pipeline(self.db, conn) as ids:
+                taken = (ids.run(*self.statements.take_ids(Position, len(opened)))
+                         if opened else None)
+                traded = ids.run(*self.statements.take_ids(Trade, 1)) if trade_id is None \
+                    else None
+            if taken is not None:
+                for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
+                    p.id = pid
+            if traded is not None:
+                trade_id = traded.fetchone()[0]
+        assert trade_id is not None  # taken above if it was not before
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
+        with _Pipeline(self.db, conn) as writes:
+            writes.run(sql["insert_trade_with_id"], (trade_id, *row))
+            moved = None
+            if order is not None:
+                moved = order_before(order)
+                order.apply_fill(fill.quantity, fill.price, stamp)
+                writes.run(sql["update_order"], order_update_row(order))
+            for p, new in zip(outcome.touched, is_new, strict=True):
+                if new:
+                    writes.run(sql["insert_position_with_id"],
+                               (p.id, *new_position_row(p, stamp)))
+                else:
+                    writes.run(sql["update_position"], position_update_row(p, stamp))
+            figures_before = None
+            if figures is not None and strategy_id is not None:
+                figures_before, figures = self._update_strategy(
+                    strategy_id, outcome.realized_pnl, fill, stamp, figures=figures,
+                    run=writes.run)
+            self.alongside.one(writes.run, fill, stamp, trade_id, row, order, strategy_id,
+                               figures, outcome, Before(moved, position, figures_before))
+        # On its own: a connection lost before it leaves nothing stored; lost during it,
+        # the outcome is unknown, and the database's commit says so (CommitUnknownError).
+        self.db.commit()
+        return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
+
+    # -- the transaction -------------------------------------------------------------
+
+    def _run(self, name: str, params: tuple | list) -> Any:
+        return self.db.execute_sql(self.sql[name], params)
+
+    def _stored_trade(self, fill: CheckedFill) -> Trade | None:
+        row = self._run("trade_by_external_id", (fill.external_id,)).fetchone()
+        if row is None:
+            return None
+        check_same_fill(fill, row[1:])
+        return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
+
+    def _apply(self, fill: CheckedFill) -> Trade:
+        if fill.external_id:
+            stored = self._stored_trade(fill)
+            if stored is not None:
+                return stored
+        if self.backend == "postgres":
+            self._run("lock_symbol", (fill.symbol,))
+        order = self._order_for(fill) if fill.order_id is not None else None
+        position = self._open_position(fill.symbol)
+        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
+                                    fill.commission, fill.fees, fill.executed_at)
+        now = utcnow()
+        strategy_id = order.strategy_id if order else None
+        trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
+        strategy = None
+        if strategy_id is not None and self.backend == "postgres":
+            # Lock the strategy before the trade takes its id, so a strategy's trades
+            # are applied to its figures in id order (drawdown depends on the order).
+            # The row read here is the one updated below: nobody can change it meanwhile.
+            strategy = self._run("strategy", (strategy_id,)).fetchone()
+        stamp = datetime_text(now)
+        row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
+        trade_id = self._run("insert_trade", row).fetchone()[0]
+        moved = None
+        if order is not None:
+            moved = order_before(order)
+            order.apply_fill(fill.quantity, fill.price, stamp)
+            self._run("update_order", order_update_row(order))
+        self._write_positions(outcome, stamp)
+        figures_before = figures = None
+        if strategy_id is not None:
+            figures_before, figures = self._update_strategy(
+                strategy_id, outcome.realized_pnl, fill, stamp, strategy)
+        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
+                           strategy_id, figures, outcome,
+                           Before(moved, position, figures_before))
+        return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
+
+    def _read_order(self, fill: CheckedFill) -> ledger.OrderState:
+        row = self._run("order", (fill.order_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
+        return order_from_row(row)
+
+    def _order_for(self, fill: CheckedFill) -> ledger.OrderState:
+        order = self._read_order(fill)
+        order.check_takes(fill.symbol, fill.side, fill.quantity)
+        return order
+
+    def _open_position(self, symbol: str) -> ledger.PositionState | None:
+        row = self._run("open_position", (symbol, True)).fetchone()
+        return None if row is None else position_from_row(symbol, row)
+
+    def _write_positions(self, outcome: ledger.FillOutcome, stamp: str) -> None:
+        for p in outcome.touched:
+            if p.id is None:
+                p.id = self._run("insert_position", new_position_row(p, stamp)
+                                 ).fetchone()[0]
+            else:
+                self._run("update_position", position_update_row(p, stamp))
+
+    def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
+                         fill: CheckedFill, stamp: str, row: tuple | None = None,
+                         figures: ledger.StrategyFigures | None = None,
+                         run: Any = None) -> tuple[ledger.StrategyFigures | None,
+                                                   ledger.StrategyFigures | None]:
+        """Add the fill to the strategy's figures and write them; ``row`` or
+        ``figures``: its figures if already read (and locked) in this transaction;
+        ``run(sql, params)`` runs the update (default: now). The figures before (for
+        the audit log) and after, or None twice if the strategy is gone."""
+        if figures is None:
+            if row is None:
+                row = self._run("strategy", (strategy_id,)).fetchone()
+            if row is None:  # deleted meanwhile: the order's link was set to NULL
+                return None, None
+            figures = figures_from_row(row)
+        before = copy.copy(figures)
+        figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
+        (run or self._run)(self.sql["update_strategy"] if run else "update_strategy",
+                           figures_row(figures, stamp) + [strategy_id])
+        return before, figures
+
+
+class _Pipeline:
+    """Statements sent in one round trip on a psycopg connection (a context manager:
+    leaving it sends them and waits for every result, raising the first error); each
+    statement's cursor holds its rows afterwards. They are reported to the database's
+    query hooks (the statement monitor) as ``execute_sql`` would, sharing the round
+    trip's time."""
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db, self.conn = db, conn
+        self.sent: list[tuple[str, Sequence]] = []
+        self.pipeline: Any = None
+        self.start = 0.0
+
+    def __enter__(self) -> _Pipeline:
+        self.pipeline = self.conn.pipeline()
+        self.pipeline.__enter__()
+        self.start = time.perf_counter()
+        return self
+
+    def run(self, sql: str, params: Sequence) -> Any:
+        """Queue ``sql``; its cursor."""
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params, prepare=True)
+        self.sent.append((sql, params))
+        return cursor
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            self.pipeline.__exit__(kind, error, trace)
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            hooks = self.db.query_hooks
+            if hooks and self.sent:
+                share = (time.perf_counter() - self.start) / len(self.sent)
+                for sql, params in self.sent:
+                    event = QueryEvent(sql, params, share, error)
+                    for hook in hooks:
+                        hook(event)
+
+
+def _rollback(conn: Any) -> None:
+    """End a pipelined fill's transaction that failed (nothing of it stays)."""
+    try:
+        if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
+            conn.execute("ROLLBACK")
+    except Exception:  # the connection is gone: the server rolled back for us
+        pass
+
+
+def _pipelines_supported() -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL without psycopg 3
+        return False
+    return bool(psycopg.Pipeline.is_supported())
