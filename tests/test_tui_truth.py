@@ -287,7 +287,9 @@ def numeric_cells_cut(app: DashboardApp, view: str) -> list[str]:
     rows = table(app, view)
     lines = screen_lines(app)
     screen = "\n".join(lines)
-    on_screen = rows.keys()[int(rows.scroll_y):int(rows.scroll_y) + rows.size.height - 1]
+    # rows under the header, in the region scrollbars leave (a wide column adds a horizontal one)
+    shown = rows.scrollable_content_region.height - 1
+    on_screen = rows.keys()[int(rows.scroll_y):int(rows.scroll_y) + shown]
     cut = []
     for key in on_screen:
         for (column, _), cell in zip(rows.column_spec, rows._cells[key], strict=True):
