@@ -40,8 +40,7 @@ from .workloads import (
     startup_and_memory,
 )
 
-DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                            "latest.json")
+DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
 
 
 def log(message: str) -> None:
@@ -53,13 +52,20 @@ def machine(backends: list[str]) -> dict[str, str]:
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as info:
-            cpu = next((line.split(":", 1)[1].strip() for line in info
-                        if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
     except OSError:
         pass
-    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "peewee": peewee.__version__}
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "peewee": peewee.__version__,
+    }
     if "postgres" in backends:
         import psycopg
 
@@ -79,8 +85,10 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
     results += bulk_import(backend, folder, sizes, checks)
     with ExitStack() as stack:
         urls = {}
-        for label, orders in (("small", sizes.small_history_orders),
-                              ("large", sizes.history_orders)):
+        for label, orders in (
+            ("small", sizes.small_history_orders),
+            ("large", sizes.history_orders),
+        ):
             if backend == "sqlite":
                 urls[label] = cached_sqlite_history(orders, folder, log)
             else:
@@ -100,21 +108,29 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
         if backend == "sqlite":
             results += data_movement_sqlite(urls["small"], urls["large"], folder)
         else:
-            sources = [cached_sqlite_history(orders, folder, log) for orders in
-                       (sizes.small_history_orders, sizes.history_orders)]
+            sources = [
+                cached_sqlite_history(orders, folder, log)
+                for orders in (sizes.small_history_orders, sizes.history_orders)
+            ]
             results += data_movement_postgres(*sources, folder)
-    results += adopt_workload(backend, folder, sizes.adopt_trades if backend == "sqlite"
-                              else sizes.adopt_trades_pg, log)
+    results += adopt_workload(
+        backend, folder, sizes.adopt_trades if backend == "sqlite" else sizes.adopt_trades_pg, log
+    )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes (what CI runs); targets are not judged")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (what CI runs); targets are not judged"
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
-    parser.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
-                        help=f"where to write the results (default {DEFAULT_JSON})")
+    parser.add_argument(
+        "--json",
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help=f"where to write the results (default {DEFAULT_JSON})",
+    )
     args = parser.parse_args(argv)
     # A terminated run still drops its throwaway PostgreSQL databases.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -123,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "postgres" in backends:
             problem = postgres_problem()
-            if problem and (args.backend == "postgres"
-                            or os.environ.get("CI", "").lower() == "true"):
+            if problem and (
+                args.backend == "postgres" or os.environ.get("CI", "").lower() == "true"
+            ):
                 raise BenchSetupError(f"PostgreSQL is needed: {problem}")
             if problem:
                 log(f"skipping PostgreSQL: {problem}")

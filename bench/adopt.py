@@ -63,10 +63,16 @@ def _insert(cursor: Any, mark: str, table: str, columns: str, rows: list[tuple])
 def _fill(raw: Any, mark: str, trades: int, stored: Any) -> None:
     cursor = raw.cursor()
     start = dt.datetime(2025, 1, 2, 9, 30)
-    _insert(cursor, mark, "strategies", "id, name, strategy_type, config, is_active, "
-            "is_enabled, total_trades, win_rate, total_pnl",
-            [(n + 1, f"strategy-{n + 1}", "momentum", "{}", True, True, 0, 0.0, 0.0)
-             for n in range(STRATEGIES)])
+    _insert(
+        cursor,
+        mark,
+        "strategies",
+        "id, name, strategy_type, config, is_active, is_enabled, total_trades, win_rate, total_pnl",
+        [
+            (n + 1, f"strategy-{n + 1}", "momentum", "{}", True, True, 0, 0.0, 0.0)
+            for n in range(STRATEGIES)
+        ],
+    )
     orders, fills = [], []
     held: dict[str, float] = {}
     for n in range(trades // 2):
@@ -77,43 +83,97 @@ def _fill(raw: Any, mark: str, trades: int, stored: Any) -> None:
         price = 100.0 + (n % 97) * 0.37
         at = start + dt.timedelta(seconds=30 * n)
         stamp = stored(at)
-        orders.append((oid, f"O-{oid}", symbol, side, "LIMIT", "PENDING", 10.0, price, 0.0,
-                       None, n % STRATEGIES + 1, stamp, stamp))
+        orders.append(
+            (
+                oid,
+                f"O-{oid}",
+                symbol,
+                side,
+                "LIMIT",
+                "PENDING",
+                10.0,
+                price,
+                0.0,
+                None,
+                n % STRATEGIES + 1,
+                stamp,
+                stamp,
+            )
+        )
         for part in range(2):
             tid = 2 * n + part + 1
             order_id = oid + 10 * trades if tid % ORPHAN_EVERY == 0 else oid
             external = f"T-{tid - 1 if tid % DUPLICATE_EVERY == 0 else tid}"
-            fills.append((tid, order_id, external, symbol, side, "OPEN" if buying else "CLOSE",
-                          5.0, price + part * 0.01, 0.1, 0.0, None,
-                          stored(at + dt.timedelta(seconds=part)), stamp))
+            fills.append(
+                (
+                    tid,
+                    order_id,
+                    external,
+                    symbol,
+                    side,
+                    "OPEN" if buying else "CLOSE",
+                    5.0,
+                    price + part * 0.01,
+                    0.1,
+                    0.0,
+                    None,
+                    stored(at + dt.timedelta(seconds=part)),
+                    stamp,
+                )
+            )
         held[symbol] = held.get(symbol, 0.0) + (10.0 if buying else -10.0)
         if len(fills) >= 50_000:
             _flush(cursor, mark, orders, fills)
     _flush(cursor, mark, orders, fills)
-    positions = [(n + 1, symbol, "LONG", quantity + 0.1 + 0.2, 100.0, quantity * 100.0, True)
-                 for n, (symbol, quantity) in enumerate(sorted(held.items())) if quantity > 0]
+    positions = [
+        (n + 1, symbol, "LONG", quantity + 0.1 + 0.2, 100.0, quantity * 100.0, True)
+        for n, (symbol, quantity) in enumerate(sorted(held.items()))
+        if quantity > 0
+    ]
     if positions:
-        _insert(cursor, mark, "positions", "id, symbol, side, quantity, avg_entry_price, "
-                "cost_basis, is_open", positions)
-    _insert(cursor, mark, "config", "id, key, value, value_type",
-            [(1, "trading_enabled", "true", "bool")])
+        _insert(
+            cursor,
+            mark,
+            "positions",
+            "id, symbol, side, quantity, avg_entry_price, cost_basis, is_open",
+            positions,
+        )
+    _insert(
+        cursor,
+        mark,
+        "config",
+        "id, key, value, value_type",
+        [(1, "trading_enabled", "true", "bool")],
+    )
 
 
 def _flush(cursor: Any, mark: str, orders: list[tuple], fills: list[tuple]) -> None:
     if orders:
-        _insert(cursor, mark, "orders", "id, external_id, symbol, side, type, status, "
-                "quantity, price, filled_quantity, avg_fill_price, strategy_id, created_at, "
-                "updated_at", orders)
+        _insert(
+            cursor,
+            mark,
+            "orders",
+            "id, external_id, symbol, side, type, status, "
+            "quantity, price, filled_quantity, avg_fill_price, strategy_id, created_at, "
+            "updated_at",
+            orders,
+        )
     if fills:
-        _insert(cursor, mark, "trades", "id, order_id, external_id, symbol, side, type, "
-                "quantity, price, commission, fees, realized_pnl, executed_at, created_at",
-                fills)
+        _insert(
+            cursor,
+            mark,
+            "trades",
+            "id, order_id, external_id, symbol, side, type, "
+            "quantity, price, commission, fees, realized_pnl, executed_at, created_at",
+            fills,
+        )
     orders.clear()
     fills.clear()
 
 
-def adopt_workload(backend: str, folder: str, trades: int, log: Any,
-                   verify: bool = True) -> list[Result]:
+def adopt_workload(
+    backend: str, folder: str, trades: int, log: Any, verify: bool = True
+) -> list[Result]:
     """Build an old database of ``trades`` trades, adopt it, and time the adoption."""
     with fresh_database(backend, folder) as url:
         log(f"{backend}: building an old module's database of {trades:,} trades")
@@ -129,15 +189,19 @@ def adopt_workload(backend: str, folder: str, trades: int, log: Any,
             if verify:
                 ledger = check_ledger(db)
                 if not ledger.ok:
-                    raise AssertionError(f"adopted books fail the ledger check: "
-                                         f"{ledger.summary()}")
+                    raise AssertionError(f"adopted books fail the ledger check: {ledger.summary()}")
         finally:
             db.close()
-    result = Result("5 adopt", backend, f"adopt {trades:,} old trades", "s", elapsed,
-                    higher_is_better=False,
-                    note=f"{trades / elapsed:,.0f} trades/s, {len(report.changes):,} "
-                         "changes reported",
-                    extra={"trades": trades, "changes": len(report.changes)})
+    result = Result(
+        "5 adopt",
+        backend,
+        f"adopt {trades:,} old trades",
+        "s",
+        elapsed,
+        higher_is_better=False,
+        note=f"{trades / elapsed:,.0f} trades/s, {len(report.changes):,} changes reported",
+        extra={"trades": trades, "changes": len(report.changes)},
+    )
     if backend == "sqlite" and trades >= 1_000_000:
         # The target is for a million trades; a quick run's fixed costs (schema, backup)
         # would make a scaled target meaningless, so it is not judged.

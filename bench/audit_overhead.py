@@ -42,10 +42,19 @@ def batch_fills(storage: StorageService, order_ids: list[int], fills: int, batch
     done = 0
     while done < fills:
         size = min(batch, fills - done)
-        storage.record_trades([
-            {"order_id": order_ids[k % len(order_ids)], "symbol": f"SYM{k % len(order_ids)}",
-             "side": "buy", "quantity": "1", "price": "100.25", "commission": "0.01"}
-            for k in range(done, done + size)])
+        storage.record_trades(
+            [
+                {
+                    "order_id": order_ids[k % len(order_ids)],
+                    "symbol": f"SYM{k % len(order_ids)}",
+                    "side": "buy",
+                    "quantity": "1",
+                    "price": "100.25",
+                    "commission": "0.01",
+                }
+                for k in range(done, done + size)
+            ]
+        )
         done += size
     return fills / (clock() - start)
 
@@ -57,7 +66,7 @@ def abba(run: Callable[[], float], storage: StorageService, rounds: int) -> tupl
     on, off = [], []
     for i in range(rounds):
         # ABBA order: neither side always runs first, on a warmer cache or a fuller file.
-        for audited in ((True, False) if i % 2 == 0 else (False, True)):
+        for audited in (True, False) if i % 2 == 0 else (False, True):
             writer.enabled = audited
             (on if audited else off).append(run())
     writer.enabled = True
@@ -72,29 +81,40 @@ def measure(url: str, fills: int, batch: int, rounds: int) -> dict[str, tuple[fl
     strategy = storage.create_strategy("bench")
     total = fills * (rounds * 2 + 1)
     single = storage.create_order("AAPL", "buy", "market", total, strategy=strategy)
-    many = [storage.create_order(f"SYM{k}", "buy", "market", total, strategy=strategy).id
-            for k in range(10)]
+    many = [
+        storage.create_order(f"SYM{k}", "buy", "market", total, strategy=strategy).id
+        for k in range(10)
+    ]
     try:
         return {
-            "record_trade": abba(lambda: single_fills(storage, single.id, fills), storage,
-                                 rounds),
-            "record_trades": abba(lambda: batch_fills(storage, many, fills * 10, batch),
-                                  storage, rounds),
+            "record_trade": abba(lambda: single_fills(storage, single.id, fills), storage, rounds),
+            "record_trades": abba(
+                lambda: batch_fills(storage, many, fills * 10, batch), storage, rounds
+            ),
         }
     finally:
         db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.audit_overhead",
-                                     description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.audit_overhead", description=__doc__.split("\n\n")[1]
+    )
     parser.add_argument("--url", help="database URL (default: a fresh SQLite file)")
-    parser.add_argument("--fills", type=int, default=300,
-                        help="record_trade fills per round (record_trades: ten times as many)")
+    parser.add_argument(
+        "--fills",
+        type=int,
+        default=300,
+        help="record_trade fills per round (record_trades: ten times as many)",
+    )
     parser.add_argument("--batch", type=int, default=500, help="fills per record_trades call")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of each")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall (default) or this process's cpu time")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall (default) or this process's cpu time",
+    )
     args = parser.parse_args(argv)
     global clock
     clock = CLOCKS[args.clock]
@@ -102,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or f"sqlite:///{Path(folder) / 'audit_overhead.db'}"
         results = measure(url, args.fills, args.batch, args.rounds)
     for name, (on, off) in results.items():
-        print(f"{name}: {on:,.0f} fills/s with the audit log, {off:,.0f} fills/s without "
-              f"({args.clock} clock); ratio {on / off:.3f}")
+        print(
+            f"{name}: {on:,.0f} fills/s with the audit log, {off:,.0f} fills/s without "
+            f"({args.clock} clock); ratio {on / off:.3f}"
+        )
     return 0
 
 

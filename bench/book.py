@@ -26,16 +26,35 @@ def read_book(query: Query) -> dict[str, list[tuple]]:
         (symbol, side, _dec(qty), _dec(avg), _dec(pnl), _dec(comm), _dec(fees), bool(is_open))
         for symbol, side, qty, avg, pnl, comm, fees, is_open in query(
             "SELECT symbol, side, quantity, avg_entry_price, realized_pnl, commission, fees, "
-            "is_open FROM position ORDER BY symbol, id")]
+            "is_open FROM position ORDER BY symbol, id"
+        )
+    ]
     strategies = [
-        (name, trades, closing, wins, losses, _dec(pnl), _dec(comm), _dec(fees), _dec(peak),
-         _dec(dd), _dec(rate))
+        (
+            name,
+            trades,
+            closing,
+            wins,
+            losses,
+            _dec(pnl),
+            _dec(comm),
+            _dec(fees),
+            _dec(peak),
+            _dec(dd),
+            _dec(rate),
+        )
         for name, trades, closing, wins, losses, pnl, comm, fees, peak, dd, rate in query(
             "SELECT name, total_trades, closing_trades, winning_trades, losing_trades, "
             "total_pnl, commission, fees, pnl_peak, max_drawdown, win_rate FROM strategy "
-            "ORDER BY name")]
-    orders = [(oid, status, _dec(filled), _dec(avg)) for oid, status, filled, avg in query(
-        'SELECT id, status, filled_quantity, avg_fill_price FROM "order" ORDER BY id')]
+            "ORDER BY name"
+        )
+    ]
+    orders = [
+        (oid, status, _dec(filled), _dec(avg))
+        for oid, status, filled, avg in query(
+            'SELECT id, status, filled_quantity, avg_fill_price FROM "order" ORDER BY id'
+        )
+    ]
     return {"positions": positions, "strategies": strategies, "orders": orders}
 
 
@@ -48,8 +67,9 @@ def summary(book: dict[str, list[tuple]]) -> dict[str, Any]:
     }
 
 
-def differences(left: dict[str, list[tuple]], right: dict[str, list[tuple]],
-                limit: int = 3) -> list[str]:
+def differences(
+    left: dict[str, list[tuple]], right: dict[str, list[tuple]], limit: int = 3
+) -> list[str]:
     """Where two books disagree (at most ``limit`` lines per part); empty if they agree."""
     out = []
     for part in ("positions", "strategies", "orders"):

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
-PG_ADMIN_URL = (os.environ.get("STOCKSBOT_BENCH_PG") or os.environ.get("STOCKSBOT_TEST_PG")
-                or "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = (
+    os.environ.get("STOCKSBOT_BENCH_PG")
+    or os.environ.get("STOCKSBOT_TEST_PG")
+    or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "")
 
 
@@ -26,8 +29,10 @@ class BenchSetupError(Exception):
 def _admin_dsn() -> str:
     host = urlparse(PG_ADMIN_URL).hostname or ""
     if host not in LOOPBACK:
-        raise BenchSetupError(f"the bench only talks to loopback servers, not {host!r}; "
-                              "set STOCKSBOT_BENCH_PG=postgresql://user@127.0.0.1/postgres")
+        raise BenchSetupError(
+            f"the bench only talks to loopback servers, not {host!r}; "
+            "set STOCKSBOT_BENCH_PG=postgresql://user@127.0.0.1/postgres"
+        )
     return PG_ADMIN_URL.replace("postgresql+pool://", "postgresql://")
 
 

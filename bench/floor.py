@@ -20,8 +20,10 @@ from typing import Any
 _Q = Decimal("1e-10")
 ZERO = Decimal(0)
 
-_FIGURES = ("total_trades, closing_trades, winning_trades, losing_trades, total_pnl, "
-            "gross_profit, gross_loss, commission, fees, pnl_peak, max_drawdown, last_trade_at")
+_FIGURES = (
+    "total_trades, closing_trades, winning_trades, losing_trades, total_pnl, "
+    "gross_profit, gross_loss, commission, fees, pnl_peak, max_drawdown, last_trade_at"
+)
 
 
 def _q(value: Decimal) -> Decimal:
@@ -43,8 +45,13 @@ def _now() -> str:
 def connect_sqlite(path: str) -> sqlite3.Connection:
     """A bare connection with the store's SQLite settings; transactions are explicit."""
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode = wal", "foreign_keys = 1", "busy_timeout = 30000",
-                   "synchronous = normal", "cache_size = -16000"):
+    for pragma in (
+        "journal_mode = wal",
+        "foreign_keys = 1",
+        "busy_timeout = 30000",
+        "synchronous = normal",
+        "cache_size = -16000",
+    ):
         conn.execute(f"PRAGMA {pragma}")
     return conn
 
@@ -69,39 +76,49 @@ class FloorStore:
                 "INSERT INTO strategy (name, is_active, is_enabled, total_trades, win_rate, "
                 "total_pnl, closing_trades, winning_trades, losing_trades, gross_profit, "
                 "gross_loss, commission, fees, pnl_peak, max_drawdown, created_at, updated_at) "
-                "VALUES (?, ?, ?, 0, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                "VALUES (?, ?, ?, 0, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+            ),
             "order": (
                 'INSERT INTO "order" (symbol, side, type, status, quantity, filled_quantity, '
                 "strategy_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "RETURNING id"),
+                "RETURNING id"
+            ),
             "trade_by_external_id": "SELECT id FROM trade WHERE external_id = ?",
             "lock": "SELECT pg_advisory_xact_lock(hashtext(?))",
-            "read_order": ('SELECT symbol, side, status, quantity, filled_quantity, '
-                           f'avg_fill_price, strategy_id FROM "order" WHERE id = ?{lock}'),
-            "read_position": ("SELECT id, side, quantity, avg_entry_price, realized_pnl, "
-                              "commission, fees FROM position WHERE symbol = ? AND is_open = ?"
-                              + lock),
+            "read_order": (
+                "SELECT symbol, side, status, quantity, filled_quantity, "
+                f'avg_fill_price, strategy_id FROM "order" WHERE id = ?{lock}'
+            ),
+            "read_position": (
+                "SELECT id, side, quantity, avg_entry_price, realized_pnl, "
+                "commission, fees FROM position WHERE symbol = ? AND is_open = ?" + lock
+            ),
             "insert_trade": (
                 "INSERT INTO trade (order_id, external_id, strategy_id, symbol, side, type, "
                 "quantity, price, commission, fees, realized_pnl, executed_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+            ),
             "update_order": (
                 'UPDATE "order" SET filled_quantity = ?, avg_fill_price = ?, status = ?, '
-                "filled_at = ?, updated_at = ? WHERE id = ?"),
+                "filled_at = ?, updated_at = ? WHERE id = ?"
+            ),
             "insert_position": (
                 "INSERT INTO position (symbol, side, quantity, avg_entry_price, cost_basis, "
                 "realized_pnl, commission, fees, is_open, created_at, updated_at, opened_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"),
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+            ),
             "update_position": (
                 "UPDATE position SET quantity = ?, avg_entry_price = ?, cost_basis = ?, "
                 "realized_pnl = ?, commission = ?, fees = ?, is_open = ?, closed_at = ?, "
-                "updated_at = ? WHERE id = ?"),
+                "updated_at = ? WHERE id = ?"
+            ),
             "read_strategy": f"SELECT {_FIGURES} FROM strategy WHERE id = ?{lock}",
             "update_strategy": (
                 "UPDATE strategy SET total_trades = ?, closing_trades = ?, winning_trades = ?, "
                 "losing_trades = ?, total_pnl = ?, gross_profit = ?, gross_loss = ?, "
                 "commission = ?, fees = ?, pnl_peak = ?, max_drawdown = ?, last_trade_at = ?, "
-                "win_rate = ?, updated_at = ? WHERE id = ?"),
+                "win_rate = ?, updated_at = ? WHERE id = ?"
+            ),
         }
         self.sql = {k: v.replace("?", "%s") for k, v in sql.items()} if self.pg else sql
         self.cur = conn.cursor()
@@ -125,24 +142,37 @@ class FloorStore:
         self._commit()
         return row[0]
 
-    def create_order(self, symbol: str, side: str, quantity: Decimal,
-                     strategy_id: int | None) -> int:
+    def create_order(
+        self, symbol: str, side: str, quantity: Decimal, strategy_id: int | None
+    ) -> int:
         """Insert a pending market order; its id."""
         now = _now()
         self._begin()
-        row = self._one("order", (symbol, side, "market", "pending", _txt(quantity),
-                                  _txt(ZERO), strategy_id, now, now))
+        row = self._one(
+            "order",
+            (symbol, side, "market", "pending", _txt(quantity), _txt(ZERO), strategy_id, now, now),
+        )
         self._commit()
         return row[0]
 
-    def record_fill(self, order_id: int, symbol: str, side: str, quantity: Decimal,
-                    price: Decimal, commission: Decimal, fees: Decimal, external_id: str | None,
-                    executed_at: dt.datetime) -> int:
+    def record_fill(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        external_id: str | None,
+        executed_at: dt.datetime,
+    ) -> int:
         """One fill in its own transaction; the trade's id."""
         self._begin()
         try:
-            trade_id = self._fill(order_id, symbol, side, quantity, price, commission, fees,
-                                  external_id, executed_at)
+            trade_id = self._fill(
+                order_id, symbol, side, quantity, price, commission, fees, external_id, executed_at
+            )
         except BaseException:
             self.conn.rollback() if self.pg else self.cur.execute("ROLLBACK")
             raise
@@ -156,9 +186,18 @@ class FloorStore:
         self._commit()
         return ids
 
-    def _fill(self, order_id: int, symbol: str, side: str, quantity: Decimal, price: Decimal,
-              commission: Decimal, fees: Decimal, external_id: str | None,
-              executed_at: dt.datetime) -> int:
+    def _fill(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        external_id: str | None,
+        executed_at: dt.datetime,
+    ) -> int:
         commission, fees = Decimal(commission), Decimal(fees)
         if external_id is not None:
             stored = self._one("trade_by_external_id", (external_id,))
@@ -167,34 +206,69 @@ class FloorStore:
         if self.pg:
             self._one("lock", (symbol,))
         o_symbol, o_side, status, o_qty, filled, avg, strategy_id = self._one(
-            "read_order", (order_id,))
+            "read_order", (order_id,)
+        )
         o_qty, filled = Decimal(o_qty), Decimal(filled)
-        if o_symbol != symbol or o_side != side or status in ("cancelled", "rejected") \
-                or quantity > o_qty - filled:
+        if (
+            o_symbol != symbol
+            or o_side != side
+            or status in ("cancelled", "rejected")
+            or quantity > o_qty - filled
+        ):
             raise ValueError(f"fill does not fit order {order_id}")
         now = _now()
         at = _ts(executed_at)
-        trade_type, pnl = self._position(symbol, side, quantity, price, commission, fees, at,
-                                         now)
-        trade_id = self._one("insert_trade", (
-            order_id, external_id, strategy_id, symbol, side, trade_type, _txt(quantity),
-            _txt(price), _txt(commission), _txt(fees), _txt(pnl), at, now))[0]
+        trade_type, pnl = self._position(symbol, side, quantity, price, commission, fees, at, now)
+        trade_id = self._one(
+            "insert_trade",
+            (
+                order_id,
+                external_id,
+                strategy_id,
+                symbol,
+                side,
+                trade_type,
+                _txt(quantity),
+                _txt(price),
+                _txt(commission),
+                _txt(fees),
+                _txt(pnl),
+                at,
+                now,
+            ),
+        )[0]
         if filled and avg is not None:
             avg = _q((filled * Decimal(avg) + quantity * price) / (filled + quantity))
         else:
             avg = price
         filled += quantity
         done = filled == o_qty
-        self.cur.execute(self.sql["update_order"], (
-            _txt(filled), _txt(avg), "filled" if done else "partially_filled",
-            now if done else None, now, order_id))
+        self.cur.execute(
+            self.sql["update_order"],
+            (
+                _txt(filled),
+                _txt(avg),
+                "filled" if done else "partially_filled",
+                now if done else None,
+                now,
+                order_id,
+            ),
+        )
         if strategy_id is not None:
             self._strategy(strategy_id, pnl, commission, fees, executed_at, now)
         return trade_id
 
-    def _position(self, symbol: str, side: str, quantity: Decimal, price: Decimal,
-                  commission: Decimal, fees: Decimal, at: str, now: str
-                  ) -> tuple[str, Decimal | None]:
+    def _position(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        at: str,
+        now: str,
+    ) -> tuple[str, Decimal | None]:
         facing = "long" if side == "buy" else "short"
         row = self._one("read_position", (symbol, True))
         if row is None:
@@ -218,21 +292,63 @@ class FloorStore:
             if quantity > closed:
                 opened = quantity - closed
         is_open = p_qty != 0
-        self.cur.execute(self.sql["update_position"], (
-            _txt(p_qty), _txt(p_avg), _txt(_q(p_qty * p_avg)), _txt(realized), _txt(p_comm),
-            _txt(p_fees), is_open, None if is_open else at, now, pid))
+        self.cur.execute(
+            self.sql["update_position"],
+            (
+                _txt(p_qty),
+                _txt(p_avg),
+                _txt(_q(p_qty * p_avg)),
+                _txt(realized),
+                _txt(p_comm),
+                _txt(p_fees),
+                is_open,
+                None if is_open else at,
+                now,
+                pid,
+            ),
+        )
         if opened is not None:
             self._open(symbol, facing, opened, price, ZERO, ZERO, at, now)
         return ("open" if pnl is None else "close"), pnl
 
-    def _open(self, symbol: str, side: str, quantity: Decimal, price: Decimal,
-              commission: Decimal, fees: Decimal, at: str, now: str) -> None:
-        self._one("insert_position", (
-            symbol, side, _txt(quantity), _txt(price), _txt(_q(quantity * price)), _txt(ZERO),
-            _txt(commission), _txt(fees), True, now, now, at))
+    def _open(
+        self,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        at: str,
+        now: str,
+    ) -> None:
+        self._one(
+            "insert_position",
+            (
+                symbol,
+                side,
+                _txt(quantity),
+                _txt(price),
+                _txt(_q(quantity * price)),
+                _txt(ZERO),
+                _txt(commission),
+                _txt(fees),
+                True,
+                now,
+                now,
+                at,
+            ),
+        )
 
-    def _strategy(self, strategy_id: int, pnl: Decimal | None, commission: Decimal,
-                  fees: Decimal, executed_at: dt.datetime, now: str) -> None:
+    def _strategy(
+        self,
+        strategy_id: int,
+        pnl: Decimal | None,
+        commission: Decimal,
+        fees: Decimal,
+        executed_at: dt.datetime,
+        now: str,
+    ) -> None:
         row = self._one("read_strategy", (strategy_id,))
         trades, closing, wins, losses = row[:4]
         total, profit, loss, comm, fee, peak, drawdown = (Decimal(v) for v in row[4:11])
@@ -256,10 +372,26 @@ class FloorStore:
             peak = max(peak, total)
             drawdown = max(drawdown, peak - total)
         win_rate = _q(Decimal(wins) / Decimal(closing)) if closing else ZERO
-        self.cur.execute(self.sql["update_strategy"], (
-            trades, closing, wins, losses, _txt(total), _txt(profit), _txt(loss), _txt(comm),
-            _txt(fee), _txt(peak), _txt(drawdown), _ts(last), _txt(win_rate), now,
-            strategy_id))
+        self.cur.execute(
+            self.sql["update_strategy"],
+            (
+                trades,
+                closing,
+                wins,
+                losses,
+                _txt(total),
+                _txt(profit),
+                _txt(loss),
+                _txt(comm),
+                _txt(fee),
+                _txt(peak),
+                _txt(drawdown),
+                _ts(last),
+                _txt(win_rate),
+                now,
+                strategy_id,
+            ),
+        )
 
 
 class MinimalFloor:
@@ -271,15 +403,20 @@ class MinimalFloor:
     the store's, by hand)."""
 
     TABLES = {
-        "min_order": ("id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, "
-                      "status TEXT NOT NULL, quantity REAL NOT NULL, filled REAL NOT NULL, "
-                      "avg_price REAL"),
-        "min_trade": ("id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES "
-                      "min_order (id), external_id TEXT UNIQUE, symbol TEXT NOT NULL, "
-                      "side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, "
-                      "executed_at TEXT NOT NULL"),
-        "min_position": ("symbol TEXT PRIMARY KEY, quantity REAL NOT NULL, "
-                         "avg_price REAL NOT NULL"),
+        "min_order": (
+            "id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, "
+            "status TEXT NOT NULL, quantity REAL NOT NULL, filled REAL NOT NULL, "
+            "avg_price REAL"
+        ),
+        "min_trade": (
+            "id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES "
+            "min_order (id), external_id TEXT UNIQUE, symbol TEXT NOT NULL, "
+            "side TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, "
+            "executed_at TEXT NOT NULL"
+        ),
+        "min_position": (
+            "symbol TEXT PRIMARY KEY, quantity REAL NOT NULL, avg_price REAL NOT NULL"
+        ),
     }
 
     def __init__(self, conn: Any, backend: str) -> None:
@@ -294,22 +431,28 @@ class MinimalFloor:
             self.cur.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         self.conn.commit()
         sql = {
-            "order": ("INSERT INTO min_order (symbol, side, status, quantity, filled) "
-                      "VALUES (?, ?, 'pending', ?, 0) RETURNING id"),
-            "trade": ("INSERT INTO min_trade (order_id, external_id, symbol, side, quantity, "
-                      "price, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+            "order": (
+                "INSERT INTO min_order (symbol, side, status, quantity, filled) "
+                "VALUES (?, ?, 'pending', ?, 0) RETURNING id"
+            ),
+            "trade": (
+                "INSERT INTO min_trade (order_id, external_id, symbol, side, quantity, "
+                "price, executed_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
             "update_order": (
                 "UPDATE min_order SET filled = filled + ?, "
                 "avg_price = coalesce((avg_price * filled + ? * ?) / (filled + ?), ?), "
                 "status = CASE WHEN filled + ? >= quantity THEN 'filled' "
-                "ELSE 'partially_filled' END WHERE id = ?"),
+                "ELSE 'partially_filled' END WHERE id = ?"
+            ),
             "position": (
                 "INSERT INTO min_position (symbol, quantity, avg_price) VALUES (?, ?, ?) "
                 "ON CONFLICT (symbol) DO UPDATE SET "
                 "quantity = min_position.quantity + excluded.quantity, "
                 "avg_price = CASE WHEN min_position.quantity + excluded.quantity = 0 THEN 0 "
                 "ELSE (min_position.quantity * min_position.avg_price + excluded.quantity "
-                "* excluded.avg_price) / (min_position.quantity + excluded.quantity) END"),
+                "* excluded.avg_price) / (min_position.quantity + excluded.quantity) END"
+            ),
         }
         self.sql = {k: v.replace("?", "%s") for k, v in sql.items()} if self.pg else sql
 
@@ -325,13 +468,22 @@ class MinimalFloor:
         self.conn.commit()
         return order_id
 
-    def record_fill(self, order_id: int, symbol: str, side: str, quantity: Decimal,
-                    price: Decimal, external_id: str | None, executed_at: dt.datetime) -> None:
+    def record_fill(
+        self,
+        order_id: int,
+        symbol: str,
+        side: str,
+        quantity: Decimal,
+        price: Decimal,
+        external_id: str | None,
+        executed_at: dt.datetime,
+    ) -> None:
         """One fill in its own transaction: three statements."""
         q, p = float(quantity), float(price)
         self._begin()
-        self.cur.execute(self.sql["trade"], (order_id, external_id, symbol, side, q, p,
-                                             _ts(executed_at)))
+        self.cur.execute(
+            self.sql["trade"], (order_id, external_id, symbol, side, q, p, _ts(executed_at))
+        )
         self.cur.execute(self.sql["update_order"], (q, q, p, q, p, q, order_id))
         self.cur.execute(self.sql["position"], (symbol, q if side == "buy" else -q, p))
         self.conn.commit()

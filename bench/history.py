@@ -28,15 +28,18 @@ HISTORY_VERSION = 1
 
 CACHE_DIR = os.environ.get("STOCKSBOT_BENCH_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(tempfile.gettempdir(), "cache"),
-    "stocksbot-bench")
+    "stocksbot-bench",
+)
 
 
 def schema_fingerprint() -> str:
     """A short hash of the store's SQLite schema: changes whenever a table or index does."""
     db = connect("sqlite:///:memory:")
     init_db(db)
-    ddl = sorted(row[0] for row in db.execute_sql(
-        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall())
+    ddl = sorted(
+        row[0]
+        for row in db.execute_sql("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+    )
     db.close()
     text = f"{HISTORY_VERSION}\n" + "\n".join(ddl)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -47,16 +50,31 @@ def create_strategies(storage: StorageService) -> dict[str, Any]:
     return {name: storage.create_strategy(name) for name in STRATEGIES}
 
 
-def insert_orders(db: Database, orders: list[PlannedOrder], first_id: int,
-                  strategy_ids: dict[str, int]) -> list[int]:
+def insert_orders(
+    db: Database, orders: list[PlannedOrder], first_id: int, strategy_ids: dict[str, int]
+) -> list[int]:
     """Insert pending orders with ids from ``first_id`` in one transaction; their ids."""
     now = datetime_text(utcnow())
-    rows = [(first_id + i, o.symbol, o.side, "market", "pending", decimal_text(o.quantity),
-             "0", strategy_ids.get(o.strategy) if o.strategy else None, now, now)
-            for i, o in enumerate(orders)]
+    rows = [
+        (
+            first_id + i,
+            o.symbol,
+            o.side,
+            "market",
+            "pending",
+            decimal_text(o.quantity),
+            "0",
+            strategy_ids.get(o.strategy) if o.strategy else None,
+            now,
+            now,
+        )
+        for i, o in enumerate(orders)
+    ]
     mark = "%s" if db.param == "%s" else "?"
-    sql = ('INSERT INTO "order" (id, symbol, side, type, status, quantity, filled_quantity, '
-           f"strategy_id, created_at, updated_at) VALUES ({', '.join([mark] * 10)})")
+    sql = (
+        'INSERT INTO "order" (id, symbol, side, type, status, quantity, filled_quantity, '
+        f"strategy_id, created_at, updated_at) VALUES ({', '.join([mark] * 10)})"
+    )
     with db.atomic():
         db.cursor().executemany(sql, rows)
         if mark == "%s":  # explicit ids do not move the sequence
@@ -66,9 +84,21 @@ def insert_orders(db: Database, orders: list[PlannedOrder], first_id: int,
 
 def fills_of(orders: Iterable[PlannedOrder], ids: Iterable[int]) -> list[Fill]:
     """The planned fills of ``orders`` (stored under ``ids``) as :class:`Fill` objects."""
-    return [Fill(order_id, o.symbol, o.side, f.quantity, f.price, f.commission, 0,
-                 f"H{order_id}-{part}", f.executed_at)
-            for o, order_id in zip(orders, ids, strict=True) for part, f in enumerate(o.fills)]
+    return [
+        Fill(
+            order_id,
+            o.symbol,
+            o.side,
+            f.quantity,
+            f.price,
+            f.commission,
+            0,
+            f"H{order_id}-{part}",
+            f.executed_at,
+        )
+        for o, order_id in zip(orders, ids, strict=True)
+        for part, f in enumerate(o.fills)
+    ]
 
 
 def build_history(url: str, orders: int, batch: int = 20_000) -> None:

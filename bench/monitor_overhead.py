@@ -38,7 +38,7 @@ def measure(url: str, fills: int, rounds: int) -> tuple[float, float]:
     with_monitor, without = [], []
     for i in range(rounds):
         # ABBA order: neither side always runs first, on a warmer cache or a fuller file.
-        for monitored in ((True, False) if i % 2 == 0 else (False, True)):
+        for monitored in (True, False) if i % 2 == 0 else (False, True):
             db.query_hooks[:] = [monitor] if monitored else []
             rate = fills_per_second(storage, order.id, fills)
             (with_monitor if monitored else without).append(rate)
@@ -48,8 +48,9 @@ def measure(url: str, fills: int, rounds: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.monitor_overhead",
-                                     description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.monitor_overhead", description=__doc__.split("\n\n")[1]
+    )
     parser.add_argument("--url", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--fills", type=int, default=500, help="fills per round")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each")
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         url = args.url or f"sqlite:///{Path(folder) / 'overhead.db'}"
         with_monitor, without = measure(url, args.fills, args.rounds)
-    print(f"record_trade: {with_monitor:,.0f} fills/s monitored, {without:,.0f} fills/s "
-          f"without; ratio {with_monitor / without:.3f}")
+    print(
+        f"record_trade: {with_monitor:,.0f} fills/s monitored, {without:,.0f} fills/s "
+        f"without; ratio {with_monitor / without:.3f}"
+    )
     return 0
 
 

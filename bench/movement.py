@@ -51,8 +51,13 @@ def _timed(call) -> float:
 
 
 def _probe(action: str, source: str, target: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.movement_probe", action, source,
-                           target], capture_output=True, text=True, timeout=7200, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.movement_probe", action, source, target],
+        capture_output=True,
+        text=True,
+        timeout=7200,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"bench.movement_probe {action} failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -64,11 +69,18 @@ def _memory(action: str, backend: str, small: str, large: str, target_of) -> Res
         sizes.append(_rows(url)[0])
         peaks.append(_probe(action, url, target_of())["peak_rss_mb"])
     growth = peaks[1] - peaks[0]
-    return Result(WORKLOAD, backend, f"{action} peak RSS at {sizes[1]:,} trades", "MB",
-                  peaks[1], higher_is_better=False, target="flat (< +10%)",
-                  passed=growth < 0.1 * peaks[0],
-                  note=f"{peaks[0]:.1f} MB at {sizes[0]:,} trades",
-                  extra={"small_trades": sizes[0], "small_mb": peaks[0], "growth_mb": growth})
+    return Result(
+        WORKLOAD,
+        backend,
+        f"{action} peak RSS at {sizes[1]:,} trades",
+        "MB",
+        peaks[1],
+        higher_is_better=False,
+        target="flat (< +10%)",
+        passed=growth < 0.1 * peaks[0],
+        note=f"{peaks[0]:.1f} MB at {sizes[0]:,} trades",
+        extra={"small_trades": sizes[0], "small_mb": peaks[0], "growth_mb": growth},
+    )
 
 
 def data_movement_sqlite(small: str, large: str, folder: str) -> list[Result]:
@@ -81,8 +93,10 @@ def data_movement_sqlite(small: str, large: str, folder: str) -> list[Result]:
         return os.path.join(folder, f"{name}-{next(counter)}")
 
     def floor_backup() -> None:
-        with closing(sqlite3.connect(path)) as source, \
-                closing(sqlite3.connect(fresh("floor") + ".db")) as target:
+        with (
+            closing(sqlite3.connect(path)) as source,
+            closing(sqlite3.connect(fresh("floor") + ".db")) as target,
+        ):
             source.backup(target)
 
     db = connect(large)
@@ -96,14 +110,28 @@ def data_movement_sqlite(small: str, large: str, folder: str) -> list[Result]:
     exported = _timed(lambda: export_archive(db, fresh("export")))
     db.close()
     return [
-        Result(WORKLOAD, "sqlite", f"backup copy, {trades:,} trades", "s", project, floor,
-               higher_is_better=False,
-               note="best of 3 turns each; floor: sqlite3 Connection.backup by hand"
-               ).check_ratio(0.5),
-        Result(WORKLOAD, "sqlite", "backup + integrity + ledger check", "s", verified,
-               higher_is_better=False, note="the verification reads every trade"),
-        Result(WORKLOAD, "sqlite", f"export jsonl, {rows:,} rows", "rows/s",
-               rows / exported).check_value(100_000),
+        Result(
+            WORKLOAD,
+            "sqlite",
+            f"backup copy, {trades:,} trades",
+            "s",
+            project,
+            floor,
+            higher_is_better=False,
+            note="best of 3 turns each; floor: sqlite3 Connection.backup by hand",
+        ).check_ratio(0.5),
+        Result(
+            WORKLOAD,
+            "sqlite",
+            "backup + integrity + ledger check",
+            "s",
+            verified,
+            higher_is_better=False,
+            note="the verification reads every trade",
+        ),
+        Result(
+            WORKLOAD, "sqlite", f"export jsonl, {rows:,} rows", "rows/s", rows / exported
+        ).check_value(100_000),
         _memory("backup", "sqlite", small, large, lambda: fresh("rss") + ".db"),
         _memory("export", "sqlite", small, large, lambda: fresh("rss")),
     ]
@@ -111,8 +139,10 @@ def data_movement_sqlite(small: str, large: str, folder: str) -> list[Result]:
 
 def _copy_by_hand(source_path: str, pg_url: str) -> None:
     """The floor: every table read with sqlite3 and written with COPY, ids kept."""
-    with closing(sqlite3.connect(source_path)) as source, \
-            closing(raw_connect("postgres", pg_url)) as target:
+    with (
+        closing(sqlite3.connect(source_path)) as source,
+        closing(raw_connect("postgres", pg_url)) as target,
+    ):
         cursor = target.cursor()
         for model in MODELS:
             table = model._meta.table_name
@@ -123,16 +153,20 @@ def _copy_by_hand(source_path: str, pg_url: str) -> None:
                 while batch := rows.fetchmany(5000):
                     for row in batch:
                         copy.write_row(row)
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                           f'COALESCE(MAX(id), 0) + 1, false) FROM "{table}"')
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                f'COALESCE(MAX(id), 0) + 1, false) FROM "{table}"'
+            )
         target.commit()
 
 
 def data_movement_postgres(small: str, large: str, folder: str) -> list[Result]:
     """Convert the SQLite histories to PostgreSQL, beside COPY by hand."""
     trades, rows = _rows(large)
-    with fresh_database("postgres", folder) as floor_url, \
-            fresh_database("postgres", folder) as project_url:
+    with (
+        fresh_database("postgres", folder) as floor_url,
+        fresh_database("postgres", folder) as project_url,
+    ):
         init_db(connect(floor_url)).close()
         floor = _timed(lambda: _copy_by_hand(large.split(":///", 1)[1], floor_url))
         start = time.perf_counter()
@@ -140,29 +174,58 @@ def data_movement_postgres(small: str, large: str, folder: str) -> list[Result]:
         project = time.perf_counter() - start
         exported = _timed(lambda: _export(project_url, os.path.join(folder, "pg-export")))
     results = [
-        Result(WORKLOAD, "postgres", f"convert SQLite -> PostgreSQL, {trades:,} trades", "s",
-               project, floor, higher_is_better=False,
-               note="project verifies (checksums read back, ledger check); floor: COPY by "
-                    "hand, no verification").check_ratio(0.5),
-        Result(WORKLOAD, "postgres", "convert: copy phase alone", "s", report.copy_seconds,
-               floor, higher_is_better=False,
-               note="reading SQLite in canonical form and COPY, as the floor does"
-               ).check_ratio(0.5),
-        Result(WORKLOAD, "postgres", "convert: verification alone", "s",
-               report.verify_seconds, higher_is_better=False,
-               note="every table's sha256 read back, and the ledger check on the target"),
-        Result(WORKLOAD, "postgres", f"export jsonl, {rows:,} rows", "rows/s",
-               rows / exported).check_value(100_000),
+        Result(
+            WORKLOAD,
+            "postgres",
+            f"convert SQLite -> PostgreSQL, {trades:,} trades",
+            "s",
+            project,
+            floor,
+            higher_is_better=False,
+            note="project verifies (checksums read back, ledger check); floor: COPY by "
+            "hand, no verification",
+        ).check_ratio(0.5),
+        Result(
+            WORKLOAD,
+            "postgres",
+            "convert: copy phase alone",
+            "s",
+            report.copy_seconds,
+            floor,
+            higher_is_better=False,
+            note="reading SQLite in canonical form and COPY, as the floor does",
+        ).check_ratio(0.5),
+        Result(
+            WORKLOAD,
+            "postgres",
+            "convert: verification alone",
+            "s",
+            report.verify_seconds,
+            higher_is_better=False,
+            note="every table's sha256 read back, and the ledger check on the target",
+        ),
+        Result(
+            WORKLOAD, "postgres", f"export jsonl, {rows:,} rows", "rows/s", rows / exported
+        ).check_value(100_000),
     ]
     memory = []
     for url in (small, large):
         with fresh_database("postgres", folder) as target:
             memory.append((_rows(url)[0], _probe("convert", url, target)["peak_rss_mb"]))
     (small_trades, small_mb), (large_trades, large_mb) = memory
-    results.append(Result(WORKLOAD, "postgres", f"convert peak RSS at {large_trades:,} trades",
-                          "MB", large_mb, higher_is_better=False, target="flat (< +10%)",
-                          passed=large_mb - small_mb < 0.1 * small_mb,
-                          note=f"{small_mb:.1f} MB at {small_trades:,} trades"))
+    results.append(
+        Result(
+            WORKLOAD,
+            "postgres",
+            f"convert peak RSS at {large_trades:,} trades",
+            "MB",
+            large_mb,
+            higher_is_better=False,
+            target="flat (< +10%)",
+            passed=large_mb - small_mb < 0.1 * small_mb,
+            note=f"{small_mb:.1f} MB at {small_trades:,} trades",
+        )
+    )
     return results
 
 

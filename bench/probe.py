@@ -59,8 +59,17 @@ def main(argv: list[str]) -> int:
             source.refresh()
     source.close()
     rss_kb = _peak_rss_kb()
-    print(json.dumps({"startup_s": startup, "first_refresh_s": first, "peak_rss_mb":
-                      rss_kb / 1024, "modules": loaded, "source": source.name}))
+    print(
+        json.dumps(
+            {
+                "startup_s": startup,
+                "first_refresh_s": first,
+                "peak_rss_mb": rss_kb / 1024,
+                "modules": loaded,
+                "source": source.name,
+            }
+        )
+    )
     return 0
 
 

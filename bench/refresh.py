@@ -26,8 +26,12 @@ class StoreCallsRefresh:
 
     def refresh(self) -> Any:
         s = self.storage
-        return (s.get_open_positions(), s.get_strategy_stats(), s.orders.page(limit=50),
-                s.get_recent_trades(50))
+        return (
+            s.get_open_positions(),
+            s.get_strategy_stats(),
+            s.orders.page(limit=50),
+            s.get_recent_trades(50),
+        )
 
     def close(self) -> None:
         """Nothing to release."""

@@ -33,8 +33,7 @@ class Result:
     def ratio(self) -> float | None:
         if not self.floor or not self.project:
             return None
-        return (self.project / self.floor if self.higher_is_better
-                else self.floor / self.project)
+        return self.project / self.floor if self.higher_is_better else self.floor / self.project
 
     def check_ratio(self, at_least: float) -> Result:
         """Set the target "ratio >= at_least" and whether it is met."""
@@ -70,21 +69,32 @@ def table(results: list[Result], quick: bool) -> str:
         if quick and r.passed is not None:
             verdict = "(quick)"
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
-        rows.append([r.workload, r.backend, f"{r.metric} ({r.unit})", _num(r.project),
-                     _num(r.floor), ratio, r.target or "-", verdict])
+        rows.append(
+            [
+                r.workload,
+                r.backend,
+                f"{r.metric} ({r.unit})",
+                _num(r.project),
+                _num(r.floor),
+                ratio,
+                r.target or "-",
+                verdict,
+            ]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-            for row in rows]
+    body = [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
     return "\n".join([line, rule, *body])
 
 
 def write_json(path: str, results: list[Result], meta: dict[str, Any]) -> None:
     """Write the run's machine description and every result to ``path``."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    payload = {"meta": meta, "results": [
-        {**asdict(r), "ratio": r.ratio} for r in results]}
+    payload = {"meta": meta, "results": [{**asdict(r), "ratio": r.ratio} for r in results]}
     with open(path, "w", encoding="utf-8") as out:
         json.dump(payload, out, indent=2, default=str)
         out.write("\n")

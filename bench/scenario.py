@@ -48,8 +48,7 @@ def plan(orders: int, seed: int = 7, symbols: int = len(SYMBOLS)) -> list[Planne
     return list(iter_plan(orders, seed, symbols))
 
 
-def iter_plan(orders: int, seed: int = 7, symbols: int = len(SYMBOLS)
-              ) -> Iterator[PlannedOrder]:
+def iter_plan(orders: int, seed: int = 7, symbols: int = len(SYMBOLS)) -> Iterator[PlannedOrder]:
     """:func:`plan` one order at a time, for histories too large to hold as a list."""
     rng = random.Random(seed)
     prices = {s: Decimal(100 + 10 * i) for i, s in enumerate(SYMBOLS[:symbols])}
@@ -60,12 +59,15 @@ def iter_plan(orders: int, seed: int = 7, symbols: int = len(SYMBOLS)
         first = Decimal(rng.randint(1, int(quantity) - 1))
         fills = []
         for part, qty in enumerate((first, quantity - first)):
-            prices[symbol] = max(Decimal(1), prices[symbol] + Decimal(rng.randint(-150, 150))
-                                 / 100)
-            fills.append(PlannedFill(
-                quantity=qty, price=prices[symbol] + Decimal(rng.randint(0, 99)) / 10_000,
-                commission=Decimal(rng.randint(0, 100)) / 100,
-                executed_at=START + dt.timedelta(seconds=2 * k + part, microseconds=k % 997)))
+            prices[symbol] = max(Decimal(1), prices[symbol] + Decimal(rng.randint(-150, 150)) / 100)
+            fills.append(
+                PlannedFill(
+                    quantity=qty,
+                    price=prices[symbol] + Decimal(rng.randint(0, 99)) / 10_000,
+                    commission=Decimal(rng.randint(0, 100)) / 100,
+                    executed_at=START + dt.timedelta(seconds=2 * k + part, microseconds=k % 997),
+                )
+            )
         strategy = None if k % 7 == 6 else STRATEGIES[k % len(STRATEGIES)]
         yield PlannedOrder(symbol, side, quantity, strategy, (fills[0], fills[1]))
 

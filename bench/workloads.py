@@ -57,20 +57,41 @@ class Sizes:
     adopt_trades_pg: int = 2_000
 
 
-QUICK = Sizes(ingest_orders=60, bulk_fills=1_000, ingest_orders_pg=40, bulk_fills_pg=600,
-              history_orders=1_000, small_history_orders=300, read_repeats=7)
-FULL = Sizes(ingest_orders=3_000, bulk_fills=200_000, ingest_orders_pg=1_000,
-             bulk_fills_pg=20_000, history_orders=500_000, small_history_orders=50_000,
-             read_repeats=51, adopt_trades=1_000_000, adopt_trades_pg=100_000)
+QUICK = Sizes(
+    ingest_orders=60,
+    bulk_fills=1_000,
+    ingest_orders_pg=40,
+    bulk_fills_pg=600,
+    history_orders=1_000,
+    small_history_orders=300,
+    read_repeats=7,
+)
+FULL = Sizes(
+    ingest_orders=3_000,
+    bulk_fills=200_000,
+    ingest_orders_pg=1_000,
+    bulk_fills_pg=20_000,
+    history_orders=500_000,
+    small_history_orders=50_000,
+    read_repeats=51,
+    adopt_trades=1_000_000,
+    adopt_trades_pg=100_000,
+)
 
 
-def _compare(workload: str, backend: str, project_query: Callable, floor_query: Callable,
-             checks: dict[str, Any]) -> None:
+def _compare(
+    workload: str,
+    backend: str,
+    project_query: Callable,
+    floor_query: Callable,
+    checks: dict[str, Any],
+) -> None:
     project_book, floor_book = read_book(project_query), read_book(floor_query)
     problems = differences(project_book, floor_book)
     if problems:
-        raise BookMismatch(f"{workload} on {backend}: project and floor disagree: "
-                           + "; ".join(problems))
+        raise BookMismatch(
+            f"{workload} on {backend}: project and floor disagree: " + "; ".join(problems)
+        )
     checks[f"{workload}/{backend}"] = summary(project_book)
 
 
@@ -83,6 +104,7 @@ def _raw_query(conn: Any) -> Callable[[str], list[tuple]]:
         cur = conn.cursor()
         cur.execute(sql)
         return cur.fetchall()
+
     return run
 
 
@@ -95,51 +117,81 @@ def fill_ingest(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
     """Workload 1: order + two partial fills, one transaction per call."""
     planned = plan(sizes.ingest_orders if backend == "sqlite" else sizes.ingest_orders_pg)
     fills = 2 * len(planned)
-    with fresh_database(backend, folder) as project_url, \
-            fresh_database(backend, folder) as floor_url, \
-            fresh_database(backend, folder) as minimal_url:
+    with (
+        fresh_database(backend, folder) as project_url,
+        fresh_database(backend, folder) as floor_url,
+        fresh_database(backend, folder) as minimal_url,
+    ):
         db = init_db(connect(project_url))
         storage = StorageService(db)
         strategies = create_strategies(storage)
         init_db(connect(floor_url)).close()
-        with closing(raw_connect(backend, floor_url)) as conn, \
-                closing(raw_connect(backend, minimal_url)) as minimal_conn:
+        with (
+            closing(raw_connect(backend, floor_url)) as conn,
+            closing(raw_connect(backend, minimal_url)) as minimal_conn,
+        ):
             floor = FloorStore(conn, backend)
             floor_strategies = {name: floor.create_strategy(name) for name in STRATEGIES}
             minimal = MinimalFloor(minimal_conn, backend)
 
             def project_order(o: Any, k: int) -> float:
-                order = storage.create_order(o.symbol, o.side, "market", o.quantity,
-                                             strategy=strategies.get(o.strategy))
+                order = storage.create_order(
+                    o.symbol, o.side, "market", o.quantity, strategy=strategies.get(o.strategy)
+                )
                 began = time.perf_counter()
                 for part, f in enumerate(o.fills):
-                    storage.record_trade(order.id, o.symbol, o.side, f.quantity, f.price,
-                                         f.commission, 0, f"F{k}-{part}", f.executed_at)
+                    storage.record_trade(
+                        order.id,
+                        o.symbol,
+                        o.side,
+                        f.quantity,
+                        f.price,
+                        f.commission,
+                        0,
+                        f"F{k}-{part}",
+                        f.executed_at,
+                    )
                 return time.perf_counter() - began
 
             def floor_order(o: Any, k: int) -> float:
-                order_id = floor.create_order(o.symbol, o.side, o.quantity,
-                                              floor_strategies.get(o.strategy))
+                order_id = floor.create_order(
+                    o.symbol, o.side, o.quantity, floor_strategies.get(o.strategy)
+                )
                 began = time.perf_counter()
                 for part, f in enumerate(o.fills):
-                    floor.record_fill(order_id, o.symbol, o.side, f.quantity, f.price,
-                                      f.commission, 0, f"F{k}-{part}", f.executed_at)
+                    floor.record_fill(
+                        order_id,
+                        o.symbol,
+                        o.side,
+                        f.quantity,
+                        f.price,
+                        f.commission,
+                        0,
+                        f"F{k}-{part}",
+                        f.executed_at,
+                    )
                 return time.perf_counter() - began
 
             def minimal_order(o: Any, k: int) -> float:
                 order_id = minimal.create_order(o.symbol, o.side, o.quantity)
                 began = time.perf_counter()
                 for part, f in enumerate(o.fills):
-                    minimal.record_fill(order_id, o.symbol, o.side, f.quantity, f.price,
-                                        f"F{k}-{part}", f.executed_at)
+                    minimal.record_fill(
+                        order_id,
+                        o.symbol,
+                        o.side,
+                        f.quantity,
+                        f.price,
+                        f"F{k}-{part}",
+                        f.executed_at,
+                    )
                 return time.perf_counter() - began
 
             # [total seconds, seconds in record_trade] of project and the floors
-            spent = {project_order: [0.0, 0.0], floor_order: [0.0, 0.0],
-                     minimal_order: [0.0, 0.0]}
+            spent = {project_order: [0.0, 0.0], floor_order: [0.0, 0.0], minimal_order: [0.0, 0.0]}
             sides = list(spent)
             for turn_number, first in enumerate(range(0, len(planned), TURN)):
-                turn = list(enumerate(planned[first:first + TURN], first))
+                turn = list(enumerate(planned[first : first + TURN], first))
                 # each side goes first, second and last in turn
                 shift = turn_number % len(sides)
                 for side in sides[shift:] + sides[:shift]:
@@ -148,29 +200,68 @@ def fill_ingest(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
                     spent[side][0] += time.perf_counter() - start
             _compare("ingest", backend, _peewee_query(db), _raw_query(conn), checks)
         db.close()
-    ((project_total, in_fills), (floor_total, floor_in_fills),
-     (minimal_total, minimal_in_fills)) = spent.values()
+    (
+        (project_total, in_fills),
+        (floor_total, floor_in_fills),
+        (minimal_total, minimal_in_fills),
+    ) = spent.values()
     target = 0.5 if backend == "sqlite" else 0.8
-    minimal_note = ("minimal floor: insert order, insert trade, update order, upsert "
-                    "position; REAL columns, no strategy or report figures")
+    minimal_note = (
+        "minimal floor: insert order, insert trade, update order, upsert "
+        "position; REAL columns, no strategy or report figures"
+    )
     return [
-        Result("1 fill ingest", backend, "order + 2 fills", "fills/s", fills / project_total,
-               fills / floor_total),
-        Result("1 fill ingest", backend, "order + 2 fills, minimal floor", "fills/s",
-               fills / project_total, fills / minimal_total,
-               note=minimal_note).check_ratio(target),
-        Result("1 fill ingest", backend, "record_trade alone", "fills/s", fills / in_fills,
-               fills / floor_in_fills),
-        Result("1 fill ingest", backend, "record_trade alone, minimal floor", "fills/s",
-               fills / in_fills, fills / minimal_in_fills, note=minimal_note),
-        Result("1 fill ingest", backend, "create_order alone", "orders/s",
-               len(planned) / (project_total - in_fills),
-               len(planned) / (floor_total - floor_in_fills),
-               note="the rest of the cycle: shows where a missed cycle target goes"
-               ).check_ratio(0.8),
-        Result("1 fill ingest", backend, "create_order alone, minimal floor", "orders/s",
-               len(planned) / (project_total - in_fills),
-               len(planned) / (minimal_total - minimal_in_fills)).check_ratio(0.8),
+        Result(
+            "1 fill ingest",
+            backend,
+            "order + 2 fills",
+            "fills/s",
+            fills / project_total,
+            fills / floor_total,
+        ),
+        Result(
+            "1 fill ingest",
+            backend,
+            "order + 2 fills, minimal floor",
+            "fills/s",
+            fills / project_total,
+            fills / minimal_total,
+            note=minimal_note,
+        ).check_ratio(target),
+        Result(
+            "1 fill ingest",
+            backend,
+            "record_trade alone",
+            "fills/s",
+            fills / in_fills,
+            fills / floor_in_fills,
+        ),
+        Result(
+            "1 fill ingest",
+            backend,
+            "record_trade alone, minimal floor",
+            "fills/s",
+            fills / in_fills,
+            fills / minimal_in_fills,
+            note=minimal_note,
+        ),
+        Result(
+            "1 fill ingest",
+            backend,
+            "create_order alone",
+            "orders/s",
+            len(planned) / (project_total - in_fills),
+            len(planned) / (floor_total - floor_in_fills),
+            note="the rest of the cycle: shows where a missed cycle target goes",
+        ).check_ratio(0.8),
+        Result(
+            "1 fill ingest",
+            backend,
+            "create_order alone, minimal floor",
+            "orders/s",
+            len(planned) / (project_total - in_fills),
+            len(planned) / (minimal_total - minimal_in_fills),
+        ).check_ratio(0.8),
     ]
 
 
@@ -178,23 +269,42 @@ def bulk_import(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
     """Workload 2: ``record_trades`` with every fill in one transaction."""
     count = sizes.bulk_fills if backend == "sqlite" else sizes.bulk_fills_pg
     planned = plan(count // 2, seed=11)
-    with fresh_database(backend, folder) as project_url, \
-            fresh_database(backend, folder) as floor_url:
+    with (
+        fresh_database(backend, folder) as project_url,
+        fresh_database(backend, folder) as floor_url,
+    ):
         db = init_db(connect(project_url))
         storage = StorageService(db)
-        ids = insert_orders(db, planned, 1, {n: s.id for n, s in
-                                             create_strategies(storage).items()})
+        ids = insert_orders(
+            db, planned, 1, {n: s.id for n, s in create_strategies(storage).items()}
+        )
         batch = fills_of(planned, ids)
         start = time.perf_counter()
         storage.record_trades(batch)
         project_seconds = time.perf_counter() - start
 
         floor_db = init_db(connect(floor_url))
-        floor_ids = insert_orders(floor_db, planned, 1, {n: s.id for n, s in
-                                  create_strategies(StorageService(floor_db)).items()})
+        floor_ids = insert_orders(
+            floor_db,
+            planned,
+            1,
+            {n: s.id for n, s in create_strategies(StorageService(floor_db)).items()},
+        )
         floor_db.close()
-        rows = [(f.order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.fees,
-                 f.external_id, f.executed_at) for f in fills_of(planned, floor_ids)]
+        rows = [
+            (
+                f.order_id,
+                f.symbol,
+                f.side,
+                f.quantity,
+                f.price,
+                f.commission,
+                f.fees,
+                f.external_id,
+                f.executed_at,
+            )
+            for f in fills_of(planned, floor_ids)
+        ]
         with closing(raw_connect(backend, floor_url)) as conn:
             start = time.perf_counter()
             FloorStore(conn, backend).record_many(rows)
@@ -202,14 +312,29 @@ def bulk_import(backend: str, folder: str, sizes: Sizes, checks: dict) -> list[R
             _compare("bulk", backend, _peewee_query(db), _raw_query(conn), checks)
         trades = db.execute_sql("SELECT * FROM trade ORDER BY id").fetchall()
         db.close()
-    results = [Result("2 bulk import", backend, f"record_trades x{len(batch):,}", "fills/s",
-                      len(batch) / project_seconds, len(batch) / floor_seconds,
-                      note="floor: the per-fill statements in one transaction")]
+    results = [
+        Result(
+            "2 bulk import",
+            backend,
+            f"record_trades x{len(batch):,}",
+            "fills/s",
+            len(batch) / project_seconds,
+            len(batch) / floor_seconds,
+            note="floor: the per-fill statements in one transaction",
+        )
+    ]
     if backend == "sqlite":
         results[0].check_value(100_000)
-        results.append(Result("2 bulk import", backend, "trade INSERT alone, no accounting",
-                              "rows/s", _insert_ceiling(folder, planned, trades),
-                              note="the ceiling: executemany of the finished trade rows"))
+        results.append(
+            Result(
+                "2 bulk import",
+                backend,
+                "trade INSERT alone, no accounting",
+                "rows/s",
+                _insert_ceiling(folder, planned, trades),
+                note="the ceiling: executemany of the finished trade rows",
+            )
+        )
     return results
 
 
@@ -218,8 +343,9 @@ def _insert_ceiling(folder: str, planned: list, trades: list[tuple]) -> float:
     fresh SQLite file: what the bulk import's biggest statement costs by itself."""
     with fresh_database("sqlite", folder) as url:
         db = init_db(connect(url))
-        insert_orders(db, planned, 1, {n: s.id for n, s in
-                                       create_strategies(StorageService(db)).items()})
+        insert_orders(
+            db, planned, 1, {n: s.id for n, s in create_strategies(StorageService(db)).items()}
+        )
         marks = ", ".join("?" * len(trades[0]))
         start = time.perf_counter()
         with db.atomic():
@@ -243,28 +369,35 @@ def dashboard_reads(backend: str, url: str, sizes: Sizes) -> list[Result]:
     """Workload 3: the dashboard's reads on the large history at ``url``; median ms."""
     db = connect(url)
     storage = StorageService(db)
-    order_id = db.execute_sql('SELECT max(order_id) FROM trade').fetchone()[0]
+    order_id = db.execute_sql("SELECT max(order_id) FROM trade").fetchone()[0]
     trades = db.execute_sql("SELECT count(*) FROM trade").fetchone()[0]
     symbol, status = "SYM07", "filled"
     project = {
         "open positions": storage.get_open_positions,
         "newest 100 orders": lambda: storage.get_recent_orders(100),
-        "orders page (symbol+status)": lambda: storage.orders.page(symbol=symbol,
-                                                                   status=status, limit=100),
+        "orders page (symbol+status)": lambda: storage.orders.page(
+            symbol=symbol, status=status, limit=100
+        ),
         "strategy stats": storage.get_strategy_stats,
         "one order's fills": lambda: storage.trades.get_by_order_id(order_id),
     }
     mark = "%s" if backend == "postgres" else "?"
     floor_sql = {
-        "open positions": (f"SELECT * FROM position WHERE is_open = {mark} ORDER BY symbol",
-                           (True,)),
+        "open positions": (
+            f"SELECT * FROM position WHERE is_open = {mark} ORDER BY symbol",
+            (True,),
+        ),
         "newest 100 orders": ('SELECT * FROM "order" ORDER BY id DESC LIMIT 100', ()),
         "orders page (symbol+status)": (
             f'SELECT * FROM "order" WHERE symbol = {mark} AND status = {mark} '
-            "ORDER BY id DESC LIMIT 100", (symbol, status)),
+            "ORDER BY id DESC LIMIT 100",
+            (symbol, status),
+        ),
         "strategy stats": ("SELECT * FROM strategy ORDER BY name", ()),
-        "one order's fills": (f"SELECT * FROM trade WHERE order_id = {mark} ORDER BY id",
-                              (order_id,)),
+        "one order's fills": (
+            f"SELECT * FROM trade WHERE order_id = {mark} ORDER BY id",
+            (order_id,),
+        ),
     }
     results = []
     with closing(raw_connect(backend, url)) as conn:
@@ -274,10 +407,18 @@ def dashboard_reads(backend: str, url: str, sizes: Sizes) -> list[Result]:
             return lambda: cur.execute(sql, params).fetchall()
 
         for name, call in project.items():
-            results.append(Result(
-                "3 dashboard reads", backend, name, "ms", _median_ms(call, sizes.read_repeats),
-                _median_ms(floor_call(*floor_sql[name]), sizes.read_repeats),
-                higher_is_better=False, extra={"trades": trades}).check_value(5))
+            results.append(
+                Result(
+                    "3 dashboard reads",
+                    backend,
+                    name,
+                    "ms",
+                    _median_ms(call, sizes.read_repeats),
+                    _median_ms(floor_call(*floor_sql[name]), sizes.read_repeats),
+                    higher_is_better=False,
+                    extra={"trades": trades},
+                ).check_value(5)
+            )
         if backend == "postgres":
             conn.rollback()
     db.close()
@@ -305,25 +446,40 @@ def dashboard_refresh(backend: str, url: str, sizes: Sizes) -> list[Result]:
     writer.close()
     source.close()
     return [
-        Result("4 dashboard refresh", backend, f"no change ({source.name})", "ms", no_change,
-               higher_is_better=False).check_value(5),
-        Result("4 dashboard refresh", backend, f"one new fill ({source.name})", "ms",
-               statistics.median(one_fill), higher_is_better=False).check_value(50),
+        Result(
+            "4 dashboard refresh",
+            backend,
+            f"no change ({source.name})",
+            "ms",
+            no_change,
+            higher_is_better=False,
+        ).check_value(5),
+        Result(
+            "4 dashboard refresh",
+            backend,
+            f"one new fill ({source.name})",
+            "ms",
+            statistics.median(one_fill),
+            higher_is_better=False,
+        ).check_value(50),
     ]
 
 
 def probe(url: str, refreshes: int) -> dict[str, Any]:
     """Run :mod:`bench.probe` on ``url`` in a fresh interpreter; what it measured."""
-    done = subprocess.run([sys.executable, "-m", "bench.probe", url, str(refreshes)],
-                          capture_output=True, text=True, timeout=600,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.probe", url, str(refreshes)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     if done.returncode != 0:
         raise RuntimeError(f"bench.probe failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def startup_and_memory(backend: str, small_url: str, large_url: str,
-                       sizes: Sizes) -> list[Result]:
+def startup_and_memory(backend: str, small_url: str, large_url: str, sizes: Sizes) -> list[Result]:
     """Workload 4 (process part): startup time, and peak RSS on a small and a large history."""
     refreshes = max(5, sizes.read_repeats // 2)
     small, large = probe(small_url, refreshes), probe(large_url, refreshes)
@@ -334,13 +490,32 @@ def startup_and_memory(backend: str, small_url: str, large_url: str,
         db.close()
     growth = large["peak_rss_mb"] - small["peak_rss_mb"]
     return [
-        Result("4 dashboard refresh", backend, "startup to first refresh", "s",
-               large["startup_s"], higher_is_better=False,
-               note=f"imports {', '.join(large['modules']) or 'the store'}").check_value(1),
-        Result("4 dashboard refresh", backend, f"peak RSS at {trades['small']:,} trades", "MB",
-               small["peak_rss_mb"], higher_is_better=False),
-        Result("4 dashboard refresh", backend, f"peak RSS at {trades['large']:,} trades", "MB",
-               large["peak_rss_mb"], higher_is_better=False, target="flat (< +10%)",
-               passed=growth < 0.1 * small["peak_rss_mb"],
-               extra={"growth_mb": growth}),
+        Result(
+            "4 dashboard refresh",
+            backend,
+            "startup to first refresh",
+            "s",
+            large["startup_s"],
+            higher_is_better=False,
+            note=f"imports {', '.join(large['modules']) or 'the store'}",
+        ).check_value(1),
+        Result(
+            "4 dashboard refresh",
+            backend,
+            f"peak RSS at {trades['small']:,} trades",
+            "MB",
+            small["peak_rss_mb"],
+            higher_is_better=False,
+        ),
+        Result(
+            "4 dashboard refresh",
+            backend,
+            f"peak RSS at {trades['large']:,} trades",
+            "MB",
+            large["peak_rss_mb"],
+            higher_is_better=False,
+            target="flat (< +10%)",
+            passed=growth < 0.1 * small["peak_rss_mb"],
+            extra={"growth_mb": growth},
+        ),
     ]

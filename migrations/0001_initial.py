@@ -32,14 +32,14 @@ def upgrade(migrator, db):
         id = AutoField()
         key = CharField(unique=True, max_length=200)
         value = TextField(null=True)
-        value_type = CharField(max_length=6, default='string')
+        value_type = CharField(max_length=6, default="string")
         description = TextField(null=True)
         created_at = UTCDateTimeField(default=utcnow)
         updated_at = UTCDateTimeField(default=utcnow)
 
         class Meta:
             database = db
-            table_name = 'config'
+            table_name = "config"
 
     class Strategy(Model):
         id = AutoField()
@@ -50,17 +50,17 @@ def upgrade(migrator, db):
         is_active = BooleanField(default=True)
         is_enabled = BooleanField(default=True)
         total_trades = IntegerField(default=0)
-        win_rate = ExactDecimalField(default=Decimal('0'))
-        total_pnl = ExactDecimalField(default=Decimal('0'))
+        win_rate = ExactDecimalField(default=Decimal("0"))
+        total_pnl = ExactDecimalField(default=Decimal("0"))
         closing_trades = IntegerField(default=0)
         winning_trades = IntegerField(default=0)
         losing_trades = IntegerField(default=0)
-        gross_profit = ExactDecimalField(default=Decimal('0'))
-        gross_loss = ExactDecimalField(default=Decimal('0'))
-        commission = ExactDecimalField(default=Decimal('0'))
-        fees = ExactDecimalField(default=Decimal('0'))
-        pnl_peak = ExactDecimalField(default=Decimal('0'))
-        max_drawdown = ExactDecimalField(default=Decimal('0'))
+        gross_profit = ExactDecimalField(default=Decimal("0"))
+        gross_loss = ExactDecimalField(default=Decimal("0"))
+        commission = ExactDecimalField(default=Decimal("0"))
+        fees = ExactDecimalField(default=Decimal("0"))
+        pnl_peak = ExactDecimalField(default=Decimal("0"))
+        max_drawdown = ExactDecimalField(default=Decimal("0"))
         last_trade_at = UTCDateTimeField(null=True)
         created_at = UTCDateTimeField(default=utcnow)
         updated_at = UTCDateTimeField(default=utcnow)
@@ -68,7 +68,7 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'strategy'
+            table_name = "strategy"
 
     class Order(Model):
         id = AutoField()
@@ -76,24 +76,24 @@ def upgrade(migrator, db):
         symbol = CharField(max_length=64)
         side = CharField(max_length=4)
         type = CharField(max_length=10)
-        status = CharField(max_length=16, default='pending')
+        status = CharField(max_length=16, default="pending")
         quantity = ExactDecimalField()
         price = ExactDecimalField(null=True)
-        filled_quantity = ExactDecimalField(default=Decimal('0'))
+        filled_quantity = ExactDecimalField(default=Decimal("0"))
         avg_fill_price = ExactDecimalField(null=True)
-        strategy = ForeignKeyField(Strategy, index=False, on_delete='SET NULL', null=True)
+        strategy = ForeignKeyField(Strategy, index=False, on_delete="SET NULL", null=True)
         created_at = UTCDateTimeField(default=utcnow)
         updated_at = UTCDateTimeField(default=utcnow)
         filled_at = UTCDateTimeField(null=True)
 
         class Meta:
             database = db
-            table_name = 'order'
+            table_name = "order"
 
-    Order.add_index(Order.created_at, Order.id, name='order_created_at_id')
-    Order.add_index(Order.symbol, Order.status, Order.id, name='order_symbol_status_id')
-    Order.add_index(Order.status, Order.id, name='order_status_id')
-    Order.add_index(Order.strategy, Order.id, name='order_strategy_id')
+    Order.add_index(Order.created_at, Order.id, name="order_created_at_id")
+    Order.add_index(Order.symbol, Order.status, Order.id, name="order_symbol_status_id")
+    Order.add_index(Order.status, Order.id, name="order_status_id")
+    Order.add_index(Order.strategy, Order.id, name="order_strategy_id")
 
     class Position(Model):
         id = AutoField()
@@ -102,9 +102,9 @@ def upgrade(migrator, db):
         quantity = ExactDecimalField()
         avg_entry_price = ExactDecimalField()
         cost_basis = ExactDecimalField()
-        realized_pnl = ExactDecimalField(default=Decimal('0'))
-        commission = ExactDecimalField(default=Decimal('0'))
-        fees = ExactDecimalField(default=Decimal('0'))
+        realized_pnl = ExactDecimalField(default=Decimal("0"))
+        commission = ExactDecimalField(default=Decimal("0"))
+        fees = ExactDecimalField(default=Decimal("0"))
         is_open = BooleanField(default=True)
         created_at = UTCDateTimeField(default=utcnow)
         updated_at = UTCDateTimeField(default=utcnow)
@@ -113,39 +113,39 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'position'
+            table_name = "position"
 
     Position.add_index(
         Position.symbol,
         unique=True,
         where=SQL('"is_open"'),
-        name='position_one_open_per_symbol',
+        name="position_one_open_per_symbol",
     )
-    Position.add_index(Position.is_open, Position.symbol, name='position_is_open_symbol')
+    Position.add_index(Position.is_open, Position.symbol, name="position_is_open_symbol")
 
     class Trade(Model):
         id = AutoField()
-        order = ForeignKeyField(Order, on_delete='RESTRICT', null=True)
+        order = ForeignKeyField(Order, on_delete="RESTRICT", null=True)
         external_id = CharField(unique=True, null=True, max_length=200)
-        strategy = ForeignKeyField(Strategy, index=False, on_delete='SET NULL', null=True)
+        strategy = ForeignKeyField(Strategy, index=False, on_delete="SET NULL", null=True)
         symbol = CharField(max_length=64)
         side = CharField(max_length=4)
         type = CharField(max_length=10)
         quantity = ExactDecimalField()
         price = ExactDecimalField()
-        commission = ExactDecimalField(default=Decimal('0'))
-        fees = ExactDecimalField(default=Decimal('0'))
+        commission = ExactDecimalField(default=Decimal("0"))
+        fees = ExactDecimalField(default=Decimal("0"))
         realized_pnl = ExactDecimalField(null=True)
         executed_at = UTCDateTimeField(default=utcnow)
         created_at = UTCDateTimeField(default=utcnow)
 
         class Meta:
             database = db
-            table_name = 'trade'
+            table_name = "trade"
 
-    Trade.add_index(Trade.executed_at, Trade.id, name='trade_executed_at_id')
-    Trade.add_index(Trade.symbol, Trade.id, name='trade_symbol_id')
-    Trade.add_index(Trade.strategy, Trade.executed_at, name='trade_strategy_executed_at')
+    Trade.add_index(Trade.executed_at, Trade.id, name="trade_executed_at_id")
+    Trade.add_index(Trade.symbol, Trade.id, name="trade_symbol_id")
+    Trade.add_index(Trade.strategy, Trade.executed_at, name="trade_strategy_executed_at")
 
     db.create_tables([Config, Strategy, Order, Position, Trade])
     install_notify_triggers(db)
@@ -153,9 +153,8 @@ def upgrade(migrator, db):
 
 def downgrade(migrator, db):
     drop_notify_triggers(db)
-    migrator.migrate(migrator.drop_table('trade'))
-    migrator.migrate(migrator.drop_table('position'))
-    migrator.migrate(migrator.drop_table('order'))
-    migrator.migrate(migrator.drop_table('strategy'))
-    migrator.migrate(migrator.drop_table('config'))
-
+    migrator.migrate(migrator.drop_table("trade"))
+    migrator.migrate(migrator.drop_table("position"))
+    migrator.migrate(migrator.drop_table("order"))
+    migrator.migrate(migrator.drop_table("strategy"))
+    migrator.migrate(migrator.drop_table("config"))

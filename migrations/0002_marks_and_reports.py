@@ -32,7 +32,7 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'mark'
+            table_name = "mark"
 
     class MarkClose(Model):
         id = AutoField()
@@ -43,9 +43,9 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'mark_close'
+            table_name = "mark_close"
 
-    MarkClose.add_index(MarkClose.symbol, MarkClose.day, unique=True, name='mark_close_symbol_day')
+    MarkClose.add_index(MarkClose.symbol, MarkClose.day, unique=True, name="mark_close_symbol_day")
 
     class PnlBucket(Model):
         id = AutoField()
@@ -76,7 +76,7 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'pnl_bucket'
+            table_name = "pnl_bucket"
 
     PnlBucket.add_index(
         PnlBucket.span,
@@ -84,28 +84,28 @@ def upgrade(migrator, db):
         PnlBucket.strategy_key,
         PnlBucket.bucket_start,
         unique=True,
-        name='pnl_bucket_key',
+        name="pnl_bucket_key",
     )
-    PnlBucket.add_index(PnlBucket.span, PnlBucket.bucket_start, name='pnl_bucket_span_start')
+    PnlBucket.add_index(PnlBucket.span, PnlBucket.bucket_start, name="pnl_bucket_span_start")
 
     class PositionDay(Model):
         id = AutoField()
         symbol = CharField(max_length=64)
         day = UTCDateTimeField()
         side = CharField(null=True, max_length=5)
-        quantity = ExactDecimalField(default=Decimal('0'))
-        avg_entry_price = ExactDecimalField(default=Decimal('0'))
+        quantity = ExactDecimalField(default=Decimal("0"))
+        avg_entry_price = ExactDecimalField(default=Decimal("0"))
         last_price = ExactDecimalField()
 
         class Meta:
             database = db
-            table_name = 'position_day'
+            table_name = "position_day"
 
     PositionDay.add_index(
         PositionDay.symbol,
         PositionDay.day,
         unique=True,
-        name='position_day_symbol_day',
+        name="position_day_symbol_day",
     )
 
     class ReconcileRun(Model):
@@ -117,7 +117,7 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'reconcile_run'
+            table_name = "reconcile_run"
 
     db.create_tables([Mark, MarkClose, PnlBucket, PositionDay, ReconcileRun])
     # Trades recorded before this revision get their report figures now, so the
@@ -126,8 +126,8 @@ def upgrade(migrator, db):
 
 
 def downgrade(migrator, db):
-    migrator.migrate(migrator.drop_table('reconcile_run'))
-    migrator.migrate(migrator.drop_table('position_day'))
-    migrator.migrate(migrator.drop_table('pnl_bucket'))
-    migrator.migrate(migrator.drop_table('mark_close'))
-    migrator.migrate(migrator.drop_table('mark'))
+    migrator.migrate(migrator.drop_table("reconcile_run"))
+    migrator.migrate(migrator.drop_table("position_day"))
+    migrator.migrate(migrator.drop_table("pnl_bucket"))
+    migrator.migrate(migrator.drop_table("mark_close"))
+    migrator.migrate(migrator.drop_table("mark"))

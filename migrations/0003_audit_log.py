@@ -27,15 +27,15 @@ def upgrade(migrator, db):
 
         class Meta:
             database = db
-            table_name = 'audit_log'
+            table_name = "audit_log"
 
     AuditLog.add_index(
         AuditLog.table_name,
         AuditLog.row_id,
         AuditLog.id,
-        name='audit_log_table_row',
+        name="audit_log_table_row",
     )
-    AuditLog.add_index(AuditLog.at, name='audit_log_at')
+    AuditLog.add_index(AuditLog.at, name="audit_log_at")
 
     db.create_tables([AuditLog])
     install_append_only_trigger(db)
@@ -43,4 +43,4 @@ def upgrade(migrator, db):
 
 def downgrade(migrator, db):
     drop_append_only_trigger(db)
-    migrator.migrate(migrator.drop_table('audit_log'))
+    migrator.migrate(migrator.drop_table("audit_log"))

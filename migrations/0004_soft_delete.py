@@ -22,42 +22,42 @@ TABLES = ("order", "position", "strategy", "config")
 
 
 def upgrade(migrator, db):
-    migrator.migrate(migrator.drop_index('config', 'config_key'))
-    migrator.migrate(migrator.drop_index('strategy', 'strategy_name'))
-    migrator.migrate(migrator.drop_index('order', 'order_external_id'))
-    migrator.migrate(migrator.add_column('config', 'deleted_at', UTCDateTimeField(null=True)))
-    migrator.migrate(migrator.add_column('config', 'deleted_by', TextField(null=True)))
-    migrator.migrate(migrator.add_column('strategy', 'deleted_at', UTCDateTimeField(null=True)))
-    migrator.migrate(migrator.add_column('strategy', 'deleted_by', TextField(null=True)))
-    migrator.migrate(migrator.add_column('order', 'deleted_at', UTCDateTimeField(null=True)))
-    migrator.migrate(migrator.add_column('order', 'deleted_by', TextField(null=True)))
-    migrator.migrate(migrator.add_column('position', 'deleted_at', UTCDateTimeField(null=True)))
-    migrator.migrate(migrator.add_column('position', 'deleted_by', TextField(null=True)))
+    migrator.migrate(migrator.drop_index("config", "config_key"))
+    migrator.migrate(migrator.drop_index("strategy", "strategy_name"))
+    migrator.migrate(migrator.drop_index("order", "order_external_id"))
+    migrator.migrate(migrator.add_column("config", "deleted_at", UTCDateTimeField(null=True)))
+    migrator.migrate(migrator.add_column("config", "deleted_by", TextField(null=True)))
+    migrator.migrate(migrator.add_column("strategy", "deleted_at", UTCDateTimeField(null=True)))
+    migrator.migrate(migrator.add_column("strategy", "deleted_by", TextField(null=True)))
+    migrator.migrate(migrator.add_column("order", "deleted_at", UTCDateTimeField(null=True)))
+    migrator.migrate(migrator.add_column("order", "deleted_by", TextField(null=True)))
+    migrator.migrate(migrator.add_column("position", "deleted_at", UTCDateTimeField(null=True)))
+    migrator.migrate(migrator.add_column("position", "deleted_by", TextField(null=True)))
     migrator.migrate(
         migrator.add_index(
-            'config',
-            ('key',),
+            "config",
+            ("key",),
             unique=True,
             where=SQL('"deleted_at" IS NULL'),
-            name='config_key_live',
+            name="config_key_live",
         ),
     )
     migrator.migrate(
         migrator.add_index(
-            'strategy',
-            ('name',),
+            "strategy",
+            ("name",),
             unique=True,
             where=SQL('"deleted_at" IS NULL'),
-            name='strategy_name_live',
+            name="strategy_name_live",
         ),
     )
     migrator.migrate(
         migrator.add_index(
-            'order',
-            ('external_id',),
+            "order",
+            ("external_id",),
             unique=True,
             where=SQL('"deleted_at" IS NULL'),
-            name='order_external_id_live',
+            name="order_external_id_live",
         ),
     )
 
@@ -65,22 +65,24 @@ def upgrade(migrator, db):
 def downgrade(migrator, db):
     for table in TABLES:
         deleted = db.execute_sql(
-            f'SELECT COUNT(*) FROM "{table}" WHERE "deleted_at" IS NOT NULL').fetchone()[0]
+            f'SELECT COUNT(*) FROM "{table}" WHERE "deleted_at" IS NOT NULL'
+        ).fetchone()[0]
         if deleted:
             raise MigrationError(
                 f"{table} holds {deleted} soft-deleted row(s), which the older schema would "
-                "bring back to life; restore them or purge them (stocksbot-purge) first")
-    migrator.migrate(migrator.drop_index('order', 'order_external_id_live'))
-    migrator.migrate(migrator.drop_index('strategy', 'strategy_name_live'))
-    migrator.migrate(migrator.drop_index('config', 'config_key_live'))
-    drop_column(migrator, db, 'position', 'deleted_by')
-    drop_column(migrator, db, 'position', 'deleted_at')
-    drop_column(migrator, db, 'order', 'deleted_by')
-    drop_column(migrator, db, 'order', 'deleted_at')
-    drop_column(migrator, db, 'strategy', 'deleted_by')
-    drop_column(migrator, db, 'strategy', 'deleted_at')
-    drop_column(migrator, db, 'config', 'deleted_by')
-    drop_column(migrator, db, 'config', 'deleted_at')
+                "bring back to life; restore them or purge them (stocksbot-purge) first"
+            )
+    migrator.migrate(migrator.drop_index("order", "order_external_id_live"))
+    migrator.migrate(migrator.drop_index("strategy", "strategy_name_live"))
+    migrator.migrate(migrator.drop_index("config", "config_key_live"))
+    drop_column(migrator, db, "position", "deleted_by")
+    drop_column(migrator, db, "position", "deleted_at")
+    drop_column(migrator, db, "order", "deleted_by")
+    drop_column(migrator, db, "order", "deleted_at")
+    drop_column(migrator, db, "strategy", "deleted_by")
+    drop_column(migrator, db, "strategy", "deleted_at")
+    drop_column(migrator, db, "config", "deleted_by")
+    drop_column(migrator, db, "config", "deleted_at")
     migrator.migrate(
         migrator.sql('CREATE UNIQUE INDEX "order_external_id" ON "order" ("external_id")'),
     )

@@ -107,7 +107,9 @@ def extend(db: Database, make_class: Callable[[type], type]) -> Database:
         cls = make_class(base)
         # A marker on the class just made, which mypy only knows as a ``type``.
         cls.stocksbot_extensions = (  # type: ignore[attr-defined]
-            *getattr(base, "stocksbot_extensions", ()), make_class)
+            *getattr(base, "stocksbot_extensions", ()),
+            make_class,
+        )
         cls.__name__ = cls.__qualname__ = f"{cls.__name__}{base.__name__}"
         _CLASSES[(make_class, base)] = cls
     db.__class__ = cls
@@ -120,12 +122,12 @@ def extend(db: Database, make_class: Callable[[type], type]) -> Database:
 def _check_read_only_file(url: str) -> None:
     path = urlparse(url).path[1:]  # as playhouse.db_url reads it
     if path in ("", ":memory:") or path.startswith("file:"):
-        raise ConfigurationError(
-            f"read_only=True needs a SQLite file, not {path or ':memory:'!r}")
+        raise ConfigurationError(f"read_only=True needs a SQLite file, not {path or ':memory:'!r}")
     if not os.path.exists(path):
         raise ConfigurationError(
             f"cannot open {path!r} read-only: no such file (the bot creates it; "
-            "check the path, or run stocksbot-migrate upgrade first)")
+            "check the path, or run stocksbot-migrate upgrade first)"
+        )
 
 
 def _open_read_only(db: Database) -> None:
@@ -136,8 +138,11 @@ def _open_read_only(db: Database) -> None:
         # Changing the journal mode is a write; a WAL file stays WAL anyway.
         # peewee's own pragma list, not in its stubs.
         pragmas = db._pragmas  # type: ignore[attr-defined]
-        db._pragmas = [(k, v) for k, v in pragmas  # type: ignore[attr-defined]
-                       if k != "journal_mode"]
+        db._pragmas = [
+            (k, v)
+            for k, v in pragmas  # type: ignore[attr-defined]
+            if k != "journal_mode"
+        ]
     else:
         given = db.connect_params.get("options", "")
         db.connect_params["options"] = f"{given} -c default_transaction_read_only=on".strip()
@@ -147,8 +152,7 @@ def driver_error(error: BaseException) -> BaseException:
     """The driver's own exception behind a Peewee one (Peewee raises its copy while
     handling the driver's), or ``error`` itself."""
     for candidate in (error.__cause__, error.__context__, *error.args[:1]):
-        if isinstance(candidate, Exception) and not isinstance(candidate,
-                                                                 peewee.PeeweeException):
+        if isinstance(candidate, Exception) and not isinstance(candidate, peewee.PeeweeException):
             return candidate
     return error
 
@@ -189,7 +193,8 @@ def _refusals(db: Database, what: str) -> Iterator[None]:
         if is_read_only_refusal(e):
             raise ReadOnlyError(
                 f"{describe(db)} was opened read-only (read_only=True), so it refuses "
-                f"{what}; write through a database opened without read_only") from e
+                f"{what}; write through a database opened without read_only"
+            ) from e
         raise
 
 
@@ -214,9 +219,14 @@ def pool_exhausted_message(db: Any) -> str:
     """What to say when ``db``'s pool has no connection to give."""
     size = db._max_connections
     wait = db._wait_timeout
-    waited = ("without waiting (the URL sets no timeout=)" if not wait
-              else f"and none came back within timeout={wait:g} s")
-    return (f"all {size} connections of the pool to {describe(db)} are in use {waited}; "
-            f"raise max_connections= (now {size}) or timeout= in the database URL, e.g. "
-            f"?max_connections={size * 2}&timeout=10, or give connections back sooner "
-            "(db.close() after each unit of work)")
+    waited = (
+        "without waiting (the URL sets no timeout=)"
+        if not wait
+        else f"and none came back within timeout={wait:g} s"
+    )
+    return (
+        f"all {size} connections of the pool to {describe(db)} are in use {waited}; "
+        f"raise max_connections= (now {size}) or timeout= in the database URL, e.g. "
+        f"?max_connections={size * 2}&timeout=10, or give connections back sooner "
+        "(db.close() after each unit of work)"
+    )

@@ -73,18 +73,25 @@ class Adjustments:
         """The open position of ``symbol``, locked (call inside a write transaction,
         after :meth:`lock_symbol`)."""
         with translate_errors("reading Position"):
-            return (self._select().where((Position.symbol == symbol)
-                                         & (Position.is_open == True))  # noqa: E712
-                    .first())
+            return (
+                self._select()
+                .where((Position.symbol == symbol) & (Position.is_open == True))  # noqa: E712
+                .first()
+            )
 
     def locked(self, position: Position | int) -> Position:
         """The current row of ``position`` (a Position or its id), with its symbol
         locked; :class:`NotFoundError` if there is none."""
-        position_id = position.id if isinstance(position, Position) else \
-            check_id(position, "position_id")
+        position_id = (
+            position.id if isinstance(position, Position) else check_id(position, "position_id")
+        )
         with translate_errors("reading Position"):
-            symbol = (Position.select(Position.symbol).where(Position.id == position_id)
-                      .bind(self.db).scalar())
+            symbol = (
+                Position.select(Position.symbol)
+                .where(Position.id == position_id)
+                .bind(self.db)
+                .scalar()
+            )
         if symbol is None:
             raise NotFoundError(f"Position {position_id} does not exist")
         self.lock_symbol(symbol)  # the symbol of a position never changes: lock, then read
@@ -108,8 +115,10 @@ class Adjustments:
         with write_transaction(self.db):
             self.lock_symbol(symbol)
             if self.open_position(symbol) is not None:
-                raise DuplicateError(f"{symbol} has an open position already; record a fill "
-                                     "(record_trade) to change it")
+                raise DuplicateError(
+                    f"{symbol} has an open position already; record a fill "
+                    "(record_trade) to change it"
+                )
             self.fills.record(Fill(None, symbol, opening_side(side), quantity, price))
             return cast(Position, self.open_position(symbol))  # opened just above
 
@@ -123,8 +132,7 @@ class Adjustments:
             change = target - row.quantity
             if change:
                 side = opening_side(row.side) if change > 0 else closing_side(row.side)
-                self.fills.record(Fill(None, row.symbol, side, abs(change),
-                                       row.avg_entry_price))
+                self.fills.record(Fill(None, row.symbol, side, abs(change), row.avg_entry_price))
             return self._current(row)
 
     @in_money_context
@@ -140,9 +148,12 @@ class Adjustments:
         with write_transaction(self.db):
             row = self._open(position)
             if -delta > row.quantity:
-                raise ValidationError("quantity_delta", f"{delta} would take position {row.id} "
-                                      f"({row.quantity} {row.symbol}) past zero; record a fill "
-                                      "to flip it")
+                raise ValidationError(
+                    "quantity_delta",
+                    f"{delta} would take position {row.id} "
+                    f"({row.quantity} {row.symbol}) past zero; record a fill "
+                    "to flip it",
+                )
             side = opening_side(row.side) if delta > 0 else closing_side(row.side)
             self.fills.record(Fill(None, row.symbol, side, abs(delta), price))
             return self._current(row)
@@ -158,15 +169,15 @@ class Adjustments:
             price = row.avg_entry_price
             if realized_pnl is not None:
                 price = _closing_price(row, to_decimal(realized_pnl, "realized_pnl"))
-            self.fills.record(Fill(None, row.symbol, closing_side(row.side), row.quantity,
-                                   price))
+            self.fills.record(Fill(None, row.symbol, closing_side(row.side), row.quantity, price))
             return self._current(row)
 
     def _open(self, position: Position | int) -> Position:
         row = self.locked(position)
         if not row.is_open:
-            raise ValidationError("position_id", f"position {row.id} ({row.symbol}) is closed; "
-                                                 "open a new one")
+            raise ValidationError(
+                "position_id", f"position {row.id} ({row.symbol}) is closed; open a new one"
+            )
         return row
 
 
@@ -179,13 +190,17 @@ def _closing_price(row: Position, realized_pnl: Decimal) -> Decimal:
         per_share = -per_share
     price = quantize(MONEY_CONTEXT.add(row.avg_entry_price, per_share))
     move = price - row.avg_entry_price
-    got = quantize(MONEY_CONTEXT.multiply(row.quantity,
-                                  move if row.side == PositionSideEnum.LONG else -move))
+    got = quantize(
+        MONEY_CONTEXT.multiply(row.quantity, move if row.side == PositionSideEnum.LONG else -move)
+    )
     if price <= 0 or got != wanted:
-        raise ValidationError("realized_pnl", f"closing {row.quantity} {row.symbol} at a "
-                              f"positive price of at most 10 decimal places cannot realize "
-                              f"exactly {wanted} more; record the closing fill with "
-                              "record_trade")
+        raise ValidationError(
+            "realized_pnl",
+            f"closing {row.quantity} {row.symbol} at a "
+            f"positive price of at most 10 decimal places cannot realize "
+            f"exactly {wanted} more; record the closing fill with "
+            "record_trade",
+        )
     return price
 
 

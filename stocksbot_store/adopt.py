@@ -61,10 +61,14 @@ def adoption_status(db: Database) -> str | None:
     if {m._meta.table_name for m in MODELS} <= tables:
         return f"{describe(db)} is already a stocksbot store; nothing to adopt"
     if not tables:
-        raise AdoptionError(f"{describe(db)} is empty: there is nothing to adopt (check the "
-                            "URL: --url or DATABASE_URL)")
-    raise AdoptionError(f"{describe(db)} holds neither the old storage module's tables "
-                        f"({', '.join(OLD_TABLES)}) nor this store's; nothing to adopt")
+        raise AdoptionError(
+            f"{describe(db)} is empty: there is nothing to adopt (check the "
+            "URL: --url or DATABASE_URL)"
+        )
+    raise AdoptionError(
+        f"{describe(db)} holds neither the old storage module's tables "
+        f"({', '.join(OLD_TABLES)}) nor this store's; nothing to adopt"
+    )
 
 
 def local_zone() -> tuple[dt.tzinfo, str]:
@@ -94,17 +98,25 @@ def resolve_zone(name: str | None) -> tuple[dt.tzinfo, str]:
     try:
         return zoneinfo.ZoneInfo(name), name
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise AdoptionError(f"unknown time zone {name!r}; use an IANA name such as "
-                            "Europe/Berlin, America/New_York or UTC") from None
+        raise AdoptionError(
+            f"unknown time zone {name!r}; use an IANA name such as "
+            "Europe/Berlin, America/New_York or UTC"
+        ) from None
 
 
 # -- adopting ---------------------------------------------------------------------------------
 
 
-def adopt(db: Database, *, dry_run: bool = False, zone: str | None = None,
-          positions: str = "as-stored", progress: ProgressCallback | None = None,
-          echo: Callable[[str], None] = lambda _: None,
-          actor: str | None = None) -> AdoptionReport:
+def adopt(
+    db: Database,
+    *,
+    dry_run: bool = False,
+    zone: str | None = None,
+    positions: str = "as-stored",
+    progress: ProgressCallback | None = None,
+    echo: Callable[[str], None] = lambda _: None,
+    actor: str | None = None,
+) -> AdoptionReport:
     """Adopt the old module's database ``db`` in place (see the module docstring);
     ``actor`` names who adopted in the audit log (default ``user@host:pid``).
 
@@ -182,34 +194,51 @@ DESCRIPTION = (
     "positions, orders, trades, strategies, config; alembic revision " + OLD_REVISION + ") "
     "into this store, so the bot keeps its DATABASE_URL. First a backup, named in the "
     "output (SQLite: a copy beside the file; PostgreSQL: the old tables moved to the schema "
-    + LEGACY_SCHEMA + "), then one transaction: every row is copied with its id, floats "
+    + LEGACY_SCHEMA
+    + "), then one transaction: every row is copied with its id, floats "
     "become exact decimals, enum names this store's values, naive times UTC; the books "
     "(orders' fill state, strategies' figures, positions) are rebuilt from the trades by "
     "this store's rules; rows the old module let through (orphan trades, duplicate "
     "external ids, deleted strategies) are handled by the documented rules and listed. "
     "The report is printed and kept in the tables adoption_report and adoption_change. "
     "A failure leaves the database exactly as it was. Running it on an adopted database "
-    "says so and exits 0.")
+    "says so and exits 0."
+)
 
 
 def add_arguments(parser: Any) -> None:
     """The options of ``adopt`` (its ``--url`` comes from the common options)."""
-    parser.add_argument("--dry-run", action="store_true",
-                        help="read, convert and print the report; write nothing (no backup)")
-    parser.add_argument("--assume-timezone", metavar="ZONE",
-                        help="IANA zone the old bot's clock was in: trade execution times "
-                             "and other times its code stamped are read in it (default: this "
-                             "machine's zone, printed)")
-    parser.add_argument("--positions", choices=("as-stored", "from-trades"),
-                        default="as-stored",
-                        help="as-stored (default): keep each open position the old bot "
-                             "held, recording the difference from its trades as ADJUSTMENT "
-                             "trades; from-trades: the trades alone decide the positions")
-    parser.add_argument("--full", action="store_true",
-                        help=f"print every change, not the first {SHOWN} of each kind")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read, convert and print the report; write nothing (no backup)",
+    )
+    parser.add_argument(
+        "--assume-timezone",
+        metavar="ZONE",
+        help="IANA zone the old bot's clock was in: trade execution times "
+        "and other times its code stamped are read in it (default: this "
+        "machine's zone, printed)",
+    )
+    parser.add_argument(
+        "--positions",
+        choices=("as-stored", "from-trades"),
+        default="as-stored",
+        help="as-stored (default): keep each open position the old bot "
+        "held, recording the difference from its trades as ADJUSTMENT "
+        "trades; from-trades: the trades alone decide the positions",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"print every change, not the first {SHOWN} of each kind",
+    )
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress on stderr even when it is not a terminal")
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal",
+    )
     shown.add_argument("--no-progress", action="store_true", help="never show progress")
 
 
@@ -243,13 +272,23 @@ def command(db: Database, args: Any, out: Any, err: Any) -> int:
     show = args.progress or (err.isatty() and not args.no_progress)
     tzinfo, name = resolve_zone(args.assume_timezone)
     if not args.assume_timezone:
-        print(f"naive times stamped by the bot are read in this machine's zone, {name} "
-              "(--assume-timezone to choose another)", file=err, flush=True)
-    report = adopt(db, dry_run=args.dry_run, zone=args.assume_timezone,
-                   positions=args.positions, progress=_Progress(err) if show else None,
-                   echo=lambda text: print(text, file=err, flush=True))
+        print(
+            f"naive times stamped by the bot are read in this machine's zone, {name} "
+            "(--assume-timezone to choose another)",
+            file=err,
+            flush=True,
+        )
+    report = adopt(
+        db,
+        dry_run=args.dry_run,
+        zone=args.assume_timezone,
+        positions=args.positions,
+        progress=_Progress(err) if show else None,
+        echo=lambda text: print(text, file=err, flush=True),
+    )
     print(report.format(full=args.full), file=out)
     if not args.dry_run:
-        print("\nnext: `stocksbot-check` verifies the books; the bot keeps its DATABASE_URL",
-              file=out)
+        print(
+            "\nnext: `stocksbot-check` verifies the books; the bot keeps its DATABASE_URL", file=out
+        )
     return 0

@@ -25,29 +25,28 @@ SHOWN = 20
 #: How rows that this store's rules do not allow are handled (also in the README).
 RULES = {
     "orphan": "a trade whose order does not exist is kept, without an order: its order_id "
-              "becomes empty and it is an ADJUSTMENT trade (the missing id is in the report)",
+    "becomes empty and it is an ADJUSTMENT trade (the missing id is in the report)",
     "mismatch": "a trade whose symbol or side differs from its order's is kept, without "
-                "an order, as an ADJUSTMENT trade",
+    "an order, as an ADJUSTMENT trade",
     "duplicate": "of several rows with one external id, the lowest id keeps it; the later "
-                 "ones keep their rows and figures, their external_id becomes empty",
+    "ones keep their rows and figures, their external_id becomes empty",
     "strategy": "an order naming a strategy that does not exist loses the link (as deleting "
-                "a strategy does in this store); its trades count for no strategy",
+    "a strategy does in this store); its trades count for no strategy",
     "overfill": "an order whose trades fill more than its quantity gets the filled "
-                "quantity as its quantity",
+    "quantity as its quantity",
     "unfilled": "an order the old row calls filled or partially filled beyond what its "
-                "trades fill stays open (or partially filled) for the rest",
+    "trades fill stays open (or partially filled) for the rest",
     "adjustment": "--positions as-stored: where the replay of a symbol's trades does not "
-                  "give the open position the old bot held, ADJUSTMENT trades (at the "
-                  "average price, so they realize nothing) bring the book to it",
+    "give the open position the old bot held, ADJUSTMENT trades (at the "
+    "average price, so they realize nothing) bring the book to it",
     "position": "positions are rebuilt from the trades (and adjustments); an open position "
-                "keeps the id of the old open row of its symbol, the old rows' figures are "
-                "in the report and in the backup",
+    "keeps the id of the old open row of its symbol, the old rows' figures are "
+    "in the report and in the backup",
 }
 
 
 class AdoptionError(MigrationError):
     """The old database cannot be adopted as it is; nothing was changed."""
-
 
 
 class AdoptionReportRow(Model):
@@ -116,12 +115,22 @@ class AdoptionReport:
 
     def filled_in_changes(self) -> list[tuple]:
         """The filled-in figures as report rows, one per table and field."""
-        return [("filled in", table, None, name, None, f"{count:,} rows",
-                 f"ids {first} to {last}: {_FILLED_IN.get(name, '')}")
-                for (table, name), (count, first, last) in self.filled_in.items()]
+        return [
+            (
+                "filled in",
+                table,
+                None,
+                name,
+                None,
+                f"{count:,} rows",
+                f"ids {first} to {last}: {_FILLED_IN.get(name, '')}",
+            )
+            for (table, name), (count, first, last) in self.filled_in.items()
+        ]
 
-    def change(self, kind: str, table: str, row_id: int | None, name: str, old: Any,
-               new: Any, why: str) -> None:
+    def change(
+        self, kind: str, table: str, row_id: int | None, name: str, old: Any, new: Any, why: str
+    ) -> None:
         """Record one changed figure or handled row."""
         self.changes.append((kind, table, row_id, name, _text(old), _text(new), why))
 
@@ -136,10 +145,11 @@ class AdoptionReport:
         """The report as printed: counts, notes, and the changes by kind (the first
         :data:`SHOWN` of each unless ``full``)."""
         verb = "would adopt (dry run: nothing written)" if self.dry_run else "adopted"
-        lines = [f"{verb}: {self.database}",
-                 f"times: naive times stamped by the bot read in {self.time_zone}, "
-                 "stored as UTC",
-                 f"positions: {self.positions}"]
+        lines = [
+            f"{verb}: {self.database}",
+            f"times: naive times stamped by the bot read in {self.time_zone}, stored as UTC",
+            f"positions: {self.positions}",
+        ]
         if self.backup:
             lines.append(f"backup: {self.backup}")
         lines.append("rows (old -> now):")
@@ -154,20 +164,23 @@ class AdoptionReport:
                 lines.append(f"  {table} {name}: {new}, {why}")
         for kind, found in groups.items():
             lines.append(f"\n{kind} ({len(found):,}): {RULES.get(kind, _WHY.get(kind, ''))}")
-            for _, table, row_id, name, old, new, why in found[:None if full else SHOWN]:
+            for _, table, row_id, name, old, new, why in found[: None if full else SHOWN]:
                 lines.append(f"  {table} {row_id} {name}: {old} -> {new} ({why})")
             if not full and len(found) > SHOWN:
-                where = ("run again with --full to list them" if self.dry_run else
-                         f"all are in the table {REPORT_TABLES[1]}, or use --full")
+                where = (
+                    "run again with --full to list them"
+                    if self.dry_run
+                    else f"all are in the table {REPORT_TABLES[1]}, or use --full"
+                )
                 lines.append(f"  ... and {len(found) - SHOWN:,} more: {where}")
         return "\n".join(lines)
 
 
 _FILLED_IN = {
     "realized_pnl": "closing trades the old module recorded without P&L, given the P&L of "
-                    "the replay",
+    "the replay",
     "fill state": "orders the old module never updated (pending, nothing filled), given "
-                  "the status, filled quantity and average price of their trades",
+    "the status, filled quantity and average price of their trades",
 }
 
 _WHY = {
@@ -185,4 +198,3 @@ def _text(value: Any) -> str | None:
     if isinstance(value, dt.datetime):
         return value.isoformat(" ")
     return str(value)
-

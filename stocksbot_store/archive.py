@@ -86,9 +86,15 @@ class ExportReport:
         return {t["name"]: t["rows"] for t in self.manifest["tables"]}
 
 
-def export_archive(db: Database, out: str, file_format: str = "jsonl",
-                   tables: list[str] | None = None, since: dt.datetime | None = None,
-                   progress: Progress | None = None, check: bool = False) -> ExportReport:
+def export_archive(
+    db: Database,
+    out: str,
+    file_format: str = "jsonl",
+    tables: list[str] | None = None,
+    since: dt.datetime | None = None,
+    progress: Progress | None = None,
+    check: bool = False,
+) -> ExportReport:
     """Write the store in ``db`` to a new archive folder ``out``, in one snapshot.
 
     ``tables`` limits it to some tables, ``since`` to rows with a time at or after it
@@ -100,30 +106,41 @@ def export_archive(db: Database, out: str, file_format: str = "jsonl",
         raise ArchiveError(f"unknown format {file_format!r}; use jsonl or csv")
     unknown = sorted(set(tables or ()) - table_names())
     if unknown:
-        raise ArchiveError(f"no table {', '.join(unknown)} in a stocksbot store; the tables "
-                           f"are {', '.join(sorted(table_names()))}")
+        raise ArchiveError(
+            f"no table {', '.join(unknown)} in a stocksbot store; the tables "
+            f"are {', '.join(sorted(table_names()))}"
+        )
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ArchiveError(f"{out} already exists and is not an empty folder; "
-                           "choose a new path so no archive is overwritten")
+        raise ArchiveError(
+            f"{out} already exists and is not an empty folder; "
+            "choose a new path so no archive is overwritten"
+        )
     partial = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
     os.makedirs(partial, mode=0o700)
     try:
         with snapshot(db):
             history = Runner(db).applied_names()
             present = set(db.get_tables())
-            chosen = [t for t in store_tables(db) if t.name in present
-                      and (not tables or t.name in tables)]
-            entries = [_write_table(db, t, partial, file_format, since, progress)
-                       for t in chosen]
+            chosen = [
+                t
+                for t in store_tables(db)
+                if t.name in present and (not tables or t.name in tables)
+            ]
+            entries = [_write_table(db, t, partial, file_format, since, progress) for t in chosen]
             ledger = check_ledger(db) if check else None
         manifest = {
-            "format": FORMAT, "version": VERSION,
+            "format": FORMAT,
+            "version": VERSION,
             "created_at": utcnow().isoformat(timespec="seconds"),
-            "source": describe(db), "backend": backend_of(db),
-            "revision": history[-1] if history else None, "history": history,
+            "source": describe(db),
+            "backend": backend_of(db),
+            "revision": history[-1] if history else None,
+            "history": history,
             "complete": not tables and since is None,
             "since": None if since is None else since.isoformat(),
-            "file_format": file_format, "tables": entries}
+            "file_format": file_format,
+            "tables": entries,
+        }
         with open(os.path.join(partial, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1)
             f.write("\n")
@@ -136,12 +153,19 @@ def export_archive(db: Database, out: str, file_format: str = "jsonl",
     return ExportReport(out, manifest, ledger)
 
 
-def _write_table(db: Database, table: Table, folder: str, file_format: str,
-                 since: dt.datetime | None, progress: Progress | None) -> dict[str, Any]:
+def _write_table(
+    db: Database,
+    table: Table,
+    folder: str,
+    file_format: str,
+    since: dt.datetime | None,
+    progress: Progress | None,
+) -> dict[str, Any]:
     name = f"{table.name}.{file_format}"
     total = count_rows(db, table.name)
     whole, blocks, rows, size = hashlib.sha256(), [], 0, 0
     with open(os.path.join(folder, name), "wb") as out:
+
         def put(data: bytes, count: int) -> None:
             nonlocal rows, size
             out.write(data)
@@ -152,16 +176,25 @@ def _write_table(db: Database, table: Table, folder: str, file_format: str,
         batches: Iterable[tuple[int, bytes]]
         if file_format == "csv":
             put(_csv_lines([list(table.columns)]), 0)
-            batches = ((len(b), _csv_lines([_csv_row(r) for r in b]))
-                       for b in canonical_batches(db, table, since))
+            batches = (
+                (len(b), _csv_lines([_csv_row(r) for r in b]))
+                for b in canonical_batches(db, table, since)
+            )
         else:
             batches = canonical_lines(db, table, since)
         for count, data in batches:
             put(data, count)
             if progress is not None:
                 progress(table.name, rows, total)
-    return {"name": table.name, "file": name, "columns": list(table.columns), "rows": rows,
-            "bytes": size, "sha256": whole.hexdigest(), "blocks": blocks}
+    return {
+        "name": table.name,
+        "file": name,
+        "columns": list(table.columns),
+        "rows": rows,
+        "bytes": size,
+        "sha256": whole.hexdigest(),
+        "blocks": blocks,
+    }
 
 
 def _csv_row(row: Sequence[Any]) -> list[Any]:
@@ -192,23 +225,35 @@ def read_manifest(path: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArchiveError(f"{where} is not the manifest of a stocksbot archive")
     if manifest.get("version") != VERSION:
-        raise ArchiveError(f"{where} is archive format version {manifest.get('version')}; "
-                           f"this version of stocksbot-store reads version {VERSION}")
+        raise ArchiveError(
+            f"{where} is archive format version {manifest.get('version')}; "
+            f"this version of stocksbot-store reads version {VERSION}"
+        )
     try:
         names = [t["name"] for t in manifest["tables"]]
         for entry in manifest["tables"]:
-            _ = (entry["file"], entry["rows"], entry["bytes"], entry["sha256"], entry["blocks"],
-                 entry["columns"])
+            _ = (
+                entry["file"],
+                entry["rows"],
+                entry["bytes"],
+                entry["sha256"],
+                entry["blocks"],
+                entry["columns"],
+            )
     except (KeyError, TypeError) as e:
         raise ArchiveError(f"{where} is damaged: a table entry lacks {e}") from None
     unknown = [n for n in names if n not in table_names()]
     if unknown:
-        raise ArchiveError(f"{where} lists table(s) {', '.join(unknown)}, which are not part "
-                           "of a stocksbot store; refusing the archive, nothing was written")
+        raise ArchiveError(
+            f"{where} lists table(s) {', '.join(unknown)}, which are not part "
+            "of a stocksbot store; refusing the archive, nothing was written"
+        )
     for entry in manifest["tables"]:
         if os.path.basename(entry["file"]) != entry["file"]:
-            raise ArchiveError(f"{where}: file name {entry['file']!r} points outside the "
-                               "archive folder; refusing the archive")
+            raise ArchiveError(
+                f"{where}: file name {entry['file']!r} points outside the "
+                "archive folder; refusing the archive"
+            )
     manifest["_folder"] = folder
     return manifest
 
@@ -242,19 +287,25 @@ def _verify_file(folder: str, entry: dict[str, Any]) -> None:
                 raise ArchiveError(
                     f"{name} is truncated: it ends at byte {size:,}, in {rows} (bytes "
                     f"{offset:,}-{offset + length:,}); the manifest says {entry['bytes']:,} "
-                    "bytes. Nothing was written")
+                    "bytes. Nothing was written"
+                )
             if hashlib.sha256(data).hexdigest() != sha:
                 raise ArchiveError(
                     f"{name} is damaged in {rows} (bytes {offset:,}-{offset + length:,}): "
-                    "their sha256 differs from the manifest's. Nothing was written")
+                    "their sha256 differs from the manifest's. Nothing was written"
+                )
             whole.update(data)
             offset, first_row = offset + length, first_row + count
     if size != entry["bytes"] or offset != size:
-        raise ArchiveError(f"{name} has {size - offset:,} byte(s) after byte {offset:,} that "
-                           "the manifest does not list. Nothing was written")
+        raise ArchiveError(
+            f"{name} has {size - offset:,} byte(s) after byte {offset:,} that "
+            "the manifest does not list. Nothing was written"
+        )
     if whole.hexdigest() != entry["sha256"]:
-        raise ArchiveError(f"{name}: its sha256 is {whole.hexdigest()}, the manifest says "
-                           f"{entry['sha256']}. Nothing was written")
+        raise ArchiveError(
+            f"{name}: its sha256 is {whole.hexdigest()}, the manifest says "
+            f"{entry['sha256']}. Nothing was written"
+        )
 
 
 # -- importing -------------------------------------------------------------------------------
@@ -284,21 +335,26 @@ class ArchiveSource:
             for count, length, sha in entry["blocks"]:
                 data = f.read(length)
                 if hashlib.sha256(data).hexdigest() != sha:
-                    raise ArchiveError(f"{name} changed while it was read (bytes "
-                                       f"{offset:,}-{offset + length:,}); nothing was written")
+                    raise ArchiveError(
+                        f"{name} changed while it was read (bytes "
+                        f"{offset:,}-{offset + length:,}); nothing was written"
+                    )
                 rows: list[Sequence[Any]] = []
                 for line in data.splitlines(keepends=True):
                     line_no += 1
                     rows.append(self._row(table, name, line, line_no, offset, width))
                     offset += len(line)
                 if len(rows) != count:
-                    raise ArchiveError(f"{name}: a block of {count} rows holds {len(rows)} "
-                                       f"lines (ending at line {line_no}); nothing was written")
+                    raise ArchiveError(
+                        f"{name}: a block of {count} rows holds {len(rows)} "
+                        f"lines (ending at line {line_no}); nothing was written"
+                    )
                 yield rows
 
     @staticmethod
-    def _row(table: Table, name: str, line: bytes, line_no: int, offset: int,
-             width: int) -> list[Any]:
+    def _row(
+        table: Table, name: str, line: bytes, line_no: int, offset: int, width: int
+    ) -> list[Any]:
         where = f"{name} line {line_no:,} (byte {offset:,})"
         try:
             row = json.loads(line)
@@ -309,13 +365,13 @@ class ArchiveSource:
         for i, value in enumerate(row):
             problem = check_value(table, i, value)
             if problem:
-                raise ArchiveError(f"{where}: {table.columns[i]} {problem}; nothing was "
-                                   "written")
+                raise ArchiveError(f"{where}: {table.columns[i]} {problem}; nothing was written")
         return row
 
 
-def import_archive(path: str, url: str | None = None,
-                   progress: Progress | None = None) -> CopyReport:
+def import_archive(
+    path: str, url: str | None = None, progress: Progress | None = None
+) -> CopyReport:
     """Load the archive at ``path`` into the empty (or new) database at ``url``, verified.
 
     The archive is checked whole first; a newer schema revision, a partial or CSV
@@ -326,14 +382,20 @@ def import_archive(path: str, url: str | None = None,
     manifest = verify_archive(path)
     refuse_newer(manifest.get("history") or [], f"archive {manifest['_folder']}")
     if manifest.get("file_format") != "jsonl":
-        raise ArchiveError(f"{path} is a {manifest.get('file_format')} archive, made for "
-                           "spreadsheets; import needs a jsonl archive (the default)")
+        raise ArchiveError(
+            f"{path} is a {manifest.get('file_format')} archive, made for "
+            "spreadsheets; import needs a jsonl archive (the default)"
+        )
     if not manifest.get("complete"):
-        raise ArchiveError(f"{path} holds part of a store (exported with --tables or "
-                           "--since); only a complete archive can be imported")
+        raise ArchiveError(
+            f"{path} holds part of a store (exported with --tables or "
+            "--since); only a complete archive can be imported"
+        )
     every_store = {m._meta.table_name for m in MODELS} | {HISTORY_TABLE}
     missing = sorted(every_store - {t["name"] for t in manifest["tables"]})
     if missing and manifest.get("revision") == known_revisions()[-1]:
-        raise ArchiveError(f"{path} says it is complete but has no {', '.join(missing)} "
-                           "table(s): it was cut down; nothing was written")
+        raise ArchiveError(
+            f"{path} says it is complete but has no {', '.join(missing)} "
+            "table(s): it was cut down; nothing was written"
+        )
     return load_store(url, ArchiveSource(manifest), progress)

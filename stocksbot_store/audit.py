@@ -69,11 +69,26 @@ from .models import AuditLog
 from .validation import check_id, check_text
 
 #: The store's name of each audited table, by its SQL name.
-TABLES = {"order": "orders", "trade": "trades", "position": "positions",
-          "strategy": "strategies", "config": "config"}
+TABLES = {
+    "order": "orders",
+    "trade": "trades",
+    "position": "positions",
+    "strategy": "strategies",
+    "config": "config",
+}
 #: What an audit row's ``action`` says (see the module docstring).
-ACTIONS = ("create", "update", "status", "fill", "set", "delete", "restore", "purge",
-           "adopt", "import")
+ACTIONS = (
+    "create",
+    "update",
+    "status",
+    "fill",
+    "set",
+    "delete",
+    "restore",
+    "purge",
+    "adopt",
+    "import",
+)
 #: The most rows :func:`get_audit_log` returns at once.
 MAX_LIMIT = 10_000
 ACTOR_MAX = 200
@@ -84,14 +99,48 @@ Entry = tuple[str, "int | None", str, "dict[str, list[Any]] | str"]
 
 _COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
 _ROWS_PER_STATEMENT = 100
-_POSITION_FIELDS = ("side", "quantity", "avg_entry_price", "cost_basis", "realized_pnl",
-                    "commission", "fees", "is_open", "opened_at", "closed_at")
-_FIGURES = ("total_trades", "closing_trades", "winning_trades", "losing_trades", "total_pnl",
-            "gross_profit", "gross_loss", "commission", "fees", "pnl_peak", "max_drawdown",
-            "last_trade_at", "win_rate")
-_TRADE_COLUMNS = ("order_id", "external_id", "strategy_id", "symbol", "side", "type",
-                  "quantity", "price", "commission", "fees", "realized_pnl", "executed_at",
-                  "created_at")
+_POSITION_FIELDS = (
+    "side",
+    "quantity",
+    "avg_entry_price",
+    "cost_basis",
+    "realized_pnl",
+    "commission",
+    "fees",
+    "is_open",
+    "opened_at",
+    "closed_at",
+)
+_FIGURES = (
+    "total_trades",
+    "closing_trades",
+    "winning_trades",
+    "losing_trades",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "commission",
+    "fees",
+    "pnl_peak",
+    "max_drawdown",
+    "last_trade_at",
+    "win_rate",
+)
+_TRADE_COLUMNS = (
+    "order_id",
+    "external_id",
+    "strategy_id",
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "commission",
+    "fees",
+    "realized_pnl",
+    "executed_at",
+    "created_at",
+)
 #: The JSON of a new trade's changes, filled in with :func:`_trade_created`: every value
 #: is a number, null, or text that needs no escaping but the free-text ones (symbol,
 #: broker id), which are escaped. ``created_at`` is left out: it is the row's ``at``.
@@ -166,8 +215,10 @@ def row_values(row: Model, names: Iterable[str] | None = None) -> dict[str, Any]
     """A model row's fields (``names``, default all) by column name, as the fill path
     and :meth:`~stocksbot_store.models.BaseModel.to_dict` name them (``strategy_id``)."""
     fields = row._meta.fields
-    return {fields[name].column_name: row.__data__.get(name)
-            for name in (row._meta.sorted_field_names if names is None else names)}
+    return {
+        fields[name].column_name: row.__data__.get(name)
+        for name in (row._meta.sorted_field_names if names is None else names)
+    }
 
 
 def _dumps(changes: dict[str, list[Any]]) -> str:
@@ -190,12 +241,16 @@ class AuditWriter:
         self._pg = backend_of(db) == "postgres"
         self._param = "%s" if self._pg else "?"
         meta = AuditLog._meta
-        self._head = (f'INSERT INTO "{meta.table_name}" ('
-                      + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
-                      + ") VALUES ")
-        self._copy = (f'COPY "{meta.table_name}" ('
-                      + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
-                      + ") FROM STDIN")
+        self._head = (
+            f'INSERT INTO "{meta.table_name}" ('
+            + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
+            + ") VALUES "
+        )
+        self._copy = (
+            f'COPY "{meta.table_name}" ('
+            + ", ".join(f'"{meta.fields[n].column_name}"' for n in _COLUMNS)
+            + ") FROM STDIN"
+        )
         self._row = "(" + ", ".join([self._param] * len(_COLUMNS)) + ")"
         self._inserts: dict[int, str] = {}
 
@@ -207,12 +262,24 @@ class AuditWriter:
 
     def _params(self, entries: Iterable[Entry], at: str) -> list[tuple]:
         actor = self.actor
-        return [(at, actor, table, row_id, action,
-                 changes if isinstance(changes, str) else _dumps(changes))
-                for table, row_id, action, changes in entries]
+        return [
+            (
+                at,
+                actor,
+                table,
+                row_id,
+                action,
+                changes if isinstance(changes, str) else _dumps(changes),
+            )
+            for table, row_id, action, changes in entries
+        ]
 
-    def write(self, entries: Sequence[Entry], at: str | None = None,
-              execute: Callable[[str, Sequence], Any] | None = None) -> None:
+    def write(
+        self,
+        entries: Sequence[Entry],
+        at: str | None = None,
+        execute: Callable[[str, Sequence], Any] | None = None,
+    ) -> None:
         """Insert ``entries`` with one statement; ``at``: the stored text of the time
         (default now); ``execute(sql, params)`` runs it (default: the database's
         ``execute_sql``; the fill path passes its pipeline's). Call it inside the
@@ -221,8 +288,9 @@ class AuditWriter:
             return
         rows = self._params(entries, at or datetime_text(utcnow()))
         with translate_errors("writing the audit log"):
-            (execute or self.db.execute_sql)(self._insert(len(rows)),
-                                             [v for row in rows for v in row])
+            (execute or self.db.execute_sql)(
+                self._insert(len(rows)), [v for row in rows for v in row]
+            )
 
     def write_many(self, entries: Sequence[Entry], at: str, cursor: Any = None) -> None:
         """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
@@ -238,14 +306,19 @@ class AuditWriter:
             return
         full = len(rows) - len(rows) % _ROWS_PER_STATEMENT
         if full:
-            cursor.executemany(self._insert(_ROWS_PER_STATEMENT), [
-                [v for row in rows[start:start + _ROWS_PER_STATEMENT] for v in row]
-                for start in range(0, full, _ROWS_PER_STATEMENT)])
+            cursor.executemany(
+                self._insert(_ROWS_PER_STATEMENT),
+                [
+                    [v for row in rows[start : start + _ROWS_PER_STATEMENT] for v in row]
+                    for start in range(0, full, _ROWS_PER_STATEMENT)
+                ],
+            )
         if full < len(rows):
             cursor.execute(self._insert(len(rows) - full), [v for row in rows[full:] for v in row])
 
-    def row(self, table: str, row_id: int | None, action: str,
-            changes: dict[str, list[Any]]) -> None:
+    def row(
+        self, table: str, row_id: int | None, action: str, changes: dict[str, list[Any]]
+    ) -> None:
         """Write one audit row (nothing when ``changes`` is empty and the row is not a
         create or a delete)."""
         if changes or action in ("create", "delete", "restore"):
@@ -259,19 +332,34 @@ class AuditWriter:
         for table, name in TABLES.items():
             with translate_errors("reading the audit log"):
                 count, first, last = self.db.execute_sql(
-                    f'SELECT count(*), min(id), max(id) FROM "{table}"').fetchone()
+                    f'SELECT count(*), min(id), max(id) FROM "{table}"'
+                ).fetchone()
             if count:
-                changes = {"rows": [None, count], "first_id": [None, first],
-                           "last_id": [None, last]}
+                changes = {
+                    "rows": [None, count],
+                    "first_id": [None, first],
+                    "last_id": [None, last],
+                }
                 changes.update({k: [None, value(v)] for k, v in more.items()})
                 entries.append((name, None, action, changes))
         self.write(entries)
 
     # -- the fill path --------------------------------------------------------------
 
-    def fill(self, stamp: str, trade_id: int, trade: tuple, order: Any, order_before: tuple,
-             position: Any, touched: list, strategy_id: int | None, figures_before: Any,
-             figures: Any, execute: Callable[[str, Sequence], Any] | None = None) -> None:
+    def fill(
+        self,
+        stamp: str,
+        trade_id: int,
+        trade: tuple,
+        order: Any,
+        order_before: tuple,
+        position: Any,
+        touched: list,
+        strategy_id: int | None,
+        figures_before: Any,
+        figures: Any,
+        execute: Callable[[str, Sequence], Any] | None = None,
+    ) -> None:
         """The rows of one fill, in one statement: the trade (its ``insert_trade``
         parameters ``trade``), the order (an ``OrderState`` after the fill and its
         ``(filled, avg, status)`` before), the positions (the open one before, the
@@ -283,27 +371,44 @@ class AuditWriter:
         if order is not None:
             entries.append(("orders", order.id, "fill", _order_changes(order_before, order)))
         for p in touched:
-            entries.append(_position_entry(position if position is not None
-                                           and position.id == p.id else None, p))
+            entries.append(
+                _position_entry(
+                    position if position is not None and position.id == p.id else None, p
+                )
+            )
         if figures is not None:
-            entries.append(("strategies", strategy_id, "fill",
-                            _figure_changes(figures_before, figures)))
+            entries.append(
+                ("strategies", strategy_id, "fill", _figure_changes(figures_before, figures))
+            )
         self.write(entries, stamp, execute)
 
-    def fill_batch(self, cursor: Any, stamp: str, trades: list[tuple], trade_ids: list[int],
-                   orders_before: dict[int, tuple], orders: dict[int, Any],
-                   positions_before: dict[int, Any], positions: dict[int, Any],
-                   position_ids: list[int], figures_before: dict[int, Any],
-                   figures: dict[int, Any]) -> None:
+    def fill_batch(
+        self,
+        cursor: Any,
+        stamp: str,
+        trades: list[tuple],
+        trade_ids: list[int],
+        orders_before: dict[int, tuple],
+        orders: dict[int, Any],
+        positions_before: dict[int, Any],
+        positions: dict[int, Any],
+        position_ids: list[int],
+        figures_before: dict[int, Any],
+        figures: dict[int, Any],
+    ) -> None:
         """The rows of a batch of fills: one per new trade, and one per order, position
         and strategy touched with its net change over the batch (``position_ids``: the
         ids new positions, numbered -1, -2..., were given)."""
         if not self.enabled:
             return
-        entries: list[Entry] = [("trades", tid, "create", _trade_created(row))
-                                for tid, row in zip(trade_ids, trades, strict=True)]
-        entries += [("orders", oid, "fill", _order_changes(orders_before[oid], order))
-                    for oid, order in orders.items()]
+        entries: list[Entry] = [
+            ("trades", tid, "create", _trade_created(row))
+            for tid, row in zip(trade_ids, trades, strict=True)
+        ]
+        entries += [
+            ("orders", oid, "fill", _order_changes(orders_before[oid], order))
+            for oid, order in orders.items()
+        ]
         for pid, p in positions.items():
             table, _, action, changes = _position_entry(positions_before.get(pid), p)
             entries.append((table, pid if pid > 0 else position_ids[-pid - 1], action, changes))
@@ -317,21 +422,42 @@ class AuditWriter:
 def _trade_created(trade: tuple) -> str:
     """The changes of a new trade as JSON text, from its ``insert_trade`` parameters
     (built from a template: a dict and ``json.dumps`` cost as much as the insert)."""
-    (order_id, external_id, strategy_id, symbol, side, kind, quantity, price, commission,
-     fees, realized_pnl, executed_at, _) = trade
+    (
+        order_id,
+        external_id,
+        strategy_id,
+        symbol,
+        side,
+        kind,
+        quantity,
+        price,
+        commission,
+        fees,
+        realized_pnl,
+        executed_at,
+        _,
+    ) = trade
     return _TRADE_JSON % (
         "null" if order_id is None else order_id,
         "null" if external_id is None else json.dumps(external_id),
-        "null" if strategy_id is None else strategy_id, json.dumps(symbol),
-        f'"{side}"', f'"{kind}"', f'"{quantity}"', f'"{price}"', f'"{commission}"',
-        f'"{fees}"', "null" if realized_pnl is None else f'"{realized_pnl}"',
-        f'"{_time(executed_at)}"')
+        "null" if strategy_id is None else strategy_id,
+        json.dumps(symbol),
+        f'"{side}"',
+        f'"{kind}"',
+        f'"{quantity}"',
+        f'"{price}"',
+        f'"{commission}"',
+        f'"{fees}"',
+        "null" if realized_pnl is None else f'"{realized_pnl}"',
+        f'"{_time(executed_at)}"',
+    )
 
 
 def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
     filled, avg, status = before
     changes: dict[str, list[Any]] = {
-        "filled_quantity": [decimal_text(filled), decimal_text(order.filled)]}
+        "filled_quantity": [decimal_text(filled), decimal_text(order.filled)]
+    }
     if avg != order.avg:
         changes["avg_fill_price"] = [value(avg), value(order.avg)]
     if status != order.status:
@@ -344,8 +470,12 @@ def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
 def _position_entry(before: Any, after: Any) -> Entry:
     """The audit row of a position a fill touched: ``create`` when it opened it."""
     if before is None:
-        return ("positions", after.id, "create",
-                {name: [None, value(getattr(after, name))] for name in _POSITION_FIELDS})
+        return (
+            "positions",
+            after.id,
+            "create",
+            {name: [None, value(getattr(after, name))] for name in _POSITION_FIELDS},
+        )
     changes = {}
     for name in _POSITION_FIELDS:
         old, new = getattr(before, name), getattr(after, name)
@@ -377,10 +507,13 @@ def install_append_only_trigger(db: Database) -> None:
     db.execute_sql(
         f"CREATE OR REPLACE FUNCTION {_GUARD}() RETURNS trigger AS $$ BEGIN "
         "RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'audit_log is append-only: "
-        "' || TG_OP || ' refused'; END; $$ LANGUAGE plpgsql")
+        "' || TG_OP || ' refused'; END; $$ LANGUAGE plpgsql"
+    )
     db.execute_sql(f'DROP TRIGGER IF EXISTS "{_GUARD}" ON "audit_log"')
-    db.execute_sql(f'CREATE TRIGGER "{_GUARD}" BEFORE UPDATE OR DELETE ON "audit_log" '
-                   f"FOR EACH ROW EXECUTE FUNCTION {_GUARD}()")
+    db.execute_sql(
+        f'CREATE TRIGGER "{_GUARD}" BEFORE UPDATE OR DELETE ON "audit_log" '
+        f"FOR EACH ROW EXECUTE FUNCTION {_GUARD}()"
+    )
 
 
 def drop_append_only_trigger(db: Database) -> None:
@@ -411,8 +544,15 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON values (``at`` as ISO-8601 text)."""
-        return {"id": self.id, "at": value(self.at), "actor": self.actor, "table": self.table,
-                "row_id": self.row_id, "action": self.action, "changes": self.changes}
+        return {
+            "id": self.id,
+            "at": value(self.at),
+            "actor": self.actor,
+            "table": self.table,
+            "row_id": self.row_id,
+            "action": self.action,
+            "changes": self.changes,
+        }
 
 
 def table_name(table: str) -> str:
@@ -421,18 +561,24 @@ def table_name(table: str) -> str:
         return table
     if table in TABLES:
         return TABLES[table]
-    raise ValidationError("table", f"{table!r} is not an audited table; one of "
-                                   f"{', '.join(TABLES.values())}")
+    raise ValidationError(
+        "table", f"{table!r} is not an audited table; one of {', '.join(TABLES.values())}"
+    )
 
 
-def get_audit_log(db: Database, table: str | None = None, row_id: int | None = None,
-                  since: dt.datetime | str | None = None, limit: int = 100,
-                  actor: str | None = None, before_id: int | None = None) -> list[AuditEntry]:
+def get_audit_log(
+    db: Database,
+    table: str | None = None,
+    row_id: int | None = None,
+    since: dt.datetime | str | None = None,
+    limit: int = 100,
+    actor: str | None = None,
+    before_id: int | None = None,
+) -> list[AuditEntry]:
     """Audit rows newest first, filtered by table (and row id), time (``since``,
     inclusive), actor; page with ``before_id``: the last id of the previous page."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"must be an integer from 1 to {MAX_LIMIT}, got "
-                                       f"{limit!r}")
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     query = AuditLog.select().bind(db)
     if table is not None:
         query = query.where(AuditLog.table_name == table_name(table))
@@ -448,8 +594,18 @@ def get_audit_log(db: Database, table: str | None = None, row_id: int | None = N
         query = query.where(AuditLog.id < check_id(before_id, "before_id"))
     query = query.order_by(AuditLog.id.desc()).limit(limit)
     with translate_errors("reading the audit log"):
-        return [AuditEntry(row.id, row.at, row.actor, row.table_name, row.row_id, row.action,
-                           json.loads(row.changes)) for row in query]
+        return [
+            AuditEntry(
+                row.id,
+                row.at,
+                row.actor,
+                row.table_name,
+                row.row_id,
+                row.action,
+                json.loads(row.changes),
+            )
+            for row in query
+        ]
 
 
 __all__ = [

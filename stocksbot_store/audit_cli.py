@@ -27,34 +27,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Show a stocksbot store's audit log, newest first: who changed which "
-                    "order, trade, position, strategy or setting, when, and each changed "
-                    "field's value before and after. Opens the database read-only (a "
-                    "SQLite file with mode=ro), so it is safe to run while the bot trades.",
+        "order, trade, position, strategy or setting, when, and each changed "
+        "field's value before and after. Opens the database read-only (a "
+        "SQLite file with mode=ro), so it is safe to run while the bot trades.",
         epilog="Examples: `stocksbot-audit --table orders --id 42` (one order's history); "
-               "`stocksbot-audit --since 2026-11-25T00:00Z --actor bot-eu-1`; "
-               "`stocksbot-audit --limit 100 --before-id 5071` (the page after the one "
-               "ending at row 5071). Exit status: 0 rows printed (or none matched); 2 the "
-               "log could not be read (bad URL or argument, unreachable database, a store "
-               "not migrated to the audit log; the reason is on stderr).")
-    parser.add_argument("--url", metavar="URL",
-                        help="database URL, e.g. sqlite:///stocksbot.db or "
-                             "postgresql://user:password@host/db (default: $DATABASE_URL, "
-                             "else sqlite:///./stocksbot.db)")
-    parser.add_argument("--table", choices=sorted(TABLES.values()),
-                        help="only changes to this table")
-    parser.add_argument("--id", type=int, metavar="ROW_ID", dest="row_id",
-                        help="only changes to the row with this id (needs --table)")
-    parser.add_argument("--since", metavar="TIME",
-                        help="only changes at or after TIME, ISO-8601 "
-                             "(2026-11-25 or 2026-11-25T14:30:00+00:00; no zone means UTC)")
-    parser.add_argument("--actor", help="only changes written by this actor (e.g. bot-eu-1 "
-                                        "or user@host:pid)")
-    parser.add_argument("--limit", type=int, default=100, metavar="N",
-                        help=f"at most N rows (default 100, at most {MAX_LIMIT:,})")
-    parser.add_argument("--before-id", type=int, metavar="ID",
-                        help="only rows older than audit row ID: the next page")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text for people (default), json for scripts (a list of rows)")
+        "`stocksbot-audit --since 2026-11-25T00:00Z --actor bot-eu-1`; "
+        "`stocksbot-audit --limit 100 --before-id 5071` (the page after the one "
+        "ending at row 5071). Exit status: 0 rows printed (or none matched); 2 the "
+        "log could not be read (bad URL or argument, unreachable database, a store "
+        "not migrated to the audit log; the reason is on stderr).",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="database URL, e.g. sqlite:///stocksbot.db or "
+        "postgresql://user:password@host/db (default: $DATABASE_URL, "
+        "else sqlite:///./stocksbot.db)",
+    )
+    parser.add_argument(
+        "--table", choices=sorted(TABLES.values()), help="only changes to this table"
+    )
+    parser.add_argument(
+        "--id",
+        type=int,
+        metavar="ROW_ID",
+        dest="row_id",
+        help="only changes to the row with this id (needs --table)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only changes at or after TIME, ISO-8601 "
+        "(2026-11-25 or 2026-11-25T14:30:00+00:00; no zone means UTC)",
+    )
+    parser.add_argument(
+        "--actor", help="only changes written by this actor (e.g. bot-eu-1 or user@host:pid)"
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help=f"at most N rows (default 100, at most {MAX_LIMIT:,})",
+    )
+    parser.add_argument(
+        "--before-id",
+        type=int,
+        metavar="ID",
+        help="only rows older than audit row ID: the next page",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for scripts (a list of rows)",
+    )
     return parser
 
 
@@ -65,10 +92,13 @@ def format_text(entries: list[AuditEntry]) -> str:
     lines = []
     for e in entries:
         row = "" if e.row_id is None else f" {e.row_id}"
-        lines.append(f"#{e.id}  {e.at.isoformat(timespec='seconds')}  {e.actor}  "
-                     f"{e.table}{row}  {e.action}")
-        lines += [f"    {name}: {_shown(before)} -> {_shown(after)}"
-                  for name, (before, after) in e.changes.items()]
+        lines.append(
+            f"#{e.id}  {e.at.isoformat(timespec='seconds')}  {e.actor}  {e.table}{row}  {e.action}"
+        )
+        lines += [
+            f"    {name}: {_shown(before)} -> {_shown(after)}"
+            for name, (before, after) in e.changes.items()
+        ]
     return "\n".join(lines)
 
 
@@ -86,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db = open_read_only(url)
         try:
-            entries = get_audit_log(db, args.table, args.row_id, args.since, args.limit,
-                                    args.actor, args.before_id)
+            entries = get_audit_log(
+                db, args.table, args.row_id, args.since, args.limit, args.actor, args.before_id
+            )
         finally:
             if not db.is_closed():
                 db.close()

@@ -21,7 +21,8 @@ def backend_of(db: Database) -> str:
     if isinstance(db, PostgresqlDatabase):
         return "postgres"
     raise ConfigurationError(
-        f"{type(db).__name__} is not supported; use a sqlite:// or postgresql:// URL")
+        f"{type(db).__name__} is not supported; use a sqlite:// or postgresql:// URL"
+    )
 
 
 def describe(db: Database) -> str:

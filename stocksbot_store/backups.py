@@ -97,8 +97,9 @@ def default_backup_path(db: Database) -> str:
     return path
 
 
-def backup(db: Database, path: str | None = None, verify: bool = True,
-           progress: Progress | None = None) -> BackupReport:
+def backup(
+    db: Database, path: str | None = None, verify: bool = True, progress: Progress | None = None
+) -> BackupReport:
     """Take a consistent backup of ``db`` at ``path`` (default
     :func:`default_backup_path`) while others keep writing; see the module docstring.
 
@@ -115,15 +116,21 @@ def backup(db: Database, path: str | None = None, verify: bool = True,
     if verify:
         verify_archive(path)
     manifest = os.path.join(path, MANIFEST)
-    return BackupReport(path, report.size, report.rows, ledger=report.ledger,
-                        sha256=_sha256(manifest), checksum_file=manifest)
+    return BackupReport(
+        path,
+        report.size,
+        report.rows,
+        ledger=report.ledger,
+        sha256=_sha256(manifest),
+        checksum_file=manifest,
+    )
 
 
-def _backup_sqlite(db: Database, path: str, verify: bool,
-                   progress: Progress | None) -> BackupReport:
+def _backup_sqlite(
+    db: Database, path: str, verify: bool, progress: Progress | None
+) -> BackupReport:
     name = str(db.database)
-    source = sqlite3.connect(name, uri=name.startswith("file:"), isolation_level=None,
-                             timeout=30)
+    source = sqlite3.connect(name, uri=name.startswith("file:"), isolation_level=None, timeout=30)
     partial = f"{path}.partial"
     fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)
@@ -134,8 +141,11 @@ def _backup_sqlite(db: Database, path: str, verify: bool,
             # moment, and writes made meanwhile (in the WAL) do not restart it.
             source.execute("BEGIN")
             source.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            step = None if progress is None else (
-                lambda _status, remaining, total: progress("pages", total - remaining, total))
+            step = (
+                None
+                if progress is None
+                else (lambda _status, remaining, total: progress("pages", total - remaining, total))
+            )
             source.backup(target, pages=STEP_PAGES, progress=step)
             source.execute("COMMIT")
             target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
@@ -143,8 +153,10 @@ def _backup_sqlite(db: Database, path: str, verify: bool,
             target.close()
         report = verify_sqlite_copy(partial) if verify else BackupReport(partial, 0)
         if report.integrity != "ok":
-            raise VerificationError(f"the backup of {describe(db)} fails integrity_check "
-                                    f"({report.integrity}); it was deleted")
+            raise VerificationError(
+                f"the backup of {describe(db)} fails integrity_check "
+                f"({report.integrity}); it was deleted"
+            )
         os.replace(partial, path)
     except BaseException:
         if os.path.exists(partial):
@@ -199,8 +211,7 @@ def is_sqlite_file(path: str) -> bool:
         return False
 
 
-def restore(source: str, url: str | None = None,
-            progress: Progress | None = None) -> CopyReport:
+def restore(source: str, url: str | None = None, progress: Progress | None = None) -> CopyReport:
     """Put the backup file or archive folder ``source`` into the empty (or new) database
     at ``url`` (default ``$DATABASE_URL``), verified before anything is kept.
 
@@ -220,8 +231,10 @@ def restore(source: str, url: str | None = None,
     try:
         problems = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
         if problems != ["ok"]:
-            raise BackupError(f"{source} is damaged (integrity_check: "
-                                    f"{'; '.join(problems[:3])}); nothing was written")
+            raise BackupError(
+                f"{source} is damaged (integrity_check: "
+                f"{'; '.join(problems[:3])}); nothing was written"
+            )
         return copy_database(db, url, progress)
     except (sqlite3.DatabaseError, peewee.DatabaseError) as e:
         raise BackupError(f"{source} is damaged: {e}; nothing was written") from e
@@ -237,6 +250,8 @@ def _check_sidecar(path: str) -> None:
         expected = f.read().split()[:1]
     actual = _sha256(path)
     if expected != [actual]:
-        raise BackupError(f"{path}: its sha256 is {actual}, {sidecar} says "
-                                f"{expected[0] if expected else 'nothing'}: the file changed "
-                                "or is damaged; nothing was written")
+        raise BackupError(
+            f"{path}: its sha256 is {actual}, {sidecar} says "
+            f"{expected[0] if expected else 'nothing'}: the file changed "
+            "or is damaged; nothing was written"
+        )

@@ -38,7 +38,7 @@ QUARTER, DAY = 900, 86_400
 _FLAT = (None, decimal_text(Decimal(0)), decimal_text(Decimal(0)))
 #: ``symbol`` of the rows that add up every symbol of a strategy.
 ALL_SYMBOLS = ""
-_FRAC = 10 ** SCALE
+_FRAC = 10**SCALE
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SECOND = dt.timedelta(seconds=1)
 
@@ -46,7 +46,7 @@ _SECOND = dt.timedelta(seconds=1)
 AMOUNTS = ("gross_pnl", "commission", "fees", "volume")
 #: The integer parts of an amount: 10**18s, 10**9s, units and ten-billionths.
 PARTS = ("e18", "e9", "e0", "frac")
-_BILLION = 10 ** 9
+_BILLION = 10**9
 COUNTS = ("trades", "closing_trades", "wins", "losses")
 KEY = ("span", "symbol", "strategy_key", "bucket_start")
 #: Every figure column of ``pnl_bucket``, in the order :class:`Tally` holds them.
@@ -89,18 +89,33 @@ def keys_of(at: dt.datetime, strategy_id: int | None, symbol: str) -> tuple[tupl
     """The three bucket keys (``KEY`` order) a trade at ``at`` adds to."""
     strategy_key = strategy_id or 0
     quarter = bucket_of(at, QUARTER)
-    return ((QUARTER, symbol, strategy_key, quarter),
-            (QUARTER, ALL_SYMBOLS, strategy_key, quarter),
-            (DAY, symbol, strategy_key, bucket_of(at, DAY)))
+    return (
+        (QUARTER, symbol, strategy_key, quarter),
+        (QUARTER, ALL_SYMBOLS, strategy_key, quarter),
+        (DAY, symbol, strategy_key, bucket_of(at, DAY)),
+    )
 
 
-def figures_of(quantity: Decimal, price: Decimal, commission: Decimal, fees: Decimal,
-               realized_pnl: Decimal | None) -> tuple[int, ...]:
+def figures_of(
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    fees: Decimal,
+    realized_pnl: Decimal | None,
+) -> tuple[int, ...]:
     """One trade's figures, in ``FIGURE_COLUMNS`` order."""
     closing = realized_pnl is not None
     pnl = realized_pnl or Decimal(0)
-    return (1, int(closing), int(closing and pnl > 0), int(closing and pnl < 0), *split(pnl),
-            *split(commission), *split(fees), *split(ledger.cost_basis(quantity, price)))
+    return (
+        1,
+        int(closing),
+        int(closing and pnl > 0),
+        int(closing and pnl < 0),
+        *split(pnl),
+        *split(commission),
+        *split(fees),
+        *split(ledger.cost_basis(quantity, price)),
+    )
 
 
 class Tally:
@@ -109,9 +124,17 @@ class Tally:
     def __init__(self) -> None:
         self.rows: dict[tuple, list[int]] = {}
 
-    def add(self, at: dt.datetime, strategy_id: int | None, symbol: str,
-            quantity: Decimal, price: Decimal, commission: Decimal, fees: Decimal,
-            realized_pnl: Decimal | None) -> None:
+    def add(
+        self,
+        at: dt.datetime,
+        strategy_id: int | None,
+        symbol: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        realized_pnl: Decimal | None,
+    ) -> None:
         """Count one trade in each of its buckets."""
         figures = figures_of(quantity, price, commission, fees, realized_pnl)
         for key in keys_of(at, strategy_id, symbol):
@@ -131,17 +154,21 @@ class Tally:
 def _upsert_bucket_sql(rows: int, mark: str) -> str:
     columns = KEY + FIGURE_COLUMNS
     one = "(" + ", ".join([mark] * len(columns)) + ")"
-    return (f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
-            + ", ".join([one] * rows)
-            + f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
-            + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS))
+    return (
+        f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
+        + ", ".join([one] * rows)
+        + f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+        + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS)
+    )
 
 
 def _upsert_day_sql(mark: str) -> str:
     columns = ("symbol", "day", "side", "quantity", "avg_entry_price", "last_price")
-    return (f"INSERT INTO position_day ({', '.join(columns)}) VALUES "
-            f"({', '.join([mark] * len(columns))}) ON CONFLICT (symbol, day) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in columns[2:]))
+    return (
+        f"INSERT INTO position_day ({', '.join(columns)}) VALUES "
+        f"({', '.join([mark] * len(columns))}) ON CONFLICT (symbol, day) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+    )
 
 
 def forget_strategy(db: Database, strategy_id: int) -> None:
@@ -156,7 +183,8 @@ def forget_strategy(db: Database, strategy_id: int) -> None:
         f"FROM pnl_bucket WHERE strategy_key = {mark} "
         f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
         + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS),
-        (strategy_id,))
+        (strategy_id,),
+    )
     db.execute_sql(f"DELETE FROM pnl_bucket WHERE strategy_key = {mark}", (strategy_id,))
 
 
@@ -170,36 +198,66 @@ class KeptFigures:
         self.bucket_sql = _upsert_bucket_sql(1, self.mark)
         self.day_sql = _upsert_day_sql(self.mark)
 
-    def add(self, fill: Any, strategy_id: int | None, outcome: ledger.FillOutcome,
-            execute: Callable[[str, Sequence], Any] | None = None) -> None:
+    def add(
+        self,
+        fill: Any,
+        strategy_id: int | None,
+        outcome: ledger.FillOutcome,
+        execute: Callable[[str, Sequence], Any] | None = None,
+    ) -> None:
         """One fill (a checked fill of :mod:`stocksbot_store.fills`) and its outcome;
         ``execute(sql, params)`` runs a statement (default: the database's
         ``execute_sql``)."""
         execute = execute or self.db.execute_sql
         # What KeptReplay does for many fills, without its dicts: this runs per fill.
-        figures = figures_of(fill.quantity, fill.price, fill.commission, fill.fees,
-                             outcome.realized_pnl)
+        figures = figures_of(
+            fill.quantity, fill.price, fill.commission, fill.fees, outcome.realized_pnl
+        )
         quarter, every, day = keys_of(fill.executed_at, strategy_id, fill.symbol)
-        execute(self.single_bucket_sql,  # in key order, as sorted_rows gives
-                [*every, *figures, *quarter, *figures, *day, *figures])
+        execute(
+            self.single_bucket_sql,  # in key order, as sorted_rows gives
+            [*every, *figures, *quarter, *figures, *day, *figures],
+        )
         position = outcome.open_position
-        execute(self.day_sql, (
-            fill.symbol, datetime_text(_EPOCH + day[3] * _SECOND),
-            *(_FLAT if position is None else (position.side, decimal_text(position.quantity),
-                                               decimal_text(position.avg_entry_price))),
-            decimal_text(fill.price)))
+        execute(
+            self.day_sql,
+            (
+                fill.symbol,
+                datetime_text(_EPOCH + day[3] * _SECOND),
+                *(
+                    _FLAT
+                    if position is None
+                    else (
+                        position.side,
+                        decimal_text(position.quantity),
+                        decimal_text(position.avg_entry_price),
+                    )
+                ),
+                decimal_text(fill.price),
+            ),
+        )
 
-    def add_many(self, cursor: Any,
-                 applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]]) -> None:
+    def add_many(
+        self, cursor: Any, applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]]
+    ) -> None:
         """Fills in the order they were applied, each with its strategy and outcome."""
         replay = KeptReplay()
         for fill, strategy_id, outcome in applied:
-            replay.add(fill.executed_at, strategy_id, fill.symbol, fill.quantity, fill.price,
-                       fill.commission, fill.fees, outcome.realized_pnl,
-                       outcome.open_position)
+            replay.add(
+                fill.executed_at,
+                strategy_id,
+                fill.symbol,
+                fill.quantity,
+                fill.price,
+                fill.commission,
+                fill.fees,
+                outcome.realized_pnl,
+                outcome.open_position,
+            )
         if replay.days:
             cursor.executemany(self.bucket_sql, replay.tally.sorted_rows())
             cursor.executemany(self.day_sql, replay.day_rows())
+
 
 class KeptReplay:
     """The kept figures recomputed from trades replayed in id order: what the ledger
@@ -212,12 +270,20 @@ class KeptReplay:
         #: ``(symbol, day) -> (side, quantity, avg_entry_price, last_price)``.
         self.days: dict[tuple[str, dt.datetime], tuple] = {}
 
-    def add(self, at: dt.datetime, strategy_id: int | None, symbol: str, quantity: Decimal,
-            price: Decimal, commission: Decimal, fees: Decimal,
-            realized_pnl: Decimal | None, position: ledger.PositionState | None) -> None:
+    def add(
+        self,
+        at: dt.datetime,
+        strategy_id: int | None,
+        symbol: str,
+        quantity: Decimal,
+        price: Decimal,
+        commission: Decimal,
+        fees: Decimal,
+        realized_pnl: Decimal | None,
+        position: ledger.PositionState | None,
+    ) -> None:
         """One trade and the symbol's open position after it."""
-        self.tally.add(at, strategy_id, symbol, quantity, price, commission, fees,
-                       realized_pnl)
+        self.tally.add(at, strategy_id, symbol, quantity, price, commission, fees, realized_pnl)
         state: tuple[str | None, Decimal, Decimal, Decimal]
         if position is None:
             state = (None, Decimal(0), Decimal(0), price)
@@ -230,15 +296,26 @@ class KeptReplay:
         mark = "%s" if db.param == "%s" else "?"
         columns = KEY + FIGURE_COLUMNS
         cursor = db.cursor()
-        cursor.executemany(f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
-                           f"({', '.join([mark] * len(columns))})", self.tally.sorted_rows())
+        cursor.executemany(
+            f"INSERT INTO pnl_bucket ({', '.join(columns)}) VALUES "
+            f"({', '.join([mark] * len(columns))})",
+            self.tally.sorted_rows(),
+        )
         cursor.executemany(_upsert_day_sql(mark), self.day_rows())
 
     def day_rows(self) -> list[tuple]:
         """Parameters of the ``position_day`` upsert, by symbol and day."""
-        return [(symbol, datetime_text(day), side, decimal_text(quantity), decimal_text(avg),
-                 decimal_text(price))
-                for (symbol, day), (side, quantity, avg, price) in sorted(self.days.items())]
+        return [
+            (
+                symbol,
+                datetime_text(day),
+                side,
+                decimal_text(quantity),
+                decimal_text(avg),
+                decimal_text(price),
+            )
+            for (symbol, day), (side, quantity, avg, price) in sorted(self.days.items())
+        ]
 
 
 @in_money_context
@@ -255,19 +332,30 @@ def rebuild(db: Database, batch: int = 5_000) -> None:
         rows = db.execute_sql(
             "SELECT id, strategy_id, symbol, side, quantity, price, commission, fees, "
             f"realized_pnl, executed_at FROM trade WHERE id > {mark} ORDER BY id "
-            f"LIMIT {int(batch)}", (last,)).fetchall()
+            f"LIMIT {int(batch)}",
+            (last,),
+        ).fetchall()
         if not rows:
             break
-        for (_, strategy_id, symbol, side, quantity, price, commission, fees, realized,
-             at) in rows:
+        for _, strategy_id, symbol, side, quantity, price, commission, fees, realized, at in rows:
             quantity, price = Decimal(str(quantity)), Decimal(str(price))
             commission, fees = Decimal(str(commission)), Decimal(str(fees))
             realized = None if realized is None else Decimal(str(realized))
             at = to_utc(at)
-            outcome = ledger.apply_fill(positions.get(symbol), symbol, side, quantity, price,
-                                        commission, fees, at)
+            outcome = ledger.apply_fill(
+                positions.get(symbol), symbol, side, quantity, price, commission, fees, at
+            )
             positions[symbol] = outcome.open_position
-            replay.add(at, strategy_id, symbol, quantity, price, commission, fees, realized,
-                       outcome.open_position)
+            replay.add(
+                at,
+                strategy_id,
+                symbol,
+                quantity,
+                price,
+                commission,
+                fees,
+                realized,
+                outcome.open_position,
+            )
         last = rows[-1][0]
     replay.write(db)

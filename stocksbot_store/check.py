@@ -82,8 +82,15 @@ MAX_KEPT = 10_000
 #: ``progress(phase, done, total)``: ``done`` of ``total`` (ids) read in ``phase``.
 ProgressCallback = Callable[[str, int, int], None]
 
-_POSITION_FIGURES = ("side", "quantity", "avg_entry_price", "cost_basis", "realized_pnl",
-                     "commission", "fees")
+_POSITION_FIGURES = (
+    "side",
+    "quantity",
+    "avg_entry_price",
+    "cost_basis",
+    "realized_pnl",
+    "commission",
+    "fees",
+)
 
 
 @dataclass(frozen=True)
@@ -134,11 +141,16 @@ class LedgerReport:
 
     def summary(self) -> str:
         """One line: what was checked and the verdict."""
-        checked = (f"{self.trades:,} trades, {self.orders:,} orders, "
-                   f"{self.positions:,} positions, {self.strategies:,} strategies")
+        checked = (
+            f"{self.trades:,} trades, {self.orders:,} orders, "
+            f"{self.positions:,} positions, {self.strategies:,} strategies"
+        )
         if self.deleted:
-            checked += " (soft-deleted among them: " + ", ".join(
-                f"{table} {n:,}" for table, n in sorted(self.deleted.items())) + ")"
+            checked += (
+                " (soft-deleted among them: "
+                + ", ".join(f"{table} {n:,}" for table, n in sorted(self.deleted.items()))
+                + ")"
+            )
         if self.ok:
             return f"ledger OK: {self.database}: {checked} checked"
         return f"ledger has {self.count:,} violation(s): {self.database}: {checked} checked"
@@ -185,7 +197,8 @@ def _require_tables(db: Database) -> None:
     if missing:
         raise SchemaError(
             f"{describe(db)} has no {', '.join(missing)} table(s): it is not a stocksbot "
-            "store, or it was never set up; run `stocksbot-migrate upgrade` on it")
+            "store, or it was never set up; run `stocksbot-migrate upgrade` on it"
+        )
 
 
 def _dec(value: object) -> Decimal | None:
@@ -201,8 +214,9 @@ class _SymbolReplay:
 class _Checker:
     """One run of the check; keeps only per-symbol and per-strategy state."""
 
-    def __init__(self, db: Database, report: LedgerReport,
-                 progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, db: Database, report: LedgerReport, progress: ProgressCallback | None
+    ) -> None:
         self.db = db
         self.report = report
         self.progress = progress
@@ -233,24 +247,38 @@ class _Checker:
                     continue
                 for name, value in have.items():
                     if value != want[name]:
-                        self.report.add("report", subject, f"{name} of bucket {key} is "
-                                                           f"{value}; its trades give {want[name]}")
+                        self.report.add(
+                            "report",
+                            subject,
+                            f"{name} of bucket {key} is {value}; its trades give {want[name]}",
+                        )
         for key in sorted(expected):
             self.report.add("report", f"pnl_bucket {key}", "missing; its trades make one")
-        days = {(symbol, day): (side, _dec(quantity), _dec(avg), _dec(last))
-                for symbol, day, side, quantity, avg, last in self.rows(PositionDay.select(
-                    *_fields(PositionDay, ("symbol", "day", "side", "quantity",
-                                           "avg_entry_price", "last_price"))))}
+        days = {
+            (symbol, day): (side, _dec(quantity), _dec(avg), _dec(last))
+            for symbol, day, side, quantity, avg, last in self.rows(
+                PositionDay.select(
+                    *_fields(
+                        PositionDay,
+                        ("symbol", "day", "side", "quantity", "avg_entry_price", "last_price"),
+                    )
+                )
+            )
+        }
         stored = {(symbol, to_utc(day)): value for (symbol, day), value in days.items()}
         for (symbol, day), (side, quantity, avg, last) in sorted(self.kept.days.items()):
             want = (side, tidy(quantity), tidy(avg), tidy(last))
             have = stored.pop((symbol, day), None)
             if have != want:
-                self.report.add("report", f"position_day {symbol} {day.date()}",
-                                f"holds {have}; its trades give {want}")
+                self.report.add(
+                    "report",
+                    f"position_day {symbol} {day.date()}",
+                    f"holds {have}; its trades give {want}",
+                )
         for symbol, day in sorted(stored):
-            self.report.add("report", f"position_day {symbol} {day.date()}",
-                            "has no trades that day")
+            self.report.add(
+                "report", f"position_day {symbol} {day.date()}", "has no trades that day"
+            )
 
     def rows(self, query: Query | str) -> list[tuple]:
         """The rows of ``query`` as the driver gives them (stored text, not converted
@@ -259,16 +287,18 @@ class _Checker:
             return self.db.execute_sql(query).fetchall()
         return self.db.execute(query).fetchall()
 
-    def batches(self, phase: str, model: type[Model], names: tuple[str, ...]
-                ) -> Iterator[list[tuple]]:
+    def batches(
+        self, phase: str, model: type[Model], names: tuple[str, ...]
+    ) -> Iterator[list[tuple]]:
         """The fields ``names`` of ``model``'s rows by id in batches (keyset paging);
         the first name is ``id``."""
         key = model._meta.primary_key
         total = self.rows(model.select(fn.MAX(key)))[0][0] or 0
         last = 0
         while True:
-            rows = self.rows(model.select(*_fields(model, names)).where(key > last)
-                             .order_by(key).limit(BATCH))
+            rows = self.rows(
+                model.select(*_fields(model, names)).where(key > last).order_by(key).limit(BATCH)
+            )
             if not rows:
                 return
             last = rows[-1][0]
@@ -283,8 +313,11 @@ class _Checker:
             if line != "ok":
                 self.report.add("sqlite", "integrity_check", line)
         for table, rowid, parent, _ in self.rows("PRAGMA foreign_key_check"):
-            self.report.add("sqlite", f"{table} row {rowid}",
-                            f"foreign_key_check: refers to a missing {parent} row")
+            self.report.add(
+                "sqlite",
+                f"{table} row {rowid}",
+                f"foreign_key_check: refers to a missing {parent} row",
+            )
 
     def check_foreign_keys(self) -> None:
         for link in (Trade.order, Trade.strategy, Order.strategy):
@@ -294,144 +327,250 @@ class _Checker:
                 child.select(child.id, column)
                 .join(parent, JOIN.LEFT_OUTER, on=(parent.id == column))
                 .where(column.is_null(False) & parent.id.is_null())
-                .order_by(child.id).limit(MAX_KEPT))
+                .order_by(child.id)
+                .limit(MAX_KEPT)
+            )
             table, column = link.model._meta.table_name, link.column_name
             parent = link.rel_model._meta.table_name
             for row_id, ref in found:
-                self.report.add("foreign_key", f"{table} {row_id}",
-                                f"{column} = {ref}, but {parent} {ref} does not exist")
+                self.report.add(
+                    "foreign_key",
+                    f"{table} {row_id}",
+                    f"{column} = {ref}, but {parent} {ref} does not exist",
+                )
 
     def replay_trades(self) -> None:
-        columns = ("id", "order", "strategy", "symbol", "side", "type", "quantity", "price",
-                   "commission", "fees", "realized_pnl", "executed_at")
+        columns = (
+            "id",
+            "order",
+            "strategy",
+            "symbol",
+            "side",
+            "type",
+            "quantity",
+            "price",
+            "commission",
+            "fees",
+            "realized_pnl",
+            "executed_at",
+        )
         for rows in self.batches("trades", Trade, columns):
             for row in rows:
                 self.replay_trade(row)
             self.report.trades += len(rows)
 
     def replay_trade(self, row: tuple) -> None:
-        (trade_id, order_id, strategy_id, symbol, side, trade_type, quantity, price,
-         commission, fees, realized, executed_at) = row
+        (
+            trade_id,
+            order_id,
+            strategy_id,
+            symbol,
+            side,
+            trade_type,
+            quantity,
+            price,
+            commission,
+            fees,
+            realized,
+            executed_at,
+        ) = row
         quantity, price = _dec(quantity), _dec(price)
         commission, fees, realized = _dec(commission), _dec(fees), _dec(realized)
         executed_at = to_utc(executed_at)
         subject = f"trade {trade_id}"
         if quantity <= 0 or price <= 0:
-            self.report.add("trade", subject, f"quantity {quantity} and price {price} must "
-                                              "be positive")
+            self.report.add(
+                "trade", subject, f"quantity {quantity} and price {price} must be positive"
+            )
         if commission < 0 or fees < 0:
-            self.report.add("trade", subject, f"commission {commission} and fees {fees} "
-                                              "must not be negative")
+            self.report.add(
+                "trade", subject, f"commission {commission} and fees {fees} must not be negative"
+            )
         replay = self.symbols.setdefault(symbol, _SymbolReplay())
-        outcome = ledger.apply_fill(replay.position, symbol, side, quantity, price,
-                                    commission, fees, executed_at)
+        outcome = ledger.apply_fill(
+            replay.position, symbol, side, quantity, price, commission, fees, executed_at
+        )
         replay.position = outcome.open_position
         replay.opened += outcome.opened is not None
         expected_type = outcome.trade_type if order_id is not None else ledger.ADJUSTMENT
         if trade_type != expected_type:
-            self.report.add("trade", subject, f"type is {trade_type}; the replay of "
-                                              f"{symbol} makes it {expected_type}")
+            self.report.add(
+                "trade",
+                subject,
+                f"type is {trade_type}; the replay of {symbol} makes it {expected_type}",
+            )
         if realized != outcome.realized_pnl:
-            self.report.add("trade", subject, f"realized_pnl is {realized}; the replay of "
-                                              f"{symbol} gives {_dec(outcome.realized_pnl)}")
+            self.report.add(
+                "trade",
+                subject,
+                f"realized_pnl is {realized}; the replay of "
+                f"{symbol} gives {_dec(outcome.realized_pnl)}",
+            )
         if strategy_id is not None:
             figures = self.strategies.setdefault(strategy_id, ledger.StrategyFigures())
             figures.add_trade(outcome.realized_pnl, commission, fees, executed_at)
-        self.kept.add(executed_at, strategy_id, symbol, quantity, price, commission, fees,
-                      outcome.realized_pnl, outcome.open_position)
+        self.kept.add(
+            executed_at,
+            strategy_id,
+            symbol,
+            quantity,
+            price,
+            commission,
+            fees,
+            outcome.realized_pnl,
+            outcome.open_position,
+        )
 
     def check_orders(self) -> None:
         for orders in self.batches("orders", Order, ORDER_COLUMNS):
             trades: dict[int, list[tuple]] = {}
             for row in self.rows(
-                    Trade.select(*_fields(Trade, ("order", "id", "symbol", "side", "strategy",
-                                                  "quantity", "price")))
-                    .where(Trade.order.between(orders[0][0], orders[-1][0]))
-                    .order_by(Trade.order, Trade.id)):
+                Trade.select(
+                    *_fields(
+                        Trade, ("order", "id", "symbol", "side", "strategy", "quantity", "price")
+                    )
+                )
+                .where(Trade.order.between(orders[0][0], orders[-1][0]))
+                .order_by(Trade.order, Trade.id)
+            ):
                 trades.setdefault(row[0], []).append(row[1:])
             for order in orders:
                 self.check_order(order, trades.get(order[0], []))
             self.report.orders += len(orders)
 
     def check_order(self, order: tuple, trades: list[tuple]) -> None:
-        (order_id, symbol, side, status, quantity, stored_filled, stored_avg, strategy_id,
-         deleted_at) = order
+        (
+            order_id,
+            symbol,
+            side,
+            status,
+            quantity,
+            stored_filled,
+            stored_avg,
+            strategy_id,
+            deleted_at,
+        ) = order
         subject = f"order {order_id}"
         if deleted_at is not None:
             self.count_deleted("order")
             if trades:
-                self.report.add("order", subject, f"is soft-deleted but has {len(trades)} "
-                                "trade(s); an order with fills is never deleted: restore it "
-                                "(restore_order)")
+                self.report.add(
+                    "order",
+                    subject,
+                    f"is soft-deleted but has {len(trades)} "
+                    "trade(s); an order with fills is never deleted: restore it "
+                    "(restore_order)",
+                )
         filled, avg = ZERO, None
         for trade_id, t_symbol, t_side, t_strategy, t_quantity, t_price in trades:
             if (t_symbol, t_side, t_strategy) != (symbol, side, strategy_id):
-                self.report.add("order", subject, f"trade {trade_id} is {t_side} {t_symbol} "
-                                f"(strategy {t_strategy}); the order is {side} {symbol} "
-                                f"(strategy {strategy_id})")
+                self.report.add(
+                    "order",
+                    subject,
+                    f"trade {trade_id} is {t_side} {t_symbol} "
+                    f"(strategy {t_strategy}); the order is {side} {symbol} "
+                    f"(strategy {strategy_id})",
+                )
             filled, avg = ledger.order_after_fill(filled, avg, _dec(t_quantity), _dec(t_price))
         filled, avg = tidy(filled), None if avg is None else tidy(avg)
-        quantity, stored_filled, stored_avg = (_dec(quantity), _dec(stored_filled),
-                                               _dec(stored_avg))
+        quantity, stored_filled, stored_avg = (
+            _dec(quantity),
+            _dec(stored_filled),
+            _dec(stored_avg),
+        )
         if stored_filled != filled:
-            self.report.add("order", subject, f"filled_quantity is {stored_filled}; its "
-                                              f"{len(trades)} trade(s) sum to {filled}")
+            self.report.add(
+                "order",
+                subject,
+                f"filled_quantity is {stored_filled}; its {len(trades)} trade(s) sum to {filled}",
+            )
         if stored_avg != avg:
-            self.report.add("order", subject, f"avg_fill_price is {stored_avg}; its trades "
-                                              f"average {avg}")
+            self.report.add(
+                "order", subject, f"avg_fill_price is {stored_avg}; its trades average {avg}"
+            )
         if filled > quantity:
             self.report.add("order", subject, f"its trades fill {filled} of {quantity}")
         allowed = ledger.statuses_for(filled, quantity)
         if status not in allowed:
-            self.report.add("order", subject, f"status is {status} with {filled} of "
-                                              f"{quantity} filled; expected "
-                                              f"{' or '.join(sorted(allowed))}")
+            self.report.add(
+                "order",
+                subject,
+                f"status is {status} with {filled} of "
+                f"{quantity} filled; expected "
+                f"{' or '.join(sorted(allowed))}",
+            )
 
     def count_deleted(self, table: str, n: int = 1) -> None:
         if n:
             self.report.deleted[table] = self.report.deleted.get(table, 0) + n
 
     def check_positions(self) -> None:
-        counts = dict(self.rows(Position.select(Position.symbol, fn.COUNT(Position.id))
-                                .group_by(Position.symbol)))
+        counts = dict(
+            self.rows(
+                Position.select(Position.symbol, fn.COUNT(Position.id)).group_by(Position.symbol)
+            )
+        )
         for row_id, symbol in self.rows(
-                Position.select(Position.id, Position.symbol)
-                .where(Position.deleted_at.is_null(False) & (Position.is_open == True))  # noqa: E712
-                .order_by(Position.id)):
-            self.report.add("position", f"position {symbol}", f"position {row_id} is open "
-                            "but soft-deleted; an open position is never deleted: restore it "
-                            "(restore_position)")
-        self.count_deleted("position", self.rows(
-            Position.select(fn.COUNT(Position.id))
-            .where(Position.deleted_at.is_null(False)))[0][0])
+            Position.select(Position.id, Position.symbol)
+            .where(Position.deleted_at.is_null(False) & (Position.is_open == True))  # noqa: E712
+            .order_by(Position.id)
+        ):
+            self.report.add(
+                "position",
+                f"position {symbol}",
+                f"position {row_id} is open "
+                "but soft-deleted; an open position is never deleted: restore it "
+                "(restore_position)",
+            )
+        self.count_deleted(
+            "position",
+            self.rows(
+                Position.select(fn.COUNT(Position.id)).where(Position.deleted_at.is_null(False))
+            )[0][0],
+        )
         self.report.positions = sum(counts.values())
         for symbol in sorted(set(counts) | set(self.symbols)):
             replay = self.symbols.get(symbol, _SymbolReplay())
             if counts.get(symbol, 0) != replay.opened:
-                self.report.add("position", f"position {symbol}",
-                                f"{counts.get(symbol, 0)} position row(s) stored; its trades "
-                                f"open {replay.opened}")
+                self.report.add(
+                    "position",
+                    f"position {symbol}",
+                    f"{counts.get(symbol, 0)} position row(s) stored; its trades "
+                    f"open {replay.opened}",
+                )
         stored: dict[str, list[tuple]] = {}
-        for row in self.rows(Position.select(*_fields(Position, ("symbol", "id",
-                                                                 *_POSITION_FIGURES)))
-                             .where(Position.is_open == True)  # noqa: E712
-                             .order_by(Position.symbol, Position.id)):
+        for row in self.rows(
+            Position.select(*_fields(Position, ("symbol", "id", *_POSITION_FIGURES)))
+            .where(Position.is_open == True)  # noqa: E712
+            .order_by(Position.symbol, Position.id)
+        ):
             stored.setdefault(row[0], []).append(row[1:])
         for symbol in sorted(set(stored) | set(self.symbols)):
             rows = stored.get(symbol, [])
             expected = self.symbols.get(symbol, _SymbolReplay()).position
             subject = f"position {symbol}"
             if len(rows) > 1:
-                self.report.add("position", subject, f"{len(rows)} open positions (ids "
-                                f"{', '.join(str(r[0]) for r in rows)}); at most one may be")
+                self.report.add(
+                    "position",
+                    subject,
+                    f"{len(rows)} open positions (ids "
+                    f"{', '.join(str(r[0]) for r in rows)}); at most one may be",
+                )
             if not rows:
                 if expected is not None:
-                    self.report.add("position", subject, "none is open, but its trades leave "
-                                    f"{expected.side} {expected.quantity} open")
+                    self.report.add(
+                        "position",
+                        subject,
+                        "none is open, but its trades leave "
+                        f"{expected.side} {expected.quantity} open",
+                    )
                 continue
             if expected is None:
-                self.report.add("position", subject, f"position {rows[0][0]} is open, but its "
-                                "trades leave nothing open")
+                self.report.add(
+                    "position",
+                    subject,
+                    f"position {rows[0][0]} is open, but its trades leave nothing open",
+                )
                 continue
             self.compare_position(subject, rows[0], expected)
 
@@ -442,13 +581,18 @@ class _Checker:
             want = tidy(want) if isinstance(want, Decimal) else want
             have = stored[name] if name == "side" else _dec(stored[name])
             if have != want:
-                self.report.add("position", subject, f"{name} of position {row[0]} is {have}; "
-                                f"the replay of its trades gives {want}")
+                self.report.add(
+                    "position",
+                    subject,
+                    f"{name} of position {row[0]} is {have}; the replay of its trades gives {want}",
+                )
 
     def check_strategies(self) -> None:
-        rows = self.rows(Strategy.select(*_fields(Strategy, ("id", "name", *STRATEGY_FIGURES,
-                                                             "win_rate", "deleted_at")))
-                         .order_by(Strategy.id))
+        rows = self.rows(
+            Strategy.select(
+                *_fields(Strategy, ("id", "name", *STRATEGY_FIGURES, "win_rate", "deleted_at"))
+            ).order_by(Strategy.id)
+        )
         self.report.strategies = len(rows)
         for *row, deleted_at in rows:
             strategy_id, name = row[0], row[1]
@@ -464,8 +608,11 @@ class _Checker:
                     have = _dec(have)
                     want = tidy(quantize(want))
                 if have != want:
-                    self.report.add("strategy", f"strategy {strategy_id} {name!r}",
-                                    f"{key} is {have}; its trades give {want}")
+                    self.report.add(
+                        "strategy",
+                        f"strategy {strategy_id} {name!r}",
+                        f"{key} is {have}; its trades give {want}",
+                    )
 
 
 def _bucket_figures(values: list | tuple) -> dict[str, object]:
@@ -473,7 +620,7 @@ def _bucket_figures(values: list | tuple) -> dict[str, object]:
     figures: dict[str, object] = dict(zip(COUNTS, (int(v) for v in values[:4]), strict=True))
     for i, name in enumerate(AMOUNTS):
         start = len(COUNTS) + len(PARTS) * i
-        figures[name] = tidy(join(*values[start:start + len(PARTS)]))
+        figures[name] = tidy(join(*values[start : start + len(PARTS)]))
     return figures
 
 
@@ -515,22 +662,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stocksbot-check",
         description="Check that a stocksbot store's books agree with its trades: order fill "
-                    "figures and statuses, open positions (replayed by average cost), "
-                    "strategy figures, foreign keys and, on SQLite, the file's integrity. "
-                    "Read-only; safe to run while the bot trades.",
+        "figures and statuses, open positions (replayed by average cost), "
+        "strategy figures, foreign keys and, on SQLite, the file's integrity. "
+        "Read-only; safe to run while the bot trades.",
         epilog="Exit status: 0 the books are clean; 1 violations found (each is listed on "
-               "stdout); 2 the check could not run (bad URL, unreachable database, missing "
-               "tables; the reason is on stderr). There is no repair: a violation may mean "
-               "a wrong derived figure or a missing trade, and only the broker's records "
-               "can tell which.")
-    parser.add_argument("--url", metavar="URL",
-                        help="database URL, e.g. sqlite:///stocksbot.db or "
-                             "postgresql://user:password@host/db (default: $DATABASE_URL, "
-                             "else sqlite:///./stocksbot.db)")
+        "stdout); 2 the check could not run (bad URL, unreachable database, missing "
+        "tables; the reason is on stderr). There is no repair: a violation may mean "
+        "a wrong derived figure or a missing trade, and only the broker's records "
+        "can tell which.",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="database URL, e.g. sqlite:///stocksbot.db or "
+        "postgresql://user:password@host/db (default: $DATABASE_URL, "
+        "else sqlite:///./stocksbot.db)",
+    )
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress on stderr whatever the size (by default it shows "
-                            f"from {PROGRESS_MIN:,} trades)")
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr whatever the size (by default it shows "
+        f"from {PROGRESS_MIN:,} trades)",
+    )
     shown.add_argument("--no-progress", action="store_true", help="never show progress")
     return parser
 
@@ -560,8 +714,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(report.format() if not report.ok else report.summary())
     return 0 if report.ok else 1
-
-
 
 
 def run() -> None:

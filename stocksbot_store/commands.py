@@ -30,12 +30,18 @@ from .errors import StorageError, first_line
 from .fields import utcnow
 from .rows import VerificationError
 
-URL_HELP = ("database URL, e.g. sqlite:///stocksbot.db or postgresql://user:password@host/db "
-            "(default: $DATABASE_URL, else sqlite:///./stocksbot.db)")
-BACKUP_PATH_HELP = ("default: beside a SQLite file as NAME-backup-YYYYmmddTHHMMSSZ.db; for "
-                    "PostgreSQL the folder stocksbot-backup-DB-YYYYmmddTHHMMSSZ here")
-EXIT_HELP = ("Exit status: 0 done and verified; 1 the verification failed; 2 it could not run "
-             "(the reason is on stderr).")
+URL_HELP = (
+    "database URL, e.g. sqlite:///stocksbot.db or postgresql://user:password@host/db "
+    "(default: $DATABASE_URL, else sqlite:///./stocksbot.db)"
+)
+BACKUP_PATH_HELP = (
+    "default: beside a SQLite file as NAME-backup-YYYYmmddTHHMMSSZ.db; for "
+    "PostgreSQL the folder stocksbot-backup-DB-YYYYmmddTHHMMSSZ here"
+)
+EXIT_HELP = (
+    "Exit status: 0 done and verified; 1 the verification failed; 2 it could not run "
+    "(the reason is on stderr)."
+)
 
 
 class ProgressBar:
@@ -64,8 +70,11 @@ class ProgressBar:
 
 def _progress_options(parser: argparse.ArgumentParser) -> None:
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true",
-                       help="show progress on stderr even when it is not a terminal")
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal",
+    )
     shown.add_argument("--no-progress", action="store_true", help="never show progress")
 
 
@@ -115,19 +124,20 @@ def backup_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stocksbot-backup",
         description="Take a consistent backup of a stocksbot store while the bot keeps "
-                    "writing. SQLite: a copy of the file (SQLite's online backup API) beside "
-                    "the database, named with the UTC time, checked with integrity_check and "
-                    "the ledger check, its sha256 written next to it. PostgreSQL: the "
-                    "portable archive (see stocksbot-export) taken in one snapshot, checked "
-                    "the same way. Prints where it went, its size, the row counts and the "
-                    "verification.",
+        "writing. SQLite: a copy of the file (SQLite's online backup API) beside "
+        "the database, named with the UTC time, checked with integrity_check and "
+        "the ledger check, its sha256 written next to it. PostgreSQL: the "
+        "portable archive (see stocksbot-export) taken in one snapshot, checked "
+        "the same way. Prints where it went, its size, the row counts and the "
+        "verification.",
         epilog=EXIT_HELP + " Schedule it with cron or a systemd timer, e.g. "
-               "'0 * * * * stocksbot-backup --url sqlite:////srv/bot/stocksbot.db'.")
+        "'0 * * * * stocksbot-backup --url sqlite:////srv/bot/stocksbot.db'.",
+    )
     parser.add_argument("--url", metavar="URL", help=URL_HELP)
-    parser.add_argument("--to", metavar="PATH",
-                        help=f"where to write it ({BACKUP_PATH_HELP})")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="skip the integrity and ledger checks of the copy")
+    parser.add_argument("--to", metavar="PATH", help=f"where to write it ({BACKUP_PATH_HELP})")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the integrity and ledger checks of the copy"
+    )
     _progress_options(parser)
     args = parser.parse_args(argv)
     url = database_url(args.url)
@@ -137,8 +147,7 @@ def backup_main(argv: list[str] | None = None) -> int:
 
         db = _open_existing(url)
         try:
-            report = backup(db, args.to, verify=not args.no_verify,
-                            progress=_bar(args, "copying"))
+            report = backup(db, args.to, verify=not args.no_verify, progress=_bar(args, "copying"))
         finally:
             db.close()
         print(report.summary())
@@ -150,13 +159,21 @@ def backup_main(argv: list[str] | None = None) -> int:
 # -- stocksbot-restore and stocksbot-import ----------------------------------------------------
 
 
-def _load_command(prog: str, description: str, what: str, help_text: str, verb: str,
-                  load: Callable[[str, str, Any], Any], argv: list[str] | None) -> int:
+def _load_command(
+    prog: str,
+    description: str,
+    what: str,
+    help_text: str,
+    verb: str,
+    load: Callable[[str, str, Any], Any],
+    argv: list[str] | None,
+) -> int:
     """A command that loads SOURCE into the empty database at --url and reports it."""
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_HELP)
     parser.add_argument("source", metavar=what, help=help_text)
-    parser.add_argument("--url", metavar="URL", help="the database to load into; "
-                        + URL_HELP.split(", ", 1)[1])
+    parser.add_argument(
+        "--url", metavar="URL", help="the database to load into; " + URL_HELP.split(", ", 1)[1]
+    )
     _progress_options(parser)
     args = parser.parse_args(argv)
     url = database_url(args.url)
@@ -181,7 +198,12 @@ def restore_main(argv: list[str] | None = None) -> int:
         "is verified before it is kept (row counts, sha256 of every table, the ledger check); "
         "a damaged or truncated backup is refused with the position of the damage, and "
         "nothing is written.",
-        "BACKUP", "a backup file or archive folder", "restoring", restore, argv)
+        "BACKUP",
+        "a backup file or archive folder",
+        "restoring",
+        restore,
+        argv,
+    )
 
 
 def import_main(argv: list[str] | None = None) -> int:
@@ -194,7 +216,12 @@ def import_main(argv: list[str] | None = None) -> int:
         "an empty or new database. The archive is checked against its manifest first and "
         "every value as it is read; one from a newer schema is refused, one from an older "
         "schema is migrated. Verified before it is kept; on any problem nothing is written.",
-        "ARCHIVE", "the archive folder", "importing", import_archive, argv)
+        "ARCHIVE",
+        "the archive folder",
+        "importing",
+        import_archive,
+        argv,
+    )
 
 
 # -- stocksbot-export ---------------------------------------------------------------------------
@@ -213,31 +240,54 @@ def export_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stocksbot-export",
         description="Write a stocksbot store to a portable archive folder: every table, every "
-                    "column, ids kept, exact decimals as text, UTC ISO times, the schema "
-                    "revision and a manifest with each file's sha256 and row count; read in "
-                    "one snapshot while the bot keeps writing. JSON lines (full fidelity, "
-                    "what stocksbot-import reads) or CSV (one file per table with a header "
-                    "row, for spreadsheets). With --report realized it writes the realized "
-                    "P&L report for an accountant instead.",
-        epilog=EXIT_HELP)
+        "column, ids kept, exact decimals as text, UTC ISO times, the schema "
+        "revision and a manifest with each file's sha256 and row count; read in "
+        "one snapshot while the bot keeps writing. JSON lines (full fidelity, "
+        "what stocksbot-import reads) or CSV (one file per table with a header "
+        "row, for spreadsheets). With --report realized it writes the realized "
+        "P&L report for an accountant instead.",
+        epilog=EXIT_HELP,
+    )
     parser.add_argument("--url", metavar="URL", help=URL_HELP)
-    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
-                        help="file format (default: %(default)s)")
-    parser.add_argument("--tables", nargs="+", metavar="TABLE",
-                        help="only these tables (the archive is then partial: not importable)")
-    parser.add_argument("--since", type=_date, metavar="DATE",
-                        help="only rows from DATE on (UTC; trades by execution time, other "
-                             "tables by last change; the archive is then partial)")
-    parser.add_argument("--out", metavar="DIR",
-                        help="a new folder to write (default: stocksbot-export-UTCTIME here; "
-                             "for --report, the current folder)")
-    parser.add_argument("--report", choices=("realized",),
-                        help="realized: one CSV row per closing trade (symbol, quantity, "
-                             "opened, closed, proceeds, cost basis, gross and net P&L, fees) "
-                             "and a yearly summary per symbol")
-    parser.add_argument("--method", choices=("average", "fifo"), default="average",
-                        help="for --report: average cost (the store's books, default) or "
-                             "FIFO lots; every row names its method")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="file format (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="TABLE",
+        help="only these tables (the archive is then partial: not importable)",
+    )
+    parser.add_argument(
+        "--since",
+        type=_date,
+        metavar="DATE",
+        help="only rows from DATE on (UTC; trades by execution time, other "
+        "tables by last change; the archive is then partial)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="a new folder to write (default: stocksbot-export-UTCTIME here; "
+        "for --report, the current folder)",
+    )
+    parser.add_argument(
+        "--report",
+        choices=("realized",),
+        help="realized: one CSV row per closing trade (symbol, quantity, "
+        "opened, closed, proceeds, cost basis, gross and net P&L, fees) "
+        "and a yearly summary per symbol",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("average", "fifo"),
+        default="average",
+        help="for --report: average cost (the store's books, default) or "
+        "FIFO lots; every row names its method",
+    )
     _progress_options(parser)
     args = parser.parse_args(argv)
     url = database_url(args.url)
@@ -249,20 +299,21 @@ def export_main(argv: list[str] | None = None) -> int:
                 from .realized import write_realized_report
 
                 rows_path, years_path, count = write_realized_report(
-                    db, args.out or ".", args.method, _bar(args, "reading"))
+                    db, args.out or ".", args.method, _bar(args, "reading")
+                )
                 print(f"realized ({args.method}): {count:,} closing trades in {rows_path}")
                 print(f"yearly summary: {years_path}")
                 return 0
             from .archive import export_archive
 
             out = args.out or f"stocksbot-export-{utcnow().strftime('%Y%m%dT%H%M%SZ')}"
-            report = export_archive(db, out, args.format, args.tables, args.since,
-                                    _bar(args, "exporting"))
+            report = export_archive(
+                db, out, args.format, args.tables, args.since, _bar(args, "exporting")
+            )
         finally:
             db.close()
         counts = ", ".join(f"{name} {n:,}" for name, n in report.rows.items())
-        print(f"archive: {os.path.abspath(report.path)} ({args.format}, "
-              f"{report.size:,} bytes)")
+        print(f"archive: {os.path.abspath(report.path)} ({args.format}, {report.size:,} bytes)")
         print(f"rows: {counts}")
         print(f"schema revision: {report.manifest['revision']}")
         return 0
@@ -278,17 +329,20 @@ def convert_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="stocksbot-convert",
         description="Copy a stocksbot store to another database: SQLite to PostgreSQL or "
-                    "back. The target must be empty or new; every table is copied with its "
-                    "ids, PostgreSQL sequences are set past the highest id, and the copy is "
-                    "verified before it is kept: row counts and a sha256 of every table's "
-                    "rows equal on both sides, and the ledger check passes on the target. "
-                    "Any difference fails loudly, naming the table.",
+        "back. The target must be empty or new; every table is copied with its "
+        "ids, PostgreSQL sequences are set past the highest id, and the copy is "
+        "verified before it is kept: row counts and a sha256 of every table's "
+        "rows equal on both sides, and the ledger check passes on the target. "
+        "Any difference fails loudly, naming the table.",
         epilog=EXIT_HELP + " Example: stocksbot-convert --from sqlite:///stocksbot.db "
-               "--to postgresql://bot@localhost/stocksbot")
-    parser.add_argument("--from", dest="source", required=True, metavar="URL",
-                        help="the store to copy")
-    parser.add_argument("--to", dest="target", required=True, metavar="URL",
-                        help="an empty or new database")
+        "--to postgresql://bot@localhost/stocksbot",
+    )
+    parser.add_argument(
+        "--from", dest="source", required=True, metavar="URL", help="the store to copy"
+    )
+    parser.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="an empty or new database"
+    )
     _progress_options(parser)
     args = parser.parse_args(argv)
 
@@ -308,6 +362,7 @@ def convert_main(argv: list[str] | None = None) -> int:
 def _entry(main: Callable[[], int]) -> Callable[[], None]:
     def run() -> None:
         sys.exit(main())
+
     return run
 
 

@@ -96,13 +96,18 @@ class ResilientMixin:
         reason = self._scrub(first_line(error))
         driver = getattr(error, "orig", error)
         if isinstance(error, (TypeError, ValueError)) or type(driver).__name__ in (
-                "ProgrammingError", "InterfaceError"):
-            return ConfigurationError(f"cannot connect to {where}: bad connection option or "
-                                      f"URL ({reason}); fix the URL's options")
+            "ProgrammingError",
+            "InterfaceError",
+        ):
+            return ConfigurationError(
+                f"cannot connect to {where}: bad connection option or "
+                f"URL ({reason}); fix the URL's options"
+            )
         if fault_of(error) in (Fault.CONNECTION_LOST, Fault.CONFIGURATION):
             return DatabaseUnavailableError(
                 f"cannot connect to {where} ({reason}); check that the server is running and "
-                "that the URL's host, port, database name and user are right")
+                "that the URL's host, port, database name and user are right"
+            )
         return storage_error(f"opening {where}", error)
 
     def _scrub(self, text: str) -> str:
@@ -190,7 +195,8 @@ class ResilientMixin:
                 f"the connection to {self.stocksbot_url or self.database} was lost while a "
                 f"transaction committed ({first_line(e)}): it may or may not have been "
                 "stored. Check before writing it again (for a fill, look it up by its broker "
-                "id; record_trade with the same external_id is safe to repeat)") from e
+                "id; record_trade with the same external_id is safe to repeat)"
+            ) from e
 
     def rollback(self) -> Any:
         """Roll back, unless there is nothing left to roll back (see the module)."""
@@ -227,5 +233,8 @@ def _broken(conn: Any) -> bool:
 def resilient_class(database_class: type[peewee.Database]) -> type[peewee.Database]:
     """``database_class`` with :class:`ResilientMixin` in front (one class per class)."""
     reconnects = issubclass(database_class, peewee.PostgresqlDatabase)
-    return type(database_class.__name__, (ResilientMixin, database_class),
-                {"reconnects": reconnects, "__module__": __name__})
+    return type(
+        database_class.__name__,
+        (ResilientMixin, database_class),
+        {"reconnects": reconnects, "__module__": __name__},
+    )

@@ -30,11 +30,12 @@ class DatabaseSource:
         self.db = db
         self.description = describe(db)
         present = set(db.get_tables())
-        missing = sorted(m._meta.table_name for m in MODELS
-                         if m._meta.table_name not in present)
+        missing = sorted(m._meta.table_name for m in MODELS if m._meta.table_name not in present)
         if missing:
-            raise SchemaError(f"{self.description} has no {', '.join(missing)} table(s): it "
-                              "is not a stocksbot store (or was never set up); nothing to copy")
+            raise SchemaError(
+                f"{self.description} has no {', '.join(missing)} table(s): it "
+                "is not a stocksbot store (or was never set up); nothing to copy"
+            )
         self._tables = {t.name: t for t in store_tables(db) if t.name in present}
         self.history = Runner(db).applied_names()
 
@@ -48,8 +49,9 @@ class DatabaseSource:
         return canonical_batches(self.db, self._tables[table.name])
 
 
-def copy_database(source: Database, to_url: str | None, progress: Progress | None = None,
-                  check: bool = True) -> CopyReport:
+def copy_database(
+    source: Database, to_url: str | None, progress: Progress | None = None, check: bool = True
+) -> CopyReport:
     """Copy the open database ``source`` into the empty database at ``to_url`` (None:
     ``$DATABASE_URL``), verified."""
     with snapshot(source):

@@ -86,7 +86,8 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     if "migrate" in options:
         raise TypeError(
             "stocksbot_store.database.connect() only connects and takes no migrate=; "
-            "use stocksbot_store.connect() (open_store) for the schema check")
+            "use stocksbot_store.connect() (open_store) for the schema check"
+        )
     url = database_url(url)
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
@@ -97,7 +98,8 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     except ValueError:  # the parser's words may quote part of a password
         raise ConfigurationError(
             f"bad database URL {mask_url(url)}: it cannot be parsed; percent-encode any "
-            "/ ? # @ : [ ] or % in the password (e.g. %2F for /)") from None
+            "/ ? # @ : [ ] or % in the password (e.g. %2F for /)"
+        ) from None
     if scheme.startswith("sqlite"):
         db = _connect_sqlite(url, options, create=create)
     elif scheme.startswith("postgres"):
@@ -105,7 +107,8 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     else:
         raise ConfigurationError(
             f"unsupported database URL scheme {scheme!r} in {mask_url(url)}; "
-            "use sqlite:///path/to/file.db or postgresql://user@host/dbname")
+            "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+        )
     # Read by ResilientMixin's messages; peewee's Database has no such attributes.
     db.stocksbot_url = mask_url(url)  # type: ignore[attr-defined]
     db.stocksbot_secrets = url_secrets(url)  # type: ignore[attr-defined]
@@ -113,9 +116,13 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     prepare_database(db)
     apply_access(db, url, access)
     if access.replicas:
-        attach_replicas(db, access.replicas, max_lag=access.replica_max_lag,
-                        from_environment=access.replicas_from_environment,
-                        open_replica=_open_replica)
+        attach_replicas(
+            db,
+            access.replicas,
+            max_lag=access.replica_max_lag,
+            from_environment=access.replicas_from_environment,
+            open_replica=_open_replica,
+        )
     return db
 
 
@@ -168,7 +175,8 @@ def require_sqlite_file(url: str) -> None:
     raise ConfigurationError(
         f"no SQLite database at {os.path.abspath(path)!r} (no such file): check the path, "
         "or create the "
-        f"store with `python -m stocksbot_store.migrate upgrade --url {mask_url(url)}`")
+        f"store with `python -m stocksbot_store.migrate upgrade --url {mask_url(url)}`"
+    )
 
 
 def _create_private_file(path: str) -> None:
@@ -176,7 +184,8 @@ def _create_private_file(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ConfigurationError(
-            f"cannot create the SQLite database {path!r}: folder {directory!r} does not exist")
+            f"cannot create the SQLite database {path!r}: folder {directory!r} does not exist"
+        )
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
 
@@ -201,11 +210,13 @@ def _connect_postgres(url: str, options: dict[str, Any]) -> Database:
         raise ConfigurationError(
             f"bad PostgreSQL URL {mask_url(url)}: it cannot be parsed; write it as "
             "postgresql://user:password@host:port/dbname, with any / ? # @ : or % in the "
-            "password percent-encoded (e.g. %2F for /)") from None
+            "password percent-encoded (e.g. %2F for /)"
+        ) from None
     database = params.pop("database", "")
     if not database:
         raise ConfigurationError(
-            f"{mask_url(url)} names no database: use postgresql://user@host/dbname")
+            f"{mask_url(url)} names no database: use postgresql://user@host/dbname"
+        )
     params.update(options)
     return _build(scheme + "://", database, **params)
 

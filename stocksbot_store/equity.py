@@ -50,8 +50,9 @@ class EquityPoint:
 
 
 @in_money_context
-def equity_curve(db: Database, since: RangeBound | None = None,
-                 until: RangeBound | None = None) -> list[EquityPoint]:
+def equity_curve(
+    db: Database, since: RangeBound | None = None, until: RangeBound | None = None
+) -> list[EquityPoint]:
     """One :class:`EquityPoint` per UTC day in ``[since, until)`` (dates or datetimes,
     taken at their UTC day), oldest first."""
     low, high = bound(since, _UTC, "since"), bound(until, _UTC, "until")
@@ -59,19 +60,22 @@ def equity_curve(db: Database, since: RangeBound | None = None,
     days: dict[int, list[Any]] = {}
     entry: list[Any] | None
     for start, *parts in db.execute_sql(
-            f"SELECT bucket_start, {pieces} FROM pnl_bucket WHERE span = {DAY} "
-            "GROUP BY bucket_start").fetchall():
-        gross, commission, fees = (join(*parts[n:n + len(PARTS)])
-                                    for n in range(0, 3 * len(PARTS), len(PARTS)))
+        f"SELECT bucket_start, {pieces} FROM pnl_bucket WHERE span = {DAY} GROUP BY bucket_start"
+    ).fetchall():
+        gross, commission, fees = (
+            join(*parts[n : n + len(PARTS)]) for n in range(0, 3 * len(PARTS), len(PARTS))
+        )
         days[int(start) // DAY] = [gross, commission + fees, [], []]
     for symbol, day, side, quantity, avg, last in db.execute_sql(
-            "SELECT symbol, day, side, quantity, avg_entry_price, last_price "
-            "FROM position_day").fetchall():
+        "SELECT symbol, day, side, quantity, avg_entry_price, last_price FROM position_day"
+    ).fetchall():
         entry = days.setdefault(_day_number(day), [ZERO, ZERO, [], []])
-        entry[2].append((symbol, side, Decimal(str(quantity)), Decimal(str(avg)),
-                         Decimal(str(last))))
+        entry[2].append(
+            (symbol, side, Decimal(str(quantity)), Decimal(str(avg)), Decimal(str(last)))
+        )
     for symbol, day, price in db.execute_sql(
-            "SELECT symbol, day, price FROM mark_close").fetchall():
+        "SELECT symbol, day, price FROM mark_close"
+    ).fetchall():
         entry = days.setdefault(_day_number(day), [ZERO, ZERO, [], []])
         entry[3].append((symbol, Decimal(str(price))))
     if not days:
@@ -111,21 +115,30 @@ def equity_curve(db: Database, since: RangeBound | None = None,
                 held = open_positions.get(symbol)
                 if held is not None:
                     price = close.get(symbol)
-                    values[symbol] = (unrealized(*held, price if price is not None
-                                                 else last_price[symbol]), price is not None)
+                    values[symbol] = (
+                        unrealized(*held, price if price is not None else last_price[symbol]),
+                        price is not None,
+                    )
                     value += values[symbol][0]
             unmarked = tuple(sorted(s for s, (_, marked) in values.items() if not marked))
             equity = realized - fees + value
             peak = max(peak, equity)
-            shown = (tidy(realized), tidy(fees), tidy(value), tidy(equity),
-                     tidy(peak - equity), tidy(gross - day_fees))
+            shown = (
+                tidy(realized),
+                tidy(fees),
+                tidy(value),
+                tidy(equity),
+                tidy(peak - equity),
+                tidy(gross - day_fees),
+            )
         elif shown is not None and shown[5]:
             shown = (*shown[:5], ZERO)  # a day without fills or marks: nothing moved
         seconds = number * DAY
         if (low is None or seconds >= low - low % DAY) and (high is None or seconds < high):
             assert shown is not None  # set on the first day, which has figures
-            points.append(EquityPoint(dt.date(1970, 1, 1) + dt.timedelta(days=number),
-                                      *shown, unmarked))
+            points.append(
+                EquityPoint(dt.date(1970, 1, 1) + dt.timedelta(days=number), *shown, unmarked)
+            )
     return points
 
 

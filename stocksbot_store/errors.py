@@ -215,7 +215,9 @@ def _fault_of_one(error: BaseException) -> Fault | None:
             return Fault.MISSING_TABLE  # SQLite has no code of its own for these
         return None  # generic (e.g. "cannot rollback"): look at what caused it
     if type(error).__module__.startswith("psycopg") and type(error).__name__ in (
-            "OperationalError", "InterfaceError"):
+        "OperationalError",
+        "InterfaceError",
+    ):
         return Fault.CONNECTION_LOST  # no SQLSTATE: the client lost (or never had) the server
     return None
 
@@ -262,32 +264,44 @@ def storage_error(action: str, error: BaseException) -> StorageError:
     if fault in (Fault.CONSTRAINT, Fault.BAD_DATA):
         return ValidationError(action, f"rejected by the database: {reason}")
     if fault is Fault.ENCODING:
-        return ValidationError(action, "text cannot be stored: it holds a character with no "
-                                       f"UTF-8 form, such as a lone surrogate ({reason})")
+        return ValidationError(
+            action,
+            "text cannot be stored: it holds a character with no "
+            f"UTF-8 form, such as a lone surrogate ({reason})",
+        )
     if fault is Fault.MISSING_TABLE:
-        return SchemaError(f"{action}: the database does not have the store's schema "
-                           f"({reason}); create or upgrade it with `{MIGRATE_COMMAND}`")
+        return SchemaError(
+            f"{action}: the database does not have the store's schema "
+            f"({reason}); create or upgrade it with `{MIGRATE_COMMAND}`"
+        )
     if fault is Fault.RETRYABLE:
         return DatabaseUnavailableError(
-            f"{action}: the database is busy ({reason}); nothing was written; retry later")
+            f"{action}: the database is busy ({reason}); nothing was written; retry later"
+        )
     if fault is Fault.CONNECTION_LOST:
         return DatabaseUnavailableError(
-            f"{action}: the connection to the database was lost ({reason}); retry later")
+            f"{action}: the connection to the database was lost ({reason}); retry later"
+        )
     if fault is Fault.DISK_FULL:
         return DatabaseWriteError(
             f"{action}: the disk that holds the database is full ({reason}); nothing was "
-            "written; free space on that disk before writing again")
+            "written; free space on that disk before writing again"
+        )
     if fault is Fault.READ_ONLY:
         return DatabaseWriteError(
             f"{action}: the database is read-only ({reason}); nothing was written; open it "
-            "with write access (file permissions, a read-only URL or replica) to write")
+            "with write access (file permissions, a read-only URL or replica) to write"
+        )
     if fault is Fault.NOT_A_DATABASE:
         return ConfigurationError(
             f"{action}: the file is not a (healthy) SQLite database ({reason}); point the URL "
-            "at a stocksbot store")
+            "at a stocksbot store"
+        )
     if fault is Fault.CANNOT_OPEN:
-        return ConfigurationError(f"{action}: the database file cannot be opened ({reason}); "
-                                  "check its path and permissions")
+        return ConfigurationError(
+            f"{action}: the database file cannot be opened ({reason}); "
+            "check its path and permissions"
+        )
     if fault is Fault.CONFIGURATION:
         return ConfigurationError(f"{action}: {reason}; check the database URL")
     return StorageError(f"{action} failed: {reason}")
@@ -316,5 +330,3 @@ def is_unique_violation(error: BaseException) -> bool:
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (at most 300 characters), for a message."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-
-

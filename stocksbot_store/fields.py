@@ -79,13 +79,26 @@ MAX_NUMBER_TEXT = 100
 #: The decimal context every computation of the store runs in: exact for +, - and x
 #: within the limits above, half-even, and trapping only what is a bug in the store
 #: (an invalid operation, a division by zero, an overflow), never Inexact or Rounded.
-MONEY_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, Emax=999_999, Emin=-999_999,
-                        capitals=1, clamp=0, flags=[],
-                        traps=[InvalidOperation, DivisionByZero, Overflow])
+MONEY_CONTEXT = Context(
+    prec=60,
+    rounding=ROUND_HALF_EVEN,
+    Emax=999_999,
+    Emin=-999_999,
+    capitals=1,
+    clamp=0,
+    flags=[],
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
 # Reads number text exactly: more digits than any accepted text has, any exponent
 # (a huge or tiny one is refused by size afterwards, with a message that says so).
-_PARSE_CONTEXT = Context(prec=MAX_NUMBER_TEXT, rounding=ROUND_HALF_EVEN, Emax=MAX_EMAX,
-                         Emin=MIN_EMIN, flags=[], traps=[InvalidOperation, Underflow])
+_PARSE_CONTEXT = Context(
+    prec=MAX_NUMBER_TEXT,
+    rounding=ROUND_HALF_EVEN,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    flags=[],
+    traps=[InvalidOperation, Underflow],
+)
 _QUANTUM = Decimal(1).scaleb(-SCALE)
 _ONE = Decimal(1)
 _TINIEST_EXPONENT = -100
@@ -139,8 +152,7 @@ def shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_DIGITS
-               ) -> Decimal:
+def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_DIGITS) -> Decimal:
     """Turn user input into an exact, rounded :class:`Decimal`.
 
     Floats are taken by their ``repr`` (``150.1`` means ``Decimal("150.1")``), not by
@@ -152,8 +164,11 @@ def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_D
     """
     if isinstance(value, str):
         if len(value) > MAX_NUMBER_TEXT:
-            raise ValidationError(field, f"must be a number of at most {MAX_NUMBER_TEXT} "
-                                         f"characters, got {len(value)}: {shown(value)}")
+            raise ValidationError(
+                field,
+                f"must be a number of at most {MAX_NUMBER_TEXT} "
+                f"characters, got {len(value)}: {shown(value)}",
+            )
         try:
             number = _PARSE_CONTEXT.create_decimal(value.strip())
         except ArithmeticError:
@@ -180,8 +195,11 @@ def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_D
     if exponent >= limit_digits and number:
         raise ValidationError(field, _too_large(value, limit_digits))
     if exponent < _TINIEST_EXPONENT and number:
-        raise ValidationError(field, f"{shown(value)} is closer to zero than 1e-100: not an "
-                                     f"amount (amounts are kept to {SCALE} places)")
+        raise ValidationError(
+            field,
+            f"{shown(value)} is closer to zero than 1e-100: not an "
+            f"amount (amounts are kept to {SCALE} places)",
+        )
     rounded = number.quantize(_QUANTUM, context=MONEY_CONTEXT)
     if rounded.adjusted() >= limit_digits:  # 999...9.99999999999 rounded up to the limit
         raise ValidationError(field, _too_large(value, limit_digits))
@@ -189,16 +207,18 @@ def to_decimal(value: Any, field: str = "value", limit_digits: int = MAGNITUDE_D
 
 
 def _too_large(value: Any, limit_digits: int) -> str:
-    return (f"{shown(value)} is too large: amounts must be below 1e{limit_digits} in "
-            "magnitude")
+    return f"{shown(value)} is too large: amounts must be below 1e{limit_digits} in magnitude"
 
 
 def check_derived(value: Decimal, field: str, limit_digits: int = DERIVED_DIGITS) -> Decimal:
     """``value``, or :class:`ValidationError` naming ``field`` if it is at or beyond
     ``10**limit_digits`` in magnitude (:data:`MAX_DERIVED` by default)."""
     if value.adjusted() >= limit_digits and value:
-        raise ValidationError(field, f"would become {value}, beyond the store's limit of "
-                                     f"1e{limit_digits} in magnitude; nothing was written")
+        raise ValidationError(
+            field,
+            f"would become {value}, beyond the store's limit of "
+            f"1e{limit_digits} in magnitude; nothing was written",
+        )
     return value
 
 
@@ -255,8 +275,9 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValidationError(field, f"{value.isoformat()} is outside years 1-9999 in "
-                                     "UTC") from None
+        raise ValidationError(
+            field, f"{value.isoformat()} is outside years 1-9999 in UTC"
+        ) from None
     except (ArithmeticError, TypeError, ValueError) as e:  # a tzinfo that fails
         raise ValidationError(field, f"cannot be converted to UTC: {e}") from None
 

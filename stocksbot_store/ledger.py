@@ -42,7 +42,8 @@ BUY, SELL = "buy", "sell"
 OPEN, CLOSE, ADJUSTMENT = "open", "close", "adjustment"
 
 PENDING, OPEN_ORDER, PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED = (
-    s.value for s in OrderStatusEnum)
+    s.value for s in OrderStatusEnum
+)
 #: Statuses no other status may follow, and that take no fills.
 FINAL_STATUSES = frozenset({FILLED, CANCELLED, REJECTED})
 #: Statuses an order may be in when a fill comes.
@@ -50,9 +51,11 @@ TAKES_FILLS = frozenset(s.value for s in OrderStatusEnum) - FINAL_STATUSES
 #: Forward order of the live statuses (and FILLED, where they lead).
 _RANK = {PENDING: 0, OPEN_ORDER: 1, PARTIALLY_FILLED: 2, FILLED: 3}
 #: What a fill state allows: (nothing filled, part filled, all filled).
-_AGREEING = (frozenset({PENDING, OPEN_ORDER, CANCELLED, REJECTED}),
-             frozenset({PARTIALLY_FILLED, CANCELLED, REJECTED}),
-             frozenset({FILLED}))
+_AGREEING = (
+    frozenset({PENDING, OPEN_ORDER, CANCELLED, REJECTED}),
+    frozenset({PARTIALLY_FILLED, CANCELLED, REJECTED}),
+    frozenset({FILLED}),
+)
 
 
 def _value(status: object) -> str:
@@ -66,8 +69,9 @@ def check_transition(order_id: int | None, old: object, new: object) -> None:
     if old == new:
         return
     if old in FINAL_STATUSES:
-        raise InvalidTransitionError(f"order {order_id} is {old}, a final status; it "
-                                     f"cannot become {new}")
+        raise InvalidTransitionError(
+            f"order {order_id} is {old}, a final status; it cannot become {new}"
+        )
     if new in _RANK and _RANK[new] < _RANK[old]:
         raise InvalidTransitionError(f"order {order_id} cannot go back from {old} to {new}")
 
@@ -84,15 +88,18 @@ def status_after_fill(filled: Decimal, quantity: Decimal) -> str:
     return FILLED if filled == quantity else PARTIALLY_FILLED
 
 
-def check_status_agrees(order_id: int | None, status: object, filled: Decimal,
-                        quantity: Decimal) -> None:
+def check_status_agrees(
+    order_id: int | None, status: object, filled: Decimal, quantity: Decimal
+) -> None:
     """Raise :class:`ValidationError` unless ``status`` agrees with the order's fill
     state (what a caller setting a status by hand may not contradict)."""
     status = _value(status)
     if status in (PARTIALLY_FILLED, FILLED) and status not in statuses_for(filled, quantity):
         if status == FILLED:
-            raise ValidationError("status", f"order {order_id} has {filled} of {quantity} "
-                                            "filled; record_trade fills it")
+            raise ValidationError(
+                "status",
+                f"order {order_id} has {filled} of {quantity} filled; record_trade fills it",
+            )
         what = "no fills yet" if not filled else "all of its quantity filled"
         raise ValidationError("status", f"order {order_id} has {what}")
 
@@ -100,8 +107,19 @@ def check_status_agrees(order_id: int | None, status: object, filled: Decimal,
 class OrderState:
     """The fill figures of one order while fills are applied to it."""
 
-    __slots__ = ("id", "symbol", "side", "status", "quantity", "filled", "avg",
-                 "strategy_id", "filled_at", "updated_at", "deleted")
+    __slots__ = (
+        "id",
+        "symbol",
+        "side",
+        "status",
+        "quantity",
+        "filled",
+        "avg",
+        "strategy_id",
+        "filled_at",
+        "updated_at",
+        "deleted",
+    )
     id: int
     symbol: str
     side: str
@@ -114,9 +132,18 @@ class OrderState:
     updated_at: str | None
     deleted: bool  # soft-deleted: takes no fills
 
-    def __init__(self, id: int, symbol: str, side: str, status: str, quantity: Decimal,
-                 filled: Decimal, avg: Decimal | None, strategy_id: int | None,
-                 deleted: bool = False) -> None:
+    def __init__(
+        self,
+        id: int,
+        symbol: str,
+        side: str,
+        status: str,
+        quantity: Decimal,
+        filled: Decimal,
+        avg: Decimal | None,
+        strategy_id: int | None,
+        deleted: bool = False,
+    ) -> None:
         self.id, self.symbol, self.side, self.status = id, symbol, side, status
         self.quantity, self.filled, self.avg = quantity, filled, avg
         self.strategy_id, self.deleted = strategy_id, deleted
@@ -126,8 +153,17 @@ class OrderState:
 
     def copy(self) -> OrderState:
         """A new state with the same figures."""
-        other = OrderState(self.id, self.symbol, self.side, self.status, self.quantity,
-                           self.filled, self.avg, self.strategy_id, self.deleted)
+        other = OrderState(
+            self.id,
+            self.symbol,
+            self.side,
+            self.status,
+            self.quantity,
+            self.filled,
+            self.avg,
+            self.strategy_id,
+            self.deleted,
+        )
         other.filled_at, other.updated_at = self.filled_at, self.updated_at
         return other
 
@@ -135,25 +171,30 @@ class OrderState:
         """Raise unless a fill of ``quantity`` ``side`` ``symbol`` fits this order
         (not deleted; symbol, side, status, what is left)."""
         if self.deleted:
-            raise DeletedError(f"order {self.id} is deleted and takes no fills; "
-                               f"restore it (restore_order({self.id})) to record "
-                               "this fill")
+            raise DeletedError(
+                f"order {self.id} is deleted and takes no fills; "
+                f"restore it (restore_order({self.id})) to record "
+                "this fill"
+            )
         if self.symbol != symbol:
-            raise ValidationError("symbol", f"{symbol!r} is not the symbol of order "
-                                            f"{self.id} ({self.symbol!r})")
+            raise ValidationError(
+                "symbol", f"{symbol!r} is not the symbol of order {self.id} ({self.symbol!r})"
+            )
         if self.side != side:
-            raise ValidationError("side", f"{side!r} is not the side of order "
-                                          f"{self.id} ({self.side!r})")
+            raise ValidationError(
+                "side", f"{side!r} is not the side of order {self.id} ({self.side!r})"
+            )
         if self.status == FILLED:
-            raise OverfillError("quantity", f"order {self.id} is filled; it takes no more "
-                                            "fills")
+            raise OverfillError("quantity", f"order {self.id} is filled; it takes no more fills")
         if self.status not in TAKES_FILLS:
-            raise ValidationError("order_id", f"order {self.id} is {self.status}; it "
-                                              "takes no more fills")
+            raise ValidationError(
+                "order_id", f"order {self.id} is {self.status}; it takes no more fills"
+            )
         remaining = self.quantity - self.filled
         if quantity > remaining:
-            raise OverfillError("quantity", f"{quantity} is more than the "
-                                            f"{tidy(remaining)} left of order {self.id}")
+            raise OverfillError(
+                "quantity", f"{quantity} is more than the {tidy(remaining)} left of order {self.id}"
+            )
 
     def apply_fill(self, quantity: Decimal, price: Decimal, stamp: str) -> None:
         """Move the filled quantity, average price and status by a fill (``stamp``:
@@ -184,9 +225,19 @@ class PositionState:
     def copy(self) -> PositionState:
         """A new state with the same figures (``dataclasses.replace`` without its
         introspection, which costs more than the fill's arithmetic)."""
-        return PositionState(self.symbol, self.side, self.quantity, self.avg_entry_price,
-                             self.realized_pnl, self.commission, self.fees, self.is_open,
-                             self.id, self.opened_at, self.closed_at)
+        return PositionState(
+            self.symbol,
+            self.side,
+            self.quantity,
+            self.avg_entry_price,
+            self.realized_pnl,
+            self.commission,
+            self.fees,
+            self.is_open,
+            self.id,
+            self.opened_at,
+            self.closed_at,
+        )
 
     @property
     def cost_basis(self) -> Decimal:
@@ -229,9 +280,16 @@ def direction(side: str) -> str:
     return LONG if side == BUY else SHORT
 
 
-def apply_fill(position: PositionState | None, symbol: str, side: str, quantity: Decimal,
-               price: Decimal, commission: Decimal = ZERO, fees: Decimal = ZERO,
-               at: dt.datetime | None = None) -> FillOutcome:
+def apply_fill(
+    position: PositionState | None,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal = ZERO,
+    fees: Decimal = ZERO,
+    at: dt.datetime | None = None,
+) -> FillOutcome:
     """Apply a fill of ``quantity`` at ``price`` to the symbol's open ``position``.
 
     ``position`` is not modified; the outcome holds new states. Commission and fees
@@ -240,8 +298,9 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     """
     opened: PositionState | None
     if position is None or not position.is_open:
-        opened = PositionState(symbol, direction(side), quantity, price, ZERO, commission, fees,
-                               opened_at=at)
+        opened = PositionState(
+            symbol, direction(side), quantity, price, ZERO, commission, fees, opened_at=at
+        )
         return FillOutcome(OPEN, None, None, opened, [opened])
 
     existing = position.copy()
@@ -250,7 +309,8 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     if direction(side) == position.side:
         total = check_derived(position.quantity + quantity, "quantity", MAGNITUDE_DIGITS)
         existing.avg_entry_price = quantize(
-            (position.quantity * position.avg_entry_price + quantity * price) / total)
+            (position.quantity * position.avg_entry_price + quantity * price) / total
+        )
         existing.quantity = total
         return FillOutcome(OPEN, None, existing, None, [existing])
 
@@ -270,8 +330,9 @@ def apply_fill(position: PositionState | None, symbol: str, side: str, quantity:
     return FillOutcome(CLOSE, pnl, existing, opened, touched)
 
 
-def order_after_fill(filled_quantity: Decimal, avg_fill_price: Decimal | None,
-                     quantity: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
+def order_after_fill(
+    filled_quantity: Decimal, avg_fill_price: Decimal | None, quantity: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal]:
     """An order's new filled quantity and quantity-weighted average fill price."""
     total = filled_quantity + quantity
     if not filled_quantity or avg_fill_price is None:
@@ -303,8 +364,9 @@ class StrategyFigures:
             return ZERO
         return quantize(Decimal(self.winning_trades) / Decimal(self.closing_trades))
 
-    def add_trade(self, realized_pnl: Decimal | None, commission: Decimal, fees: Decimal,
-                  at: dt.datetime) -> None:
+    def add_trade(
+        self, realized_pnl: Decimal | None, commission: Decimal, fees: Decimal, at: dt.datetime
+    ) -> None:
         """Count one trade; ``realized_pnl`` is None for a fill that closed nothing."""
         self.total_trades += 1
         self.commission += commission

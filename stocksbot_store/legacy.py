@@ -27,8 +27,9 @@ REPORT_TABLES = ("adoption_report", "adoption_change")
 ADOPT_COMMAND = "python -m stocksbot_store.migrate adopt"
 
 #: Tables this store creates (its models, the migration history, the adoption report).
-STORE_TABLES = frozenset({m._meta.table_name for m in MODELS} | {"schema_migration"}
-                         | set(REPORT_TABLES))
+STORE_TABLES = frozenset(
+    {m._meta.table_name for m in MODELS} | {"schema_migration"} | set(REPORT_TABLES)
+)
 #: Names only the old module uses (``config`` is shared by both).
 _OLD_ONLY = frozenset(OLD_TABLES) - STORE_TABLES | {ALEMBIC_TABLE}
 
@@ -41,10 +42,12 @@ def is_legacy(tables: set[str] | list[str]) -> bool:
 def legacy_message(db: Database) -> str:
     """Why a database of the old module cannot be used as it is, and the command that
     converts it."""
-    return (f"{describe(db)} was written by the old SQLAlchemy storage module (tables "
-            f"{', '.join(OLD_TABLES)}); this store cannot use it as it is. Convert it in "
-            f"place, keeping every row, with `{ADOPT_COMMAND}` (it makes a backup first; "
-            "add --dry-run to see the report without writing)")
+    return (
+        f"{describe(db)} was written by the old SQLAlchemy storage module (tables "
+        f"{', '.join(OLD_TABLES)}); this store cannot use it as it is. Convert it in "
+        f"place, keeping every row, with `{ADOPT_COMMAND}` (it makes a backup first; "
+        "add --dry-run to see the report without writing)"
+    )
 
 
 def refuse_legacy(db: Database, tables: list[str] | None = None) -> None:
@@ -63,7 +66,9 @@ def refuse_unversioned(db: Database, tables: list[str]) -> None:
         raise SchemaError(
             f"{describe(db)} holds tables that are neither this store's nor the old "
             f"storage module's ({', '.join(foreign[:8])}{', ...' if len(foreign) > 8 else ''})"
-            "; point DATABASE_URL at an empty database or at a stocksbot store")
+            "; point DATABASE_URL at an empty database or at a stocksbot store"
+        )
     raise SchemaError(
         f"{describe(db)} has tables but no migration history; if they hold the current "
-        "schema, record that with `python -m stocksbot_store.migrate stamp head`")
+        "schema, record that with `python -m stocksbot_store.migrate stamp head`"
+    )

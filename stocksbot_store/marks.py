@@ -41,17 +41,23 @@ def record_marks(db: Database, prices: Mapping[str, Price], at: When | None = No
     """Keep ``{symbol: price}`` observed at ``at`` (default now) as the latest and the
     day's closing marks, in one transaction; how many symbols were given."""
     stamp = to_utc(at, "at") if at is not None else utcnow()
-    rows = sorted((check_symbol(symbol), decimal_text(to_positive_decimal(price, "price")))
-                  for symbol, price in dict(prices).items())
+    rows = sorted(
+        (check_symbol(symbol), decimal_text(to_positive_decimal(price, "price")))
+        for symbol, price in dict(prices).items()
+    )
     mark = "%s" if backend_of(db) == "postgres" else "?"
     when, day = datetime_text(stamp), datetime_text(day_of(stamp))
-    latest = (f"INSERT INTO mark (symbol, price, marked_at) VALUES ({mark}, {mark}, {mark}) "
-              "ON CONFLICT (symbol) DO UPDATE SET price = excluded.price, "
-              "marked_at = excluded.marked_at WHERE excluded.marked_at >= mark.marked_at")
-    close = (f"INSERT INTO mark_close (symbol, day, price, marked_at) VALUES "
-             f"({mark}, {mark}, {mark}, {mark}) ON CONFLICT (symbol, day) DO UPDATE SET "
-             "price = excluded.price, marked_at = excluded.marked_at "
-             "WHERE excluded.marked_at >= mark_close.marked_at")
+    latest = (
+        f"INSERT INTO mark (symbol, price, marked_at) VALUES ({mark}, {mark}, {mark}) "
+        "ON CONFLICT (symbol) DO UPDATE SET price = excluded.price, "
+        "marked_at = excluded.marked_at WHERE excluded.marked_at >= mark.marked_at"
+    )
+    close = (
+        f"INSERT INTO mark_close (symbol, day, price, marked_at) VALUES "
+        f"({mark}, {mark}, {mark}, {mark}) ON CONFLICT (symbol, day) DO UPDATE SET "
+        "price = excluded.price, marked_at = excluded.marked_at "
+        "WHERE excluded.marked_at >= mark_close.marked_at"
+    )
     with write_transaction(db):
         cursor = db.cursor()
         cursor.executemany(latest, [(symbol, price, when) for symbol, price in rows])
@@ -82,8 +88,9 @@ class PositionValue:
         return (now or utcnow()) - self.priced_at
 
 
-def unrealized(side: PositionSide, quantity: Decimal, avg_entry_price: Decimal,
-               price: Decimal) -> Decimal:
+def unrealized(
+    side: PositionSide, quantity: Decimal, avg_entry_price: Decimal, price: Decimal
+) -> Decimal:
     """What closing ``quantity`` at ``price`` would realize (average-cost rules)."""
     move = price - avg_entry_price
     return quantize(quantity * (move if side == "long" else -move))  # str enums equal too
@@ -92,8 +99,10 @@ def unrealized(side: PositionSide, quantity: Decimal, avg_entry_price: Decimal,
 def last_fill(db: Database, symbol: str) -> tuple[Decimal, dt.datetime] | None:
     """The price and time of the newest recorded fill of ``symbol``."""
     mark = "%s" if backend_of(db) == "postgres" else "?"
-    row = db.execute_sql(f"SELECT price, executed_at FROM trade WHERE symbol = {mark} "
-                         "ORDER BY id DESC LIMIT 1", (symbol,)).fetchone()
+    row = db.execute_sql(
+        f"SELECT price, executed_at FROM trade WHERE symbol = {mark} ORDER BY id DESC LIMIT 1",
+        (symbol,),
+    ).fetchone()
     return None if row is None else (Decimal(str(row[0])), to_utc(row[1]))
 
 
@@ -110,10 +119,20 @@ def position_values(db: Database, positions: list[Position]) -> list[PositionVal
         if found is None:  # opened by hand with no trade: valued at its entry
             found = (p.avg_entry_price, p.opened_at)
         price, at = found
-        values.append(PositionValue(p, price, at, source,
-                                    unrealized(p.side, p.quantity, p.avg_entry_price, price)))
+        values.append(
+            PositionValue(
+                p, price, at, source, unrealized(p.side, p.quantity, p.avg_entry_price, price)
+            )
+        )
     return values
 
 
-__all__ = ["FILL", "MARK", "PositionValue", "latest_marks", "position_values",
-           "record_marks", "unrealized"]
+__all__ = [
+    "FILL",
+    "MARK",
+    "PositionValue",
+    "latest_marks",
+    "position_values",
+    "record_marks",
+    "unrealized",
+]

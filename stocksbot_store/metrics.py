@@ -101,15 +101,23 @@ def stats(db: Database) -> StoreStats:
 def _sqlite_figures(db: Database) -> dict[str, Any]:
     pages = db.execute_sql("PRAGMA page_count").fetchone()[0]
     page_size = db.execute_sql("PRAGMA page_size").fetchone()[0]
-    path = next((row[2] for row in db.execute_sql("PRAGMA database_list").fetchall()
-                 if row[1] == "main"), "")
+    path = next(
+        (row[2] for row in db.execute_sql("PRAGMA database_list").fetchall() if row[1] == "main"),
+        "",
+    )
     wal_bytes = sequence = None
     if path and os.path.exists(path + "-wal"):
         wal_bytes = os.path.getsize(path + "-wal")
         sequence = _wal_checkpoint_sequence(path + "-wal")
-    return dict(database_bytes=pages * page_size, wal_bytes=wal_bytes,
-                wal_checkpoint_sequence=sequence, connections=None,
-                server_connections=None, max_connections=None, standbys=())
+    return dict(
+        database_bytes=pages * page_size,
+        wal_bytes=wal_bytes,
+        wal_checkpoint_sequence=sequence,
+        connections=None,
+        server_connections=None,
+        max_connections=None,
+        standbys=(),
+    )
 
 
 def _wal_checkpoint_sequence(wal_path: str) -> int | None:
@@ -132,19 +140,36 @@ def _postgres_figures(db: Database) -> dict[str, Any]:
         here, everywhere, limit, in_recovery = db.execute_sql(
             "SELECT count(*) FILTER (WHERE datname = current_database()), count(*), "
             "current_setting('max_connections')::int, pg_is_in_recovery() "
-            "FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
-        standbys = () if in_recovery else tuple(
-            Standby(name, None if address is None else str(address), state,
+            "FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        ).fetchone()
+        standbys = (
+            ()
+            if in_recovery
+            else tuple(
+                Standby(
+                    name,
+                    None if address is None else str(address),
+                    state,
                     None if lag is None else float(lag),
-                    None if behind is None else int(behind))
-            for name, address, state, lag, behind in db.execute_sql(
-                "SELECT application_name, client_addr, state, "
-                "EXTRACT(EPOCH FROM replay_lag), "
-                "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) "
-                "FROM pg_stat_replication ORDER BY application_name").fetchall())
-    return dict(database_bytes=int(size), wal_bytes=None, wal_checkpoint_sequence=None,
-                connections=int(here), server_connections=int(everywhere),
-                max_connections=int(limit), standbys=standbys)
+                    None if behind is None else int(behind),
+                )
+                for name, address, state, lag, behind in db.execute_sql(
+                    "SELECT application_name, client_addr, state, "
+                    "EXTRACT(EPOCH FROM replay_lag), "
+                    "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) "
+                    "FROM pg_stat_replication ORDER BY application_name"
+                ).fetchall()
+            )
+        )
+    return dict(
+        database_bytes=int(size),
+        wal_bytes=None,
+        wal_checkpoint_sequence=None,
+        connections=int(here),
+        server_connections=int(everywhere),
+        max_connections=int(limit),
+        standbys=standbys,
+    )
 
 
 def _table_rows(db: Database) -> dict[str, dict[str, int]]:
@@ -154,15 +179,21 @@ def _table_rows(db: Database) -> dict[str, dict[str, int]]:
     tables = [m._meta.table_name for m in MODELS if m._meta.table_name in present]
     if not tables:
         return {"table_rows": {}, "deleted_rows": {}}
-    soft = [m._meta.table_name for m in SOFT_DELETE_MODELS
-            if m._meta.table_name in present
-            and any(c.name == "deleted_at" for c in db.get_columns(m._meta.table_name))]
+    soft = [
+        m._meta.table_name
+        for m in SOFT_DELETE_MODELS
+        if m._meta.table_name in present
+        and any(c.name == "deleted_at" for c in db.get_columns(m._meta.table_name))
+    ]
     deleted = {t: "SUM(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END)" for t in soft}
-    sql = " UNION ALL ".join(f"SELECT '{t}', count(*), {deleted.get(t, '0')} FROM \"{t}\""
-                             for t in tables)
+    sql = " UNION ALL ".join(
+        f"SELECT '{t}', count(*), {deleted.get(t, '0')} FROM \"{t}\"" for t in tables
+    )
     rows = db.execute_sql(sql).fetchall()
-    return {"table_rows": {t: int(n) - int(d or 0) for t, n, d in rows},
-            "deleted_rows": {t: int(d or 0) for t, _, d in rows if t in soft}}
+    return {
+        "table_rows": {t: int(n) - int(d or 0) for t, n, d in rows},
+        "deleted_rows": {t: int(d or 0) for t, _, d in rows if t in soft},
+    }
 
 
 # -- rendering -----------------------------------------------------------------------
@@ -170,34 +201,41 @@ def _table_rows(db: Database) -> dict[str, dict[str, int]]:
 
 def format_text(s: StoreStats) -> str:
     """The figures as lines for people."""
-    lines = [f"database: {s.database} ({s.backend})",
-             f"size: {format_bytes(s.database_bytes)}"]
+    lines = [f"database: {s.database} ({s.backend})", f"size: {format_bytes(s.database_bytes)}"]
     if s.backend == "sqlite":
         wal = "none" if s.wal_bytes is None else format_bytes(s.wal_bytes)
         sequence = "-" if s.wal_checkpoint_sequence is None else s.wal_checkpoint_sequence
         lines.append(f"wal: {wal}, checkpoint sequence {sequence}")
     else:
-        lines.append(f"connections: {s.connections} to this database, "
-                     f"{s.server_connections} of {s.max_connections} on the server")
+        lines.append(
+            f"connections: {s.connections} to this database, "
+            f"{s.server_connections} of {s.max_connections} on the server"
+        )
         for sb in s.standbys:
             lag = "-" if sb.replay_lag_seconds is None else f"{sb.replay_lag_seconds:.3f} s"
-            lines.append(f"standby {sb.name or '?'} ({sb.address or 'local'}): {sb.state}, "
-                         f"replay lag {lag}, {format_bytes(sb.bytes_behind)} behind")
+            lines.append(
+                f"standby {sb.name or '?'} ({sb.address or 'local'}): {sb.state}, "
+                f"replay lag {lag}, {format_bytes(sb.bytes_behind)} behind"
+            )
     for r in s.replicas:
         lines.append(f"replica {r.url}: {r.describe()}")
     rows = ", ".join(f"{table} {count:,}" for table, count in s.table_rows.items())
     lines.append(f"rows: {rows or 'no store tables'}")
     if any(s.deleted_rows.values()):
-        lines.append("soft-deleted rows: " + ", ".join(
-            f"{table} {count:,}" for table, count in s.deleted_rows.items()))
+        lines.append(
+            "soft-deleted rows: "
+            + ", ".join(f"{table} {count:,}" for table, count in s.deleted_rows.items())
+        )
     if s.monitored_since is not None:
         lines.append(f"statements since {s.monitored_since:%Y-%m-%d %H:%M:%S} UTC:")
         for kind in KINDS:
             f = s.statements[kind]
             mean = f.seconds / f.count * 1000 if f.count else 0.0
-            lines.append(f"  {kind:<5} {f.count:>9,}  {f.seconds:9.3f} s  mean {mean:.3f} ms"
-                         f"  max {f.max_seconds * 1000:.3f} ms  slow {f.slow}"
-                         f"  errors {f.errors}")
+            lines.append(
+                f"  {kind:<5} {f.count:>9,}  {f.seconds:9.3f} s  mean {mean:.3f} ms"
+                f"  max {f.max_seconds * 1000:.3f} ms  slow {f.slow}"
+                f"  errors {f.errors}"
+            )
     return "\n".join(lines)
 
 
@@ -217,71 +255,138 @@ def format_prometheus(s: StoreStats, prefix: str = "stocksbot_store") -> str:
     """The figures in the Prometheus text exposition format (version 0.0.4)."""
     out: list[str] = []
 
-    def family(name: str, kind: str, help_text: str,
-               samples: list[tuple[str, dict[str, str], float]]) -> None:
+    def family(
+        name: str, kind: str, help_text: str, samples: list[tuple[str, dict[str, str], float]]
+    ) -> None:
         out.append(f"# HELP {prefix}_{name} {_escape_help(help_text)}")
         out.append(f"# TYPE {prefix}_{name} {kind}")
         for suffix, labels, value in samples:
             out.append(f"{prefix}_{name}{suffix}{_labels(labels)} {_number(value)}")
 
     base = {"database": s.database, "backend": s.backend}
-    family("info", "gauge", "The database these figures are about (value is always 1).",
-           [("", base, 1)])
+    family(
+        "info",
+        "gauge",
+        "The database these figures are about (value is always 1).",
+        [("", base, 1)],
+    )
     if s.statements:
-        family("statements_total", "counter", "Statements run by this process, by kind.",
-               [("", {"kind": k}, f.count) for k, f in s.statements.items()])
-        family("statement_duration_seconds", "summary",
-               "Time spent running statements, by kind.",
-               [sample for k, f in s.statements.items()
-                for sample in (("_sum", {"kind": k}, f.seconds),
-                               ("_count", {"kind": k}, f.count))])
-        family("statement_errors_total", "counter", "Statements that raised, by kind.",
-               [("", {"kind": k}, f.errors) for k, f in s.statements.items()])
-        family("slow_statements_total", "counter",
-               "Statements slower than the slow_ms threshold, by kind.",
-               [("", {"kind": k}, f.slow) for k, f in s.statements.items()])
+        family(
+            "statements_total",
+            "counter",
+            "Statements run by this process, by kind.",
+            [("", {"kind": k}, f.count) for k, f in s.statements.items()],
+        )
+        family(
+            "statement_duration_seconds",
+            "summary",
+            "Time spent running statements, by kind.",
+            [
+                sample
+                for k, f in s.statements.items()
+                for sample in (("_sum", {"kind": k}, f.seconds), ("_count", {"kind": k}, f.count))
+            ],
+        )
+        family(
+            "statement_errors_total",
+            "counter",
+            "Statements that raised, by kind.",
+            [("", {"kind": k}, f.errors) for k, f in s.statements.items()],
+        )
+        family(
+            "slow_statements_total",
+            "counter",
+            "Statements slower than the slow_ms threshold, by kind.",
+            [("", {"kind": k}, f.slow) for k, f in s.statements.items()],
+        )
     if s.database_bytes is not None:
-        family("database_size_bytes", "gauge", "Size of the database.",
-               [("", {}, s.database_bytes)])
+        family(
+            "database_size_bytes", "gauge", "Size of the database.", [("", {}, s.database_bytes)]
+        )
     if s.wal_bytes is not None:
-        family("wal_size_bytes", "gauge", "Size of the SQLite write-ahead log file.",
-               [("", {}, s.wal_bytes)])
+        family(
+            "wal_size_bytes",
+            "gauge",
+            "Size of the SQLite write-ahead log file.",
+            [("", {}, s.wal_bytes)],
+        )
     if s.wal_checkpoint_sequence is not None:
-        family("wal_checkpoint_sequence", "gauge",
-               "Checkpoint sequence number in the SQLite WAL header.",
-               [("", {}, s.wal_checkpoint_sequence)])
+        family(
+            "wal_checkpoint_sequence",
+            "gauge",
+            "Checkpoint sequence number in the SQLite WAL header.",
+            [("", {}, s.wal_checkpoint_sequence)],
+        )
     if s.connections is not None:
-        family("connections", "gauge", "Client connections to this database.",
-               [("", {}, s.connections)])
-        family("server_connections", "gauge", "Client connections to the whole server.",
-               [("", {}, s.server_connections or 0)])
-        family("server_max_connections", "gauge", "The server's max_connections setting.",
-               [("", {}, s.max_connections or 0)])
+        family(
+            "connections",
+            "gauge",
+            "Client connections to this database.",
+            [("", {}, s.connections)],
+        )
+        family(
+            "server_connections",
+            "gauge",
+            "Client connections to the whole server.",
+            [("", {}, s.server_connections or 0)],
+        )
+        family(
+            "server_max_connections",
+            "gauge",
+            "The server's max_connections setting.",
+            [("", {}, s.max_connections or 0)],
+        )
     if s.standbys:
-        family("standby_replay_lag_seconds", "gauge",
-               "Replay lag of each streaming standby, as the primary sees it.",
-               [("", {"standby": sb.name}, sb.replay_lag_seconds or 0.0)
-                for sb in s.standbys])
-        family("standby_behind_bytes", "gauge",
-               "WAL the standby has not replayed yet, as the primary sees it.",
-               [("", {"standby": sb.name}, sb.bytes_behind or 0) for sb in s.standbys])
+        family(
+            "standby_replay_lag_seconds",
+            "gauge",
+            "Replay lag of each streaming standby, as the primary sees it.",
+            [("", {"standby": sb.name}, sb.replay_lag_seconds or 0.0) for sb in s.standbys],
+        )
+        family(
+            "standby_behind_bytes",
+            "gauge",
+            "WAL the standby has not replayed yet, as the primary sees it.",
+            [("", {"standby": sb.name}, sb.bytes_behind or 0) for sb in s.standbys],
+        )
     if s.replicas:
-        family("replica_up", "gauge",
-               "1 if this process reads from the replica, 0 if it skips it.",
-               [("", {"replica": r.url, "state": r.state}, 1 if r.state == "ok" else 0)
-                for r in s.replicas])
-        family("replica_lag_seconds", "gauge",
-               "Replay lag of each read replica at its last check (NaN if unknown).",
-               [("", {"replica": r.url},
-                 float("nan") if r.lag_seconds is None else r.lag_seconds)
-                for r in s.replicas])
-        family("replica_reads_total", "counter", "Reads this process sent to each replica.",
-               [("", {"replica": r.url}, r.reads) for r in s.replicas])
-    family("table_rows", "gauge", "Rows in each of the store's tables (not soft-deleted).",
-           [("", {"table": t}, n) for t, n in s.table_rows.items()])
+        family(
+            "replica_up",
+            "gauge",
+            "1 if this process reads from the replica, 0 if it skips it.",
+            [
+                ("", {"replica": r.url, "state": r.state}, 1 if r.state == "ok" else 0)
+                for r in s.replicas
+            ],
+        )
+        family(
+            "replica_lag_seconds",
+            "gauge",
+            "Replay lag of each read replica at its last check (NaN if unknown).",
+            [
+                ("", {"replica": r.url}, float("nan") if r.lag_seconds is None else r.lag_seconds)
+                for r in s.replicas
+            ],
+        )
+        family(
+            "replica_reads_total",
+            "counter",
+            "Reads this process sent to each replica.",
+            [("", {"replica": r.url}, r.reads) for r in s.replicas],
+        )
+    family(
+        "table_rows",
+        "gauge",
+        "Rows in each of the store's tables (not soft-deleted).",
+        [("", {"table": t}, n) for t, n in s.table_rows.items()],
+    )
     if s.deleted_rows:
-        family("deleted_rows", "gauge", "Soft-deleted rows in each table that has them.",
-               [("", {"table": t}, n) for t, n in s.deleted_rows.items()])
+        family(
+            "deleted_rows",
+            "gauge",
+            "Soft-deleted rows in each table that has them.",
+            [("", {"table": t}, n) for t, n in s.deleted_rows.items()],
+        )
     return "\n".join(out) + "\n"
 
 
@@ -330,22 +435,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stocksbot-stats",
         description="Show a stocksbot store's figures: size, SQLite WAL size and checkpoint "
-                    "sequence, PostgreSQL connections and standby replication lag, read "
-                    "replicas, and rows per table. Opens the database read-only (a SQLite "
-                    "file with mode=ro), so it is safe to run while the bot trades.",
+        "sequence, PostgreSQL connections and standby replication lag, read "
+        "replicas, and rows per table. Opens the database read-only (a SQLite "
+        "file with mode=ro), so it is safe to run while the bot trades.",
         epilog="Statement counts and timings are those of the process that opened the "
-               "database; here that is this command's own few reads. A bot shows its own "
-               "with stocksbot_store.stats(db), e.g. format_prometheus(stats(db)) on its "
-               "metrics endpoint. Exit status: 0 figures printed; 2 they could not be read "
-               "(bad URL, unreachable database, missing file; the reason is on stderr).")
-    parser.add_argument("--url", metavar="URL",
-                        help="database URL, e.g. sqlite:///stocksbot.db or "
-                             "postgresql://user:password@host/db (default: $DATABASE_URL, "
-                             "else sqlite:///./stocksbot.db); $DATABASE_REPLICA_URL adds "
-                             "read replicas")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="text",
-                        help="text for people (default), json for scripts, prometheus for "
-                             "the Prometheus text exposition format")
+        "database; here that is this command's own few reads. A bot shows its own "
+        "with stocksbot_store.stats(db), e.g. format_prometheus(stats(db)) on its "
+        "metrics endpoint. Exit status: 0 figures printed; 2 they could not be read "
+        "(bad URL, unreachable database, missing file; the reason is on stderr).",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help="database URL, e.g. sqlite:///stocksbot.db or "
+        "postgresql://user:password@host/db (default: $DATABASE_URL, "
+        "else sqlite:///./stocksbot.db); $DATABASE_REPLICA_URL adds "
+        "read replicas",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="text",
+        help="text for people (default), json for scripts, prometheus for "
+        "the Prometheus text exposition format",
+    )
     return parser
 
 

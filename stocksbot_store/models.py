@@ -96,8 +96,14 @@ class ConfigValueType(str, enum.Enum):
     JSON = "json"
 
 
-for _enum in (PositionSideEnum, OrderSideEnum, OrderTypeEnum, OrderStatusEnum,
-              TradeTypeEnum, ConfigValueType):
+for _enum in (
+    PositionSideEnum,
+    OrderSideEnum,
+    OrderTypeEnum,
+    OrderStatusEnum,
+    TradeTypeEnum,
+    ConfigValueType,
+):
     # str() of a member is its value, so f-strings and logs read "filled", not
     # "OrderStatusEnum.FILLED".
     _enum.__str__ = lambda self: self.value  # type: ignore[method-assign,attr-defined]
@@ -124,8 +130,10 @@ class BaseModel(Model):
         a float), times as ISO-8601 text in UTC, enums as their values; a foreign key
         by its column name (``order_id``, ``strategy_id``)."""
         data = self.__data__
-        return {field.column_name: json_value(data.get(field.name))
-                for field in self._meta.sorted_fields}
+        return {
+            field.column_name: json_value(data.get(field.name))
+            for field in self._meta.sorted_fields
+        }
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         """``(name, value)`` pairs of :meth:`to_dict`, so ``dict(row)`` is that mapping."""
@@ -232,8 +240,9 @@ class Order(BaseModel):
     price = ExactDecimalField(null=True)
     filled_quantity = ExactDecimalField(default=ZERO)
     avg_fill_price = ExactDecimalField(null=True)
-    strategy = ForeignKeyField(Strategy, null=True, backref="orders", on_delete="SET NULL",
-                               lazy_load=False, index=False)
+    strategy = ForeignKeyField(
+        Strategy, null=True, backref="orders", on_delete="SET NULL", lazy_load=False, index=False
+    )
     created_at = UTCDateTimeField(default=utcnow)
     updated_at = UTCDateTimeField(default=utcnow)
     filled_at = UTCDateTimeField(null=True)
@@ -247,19 +256,20 @@ class Order(BaseModel):
         return self.quantity - self.filled_quantity
 
     def __repr__(self) -> str:
-        return (f"<Order {self.id} {self.side} {self.quantity} {self.symbol} "
-                f"{self.status}>")
+        return f"<Order {self.id} {self.side} {self.quantity} {self.symbol} {self.status}>"
 
 
 class Trade(BaseModel):
     """One execution (fill) of an order; an order can have many."""
 
     id = AutoField()
-    order = ForeignKeyField(Order, null=True, backref="trades", on_delete="RESTRICT",
-                            lazy_load=False)
+    order = ForeignKeyField(
+        Order, null=True, backref="trades", on_delete="RESTRICT", lazy_load=False
+    )
     external_id = CharField(max_length=200, null=True, unique=True)
-    strategy = ForeignKeyField(Strategy, null=True, backref="trades", on_delete="SET NULL",
-                               lazy_load=False, index=False)
+    strategy = ForeignKeyField(
+        Strategy, null=True, backref="trades", on_delete="SET NULL", lazy_load=False, index=False
+    )
     symbol = CharField(max_length=64)
     side = EnumField(OrderSideEnum)
     type = EnumField(TradeTypeEnum)
@@ -411,8 +421,9 @@ SOFT_DELETE_MODELS: tuple[type[BaseModel], ...] = (Order, Position, Strategy, Co
 
 # Indexes that serve the store's and the dashboard's queries at any history size.
 # At most one open position per symbol, enforced by the database.
-Position.add_index(Position.symbol, unique=True, where=SQL('"is_open"'),
-                   name="position_one_open_per_symbol")
+Position.add_index(
+    Position.symbol, unique=True, where=SQL('"is_open"'), name="position_one_open_per_symbol"
+)
 Position.add_index(Position.is_open, Position.symbol, name="position_is_open_symbol")
 Order.add_index(Order.created_at, Order.id, name="order_created_at_id")
 Order.add_index(Order.symbol, Order.status, Order.id, name="order_symbol_status_id")
@@ -421,19 +432,37 @@ Order.add_index(Order.strategy, Order.id, name="order_strategy_id")
 Trade.add_index(Trade.executed_at, Trade.id, name="trade_executed_at_id")
 Trade.add_index(Trade.symbol, Trade.id, name="trade_symbol_id")
 Trade.add_index(Trade.strategy, Trade.executed_at, name="trade_strategy_executed_at")
-PnlBucket.add_index(PnlBucket.span, PnlBucket.symbol, PnlBucket.strategy_key,
-                    PnlBucket.bucket_start, unique=True, name="pnl_bucket_key")
+PnlBucket.add_index(
+    PnlBucket.span,
+    PnlBucket.symbol,
+    PnlBucket.strategy_key,
+    PnlBucket.bucket_start,
+    unique=True,
+    name="pnl_bucket_key",
+)
 PnlBucket.add_index(PnlBucket.span, PnlBucket.bucket_start, name="pnl_bucket_span_start")
-PositionDay.add_index(PositionDay.symbol, PositionDay.day, unique=True,
-                      name="position_day_symbol_day")
+PositionDay.add_index(
+    PositionDay.symbol, PositionDay.day, unique=True, name="position_day_symbol_day"
+)
 MarkClose.add_index(MarkClose.symbol, MarkClose.day, unique=True, name="mark_close_symbol_day")
 # A row's history newest first; the log newest first is the primary key's order.
 AuditLog.add_index(AuditLog.table_name, AuditLog.row_id, AuditLog.id, name="audit_log_table_row")
 AuditLog.add_index(AuditLog.at, name="audit_log_at")
 
 #: Every model, in dependency order (create in this order, drop in reverse).
-MODELS: list[type[BaseModel]] = [Strategy, Position, Order, Trade, Config, PnlBucket,
-                                 PositionDay, Mark, MarkClose, ReconcileRun, AuditLog]
+MODELS: list[type[BaseModel]] = [
+    Strategy,
+    Position,
+    Order,
+    Trade,
+    Config,
+    PnlBucket,
+    PositionDay,
+    Mark,
+    MarkClose,
+    ReconcileRun,
+    AuditLog,
+]
 
 __all__ = [
     "MODELS",

@@ -105,8 +105,13 @@ class StatementMonitor:
             if slow:
                 figures[4] += 1
         if slow:
-            slow_log.warning("slow %s statement: %.1f ms: %s %s", kind, duration * 1000,
-                             _shorten(sql, 2000), mask_params(sql, event.params, self.secrets))
+            slow_log.warning(
+                "slow %s statement: %.1f ms: %s %s",
+                kind,
+                duration * 1000,
+                _shorten(sql, 2000),
+                mask_params(sql, event.params, self.secrets),
+            )
 
     def figures(self) -> dict[str, StatementFigures]:
         """A consistent copy of the figures, by kind."""
@@ -145,8 +150,10 @@ def mask_params(sql: str, params: Any, secrets: Sequence[str] = ()) -> str:
 
 def _names_secret_table(sql: str) -> bool:
     lowered = sql.lower()
-    return any(f'"{t}"' in lowered or f" {t} " in lowered or lowered.endswith(f" {t}")
-               for t in SECRET_TABLES)
+    return any(
+        f'"{t}"' in lowered or f" {t} " in lowered or lowered.endswith(f" {t}")
+        for t in SECRET_TABLES
+    )
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -163,7 +170,8 @@ def slow_ms_setting(value: float | str | None = None) -> float | None:
         threshold = float(value)
     except (TypeError, ValueError):
         raise ConfigurationError(
-            f"slow_ms / SQL_SLOW_MS must be a number of milliseconds, not {value!r}") from None
+            f"slow_ms / SQL_SLOW_MS must be a number of milliseconds, not {value!r}"
+        ) from None
     if threshold < 0:
         raise ConfigurationError(f"slow_ms / SQL_SLOW_MS must be >= 0, not {value!r}")
     return threshold
@@ -192,4 +200,3 @@ def monitor_of(db: Database) -> StatementMonitor | None:
         if isinstance(hook, StatementMonitor):
             return hook
     return None
-

@@ -31,12 +31,14 @@ def install_notify_triggers(db: Database) -> None:
     db.execute_sql(
         f"CREATE OR REPLACE FUNCTION {_FUNCTION}() RETURNS trigger AS $$ "
         f"BEGIN PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME); RETURN NULL; END; "
-        "$$ LANGUAGE plpgsql")
+        "$$ LANGUAGE plpgsql"
+    )
     for table in TABLES:
         db.execute_sql(f'DROP TRIGGER IF EXISTS "{table}_notify" ON "{table}"')
         db.execute_sql(
             f'CREATE TRIGGER "{table}_notify" AFTER INSERT OR UPDATE OR DELETE ON "{table}" '
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()")
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {_FUNCTION}()"
+        )
 
 
 def drop_notify_triggers(db: Database) -> None:

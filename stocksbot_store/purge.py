@@ -73,9 +73,11 @@ class PurgeReport:
     def summary(self) -> str:
         """Lines for people: the backup, then per table what went and what stayed."""
         verb = "would remove" if self.dry_run else "removed"
-        lines = [f"purge: {self.database}: rows soft-deleted before "
-                 f"{self.cutoff:%Y-%m-%d %H:%M:%S} UTC"
-                 + (" (dry run: nothing written)" if self.dry_run else "")]
+        lines = [
+            f"purge: {self.database}: rows soft-deleted before "
+            f"{self.cutoff:%Y-%m-%d %H:%M:%S} UTC"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+        ]
         if self.backup_path:
             lines.append(f"backup: {self.backup_path}")
         elif self.backup_note:
@@ -91,8 +93,10 @@ class PurgeReport:
 
 def _old(model: type[BaseModel] | ModelAlias[Any], cutoff: dt.datetime) -> Expression:
     # deleted_at is a field of the soft-delete models only, so not known on BaseModel
-    return (model.deleted_at.is_null(False)  # type: ignore[union-attr]
-            & (model.deleted_at < cutoff))  # type: ignore[union-attr]
+    return (
+        model.deleted_at.is_null(False)  # type: ignore[union-attr]
+        & (model.deleted_at < cutoff)
+    )  # type: ignore[union-attr]
 
 
 def _rules(cutoff: dt.datetime) -> list[tuple[str, type[BaseModel], Expression | None, bool]]:
@@ -100,14 +104,15 @@ def _rules(cutoff: dt.datetime) -> list[tuple[str, type[BaseModel], Expression |
     go (None: none), and whether it may go at all. A strategy held only by orders that
     go in the same run goes too (orders are removed first; a dry run counts the same)."""
     order_goes = _old(Order, cutoff) & ~fn.EXISTS(
-        Trade.select(Trade.id).where(Trade.order == Order.id))
+        Trade.select(Trade.id).where(Trade.order == Order.id)
+    )
     holder, holder_fill = Order.alias(), Trade.alias()
     holder_goes = _old(holder, cutoff) & ~fn.EXISTS(
-        holder_fill.select(holder_fill.id).where(holder_fill.order == holder.id))
-    strategy_goes = (
-        ~fn.EXISTS(Trade.select(Trade.id).where(Trade.strategy == Strategy.id))
-        & ~fn.EXISTS(holder.select(holder.id).where(
-            (holder.strategy == Strategy.id) & ~holder_goes)))
+        holder_fill.select(holder_fill.id).where(holder_fill.order == holder.id)
+    )
+    strategy_goes = ~fn.EXISTS(
+        Trade.select(Trade.id).where(Trade.strategy == Strategy.id)
+    ) & ~fn.EXISTS(holder.select(holder.id).where((holder.strategy == Strategy.id) & ~holder_goes))
     return [
         ("order", Order, order_goes, True),
         ("strategy", Strategy, strategy_goes, True),
@@ -116,9 +121,15 @@ def _rules(cutoff: dt.datetime) -> list[tuple[str, type[BaseModel], Expression |
     ]
 
 
-def purge(db: Database, older_than_days: float, *, dry_run: bool = False,
-          backup: bool = True, backup_path: str | None = None,
-          actor: str | None = None) -> PurgeReport:
+def purge(
+    db: Database,
+    older_than_days: float,
+    *,
+    dry_run: bool = False,
+    backup: bool = True,
+    backup_path: str | None = None,
+    actor: str | None = None,
+) -> PurgeReport:
     """Remove the rows soft-deleted more than ``older_than_days`` days ago that nothing
     needs (see the module docstring); with ``dry_run`` only count them. A backup is
     taken first (``backup_path``, else beside the database) when there is something
@@ -161,14 +172,14 @@ def _in_memory(db: Database) -> bool:
     return name == ":memory:" or "mode=memory" in name
 
 
-def _run(db: Database, cutoff: dt.datetime, remove: bool,
-         audit: AuditWriter | None = None) -> dict[str, tuple[int, int]]:
+def _run(
+    db: Database, cutoff: dt.datetime, remove: bool, audit: AuditWriter | None = None
+) -> dict[str, tuple[int, int]]:
     """Per table: (rows that may go, old soft-deleted rows kept); with ``remove``,
     delete those that may go and write their ``audit`` rows (call it inside the write
     transaction)."""
     done = {}
-    with translate_errors("purging soft-deleted rows" if remove else
-                          "counting soft-deleted rows"):
+    with translate_errors("purging soft-deleted rows" if remove else "counting soft-deleted rows"):
         for table, model, condition, may_go in _rules(cutoff):
             old = model.select().where(_old(model, cutoff)).bind(db).count()
             if not may_go:
@@ -177,8 +188,10 @@ def _run(db: Database, cutoff: dt.datetime, remove: bool,
             wanted = _old(model, cutoff) if condition is None else _old(model, cutoff) & condition
             if not remove:
                 # tuples() rows, which the stubs still type as model instances
-                ids = cast("list[int]", [
-                    i for (i,) in model.select(model.id).where(wanted).bind(db).tuples()])
+                ids = cast(
+                    "list[int]",
+                    [i for (i,) in model.select(model.id).where(wanted).bind(db).tuples()],
+                )
                 done[table] = (len(ids), old - len(ids))
                 continue
             query = model.select().where(wanted).order_by(model.id).bind(db)
@@ -187,10 +200,11 @@ def _run(db: Database, cutoff: dt.datetime, remove: bool,
             rows = list(query)
             ids = [row.id for row in rows]
             for start in range(0, len(ids), _CHUNK):
-                model.delete().where(model.id.in_(ids[start:start + _CHUNK])).execute(db)
+                model.delete().where(model.id.in_(ids[start : start + _CHUNK])).execute(db)
             if audit is not None:
-                audit.write([(TABLES[table], row.id, "purge", last_values(row_values(row)))
-                             for row in rows])
+                audit.write(
+                    [(TABLES[table], row.id, "purge", last_values(row_values(row))) for row in rows]
+                )
             done[table] = (len(ids), old - len(ids))
     return done
 
@@ -209,26 +223,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stocksbot-purge",
         description="Remove for good the rows of a stocksbot store that were soft-deleted "
-                    "more than DAYS days ago and that nothing needs any more: orders no trade "
-                    "names, strategies no trade or order names, config rows. Positions are "
-                    "never removed (they are the replay of their trades), nor are trades. A "
-                    "backup is taken first (SQLite: a verified copy beside the file; "
-                    "PostgreSQL: the portable archive), then the rows are removed in one "
-                    "transaction, and the counts per table are printed.",
+        "more than DAYS days ago and that nothing needs any more: orders no trade "
+        "names, strategies no trade or order names, config rows. Positions are "
+        "never removed (they are the replay of their trades), nor are trades. A "
+        "backup is taken first (SQLite: a verified copy beside the file; "
+        "PostgreSQL: the portable archive), then the rows are removed in one "
+        "transaction, and the counts per table are printed.",
         epilog="Exit status: 0 done (or nothing to do); 2 it could not run (bad argument "
-               "or URL, unreachable database, failed backup; the reason is on stderr and "
-               "nothing was removed). Example: stocksbot-purge --older-than 90 --dry-run")
-    parser.add_argument("--older-than", metavar="DAYS", required=True, type=_days_arg,
-                        help="remove rows soft-deleted more than DAYS days ago (0 or more; "
-                             "a fraction is allowed, e.g. 0.5 for 12 hours)")
+        "or URL, unreachable database, failed backup; the reason is on stderr and "
+        "nothing was removed). Example: stocksbot-purge --older-than 90 --dry-run",
+    )
+    parser.add_argument(
+        "--older-than",
+        metavar="DAYS",
+        required=True,
+        type=_days_arg,
+        help="remove rows soft-deleted more than DAYS days ago (0 or more; "
+        "a fraction is allowed, e.g. 0.5 for 12 hours)",
+    )
     parser.add_argument("--url", metavar="URL", help=URL_HELP)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="count what would be removed and kept; write nothing, take no "
-                             "backup")
-    parser.add_argument("--backup-to", metavar="PATH",
-                        help=f"where the backup goes ({BACKUP_PATH_HELP})")
-    parser.add_argument("--no-backup", action="store_true",
-                        help="remove without taking a backup first (only if you have one)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be removed and kept; write nothing, take no backup",
+    )
+    parser.add_argument(
+        "--backup-to", metavar="PATH", help=f"where the backup goes ({BACKUP_PATH_HELP})"
+    )
+    parser.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="remove without taking a backup first (only if you have one)",
+    )
     return parser
 
 
@@ -246,14 +272,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db = connect(url, create=False)
         try:
-            report = purge(db, args.older_than, dry_run=args.dry_run,
-                           backup=not args.no_backup, backup_path=args.backup_to)
+            report = purge(
+                db,
+                args.older_than,
+                dry_run=args.dry_run,
+                backup=not args.no_backup,
+                backup_path=args.backup_to,
+            )
         finally:
             db.close()
     except (StorageError, PeeweeException, OSError) as e:
         message = str(e) if isinstance(e, StorageError) else first_line(e)
-        print(f"stocksbot-purge: error: {scrub(message, url)}; nothing was removed",
-              file=sys.stderr)
+        print(
+            f"stocksbot-purge: error: {scrub(message, url)}; nothing was removed", file=sys.stderr
+        )
         return 2
     print(scrub(report.summary(), url))
     return 0

@@ -41,18 +41,24 @@ def last_prices(db: Database, symbols: Iterable[str]) -> dict[str, Decimal]:
     if not symbols:
         return {}
     p = db.param
-    probe = (f"SELECT CAST({p} AS TEXT), (SELECT \"price\" FROM \"trade\" "
-             f"WHERE \"symbol\" = {p} ORDER BY \"id\" DESC LIMIT 1)")
+    probe = (
+        f'SELECT CAST({p} AS TEXT), (SELECT "price" FROM "trade" '
+        f'WHERE "symbol" = {p} ORDER BY "id" DESC LIMIT 1)'
+    )
     sql = " UNION ALL ".join([probe] * len(symbols))
     with translate_errors("reading last prices"):
         rows = db.execute_sql(sql, [v for s in symbols for v in (s, s)]).fetchall()
-    return {symbol: cast(Decimal, Trade.price.python_value(price)) for symbol, price in rows
-            if price is not None}  # not None in, so not None out
+    return {
+        symbol: cast(Decimal, Trade.price.python_value(price))
+        for symbol, price in rows
+        if price is not None
+    }  # not None in, so not None out
 
 
 @in_money_context
-def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
-                        points: int = 120) -> list[tuple[dt.datetime, Decimal]]:
+def realized_pnl_series(
+    db: Database, strategy_id: int, total: Decimal, points: int = 120
+) -> list[tuple[dt.datetime, Decimal]]:
     """Cumulative realized P&L of a strategy after each of its last ``points`` closing
     fills, oldest first, ending at ``total`` (the strategy's stored ``total_pnl``).
 
@@ -62,12 +68,16 @@ def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
     # What .tuples() gives; the stubs know only model rows, hence the ignore below.
     rows: list[tuple[dt.datetime, Decimal | None]]
     with translate_errors("reading the P&L series"):
-        rows = list(Trade.select(Trade.executed_at, Trade.realized_pnl)
-                    .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
-                    # The index's own order, so the plan is a short index scan even
-                    # before the table has statistics.
-                    .order_by(Trade.strategy.desc(), Trade.executed_at.desc())
-                    .limit(points).bind(db).tuples())  # type: ignore[arg-type]
+        rows = list(
+            Trade.select(Trade.executed_at, Trade.realized_pnl)
+            .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
+            # The index's own order, so the plan is a short index scan even
+            # before the table has statistics.
+            .order_by(Trade.strategy.desc(), Trade.executed_at.desc())
+            .limit(points)
+            .bind(db)
+            .tuples()
+        )  # type: ignore[arg-type]
     series: list[tuple[dt.datetime, Decimal]] = []
     running = total
     for executed_at, pnl in rows:
@@ -79,25 +89,46 @@ def realized_pnl_series(db: Database, strategy_id: int, total: Decimal,
 
 #: What orders can be sorted by in SQL: a screen's column name -> the column(s) summed.
 ORDER_SORTS: dict[str, tuple[Field, ...]] = {
-    "id": (Order.id,), "time": (Order.created_at,), "symbol": (Order.symbol,),
-    "side": (Order.side,), "type": (Order.type,), "status": (Order.status,),
-    "quantity": (Order.quantity,), "filled": (Order.filled_quantity,),
-    "price": (Order.price,), "avg_fill": (Order.avg_fill_price,),
+    "id": (Order.id,),
+    "time": (Order.created_at,),
+    "symbol": (Order.symbol,),
+    "side": (Order.side,),
+    "type": (Order.type,),
+    "status": (Order.status,),
+    "quantity": (Order.quantity,),
+    "filled": (Order.filled_quantity,),
+    "price": (Order.price,),
+    "avg_fill": (Order.avg_fill_price,),
 }
 #: What fills can be sorted by in SQL (``costs`` is commission plus fees).
 TRADE_SORTS: dict[str, tuple[Field, ...]] = {
-    "id": (Trade.id,), "time": (Trade.executed_at,), "symbol": (Trade.symbol,),
-    "side": (Trade.side,), "type": (Trade.type,), "quantity": (Trade.quantity,),
-    "price": (Trade.price,), "costs": (Trade.commission, Trade.fees),
-    "realized": (Trade.realized_pnl,), "order": (Trade.order,),
+    "id": (Trade.id,),
+    "time": (Trade.executed_at,),
+    "symbol": (Trade.symbol,),
+    "side": (Trade.side,),
+    "type": (Trade.type,),
+    "quantity": (Trade.quantity,),
+    "price": (Trade.price,),
+    "costs": (Trade.commission, Trade.fees),
+    "realized": (Trade.realized_pnl,),
+    "order": (Trade.order,),
 }
 
 
-def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
-               side: str | None = None, strategy_id: int | None = None,
-               sort: str | None = None, descending: bool = True,
-               before_id: int | None = None, offset: int = 0,
-               limit: int = 50, include_deleted: bool = False) -> list[Order]:
+def order_page(
+    db: Database,
+    *,
+    symbol: str | None = None,
+    status: Any = None,
+    side: str | None = None,
+    strategy_id: int | None = None,
+    sort: str | None = None,
+    descending: bool = True,
+    before_id: int | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    include_deleted: bool = False,
+) -> list[Order]:
     """A page of orders, filtered, sorted in SQL; soft-deleted orders are left out
     unless ``include_deleted``.
 
@@ -128,8 +159,9 @@ def order_page(db: Database, *, symbol: str | None = None, status: Any = None,
         return list(query.limit(limit))
 
 
-def trade_page(db: Database, *, sort: str | None = None, descending: bool = True,
-               limit: int = 50) -> list[Trade]:
+def trade_page(
+    db: Database, *, sort: str | None = None, descending: bool = True, limit: int = 50
+) -> list[Trade]:
     """The first ``limit`` fills by ``sort`` (a column of :data:`TRADE_SORTS`; ties by
     id, empty values last), or the most recent ones when ``sort`` is None."""
     query = Trade.select().bind(db)
@@ -141,15 +173,20 @@ def trade_page(db: Database, *, sort: str | None = None, descending: bool = True
         return list(query.limit(limit))
 
 
-def _sort_terms(db: Database, model: Any, sorts: dict[str, tuple[Field, ...]], sort: str,
-                descending: bool) -> list[Node]:
+def _sort_terms(
+    db: Database, model: Any, sorts: dict[str, tuple[Field, ...]], sort: str, descending: bool
+) -> list[Node]:
     """ORDER BY terms for ``sort``: empty values last, then the column, then the id."""
     if sort not in sorts:
-        raise ValidationError("sort", f"{model.__name__} rows cannot be sorted by {sort!r}; "
-                              f"sort by one of {', '.join(sorts)}")
+        raise ValidationError(
+            "sort",
+            f"{model.__name__} rows cannot be sorted by {sort!r}; "
+            f"sort by one of {', '.join(sorts)}",
+        )
     sqlite = backend_of(db) == "sqlite"
-    terms = [f.cast("REAL") if sqlite and isinstance(f, ExactDecimalField) else f
-             for f in sorts[sort]]
+    terms = [
+        f.cast("REAL") if sqlite and isinstance(f, ExactDecimalField) else f for f in sorts[sort]
+    ]
     value: ColumnBase = terms[0]
     for term in terms[1:]:
         value = value + term
@@ -169,8 +206,9 @@ class ChangeWatcher:
     reader re-reads everything once the database is back. Thread-safe.
     """
 
-    def __init__(self, db: Database, poll_seconds: float = 15.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: Database, poll_seconds: float = 15.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.db = db
         self.backend = backend_of(db)
         self.poll_seconds = poll_seconds
@@ -210,8 +248,9 @@ class ChangeWatcher:
         if self._conn is None:
             assert isinstance(self.db, SqliteDatabase)
             params = self.db.connect_params
-            self._conn = sqlite3.connect(self.db.database, uri=bool(params.get("uri")),
-                                         timeout=1.0, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                self.db.database, uri=bool(params.get("uri")), timeout=1.0, check_same_thread=False
+            )
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         changed = version != self._version
         self._version = version
@@ -223,8 +262,9 @@ class ChangeWatcher:
         if fresh:
             import psycopg
 
-            self._conn = psycopg.connect(autocommit=True, connect_timeout=3,
-                                         **_libpq_params(self.db))
+            self._conn = psycopg.connect(
+                autocommit=True, connect_timeout=3, **_libpq_params(self.db)
+            )
             self._conn.execute(f"LISTEN {CHANNEL}")
         notified = any(True for _ in self._conn.notifies(timeout=0))
         if fresh or notified or now - self._last_full >= self.poll_seconds:
@@ -235,10 +275,20 @@ class ChangeWatcher:
 
 def _libpq_params(db: Database) -> dict[str, Any]:
     """libpq connection keywords for ``db`` (the ones Peewee was given)."""
-    params = {k: v for k, v in db.connect_params.items()
-              if k in ("user", "password", "host", "port", "sslmode", "options")}
+    params = {
+        k: v
+        for k, v in db.connect_params.items()
+        if k in ("user", "password", "host", "port", "sslmode", "options")
+    }
     return {"dbname": db.database, **params}
 
 
-__all__ = ["ORDER_SORTS", "TRADE_SORTS", "ChangeWatcher", "last_prices", "order_page",
-           "realized_pnl_series", "trade_page"]
+__all__ = [
+    "ORDER_SORTS",
+    "TRADE_SORTS",
+    "ChangeWatcher",
+    "last_prices",
+    "order_page",
+    "realized_pnl_series",
+    "trade_page",
+]

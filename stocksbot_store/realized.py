@@ -51,10 +51,32 @@ METHODS = {"average": "average cost", "fifo": "FIFO"}
 
 _COLUMNS = ("id", "symbol", "side", "quantity", "price", "commission", "fees", "executed_at")
 
-ROW_HEADER = ("method", "trade_id", "symbol", "side", "quantity", "opened", "closed",
-              "proceeds", "cost_basis", "gross_pnl", "fees", "net_pnl")
-YEAR_HEADER = ("method", "year", "symbol", "closing_trades", "quantity", "proceeds",
-               "cost_basis", "gross_pnl", "fees", "net_pnl")
+ROW_HEADER = (
+    "method",
+    "trade_id",
+    "symbol",
+    "side",
+    "quantity",
+    "opened",
+    "closed",
+    "proceeds",
+    "cost_basis",
+    "gross_pnl",
+    "fees",
+    "net_pnl",
+)
+YEAR_HEADER = (
+    "method",
+    "year",
+    "symbol",
+    "closing_trades",
+    "quantity",
+    "proceeds",
+    "cost_basis",
+    "gross_pnl",
+    "fees",
+    "net_pnl",
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +99,19 @@ class RealizedRow:
 
     def cells(self) -> list[str]:
         """The row as CSV cells, decimals exact and without trailing zeros."""
-        return [METHODS[self.method], str(self.trade_id), self.symbol, self.side,
-                _text(self.quantity), self.opened, self.closed.isoformat(),
-                *(_text(v) for v in (self.proceeds, self.cost_basis, self.gross_pnl,
-                                     self.fees, self.net_pnl))]
+        return [
+            METHODS[self.method],
+            str(self.trade_id),
+            self.symbol,
+            self.side,
+            _text(self.quantity),
+            self.opened,
+            self.closed.isoformat(),
+            *(
+                _text(v)
+                for v in (self.proceeds, self.cost_basis, self.gross_pnl, self.fees, self.net_pnl)
+            ),
+        ]
 
 
 @dataclass
@@ -110,9 +141,23 @@ class YearRow:
 
     def cells(self) -> list[str]:
         """The row as CSV cells."""
-        return [METHODS[self.method], str(self.year), self.symbol, str(self.closing_trades),
-                *(_text(v) for v in (self.quantity, self.proceeds, self.cost_basis,
-                                     self.gross_pnl, self.fees, self.net_pnl))]
+        return [
+            METHODS[self.method],
+            str(self.year),
+            self.symbol,
+            str(self.closing_trades),
+            *(
+                _text(v)
+                for v in (
+                    self.quantity,
+                    self.proceeds,
+                    self.cost_basis,
+                    self.gross_pnl,
+                    self.fees,
+                    self.net_pnl,
+                )
+            ),
+        ]
 
 
 def _text(value: Decimal) -> str:
@@ -135,8 +180,9 @@ class _Book:
     pool: Decimal = ZERO
 
 
-def realized_report(db: Database, method: str = "average",
-                    progress: Progress | None = None) -> Iterator[RealizedRow]:
+def realized_report(
+    db: Database, method: str = "average", progress: Progress | None = None
+) -> Iterator[RealizedRow]:
     """Every closing trade of ``db`` with its realized figures by ``method``
     (``average`` or ``fifo``), in trade order; see the module docstring."""
     if method not in METHODS:
@@ -155,17 +201,27 @@ def realized_report(db: Database, method: str = "average",
                 progress("trades", done, total)
 
 
-def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, side: str,
-            quantity: str, price: str, commission: str, fees: str,
-            executed_at: str) -> RealizedRow | None:
+def _replay(
+    books: dict[str, _Book],
+    method: str,
+    trade_id: int,
+    symbol: str,
+    side: str,
+    quantity: str,
+    price: str,
+    commission: str,
+    fees: str,
+    executed_at: str,
+) -> RealizedRow | None:
     q, p = Decimal(quantity), Decimal(price)
     fee = Decimal(commission) + Decimal(fees)
     at = dt.datetime.fromisoformat(executed_at)
     book = books.setdefault(symbol, _Book())
     before = book.position
     with money_context():  # the ledger computes in the store's context, as the books did
-        outcome = ledger.apply_fill(before, symbol, side, q, p, Decimal(commission),
-                                    Decimal(fees), at)
+        outcome = ledger.apply_fill(
+            before, symbol, side, q, p, Decimal(commission), Decimal(fees), at
+        )
     book.position = outcome.open_position
     if outcome.trade_type == ledger.OPEN:
         book.lots.append(_Lot(q, p, at, fee))
@@ -198,8 +254,11 @@ def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, si
         else:
             gross = outcome.realized_pnl
             entry_value = exit_value - gross if long else exit_value + gross
-            opening_fees = book.pool if closed == before.quantity else quantize(
-                book.pool * closed / before.quantity)
+            opening_fees = (
+                book.pool
+                if closed == before.quantity
+                else quantize(book.pool * closed / before.quantity)
+            )
             book.pool -= opening_fees
     remainder = q - closed
     if closed == before.quantity:
@@ -210,8 +269,20 @@ def _replay(books: dict[str, _Book], method: str, trade_id: int, symbol: str, si
     total_fees = fee + opening_fees
     first, last = min(dates), max(dates)
     opened = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
-    return RealizedRow(method, trade_id, symbol, before.side, closed, opened, at.date(),
-                       proceeds, cost, gross, total_fees, gross - total_fees)
+    return RealizedRow(
+        method,
+        trade_id,
+        symbol,
+        before.side,
+        closed,
+        opened,
+        at.date(),
+        proceeds,
+        cost,
+        gross,
+        total_fees,
+        gross - total_fees,
+    )
 
 
 def yearly_summary(rows: Iterable[RealizedRow]) -> list[YearRow]:
@@ -225,8 +296,9 @@ def yearly_summary(rows: Iterable[RealizedRow]) -> list[YearRow]:
     return [years[key] for key in sorted(years)]
 
 
-def write_realized_report(db: Database, folder: str, method: str = "average",
-                          progress: Progress | None = None) -> tuple[str, str, int]:
+def write_realized_report(
+    db: Database, folder: str, method: str = "average", progress: Progress | None = None
+) -> tuple[str, str, int]:
     """Write ``realized-<method>.csv`` (one row per closing trade) and
     ``realized-<method>-yearly.csv`` into ``folder``; their paths and the row count."""
     os.makedirs(folder, exist_ok=True)

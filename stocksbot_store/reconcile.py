@@ -58,8 +58,9 @@ class Difference:
     action: str
 
     def __str__(self) -> str:
-        return (f"{self.kind} {self.subject}: store {self.store}, broker {self.broker}: "
-                f"{self.action}")
+        return (
+            f"{self.kind} {self.subject}: store {self.store}, broker {self.broker}: {self.action}"
+        )
 
 
 @dataclass
@@ -144,8 +145,9 @@ def _describe(quantity: Decimal, avg: Decimal | None) -> str:
 
 
 @in_money_context
-def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, *,
-              apply: bool = False) -> ReconcileReport:
+def reconcile(
+    storage: StorageService, positions: Any, open_orders: Any = None, *, apply: bool = False
+) -> ReconcileReport:
     """Compare the store with the broker's ``positions`` and ``open_orders``; with
     ``apply`` record the fixes. See the module docstring."""
     broker = broker_positions(positions)
@@ -154,8 +156,13 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
     report = ReconcileReport(utcnow(), apply)
     with write_transaction(db):
         fixes: list[Fill] = []
-        store = {p.symbol: (p.quantity if p.side == PositionSideEnum.LONG else -p.quantity,
-                            p.avg_entry_price) for p in storage.get_open_positions()}
+        store = {
+            p.symbol: (
+                p.quantity if p.side == PositionSideEnum.LONG else -p.quantity,
+                p.avg_entry_price,
+            )
+            for p in storage.get_open_positions()
+        }
         marks = None
         for symbol in sorted(set(store) | set(broker)):
             have, have_avg = store.get(symbol, (Decimal(0), None))
@@ -168,13 +175,23 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
                 marks = latest_marks(db) if marks is None else marks
                 found = marks.get(symbol) or last_fill(db, symbol)
                 if found is None:
-                    raise ValidationError("positions", f"the broker holds {symbol}, which the "
-                                          "store has never traded: give its average price")
+                    raise ValidationError(
+                        "positions",
+                        f"the broker holds {symbol}, which the "
+                        "store has never traded: give its average price",
+                    )
                 price = found[0]
             side = "buy" if change > 0 else "sell"
-            report.differences.append(Difference(
-                "position", symbol, _describe(have, have_avg), _describe(want, want_avg),
-                change, f"record an adjustment: {side} {tidy(abs(change))} @ {tidy(price)}"))
+            report.differences.append(
+                Difference(
+                    "position",
+                    symbol,
+                    _describe(have, have_avg),
+                    _describe(want, want_avg),
+                    change,
+                    f"record an adjustment: {side} {tidy(abs(change))} @ {tidy(price)}",
+                )
+            )
             fixes.append(Fill(None, symbol, side, abs(change), price))
         moves: list[tuple[int, OrderStatusEnum]] = []
         if broker_ids is not None:
@@ -186,42 +203,74 @@ def reconcile(storage: StorageService, positions: Any, open_orders: Any = None, 
                 moved = storage.update_order_status(order_id, status)
                 assert moved is not None  # read under this transaction's lock: it exists
                 report.orders.append(moved)
-        ReconcileRun.insert(ran_at=report.at, applied=apply,
-                            difference_count=len(report.differences),
-                            differences=[_as_json(d) for d in report.differences]
-                            ).execute(db)
+        ReconcileRun.insert(
+            ran_at=report.at,
+            applied=apply,
+            difference_count=len(report.differences),
+            differences=[_as_json(d) for d in report.differences],
+        ).execute(db)
     return report
 
 
-def _order_differences(storage: StorageService, broker_ids: set[str],
-                       report: ReconcileReport) -> list[tuple[int, OrderStatusEnum]]:
+def _order_differences(
+    storage: StorageService, broker_ids: set[str], report: ReconcileReport
+) -> list[tuple[int, OrderStatusEnum]]:
     moves = []
     order: Order | None
     # Soft-deleted orders are not the store's any more: neither closed nor matched.
-    live = (Order.select().where(Order.status.in_(_LIVE), Order.external_id.is_null(False),
-                                 Order.deleted_at.is_null())
-            .order_by(Order.id).bind(storage.db))
+    live = (
+        Order.select()
+        .where(
+            Order.status.in_(_LIVE), Order.external_id.is_null(False), Order.deleted_at.is_null()
+        )
+        .order_by(Order.id)
+        .bind(storage.db)
+    )
     for order in live:
         if order.external_id in broker_ids:
             continue
-        final = OrderStatusEnum.FILLED if order.filled_quantity == order.quantity \
+        final = (
+            OrderStatusEnum.FILLED
+            if order.filled_quantity == order.quantity
             else OrderStatusEnum.CANCELLED
-        report.differences.append(Difference(
-            "order", cast(str, order.external_id),  # not null: selected so
-            f"{order.status.value}, {tidy(order.filled_quantity)} of "
-            f"{tidy(order.quantity)} filled", "not open", None, f"mark it {final.value}"))
+        )
+        report.differences.append(
+            Difference(
+                "order",
+                cast(str, order.external_id),  # not null: selected so
+                f"{order.status.value}, {tidy(order.filled_quantity)} of "
+                f"{tidy(order.quantity)} filled",
+                "not open",
+                None,
+                f"mark it {final.value}",
+            )
+        )
         moves.append((order.id, final))
-    known = {o.external_id: o for o in Order.select().where(
-        Order.external_id.in_(sorted(broker_ids)), Order.deleted_at.is_null()
-    ).bind(storage.db)} if broker_ids else {}
+    known = (
+        {
+            o.external_id: o
+            for o in Order.select()
+            .where(Order.external_id.in_(sorted(broker_ids)), Order.deleted_at.is_null())
+            .bind(storage.db)
+        }
+        if broker_ids
+        else {}
+    )
     for external_id in sorted(broker_ids):
         order = known.get(external_id)
         if order is not None and order.status in _LIVE:
             continue
         have = "no such order" if order is None else order.status.value
-        report.differences.append(Difference(
-            "order", external_id, have, "open", None,
-            "none: look at it (create_order / attach_external_id if the bot sent it)"))
+        report.differences.append(
+            Difference(
+                "order",
+                external_id,
+                have,
+                "open",
+                None,
+                "none: look at it (create_order / attach_external_id if the bot sent it)",
+            )
+        )
     return moves
 
 
@@ -234,9 +283,14 @@ def _as_json(difference: Difference) -> dict[str, Any]:
 
 def last_run(storage: StorageService) -> ReconcileRun | None:
     """The newest kept reconcile run, or None."""
-    return (ReconcileRun.select().order_by(ReconcileRun.id.desc()).limit(1)
-            .bind(storage.db).first())
+    return ReconcileRun.select().order_by(ReconcileRun.id.desc()).limit(1).bind(storage.db).first()
 
 
-__all__ = ["Difference", "ReconcileReport", "broker_order_ids", "broker_positions",
-           "last_run", "reconcile"]
+__all__ = [
+    "Difference",
+    "ReconcileReport",
+    "broker_order_ids",
+    "broker_positions",
+    "last_run",
+    "reconcile",
+]

@@ -57,7 +57,8 @@ _LOCKING = (" FOR UPDATE", " FOR NO KEY UPDATE", " FOR SHARE", " FOR KEY SHARE")
 _STATUS_SQL = (
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
     "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-    "ELSE coalesce(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END")
+    "ELSE coalesce(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+)
 
 
 def lsn_number(lsn: str | None) -> int:
@@ -103,8 +104,9 @@ class Replica:
         self.lock = threading.Lock()
 
     def status(self) -> ReplicaStatus:
-        return ReplicaStatus(self.url, self.state, self.lag, self.checked_at, self.reads,
-                             self.error)
+        return ReplicaStatus(
+            self.url, self.state, self.lag, self.checked_at, self.reads, self.error
+        )
 
     def usable(self, max_lag: float, required_lsn: int) -> bool:
         """Whether a read may go here now (measuring again when it is time)."""
@@ -142,8 +144,9 @@ class Replica:
     def mark_down(self, error: BaseException) -> None:
         """Skip this replica until the next check; drop this thread's connection to it."""
         if self.state != "down":
-            log.warning("replica %s skipped, reads go to the primary: %s", self.url,
-                        first_line(error))
+            log.warning(
+                "replica %s skipped, reads go to the primary: %s", self.url, first_line(error)
+            )
         self.state, self.error = "down", first_line(error)
         self.checked = time.monotonic()
         self.checked_at = dt.datetime.now(dt.timezone.utc)
@@ -156,8 +159,9 @@ class Replica:
 class ReplicaRouter:
     """Picks where each read of one primary goes (see the module docstring)."""
 
-    def __init__(self, primary: Database, replicas: Sequence[Replica],
-                 max_lag: float = DEFAULT_MAX_LAG) -> None:
+    def __init__(
+        self, primary: Database, replicas: Sequence[Replica], max_lag: float = DEFAULT_MAX_LAG
+    ) -> None:
         self.primary = primary
         self.replicas = list(replicas)
         self.max_lag = max_lag
@@ -273,9 +277,14 @@ def snapshot_replica(db: Database) -> Replica | None:
     return replica
 
 
-def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | None = None,
-                    from_environment: bool = False, *,
-                    open_replica: Callable[..., Database]) -> Database:
+def attach_replicas(
+    db: Database,
+    urls: Sequence[str],
+    max_lag: float | str | None = None,
+    from_environment: bool = False,
+    *,
+    open_replica: Callable[..., Database],
+) -> Database:
     """Route ``db``'s reads to the standbys at ``urls`` (see the module docstring).
 
     The replicas must serve the same database as ``db``. A mismatch is a
@@ -287,28 +296,32 @@ def attach_replicas(db: Database, urls: Sequence[str], max_lag: float | str | No
     if not isinstance(db, PostgresqlDatabase):
         if from_environment:
             return db
-        raise ConfigurationError("read replicas need PostgreSQL; a SQLite file has none "
-                                 "(open it with read_only=True for read-only tools)")
+        raise ConfigurationError(
+            "read replicas need PostgreSQL; a SQLite file has none "
+            "(open it with read_only=True for read-only tools)"
+        )
     try:
         lag = DEFAULT_MAX_LAG if max_lag is None else float(max_lag)
     except (TypeError, ValueError):
         raise ConfigurationError(
-            f"replica_max_lag must be a number of seconds, not {max_lag!r}") from None
+            f"replica_max_lag must be a number of seconds, not {max_lag!r}"
+        ) from None
     replicas = []
     for url in urls:
         name = urlparse(url).path.lstrip("/").split("?")[0]
         if name != db.database:
             if from_environment:
-                log.debug("DATABASE_REPLICA_URL serves %r, not %r: no replica", name,
-                          db.database)
+                log.debug("DATABASE_REPLICA_URL serves %r, not %r: no replica", name, db.database)
                 return db
             raise ConfigurationError(
                 f"replica {mask_url(url)} serves database {name!r} but the primary is "
                 f"{db.database!r}; a streaming standby has the primary's databases, so "
-                "give the same database name")
+                "give the same database name"
+            )
         # A standby that stops answering must not hang the reads: bound the connect.
-        timeout: dict[str, Any] = ({} if "connect_timeout" in url
-                                   else {"connect_timeout": CONNECT_TIMEOUT})
+        timeout: dict[str, Any] = (
+            {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+        )
         replica_db = open_replica(url, **timeout)
         monitor = monitor_of(db)
         replica_db.query_hooks[:] = [monitor] if monitor else []

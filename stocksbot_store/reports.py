@@ -34,8 +34,9 @@ from .validation import check_symbol
 PERIODS = ("day", "week", "month")
 UTC = dt.timezone.utc
 _EPOCH_DATE = dt.date(1970, 1, 1)
-_SUMS = ", ".join([f"SUM({c})" for c in COUNTS]
-                  + [f"SUM({name}_{part})" for name in AMOUNTS for part in PARTS])
+_SUMS = ", ".join(
+    [f"SUM({c})" for c in COUNTS] + [f"SUM({name}_{part})" for name in AMOUNTS for part in PARTS]
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,11 @@ class PnlRow:
     @property
     def win_rate(self) -> Decimal | None:
         """Winning closing trades over closing trades (None when nothing closed)."""
-        return None if not self.closing_trades else \
-            (Decimal(self.wins) / Decimal(self.closing_trades)).quantize(Decimal("0.0001"))
+        return (
+            None
+            if not self.closing_trades
+            else (Decimal(self.wins) / Decimal(self.closing_trades)).quantize(Decimal("0.0001"))
+        )
 
 
 class _Sum:
@@ -80,11 +84,22 @@ class _Sum:
 
     def row(self, key: str, start: dt.datetime | None) -> PnlRow:
         trades, closing, wins, losses = self.values[:4]
-        gross, commission, fees, volume = (join(*self.values[start:start + len(PARTS)])
-                                           for start in range(len(COUNTS), len(self.values),
-                                                              len(PARTS)))
-        return PnlRow(key, start, trades, closing, wins, losses, tidy(gross),
-                      tidy(commission + fees), tidy(gross - commission - fees), tidy(volume))
+        gross, commission, fees, volume = (
+            join(*self.values[start : start + len(PARTS)])
+            for start in range(len(COUNTS), len(self.values), len(PARTS))
+        )
+        return PnlRow(
+            key,
+            start,
+            trades,
+            closing,
+            wins,
+            losses,
+            tidy(gross),
+            tidy(commission + fees),
+            tidy(gross - commission - fees),
+            tidy(volume),
+        )
 
 
 def zone_of(tz: Zone | None) -> dt.tzinfo:
@@ -96,8 +111,11 @@ def zone_of(tz: Zone | None) -> dt.tzinfo:
     try:
         return ZoneInfo(str(tz))
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("tz", f"{tz!r} is not a time zone; give an IANA name such as "
-                                    "'Europe/Paris' or 'Asia/Kolkata'") from None
+        raise ValidationError(
+            "tz",
+            f"{tz!r} is not a time zone; give an IANA name such as "
+            "'Europe/Paris' or 'Asia/Kolkata'",
+        ) from None
 
 
 def bound(value: RangeBound | None, zone: dt.tzinfo, field: str) -> int | None:
@@ -123,8 +141,9 @@ class _Reader:
         return self.db.execute_sql(sql, params).fetchall()
 
 
-def _filters(strategy_key: int | None, symbol: str | None, since: int | None,
-             until: int | None) -> tuple[str, list]:
+def _filters(
+    strategy_key: int | None, symbol: str | None, since: int | None, until: int | None
+) -> tuple[str, list]:
     where, params = "", []
     if strategy_key is not None:
         where += " AND strategy_key = ?"
@@ -142,6 +161,7 @@ def _offsets(zone: dt.tzinfo, first: int, last: int) -> list[tuple[int, int]]:
     """``(from, offset)`` pairs: ``zone``'s UTC offset in seconds from each epoch second
     ``from`` on, over ``[first, last]`` (a quarter-hour grain: every zone's changes fall
     on one)."""
+
     def offset(second: int) -> int:
         at = dt.datetime.fromtimestamp(second, UTC)
         delta = zone.utcoffset(at.astimezone(zone))
@@ -171,8 +191,10 @@ def _offsets(zone: dt.tzinfo, first: int, last: int) -> list[tuple[int, int]]:
 def _local_day_expression(pairs: list[tuple[int, int]]) -> str:
     if len(pairs) == 1:
         return f"(bucket_start + {pairs[0][1]}) / {DAY}"
-    cases = " ".join(f"WHEN bucket_start < {start} THEN {offset}"
-                     for (_, offset), (start, _) in zip(pairs, pairs[1:], strict=False))
+    cases = " ".join(
+        f"WHEN bucket_start < {start} THEN {offset}"
+        for (_, offset), (start, _) in zip(pairs, pairs[1:], strict=False)
+    )
     return f"(bucket_start + CASE {cases} ELSE {pairs[-1][1]} END) / {DAY}"
 
 
@@ -185,10 +207,15 @@ def _period_start(day: dt.date, period: str) -> dt.date:
 
 
 @in_money_context
-def pnl_by_period(db: Database, period: str = "day", since: RangeBound | None = None,
-                  until: RangeBound | None = None,
-                  strategy_key: int | None = None, symbol: str | None = None,
-                  tz: Zone | None = None) -> list[PnlRow]:
+def pnl_by_period(
+    db: Database,
+    period: str = "day",
+    since: RangeBound | None = None,
+    until: RangeBound | None = None,
+    strategy_key: int | None = None,
+    symbol: str | None = None,
+    tz: Zone | None = None,
+) -> list[PnlRow]:
     """Realized P&L per ``period`` (day, week or month) in ``tz``, oldest first; only
     periods with trades. ``strategy_key``: a strategy id, 0 for trades without one."""
     if period not in PERIODS:
@@ -200,36 +227,50 @@ def pnl_by_period(db: Database, period: str = "day", since: RangeBound | None = 
     if symbol is not None:
         symbol = check_symbol(symbol)
     target = [QUARTER, ALL_SYMBOLS if symbol is None else symbol]
-    extent = reader.rows("SELECT MIN(bucket_start), MAX(bucket_start) FROM pnl_bucket "
-                         f"WHERE span = ? AND symbol = ?{where}", target + params)[0]
+    extent = reader.rows(
+        "SELECT MIN(bucket_start), MAX(bucket_start) FROM pnl_bucket "
+        f"WHERE span = ? AND symbol = ?{where}",
+        target + params,
+    )[0]
     if extent[0] is None:
         return []
     offsets = _offsets(zone, int(extent[0]), int(extent[1]))
-    if offsets == [(int(extent[0]), 0)] and all(b is None or b % DAY == 0
-                                                  for b in (since_s, until_s)):
+    if offsets == [(int(extent[0]), 0)] and all(
+        b is None or b % DAY == 0 for b in (since_s, until_s)
+    ):
         # UTC days: one day row per strategy and symbol instead of 96 quarter hours.
-        rows = reader.rows(f"SELECT bucket_start / {DAY} AS utc_day, {_SUMS} FROM pnl_bucket "
-                           f"WHERE span = ?{' AND symbol = ?' if symbol else ''}{where} "
-                           "GROUP BY utc_day ORDER BY utc_day", [DAY, *([symbol] if symbol else []),
-                                                         *params])
+        rows = reader.rows(
+            f"SELECT bucket_start / {DAY} AS utc_day, {_SUMS} FROM pnl_bucket "
+            f"WHERE span = ?{' AND symbol = ?' if symbol else ''}{where} "
+            "GROUP BY utc_day ORDER BY utc_day",
+            [DAY, *([symbol] if symbol else []), *params],
+        )
     else:
         day = _local_day_expression(offsets)
-        rows = reader.rows(f"SELECT {day} AS local_day, {_SUMS} FROM pnl_bucket "
-                           f"WHERE span = ? AND symbol = ?{where} GROUP BY local_day "
-                           "ORDER BY local_day", target + params)
+        rows = reader.rows(
+            f"SELECT {day} AS local_day, {_SUMS} FROM pnl_bucket "
+            f"WHERE span = ? AND symbol = ?{where} GROUP BY local_day "
+            "ORDER BY local_day",
+            target + params,
+        )
     sums: dict[dt.date, _Sum] = {}
     for local_day, *figures in rows:
         start = _period_start(_EPOCH_DATE + dt.timedelta(days=int(local_day)), period)
         sums.setdefault(start, _Sum()).add(figures)
-    return [total.row(start.isoformat(),
-                      dt.datetime(start.year, start.month, start.day, tzinfo=zone))
-            for start, total in sums.items()]
+    return [
+        total.row(start.isoformat(), dt.datetime(start.year, start.month, start.day, tzinfo=zone))
+        for start, total in sums.items()
+    ]
 
 
 @in_money_context
-def pnl_by_symbol(db: Database, since: RangeBound | None = None,
-                  until: RangeBound | None = None, strategy_key: int | None = None,
-                  tz: Zone | None = None) -> list[PnlRow]:
+def pnl_by_symbol(
+    db: Database,
+    since: RangeBound | None = None,
+    until: RangeBound | None = None,
+    strategy_key: int | None = None,
+    tz: Zone | None = None,
+) -> list[PnlRow]:
     """Realized P&L per symbol over ``[since, until)``, by symbol."""
     zone = zone_of(tz)
     since_s, until_s = bound(since, zone, "since"), bound(until, zone, "until")
@@ -251,8 +292,10 @@ def pnl_by_symbol(db: Database, since: RangeBound | None = None,
     for span, low, high in pieces:
         where, params = _filters(strategy_key, None, low, high)
         for symbol, *figures in reader.rows(
-                f"SELECT symbol, {_SUMS} FROM pnl_bucket WHERE span = ? AND symbol <> ?"
-                f"{where} GROUP BY symbol", [span, ALL_SYMBOLS] + params):
+            f"SELECT symbol, {_SUMS} FROM pnl_bucket WHERE span = ? AND symbol <> ?"
+            f"{where} GROUP BY symbol",
+            [span, ALL_SYMBOLS] + params,
+        ):
             sums.setdefault(symbol, _Sum()).add(figures)
     return [sums[symbol].row(symbol, None) for symbol in sorted(sums)]
 

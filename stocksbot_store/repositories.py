@@ -91,8 +91,7 @@ class Repository(Generic[M]):
         self.db = prepare_database(db)
         #: Writes this repository's audit rows in the transaction of each change.
         self.audit = AuditWriter(self.db, actor)
-        self._columns = tuple(name for name in self.model._meta.sorted_field_names
-                              if name != "id")
+        self._columns = tuple(name for name in self.model._meta.sorted_field_names if name != "id")
         self._insert_statement: str | None = None
         #: Whether rows are soft-deleted (``deleted_at``), so reads leave them out.
         self.soft = is_soft(self.model)
@@ -156,14 +155,16 @@ class Repository(Generic[M]):
             values["updated_at"] = now
         instance = self.model(**values)  # applies the fields' defaults
         data = instance.__data__
-        stored = [None if data.get(n) is None else fields[n].db_value(data[n])
-                  for n in self._columns]
+        stored = [
+            None if data.get(n) is None else fields[n].db_value(data[n]) for n in self._columns
+        ]
         for name, value in zip(self._columns, stored, strict=True):
             instance.__data__[name] = None if value is None else fields[name].python_value(value)
         with translate_errors(f"creating {self.model.__name__}"), write_transaction(self.db):
             instance.id = self.db.execute_sql(self._insert_sql(), stored).fetchone()[0]
-            self.audit.row(self.model._meta.table_name, instance.id, "create",
-                           created(row_values(instance)))
+            self.audit.row(
+                self.model._meta.table_name, instance.id, "create", created(row_values(instance))
+            )
         instance._dirty.clear()
         return instance
 
@@ -175,19 +176,20 @@ class Repository(Generic[M]):
             columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in self._columns)
             marks = ", ".join([self.db.param] * len(self._columns))
             self._insert_statement = (
-                f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"')
+                f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"'
+            )
         return self._insert_statement
 
     def get_by_id(self, row_id: int, include_deleted: bool = False) -> M | None:
         """The row with this id, or None (also when it is soft-deleted, unless
         ``include_deleted``)."""
-        return self._first(self._select(include_deleted=include_deleted)
-                           .where(self.model.id == row_id))
+        return self._first(
+            self._select(include_deleted=include_deleted).where(self.model.id == row_id)
+        )
 
     def exists(self, row_id: int, include_deleted: bool = False) -> bool:
         """Whether a row with this id exists (one small query, no model built)."""
-        sql = (f'SELECT 1 FROM "{self.model._meta.table_name}" '
-               f'WHERE "id" = {self.db.param}')
+        sql = f'SELECT 1 FROM "{self.model._meta.table_name}" WHERE "id" = {self.db.param}'
         if self.soft and not include_deleted:
             sql += ' AND "deleted_at" IS NULL'
         with translate_errors(f"reading {self.model.__name__}"):
@@ -222,11 +224,15 @@ class Repository(Generic[M]):
         deleted = self.soft and self.exists(row_id, include_deleted=True)
         return not_found(self.model, row_id, deleted)
 
-    def get_all(self, limit: int | None = 100, offset: int = 0,
-                include_deleted: bool = False) -> list[M]:
+    def get_all(
+        self, limit: int | None = 100, offset: int = 0, include_deleted: bool = False
+    ) -> list[M]:
         """Rows by id, newest first."""
-        return self._list(self._select(include_deleted=include_deleted)
-                          .order_by(self.model.id.desc()), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted).order_by(self.model.id.desc()),
+            limit,
+            offset,
+        )
 
     def get_deleted(self, limit: int | None = 100, offset: int = 0) -> list[M]:
         """The soft-deleted rows, most recently deleted first (what ``restore`` can
@@ -234,8 +240,12 @@ class Repository(Generic[M]):
         if not self.soft:
             return []
         # deleted_at is a field of the soft-delete models only, so not known on M
-        query = (self.model.select().where(self.model.deleted_at.is_null(False))  # type: ignore[attr-defined]
-                 .order_by(self.model.deleted_at.desc(), self.model.id.desc()).bind(self.db))  # type: ignore[attr-defined]
+        query = (
+            self.model.select()
+            .where(self.model.deleted_at.is_null(False))  # type: ignore[attr-defined]
+            .order_by(self.model.deleted_at.desc(), self.model.id.desc())
+            .bind(self.db)
+        )  # type: ignore[attr-defined]
         return self._list(query, limit, offset)
 
     def update(self, instance: M, **values: Any) -> M:
@@ -252,27 +262,42 @@ class Repository(Generic[M]):
         self._check_fields(values)
         return self._write(instance, values)
 
-    def _write(self, instance: M, values: dict[str, Any], action: str = "update",
-               include_deleted: bool = False) -> M:
+    def _write(
+        self,
+        instance: M,
+        values: dict[str, Any],
+        action: str = "update",
+        include_deleted: bool = False,
+    ) -> M:
         """Write ``values`` to the row of ``instance`` (the row as stored: what the audit
         row's ``before`` values are) and record them as ``action``. A soft-deleted row
         is not written (DeletedError) unless ``include_deleted``."""
         if "updated_at" in self.model._meta.fields:
             values["updated_at"] = utcnow()
         fields = self.model._meta.fields
-        stored = {name: None if value is None else fields[name].python_value(
-            fields[name].db_value(value)) for name, value in values.items()}
+        stored = {
+            name: None if value is None else fields[name].python_value(fields[name].db_value(value))
+            for name, value in values.items()
+        }
         query = self.model.update(**values).where(self.model.id == instance.id)
         if self.soft and not include_deleted:
             query = query.where(live(self.model))
-        with translate_errors(f"updating {self.model.__name__} {instance.id}"), \
-                write_transaction(self.db):
+        with (
+            translate_errors(f"updating {self.model.__name__} {instance.id}"),
+            write_transaction(self.db),
+        ):
             count = query.execute(self.db)
             if not count:
                 raise self._missing(instance.id)
-            self.audit.row(self.model._meta.table_name, instance.id, action, changed(
-                row_values(instance, values),
-                {fields[name].column_name: value for name, value in stored.items()}))
+            self.audit.row(
+                self.model._meta.table_name,
+                instance.id,
+                action,
+                changed(
+                    row_values(instance, values),
+                    {fields[name].column_name: value for name, value in stored.items()},
+                ),
+            )
         for name, value in stored.items():
             instance.__data__[name] = value
             instance._dirty.discard(name)
@@ -292,8 +317,11 @@ class Repository(Generic[M]):
             except NotFoundError:
                 return False
             self.check_delete(current)
-            self._write(current, {"deleted_at": utcnow(),
-                                  "deleted_by": deleted_by or self.audit.actor}, "delete")
+            self._write(
+                current,
+                {"deleted_at": utcnow(), "deleted_by": deleted_by or self.audit.actor},
+                "delete",
+            )
         _refresh(row, current)
         return True
 
@@ -308,15 +336,18 @@ class Repository(Generic[M]):
         there is no such row."""
         row_id = row.id if isinstance(row, self.model) else check_id(row, "id")
         if not self.soft:
-            raise ValidationError("id", f"{self.model.__name__} rows are never deleted, so "
-                                        "there is nothing to restore")
+            raise ValidationError(
+                "id",
+                f"{self.model.__name__} rows are never deleted, so there is nothing to restore",
+            )
         with write_transaction(self.db):
             current = self.get_for_update(row_id, include_deleted=True)
             if current.deleted_at is None:  # type: ignore[attr-defined]  # soft-delete model
                 return _refresh(row, current)
             self._check_key_free(current)
-            self._write(current, {"deleted_at": None, "deleted_by": None}, "restore",
-                        include_deleted=True)
+            self._write(
+                current, {"deleted_at": None, "deleted_by": None}, "restore", include_deleted=True
+            )
         return _refresh(row, current)
 
     def _by_key(self, value: Any, include_deleted: bool) -> M | None:
@@ -325,8 +356,11 @@ class Repository(Generic[M]):
         field = self.model._meta.fields[self.unique_key]
         query = self._select(include_deleted=include_deleted).where(field == value)
         if include_deleted:
-            query = query.order_by(self.model.deleted_at.is_null(False),  # type: ignore[attr-defined]
-                                   self.model.deleted_at.desc(), self.model.id.desc())  # type: ignore[attr-defined]
+            query = query.order_by(
+                self.model.deleted_at.is_null(False),  # type: ignore[attr-defined]
+                self.model.deleted_at.desc(),
+                self.model.id.desc(),
+            )  # type: ignore[attr-defined]
         return self._first(query)
 
     def _check_key_free(self, row: M) -> None:
@@ -337,14 +371,16 @@ class Repository(Generic[M]):
         if value is None:
             return
         field = self.model._meta.fields[self.unique_key]
-        holder = self._first(self._select(self.model.id).where(
-            (field == value) & (self.model.id != row.id)))
+        holder = self._first(
+            self._select(self.model.id).where((field == value) & (self.model.id != row.id))
+        )
         if holder is not None:
             name = self.model.__name__
             raise DuplicateError(
                 f"{name} {row.id} cannot be restored: its {self.unique_key} {value!r} is "
                 f"taken by {name} {holder.id} since it was deleted; delete or rename "
-                f"{name} {holder.id} first")
+                f"{name} {holder.id} first"
+            )
 
 
 def changed_fields(instance: BaseModel) -> dict[str, Any]:
@@ -352,8 +388,9 @@ def changed_fields(instance: BaseModel) -> dict[str, Any]:
     return {name: instance.__data__.get(name) for name in instance._dirty if name != "id"}
 
 
-def refuse_changes(current: BaseModel, values: dict[str, Any], fields: tuple[str, ...],
-                   why: str) -> None:
+def refuse_changes(
+    current: BaseModel, values: dict[str, Any], fields: tuple[str, ...], why: str
+) -> None:
     """ValidationError if ``values`` changes any of ``fields`` of the stored row
     ``current``."""
     for name in fields:
@@ -383,32 +420,43 @@ class PositionRepository(Repository[Position]):
 
     model = Position
 
-    def __init__(self, db: Database, fills: FillRecorder | None = None,
-                 actor: str | None = None) -> None:
+    def __init__(
+        self, db: Database, fills: FillRecorder | None = None, actor: str | None = None
+    ) -> None:
         super().__init__(db, actor)
         self.adjustments = Adjustments(self.db, fills or FillRecorder(self.db, actor))
 
-    def create(self, symbol: str | None = None, side: PositionSide | None = None,
-               quantity: Quantity | None = None, avg_entry_price: Price | None = None,
-               cost_basis: Amount | None = None, **values: Any) -> Position:
+    def create(
+        self,
+        symbol: str | None = None,
+        side: PositionSide | None = None,
+        quantity: Quantity | None = None,
+        avg_entry_price: Price | None = None,
+        cost_basis: Amount | None = None,
+        **values: Any,
+    ) -> Position:
         """Open a position by hand (the old module's ``create``), recorded as an
         ADJUSTMENT trade at ``avg_entry_price``. ``cost_basis``, if given, must be
         ``quantity x avg_entry_price``; a symbol with an open position already is a
         :class:`DuplicateError`."""
         self._check_names(values)
         for name in values:
-            raise ValidationError(name, "is kept by the position's trades; open the "
-                                        "position, then record fills")
+            raise ValidationError(
+                name, "is kept by the position's trades; open the position, then record fills"
+            )
         price = to_decimal(avg_entry_price, "avg_entry_price")
         if cost_basis is not None:
             expected = cost_basis_of(to_decimal(quantity, "quantity"), price)
             if to_decimal(cost_basis, "cost_basis") != expected:
-                raise ValidationError("cost_basis", f"{cost_basis!r} is not quantity x "
-                                      f"avg_entry_price ({expected}); leave it out")
+                raise ValidationError(
+                    "cost_basis",
+                    f"{cost_basis!r} is not quantity x avg_entry_price ({expected}); leave it out",
+                )
         return self.adjustments.open(symbol, side, quantity, price)
 
-    def get_by_symbol(self, symbol: str, is_open: bool | None = True,
-                      include_deleted: bool = False) -> Position | None:
+    def get_by_symbol(
+        self, symbol: str, is_open: bool | None = True, include_deleted: bool = False
+    ) -> Position | None:
         """The symbol's open position (``is_open=True``), its latest closed one
         (``False``) or its latest of either (``None``)."""
         query = self._select(include_deleted=include_deleted).where(Position.symbol == symbol)
@@ -418,8 +466,12 @@ class PositionRepository(Repository[Position]):
 
     def get_all_open(self) -> list[Position]:
         """Every open position, by symbol."""
-        return self._list(self._select().where(Position.is_open == True)  # noqa: E712
-                          .order_by(Position.symbol), None)
+        return self._list(
+            self._select()
+            .where(Position.is_open == True)  # noqa: E712
+            .order_by(Position.symbol),
+            None,
+        )
 
     def update(self, instance: Position, **values: Any) -> Position:
         """Change a position through its trades: a new ``quantity`` is an adjustment
@@ -440,12 +492,16 @@ class PositionRepository(Repository[Position]):
         if asked.get("is_open") is False and set(asked) <= {"is_open", "realized_pnl"}:
             return self.close_position(instance, asked.get("realized_pnl"))
         name = sorted(asked)[0]
-        raise ValidationError(name, "a position is the replay of its trades: change its "
-                                    "quantity (an adjustment at its average price), close it "
-                                    "(close_position), or record a fill (record_trade)")
+        raise ValidationError(
+            name,
+            "a position is the replay of its trades: change its "
+            "quantity (an adjustment at its average price), close it "
+            "(close_position), or record a fill (record_trade)",
+        )
 
-    def close_position(self, position: Position | RowId,
-                       realized_pnl: Amount | None = None) -> Position:
+    def close_position(
+        self, position: Position | RowId, realized_pnl: Amount | None = None
+    ) -> Position:
         """Close ``position`` by an ADJUSTMENT trade of its whole quantity. With
         ``realized_pnl`` (its total realized P&L, as in the old module) the trade is
         priced so that the position ends with exactly that; without, it closes at
@@ -456,14 +512,24 @@ class PositionRepository(Repository[Position]):
     def check_delete(self, row: Position) -> None:
         """An open position cannot be deleted: the next fill of its symbol moves it."""
         if row.is_open:
-            raise ValidationError("position_id", f"position {row.id} ({row.side} "
-                                  f"{row.quantity} {row.symbol}) is open and the next fill of "
-                                  f"{row.symbol} moves it; close it (close_position) first, "
-                                  "then delete it")
+            raise ValidationError(
+                "position_id",
+                f"position {row.id} ({row.side} "
+                f"{row.quantity} {row.symbol}) is open and the next fill of "
+                f"{row.symbol} moves it; close it (close_position) first, "
+                "then delete it",
+            )
 
 
-def check_new_order(symbol: Any, side: Any, order_type: Any, quantity: Any, price: Any,
-                    external_id: Any, type_field: str = "type") -> dict[str, Any]:
+def check_new_order(
+    symbol: Any,
+    side: Any,
+    order_type: Any,
+    quantity: Any,
+    price: Any,
+    external_id: Any,
+    type_field: str = "type",
+) -> dict[str, Any]:
     """The checked values of a new order, whichever door it comes in by: a symbol, a
     side and a type; a positive quantity; a positive price, which every order type but
     MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
@@ -487,18 +553,28 @@ class OrderRepository(Repository[Order]):
     model = Order
     unique_key = "external_id"
 
-    def create(self, symbol: str | None = None, side: OrderSide | None = None,
-               type: OrderType | None = None, quantity: Quantity | None = None,
-               price: Price | None = None, strategy_id: RowId | None = None,
-               external_id: str | None = None, **values: Any) -> Order:
+    def create(
+        self,
+        symbol: str | None = None,
+        side: OrderSide | None = None,
+        type: OrderType | None = None,
+        quantity: Quantity | None = None,
+        price: Price | None = None,
+        strategy_id: RowId | None = None,
+        external_id: str | None = None,
+        **values: Any,
+    ) -> Order:
         """A new PENDING order (the old module's ``create``; ``strategy=`` is the same
         as ``strategy_id=``)."""
         refuse_fill_state(values)
         status = values.get("status")
         if status is not None and coerce_enum(OrderStatusEnum, status, "status") in (
-                OrderStatusEnum.PARTIALLY_FILLED, OrderStatusEnum.FILLED):
-            raise ValidationError("status", "an order is filled by its trades; create it, "
-                                            "then record_trade")
+            OrderStatusEnum.PARTIALLY_FILLED,
+            OrderStatusEnum.FILLED,
+        ):
+            raise ValidationError(
+                "status", "an order is filled by its trades; create it, then record_trade"
+            )
         if strategy_id is not None:
             if values.get("strategy") not in (None, strategy_id):
                 raise ValidationError("strategy_id", "give strategy_id or strategy, not both")
@@ -510,59 +586,95 @@ class OrderRepository(Repository[Order]):
         """Insert an order whose values :func:`check_new_order` has already checked."""
         return super().create(**values)
 
-    def get_by_external_id(self, external_id: str,
-                           include_deleted: bool = False) -> Order | None:
+    def get_by_external_id(self, external_id: str, include_deleted: bool = False) -> Order | None:
         """The order the broker knows by ``external_id``, or None. With
         ``include_deleted``, the live one if there is one, else the newest deleted one."""
         return self._by_key(external_id, include_deleted)
 
-    def get_by_status(self, status: OrderStatus, limit: int | None = 100, offset: int = 0,
-                      include_deleted: bool = False) -> list[Order]:
+    def get_by_status(
+        self,
+        status: OrderStatus,
+        limit: int | None = 100,
+        offset: int = 0,
+        include_deleted: bool = False,
+    ) -> list[Order]:
         """Orders in ``status``, newest first."""
         status = coerce_enum(OrderStatusEnum, status, "status")
-        return self._list(self._select(include_deleted=include_deleted)
-                          .where(Order.status == status)
-                          .order_by(Order.id.desc()), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted)
+            .where(Order.status == status)
+            .order_by(Order.id.desc()),
+            limit,
+            offset,
+        )
 
-    def get_by_symbol(self, symbol: str, limit: int | None = 100, offset: int = 0,
-                      include_deleted: bool = False) -> list[Order]:
+    def get_by_symbol(
+        self, symbol: str, limit: int | None = 100, offset: int = 0, include_deleted: bool = False
+    ) -> list[Order]:
         """Orders in ``symbol``, newest first."""
-        return self._list(self._select(include_deleted=include_deleted)
-                          .where(Order.symbol == symbol)
-                          .order_by(Order.id.desc()), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted)
+            .where(Order.symbol == symbol)
+            .order_by(Order.id.desc()),
+            limit,
+            offset,
+        )
 
-    def get_recent(self, limit: int = 100, offset: int = 0,
-                   include_deleted: bool = False) -> list[Order]:
+    def get_recent(
+        self, limit: int = 100, offset: int = 0, include_deleted: bool = False
+    ) -> list[Order]:
         """The newest orders first."""
-        return self._list(self._select(include_deleted=include_deleted)
-                          .order_by(Order.id.desc()), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted).order_by(Order.id.desc()), limit, offset
+        )
 
-    def page(self, *, symbol: str | None = None, status: OrderStatus | None = None,
-             side: OrderSide | None = None,
-             strategy_id: int | None = None, before_id: int | None = None,
-             limit: int = 100, include_deleted: bool = False) -> list[Order]:
+    def page(
+        self,
+        *,
+        symbol: str | None = None,
+        status: OrderStatus | None = None,
+        side: OrderSide | None = None,
+        strategy_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+        include_deleted: bool = False,
+    ) -> list[Order]:
         """A page of orders, newest first, filtered; pass the last id of a page as
         ``before_id`` for the next one (keyset paging: as fast on page 1,000 as on 1).
         The dashboard's :func:`~stocksbot_store.queries.order_page` without a sort."""
-        return order_page(self.db, symbol=symbol, status=status, side=side,
-                          strategy_id=strategy_id, before_id=before_id, limit=limit,
-                          include_deleted=include_deleted)
+        return order_page(
+            self.db,
+            symbol=symbol,
+            status=status,
+            side=side,
+            strategy_id=strategy_id,
+            before_id=before_id,
+            limit=limit,
+            include_deleted=include_deleted,
+        )
 
     def check_delete(self, row: Order) -> None:
         """An order with fills cannot be deleted: its trades name it, and trades are
         never deleted."""
         fills = self.db.execute_sql(
-            f'SELECT COUNT(*) FROM "trade" WHERE "order_id" = {self.db.param}',
-            (row.id,)).fetchone()[0]
+            f'SELECT COUNT(*) FROM "trade" WHERE "order_id" = {self.db.param}', (row.id,)
+        ).fetchone()[0]
         if fills or row.filled_quantity:
-            raise ValidationError("order_id", f"order {row.id} has {fills} fill(s) "
-                                  f"({row.filled_quantity} of {row.quantity} filled); trades "
-                                  "are never deleted and name their order, so it stays; "
-                                  "cancel what is left of it (cancel_order) instead")
+            raise ValidationError(
+                "order_id",
+                f"order {row.id} has {fills} fill(s) "
+                f"({row.filled_quantity} of {row.quantity} filled); trades "
+                "are never deleted and name their order, so it stays; "
+                "cancel what is left of it (cancel_order) instead",
+            )
 
-    def update_status(self, order: Order | RowId, status: OrderStatus,
-                      filled_quantity: Quantity | None = None,
-                      avg_fill_price: Price | None = None) -> Order:
+    def update_status(
+        self,
+        order: Order | RowId,
+        status: OrderStatus,
+        filled_quantity: Quantity | None = None,
+        avg_fill_price: Price | None = None,
+    ) -> Order:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED (steps may be skipped). Going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`.
@@ -592,15 +704,26 @@ class OrderRepository(Repository[Order]):
         self._check_fields(values)
         with write_transaction(self.db):
             current = self.get_for_update(instance.id)
-            values = {k: v for k, v in values.items()
-                      if k == "updated_at" or _stored(current, k) != _stored(current, k, v)}
-            refuse_changes(current, values, ("filled_quantity", "avg_fill_price", "filled_at"),
-                           f"order {current.id}'s fill figures come from its trades; record "
-                           "fills with record_trade")
+            values = {
+                k: v
+                for k, v in values.items()
+                if k == "updated_at" or _stored(current, k) != _stored(current, k, v)
+            }
+            refuse_changes(
+                current,
+                values,
+                ("filled_quantity", "avg_fill_price", "filled_at"),
+                f"order {current.id}'s fill figures come from its trades; record "
+                "fills with record_trade",
+            )
             if current.filled_quantity:
-                refuse_changes(current, values, ("symbol", "side", "quantity", "strategy"),
-                               f"order {current.id} has fills already; its trades are this "
-                               "symbol, side and strategy")
+                refuse_changes(
+                    current,
+                    values,
+                    ("symbol", "side", "quantity", "strategy"),
+                    f"order {current.id} has fills already; its trades are this "
+                    "symbol, side and strategy",
+                )
             if "quantity" in values:
                 refuse_below_filled(current, values["quantity"])
             status = values.pop("status", None)
@@ -617,15 +740,26 @@ class TradeRepository(Repository[Trade]):
 
     model = Trade
 
-    def __init__(self, db: Database, fills: FillRecorder | None = None,
-                 actor: str | None = None) -> None:
+    def __init__(
+        self, db: Database, fills: FillRecorder | None = None, actor: str | None = None
+    ) -> None:
         super().__init__(db, actor)
         self._fills = fills or FillRecorder(self.db, actor)
 
-    def create(self, order_id: Any = None, symbol: Any = None, side: Any = None,
-               type: Any = None, quantity: Any = None, price: Any = None,
-               commission: Any = 0, fees: Any = 0, external_id: Any = None,
-               executed_at: Any = None, **values: Any) -> Trade:
+    def create(
+        self,
+        order_id: Any = None,
+        symbol: Any = None,
+        side: Any = None,
+        type: Any = None,
+        quantity: Any = None,
+        price: Any = None,
+        commission: Any = 0,
+        fees: Any = 0,
+        external_id: Any = None,
+        executed_at: Any = None,
+        **values: Any,
+    ) -> Trade:
         """Record a fill (the old module's ``create``), exactly as
         :meth:`StorageService.record_trade` does: order, position and strategy move
         with it, and a re-sent ``external_id`` returns the stored trade.
@@ -642,8 +776,11 @@ class TradeRepository(Repository[Trade]):
             raise ValidationError(name, "is derived by the store from the fill")
         if type is not None:
             coerce_enum(TradeTypeEnum, type, "type")
-        return self._fills.record(Fill(order_id, symbol, side, quantity, price, commission,
-                                       fees, external_id, executed_at))
+        return self._fills.record(
+            Fill(
+                order_id, symbol, side, quantity, price, commission, fees, external_id, executed_at
+            )
+        )
 
     def get_by_order_id(self, order_id: int) -> list[Trade]:
         """The fills of one order, oldest first."""
@@ -651,8 +788,9 @@ class TradeRepository(Repository[Trade]):
 
     def get_by_symbol(self, symbol: str, limit: int | None = 100, offset: int = 0) -> list[Trade]:
         """Trades in ``symbol``, newest first."""
-        return self._list(self._select().where(Trade.symbol == symbol)
-                          .order_by(Trade.id.desc()), limit, offset)
+        return self._list(
+            self._select().where(Trade.symbol == symbol).order_by(Trade.id.desc()), limit, offset
+        )
 
     def get_by_external_id(self, external_id: str) -> Trade | None:
         """The trade the broker knows by ``external_id``, or None."""
@@ -664,8 +802,11 @@ class TradeRepository(Repository[Trade]):
 
     def update(self, instance: Trade, **values: Any) -> Trade:
         """Refused: a trade is history. Record a correcting fill instead."""
-        raise ValidationError("trade", f"trade {instance.id} is history and cannot be "
-                                       "changed; record a correcting fill (record_trade)")
+        raise ValidationError(
+            "trade",
+            f"trade {instance.id} is history and cannot be "
+            "changed; record a correcting fill (record_trade)",
+        )
 
     def delete(self, row: Trade | int, deleted_by: str | None = None) -> bool:
         """Refused for a stored trade (the books are its replay); False if none.
@@ -673,14 +814,29 @@ class TradeRepository(Repository[Trade]):
         row_id = row.id if isinstance(row, Trade) else check_id(row, "trade_id")
         if not self.exists(row_id):
             return False
-        raise ValidationError("trade_id", f"trade {row_id} is history and cannot be deleted; "
-                                          "record a correcting fill (record_trade)")
+        raise ValidationError(
+            "trade_id",
+            f"trade {row_id} is history and cannot be deleted; "
+            "record a correcting fill (record_trade)",
+        )
 
 
 #: Strategy figures maintained by fills; not set by hand.
-_STRATEGY_FIGURES = ("total_trades", "win_rate", "total_pnl", "closing_trades",
-                     "winning_trades", "losing_trades", "gross_profit", "gross_loss",
-                     "commission", "fees", "pnl_peak", "max_drawdown", "last_trade_at")
+_STRATEGY_FIGURES = (
+    "total_trades",
+    "win_rate",
+    "total_pnl",
+    "closing_trades",
+    "winning_trades",
+    "losing_trades",
+    "gross_profit",
+    "gross_loss",
+    "commission",
+    "fees",
+    "pnl_peak",
+    "max_drawdown",
+    "last_trade_at",
+)
 
 
 class StrategyRepository(Repository[Strategy]):
@@ -691,19 +847,24 @@ class StrategyRepository(Repository[Strategy]):
     unique_key = "name"
 
     # Takes a name first, where Repository.create takes only field keywords.
-    def create(self, name: str, strategy_type: str | None = None,  # type: ignore[override]
-               config: JSONValue = None, description: str | None = None,
-               **values: Any) -> Strategy:
+    def create(
+        self,
+        name: str,
+        strategy_type: str | None = None,  # type: ignore[override]
+        config: JSONValue = None,
+        description: str | None = None,
+        **values: Any,
+    ) -> Strategy:
         """A new strategy, inactive unless ``is_active=True``; :class:`DuplicateError`
         if the name is taken."""
         check_text(name, "name", NAME_MAX)
         check_text(strategy_type, "strategy_type", 100, optional=True)
         self._check_names(values)
-        refuse_changes(Strategy(), values, _STRATEGY_FIGURES, "is kept by the strategy's "
-                       "fills")
+        refuse_changes(Strategy(), values, _STRATEGY_FIGURES, "is kept by the strategy's fills")
         values.setdefault("is_active", False)
-        return super().create(name=name, strategy_type=strategy_type, config=config,
-                              description=description, **values)
+        return super().create(
+            name=name, strategy_type=strategy_type, config=config, description=description, **values
+        )
 
     def update(self, instance: Strategy, **values: Any) -> Strategy:
         """Set a strategy's name, settings or switches; its figures come from fills."""
@@ -712,8 +873,7 @@ class StrategyRepository(Repository[Strategy]):
         self._check_fields(values)
         with translate_errors(f"updating Strategy {instance.id}"), write_transaction(self.db):
             current = self.get_for_update(instance.id)
-            refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's "
-                           "fills")
+            refuse_changes(current, values, _STRATEGY_FIGURES, "is kept by the strategy's fills")
             return _refresh(instance, self._write(current, values))
 
     def get_by_name(self, name: str, include_deleted: bool = False) -> Strategy | None:
@@ -723,22 +883,29 @@ class StrategyRepository(Repository[Strategy]):
 
     def id_for_name(self, name: str) -> int | None:
         """The id of the live strategy called ``name``, or None (no model built)."""
-        sql = (f'SELECT "id" FROM "strategy" WHERE "name" = {self.db.param} '
-               'AND "deleted_at" IS NULL')
+        sql = f'SELECT "id" FROM "strategy" WHERE "name" = {self.db.param} AND "deleted_at" IS NULL'
         with translate_errors("reading Strategy"):
             row = self.db.execute_sql(sql, (name,)).fetchone()
         return None if row is None else row[0]
 
     def get_active(self) -> list[Strategy]:
         """Strategies that are active, by name."""
-        return self._list(self._select().where(Strategy.is_active == True)  # noqa: E712
-                          .order_by(Strategy.name), None)
+        return self._list(
+            self._select()
+            .where(Strategy.is_active == True)  # noqa: E712
+            .order_by(Strategy.name),
+            None,
+        )
 
-    def get_all(self, limit: int | None = None, offset: int = 0,
-                include_deleted: bool = False) -> list[Strategy]:
+    def get_all(
+        self, limit: int | None = None, offset: int = 0, include_deleted: bool = False
+    ) -> list[Strategy]:
         """Every strategy, by name (then id: a deleted one may share a live one's name)."""
-        return self._list(self._select(include_deleted=include_deleted)
-                          .order_by(Strategy.name, Strategy.id), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted).order_by(Strategy.name, Strategy.id),
+            limit,
+            offset,
+        )
 
 
 class ConfigRepository(Repository[Config]):
@@ -749,9 +916,13 @@ class ConfigRepository(Repository[Config]):
     unique_key = "key"
 
     # Takes a key and a value first, where Repository.create takes only field keywords.
-    def create(self, key: str, value: ConfigValue,  # type: ignore[override]
-               value_type: ValueType = ConfigValueType.STRING,
-               description: str | None = None) -> Config:
+    def create(
+        self,
+        key: str,
+        value: ConfigValue,  # type: ignore[override]
+        value_type: ValueType = ConfigValueType.STRING,
+        description: str | None = None,
+    ) -> Config:
         """A new setting; :class:`DuplicateError` if the key is taken."""
         check_text(key, "key", NAME_MAX)
         text, kind = config_values.to_text(value, value_type, key)
@@ -762,11 +933,15 @@ class ConfigRepository(Repository[Config]):
         there is one, else the most recently deleted one."""
         return self._by_key(key, include_deleted)
 
-    def get_all(self, limit: int | None = None, offset: int = 0,
-                include_deleted: bool = False) -> list[Config]:
+    def get_all(
+        self, limit: int | None = None, offset: int = 0, include_deleted: bool = False
+    ) -> list[Config]:
         """Every setting, by key (then id: a deleted one may share a live one's key)."""
-        return self._list(self._select(include_deleted=include_deleted)
-                          .order_by(Config.key, Config.id), limit, offset)
+        return self._list(
+            self._select(include_deleted=include_deleted).order_by(Config.key, Config.id),
+            limit,
+            offset,
+        )
 
     def update(self, instance: Config, value: Any = ..., **values: Any) -> Config:
         """Set a setting's value (the old module's ``update(config, value)``), type or
@@ -781,12 +956,19 @@ class ConfigRepository(Repository[Config]):
             if "value" in values or "value_type" in values:
                 values["value"], values["value_type"] = config_values.to_text(
                     values.get("value", current.value),
-                    values.get("value_type", current.value_type), current.key)
+                    values.get("value_type", current.value_type),
+                    current.key,
+                )
             self._write(current, values)
         return _refresh(instance, current)
 
-    def upsert(self, key: str, value: ConfigValue, value_type: ValueType = ConfigValueType.STRING,
-               description: str | None = None) -> Config:
+    def upsert(
+        self,
+        key: str,
+        value: ConfigValue,
+        value_type: ValueType = ConfigValueType.STRING,
+        description: str | None = None,
+    ) -> Config:
         """Create the setting or replace its value (and type and description); what
         is returned is what this call wrote, read in its own transaction."""
         check_text(key, "key", NAME_MAX)
@@ -794,22 +976,37 @@ class ConfigRepository(Repository[Config]):
         check_free_text(description, "description")
         text, kind = config_values.to_text(value, value_type, key)
         now = utcnow()
-        update: dict[Any, Any] = {Config.value: text, Config.value_type: kind,
-                                  Config.updated_at: now}
+        update: dict[Any, Any] = {
+            Config.value: text,
+            Config.value_type: kind,
+            Config.updated_at: now,
+        }
         if description is not None:
             update[Config.description] = description
         with write_transaction(self.db):
             before = self._by_key_for_update(key)
             with translate_errors(f"saving config {key!r}"):
-                (Config.insert(key=key, value=text, value_type=kind,
-                               description=description, created_at=now, updated_at=now)
-                 .on_conflict(conflict_target=[Config.key], conflict_where=LIVE,
-                              update=update)
-                 .execute(self.db))
+                (
+                    Config.insert(
+                        key=key,
+                        value=text,
+                        value_type=kind,
+                        description=description,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .on_conflict(conflict_target=[Config.key], conflict_where=LIVE, update=update)
+                    .execute(self.db)
+                )
             after = cast(Config, self.get_by_key(key))  # written just above
-            self.audit.row("config", after.id, "set",
-                           created(row_values(after)) if before is None else
-                           changed(row_values(before), row_values(after)))
+            self.audit.row(
+                "config",
+                after.id,
+                "set",
+                created(row_values(after))
+                if before is None
+                else changed(row_values(before), row_values(after)),
+            )
             return after
 
     def _by_key_for_update(self, key: str) -> Config | None:
@@ -833,19 +1030,25 @@ class ConfigRepository(Repository[Config]):
         enabled, so deleting a halt would resume trading."""
         key = config_values.TRADING_ENABLED
         if row.key == key and not config_values.clearly_true(row.value):
-            raise ValidationError("key", f"{key} is {row.value!r} (halted); "
-                                  "deleting it would resume trading, since unset means "
-                                  "enabled; resume trading first (set_trading_enabled(True)) "
-                                  "if that is what is meant")
+            raise ValidationError(
+                "key",
+                f"{key} is {row.value!r} (halted); "
+                "deleting it would resume trading, since unset means "
+                "enabled; resume trading first (set_trading_enabled(True)) "
+                "if that is what is meant",
+            )
 
     def restore(self, row: Config | str | int) -> Config:
         """Bring back a deleted setting, given as the row, its id, or its key (then the
         most recently deleted row with that key); :class:`DuplicateError` if the key is
         set again since."""
         if isinstance(row, str):
-            found = self._first(Config.select().where(
-                (Config.key == row) & Config.deleted_at.is_null(False))
-                .order_by(Config.deleted_at.desc(), Config.id.desc()).bind(self.db))
+            found = self._first(
+                Config.select()
+                .where((Config.key == row) & Config.deleted_at.is_null(False))
+                .order_by(Config.deleted_at.desc(), Config.id.desc())
+                .bind(self.db)
+            )
             found = found or self.get_by_key(row)  # none deleted: the live one, as it is
             if found is None:
                 raise NotFoundError(f"config {row!r} does not exist")
@@ -862,19 +1065,30 @@ def check_transition(order: Order, new: OrderStatusEnum) -> None:
     ledger.check_transition(order.id, order.status, new)
 
 
-def check_fill_figures(order: Order, status: OrderStatusEnum, filled_quantity: Any,
-                       avg_fill_price: Any) -> None:
+def check_fill_figures(
+    order: Order, status: OrderStatusEnum, filled_quantity: Any, avg_fill_price: Any
+) -> None:
     """Raise unless the caller's fill figures and ``status`` agree with the order's
     recorded fills."""
-    if filled_quantity is not None and \
-            to_decimal(filled_quantity, "filled_quantity") != order.filled_quantity:
-        raise ValidationError("filled_quantity", f"order {order.id} has "
-                              f"{order.filled_quantity} filled by its recorded trades; "
-                              "record fills with record_trade")
-    if avg_fill_price is not None and \
-            to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price:
-        raise ValidationError("avg_fill_price", f"order {order.id}'s average fill price "
-                              f"is {order.avg_fill_price} by its recorded trades")
+    if (
+        filled_quantity is not None
+        and to_decimal(filled_quantity, "filled_quantity") != order.filled_quantity
+    ):
+        raise ValidationError(
+            "filled_quantity",
+            f"order {order.id} has "
+            f"{order.filled_quantity} filled by its recorded trades; "
+            "record fills with record_trade",
+        )
+    if (
+        avg_fill_price is not None
+        and to_decimal(avg_fill_price, "avg_fill_price") != order.avg_fill_price
+    ):
+        raise ValidationError(
+            "avg_fill_price",
+            f"order {order.id}'s average fill price "
+            f"is {order.avg_fill_price} by its recorded trades",
+        )
     ledger.check_status_agrees(order.id, status, order.filled_quantity, order.quantity)
 
 
@@ -882,15 +1096,17 @@ def refuse_fill_state(values: dict[str, Any]) -> None:
     """ValidationError if ``values`` sets an order's fill figures."""
     for name in ("filled_quantity", "avg_fill_price", "filled_at"):
         if values.get(name) not in (None, 0):
-            raise ValidationError(name, "comes from the order's trades; record fills with "
-                                        "record_trade")
+            raise ValidationError(
+                name, "comes from the order's trades; record fills with record_trade"
+            )
 
 
 def refuse_below_filled(order: Order, quantity: Any) -> None:
     """ValidationError if ``quantity`` is less than what ``order`` has filled."""
     if to_decimal(quantity, "quantity") < order.filled_quantity:
-        raise ValidationError("quantity", f"order {order.id} has {order.filled_quantity} "
-                                          "filled already")
+        raise ValidationError(
+            "quantity", f"order {order.id} has {order.filled_quantity} filled already"
+        )
 
 
 def _refresh(instance: Any, current: BaseModel) -> Any:

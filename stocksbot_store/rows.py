@@ -71,14 +71,17 @@ _TIME_TEXT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00"
 _DECIMAL = re.compile(_DECIMAL_TEXT)
 _TIME = re.compile(_TIME_TEXT)
 #: A whole column of canonical values joined by newlines, checked in one match.
-_COLUMN = {"decimal": re.compile(f"{_DECIMAL_TEXT}(?:\n{_DECIMAL_TEXT})*"),
-           "time": re.compile(f"{_TIME_TEXT}(?:\n{_TIME_TEXT})*")}
+_COLUMN = {
+    "decimal": re.compile(f"{_DECIMAL_TEXT}(?:\n{_DECIMAL_TEXT})*"),
+    "time": re.compile(f"{_TIME_TEXT}(?:\n{_TIME_TEXT})*"),
+}
 
 #: ``progress(table, done, total)``: ``done`` of ``total`` rows of ``table`` moved.
 Progress = Callable[[str, int, int], None]
 
 _ENCODER = c_make_encoder and c_make_encoder(
-    None, None, encode_basestring, None, ":", ",", False, False, False)
+    None, None, encode_basestring, None, ":", ",", False, False, False
+)
 
 
 def encode_row(row: Sequence[Any]) -> str:
@@ -147,24 +150,32 @@ def describe_model(model: type[Model]) -> Table:
     """The :class:`Table` of a model, from its fields."""
     fields = model._meta.sorted_fields
     names = {f.column_name for f in fields}
-    time_column = next((c for c in ("executed_at", "updated_at", "created_at")
-                        if c in names), None)
+    time_column = next((c for c in ("executed_at", "updated_at", "created_at") if c in names), None)
     return Table(
         name=model._meta.table_name,
         columns=tuple(f.column_name for f in fields),
         kinds=tuple(_kind(f) for f in fields),
         nullable=tuple(bool(f.null) and not f.primary_key for f in fields),
-        choices=tuple(frozenset(m.value for m in f.enum_class) if isinstance(f, EnumField)
-                      else frozenset() for f in fields),
-        time_column=time_column)
+        choices=tuple(
+            frozenset(m.value for m in f.enum_class) if isinstance(f, EnumField) else frozenset()
+            for f in fields
+        ),
+        time_column=time_column,
+    )
 
 
 def restrict(table: Table, columns: Iterable[str]) -> Table:
     """``table`` seen through ``columns`` only (those of an archive from an older schema)."""
     index = [table.columns.index(c) for c in columns]
-    return Table(table.name, tuple(table.columns[i] for i in index),
-                 tuple(table.kinds[i] for i in index), tuple(table.nullable[i] for i in index),
-                 tuple(table.choices[i] for i in index), table.key, table.time_column)
+    return Table(
+        table.name,
+        tuple(table.columns[i] for i in index),
+        tuple(table.kinds[i] for i in index),
+        tuple(table.nullable[i] for i in index),
+        tuple(table.choices[i] for i in index),
+        table.key,
+        table.time_column,
+    )
 
 
 def kept_models() -> list[type[Model]]:
@@ -190,8 +201,9 @@ def create_missing_tables(db: Database, names: Iterable[str]) -> None:
     """Create the tables among ``names`` that migrations do not make (the adoption
     report's) and ``db`` lacks, so a copy of an adopted store keeps its report."""
     present = set(db.get_tables())
-    models = [m for m in kept_models() if m not in MODELS
-              and m._meta.table_name in set(names) - present]
+    models = [
+        m for m in kept_models() if m not in MODELS and m._meta.table_name in set(names) - present
+    ]
     if models:
         with db.bind_ctx(models):
             db.create_tables(models)
@@ -247,15 +259,18 @@ def _select(db: Database, table: Table) -> str:
         if kind == "decimal":
             parts.append(f'"{column}"::text')
         elif kind == "time":
-            parts.append(f"""to_char("{column}" AT TIME ZONE 'UTC', """
-                         """'YYYY-MM-DD HH24:MI:SS.US"+00:00"')""")
+            parts.append(
+                f"""to_char("{column}" AT TIME ZONE 'UTC', """
+                """'YYYY-MM-DD HH24:MI:SS.US"+00:00"')"""
+            )
         else:
             parts.append(f'"{column}"')
     return ", ".join(parts)
 
 
-def _page_sql(db: Database, table: Table, select: str, since: dt.datetime | None,
-              batch: int) -> tuple[str, list[Any]]:
+def _page_sql(
+    db: Database, table: Table, select: str, since: dt.datetime | None, batch: int
+) -> tuple[str, list[Any]]:
     """One keyset page of ``table``: the statement (its first parameter is the last key
     read) and the parameters after it."""
     mark = db.param
@@ -263,8 +278,10 @@ def _page_sql(db: Database, table: Table, select: str, since: dt.datetime | None
     if since is not None and table.time_column:
         value = since if backend_of(db) == "postgres" else datetime_text(to_utc(since))
         where, params = f' AND "{table.time_column}" >= {mark}', [value]
-    sql = (f'SELECT {select} FROM "{table.name}" WHERE "{table.key}" > {mark}{where} '
-           f'ORDER BY "{table.key}" LIMIT {int(batch)}')
+    sql = (
+        f'SELECT {select} FROM "{table.name}" WHERE "{table.key}" > {mark}{where} '
+        f'ORDER BY "{table.key}" LIMIT {int(batch)}'
+    )
     return sql, params
 
 
@@ -278,12 +295,16 @@ def _canonical_column(values: Sequence[Any], kind: str) -> bool:
         joined = "\n".join(present)
     except TypeError:
         return False
-    return (joined.count("\n") == len(present) - 1
-            and _COLUMN[kind].fullmatch(joined) is not None)
+    return joined.count("\n") == len(present) - 1 and _COLUMN[kind].fullmatch(joined) is not None
 
 
-def canonical_batches(db: Database, table: Table, since: dt.datetime | None = None,
-                      batch: int = BATCH, after: Any = None) -> Iterator[list[Sequence[Any]]]:
+def canonical_batches(
+    db: Database,
+    table: Table,
+    since: dt.datetime | None = None,
+    batch: int = BATCH,
+    after: Any = None,
+) -> Iterator[list[Sequence[Any]]]:
     """The rows of ``table`` in canonical form, in key order, ``batch`` at a time
     (each row a tuple or a list).
 
@@ -306,8 +327,9 @@ def canonical_batches(db: Database, table: Table, since: dt.datetime | None = No
 def _canonical_rows(rows: list[Any], kinds: list[tuple[int, str]]) -> list[Sequence[Any]]:
     """A fetched batch in canonical form (converted only where it is not already)."""
     columns = list(zip(*rows, strict=True))
-    converters = [(i, _CANONICAL[k]) for i, k in kinds
-                  if k == "bool" or not _canonical_column(columns[i], k)]
+    converters = [
+        (i, _CANONICAL[k]) for i, k in kinds if k == "bool" or not _canonical_column(columns[i], k)
+    ]
     if not converters:
         return rows
     out: list[Sequence[Any]] = []
@@ -319,8 +341,9 @@ def _canonical_rows(rows: list[Any], kinds: list[tuple[int, str]]) -> list[Seque
     return out
 
 
-def canonical_lines(db: Database, table: Table, since: dt.datetime | None = None,
-                    batch: int = BATCH) -> Iterator[tuple[int, bytes]]:
+def canonical_lines(
+    db: Database, table: Table, since: dt.datetime | None = None, batch: int = BATCH
+) -> Iterator[tuple[int, bytes]]:
     """The canonical lines of ``table`` (what :func:`encode_rows` makes of
     :func:`canonical_batches`), as ``(rows, bytes)`` a batch at a time.
 
@@ -365,8 +388,10 @@ def _line_sql(db: Database, table: Table) -> str | None:
     if backend == "sqlite":
         import sqlite3
 
-        key, parts = (backend, sqlite3.sqlite_version), [
-            _sqlite_json(c, k) for c, k in zip(table.columns, table.kinds, strict=True)]
+        key, parts = (
+            (backend, sqlite3.sqlite_version),
+            [_sqlite_json(c, k) for c, k in zip(table.columns, table.kinds, strict=True)],
+        )
         probe_sql = "SELECT json_array(?, ?)"
         line = f"json_array({', '.join(parts)})"
     else:
@@ -394,22 +419,32 @@ def _postgres_json(column: str, kind: str) -> str:
     if kind == "decimal":
         return f"""COALESCE('"' || {c}::text || '"', 'null')"""
     if kind == "time":
-        return (f"""COALESCE('"' || to_char({c} AT TIME ZONE 'UTC', """
-                f"""'YYYY-MM-DD HH24:MI:SS.US"+00:00"') || '"', 'null')""")
+        return (
+            f"""COALESCE('"' || to_char({c} AT TIME ZONE 'UTC', """
+            f"""'YYYY-MM-DD HH24:MI:SS.US"+00:00"') || '"', 'null')"""
+        )
     return f"COALESCE(to_json({c})::text, 'null')"
 
 
 _STRING_TEXT = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"'  # the loop unrolled: runs of plain text at once
-_VALUE_TEXT = {"int": r"-?\d+", "bool": "true|false", "decimal": f'"{_DECIMAL_TEXT}"',
-               "time": f'"{_TIME_TEXT}"', "enum": _STRING_TEXT, "json": _STRING_TEXT,
-               "text": _STRING_TEXT}
+_VALUE_TEXT = {
+    "int": r"-?\d+",
+    "bool": "true|false",
+    "decimal": f'"{_DECIMAL_TEXT}"',
+    "time": f'"{_TIME_TEXT}"',
+    "enum": _STRING_TEXT,
+    "json": _STRING_TEXT,
+    "text": _STRING_TEXT,
+}
 
 
 def _lines_pattern(table: Table) -> re.Pattern[str]:
     """A regex that matches a batch of the table's canonical lines and nothing else:
     each value of the right kind (or null where the column allows it)."""
-    values = [f"(?:{_VALUE_TEXT[k]}|null)" if n else f"(?:{_VALUE_TEXT[k]})"
-              for k, n in zip(table.kinds, table.nullable, strict=True)]
+    values = [
+        f"(?:{_VALUE_TEXT[k]}|null)" if n else f"(?:{_VALUE_TEXT[k]})"
+        for k, n in zip(table.kinds, table.nullable, strict=True)
+    ]
     line = r"\[" + ",".join(values) + r"\]\n"
     return re.compile(f"(?:{line})+")
 
@@ -461,12 +496,16 @@ def check_value(table: Table, index: int, value: Any) -> str | None:
         ok = True
     if ok:
         return None
-    expected = {"int": "an integer", "bool": "true or false",
-                "decimal": f"a decimal with {SCALE} places and at most {DERIVED_DIGITS} "
-                           "digits before the point (\"150.1000000000\")",
-                "time": "a UTC time (\"2026-01-05 14:30:00.000000+00:00\")",
-                "enum": "one of " + ", ".join(sorted(table.choices[index])),
-                "json": "JSON text", "text": "text"}[kind]
+    expected = {
+        "int": "an integer",
+        "bool": "true or false",
+        "decimal": f"a decimal with {SCALE} places and at most {DERIVED_DIGITS} "
+        'digits before the point ("150.1000000000")',
+        "time": 'a UTC time ("2026-01-05 14:30:00.000000+00:00")',
+        "enum": "one of " + ", ".join(sorted(table.choices[index])),
+        "json": "JSON text",
+        "text": "text",
+    }[kind]
     return f"is {json.dumps(value)[:60]}, not {expected}"
 
 
@@ -489,8 +528,9 @@ def _parses_json(value: str) -> bool:
 # -- writing -----------------------------------------------------------------------------------
 
 
-def write_rows(db: Database, table: Table, columns: tuple[str, ...],
-               batches: Iterable[list[Sequence[Any]]]) -> None:
+def write_rows(
+    db: Database, table: Table, columns: tuple[str, ...], batches: Iterable[list[Sequence[Any]]]
+) -> None:
     """Insert canonical rows into ``table`` (``COPY`` on PostgreSQL, ``executemany`` on
     SQLite), in the caller's transaction. Canonical values are what both backends take
     as parameters: decimal and time text, booleans, integers."""
@@ -519,14 +559,18 @@ def set_sequences(db: Database, tables: Iterable[Table]) -> None:
             continue
         db.execute_sql(
             f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
-            f'COALESCE(MAX("id"), 0) + 1, false) FROM "{table.name}"')
+            f'COALESCE(MAX("id"), 0) + 1, false) FROM "{table.name}"'
+        )
 
 
 def rows_held(db: Database) -> dict[str, int]:
     """Rows in each store table that exists in ``db`` (the history not counted)."""
     present = set(db.get_tables())
-    return {m._meta.table_name: count_rows(db, m._meta.table_name) for m in MODELS
-            if m._meta.table_name in present}
+    return {
+        m._meta.table_name: count_rows(db, m._meta.table_name)
+        for m in MODELS
+        if m._meta.table_name in present
+    }
 
 
 def require_empty(db: Database) -> None:
@@ -536,4 +580,5 @@ def require_empty(db: Database) -> None:
         listed = ", ".join(f"{name} {n:,}" for name, n in held.items())
         raise StorageError(
             f"{describe(db)} is not empty ({listed} rows): a copy goes into an empty or new "
-            "database only, so nothing was written; create a new database and use its URL")
+            "database only, so nothing was written; create a new database and use its URL"
+        )

@@ -34,9 +34,14 @@ SEED_START = dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.timezone.utc)
 
 #: Symbols and their starting prices.
 SYMBOLS: dict[str, Decimal] = {
-    "AAPL": Decimal("187.40"), "MSFT": Decimal("402.10"), "NVDA": Decimal("612.55"),
-    "TSLA": Decimal("238.90"), "AMZN": Decimal("151.25"), "SPY": Decimal("476.80"),
-    "META": Decimal("355.60"), "AMD": Decimal("146.30"),
+    "AAPL": Decimal("187.40"),
+    "MSFT": Decimal("402.10"),
+    "NVDA": Decimal("612.55"),
+    "TSLA": Decimal("238.90"),
+    "AMZN": Decimal("151.25"),
+    "SPY": Decimal("476.80"),
+    "META": Decimal("355.60"),
+    "AMD": Decimal("146.30"),
 }
 
 #: How often each strategy trades with the trend (0.5 is a coin toss: a loser after costs).
@@ -85,9 +90,14 @@ class _Market:
 
 
 @in_money_context
-def seed_history(storage: StorageService, *, orders: int = 300, seed: int = 7,
-                 start: dt.datetime | None = None,
-                 end: dt.datetime | None = None) -> SeedSummary:
+def seed_history(
+    storage: StorageService,
+    *,
+    orders: int = 300,
+    seed: int = 7,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> SeedSummary:
     """Write a deterministic trading history into an empty store, in one transaction.
 
     ``orders`` orders are spread a few minutes apart from ``start`` (default
@@ -106,8 +116,9 @@ def seed_history(storage: StorageService, *, orders: int = 300, seed: int = 7,
     now = start or SEED_START
     with storage.db.atomic():
         for name, (kind, description, _) in STRATEGIES.items():
-            storage.create_strategy(name, kind, {"symbols": list(SYMBOLS)}, description,
-                                    is_active=True)
+            storage.create_strategy(
+                name, kind, {"symbols": list(SYMBOLS)}, description, is_active=True
+            )
         storage.set_trading_enabled(True)
         for n, gap in enumerate(gaps):
             now += gap
@@ -124,8 +135,14 @@ def _pace(seed: int, orders: int) -> list[int]:
     return [pace.randint(2, 30) for _ in range(orders)]
 
 
-def _seed_order(storage: StorageService, market: _Market, rng: random.Random, n: int,
-                when: dt.datetime, last: bool) -> int:
+def _seed_order(
+    storage: StorageService,
+    market: _Market,
+    rng: random.Random,
+    n: int,
+    when: dt.datetime,
+    last: bool,
+) -> int:
     symbol = rng.choice(list(SYMBOLS))
     strategy = rng.choice(list(STRATEGIES))
     order = _place(storage, market, symbol, strategy, f"seed-{n}")
@@ -147,26 +164,40 @@ def _seed_order(storage: StorageService, market: _Market, rng: random.Random, n:
         parts = parts[:-1] or parts
     fills = 0
     for i, qty in enumerate(parts):
-        storage.record_trade(order.id, symbol, order.side, qty, market.tick(symbol),
-                             commission=(qty * Decimal("0.005")).quantize(CENT),
-                             fees=Decimal("0.01"), external_id=f"seed-{n}-{i}",
-                             executed_at=when + dt.timedelta(seconds=20 * (i + 1)))
+        storage.record_trade(
+            order.id,
+            symbol,
+            order.side,
+            qty,
+            market.tick(symbol),
+            commission=(qty * Decimal("0.005")).quantize(CENT),
+            fees=Decimal("0.01"),
+            external_id=f"seed-{n}-{i}",
+            executed_at=when + dt.timedelta(seconds=20 * (i + 1)),
+        )
         fills += 1
     return fills
 
 
-def _place(storage: StorageService, market: _Market, symbol: str, strategy: str | None,
-           external_id: str | None) -> Order:
+def _place(
+    storage: StorageService,
+    market: _Market,
+    symbol: str,
+    strategy: str | None,
+    external_id: str | None,
+) -> Order:
     rng = market.rng
     with_trend = rng.random() < SKILL.get(strategy or "", 0.5)
     side = "buy" if (market.trend(symbol) > 0) == with_trend else "sell"
     price = market.tick(symbol)
     quantity = Decimal(rng.choice((5, 10, 20, 25, 50, 75, 100, 150, 200)))
     if rng.random() < 0.6:
-        return storage.create_order(symbol, side, "market", quantity, strategy=strategy,
-                                    external_id=external_id)
-    return storage.create_order(symbol, side, "limit", quantity, price, strategy=strategy,
-                                external_id=external_id)
+        return storage.create_order(
+            symbol, side, "market", quantity, strategy=strategy, external_id=external_id
+        )
+    return storage.create_order(
+        symbol, side, "limit", quantity, price, strategy=strategy, external_id=external_id
+    )
 
 
 def _split(quantity: Decimal, parts: int) -> list[Decimal]:
@@ -193,8 +224,14 @@ class SimulatedBot:
     would, the way a bot process does; its thread connects on the first query.
     """
 
-    def __init__(self, db: Database, *, seed: int | None = None, interval: float = 0.7,
-                 symbols: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        seed: int | None = None,
+        interval: float = 0.7,
+        symbols: Iterable[str] | None = None,
+    ) -> None:
         self.storage = StorageService(db)
         self.interval = interval
         self.rng = random.Random(seed)
@@ -220,8 +257,7 @@ class SimulatedBot:
                 self.storage.cancel_order(working[0].id)
                 return None
         symbol = self.rng.choice(self.symbols)
-        strategy = self.rng.choice([s.name for s in self.storage.get_active_strategies()]
-                                   or [None])
+        strategy = self.rng.choice([s.name for s in self.storage.get_active_strategies()] or [None])
         order = _place(self.storage, self.market, symbol, strategy, external_id=None)
         parts = _split(order.quantity, self.rng.choice((1, 2)))
         if self.rng.random() < 0.2:
@@ -229,8 +265,14 @@ class SimulatedBot:
         trade = None
         for qty in parts:
             trade = self.storage.record_trade(
-                order.id, symbol, order.side, qty, self.market.tick(symbol),
-                commission=(qty * Decimal("0.005")).quantize(CENT), fees=Decimal("0.01"))
+                order.id,
+                symbol,
+                order.side,
+                qty,
+                self.market.tick(symbol),
+                commission=(qty * Decimal("0.005")).quantize(CENT),
+                fees=Decimal("0.01"),
+            )
         return trade
 
     def run(self) -> None:
@@ -257,5 +299,12 @@ class SimulatedBot:
             self._thread.join(timeout)
 
 
-__all__ = ["SEED_START", "STRATEGIES", "SYMBOLS", "SeedSummary", "SimulatedBot",
-           "last_trade_prices", "seed_history"]
+__all__ = [
+    "SEED_START",
+    "STRATEGIES",
+    "SYMBOLS",
+    "SeedSummary",
+    "SimulatedBot",
+    "last_trade_prices",
+    "seed_history",
+]

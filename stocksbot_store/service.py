@@ -148,8 +148,9 @@ class StorageService:
         """The open position in ``symbol``, or None."""
         return self.positions.get_by_symbol(symbol, is_open=True)
 
-    def create_position(self, symbol: str, side: PositionSide, quantity: Quantity,
-                        avg_entry_price: Price) -> Position:
+    def create_position(
+        self, symbol: str, side: PositionSide, quantity: Quantity, avg_entry_price: Price
+    ) -> Position:
         """Open a position by hand (a transfer, or a holding from before the bot).
 
         It is recorded as an ADJUSTMENT trade so that positions still equal the
@@ -160,9 +161,14 @@ class StorageService:
         return self.adjustments.open(symbol, side, quantity, avg_entry_price)
 
     @in_money_context
-    def update_position_quantity(self, position: Position | RowId,
-                                 quantity: Quantity | None = None, price: Price | None = None, *,
-                                 quantity_delta: Quantity | None = None) -> Position:
+    def update_position_quantity(
+        self,
+        position: Position | RowId,
+        quantity: Quantity | None = None,
+        price: Price | None = None,
+        *,
+        quantity_delta: Quantity | None = None,
+    ) -> Position:
         """Resize an open position by hand, as an ADJUSTMENT trade; two forms:
 
         * ``update_position_quantity(position_id, quantity)``: set the quantity; the
@@ -178,33 +184,38 @@ class StorageService:
         """
         if quantity_delta is not None or price is not None:
             if quantity_delta is not None and quantity is not None:
-                raise ValidationError("quantity_delta", "give quantity or quantity_delta, "
-                                                        "not both")
+                raise ValidationError("quantity_delta", "give quantity or quantity_delta, not both")
             delta = quantity if quantity_delta is None else quantity_delta
             if price is None:
-                raise ValidationError("price", "a quantity_delta needs the price it was "
-                                               "traded at")
+                raise ValidationError("price", "a quantity_delta needs the price it was traded at")
             return self.adjustments.change(position, delta, price)
         if quantity is None:
-            raise ValidationError("quantity", "give the new quantity, or quantity_delta and "
-                                              "price")
+            raise ValidationError("quantity", "give the new quantity, or quantity_delta and price")
         return self.adjustments.set_quantity(position, quantity)
 
     # -- orders --------------------------------------------------------------------
 
-    def create_order(self, symbol: str, side: OrderSide, order_type: OrderType,
-                     quantity: Quantity, price: Price | None = None,
-                     strategy: str | RowId | Strategy | None = None,
-                     external_id: str | None = None, *,
-                     strategy_id: int | None = None) -> Order:
+    def create_order(
+        self,
+        symbol: str,
+        side: OrderSide,
+        order_type: OrderType,
+        quantity: Quantity,
+        price: Price | None = None,
+        strategy: str | RowId | Strategy | None = None,
+        external_id: str | None = None,
+        *,
+        strategy_id: int | None = None,
+    ) -> Order:
         """A new PENDING order. ``strategy`` is a Strategy, its id or its name;
         ``strategy_id=`` (the old module's keyword) is its id."""
         if strategy_id is not None:
             if strategy is not None:
                 raise ValidationError("strategy_id", "give strategy or strategy_id, not both")
             strategy = check_id(strategy_id, "strategy_id")
-        values = check_new_order(symbol, side, order_type, quantity, price, external_id,
-                                 type_field="order_type")
+        values = check_new_order(
+            symbol, side, order_type, quantity, price, external_id, type_field="order_type"
+        )
         values["strategy"] = self._strategy_id(strategy)
         return self._fills.create_order(lambda: self.orders.insert_checked(values))
 
@@ -230,17 +241,22 @@ class StorageService:
             if order.external_id == external_id:
                 return order
             if order.external_id is not None:
-                raise ValidationError("external_id", f"order {order.id} already has broker "
-                                                     f"id {order.external_id!r}")
+                raise ValidationError(
+                    "external_id", f"order {order.id} already has broker id {order.external_id!r}"
+                )
             return self.orders.update(order, external_id=external_id)
 
     def get_recent_orders(self, limit: int = 100, include_deleted: bool = False) -> list[Order]:
         """The newest orders first."""
         return self.orders.get_recent(limit=limit, include_deleted=include_deleted)
 
-    def update_order_status(self, order_id: RowId, status: OrderStatus,
-                            filled_quantity: Quantity | None = None,
-                            avg_fill_price: Price | None = None) -> Order | None:
+    def update_order_status(
+        self,
+        order_id: RowId,
+        status: OrderStatus,
+        filled_quantity: Quantity | None = None,
+        avg_fill_price: Price | None = None,
+    ) -> Order | None:
         """Move an order forward: PENDING -> OPEN -> PARTIALLY_FILLED -> FILLED, or to
         CANCELLED / REJECTED. Steps may be skipped; going back, or out of FILLED,
         CANCELLED or REJECTED, is an :class:`InvalidTransitionError`. None if there
@@ -253,21 +269,28 @@ class StorageService:
         order_id = check_id(order_id, "order_id")
         coerce_enum(OrderStatusEnum, status, "status")
         try:
-            return self.orders.update_status(order_id, status, filled_quantity,
-                                             avg_fill_price)
+            return self.orders.update_status(order_id, status, filled_quantity, avg_fill_price)
         except NotFoundError:
             return None
 
     def cancel_order(self, order_id: int) -> Order:
         """Cancel what is left of an order; :class:`NotFoundError` if there is none."""
-        return self.orders.update_status(check_id(order_id, "order_id"),
-                                         OrderStatusEnum.CANCELLED)
+        return self.orders.update_status(check_id(order_id, "order_id"), OrderStatusEnum.CANCELLED)
 
     # -- trades --------------------------------------------------------------------
 
-    def record_trade(self, order_id: RowId, symbol: str, side: OrderSide, quantity: Quantity,
-                     price: Price, commission: Amount = 0, fees: Amount = 0,
-                     external_id: str | None = None, executed_at: When | None = None) -> Trade:
+    def record_trade(
+        self,
+        order_id: RowId,
+        symbol: str,
+        side: OrderSide,
+        quantity: Quantity,
+        price: Price,
+        commission: Amount = 0,
+        fees: Amount = 0,
+        external_id: str | None = None,
+        executed_at: When | None = None,
+    ) -> Trade:
         """Record one fill of an order, keeping the books, in one transaction.
 
         The trade is inserted; the order's filled quantity, average fill price and
@@ -280,15 +303,17 @@ class StorageService:
         """
         if order_id is None:
             raise ValidationError("order_id", "a fill needs its order; create_order first")
-        return self._fills.record(Fill(order_id, symbol, side, quantity, price, commission,
-                                       fees, external_id, executed_at))
+        return self._fills.record(
+            Fill(
+                order_id, symbol, side, quantity, price, commission, fees, external_id, executed_at
+            )
+        )
 
     def record_trades(self, fills: Iterable[Fill | dict[str, Any]]) -> list[Trade]:
         """Record many fills in one transaction (a broker history, a backtest): the same
         book-keeping as :meth:`record_trade`, all of them or none. A fill is a
         :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`)."""
-        batch = [f if isinstance(f, Fill) else _fill_from_dict(f, n)
-                 for n, f in enumerate(fills)]
+        batch = [f if isinstance(f, Fill) else _fill_from_dict(f, n) for n, f in enumerate(fills)]
         for fill in batch:
             if fill.order_id is None:
                 raise ValidationError("order_id", "a fill needs its order; create_order first")
@@ -300,14 +325,25 @@ class StorageService:
 
     # -- strategies ----------------------------------------------------------------
 
-    def create_strategy(self, name: str, strategy_type: str | None = None,
-                        config: JSONValue = None, description: str | None = None, *,
-                        is_active: Flag = False) -> Strategy:
+    def create_strategy(
+        self,
+        name: str,
+        strategy_type: str | None = None,
+        config: JSONValue = None,
+        description: str | None = None,
+        *,
+        is_active: Flag = False,
+    ) -> Strategy:
         """A new strategy, inactive unless ``is_active=True`` (as in the old module: a
         strategy runs once the bot activates it); :class:`DuplicateError` if the name
         is taken."""
-        return self.strategies.create(name, strategy_type, config, description,
-                                      is_active=config_values.to_bool(is_active, "is_active"))
+        return self.strategies.create(
+            name,
+            strategy_type,
+            config,
+            description,
+            is_active=config_values.to_bool(is_active, "is_active"),
+        )
 
     def get_active_strategies(self) -> list[Strategy]:
         """Strategies that are active, by name."""
@@ -347,9 +383,13 @@ class StorageService:
             return default
         return config_values.from_text(row.value, row.value_type, key)
 
-    def set_config_value(self, key: str, value: ConfigValue,
-                         value_type: ValueType = ConfigValueType.STRING,
-                         description: str | None = None) -> Config:
+    def set_config_value(
+        self,
+        key: str,
+        value: ConfigValue,
+        value_type: ValueType = ConfigValueType.STRING,
+        description: str | None = None,
+    ) -> Config:
         """Create or replace a setting; the value must read as ``value_type``. The
         ``trading_enabled`` switch is always stored as a bool, whatever type is given
         (``"false"`` halts), so it cannot be left in a form that reads as on."""
@@ -371,9 +411,12 @@ class StorageService:
     def set_trading_enabled(self, enabled: Flag) -> Config:
         """Halt (False) or resume (True) trading; ``"false"``, ``"off"``, ``0``... halt
         too, and anything that is not a usual spelling of a bool is refused."""
-        return self.set_config_value(TRADING_ENABLED,
-                                     config_values.to_bool(enabled, "enabled"),
-                                     ConfigValueType.BOOL, "False halts the bot's trading")
+        return self.set_config_value(
+            TRADING_ENABLED,
+            config_values.to_bool(enabled, "enabled"),
+            ConfigValueType.BOOL,
+            "False halts the bot's trading",
+        )
 
     def halt_trading(self) -> Config:
         """Stop the bot's trading (``set_trading_enabled(False)``)."""
@@ -385,10 +428,15 @@ class StorageService:
 
     # -- audit log -----------------------------------------------------------------
 
-    def get_audit_log(self, table: str | None = None, row_id: int | None = None,
-                      since: dt.datetime | str | None = None, limit: int = 100,
-                      actor: str | None = None,
-                      before_id: int | None = None) -> list[AuditEntry]:
+    def get_audit_log(
+        self,
+        table: str | None = None,
+        row_id: int | None = None,
+        since: dt.datetime | str | None = None,
+        limit: int = 100,
+        actor: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
         """Audit rows newest first: who changed which order, trade, position, strategy
         or setting, when, from what to what. Filter by ``table`` (``orders``,
         ``trades``, ``positions``, ``strategies``, ``config``) and ``row_id``,
@@ -404,8 +452,7 @@ class StorageService:
         if isinstance(strategy, str):
             strategy_id = self.strategies.id_for_name(strategy)
             if strategy_id is None:
-                raise NotFoundError(f"strategy {strategy!r} does not exist; create_strategy "
-                                    "first")
+                raise NotFoundError(f"strategy {strategy!r} does not exist; create_strategy first")
             return strategy_id
         strategy_id = check_id(strategy, "strategy")
         if not self.strategies.exists(strategy_id):
@@ -469,18 +516,24 @@ class StorageService:
         """Soft-deleted rows of ``kind`` (Order, Position, Strategy or Config), most
         recently deleted first."""
         repositories: dict[type[BaseModel], Repository[Any]] = {
-            Order: self.orders, Position: self.positions,
-            Strategy: self.strategies, Config: self.config}
+            Order: self.orders,
+            Position: self.positions,
+            Strategy: self.strategies,
+            Config: self.config,
+        }
         if kind not in SOFT_DELETE_MODELS:
-            raise ValidationError("kind", f"{getattr(kind, '__name__', kind)} rows are never "
-                                  "deleted; give Order, Position, Strategy or Config")
+            raise ValidationError(
+                "kind",
+                f"{getattr(kind, '__name__', kind)} rows are never "
+                "deleted; give Order, Position, Strategy or Config",
+            )
         return repositories[kind].get_deleted(limit)
-
 
     # -- reconcile, marks and reports --------------------------------------------------
 
-    def reconcile(self, positions: Any, open_orders: Any = None, *,
-                  apply: bool = False) -> reconcile.ReconcileReport:
+    def reconcile(
+        self, positions: Any, open_orders: Any = None, *, apply: bool = False
+    ) -> reconcile.ReconcileReport:
         """Compare the store with the broker's positions (``{symbol: signed quantity}``
         or objects with symbol/side/quantity/avg price) and open orders (broker ids);
         ``apply=True`` records ADJUSTMENT trades and closes the orders the broker no
@@ -501,24 +554,35 @@ class StorageService:
         fill price (``source`` says which) and the price's age."""
         return marks.position_values(self.db, self.get_open_positions())
 
-    def pnl_by_period(self, period: str = "day", since: RangeBound | None = None,
-                      until: RangeBound | None = None,
-                      strategy: str | RowId | Strategy | None = None, symbol: str | None = None,
-                      tz: Zone | None = None) -> list[reports.PnlRow]:
+    def pnl_by_period(
+        self,
+        period: str = "day",
+        since: RangeBound | None = None,
+        until: RangeBound | None = None,
+        strategy: str | RowId | Strategy | None = None,
+        symbol: str | None = None,
+        tz: Zone | None = None,
+    ) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per day, week or month of
         ``tz`` (default UTC), from the figures fills keep. See
         :mod:`stocksbot_store.reports`."""
-        return reports.pnl_by_period(self.db, period, since, until,
-                                     self._strategy_id(strategy), symbol, tz)
+        return reports.pnl_by_period(
+            self.db, period, since, until, self._strategy_id(strategy), symbol, tz
+        )
 
-    def pnl_by_symbol(self, since: RangeBound | None = None, until: RangeBound | None = None,
-                      strategy: str | RowId | Strategy | None = None,
-                      tz: Zone | None = None) -> list[reports.PnlRow]:
+    def pnl_by_symbol(
+        self,
+        since: RangeBound | None = None,
+        until: RangeBound | None = None,
+        strategy: str | RowId | Strategy | None = None,
+        tz: Zone | None = None,
+    ) -> list[reports.PnlRow]:
         """Realized P&L, fees, trades, wins/losses and volume per symbol."""
         return reports.pnl_by_symbol(self.db, since, until, self._strategy_id(strategy), tz)
 
-    def equity_curve(self, since: RangeBound | None = None,
-                     until: RangeBound | None = None) -> list[equity.EquityPoint]:
+    def equity_curve(
+        self, since: RangeBound | None = None, until: RangeBound | None = None
+    ) -> list[equity.EquityPoint]:
         """Per UTC day: realized P&L to date, fees, unrealized P&L at the day's closing
         marks, equity and drawdown. See :mod:`stocksbot_store.equity`."""
         return equity.equity_curve(self.db, since, until)
@@ -528,17 +592,21 @@ def _fill_from_dict(values: Any, index: int) -> Fill:
     """A :class:`Fill` from a dict of its fields; a typo or a missing field is a
     ValidationError naming it and the accepted keys (nothing is written)."""
     if not isinstance(values, dict):
-        raise ValidationError("fills", f"fill {index} must be a Fill or a dict, got "
-                                       f"{type(values).__name__}")
+        raise ValidationError(
+            "fills", f"fill {index} must be a Fill or a dict, got {type(values).__name__}"
+        )
     accepted = ", ".join(FILL_KEYS)
     unknown = sorted(str(k) for k in values if k not in FILL_KEYS)
     if unknown:
-        raise ValidationError(unknown[0], f"fill {index} has unknown key(s) "
-                                          f"{', '.join(unknown)}; accepted: {accepted}")
+        raise ValidationError(
+            unknown[0],
+            f"fill {index} has unknown key(s) {', '.join(unknown)}; accepted: {accepted}",
+        )
     missing = [k for k in _FILL_REQUIRED if k not in values]
     if missing:
-        raise ValidationError(missing[0], f"fill {index} lacks {', '.join(missing)}; "
-                                          f"accepted: {accepted}")
+        raise ValidationError(
+            missing[0], f"fill {index} lacks {', '.join(missing)}; accepted: {accepted}"
+        )
     return Fill(**values)
 
 
@@ -546,12 +614,24 @@ def _stats(s: Strategy) -> StrategyStats:
     with money_context():
         fees = s.commission + s.fees
         return StrategyStats(
-            id=s.id, name=s.name, is_active=s.is_active, is_enabled=s.is_enabled,
-            trades=s.total_trades, closing_trades=s.closing_trades, wins=s.winning_trades,
-            losses=s.losing_trades, win_rate=s.win_rate, gross_pnl=s.total_pnl, fees=fees,
-            net_pnl=s.total_pnl - fees, gross_profit=s.gross_profit, gross_loss=s.gross_loss,
+            id=s.id,
+            name=s.name,
+            is_active=s.is_active,
+            is_enabled=s.is_enabled,
+            trades=s.total_trades,
+            closing_trades=s.closing_trades,
+            wins=s.winning_trades,
+            losses=s.losing_trades,
+            win_rate=s.win_rate,
+            gross_pnl=s.total_pnl,
+            fees=fees,
+            net_pnl=s.total_pnl - fees,
+            gross_profit=s.gross_profit,
+            gross_loss=s.gross_loss,
             profit_factor=_profit_factor(s.gross_profit, s.gross_loss),
-            max_drawdown=s.max_drawdown, last_trade_at=s.last_trade_at)
+            max_drawdown=s.max_drawdown,
+            last_trade_at=s.last_trade_at,
+        )
 
 
 def _profit_factor(gross_profit: Decimal, gross_loss: Decimal) -> Decimal | None:
@@ -559,8 +639,7 @@ def _profit_factor(gross_profit: Decimal, gross_loss: Decimal) -> Decimal | None
         return None
     try:
         ratio = gross_profit / gross_loss
-        return Decimal("Infinity") if ratio >= MAX_MAGNITUDE else ratio.quantize(
-            Decimal("0.0001"))
+        return Decimal("Infinity") if ratio >= MAX_MAGNITUDE else ratio.quantize(Decimal("0.0001"))
     except ArithmeticError:  # figures written around the store (NaN, beyond any limit)
         return Decimal("NaN")
 

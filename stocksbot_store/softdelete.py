@@ -50,9 +50,11 @@ def not_found(model: type[Model], row_id: int, deleted: bool) -> NotFoundError:
     """The error for a row that is missing, or (``deleted``) soft-deleted."""
     name = model.__name__
     if deleted:
-        return DeletedError(f"{name} {row_id} is deleted; restore it first "
-                            f"(restore_{name.lower()}({row_id})) or read it with "
-                            "include_deleted=True")
+        return DeletedError(
+            f"{name} {row_id} is deleted; restore it first "
+            f"(restore_{name.lower()}({row_id})) or read it with "
+            "include_deleted=True"
+        )
     return NotFoundError(f"{name} {row_id} does not exist")
 
 

@@ -41,8 +41,9 @@ _DEFAULT_DATABASES: dict[str, Database] = {}
 _DEFAULT_LOCK = threading.Lock()
 
 
-def open_store(url: str | None = None, *, migrate: bool = True, create: bool = True,
-               **options: Any) -> Database:
+def open_store(
+    url: str | None = None, *, migrate: bool = True, create: bool = True, **options: Any
+) -> Database:
     """Open the store at ``url``: connect, then check the schema, creating it if the
     database is brand new.
 
@@ -126,7 +127,7 @@ def _absolute_sqlite_url(url: str) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         return url
-    path, sep, query = url[len(prefix):].partition("?")
+    path, sep, query = url[len(prefix) :].partition("?")
     if not path or path == ":memory:" or path.startswith(("/", "file:")):
         return url
     return f"{prefix}{os.path.abspath(path)}{sep}{query}"

@@ -82,8 +82,10 @@ class CopyReport:
     def summary(self) -> str:
         """Row counts and the verification, for people."""
         counts = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
-        lines = [f"rows: {counts}",
-                 "verified: row counts and sha256 of every table's rows match the source"]
+        lines = [
+            f"rows: {counts}",
+            "verified: row counts and sha256 of every table's rows match the source",
+        ]
         if self.ledger is not None:
             lines.append(self.ledger.summary())
         if self.upgraded:
@@ -99,7 +101,8 @@ def refuse_newer(history: list[str], what: str) -> None:
         raise SchemaError(
             f"{what} is at schema revision {unknown[-1]}, newer than this version of "
             f"stocksbot-store knows ({max(known, default='none')}); nothing was written: "
-            "upgrade stocksbot-store to read it")
+            "upgrade stocksbot-store to read it"
+        )
 
 
 def known_revisions() -> list[str]:
@@ -115,8 +118,9 @@ def _sqlite_path(url: str) -> str | None:
     return None if path in ("", ":memory:") or path.startswith("file:") else path
 
 
-def load_store(url: str | None, source: RowSource, progress: Progress | None = None,
-               check: bool = True) -> CopyReport:
+def load_store(
+    url: str | None, source: RowSource, progress: Progress | None = None, check: bool = True
+) -> CopyReport:
     """Copy every table of ``source`` into the empty database at ``url``, verified.
 
     Raises :class:`SchemaError` for a source newer than this package,
@@ -142,8 +146,7 @@ def load_store(url: str | None, source: RowSource, progress: Progress | None = N
     return report
 
 
-def _load(db: Database, source: RowSource, progress: Progress | None,
-          check: bool) -> CopyReport:
+def _load(db: Database, source: RowSource, progress: Progress | None, check: bool) -> CopyReport:
     report = CopyReport(describe(db))
     runner = Runner(db)
     _prepare_target(db, runner, source)
@@ -154,8 +157,10 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
     offered = dict(source.tables())
     for name in offered:
         if name not in targets:
-            raise StorageError(f"{source.description} holds a table {name!r} that is not part "
-                               "of a stocksbot store; nothing was written")
+            raise StorageError(
+                f"{source.description} holds a table {name!r} that is not part "
+                "of a stocksbot store; nothing was written"
+            )
     with write_transaction(db):
         create_missing_tables(db, offered)
         for name, table in targets.items():
@@ -164,9 +169,11 @@ def _load(db: Database, source: RowSource, progress: Progress | None,
             columns = offered[name]
             extra = [c for c in columns if c not in table.columns]
             if extra:
-                raise StorageError(f"{source.description}: table {name} has column(s) "
-                                   f"{', '.join(extra)} that the {runner.current()} schema "
-                                   "lacks; nothing was written")
+                raise StorageError(
+                    f"{source.description}: table {name} has column(s) "
+                    f"{', '.join(extra)} that the {runner.current()} schema "
+                    "lacks; nothing was written"
+                )
             _copy_table(db, source, restrict(table, columns), report, progress)
         set_sequences(db, targets.values())
         if check and not behind:
@@ -201,7 +208,8 @@ def _check_copy(db: Database, report: CopyReport) -> None:
         raise VerificationError(
             f"the copy in {report.target} fails the ledger check, so it was not kept "
             f"(the source's own books disagree with its trades):\n"
-            f"{report.ledger.format()[:4000]}")
+            f"{report.ledger.format()[:4000]}"
+        )
 
 
 def _remove_copy(db: Database, tables: Iterable[Table]) -> None:
@@ -226,8 +234,10 @@ def _prepare_target(db: Database, runner: Runner, source: RowSource) -> None:
     tables = [t for t in db.get_tables() if t != HISTORY_TABLE]
     if not tables:
         if not source.history:
-            raise SchemaError(f"{source.description} records no schema revision: it is not "
-                              "a stocksbot store copy; nothing was written")
+            raise SchemaError(
+                f"{source.description} records no schema revision: it is not "
+                "a stocksbot store copy; nothing was written"
+            )
         runner.upgrade(source.history[-1])
         return
     require_empty(db)
@@ -237,11 +247,13 @@ def _prepare_target(db: Database, runner: Runner, source: RowSource) -> None:
             f"{describe(db)} is at schema revision {applied[-1] if applied else 'base'} and "
             f"{source.description} at {source.history[-1] if source.history else 'base'}; "
             f"nothing was written: copy into a new empty database (it is brought to the "
-            f"copy's revision, then to head), or run `{COMMAND} upgrade` on the older side")
+            f"copy's revision, then to head), or run `{COMMAND} upgrade` on the older side"
+        )
 
 
-def _copy_table(db: Database, source: RowSource, table: Table, report: CopyReport,
-                progress: Progress | None) -> None:
+def _copy_table(
+    db: Database, source: RowSource, table: Table, report: CopyReport, progress: Progress | None
+) -> None:
     from .rows import write_rows
 
     total = source.count(table.name)
@@ -267,7 +279,7 @@ def _copy_table(db: Database, source: RowSource, table: Table, report: CopyRepor
         raise VerificationError(
             f"table {table.name}: the copy in {describe(db)} holds {count:,} rows "
             f"(sha256 {written[:12]}...), the source gave {seen[0]:,} "
-            f"(sha256 {sha.hexdigest()[:12]}...); nothing was kept")
+            f"(sha256 {sha.hexdigest()[:12]}...); nothing was kept"
+        )
     report.rows[table.name] = count
     report.digests[table.name] = written
-

@@ -32,8 +32,7 @@ NAME_MAX = 200
 
 _SURROGATE = "\ud800-\udfff"
 #: Characters no identifier may hold.
-_NOT_IN_IDENTIFIERS = re.compile(
-    f"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069{_SURROGATE}]")
+_NOT_IN_IDENTIFIERS = re.compile(f"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069{_SURROGATE}]")
 #: Characters no free text may hold (tab, newline and carriage return are allowed).
 _NOT_IN_FREE_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_SURROGATE}]")
 
@@ -44,17 +43,22 @@ def _refuse(value: str, field: str, pattern: re.Pattern[str]) -> None:
         return
     char = found.group()
     if "\ud800" <= char <= "\udfff":
-        raise ValidationError(field, f"holds a lone surrogate ({ascii(char)}) at position "
-                                     f"{found.start()}, which is not text: fix its encoding")
+        raise ValidationError(
+            field,
+            f"holds a lone surrogate ({ascii(char)}) at position "
+            f"{found.start()}, which is not text: fix its encoding",
+        )
     if char == "\x00":
         raise ValidationError(field, "must not contain NUL characters")
-    raise ValidationError(field, f"holds the control character {ascii(char)} at position "
-                                 f"{found.start()}; remove it")
+    raise ValidationError(
+        field, f"holds the control character {ascii(char)} at position {found.start()}; remove it"
+    )
 
 
 @overload
-def check_text(value: Any, field: str, max_length: int, *,
-               optional: Literal[False] = False) -> str: ...
+def check_text(
+    value: Any, field: str, max_length: int, *, optional: Literal[False] = False
+) -> str: ...
 
 
 @overload

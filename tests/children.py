@@ -21,9 +21,13 @@ class Child:
 
     def __init__(self, args: Sequence[str]) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, *map(str, args)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env)
+        self.process = subprocess.Popen(
+            [sys.executable, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.lines: list[tuple[float, str]] = []
         self.error = ""
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -43,6 +47,7 @@ class Child:
     def wait_for(self, reached: Callable[[], bool] | int, timeout: float = 120) -> None:
         """Wait until ``reached()`` is true (an int: until that many lines came); the
         child is killed and the test fails if it stops or stalls first."""
+
         def enough_lines() -> bool:
             return len(self.lines) >= reached
 
@@ -51,8 +56,10 @@ class Child:
         while not condition():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise AssertionError(f"the child stopped or stalled; it said "
-                                     f"{self.text()[-5:]} and {self.error[-3000:]}")
+                raise AssertionError(
+                    f"the child stopped or stalled; it said "
+                    f"{self.text()[-5:]} and {self.error[-3000:]}"
+                )
             time.sleep(0.005)
 
     def stop(self) -> None:

@@ -39,8 +39,7 @@ import pytest
 
 from stocksbot_store import StorageService, connect, init_db
 
-PG_ADMIN_URL = os.environ.get("STOCKSBOT_TEST_PG",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("STOCKSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite_memory", "sqlite_file", "postgres"]
 FILE_BACKENDS = ["sqlite_file", "postgres"]
 
@@ -53,22 +52,30 @@ def in_ci() -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="run the tests marked slow (soak, crash, long benchmarks); "
-                          "CI=true or STOCKSBOT_SLOW=1 do the same")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="run the tests marked slow (soak, crash, long benchmarks); "
+        "CI=true or STOCKSBOT_SLOW=1 do the same",
+    )
 
 
 def run_slow(config: pytest.Config) -> bool:
     """Whether the ``slow`` tests run: under CI, or when asked for."""
-    return (in_ci() or config.getoption("--run-slow")
-            or os.environ.get("STOCKSBOT_SLOW", "") not in ("", "0"))
+    return (
+        in_ci()
+        or config.getoption("--run-slow")
+        or os.environ.get("STOCKSBOT_SLOW", "") not in ("", "0")
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if run_slow(config):
         return
-    skip = pytest.mark.skip(reason="slow test: runs under CI=true, with --run-slow or with "
-                                   "STOCKSBOT_SLOW=1")
+    skip = pytest.mark.skip(
+        reason="slow test: runs under CI=true, with --run-slow or with STOCKSBOT_SLOW=1"
+    )
     for item in items:
         if item.get_closest_marker("slow"):
             item.add_marker(skip)
@@ -213,8 +220,8 @@ class SharedPgStore:
 
     def __init__(self) -> None:
         self.name: str | None = None
-        self.emptied: list[str] = []    # quoted table names, deleted after each test
-        self.kept: list[str] = []       # the tables with rows when it was made
+        self.emptied: list[str] = []  # quoted table names, deleted after each test
+        self.kept: list[str] = []  # the tables with rows when it was made
         self.sequences: list[int] = []  # oids of the sequences those tables own
         self.fingerprint: list[str] = []
         self.kept_rows = ""
@@ -267,37 +274,53 @@ class SharedPgStore:
                 "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN "
                 "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%' "
-                "ORDER BY 2").fetchall()
+                "ORDER BY 2"
+            ).fetchall()
             emptied, kept = [], []
             for oid, table in tables:
                 has_rows = conn.execute(f"SELECT EXISTS (SELECT FROM {table})").fetchone()[0]
                 (kept if has_rows else emptied).append((oid, table))
             self.emptied = [table for _, table in emptied]
             self.kept = [table for _, table in kept]
-            self.sequences = [row[0] for row in conn.execute(
-                "SELECT d.objid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
-                "WHERE s.relkind = 'S' AND d.refobjid = ANY(%s) AND d.deptype IN ('a', 'i')",
-                ([oid for oid, _ in emptied],))]
+            self.sequences = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT d.objid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+                    "WHERE s.relkind = 'S' AND d.refobjid = ANY(%s) AND d.deptype IN ('a', 'i')",
+                    ([oid for oid, _ in emptied],),
+                )
+            ]
             self.fingerprint, self.kept_rows = self._state(conn)
         self.made += 1
 
     def _state(self, conn) -> tuple[list[str], str]:
         catalogue = sorted(row[0] for row in conn.execute(_CATALOGUE))
         kept = "\n".join(
-            conn.execute(f"SELECT coalesce(string_agg(t::text, ',' ORDER BY t::text), '') "
-                         f"FROM {table} AS t").fetchone()[0] for table in self.kept)
+            conn.execute(
+                f"SELECT coalesce(string_agg(t::text, ',' ORDER BY t::text), '') FROM {table} AS t"
+            ).fetchone()[0]
+            for table in self.kept
+        )
         return catalogue, kept
 
     @staticmethod
     def _end_other_connections(conn) -> None:
-        others = [row[0] for row in conn.execute(
-            "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
-            if row[0]]
+        others = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            if row[0]
+        ]
         deadline = time.monotonic() + 30
-        while others and conn.execute(
+        while (
+            others
+            and conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()").fetchone()[0]:
+                "AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        ):
             if time.monotonic() > deadline:
                 raise LookupError("connections left by the test did not end")
             time.sleep(0.01)
@@ -314,8 +337,10 @@ class SharedPgStore:
                 conn.execute(deletes)
         except psycopg.errors.InsufficientPrivilege:  # not a superuser: slower, same result
             conn.execute(f"TRUNCATE {', '.join(self.emptied)} RESTART IDENTITY CASCADE")
-        conn.execute("SELECT setval(seqrelid, seqstart, false) FROM pg_sequence "
-                     "WHERE seqrelid = ANY(%s)", (self.sequences,))
+        conn.execute(
+            "SELECT setval(seqrelid, seqstart, false) FROM pg_sequence WHERE seqrelid = ANY(%s)",
+            (self.sequences,),
+        )
 
 
 SHARED_PG = pytest.StashKey[SharedPgStore]()
@@ -493,7 +518,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     shared = config.stash.get(SHARED_PG, None)
     if shared is not None and shared.tests:
         terminalreporter.write_line(
-            f"PostgreSQL store: {shared.tests} tests shared {shared.made} database(s)")
+            f"PostgreSQL store: {shared.tests} tests shared {shared.made} database(s)"
+        )
 
 
 def pip_install_copy(tmp_path) -> Path:
@@ -505,14 +531,30 @@ def pip_install_copy(tmp_path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(repo / name, source)
     for name in ("stocksbot_store", "migrations", "tui"):
-        shutil.copytree(repo / name, source / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+        shutil.copytree(
+            repo / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.db")
+        )
     target = tmp_path / "site"
     # Offline: the build backend is the one the test extra installs (setuptools, wheel).
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-input",
-         "--no-index", "--no-build-isolation", "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-input",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     return target
 

@@ -155,8 +155,9 @@ class Config(Base):
     updated_at = Column(DateTime, server_default=func.now(), onupdate=func.now())
 
 
-alembic_version = Table("alembic_version", Base.metadata,
-                        Column("version_num", String(32), primary_key=True))
+alembic_version = Table(
+    "alembic_version", Base.metadata, Column("version_num", String(32), primary_key=True)
+)
 
 
 def old_engine(url_or_db: Any):
@@ -195,23 +196,60 @@ class OldBot:
         values.setdefault("strategy_type", "momentum")
         return self._insert(Strategy.__table__, name=name, **values)
 
-    def order(self, symbol: str, side: str, quantity: float, price: float | None = None,
-              type: str = "LIMIT", **values: Any) -> int:
-        return self._insert(Order.__table__, symbol=symbol, side=side, type=type,
-                            quantity=quantity, price=price, **values)
+    def order(
+        self,
+        symbol: str,
+        side: str,
+        quantity: float,
+        price: float | None = None,
+        type: str = "LIMIT",
+        **values: Any,
+    ) -> int:
+        return self._insert(
+            Order.__table__,
+            symbol=symbol,
+            side=side,
+            type=type,
+            quantity=quantity,
+            price=price,
+            **values,
+        )
 
-    def record_trade(self, order_id: int | None, symbol: str, side: str, quantity: float,
-                     price: float, type: str = "OPEN", **values: Any) -> int:
+    def record_trade(
+        self,
+        order_id: int | None,
+        symbol: str,
+        side: str,
+        quantity: float,
+        price: float,
+        type: str = "OPEN",
+        **values: Any,
+    ) -> int:
         """The old ``record_trade``: a row, stamped with local time; nothing else moves."""
         values.setdefault("executed_at", self.now_local())
-        return self._insert(Trade.__table__, order_id=order_id, symbol=symbol, side=side,
-                            type=type, quantity=quantity, price=price, **values)
+        return self._insert(
+            Trade.__table__,
+            order_id=order_id,
+            symbol=symbol,
+            side=side,
+            type=type,
+            quantity=quantity,
+            price=price,
+            **values,
+        )
 
-    def position(self, symbol: str, side: str, quantity: float, avg_entry_price: float,
-                 **values: Any) -> int:
+    def position(
+        self, symbol: str, side: str, quantity: float, avg_entry_price: float, **values: Any
+    ) -> int:
         values.setdefault("cost_basis", quantity * avg_entry_price)
-        return self._insert(Position.__table__, symbol=symbol, side=side, quantity=quantity,
-                            avg_entry_price=avg_entry_price, **values)
+        return self._insert(
+            Position.__table__,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            avg_entry_price=avg_entry_price,
+            **values,
+        )
 
     def config(self, key: str, value: str, value_type: str = "string") -> int:
         return self._insert(Config.__table__, key=key, value=value, value_type=value_type)

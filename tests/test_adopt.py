@@ -78,22 +78,54 @@ def fill_history(bot: OldBot) -> dict[str, int]:
     ids["momentum"] = bot.strategy("momentum", config={"lookback": 20}, is_active=True)
     ids["gone"] = 77  # a strategy deleted long ago; orders still name it
     # Orders without fill state, trades stamped with New York local time.
-    ids["buy"] = bot.order("AAPL", "BUY", 10.0, 150.1, strategy_id=ids["momentum"],
-                           external_id="B-1")
-    ids["t1"] = bot.record_trade(ids["buy"], "AAPL", "BUY", 6.0, 150.1, external_id="F-1",
-                                 executed_at=dt.datetime(2026, 1, 5, 9, 30), commission=0.5)
-    ids["t2"] = bot.record_trade(ids["buy"], "AAPL", "BUY", 4.0, 150.2, external_id="F-2",
-                                 executed_at=dt.datetime(2026, 1, 5, 9, 31))
-    ids["sell"] = bot.order("AAPL", "SELL", 4.0, 151.0, strategy_id=ids["momentum"],
-                            status="PARTIALLY_FILLED")
-    ids["t3"] = bot.record_trade(ids["sell"], "AAPL", "SELL", 4.0, 151.0, type="CLOSE",
-                                 realized_pnl=3.5599999999999454,
-                                 executed_at=dt.datetime(2026, 7, 1, 15, 0))
+    ids["buy"] = bot.order(
+        "AAPL", "BUY", 10.0, 150.1, strategy_id=ids["momentum"], external_id="B-1"
+    )
+    ids["t1"] = bot.record_trade(
+        ids["buy"],
+        "AAPL",
+        "BUY",
+        6.0,
+        150.1,
+        external_id="F-1",
+        executed_at=dt.datetime(2026, 1, 5, 9, 30),
+        commission=0.5,
+    )
+    ids["t2"] = bot.record_trade(
+        ids["buy"],
+        "AAPL",
+        "BUY",
+        4.0,
+        150.2,
+        external_id="F-2",
+        executed_at=dt.datetime(2026, 1, 5, 9, 31),
+    )
+    ids["sell"] = bot.order(
+        "AAPL", "SELL", 4.0, 151.0, strategy_id=ids["momentum"], status="PARTIALLY_FILLED"
+    )
+    ids["t3"] = bot.record_trade(
+        ids["sell"],
+        "AAPL",
+        "SELL",
+        4.0,
+        151.0,
+        type="CLOSE",
+        realized_pnl=3.5599999999999454,
+        executed_at=dt.datetime(2026, 7, 1, 15, 0),
+    )
     # A trade whose order is gone, and a duplicate broker id.
     ids["orphan"] = bot.record_trade(4242, "MSFT", "BUY", 2.0, 300.0, external_id="F-9")
     ids["dup"] = bot.record_trade(None, "MSFT", "BUY", 1.0, 301.0, external_id="F-9")
-    ids["ghost_order"] = bot.order("TSLA", "BUY", 3.0, 200.0, strategy_id=ids["gone"],
-                                   status="FILLED", filled_quantity=3.0, avg_fill_price=200.0)
+    ids["ghost_order"] = bot.order(
+        "TSLA",
+        "BUY",
+        3.0,
+        200.0,
+        strategy_id=ids["gone"],
+        status="FILLED",
+        filled_quantity=3.0,
+        avg_fill_price=200.0,
+    )
     # Positions kept by hand with float math, one opened with no trade at all.
     qty = 0.1 + 0.2  # 0.30000000000000004
     ids["aapl_pos"] = bot.position("AAPL", "LONG", 6.0, 150.14, realized_pnl=3.56)
@@ -156,8 +188,10 @@ def test_our_own_tables_without_history_still_get_the_stamp_advice(db):
 def test_adopt_keeps_every_row_and_id_exact_and_in_utc(old):
     ids = fill_history(old.bot)
     report = adopt(old.db, zone="America/New_York")
-    assert report.counts["trades -> trade"] == (5, 5 + sum(
-        1 for c in report.changes if c[0] == "adjustment" and c[1] == "trade"))
+    assert report.counts["trades -> trade"] == (
+        5,
+        5 + sum(1 for c in report.changes if c[0] == "adjustment" and c[1] == "trade"),
+    )
     ensure_schema(old.db)  # the store accepts it now: at head, no old tables beside
     assert not {"positions", "orders", "trades", "strategies"} & table_names(old.db)
     with old.db.bind_ctx(MODELS):
@@ -166,11 +200,13 @@ def test_adopt_keeps_every_row_and_id_exact_and_in_utc(old):
         assert t1.side.value == "buy" and t1.type.value == "open"
         # 09:30 in New York in January is 14:30 UTC; 15:00 in July is 19:00 UTC.
         assert t1.executed_at == dt.datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
-        assert Trade.get_by_id(ids["t3"]).executed_at == dt.datetime(2026, 7, 1, 19, 0,
-                                                                       tzinfo=UTC)
+        assert Trade.get_by_id(ids["t3"]).executed_at == dt.datetime(2026, 7, 1, 19, 0, tzinfo=UTC)
         buy = Order.get_by_id(ids["buy"])
         assert (buy.status.value, buy.filled_quantity, buy.avg_fill_price) == (
-            "filled", 10, Decimal("150.14"))
+            "filled",
+            10,
+            Decimal("150.14"),
+        )
         assert buy.external_id == "B-1" and buy.strategy_id == ids["momentum"]
         sell = Order.get_by_id(ids["sell"])
         assert sell.status.value == "filled" and sell.filled_quantity == 4
@@ -179,7 +215,10 @@ def test_adopt_keeps_every_row_and_id_exact_and_in_utc(old):
         strategy = Strategy.get_by_id(ids["momentum"])
         assert strategy.config == {"lookback": 20} and strategy.is_active
         assert (strategy.total_trades, strategy.total_pnl, strategy.commission) == (
-            3, Decimal("3.44"), Decimal("0.5"))
+            3,
+            Decimal("3.44"),
+            Decimal("0.5"),
+        )
     storage = StorageService(old.db)
     assert storage.get_config_value("trading_enabled") == "true"
     assert storage.get_config("max_positions") == 5
@@ -193,8 +232,7 @@ def test_orphans_and_duplicates_are_kept_and_listed_by_rule(old):
     assert changes[("orphan", "trade", ids["orphan"], "order_id")][4:6] == ("4242", None)
     assert changes[("duplicate", "trade", ids["dup"], "external_id")][4:6] == ("F-9", None)
     assert changes[("strategy", "order", ids["ghost_order"], "strategy_id")][4] == "77"
-    assert changes[("unfilled", "order", ids["ghost_order"], "status")][4:6] == (
-        "filled", "open")
+    assert changes[("unfilled", "order", ids["ghost_order"], "status")][4:6] == ("filled", "open")
     with old.db.bind_ctx(MODELS):
         orphan = Trade.get_by_id(ids["orphan"])
         assert orphan.order_id is None and orphan.type.value == "adjustment"
@@ -202,8 +240,9 @@ def test_orphans_and_duplicates_are_kept_and_listed_by_rule(old):
         assert Trade.get_by_id(ids["dup"]).external_id is None
         assert Order.get_by_id(ids["ghost_order"]).strategy_id is None
     # The report is kept in the database, every change with it.
-    kept = old.db.execute_sql("SELECT kind, table_name, row_id, field, old, new "
-                              "FROM adoption_change ORDER BY id").fetchall()
+    kept = old.db.execute_sql(
+        "SELECT kind, table_name, row_id, field, old, new FROM adoption_change ORDER BY id"
+    ).fetchall()
     assert len(kept) == len(report.changes) + len(report.filled_in)
     assert ("orphan", "trade", ids["orphan"], "order_id", "4242", None) in kept
     summary = old.db.execute_sql("SELECT summary FROM adoption_report").fetchone()[0]
@@ -215,14 +254,14 @@ def test_positions_as_stored_keep_what_the_old_bot_held(old):
     ids = fill_history(old.bot)
     report = adopt(old.db, zone="UTC")  # as-stored is the default
     storage = StorageService(old.db)
-    held = {p.symbol: (p.side.value, p.quantity, p.avg_entry_price)
-            for p in storage.get_open_positions()}
-    assert held == {"AAPL": ("long", 6, Decimal("150.14")),
-                    "NVDA": ("short", Decimal("0.3"), 500)}
+    held = {
+        p.symbol: (p.side.value, p.quantity, p.avg_entry_price)
+        for p in storage.get_open_positions()
+    }
+    assert held == {"AAPL": ("long", 6, Decimal("150.14")), "NVDA": ("short", Decimal("0.3"), 500)}
     with old.db.bind_ctx(MODELS):
         assert Position.get_by_id(ids["aapl_pos"]).symbol == "AAPL"  # id kept
-        adjustments = list(Trade.select().where(Trade.type == "adjustment",
-                                                Trade.order.is_null()))
+        adjustments = list(Trade.select().where(Trade.type == "adjustment", Trade.order.is_null()))
     symbols = {t.symbol for t in adjustments}
     assert {"NVDA", "MSFT"} <= symbols  # opened with no trade; trades the bot did not hold
     assert all(c[5] is not None for c in report.changes if c[0] == "adjustment")
@@ -232,8 +271,9 @@ def test_positions_as_stored_keep_what_the_old_bot_held(old):
 def test_positions_from_trades_replay_the_trades_alone(old):
     fill_history(old.bot)
     adopt(old.db, zone="UTC", positions="from-trades")
-    held = {p.symbol: (p.side.value, p.quantity)
-            for p in StorageService(old.db).get_open_positions()}
+    held = {
+        p.symbol: (p.side.value, p.quantity) for p in StorageService(old.db).get_open_positions()
+    }
     assert held == {"AAPL": ("long", 6), "MSFT": ("long", 3)}
     with old.db.bind_ctx(MODELS):
         assert Trade.select().count() == 5
@@ -300,11 +340,13 @@ def test_cli_adopts_with_a_named_backup_then_says_it_is_done(old_file, capsys):
     if old_file.backend == "sqlite_file":
         assert os.path.exists(backup) and backup != url.split(":///", 1)[1]
         with sqlite3.connect(backup) as copy:  # the old database, whole
-            tables = {r[0] for r in copy.execute("SELECT name FROM sqlite_master "
-                                                 "WHERE type = 'table'")}
+            tables = {
+                r[0] for r in copy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             assert set(OLD_TABLES) <= tables
             assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == (
-                OLD_REVISION,)
+                OLD_REVISION,
+            )
             assert copy.execute("SELECT COUNT(*) FROM trades").fetchone() == (5,)
     else:
         assert "stocksbot_legacy" in backup
@@ -331,8 +373,15 @@ def test_cli_dry_run_prints_the_report_and_prints_the_local_zone(old_file, capsy
 def test_cli_help_explains_adopt(capsys):
     assert main(["adopt", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for words in ("--dry-run", "--assume-timezone", "as-stored", "from-trades", "backup",
-                  "stocksbot_legacy", OLD_REVISION):
+    for words in (
+        "--dry-run",
+        "--assume-timezone",
+        "as-stored",
+        "from-trades",
+        "backup",
+        "stocksbot_legacy",
+        OLD_REVISION,
+    ):
         assert words in text
 
 
@@ -367,8 +416,9 @@ def test_the_old_code_runs_against_the_adopted_database(old):
     assert len(storage.get_recent_orders(limit=10)) == 3
     order = storage.create_order("MSFT", "buy", "market", 50.0)
     assert order.id == 4  # the sequence continues after the adopted ids
-    trade = storage.record_trade(order_id=order.id, symbol="MSFT", side="buy",
-                                 quantity=50.0, price=300.0)
+    trade = storage.record_trade(
+        order_id=order.id, symbol="MSFT", side="buy", quantity=50.0, price=300.0
+    )
     assert trade.id > 5 and trade.price == 300
     storage.set_config_value("trading_enabled", "false", "bool")
     assert storage.get_config_value("trading_enabled") == "false"
@@ -394,8 +444,14 @@ def test_the_readme_moves_an_old_bot_over_in_two_commands(tmp_path):
     env = dict(os.environ, DATABASE_URL=url)
     argv = commands[1].split()
     assert argv[:3] == ["python", "-m", "stocksbot_store.migrate"]
-    done = subprocess.run([sys.executable, *argv[1:]], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *argv[1:]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "backup: " in done.stdout and "adopted: " in done.stdout
     assert check_main(["--url", url]) == 0

@@ -76,8 +76,9 @@ def test_csv_export_has_a_header_and_is_not_imported(tmp_path):
     make_store(source)
     out = export(source, tmp_path / "csv", file_format="csv")
     lines = (out / "config.csv").read_text().splitlines()
-    assert lines[0] == ("id,key,value,value_type,description,created_at,updated_at,"
-                        "deleted_at,deleted_by")
+    assert lines[0] == (
+        "id,key,value,value_type,description,created_at,updated_at,deleted_at,deleted_by"
+    )
     assert len(lines) == 7  # five settings and one soft-deleted
     strategy = (out / "strategy.csv").read_text()
     assert '"quotes "" and , commas\nand a newline, ünïcode"' in strategy
@@ -91,12 +92,16 @@ def test_partial_exports(tmp_path):
     source = f"sqlite:///{tmp_path / 'source.db'}"
     make_store(source)
     only = export(source, tmp_path / "only", tables=["trade", "config"])
-    assert sorted(p.name for p in only.iterdir()) == ["config.jsonl", "manifest.json",
-                                                      "trade.jsonl"]
+    assert sorted(p.name for p in only.iterdir()) == [
+        "config.jsonl",
+        "manifest.json",
+        "trade.jsonl",
+    ]
     import datetime as dt
 
-    since = export(source, tmp_path / "since",
-                   since=dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc))
+    since = export(
+        source, tmp_path / "since", since=dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc)
+    )
     assert len((since / "trade.jsonl").read_text().splitlines()) == 4  # BBB x2, DDD x2
     for partial in (only, since):
         with pytest.raises(ArchiveError, match="part of a store"):
@@ -114,9 +119,12 @@ def _rewrite(folder: Path, name: str, text: str) -> None:
     data = text.encode()
     for entry in manifest["tables"]:
         if entry["file"] == name:
-            entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-                         rows=text.count("\n"),
-                         blocks=[[text.count("\n"), len(data), hashlib.sha256(data).hexdigest()]])
+            entry.update(
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                rows=text.count("\n"),
+                blocks=[[text.count("\n"), len(data), hashlib.sha256(data).hexdigest()]],
+            )
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -141,11 +149,17 @@ def _flip_a_byte(folder: Path) -> None:
 def _unknown_table(folder: Path) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     text = '[1,"x"]\n'
-    manifest["tables"].append({"name": "secrets", "file": "secrets.jsonl", "columns":
-                               ["id", "value"], "rows": 1, "bytes": len(text),
-                               "sha256": hashlib.sha256(text.encode()).hexdigest(),
-                               "blocks": [[1, len(text), hashlib.sha256(
-                                   text.encode()).hexdigest()]]})
+    manifest["tables"].append(
+        {
+            "name": "secrets",
+            "file": "secrets.jsonl",
+            "columns": ["id", "value"],
+            "rows": 1,
+            "bytes": len(text),
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "blocks": [[1, len(text), hashlib.sha256(text.encode()).hexdigest()]],
+        }
+    )
     (folder / "secrets.jsonl").write_text(text)
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -170,20 +184,40 @@ def _newer_revision(folder: Path) -> None:
 
 
 HOSTILE = {
-    "truncated": (_truncate, ArchiveError, r"trade.jsonl is truncated: it ends at byte "
-                                           r"[\d,]+, in rows 1-8"),
-    "edited checksum": (_edit_checksum, ArchiveError, "trade.jsonl: its sha256 is .* the "
-                                                      "manifest says 0000"),
-    "flipped byte": (_flip_a_byte, ArchiveError, r"order.jsonl is damaged in rows 1-8 "
-                                                 r"\(bytes 0-[\d,]+\)"),
-    "unknown table": (_unknown_table, ArchiveError, "secrets, which are not part of a "
-                                                    "stocksbot store"),
-    "malformed decimal": (_malformed_decimal, ArchiveError,
-                          r"trade.jsonl line 3 \(byte [\d,]+\): price is \"1O5.0000000000\", "
-                          "not a decimal"),
+    "truncated": (
+        _truncate,
+        ArchiveError,
+        r"trade.jsonl is truncated: it ends at byte "
+        r"[\d,]+, in rows 1-8",
+    ),
+    "edited checksum": (
+        _edit_checksum,
+        ArchiveError,
+        "trade.jsonl: its sha256 is .* the manifest says 0000",
+    ),
+    "flipped byte": (
+        _flip_a_byte,
+        ArchiveError,
+        r"order.jsonl is damaged in rows 1-8 "
+        r"\(bytes 0-[\d,]+\)",
+    ),
+    "unknown table": (
+        _unknown_table,
+        ArchiveError,
+        "secrets, which are not part of a stocksbot store",
+    ),
+    "malformed decimal": (
+        _malformed_decimal,
+        ArchiveError,
+        r"trade.jsonl line 3 \(byte [\d,]+\): price is \"1O5.0000000000\", "
+        "not a decimal",
+    ),
     "table left out": (_cut_down, ArchiveError, "says it is complete but has no config"),
-    "newer revision": (_newer_revision, SchemaError, "9999_from_the_future, newer than this "
-                                                     "version"),
+    "newer revision": (
+        _newer_revision,
+        SchemaError,
+        "9999_from_the_future, newer than this version",
+    ),
 }
 
 
@@ -219,7 +253,8 @@ def test_an_archive_from_an_older_schema_is_migrated(tmp_path, monkeypatch):
         "def upgrade(migrator, db):\n"
         "    db.execute_sql('CREATE INDEX trade_price ON trade (price)')\n\n\n"
         "def downgrade(migrator, db):\n"
-        "    db.execute_sql('DROP INDEX trade_price')\n")
+        "    db.execute_sql('DROP INDEX trade_price')\n"
+    )
     monkeypatch.setenv("STOCKSBOT_MIGRATIONS", str(newer))
     target = f"sqlite:///{tmp_path / 'target.db'}"
     report = import_archive(str(folder), target)
@@ -267,8 +302,8 @@ def test_every_kind_of_row_is_in_the_fixture(tmp_path):
     init_db(db)
     fill_every_kind(StorageService(db))
     kinds = {
-        "order statuses": "SELECT DISTINCT status FROM \"order\"",
-        "order types": "SELECT DISTINCT type FROM \"order\"",
+        "order statuses": 'SELECT DISTINCT status FROM "order"',
+        "order types": 'SELECT DISTINCT type FROM "order"',
         "trade types": "SELECT DISTINCT type FROM trade",
         "config types": "SELECT DISTINCT value_type FROM config",
     }
@@ -311,8 +346,10 @@ def _check_lines(db, storage) -> None:
     # Stored directly: the service refuses control characters, a database may still
     # hold them (written by older code), and its lines must still be exact.
     storage.create_strategy("odd")
-    db.execute_sql(f"UPDATE strategy SET description = {db.param} WHERE name = 'odd'",
-                   ("tab\t ctrl\x01\x1f quote\" back\\ ],[ é \u2028 😀",))
+    db.execute_sql(
+        f"UPDATE strategy SET description = {db.param} WHERE name = 'odd'",
+        ('tab\t ctrl\x01\x1f quote" back\\ ],[ é \u2028 😀',),
+    )
     db.execute_sql("UPDATE \"order\" SET filled_quantity = '0' WHERE status = 'pending'")
     if db.param == "?":
         db.execute_sql("UPDATE strategy SET is_enabled = 2 WHERE name = 'idle'")
@@ -363,11 +400,24 @@ def test_an_adopted_store_keeps_its_adoption_report(target, tmp_path):
     db = connect(source)
     with db.bind_ctx(REPORT_MODELS):
         db.create_tables(REPORT_MODELS)
-        AdoptionReportRow.create(adopted_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
-                                 source="old.db", time_zone="UTC", positions="as-stored",
-                                 counts="{}", summary="adopted")
-        AdoptionChange.create(adoption=1, kind="orphan", table_name="trade", row_id=7,
-                              field="order_id", old="99", new=None, why="no such order")
+        AdoptionReportRow.create(
+            adopted_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc),
+            source="old.db",
+            time_zone="UTC",
+            positions="as-stored",
+            counts="{}",
+            summary="adopted",
+        )
+        AdoptionChange.create(
+            adoption=1,
+            kind="orphan",
+            table_name="trade",
+            row_id=7,
+            field="order_id",
+            old="99",
+            new=None,
+            why="no such order",
+        )
     db.close()
     folder = export(source, tmp_path / "archive")
     assert (folder / "adoption_change.jsonl").read_text().count("\n") == 1
@@ -404,8 +454,10 @@ def _drop_soft_delete(folder: Path, table: str, file: str, columns: list[str]) -
     kept = [i for i, name in enumerate(columns) if name not in ("deleted_at", "deleted_by")]
     rows = [json.loads(line) for line in (folder / file).read_text().splitlines()]
     assert all(row[columns.index("deleted_at")] is None for row in rows)
-    text = "".join(json.dumps([row[i] for i in kept], ensure_ascii=False,
-                              separators=(",", ":")) + "\n" for row in rows)
+    text = "".join(
+        json.dumps([row[i] for i in kept], ensure_ascii=False, separators=(",", ":")) + "\n"
+        for row in rows
+    )
     _rewrite(folder, file, text)
     manifest = json.loads((folder / "manifest.json").read_text())
     for entry in manifest["tables"]:
@@ -443,8 +495,9 @@ def test_an_archive_at_the_first_revision_gets_its_kept_figures(target, tmp_path
         assert copy["audit_log"] == []
         for name in copy.keys() - {HISTORY_TABLE, "audit_log"}:
             if name in later:  # rebuilt by the migration: the same rows, ids aside
-                assert sorted(r[1:] for r in copy[name]) == sorted(
-                    r[1:] for r in original[name]), name
+                assert sorted(r[1:] for r in copy[name]) == sorted(r[1:] for r in original[name]), (
+                    name
+                )
             else:
                 assert list(map(list, copy[name])) == list(map(list, original[name])), name
         db = connect(url)
@@ -463,8 +516,7 @@ def test_an_older_archive_that_fails_the_ledger_at_head_is_not_kept(tmp_path):
     lines = (folder / "position.jsonl").read_text().splitlines(keepends=True)
     tables = json.loads((folder / "manifest.json").read_text())["tables"]
     columns = next(t for t in tables if t["name"] == "position")["columns"]
-    at = next(i for i, line in enumerate(lines)
-              if json.loads(line)[columns.index("is_open")])
+    at = next(i for i, line in enumerate(lines) if json.loads(line)[columns.index("is_open")])
     row = json.loads(lines[at])
     row[columns.index("quantity")] = "12345.0000000000"  # not what its trades make
     lines[at] = json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -115,19 +115,30 @@ def sc_record_trade(s, start):
     o = _order(s, strategy=st.id)
     start()
     t = s.record_trade(o.id, o.symbol, "buy", 4, 100)
-    return [("trades", "create", t.id), ("orders", "fill", o.id), ("positions", "create", None),
-            ("strategies", "fill", st.id)]
+    return [
+        ("trades", "create", t.id),
+        ("orders", "fill", o.id),
+        ("positions", "create", None),
+        ("strategies", "fill", st.id),
+    ]
 
 
 def sc_record_trades(s, start):
     st = _strategy(s)
     o = _order(s, strategy=st.id)
     start()
-    fills = [{"order_id": o.id, "symbol": o.symbol, "side": "buy", "quantity": q,
-              "price": 100 + q} for q in (2, 3)]
+    fills = [
+        {"order_id": o.id, "symbol": o.symbol, "side": "buy", "quantity": q, "price": 100 + q}
+        for q in (2, 3)
+    ]
     t1, t2 = s.record_trades(fills)
-    return [("trades", "create", t1.id), ("trades", "create", t2.id), ("orders", "fill", o.id),
-            ("positions", "create", None), ("strategies", "fill", st.id)]
+    return [
+        ("trades", "create", t1.id),
+        ("trades", "create", t2.id),
+        ("orders", "fill", o.id),
+        ("positions", "create", None),
+        ("strategies", "fill", st.id),
+    ]
 
 
 def sc_create_strategy(s, start):
@@ -440,21 +451,55 @@ SURFACE = {
 }
 #: Public methods that only read (or lock inside the caller's transaction).
 READS = {
-    "get_open_positions", "get_position_by_symbol", "get_order", "get_order_fills",
-    "get_recent_orders", "get_recent_trades", "get_active_strategies",
-    "get_strategy_by_name", "get_strategy_stats", "get_config_value", "get_config",
-    "get_all_config", "is_trading_enabled", "last_reconcile", "get_position_values",
-    "pnl_by_period", "pnl_by_symbol", "equity_curve", "get_audit_log",
-    "get_by_id", "exists", "get", "get_for_update", "get_all", "get_by_symbol",
-    "get_all_open", "get_by_external_id", "get_by_status", "get_recent", "page",
-    "get_by_order_id", "get_by_name", "id_for_name", "get_active", "get_by_key",
-    "lock_symbol", "open_position", "locked", "get_deleted", "check_delete",
+    "get_open_positions",
+    "get_position_by_symbol",
+    "get_order",
+    "get_order_fills",
+    "get_recent_orders",
+    "get_recent_trades",
+    "get_active_strategies",
+    "get_strategy_by_name",
+    "get_strategy_stats",
+    "get_config_value",
+    "get_config",
+    "get_all_config",
+    "is_trading_enabled",
+    "last_reconcile",
+    "get_position_values",
+    "pnl_by_period",
+    "pnl_by_symbol",
+    "equity_curve",
+    "get_audit_log",
+    "get_by_id",
+    "exists",
+    "get",
+    "get_for_update",
+    "get_all",
+    "get_by_symbol",
+    "get_all_open",
+    "get_by_external_id",
+    "get_by_status",
+    "get_recent",
+    "page",
+    "get_by_order_id",
+    "get_by_name",
+    "id_for_name",
+    "get_active",
+    "get_by_key",
+    "lock_symbol",
+    "open_position",
+    "locked",
+    "get_deleted",
+    "check_delete",
 }
 
 
 def public_methods(cls: type) -> list[str]:
-    return sorted(name for name, member in inspect.getmembers(cls, callable)
-                  if not name.startswith("_") and not inspect.isclass(member))
+    return sorted(
+        name
+        for name, member in inspect.getmembers(cls, callable)
+        if not name.startswith("_") and not inspect.isclass(member)
+    )
 
 
 def scenario_for(cls: type, name: str):
@@ -464,10 +509,16 @@ def scenario_for(cls: type, name: str):
 
 def test_every_public_method_is_a_read_or_has_an_audit_scenario():
     """A new write method fails here until its audit rows are checked below."""
-    missing = [f"{cls.__name__}.{name}" for cls in SURFACE for name in public_methods(cls)
-               if name not in READS and scenario_for(cls, name) is None]
-    assert not missing, (f"public methods with no audit scenario: {missing}; add one to "
-                         "tests/test_audit.py (or list the method in READS if it only reads)")
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls in SURFACE
+        for name in public_methods(cls)
+        if name not in READS and scenario_for(cls, name) is None
+    ]
+    assert not missing, (
+        f"public methods with no audit scenario: {missing}; add one to "
+        "tests/test_audit.py (or list the method in READS if it only reads)"
+    )
 
 
 def test_every_write_method_records_its_changes_in_the_audit_log(db):
@@ -484,13 +535,14 @@ def test_every_write_method_records_its_changes_in_the_audit_log(db):
             assert marks, f"{scenario.__name__} never called start()"
             got = rows_after(db, marks[0])
             where = f"{cls.__name__}.{name}"
-            assert Counter((e.table, e.action) for e in got) == \
-                Counter((t, a) for t, a, _ in expected), (where, [(e.table, e.action, e.changes)
-                                                                   for e in got])
+            assert Counter((e.table, e.action) for e in got) == Counter(
+                (t, a) for t, a, _ in expected
+            ), (where, [(e.table, e.action, e.changes) for e in got])
             for table, action, row_id in expected:
                 if row_id is not None:
-                    assert any(e.table == table and e.action == action and e.row_id == row_id
-                               for e in got), (where, table, action, row_id)
+                    assert any(
+                        e.table == table and e.action == action and e.row_id == row_id for e in got
+                    ), (where, table, action, row_id)
             for e in got:
                 assert e.actor == ACTOR and e.at >= before_all and e.row_id, (where, e)
                 assert isinstance(e.changes, dict) and (e.changes or e.action == "delete")
@@ -506,8 +558,9 @@ def test_a_fill_records_exact_before_and_after_values(db):
     strategy = storage.create_strategy("trend")
     order = storage.create_order("AAPL", "buy", "limit", 10, "150.25", strategy=strategy)
     mark = newest_id(db)
-    trade = storage.record_trade(order.id, "AAPL", "buy", "4", "150.1", commission="0.35",
-                                 executed_at="2026-01-05T14:30:00Z")
+    trade = storage.record_trade(
+        order.id, "AAPL", "buy", "4", "150.1", commission="0.35", executed_at="2026-01-05T14:30:00Z"
+    )
     rows = {e.table: e for e in rows_after(db, mark)}
     assert rows["trades"].row_id == trade.id
     assert rows["trades"].changes["price"] == [None, "150.1000000000"]
@@ -515,7 +568,8 @@ def test_a_fill_records_exact_before_and_after_values(db):
     assert rows["orders"].changes == {
         "filled_quantity": ["0.0000000000", "4.0000000000"],
         "avg_fill_price": [None, "150.1000000000"],
-        "status": ["pending", "partially_filled"]}
+        "status": ["pending", "partially_filled"],
+    }
     assert rows["positions"].action == "create"
     assert rows["positions"].changes["quantity"] == [None, "4.0000000000"]
     assert rows["positions"].changes["side"] == [None, "long"]
@@ -534,8 +588,12 @@ def test_a_batch_records_each_trade_and_the_net_change_of_each_row(db):
     storage = StorageService(db, actor=ACTOR)
     order = storage.create_order("MSFT", "sell", "market", 9)
     mark = newest_id(db)
-    storage.record_trades([{"order_id": order.id, "symbol": "MSFT", "side": "sell",
-                            "quantity": 3, "price": p} for p in (10, 11, 12)])
+    storage.record_trades(
+        [
+            {"order_id": order.id, "symbol": "MSFT", "side": "sell", "quantity": 3, "price": p}
+            for p in (10, 11, 12)
+        ]
+    )
     rows = rows_after(db, mark)
     assert Counter(e.table for e in rows) == {"trades": 3, "orders": 1, "positions": 1}
     order_row = next(e for e in rows if e.table == "orders")
@@ -547,8 +605,16 @@ def test_a_batch_records_each_trade_and_the_net_change_of_each_row(db):
     # A re-sent batch changes nothing and records nothing.
     cover = storage.create_order("MSFT", "buy", "market", 1)
     mark = newest_id(db)
-    fills = [{"order_id": cover.id, "symbol": "MSFT", "side": "buy", "quantity": 1,
-              "price": 9, "external_id": "x-1"}]
+    fills = [
+        {
+            "order_id": cover.id,
+            "symbol": "MSFT",
+            "side": "buy",
+            "quantity": 1,
+            "price": 9,
+            "external_id": "x-1",
+        }
+    ]
     storage.record_trades(fills)
     assert len(rows_after(db, mark)) == 3  # the trade, the order, the position
     mark = newest_id(db)
@@ -561,8 +627,9 @@ def test_a_flip_records_the_closed_position_and_the_opened_one(db):
     storage.create_position("TSLA", "long", 2, 100)
     order = storage.create_order("TSLA", "sell", "market", 5)
     mark = newest_id(db)
-    storage.record_trades([{"order_id": order.id, "symbol": "TSLA", "side": "sell", "quantity": 5,
-                            "price": 90}])
+    storage.record_trades(
+        [{"order_id": order.id, "symbol": "TSLA", "side": "sell", "quantity": 5, "price": 90}]
+    )
     positions = [e for e in rows_after(db, mark) if e.table == "positions"]
     assert sorted(e.action for e in positions) == ["create", "fill"]
     closed = next(e for e in positions if e.action == "fill")
@@ -587,10 +654,18 @@ def test_a_rolled_back_change_leaves_no_audit_row(db):
     with pytest.raises(StorageError):  # a refused fill: nothing written, nothing recorded
         storage.record_trade(order.id, "AAPL", "buy", 50, 10)
     with pytest.raises(StorageError):  # one bad fill refuses the whole batch
-        storage.record_trades([{"order_id": order.id, "symbol": "AAPL", "side": "buy",
-                                "quantity": 1, "price": 10},
-                               {"order_id": order.id, "symbol": "AAPL", "side": "sell",
-                                "quantity": 1, "price": 10}])
+        storage.record_trades(
+            [
+                {"order_id": order.id, "symbol": "AAPL", "side": "buy", "quantity": 1, "price": 10},
+                {
+                    "order_id": order.id,
+                    "symbol": "AAPL",
+                    "side": "sell",
+                    "quantity": 1,
+                    "price": 10,
+                },
+            ]
+        )
     assert rows_after(db, mark) == []
     storage.record_trade(order.id, "AAPL", "buy", 1, 10)
     assert len(rows_after(db, mark)) == 3
@@ -624,8 +699,10 @@ def test_postgres_refuses_update_and_delete_on_the_audit_log(db):
         with pytest.raises(peewee.DatabaseError, match="append-only"), db.atomic():
             db.execute_sql(sql)
     assert [e.actor for e in storage.get_audit_log()] == [ACTOR]
-    db.execute_sql("INSERT INTO audit_log (at, actor, table_name, row_id, action, changes) "
-                   "VALUES (now(), 'x', 'config', 1, 'set', '{}')")  # appending is fine
+    db.execute_sql(
+        "INSERT INTO audit_log (at, actor, table_name, row_id, action, changes) "
+        "VALUES (now(), 'x', 'config', 1, 'set', '{}')"
+    )  # appending is fine
 
 
 def test_the_api_has_no_way_to_change_or_remove_audit_rows():
@@ -692,8 +769,10 @@ def test_get_audit_log_filters_and_pages_newest_first(db):
     assert bot.get_audit_log(table="order", row_id=order.id) == history  # the SQL name too
     everything = bot.get_audit_log()
     assert [e.id for e in everything] == sorted((e.id for e in everything), reverse=True)
-    first, second = bot.get_audit_log(limit=2), bot.get_audit_log(
-        limit=2, before_id=everything[1].id)
+    first, second = (
+        bot.get_audit_log(limit=2),
+        bot.get_audit_log(limit=2, before_id=everything[1].id),
+    )
     assert [e.id for e in first + second] == [e.id for e in everything]
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
     assert bot.get_audit_log(since=later) == []
@@ -743,11 +822,11 @@ def test_cli_shows_one_orders_history_as_text(audited_file, capsys):
 
 def test_cli_json_for_scripts(audited_file, capsys):
     url, _ = audited_file
-    assert audit_main(["--url", url, "--format", "json", "--limit", "2",
-                       "--actor", ACTOR]) == 0
+    assert audit_main(["--url", url, "--format", "json", "--limit", "2", "--actor", ACTOR]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["table"] for r in rows] == ["config", "strategies"] or \
-        [r["table"] for r in rows][0] == "config"
+    assert [r["table"] for r in rows] == ["config", "strategies"] or [r["table"] for r in rows][
+        0
+    ] == "config"
     assert rows[0]["changes"]["value"] == [None, "paper"] and rows[0]["actor"] == ACTOR
     assert audit_main(["--url", url, "--since", "2999-01-01"]) == 0
     assert capsys.readouterr().out.strip() == "no audit rows match"
@@ -807,8 +886,7 @@ def test_an_adoption_writes_one_summary_row_per_table(backend, tmp_path):
             by_table = {e.table: e for e in rows}
             assert {"orders", "trades", "strategies"} <= set(by_table)
             trades = by_table["trades"]
-            count = old.db.execute_sql('SELECT count(*), min(id), max(id) FROM "trade"'
-                                       ).fetchone()
+            count = old.db.execute_sql('SELECT count(*), min(id), max(id) FROM "trade"').fetchone()
             assert trades.row_id is None
             assert [trades.changes[k][1] for k in ("rows", "first_id", "last_id")] == list(count)
         finally:
@@ -832,8 +910,8 @@ def test_an_import_keeps_the_sources_audit_log_and_adds_its_summary(tmp_path):
     target = connect(target_url)
     try:
         after = get_audit_log(target)
-        added = after[:len(after) - len(before)]
-        assert after[len(added):] == before  # the source's rows, as they were
+        added = after[: len(after) - len(before)]
+        assert after[len(added) :] == before  # the source's rows, as they were
         assert {e.action for e in added} == {"import"}
         assert {e.table for e in added} == {"orders", "trades", "positions"}
         assert all(e.changes["source"][1].startswith("archive ") for e in added)
@@ -867,12 +945,12 @@ def test_the_migration_goes_down_and_up_again(db_url):
     try:
         StorageService(db, actor=ACTOR).create_strategy("before")
         runner = Runner(db)
-        assert runner.downgrade("0002_marks_and_reports") == ["0004_soft_delete",
-                                                              "0003_audit_log"]
+        assert runner.downgrade("0002_marks_and_reports") == ["0004_soft_delete", "0003_audit_log"]
         assert "audit_log" not in db.get_tables()
         if db.param == "%s":  # PostgreSQL: the trigger's function went with it
-            assert not db.execute_sql("SELECT 1 FROM pg_proc WHERE proname = "
-                                      "'audit_log_append_only'").fetchall()
+            assert not db.execute_sql(
+                "SELECT 1 FROM pg_proc WHERE proname = 'audit_log_append_only'"
+            ).fetchall()
         assert runner.upgrade("head") == ["0003_audit_log", "0004_soft_delete"]
         StorageService(db, actor=ACTOR).create_strategy("after")
         assert [e.changes["name"][1] for e in get_audit_log(db)] == ["after"]

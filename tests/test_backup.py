@@ -37,8 +37,9 @@ class Writer(Child):
         super().__init__([WRITER, url, "bk", "7"])
 
     def ids(self, lines: list[tuple[float, str]]) -> set[int]:
-        return {int(x) for _, line in lines if line.startswith(("T ", "B "))
-                for x in line.split()[1:]}
+        return {
+            int(x) for _, line in lines if line.startswith(("T ", "B ")) for x in line.split()[1:]
+        }
 
 
 def seed_history(url: str, orders: int = 600) -> None:
@@ -149,8 +150,13 @@ def test_backup_and_restore_commands(tmp_path, capsys):
     assert backup_main(["--url", url]) == 0
     out = capsys.readouterr().out
     path = out.split("backup: ", 1)[1].split("\n", 1)[0]
-    for expected in ("size: ", "rows: strategy 4, position 4, order 8, trade 8, config 6",
-                     "integrity: ok", "ledger OK", "verified: OK"):
+    for expected in (
+        "size: ",
+        "rows: strategy 4, position 4, order 8, trade 8, config 6",
+        "integrity: ok",
+        "ledger OK",
+        "verified: OK",
+    ):
         assert expected in out
     assert backup_main(["--url", url, "--to", path]) == 2
     assert "already exists" in capsys.readouterr().err

@@ -26,8 +26,15 @@ sys.path.insert(0, str(ROOT))
 from bench.book import differences, read_book  # noqa: E402
 from bench.scenario import plan  # noqa: E402
 
-WORKLOADS = {"1 fill ingest", "2 bulk import", "3 dashboard reads", "4 dashboard refresh",
-             "5 adopt", "6 data movement", "7 reports"}
+WORKLOADS = {
+    "1 fill ingest",
+    "2 bulk import",
+    "3 dashboard reads",
+    "4 dashboard refresh",
+    "5 adopt",
+    "6 data movement",
+    "7 reports",
+}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -38,7 +45,12 @@ def test_quick_mode_runs_every_workload_and_the_books_agree(backend, tmp_path):
     env = dict(os.environ, STOCKSBOT_BENCH_CACHE=str(tmp_path / "cache"))
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--backend", backend, "--json", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     results = report["results"]
@@ -47,8 +59,9 @@ def test_quick_mode_runs_every_workload_and_the_books_agree(backend, tmp_path):
     for r in results:  # every row is in the printed table
         assert r["metric"] in done.stdout
     # the floor ran beside the project where there is one
-    beside_floor = [r for r in results if r["workload"][0] in "13"
-                    or r["metric"].startswith("record_trades")]
+    beside_floor = [
+        r for r in results if r["workload"][0] in "13" or r["metric"].startswith("record_trades")
+    ]
     assert len(beside_floor) == 12 and all(r["floor"] > 0 for r in beside_floor)
     # the bench compared the books (it exits 1 when they differ) and they hold fills
     books = report["meta"]["books"]
@@ -63,13 +76,16 @@ def test_the_book_comparison_sees_a_changed_position(tmp_path):
     storage = StorageService(db)
     for o in plan(30):
         order = storage.create_order(o.symbol, o.side, "market", o.quantity)
-        storage.record_trades([Fill(order.id, o.symbol, o.side, f.quantity, f.price,
-                                    f.commission) for f in o.fills])
+        storage.record_trades(
+            [Fill(order.id, o.symbol, o.side, f.quantity, f.price, f.commission) for f in o.fills]
+        )
     query = lambda sql: db.execute_sql(sql).fetchall()  # noqa: E731
     before = read_book(query)
     assert differences(before, read_book(query)) == []
-    db.execute_sql("UPDATE position SET realized_pnl = '0.0000000001' WHERE id = "
-                   "(SELECT max(id) FROM position)")
+    db.execute_sql(
+        "UPDATE position SET realized_pnl = '0.0000000001' WHERE id = "
+        "(SELECT max(id) FROM position)"
+    )
     assert differences(before, read_book(query))
     db.close()
 
@@ -80,21 +96,59 @@ def _play(storage: StorageService, bulk: bool) -> list[tuple]:
     strategies = {name: storage.create_strategy(name) for name in ("a", "b")}
     fills = []
     for k, o in enumerate(plan(40, seed=5, symbols=3)):
-        order = storage.create_order(o.symbol, o.side, "market", o.quantity,
-                                     strategy=strategies["ab"[k % 2]] if k % 5 else None)
-        fills += [Fill(order.id, o.symbol, o.side, f.quantity, f.price, f.commission,
-                       f.commission / 2, f"X{k}-{part}", f.executed_at)
-                  for part, f in enumerate(o.fills)]
-    fills.insert(7, fills[3])      # re-sent within the first batch
-    fills.insert(50, fills[20])    # re-sent in the second batch, stored by the first
+        order = storage.create_order(
+            o.symbol,
+            o.side,
+            "market",
+            o.quantity,
+            strategy=strategies["ab"[k % 2]] if k % 5 else None,
+        )
+        fills += [
+            Fill(
+                order.id,
+                o.symbol,
+                o.side,
+                f.quantity,
+                f.price,
+                f.commission,
+                f.commission / 2,
+                f"X{k}-{part}",
+                f.executed_at,
+            )
+            for part, f in enumerate(o.fills)
+        ]
+    fills.insert(7, fills[3])  # re-sent within the first batch
+    fills.insert(50, fills[20])  # re-sent in the second batch, stored by the first
     if bulk:
         trades = storage.record_trades(fills[:31]) + storage.record_trades(fills[31:])
     else:
-        trades = [storage.record_trade(f.order_id, f.symbol, f.side, f.quantity, f.price,
-                                       f.commission, f.fees, f.external_id, f.executed_at)
-                  for f in fills]
-    return [(t.id, t.order_id, t.strategy_id, t.type, t.quantity, t.price, t.realized_pnl,
-             t.executed_at) for t in trades]
+        trades = [
+            storage.record_trade(
+                f.order_id,
+                f.symbol,
+                f.side,
+                f.quantity,
+                f.price,
+                f.commission,
+                f.fees,
+                f.external_id,
+                f.executed_at,
+            )
+            for f in fills
+        ]
+    return [
+        (
+            t.id,
+            t.order_id,
+            t.strategy_id,
+            t.type,
+            t.quantity,
+            t.price,
+            t.realized_pnl,
+            t.executed_at,
+        )
+        for t in trades
+    ]
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
@@ -105,9 +159,12 @@ def test_the_bulk_path_keeps_the_book_of_fill_by_fill(backend, tmp_path):
             db = init_db(connect(url))
             returned.append(_play(StorageService(db), bulk))
             books.append(read_book(lambda sql, db=db: db.execute_sql(sql).fetchall()))
-            stored.append(db.execute_sql(
-                "SELECT id, order_id, strategy_id, external_id, type, quantity, price, "
-                "commission, fees, realized_pnl, executed_at FROM trade ORDER BY id").fetchall())
+            stored.append(
+                db.execute_sql(
+                    "SELECT id, order_id, strategy_id, external_id, type, quantity, price, "
+                    "commission, fees, realized_pnl, executed_at FROM trade ORDER BY id"
+                ).fetchall()
+            )
             db.close()
     assert differences(books[0], books[1]) == []
     assert books[0]["positions"] and any(p[7] for p in books[0]["positions"])

@@ -35,13 +35,13 @@ def history(storage: StorageService) -> None:
     storage.record_trade(o1.id, "AAPL", "buy", 1, 10, commission="0.5", external_id="t1")
     storage.record_trade(o1.id, "AAPL", "buy", 2, 11, fees="0.1", external_id="t2")
     o2 = storage.create_order("AAPL", "sell", "market", 5, strategy="trend")
-    storage.record_trade(o2.id, "AAPL", "sell", 5, 12)            # closes 3, flips to short 2
+    storage.record_trade(o2.id, "AAPL", "sell", 5, 12)  # closes 3, flips to short 2
     o3 = storage.create_order("AAPL", "buy", "market", 2)
-    storage.record_trade(o3.id, "AAPL", "buy", 2, "9.5")          # closes the short
+    storage.record_trade(o3.id, "AAPL", "buy", 2, "9.5")  # closes the short
     o4 = storage.create_order("MSFT", "sell", "limit", 10, price=300, strategy="trend")
     storage.record_trade(o4.id, "MSFT", "sell", 4, 301)
     storage.cancel_order(o4.id)
-    storage.create_order("TSLA", "buy", "market", 1)              # never filled
+    storage.create_order("TSLA", "buy", "market", 1)  # never filled
     storage.create_position("NVDA", "long", 7, "100.25")
     position = storage.get_position_by_symbol("NVDA")
     storage.update_position_quantity(position.id, 4)
@@ -103,8 +103,7 @@ ORDER_DAMAGE = [
 
 def test_order_figures_are_checked(booked):
     for column, value, message in ORDER_DAMAGE:
-        report = damaged(booked.db, (f'UPDATE "order" SET {column} = ? WHERE id = ?',
-                                     (value, 1)))
+        report = damaged(booked.db, (f'UPDATE "order" SET {column} = ? WHERE id = ?', (value, 1)))
         assert kinds(report) == [("order", "order 1")], column
         assert message in str(report.violations[0])
     assert check_ledger(booked.db).ok
@@ -117,14 +116,26 @@ def test_a_filled_status_without_fills_is_reported(booked):
     assert "expected cancelled or open or pending or rejected" in report.format()
 
 
-POSITION_DAMAGE = [("quantity", "5"), ("avg_entry_price", "100.26"), ("realized_pnl", "1"),
-                   ("commission", "0.01"), ("fees", "2"), ("side", "short"), ("cost_basis", "1")]
+POSITION_DAMAGE = [
+    ("quantity", "5"),
+    ("avg_entry_price", "100.26"),
+    ("realized_pnl", "1"),
+    ("commission", "0.01"),
+    ("fees", "2"),
+    ("side", "short"),
+    ("cost_basis", "1"),
+]
 
 
 def test_open_position_figures_are_checked(booked):
     for column, value in POSITION_DAMAGE:
-        report = damaged(booked.db, (f"UPDATE position SET {column} = ? WHERE symbol = ? "
-                                     "AND is_open = ?", (value, "NVDA", True)))
+        report = damaged(
+            booked.db,
+            (
+                f"UPDATE position SET {column} = ? WHERE symbol = ? AND is_open = ?",
+                (value, "NVDA", True),
+            ),
+        )
         assert kinds(report) == [("position", "position NVDA")], column
         assert f"{column} of position" in str(report.violations[0])
 
@@ -138,11 +149,26 @@ def test_a_lost_or_closed_position_is_reported(booked):
 
 
 def test_a_position_without_trades_is_reported(booked):
-    execute(booked.db, "INSERT INTO position (symbol, side, quantity, avg_entry_price, "
-            "cost_basis, realized_pnl, commission, fees, is_open, created_at, updated_at, "
-            "opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ("GHOST", "long", "1", "1", "1", "0", "0", "0", True, "2026-01-01 00:00:00+00:00",
-             "2026-01-01 00:00:00+00:00", "2026-01-01 00:00:00+00:00"))
+    execute(
+        booked.db,
+        "INSERT INTO position (symbol, side, quantity, avg_entry_price, "
+        "cost_basis, realized_pnl, commission, fees, is_open, created_at, updated_at, "
+        "opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            "GHOST",
+            "long",
+            "1",
+            "1",
+            "1",
+            "0",
+            "0",
+            "0",
+            True,
+            "2026-01-01 00:00:00+00:00",
+            "2026-01-01 00:00:00+00:00",
+            "2026-01-01 00:00:00+00:00",
+        ),
+    )
     report = check_ledger(booked.db)
     assert "trades leave nothing open" in report.format()
     assert "1 position row(s) stored; its trades open 0" in report.format()
@@ -156,15 +182,24 @@ def test_two_open_positions_in_a_symbol_are_reported(booked):
     assert "open positions (ids" in check_ledger(booked.db).format()
 
 
-STRATEGY_DAMAGE = [("total_trades", 9), ("winning_trades", 0), ("total_pnl", "0"),
-                   ("gross_loss", "1"), ("commission", "0"), ("pnl_peak", "100"),
-                   ("max_drawdown", "0.5"), ("win_rate", "0.5"), ("last_trade_at", None)]
+STRATEGY_DAMAGE = [
+    ("total_trades", 9),
+    ("winning_trades", 0),
+    ("total_pnl", "0"),
+    ("gross_loss", "1"),
+    ("commission", "0"),
+    ("pnl_peak", "100"),
+    ("max_drawdown", "0.5"),
+    ("win_rate", "0.5"),
+    ("last_trade_at", None),
+]
 
 
 def test_strategy_figures_are_checked(booked):
     for column, value in STRATEGY_DAMAGE:
-        report = damaged(booked.db, (f"UPDATE strategy SET {column} = ? WHERE name = ?",
-                                     (value, "trend")))
+        report = damaged(
+            booked.db, (f"UPDATE strategy SET {column} = ? WHERE name = ?", (value, "trend"))
+        )
         assert kinds(report) == [("strategy", "strategy 1 'trend'")], column
         assert f"{column} is" in str(report.violations[0])
 
@@ -283,10 +318,13 @@ def test_cli_progress(file_store, capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("url,message", [
-    ("mysql://x@127.0.0.1/db", "unsupported database URL scheme"),
-    ("postgresql://nobody:hunter2-secret@127.0.0.1:1/nodb", "stocksbot-check: error:"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("mysql://x@127.0.0.1/db", "unsupported database URL scheme"),
+        ("postgresql://nobody:hunter2-secret@127.0.0.1:1/nodb", "stocksbot-check: error:"),
+    ],
+)
 def test_cli_exit_2_when_it_cannot_check(url, message, capsys):
     assert main(["--url", url]) == 2
     out, err = capsys.readouterr()
@@ -329,27 +367,49 @@ def test_cli_exit_2_for_a_database_that_is_not_a_store(file_db_url, capsys):
     db = connect(file_db_url)
     init_db(db)
     for table in ("trade", "position", "strategy", "order", "config"):
-        execute(db, f'DROP TABLE "{table}" CASCADE' if backend_of(db) == "postgres"
-                else f'DROP TABLE "{table}"')
+        execute(
+            db,
+            f'DROP TABLE "{table}" CASCADE'
+            if backend_of(db) == "postgres"
+            else f'DROP TABLE "{table}"',
+        )
     execute(db, "CREATE TABLE unrelated (id INTEGER)")
     db.close()
     assert main(["--url", file_db_url]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "stocksbot_store.migrate" in err.replace("stocksbot-migrate",
-                                                                 "stocksbot_store.migrate")
+    assert out == "" and "stocksbot_store.migrate" in err.replace(
+        "stocksbot-migrate", "stocksbot_store.migrate"
+    )
 
 
 def test_cli_as_a_module_help_and_usage_errors():
     """The real entry point: --help explains, a bad option is exit 2, never a traceback."""
-    done = subprocess.run([sys.executable, "-m", "stocksbot_store.check", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stocksbot_store.check", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert "--url URL" in done.stdout and "Exit status: 0" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "stocksbot_store.check", "--bogus"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stocksbot_store.check", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "unrecognized arguments" in done.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "stocksbot_store.check", "--url",
-         "postgresql://u:pw-XYZZY@127.0.0.1:1/db"], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "stocksbot_store.check",
+            "--url",
+            "postgresql://u:pw-XYZZY@127.0.0.1:1/db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "pw-XYZZY" not in done.stderr + done.stdout

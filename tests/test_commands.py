@@ -12,9 +12,13 @@ import pytest
 from stocksbot_store import commands
 
 ROOT = Path(__file__).resolve().parent.parent
-MAINS = {"stocksbot-backup": commands.backup_main, "stocksbot-restore": commands.restore_main,
-         "stocksbot-export": commands.export_main, "stocksbot-import": commands.import_main,
-         "stocksbot-convert": commands.convert_main}
+MAINS = {
+    "stocksbot-backup": commands.backup_main,
+    "stocksbot-restore": commands.restore_main,
+    "stocksbot-export": commands.export_main,
+    "stocksbot-import": commands.import_main,
+    "stocksbot-convert": commands.convert_main,
+}
 
 
 def test_every_command_is_a_console_script_and_in_the_readme():
@@ -56,14 +60,22 @@ def test_progress_redraws_on_a_terminal_and_steps_by_ten_percent_elsewhere():
     bar = commands.ProgressBar("copying", terminal)
     bar("trade", 50, 100)
     bar("trade", 100, 100)
-    assert terminal.getvalue() == ("\rcopying trade:  50% (50/100)"
-                                   "\rcopying trade: 100% (100/100)\n")
+    assert terminal.getvalue() == (
+        "\rcopying trade:  50% (50/100)\rcopying trade: 100% (100/100)\n"
+    )
 
 
 def test_the_installed_command_runs(tmp_path):
-    done = subprocess.run([str(Path(sys.executable).parent / "stocksbot-backup"), "--url",
-                           f"sqlite:///{tmp_path / 'missing.db'}"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "stocksbot-backup"),
+            "--url",
+            f"sqlite:///{tmp_path / 'missing.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "no such file" in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -65,8 +65,12 @@ READER = textwrap.dedent("""
 
 
 def _start(code: str, *args: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _result(process: subprocess.Popen) -> dict:
@@ -86,8 +90,11 @@ def _assert_positions_replay_trades(db) -> None:
     assert sorted(stored) == sorted(expected)
     for symbol, p in expected.items():
         got = stored[symbol]
-        assert (got.side, got.quantity, got.avg_entry_price) == \
-            (p.side, p.quantity, p.avg_entry_price), symbol
+        assert (got.side, got.quantity, got.avg_entry_price) == (
+            p.side,
+            p.quantity,
+            p.avg_entry_price,
+        ), symbol
 
 
 def _prepare(url: str):

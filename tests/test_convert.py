@@ -25,11 +25,15 @@ def canonical(url: str) -> dict[str, list[list]]:
     tests/test_audit.py), so a copy equals its source without them."""
     db = connect(url, migrate=False)
     try:
-        found = {t.name: [row for batch in canonical_batches(db, t) for row in batch]
-                 for t in store_tables(db) if t.name in db.get_tables()}
+        found = {
+            t.name: [row for batch in canonical_batches(db, t) for row in batch]
+            for t in store_tables(db)
+            if t.name in db.get_tables()
+        }
         if "audit_log" in found:
             action = [t for t in store_tables(db) if t.name == "audit_log"][0].columns.index(
-                "action")
+                "action"
+            )
             found["audit_log"] = [r for r in found["audit_log"] if r[action] != "import"]
         return found
     finally:
@@ -93,7 +97,9 @@ def test_a_target_that_holds_rows_is_refused_and_left_alone(target, tmp_path):
         # every table of the store is counted, and all but the one config row (and its
         # audit row) are empty
         assert rows_held(db) == {m._meta.table_name: 0 for m in MODELS} | {
-            "config": 1, "audit_log": 1}
+            "config": 1,
+            "audit_log": 1,
+        }
         db.close()
 
 
@@ -106,13 +112,19 @@ def test_a_copy_that_differs_fails_naming_the_table_and_keeps_nothing(target, tm
     with fresh_database_url(target, tmp_path) as url:
         db = init_db(connect(url))
         if target == "postgres":
-            db.execute_sql("CREATE FUNCTION meddle() RETURNS trigger AS $$ BEGIN "
-                           "NEW.fees := NEW.fees + 1; RETURN NEW; END $$ LANGUAGE plpgsql")
-            db.execute_sql("CREATE TRIGGER meddle BEFORE INSERT ON trade "
-                           "FOR EACH ROW EXECUTE FUNCTION meddle()")
+            db.execute_sql(
+                "CREATE FUNCTION meddle() RETURNS trigger AS $$ BEGIN "
+                "NEW.fees := NEW.fees + 1; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            db.execute_sql(
+                "CREATE TRIGGER meddle BEFORE INSERT ON trade "
+                "FOR EACH ROW EXECUTE FUNCTION meddle()"
+            )
         else:
-            db.execute_sql("CREATE TRIGGER meddle AFTER INSERT ON trade BEGIN "
-                           "UPDATE trade SET fees = '9.0000000000' WHERE id = NEW.id; END")
+            db.execute_sql(
+                "CREATE TRIGGER meddle AFTER INSERT ON trade BEGIN "
+                "UPDATE trade SET fees = '9.0000000000' WHERE id = NEW.id; END"
+            )
         db.close()
         with pytest.raises(VerificationError, match="table trade"):
             convert(source, url)

@@ -46,8 +46,9 @@ def test_sigkill_at_random_moments_loses_and_half_applies_nothing(store_url, rng
     for round_number in range(KILLS):
         child = Child([CHILD, store_url, f"r{round_number}", rng.randrange(1 << 30)])
         kill_at_a_random_moment(child, round_number, rng)
-        assert child.process.returncode == -signal.SIGKILL, \
+        assert child.process.returncode == -signal.SIGKILL, (
             f"the child died on its own:\n{child.error[-3000:]}"
+        )
         for line in child.text()[:-1]:  # the last piece may be cut short
             if line.startswith(COMMITS):
                 reported.update(int(x) for x in line.split()[1:])
@@ -58,7 +59,8 @@ def test_sigkill_at_random_moments_loses_and_half_applies_nothing(store_url, rng
         assert not lost, f"{after}: committed trades {sorted(lost)} are gone"
         batches: dict[str, list[str]] = {}
         for (external_id,) in db.execute_sql(
-                "SELECT external_id FROM trade WHERE external_id IS NOT NULL").fetchall():
+            "SELECT external_id FROM trade WHERE external_id IS NOT NULL"
+        ).fetchall():
             key, size = re.fullmatch(r"(.+-b\d+)-\d+of(\d+)", external_id).groups()
             batches.setdefault(key, []).append(size)
         for key, sizes in batches.items():

@@ -80,11 +80,14 @@ def test_pooled_postgres_url():
         db.close_all()
 
 
-@pytest.mark.parametrize("url, fragment", [
-    ("mongodb://localhost/x", "unsupported database URL scheme"),
-    ("postgresql://localhost", "names no database"),
-    ("sqlite:////no/such/folder/x.db", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("mongodb://localhost/x", "unsupported database URL scheme"),
+        ("postgresql://localhost", "names no database"),
+        ("sqlite:////no/such/folder/x.db", "does not exist"),
+    ],
+)
 def test_bad_urls_say_what_to_do(url, fragment):
     with pytest.raises(ConfigurationError, match=fragment):
         connect(url)
@@ -103,8 +106,9 @@ def test_sql_echo_logs_statements(db_url, monkeypatch, caplog, capsys):
     init_db(db)
     with caplog.at_level(logging.DEBUG, logger="peewee"):
         StorageService(db).create_strategy("echoed")
-    assert any("INSERT INTO" in r.getMessage() and "echoed" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "INSERT INTO" in r.getMessage() and "echoed" in r.getMessage() for r in caplog.records
+    )
     assert "SQL ('INSERT INTO" in capsys.readouterr().err  # echoed to stderr
     db.close()
 
@@ -164,8 +168,7 @@ def test_read_only_tools_leave_an_empty_database_empty(file_backend, tmp_path, c
         db.close()
 
 
-def test_the_dashboard_gives_an_empty_database_its_schema_as_a_bot_does(file_backend,
-                                                                        tmp_path):
+def test_the_dashboard_gives_an_empty_database_its_schema_as_a_bot_does(file_backend, tmp_path):
     """The dashboard is no read-only tool: it writes (its operator actions), and its
     first refresh gives an empty database the store's schema through that writable
     connection (docs/dashboard.md), its reads staying on the read-only one."""

@@ -42,30 +42,72 @@ def junk_file(tmp_path) -> str:
 
 #: (case, URL maker, needs PostgreSQL, error class, words the message holds)
 CONNECT_FAILURES = [
-    ("server down", lambda tmp: "postgresql://postgres@127.0.0.1:1/postgres", False,
-     DatabaseUnavailableError, "server is running"),
-    ("missing database", lambda tmp: f"{PG_BASE}/absent_{uuid.uuid4().hex[:8]}", True,
-     DatabaseUnavailableError, "does not exist"),
-    ("bad option", lambda tmp: f"{PG_BASE}/postgres?bogus_option=1", True,
-     ConfigurationError, "bogus_option"),
-    ("malformed host", lambda tmp: "postgresql://u@[::1/db", False, ConfigurationError,
-     "cannot be parsed"),
-    ("bad port", lambda tmp: "postgresql://u@127.0.0.1:notaport/db", False,
-     ConfigurationError, "cannot be parsed"),
-    ("not a database file", lambda tmp: f"sqlite:///{junk_file(tmp)}", False,
-     ConfigurationError, "not a (healthy) SQLite database"),
-    ("unknown SQLite option", lambda tmp: f"sqlite:///{tmp / 'new.db'}?bogus_option=1", False,
-     ConfigurationError, "bogus_option"),
-    ("missing file, create=False", lambda tmp: f"sqlite:///{tmp / 'absent.db'}", False,
-     ConfigurationError, "no SQLite database at"),
+    (
+        "server down",
+        lambda tmp: "postgresql://postgres@127.0.0.1:1/postgres",
+        False,
+        DatabaseUnavailableError,
+        "server is running",
+    ),
+    (
+        "missing database",
+        lambda tmp: f"{PG_BASE}/absent_{uuid.uuid4().hex[:8]}",
+        True,
+        DatabaseUnavailableError,
+        "does not exist",
+    ),
+    (
+        "bad option",
+        lambda tmp: f"{PG_BASE}/postgres?bogus_option=1",
+        True,
+        ConfigurationError,
+        "bogus_option",
+    ),
+    (
+        "malformed host",
+        lambda tmp: "postgresql://u@[::1/db",
+        False,
+        ConfigurationError,
+        "cannot be parsed",
+    ),
+    (
+        "bad port",
+        lambda tmp: "postgresql://u@127.0.0.1:notaport/db",
+        False,
+        ConfigurationError,
+        "cannot be parsed",
+    ),
+    (
+        "not a database file",
+        lambda tmp: f"sqlite:///{junk_file(tmp)}",
+        False,
+        ConfigurationError,
+        "not a (healthy) SQLite database",
+    ),
+    (
+        "unknown SQLite option",
+        lambda tmp: f"sqlite:///{tmp / 'new.db'}?bogus_option=1",
+        False,
+        ConfigurationError,
+        "bogus_option",
+    ),
+    (
+        "missing file, create=False",
+        lambda tmp: f"sqlite:///{tmp / 'absent.db'}",
+        False,
+        ConfigurationError,
+        "no SQLite database at",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case, make_url, needs_pg, error, words", CONNECT_FAILURES,
-                         ids=[c[0] for c in CONNECT_FAILURES])
+@pytest.mark.parametrize(
+    "case, make_url, needs_pg, error, words", CONNECT_FAILURES, ids=[c[0] for c in CONNECT_FAILURES]
+)
 @pytest.mark.parametrize("migrate", [True, False], ids=["connect", "first-call"])
-def test_connect_failures_are_storage_errors(case, make_url, needs_pg, error, words, migrate,
-                                             tmp_path):
+def test_connect_failures_are_storage_errors(
+    case, make_url, needs_pg, error, words, migrate, tmp_path
+):
     if needs_pg:
         require_postgres()
     url = make_url(tmp_path)
@@ -86,8 +128,9 @@ def test_a_full_disk_names_the_disk_and_writes_nothing(tmp_path):
     with pytest.raises(DatabaseWriteError) as caught:
         for i in range(10_000):
             before = dump_tables(db)
-            storage.record_trade(order.id, "AAPL", "buy", 1, 100 + i,
-                                 external_id=f"fill-{i}-" + "x" * 150)
+            storage.record_trade(
+                order.id, "AAPL", "buy", 1, 100 + i, external_id=f"fill-{i}-" + "x" * 150
+            )
     message = str(caught.value)
     assert "disk" in message and "full" in message
     assert "cannot rollback" not in message and "retry later" not in message
@@ -102,8 +145,10 @@ def test_a_full_disk_names_the_disk_and_writes_nothing(tmp_path):
 def test_a_read_only_sqlite_file_does_not_say_retry(tmp_path):
     path = tmp_path / "ro.db"
     connect(f"sqlite:///{path}").close()
-    for url, options in ((f"sqlite:///{path}?mode=ro", {}),
-                         (f"sqlite:///{path}", {"read_only": True})):
+    for url, options in (
+        (f"sqlite:///{path}?mode=ro", {}),
+        (f"sqlite:///{path}", {"read_only": True}),
+    ):
         storage = StorageService(connect(url, **options))
         assert storage.get_open_positions() == []  # reads work
         with pytest.raises(DatabaseWriteError) as caught:
@@ -134,8 +179,10 @@ def test_a_missing_table_is_a_schema_error_naming_the_migrate_command(db):
 
 def test_a_constraint_named_unique_is_not_a_duplicate(db):
     """Classified by code: a CHECK constraint whose name says "unique" is a ValidationError."""
-    db.execute_sql('CREATE TABLE "scratch" ("n" INTEGER CONSTRAINT "unique_guard" CHECK (n > 0),'
-                   ' "k" INTEGER UNIQUE)')
+    db.execute_sql(
+        'CREATE TABLE "scratch" ("n" INTEGER CONSTRAINT "unique_guard" CHECK (n > 0),'
+        ' "k" INTEGER UNIQUE)'
+    )
     with pytest.raises(ValidationError), translate_errors("scratch"):
         db.execute_sql('INSERT INTO "scratch" ("n", "k") VALUES (-1, 1)')
     db.execute_sql('INSERT INTO "scratch" ("n", "k") VALUES (1, 1)')
@@ -159,13 +206,23 @@ def test_a_locked_sqlite_database_is_retryable(backend, tmp_path):
     db.close()
 
 
-@pytest.mark.parametrize("code, fault", [
-    ("23505", Fault.UNIQUE), ("23503", Fault.FOREIGN_KEY), ("23514", Fault.CONSTRAINT),
-    ("42P01", Fault.MISSING_TABLE), ("40001", Fault.RETRYABLE), ("40P01", Fault.RETRYABLE),
-    ("08006", Fault.CONNECTION_LOST), ("57P01", Fault.CONNECTION_LOST),
-    ("57P02", Fault.CONNECTION_LOST), ("57P03", Fault.CONNECTION_LOST),
-    ("53100", Fault.DISK_FULL), ("25006", Fault.READ_ONLY),
-])
+@pytest.mark.parametrize(
+    "code, fault",
+    [
+        ("23505", Fault.UNIQUE),
+        ("23503", Fault.FOREIGN_KEY),
+        ("23514", Fault.CONSTRAINT),
+        ("42P01", Fault.MISSING_TABLE),
+        ("40001", Fault.RETRYABLE),
+        ("40P01", Fault.RETRYABLE),
+        ("08006", Fault.CONNECTION_LOST),
+        ("57P01", Fault.CONNECTION_LOST),
+        ("57P02", Fault.CONNECTION_LOST),
+        ("57P03", Fault.CONNECTION_LOST),
+        ("53100", Fault.DISK_FULL),
+        ("25006", Fault.READ_ONLY),
+    ],
+)
 def test_postgres_errors_are_classified_by_sqlstate(code, fault):
     """The words are irrelevant: each driver error class carries its SQLSTATE."""
     psycopg = pytest.importorskip("psycopg")
@@ -198,8 +255,9 @@ def test_a_lone_surrogate_in_any_text_is_a_validation_error(storage):
         "config key": lambda: storage.set_config_value(SURROGATE, "v"),
         "config value": lambda: storage.set_config_value("k", f"v{SURROGATE}"),
         "trade symbol": lambda: storage.record_trade(order.id, SURROGATE, "buy", 1, 1),
-        "broker id": lambda: storage.record_trade(order.id, "OK", "buy", 1, 1,
-                                                  external_id=SURROGATE),
+        "broker id": lambda: storage.record_trade(
+            order.id, "OK", "buy", 1, 1, external_id=SURROGATE
+        ),
         "order broker id": lambda: storage.attach_external_id(order.id, SURROGATE),
     }
     for what, write in writes.items():
@@ -218,8 +276,17 @@ def test_an_encoding_error_from_any_statement_is_a_validation_error(db):
     assert caught.value.field == "saving a note"
 
 
-IDENTIFIER_CONTROLS = ["tab\there", "new\nline", "cr\rx", "esc\x1b]2;pwned\x07", "\x1b[2J",
-                       "del\x7f", "c1\x9b", "\x85nel", "bidi\u202eevil"]
+IDENTIFIER_CONTROLS = [
+    "tab\there",
+    "new\nline",
+    "cr\rx",
+    "esc\x1b]2;pwned\x07",
+    "\x1b[2J",
+    "del\x7f",
+    "c1\x9b",
+    "\x85nel",
+    "bidi\u202eevil",
+]
 
 
 def test_control_characters_are_refused_in_identifiers(storage):
@@ -230,9 +297,12 @@ def test_control_characters_are_refused_in_identifiers(storage):
         ("name", lambda text: storage.create_strategy(text)),
         ("strategy_type", lambda text: storage.create_strategy("t", strategy_type=text)),
         ("key", lambda text: storage.set_config_value(text, "v")),
-        ("external_id", lambda text: storage.record_trade(order.id, "OK", "buy", 1, 1,
-                                                          external_id=text)),
-        ("external_id", lambda text: storage.attach_external_id(order.id, text)))
+        (
+            "external_id",
+            lambda text: storage.record_trade(order.id, "OK", "buy", 1, 1, external_id=text),
+        ),
+        ("external_id", lambda text: storage.attach_external_id(order.id, text)),
+    )
     for text in IDENTIFIER_CONTROLS:
         for field, write in writes:
             with pytest.raises(ValidationError) as caught:

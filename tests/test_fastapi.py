@@ -37,8 +37,10 @@ def app_client(db_url, monkeypatch):
     @app.get("/positions")
     async def positions(db=Depends(get_db)):
         threads["endpoint"].add(threading.get_ident())
-        return [{"symbol": p.symbol, "quantity": str(p.quantity)}
-                for p in StorageService(db).get_open_positions()]
+        return [
+            {"symbol": p.symbol, "quantity": str(p.quantity)}
+            for p in StorageService(db).get_open_positions()
+        ]
 
     with TestClient(app) as client:
         yield client, threads
@@ -51,8 +53,9 @@ def test_endpoints_use_the_database_whatever_thread_they_run_on(app_client):
         assert client.post(f"/orders/S{i % 3}").status_code == 200
     response = client.get("/positions")
     assert response.status_code == 200
-    assert response.json() == [{"symbol": f"S{i}", "quantity": q}
-                               for i, q in ((0, "40"), (1, "30"), (2, "30"))]
+    assert response.json() == [
+        {"symbol": f"S{i}", "quantity": q} for i, q in ((0, "40"), (1, "30"), (2, "30"))
+    ]
     # The async endpoint runs on the event loop's thread, its sync dependency in the
     # thread pool: the connection cannot be the dependency's, and it does not need to be.
     assert threads["endpoint"] - threads["dependency"]
@@ -97,15 +100,25 @@ def test_the_old_readme_endpoint_returns_rows_as_json_objects(db_url, monkeypatc
     aapl = next(p for p in positions if p["symbol"] == "AAPL")
     assert aapl == jsonable_encoder(position) == position.to_dict()
     assert aapl["id"] == position.id and aapl["side"] == "long" and aapl["is_open"] is True
-    assert (aapl["quantity"], aapl["avg_entry_price"], aapl["cost_basis"]) == \
-        ("100.5", "150.1", "15085.05")
+    assert (aapl["quantity"], aapl["avg_entry_price"], aapl["cost_basis"]) == (
+        "100.5",
+        "150.1",
+        "15085.05",
+    )
     assert aapl["closed_at"] is None
     assert dt.datetime.fromisoformat(aapl["opened_at"]).utcoffset() == dt.timedelta(0)
-    assert (got_order["status"], got_order["price"], got_order["filled_quantity"],
-            got_order["strategy_id"]) == ("filled", "300.25", "3", None)
+    assert (
+        got_order["status"],
+        got_order["price"],
+        got_order["filled_quantity"],
+        got_order["strategy_id"],
+    ) == ("filled", "300.25", "3", None)
     assert trades[0] == trade.to_dict()
-    assert (trades[0]["order_id"], trades[0]["price"], trades[0]["type"]) == \
-        (order.id, "0.0000001", "open")
+    assert (trades[0]["order_id"], trades[0]["price"], trades[0]["type"]) == (
+        order.id,
+        "0.0000001",
+        "open",
+    )
     assert set(aapl) == {f.column_name for f in Position._meta.sorted_fields}
 
 

@@ -68,8 +68,9 @@ def test_a_query_matches_the_same_instant_in_any_zone(storage, db):
     order = storage.create_order("X", "buy", "market", 2)
     utc_time = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
     storage.record_trade(order.id, "X", "buy", 1, 5, executed_at=utc_time)
-    storage.record_trade(order.id, "X", "buy", 1, 5,
-                         executed_at=dt.datetime(2026, 1, 1, 14, 0, tzinfo=PLUS_ONE))
+    storage.record_trade(
+        order.id, "X", "buy", 1, 5, executed_at=dt.datetime(2026, 1, 1, 14, 0, tzinfo=PLUS_ONE)
+    )
     same_instant = utc_time.astimezone(PLUS_ONE)  # 13:00+01:00
     hits = list(Trade.select().where(Trade.executed_at == same_instant).bind(db))
     assert len(hits) == 1
@@ -85,8 +86,9 @@ def test_updated_at_is_kept_by_the_store(storage):
 
 
 def test_naive_datetimes_are_taken_as_utc():
-    assert to_utc(dt.datetime(2026, 1, 1, 12)) == dt.datetime(2026, 1, 1, 12,
-                                                               tzinfo=dt.timezone.utc)
+    assert to_utc(dt.datetime(2026, 1, 1, 12)) == dt.datetime(
+        2026, 1, 1, 12, tzinfo=dt.timezone.utc
+    )
 
 
 def test_enums_accept_plain_strings_and_reject_others(storage, db):
@@ -99,27 +101,39 @@ def test_enums_accept_plain_strings_and_reject_others(storage, db):
 
 
 TOO_LARGE_OR_TOO_PRECISE = {
-    "10**5000": 10**5000, "-10**5000": -10**5000, "a million nines": "9" * 1_000_000,
-    "a million places": "0." + "1" * 1_000_000, "Decimal 1e999999": Decimal("1e999999"),
-    "1e999999": "1e999999", "1e99999999999": "1e99999999999", "1e-999999": "1e-999999",
-    "Decimal 1e-999999": Decimal("1e-999999"), "1e-(huge)": "1e-99999999999999999999",
+    "10**5000": 10**5000,
+    "-10**5000": -(10**5000),
+    "a million nines": "9" * 1_000_000,
+    "a million places": "0." + "1" * 1_000_000,
+    "Decimal 1e999999": Decimal("1e999999"),
+    "1e999999": "1e999999",
+    "1e99999999999": "1e99999999999",
+    "1e-999999": "1e-999999",
+    "Decimal 1e-999999": Decimal("1e-999999"),
+    "1e-(huge)": "1e-99999999999999999999",
     "a million-digit Decimal": Decimal("9" * 1_000_000),
 }
 
 
-@pytest.mark.parametrize("bad", TOO_LARGE_OR_TOO_PRECISE.values(),
-                         ids=TOO_LARGE_OR_TOO_PRECISE.keys())
+@pytest.mark.parametrize(
+    "bad", TOO_LARGE_OR_TOO_PRECISE.values(), ids=TOO_LARGE_OR_TOO_PRECISE.keys()
+)
 def test_numbers_too_large_or_too_precise_are_refused_with_a_short_message(bad):
     with pytest.raises(ValidationError) as info:
         to_decimal(bad, "price")
     assert info.value.field == "price" and len(str(info.value)) < 200
 
 
-@pytest.mark.parametrize("good, stored", [
-    ("999999999999999.9999999999", Decimal("999999999999999.9999999999")),
-    ("-999999999999999.99999999994", Decimal("-999999999999999.9999999999")),
-    ("1e-100", Decimal(0)), ("0E+999999", Decimal(0)), (" 7 ", Decimal(7)),
-])
+@pytest.mark.parametrize(
+    "good, stored",
+    [
+        ("999999999999999.9999999999", Decimal("999999999999999.9999999999")),
+        ("-999999999999999.99999999994", Decimal("-999999999999999.9999999999")),
+        ("1e-100", Decimal(0)),
+        ("0E+999999", Decimal(0)),
+        (" 7 ", Decimal(7)),
+    ],
+)
 def test_numbers_up_to_the_limits_are_kept(good, stored):
     assert to_decimal(good, "price") == stored
 
@@ -127,10 +141,22 @@ def test_numbers_up_to_the_limits_are_kept(good, stored):
 PLUS_FIVE, MINUS_FIVE = (dt.timezone(dt.timedelta(hours=h)) for h in (5, -5))
 
 
-@pytest.mark.parametrize("bad", [
-    dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE), dt.datetime.max.replace(tzinfo=MINUS_FIVE),
-    "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59.999999-00:01", "", 0, False, [], {},
-    "2026-02-30", "2026-01-01T25:00"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE),
+        dt.datetime.max.replace(tzinfo=MINUS_FIVE),
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59.999999-00:01",
+        "",
+        0,
+        False,
+        [],
+        {},
+        "2026-02-30",
+        "2026-01-01T25:00",
+    ],
+)
 def test_times_outside_utc_years_or_not_times_are_refused(bad):
     with pytest.raises(ValidationError) as info:
         to_utc(bad, "executed_at")

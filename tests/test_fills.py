@@ -130,8 +130,15 @@ def test_a_resent_fill_that_disagrees_is_a_conflict(storage, db, changed):
     order = storage.create_order("MSFT", "buy", "market", 50)
     storage.record_trade(order.id, "MSFT", "buy", 20, 300, external_id="T-1")
     before = dump_tables(db)
-    fill = {"order_id": order.id, "symbol": "MSFT", "side": "buy", "quantity": 20,
-            "price": 300, "external_id": "T-1", **changed}
+    fill = {
+        "order_id": order.id,
+        "symbol": "MSFT",
+        "side": "buy",
+        "quantity": 20,
+        "price": 300,
+        "external_id": "T-1",
+        **changed,
+    }
     with pytest.raises(ConflictError, match="T-1"):
         storage.record_trade(**fill)
     assert dump_tables(db) == before
@@ -156,8 +163,14 @@ def test_rejected_fills_write_nothing(storage, db):
         (dict(commission=-1), ValidationError, "commission"),
     ]
     for change, error, field in bad:
-        fill = {"order_id": order.id, "symbol": "MSFT", "side": "buy", "quantity": 10,
-                "price": 300, **change}
+        fill = {
+            "order_id": order.id,
+            "symbol": "MSFT",
+            "side": "buy",
+            "quantity": 10,
+            "price": 300,
+            **change,
+        }
         with pytest.raises(error) as info:
             storage.record_trade(**fill)
         assert isinstance(info.value, StorageError)
@@ -175,13 +188,17 @@ def test_a_filled_order_takes_no_more_fills(storage):
 def test_record_trades_is_all_or_nothing(storage, db):
     order = storage.create_order("B", "buy", "market", 10)
     before = dump_tables(db)
-    fills = [Fill(order.id, "B", "buy", 4, 10), Fill(order.id, "B", "buy", 4, 11),
-             Fill(order.id, "B", "buy", 4, 12)]  # the third overfills
+    fills = [
+        Fill(order.id, "B", "buy", 4, 10),
+        Fill(order.id, "B", "buy", 4, 11),
+        Fill(order.id, "B", "buy", 4, 12),
+    ]  # the third overfills
     with pytest.raises(OverfillError):
         storage.record_trades(fills)
     assert dump_tables(db) == before
-    trades = storage.record_trades(fills[:2] + [dict(order_id=order.id, symbol="B", side="buy",
-                                                     quantity=2, price=13)])
+    trades = storage.record_trades(
+        fills[:2] + [dict(order_id=order.id, symbol="B", side="buy", quantity=2, price=13)]
+    )
     assert len(trades) == 3
     order = storage.orders.get(order.id)
     assert order.status == "filled" and order.avg_fill_price == 11  # (40 + 44 + 26) / 10
@@ -203,10 +220,13 @@ def test_the_bulk_path_keeps_the_same_books_as_fill_by_fill(db_url, tmp_path):
             storage.record_trades(fills)
         else:
             for f in fills:
-                storage.record_trade(f.order_id, f.symbol, f.side, f.quantity, f.price,
-                                     external_id=f.external_id)
-        positions = [(p.symbol, p.side, p.quantity, p.avg_entry_price, p.realized_pnl, p.is_open)
-                     for p in storage.positions.get_all(None)]
+                storage.record_trade(
+                    f.order_id, f.symbol, f.side, f.quantity, f.price, external_id=f.external_id
+                )
+        positions = [
+            (p.symbol, p.side, p.quantity, p.avg_entry_price, p.realized_pnl, p.is_open)
+            for p in storage.positions.get_all(None)
+        ]
         return positions, storage.get_strategy_stats()[0].__dict__ | {"last_trade_at": None}
 
     one = connect(db_url)
@@ -243,21 +263,32 @@ _SQL_WORDS = re.compile(r"\b(SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM)\b\s+\S")
 
 def _string_constants(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)}
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and id(node) not in docstrings]
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
 
 
 def test_the_fill_path_and_the_check_have_no_sql_text_of_their_own():
     """Their statements are built from the models (peewee's compiler), never typed out
     beside them, and never rewritten from one parameter style to another."""
     files = sorted((_PACKAGE / "fills").glob("*.py")) + [_PACKAGE / "check.py"]
-    found = [f"{path.name}:{line}: {text[:60]!r}" for path in files
-             for line, text in _string_constants(path)
-             if _SQL_WORDS.search(text) or text == "?"]
+    found = [
+        f"{path.name}:{line}: {text[:60]!r}"
+        for path in files
+        for line, text in _string_constants(path)
+        if _SQL_WORDS.search(text) or text == "?"
+    ]
     assert files[0].parent.is_dir() and len(files) > 4
     assert found == []
 
@@ -268,13 +299,15 @@ def test_no_private_name_crosses_a_module_of_the_store():
     crossing = []
     for path in sorted(_PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.level or (
-                    node.module or "").startswith("stocksbot_store")):
-                crossing += [f"{path.relative_to(_PACKAGE)}: {alias.name}"
-                             for alias in node.names
-                             if alias.name.startswith("_") and not alias.name.startswith("__")]
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("stocksbot_store")
+            ):
+                crossing += [
+                    f"{path.relative_to(_PACKAGE)}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
     assert crossing == []
-
 
 
 # -- what a connection knows is never stale ------------------------------------------
@@ -312,8 +345,10 @@ def test_a_fill_sees_a_change_made_on_its_own_connection(storage, db):
     hand-run update, as a repair would) is seen by the next fill."""
     order = storage.create_order("OWN", "buy", "market", 10)
     storage.record_trade(order.id, "OWN", "buy", 4, 10)
-    db.execute_sql("UPDATE position SET quantity = '6.0000000000', "
-                   "cost_basis = '60.0000000000' WHERE symbol = 'OWN'")
+    db.execute_sql(
+        "UPDATE position SET quantity = '6.0000000000', "
+        "cost_basis = '60.0000000000' WHERE symbol = 'OWN'"
+    )
     storage.record_trade(order.id, "OWN", "buy", 4, 10)
     assert storage.get_position_by_symbol("OWN").quantity == 10  # 6 + 4, not 4 + 4
 

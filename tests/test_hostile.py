@@ -32,27 +32,81 @@ SQL_TEXT = [
 UNICODE_TEXT = ["🚀📈", "株式会社", "Ünïcödé", "Ω" * 64, "zero\u200bwidth", "e\u0301"]
 #: Not in an identifier (symbol, name, key, broker id): control characters of every kind,
 #: bidi overrides and a lone surrogate (see stocksbot_store.validation).
-CONTROL_TEXT = ["\u202eevil", "tab\there", "new\nline", "cr\rx", "esc\x1b]2;title\x07",
-                "\x1b[2J", "del\x7f", "c1\x9b31m", "lone\ud800"]
+CONTROL_TEXT = [
+    "\u202eevil",
+    "tab\there",
+    "new\nline",
+    "cr\rx",
+    "esc\x1b]2;title\x07",
+    "\x1b[2J",
+    "del\x7f",
+    "c1\x9b31m",
+    "lone\ud800",
+]
 TOO_LONG = ["x" * 10_000, "é" * 201]
 BAD_TEXT = ["", "   ", "nul\x00byte", None, 42, b"bytes", ["AAPL"], *CONTROL_TEXT]
 
-NUMBERS_BAD = [float("nan"), Decimal("NaN"), "nan", float("inf"), float("-inf"),
-               Decimal("-Infinity"), "inf", -1, Decimal("-0.5"), 0, "0", 1e30, Decimal("1e30"),
-               "1e30", 1e-30, Decimal("1e-30"), "1e-11", True, None, [], {}, b"1", object(),
-               "12abc", "", dt.date(2026, 1, 1), 10**15,
-               # Too large or too precise to be an amount: refused before any work.
-               10**5000, -10**5000, "9" * 1_000_000, "0." + "1" * 1_000_000,
-               Decimal("1e999999"), Decimal("-1e999999"), "1e999999", "1e99999999999",
-               "1e-999999", Decimal("1e-999999"), "1e-99999999999999999999", "1_000"]
-ROUND_TO_ZERO = [v for v in NUMBERS_BAD if isinstance(v, (int, float, str, Decimal))
-                 and v in (0, "0", 1e-30, "1e-11")
-                 or isinstance(v, Decimal) and repr(v) == "Decimal('1E-30')"]
-NUMBERS_GOOD = {"1e-10": Decimal("1E-10"), 1e-10: Decimal("1E-10"), " 5 ": Decimal(5),
-                999_999_999_999_999: Decimal(999_999_999_999_999), "0.3": Decimal("0.3"),
-                0.1: Decimal("0.1"), Decimal("2.00000000004"): Decimal(2),
-                Decimal("2.00000000005"): Decimal(2),
-                Decimal("2.00000000015"): Decimal("2.0000000002")}
+NUMBERS_BAD = [
+    float("nan"),
+    Decimal("NaN"),
+    "nan",
+    float("inf"),
+    float("-inf"),
+    Decimal("-Infinity"),
+    "inf",
+    -1,
+    Decimal("-0.5"),
+    0,
+    "0",
+    1e30,
+    Decimal("1e30"),
+    "1e30",
+    1e-30,
+    Decimal("1e-30"),
+    "1e-11",
+    True,
+    None,
+    [],
+    {},
+    b"1",
+    object(),
+    "12abc",
+    "",
+    dt.date(2026, 1, 1),
+    10**15,
+    # Too large or too precise to be an amount: refused before any work.
+    10**5000,
+    -(10**5000),
+    "9" * 1_000_000,
+    "0." + "1" * 1_000_000,
+    Decimal("1e999999"),
+    Decimal("-1e999999"),
+    "1e999999",
+    "1e99999999999",
+    "1e-999999",
+    Decimal("1e-999999"),
+    "1e-99999999999999999999",
+    "1_000",
+]
+ROUND_TO_ZERO = [
+    v
+    for v in NUMBERS_BAD
+    if isinstance(v, (int, float, str, Decimal))
+    and v in (0, "0", 1e-30, "1e-11")
+    or isinstance(v, Decimal)
+    and repr(v) == "Decimal('1E-30')"
+]
+NUMBERS_GOOD = {
+    "1e-10": Decimal("1E-10"),
+    1e-10: Decimal("1E-10"),
+    " 5 ": Decimal(5),
+    999_999_999_999_999: Decimal(999_999_999_999_999),
+    "0.3": Decimal("0.3"),
+    0.1: Decimal("0.1"),
+    Decimal("2.00000000004"): Decimal(2),
+    Decimal("2.00000000005"): Decimal(2),
+    Decimal("2.00000000015"): Decimal("2.0000000002"),
+}
 
 PLUS_FIVE, MINUS_FIVE = (dt.timezone(dt.timedelta(hours=h)) for h in (5, -5))
 
@@ -65,10 +119,25 @@ class _BrokenZone(dt.tzinfo):
 
 
 #: Times that are not a time, or not one in years 1-9999 once in UTC. Only None means now.
-BAD_TIMES = ["yesterday", 12345, "2026-13-01", dt.date(2026, 1, 1), "", "  ", 0, 0.0, False,
-             [], {}, b"2026-01-01", dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE),
-             dt.datetime.max.replace(tzinfo=MINUS_FIVE), "0001-01-01T00:00:00+05:00",
-             "9999-12-31T23:59:59-05:00", dt.datetime(2026, 1, 1, tzinfo=_BrokenZone())]
+BAD_TIMES = [
+    "yesterday",
+    12345,
+    "2026-13-01",
+    dt.date(2026, 1, 1),
+    "",
+    "  ",
+    0,
+    0.0,
+    False,
+    [],
+    {},
+    b"2026-01-01",
+    dt.datetime(1, 1, 1, tzinfo=PLUS_FIVE),
+    dt.datetime.max.replace(tzinfo=MINUS_FIVE),
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:59:59-05:00",
+    dt.datetime(2026, 1, 1, tzinfo=_BrokenZone()),
+]
 
 
 def _nested(depth: int) -> list:
@@ -130,8 +199,9 @@ class Tried:
 def test_symbols(storage):
     tried = Tried(storage, "symbols")
     for symbol in SQL_TEXT + UNICODE_TEXT:
-        order = tried.rejected_or_none("symbol", storage.create_order, symbol, "buy", "limit",
-                                       1, price=1)
+        order = tried.rejected_or_none(
+            "symbol", storage.create_order, symbol, "buy", "limit", 1, price=1
+        )
         if order is None:
             tried.problems.append(f"{symbol!r}: rejected, but it is valid text")
             continue
@@ -155,14 +225,19 @@ def test_strategy_names_descriptions_and_config(storage):
     for i, text in enumerate(SQL_TEXT + UNICODE_TEXT + ["n" * 200]):
         description = text * 50 + "d" * 10_000
         config = {"text": text, "nested": [text, {"k": text}], "n": 1.5}
-        row = tried.rejected_or_none("name", storage.create_strategy, text, "t;'", config,
-                                     description)
+        row = tried.rejected_or_none(
+            "name", storage.create_strategy, text, "t;'", config, description
+        )
         if row is None:
             tried.problems.append(f"{text!r:.40}: rejected, but it is a valid name")
             continue
         stored = storage.get_strategy_by_name(text)
         assert (stored.name, stored.description, stored.config, stored.strategy_type) == (
-            text, description, config, "t;'")
+            text,
+            description,
+            config,
+            "t;'",
+        )
         order = storage.create_order(f"S{i}", "sell", "market", 1, strategy=text)
         assert order.strategy_id == stored.id
         storage.set_config_value(text, text)
@@ -177,12 +252,20 @@ def test_strategy_names_descriptions_and_config(storage):
     tried.must_reject("strategy_type", storage.create_strategy, "st", "x" * 10_000)
     for key in TOO_LONG + BAD_TEXT:
         tried.must_reject("key", storage.set_config_value, key, "v")
-    for value, kind in [("maybe", "bool"), ("1.5", "int"), ("nan", "float"), ("{", "json"),
-                        ("x", "xml"), (object(), "string")]:
-        tried.must_reject("risk" if kind != "xml" else "value_type", storage.set_config_value,
-                          "risk", value, kind)
-    tried.must_reject("strategy", storage.create_order, "X", "buy", "market", 1,
-                      strategy="no such strategy")
+    for value, kind in [
+        ("maybe", "bool"),
+        ("1.5", "int"),
+        ("nan", "float"),
+        ("{", "json"),
+        ("x", "xml"),
+        (object(), "string"),
+    ]:
+        tried.must_reject(
+            "risk" if kind != "xml" else "value_type", storage.set_config_value, "risk", value, kind
+        )
+    tried.must_reject(
+        "strategy", storage.create_order, "X", "buy", "market", 1, strategy="no such strategy"
+    )
     tried.done()
 
 

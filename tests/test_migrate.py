@@ -25,7 +25,7 @@ HEAD = SHIPPED[-1]
 
 # 0902 adds a column to a parent table (a rebuild on SQLite when reverted) and
 # 0903 makes a child-table column nullable (a rebuild on SQLite both ways).
-MIGRATION_0002 = '''
+MIGRATION_0002 = """
 from peewee import TextField
 
 
@@ -38,8 +38,8 @@ def downgrade(migrator, db):
     migrator.migrate(migrator.drop_index("strategy", "strategy_notes"))
     migrator.migrate(migrator.drop_column("strategy", "notes", legacy=True)
                      if hasattr(db, "pragma") else migrator.drop_column("strategy", "notes"))
-'''
-MIGRATION_0003 = '''
+"""
+MIGRATION_0003 = """
 def upgrade(migrator, db):
     migrator.migrate(migrator.drop_not_null("trade", "symbol", legacy=True)
                      if hasattr(db, "pragma") else migrator.drop_not_null("trade", "symbol"))
@@ -48,8 +48,8 @@ def upgrade(migrator, db):
 def downgrade(migrator, db):
     migrator.migrate(migrator.add_not_null("trade", "symbol", legacy=True)
                      if hasattr(db, "pragma") else migrator.add_not_null("trade", "symbol"))
-'''
-BROKEN = '''
+"""
+BROKEN = """
 from peewee import TextField
 
 
@@ -61,7 +61,7 @@ def upgrade(migrator, db):
 
 def downgrade(migrator, db):
     pass
-'''
+"""
 
 
 def migrations_folder(tmp_path: Path, **extra: str) -> str:
@@ -78,10 +78,10 @@ def migrations_folder(tmp_path: Path, **extra: str) -> str:
 def fill_every_table(db) -> StorageService:
     storage = StorageService(db)
     strategy = storage.create_strategy("momentum", "trend", {"window": 20}, "test")
-    order = storage.create_order("AAPL", "buy", "limit", "10", price="150.25",
-                                 strategy=strategy.id, external_id="o-1")
-    storage.record_trade(order.id, "AAPL", "buy", "4", "150.25", commission="1",
-                         external_id="t-1")
+    order = storage.create_order(
+        "AAPL", "buy", "limit", "10", price="150.25", strategy=strategy.id, external_id="o-1"
+    )
+    storage.record_trade(order.id, "AAPL", "buy", "4", "150.25", commission="1", external_id="t-1")
     storage.create_position("MSFT", "long", "3", "300")
     storage.set_config_value("trading_enabled", True)
     return storage
@@ -89,15 +89,21 @@ def fill_every_table(db) -> StorageService:
 
 def snapshot(db) -> dict[str, list[tuple]]:
     """Every row of every store table, as the database returns them."""
-    return {table: db.execute_sql(f'SELECT * FROM "{table}" ORDER BY "id"').fetchall()
-            for table in TABLES}
+    return {
+        table: db.execute_sql(f'SELECT * FROM "{table}" ORDER BY "id"').fetchall()
+        for table in TABLES
+    }
 
 
 def schema_of(db) -> dict[str, object]:
     """Columns (name, type, null) and indexes (name, columns, unique) of every store table."""
-    return {table: ([(c.name, c.data_type, c.null) for c in db.get_columns(table)],
-                    sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)))
-            for table in TABLES}
+    return {
+        table: (
+            [(c.name, c.data_type, c.null) for c in db.get_columns(table)],
+            sorted((i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)),
+        )
+        for table in TABLES
+    }
 
 
 @pytest.fixture
@@ -121,28 +127,37 @@ def test_connect_brings_a_new_database_to_head(db_url):
 def test_init_db_and_upgrade_head_give_the_same_schema(tmp_path, backend):
     from conftest import fresh_database_url
 
-    with fresh_database_url(backend, tmp_path) as first, \
-            fresh_database_url(backend, tmp_path) as second:
+    with (
+        fresh_database_url(backend, tmp_path) as first,
+        fresh_database_url(backend, tmp_path) as second,
+    ):
         by_init = init_db(connect(first, migrate=False))
         by_upgrade = connect(second, migrate=False)
         Runner(by_upgrade).upgrade("head")
         for db in (by_init, by_upgrade):
             assert not compare(db, MODELS)
             assert Runner(db).current() == Runner(db).revisions()[-1]  # init_db stamped it
-            assert main(["check", "--url", first if db is by_init else second]) == 0 \
-                or backend == "sqlite_memory"  # a memory database is not shared with main()
+            assert (
+                main(["check", "--url", first if db is by_init else second]) == 0
+                or backend == "sqlite_memory"
+            )  # a memory database is not shared with main()
         assert schema_of(by_init) == schema_of(by_upgrade)
         if backend == "postgres":
             triggers = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
-            assert (by_init.execute_sql(triggers).fetchall()
-                    == by_upgrade.execute_sql(triggers).fetchall() != [])
+            assert (
+                by_init.execute_sql(triggers).fetchall()
+                == by_upgrade.execute_sql(triggers).fetchall()
+                != []
+            )
         by_init.close()
         by_upgrade.close()
 
 
 def test_round_trip_keeps_every_row(bare, tmp_path):
-    runner = Runner(bare, migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002,
-                                                          "0903_pnl": MIGRATION_0003}))
+    runner = Runner(
+        bare,
+        migrations_folder(tmp_path, **{"0902_notes": MIGRATION_0002, "0903_pnl": MIGRATION_0003}),
+    )
     assert runner.upgrade(HEAD) == SHIPPED
     fill_every_table(bare)
     before = snapshot(bare)
@@ -258,19 +273,18 @@ def test_unknown_revision_names_the_fix(bare):
         Runner(bare).upgrade("9")
 
 
-DANGLING = '''
+DANGLING = """
 def upgrade(migrator, db):
     db.execute_sql('DELETE FROM "strategy"')  # orders still point at it
 
 
 def downgrade(migrator, db):
     pass
-'''
+"""
 
 
 @pytest.mark.sqlite_only
-def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(
-        bare, tmp_path):
+def test_sqlite_foreign_key_check_rolls_back_a_migration_that_breaks_references(bare, tmp_path):
     runner = Runner(bare, migrations_folder(tmp_path, **{"0902_dangling": DANGLING}))
     runner.upgrade(HEAD)
     fill_every_table(bare)
@@ -294,14 +308,16 @@ def test_pooled_postgres_is_migrated_and_the_lock_released(db_url):
     pooled = db_url.replace("postgresql://", "postgresql+pool://") + "?max_connections=2"
     db = connect(pooled)
     assert Runner(db).current() == HEAD
-    locks = ("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-             "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    locks = (
+        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     assert db.execute_sql(locks).fetchone()[0] == 0
     connect(pooled).close()  # at head: opens fine
     db.close_all()
 
 
-SLOW_MIGRATION = '''
+SLOW_MIGRATION = """
 import os
 import time
 
@@ -319,9 +335,9 @@ def upgrade(migrator, db):
 
 def downgrade(migrator, db):
     db.execute_sql('DROP TABLE "slow_marker"')
-'''
+"""
 
-STARTER = '''
+STARTER = """
 import os, sys, time
 deadline = time.monotonic() + 60
 while not os.path.exists(sys.argv[2]):  # every process starts connecting at once
@@ -336,11 +352,10 @@ try:
 except StorageError as e:
     print(f"{type(e).__name__}: {e}")
     sys.exit(3)
-'''
+"""
 
 
-def test_processes_starting_together_on_a_new_database_agree_on_its_schema(file_db_url,
-                                                                           tmp_path):
+def test_processes_starting_together_on_a_new_database_agree_on_its_schema(file_db_url, tmp_path):
     """connect() creates a new database under the migration lock: the processes that
     arrive while another creates it wait and find it at head, never half made."""
     import os
@@ -350,15 +365,22 @@ def test_processes_starting_together_on_a_new_database_agree_on_its_schema(file_
     folder = migrations_folder(tmp_path, **{"0900_slow": SLOW_MIGRATION})
     go, arrivals = tmp_path / "go", tmp_path / "arrived"
     arrivals.mkdir()
-    env = {**os.environ, "STOCKSBOT_MIGRATIONS": folder, "ARRIVALS": str(arrivals),
-           "STARTERS": "4"}
-    starters = [subprocess.Popen([sys.executable, "-c", STARTER, file_db_url, str(go)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env) for _ in range(4)]
+    env = {**os.environ, "STOCKSBOT_MIGRATIONS": folder, "ARRIVALS": str(arrivals), "STARTERS": "4"}
+    starters = [
+        subprocess.Popen(
+            [sys.executable, "-c", STARTER, file_db_url, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
     go.touch()
     results = [(p.wait(timeout=180), *p.communicate()) for p in starters]
     assert [(code, out.strip()) for code, out, _ in results] == [
-        (0, ",".join([*SHIPPED, "0900_slow"]))] * 4, results
+        (0, ",".join([*SHIPPED, "0900_slow"]))
+    ] * 4, results
     db = connect(file_db_url, migrate=False)
     assert set(TABLES) | {"slow_marker", "schema_migration"} <= set(db.get_tables())
     db.close()

@@ -113,9 +113,11 @@ def test_generated_migration_applies_and_leaves_no_drift(db_url, tmp_path):
         wide = Item2.create(code="C" * 40, qty=1, note="wide")  # the widened type holds it
         Memo.create(item=wide, text="refers to an existing table")
         Tag2.update(origin=wide).execute()
-    status = db.execute_sql('INSERT INTO "item" ("code", "qty", "price", "created", "note") '
-                            "VALUES ('D', 1, '1', '2026-01-01 00:00:00+00:00', 'x') "
-                            'RETURNING "status"').fetchone()[0]
+    status = db.execute_sql(
+        'INSERT INTO "item" ("code", "qty", "price", "created", "note") '
+        "VALUES ('D', 1, '1', '2026-01-01 00:00:00+00:00', 'x') "
+        'RETURNING "status"'
+    ).fetchone()[0]
     assert status == "open"
 
     assert runner.downgrade("-1") == [second.stem]
@@ -143,7 +145,8 @@ def test_sqlite_column_change_keeps_child_rows_and_indexes(tmp_path):
         "    alter_type(migrator, db, 'strategy', 'name', CharField(max_length=300, unique=True))\n"
         "    alter_type(migrator, db, 'order', 'symbol', CharField(max_length=100))\n\n\n"
         "def downgrade(migrator, db):\n"
-        "    pass\n")
+        "    pass\n"
+    )
     runner = Runner(db, str(folder))
     assert runner.upgrade() == ["0902_wider"]
     assert db.execute_sql('SELECT "strategy_id" FROM "order"').fetchall() == [(strategy.id,)]
@@ -151,4 +154,3 @@ def test_sqlite_column_change_keeps_child_rows_and_indexes(tmp_path):
     assert sorted(i.sql for t in ("strategy", "order") for i in db.get_indexes(t)) == indexes
     assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
     db.close()
-

@@ -23,7 +23,7 @@ from stocksbot_store.migrate import Runner, main, migrations_directory
 
 REPO = Path(__file__).resolve().parent.parent
 
-SLOW = '''
+SLOW = """
 import time
 
 
@@ -35,7 +35,7 @@ def upgrade(migrator, db):
 
 def downgrade(migrator, db):
     pass
-'''
+"""
 
 
 def folder_with(tmp_path: Path, names: list[str]) -> str:
@@ -47,31 +47,41 @@ def folder_with(tmp_path: Path, names: list[str]) -> str:
     return str(folder)
 
 
-def migrate(*args: str, cwd: Path | None = None, env: dict | None = None,
-            background: bool = False):
+def migrate(*args: str, cwd: Path | None = None, env: dict | None = None, background: bool = False):
     command = [sys.executable, "-m", "stocksbot_store.migrate", *args]
     if background:
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=cwd, env=env)
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=120)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env
+        )
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
 def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path):
     folder = folder_with(tmp_path, ["0002_slow", "0003_slower"])
-    runs = [migrate("upgrade", "--url", file_db_url, "--directory", folder, background=True)
-            for _ in range(2)]
+    runs = [
+        migrate("upgrade", "--url", file_db_url, "--directory", folder, background=True)
+        for _ in range(2)
+    ]
     results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
     assert [code for code, _, _ in results] == [0, 0], results
     db = connect(file_db_url, migrate=False)
     assert sorted(db.execute_sql('SELECT "name" FROM "run_log"').fetchall()) == [
-        ("0002_slow",), ("0003_slower",)]
+        ("0002_slow",),
+        ("0003_slower",),
+    ]
     assert sorted(r[0] for r in db.execute_sql('SELECT "name" FROM "schema_migration"')) == [
-        "0001_initial", "0002_slow", "0003_slower"]
-    applied_by = [out.count("applied:") and out.split("applied: ")[1].split("\n")[0]
-                  for _, out, _ in results]
+        "0001_initial",
+        "0002_slow",
+        "0003_slower",
+    ]
+    applied_by = [
+        out.count("applied:") and out.split("applied: ")[1].split("\n")[0] for _, out, _ in results
+    ]
     assert sorted(", ".join(a for a in applied_by if a).split(", ")) == [
-        "0001_initial", "0002_slow", "0003_slower"]
+        "0001_initial",
+        "0002_slow",
+        "0003_slower",
+    ]
     db.close()
 
 
@@ -92,14 +102,19 @@ def test_exit_codes_and_messages(tmp_path):
     assert migrate("upgrade", "--url", url).returncode == 0
     clean = migrate("check", "--url", url)
     head = Runner(connect("sqlite:///:memory:", migrate=False)).revisions()[-1]
-    assert (clean.returncode, clean.stdout) == (0, f"ok: at {head}, the schema matches "
-                                                   "the models\n")
+    assert (clean.returncode, clean.stdout) == (
+        0,
+        f"ok: at {head}, the schema matches the models\n",
+    )
 
-    for args in (["frobnicate"], ["downgrade", "nope", "--url", url],
-                 ["current", "--url", "mysql://x/y"],
-                 ["current", "--url", f"sqlite:///{tmp_path / 'missing' / 'x.db'}"],
-                 ["current", "--url", "postgresql://nobody@127.0.0.1:1/none"],
-                 ["upgrade", "--url", url, "--directory", str(tmp_path / "nowhere")]):
+    for args in (
+        ["frobnicate"],
+        ["downgrade", "nope", "--url", url],
+        ["current", "--url", "mysql://x/y"],
+        ["current", "--url", f"sqlite:///{tmp_path / 'missing' / 'x.db'}"],
+        ["current", "--url", "postgresql://nobody@127.0.0.1:1/none"],
+        ["upgrade", "--url", url, "--directory", str(tmp_path / "nowhere")],
+    ):
         failed = migrate(*args)
         assert failed.returncode == 2, args
         assert failed.stderr.strip(), args
@@ -120,17 +135,53 @@ def test_revision_commands_write_files(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'rev.db'}"
     folder = tmp_path / "migrations"
     args = ["--url", url, "--directory", str(folder)]
-    assert main(["revision", "-m", "test schema", "--autogenerate",
-                 "--models", "test_migrate_autogen:V1", *args]) == 0
+    assert (
+        main(
+            [
+                "revision",
+                "-m",
+                "test schema",
+                "--autogenerate",
+                "--models",
+                "test_migrate_autogen:V1",
+                *args,
+            ]
+        )
+        == 0
+    )
     first = capsys.readouterr().out.strip()
     assert first.endswith("0001_test_schema.py")
     assert main(["upgrade", *args]) == 0
-    assert main(["revision", "-m", "same again", "--autogenerate",
-                 "--models", "test_migrate_autogen:V1", *args]) == 0
+    assert (
+        main(
+            [
+                "revision",
+                "-m",
+                "same again",
+                "--autogenerate",
+                "--models",
+                "test_migrate_autogen:V1",
+                *args,
+            ]
+        )
+        == 0
+    )
     assert "no changes" in capsys.readouterr().out
     assert main(["check", "--models", "test_migrate_autogen:V2", *args]) == 1
-    assert main(["revision", "-m", "add stop price", "--autogenerate",
-                 "--models", "test_migrate_autogen:V2", *args]) == 0
+    assert (
+        main(
+            [
+                "revision",
+                "-m",
+                "add stop price",
+                "--autogenerate",
+                "--models",
+                "test_migrate_autogen:V2",
+                *args,
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip().endswith("0002_add_stop_price.py")
     assert main(["upgrade", *args]) == 0
     assert main(["check", "--models", "test_migrate_autogen:V2", *args]) == 0
@@ -159,10 +210,18 @@ def test_a_pip_installed_package_finds_its_migrations(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     where = subprocess.run(
-        [sys.executable, "-c",
-         "from stocksbot_store.migrate import migrations_directory; "
-         "print(migrations_directory())"],
-        capture_output=True, text=True, cwd=work, env=env, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "from stocksbot_store.migrate import migrations_directory; "
+            "print(migrations_directory())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=60,
+    )
     assert where.stdout.strip().startswith(str(target)), where
     upgraded = migrate("upgrade", cwd=work, env=env)  # the default URL, in this folder
     assert upgraded.returncode == 0, upgraded.stderr

@@ -47,8 +47,9 @@ def test_a_bare_downgrade_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file", "postgres"])
-def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path, capsys,
-                                                              monkeypatch):
+def test_dropping_tables_with_rows_needs_yes_and_says_how_many(
+    backend, tmp_path, capsys, monkeypatch
+):
     with fresh_database_url(backend, tmp_path) as url:
         make_store(url)
         monkeypatch.setattr(sys, "stdin", io.StringIO())  # not a terminal
@@ -56,10 +57,12 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
         err = capsys.readouterr().err
         # every table the migrations made is counted, the kept P&L figures (0002's) and
         # the audit log (0003's) too
-        assert ("drops 8 table(s) holding 92 rows: audit_log (42 rows), config (5 rows), "
-                "order (7 rows), "
-                "pnl_bucket (18 rows), position (4 rows), position_day (6 rows), "
-                "strategy (2 rows), trade (8 rows)") in err
+        assert (
+            "drops 8 table(s) holding 92 rows: audit_log (42 rows), config (5 rows), "
+            "order (7 rows), "
+            "pnl_bucket (18 rows), position (4 rows), position_day (6 rows), "
+            "strategy (2 rows), trade (8 rows)"
+        ) in err
         assert "add --yes" in err
         db = connect(url)
         assert rows_held(db)["order"] == 7  # the dry run changed nothing
@@ -74,8 +77,7 @@ def test_dropping_tables_with_rows_needs_yes_and_says_how_many(backend, tmp_path
             backup = err.split("backup: ", 1)[1].split(" ", 1)[0]
             restored = f"sqlite:///{tmp_path / 'restored.db'}"
             restore(backup, restored)
-            assert canonical(restored)["trade"] and rows_held(
-                connect(restored))["trade"] == 8
+            assert canonical(restored)["trade"] and rows_held(connect(restored))["trade"] == 8
 
 
 def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
@@ -96,8 +98,7 @@ def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.glob("*backup*"))
 
 
-def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsys,
-                                                                 monkeypatch):
+def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsys, monkeypatch):
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     make_store(url)
     folder = tmp_path / "migrations"
@@ -109,7 +110,8 @@ def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsy
         "def upgrade(migrator, db):\n"
         "    db.execute_sql('CREATE INDEX trade_fees ON trade (fees)')\n\n\n"
         "def downgrade(migrator, db):\n"
-        "    db.execute_sql('DROP INDEX trade_fees')\n")
+        "    db.execute_sql('DROP INDEX trade_fees')\n"
+    )
     args = ["--url", url, "--directory", str(folder)]
     assert main(["upgrade", *args]) == 0
     out, err = capsys.readouterr()

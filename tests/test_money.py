@@ -31,8 +31,9 @@ MAX_DERIVED = Decimal(10) ** 30
 def _exact(a: str, b: str) -> Decimal:
     """``a x b`` rounded half-even to 10 places, computed with room to spare."""
     with decimal.localcontext(decimal.Context(prec=200)):
-        return (Decimal(a) * Decimal(b)).quantize(Decimal("1e-10"),
-                                                   rounding=decimal.ROUND_HALF_EVEN)
+        return (Decimal(a) * Decimal(b)).quantize(
+            Decimal("1e-10"), rounding=decimal.ROUND_HALF_EVEN
+        )
 
 
 # -- the caller's decimal context ---------------------------------------------------------
@@ -43,43 +44,121 @@ def _book(storage: StorageService, tag: str) -> list:
     what it stored and computed, without ids and times."""
     strategy = storage.create_strategy(f"s{tag}")
     x, y, z = f"X{tag}", f"Y{tag}", f"Z{tag}"
-    buy = storage.create_order(x, "buy", "limit", "12345.123456789", "100.123456789",
-                               strategy=strategy.id)
-    storage.record_trade(buy.id, x, "buy", "2345.123456789", "100.123456789", "1.23456789",
-                         "0.0012345", executed_at=AT)
+    buy = storage.create_order(
+        x, "buy", "limit", "12345.123456789", "100.123456789", strategy=strategy.id
+    )
+    storage.record_trade(
+        buy.id,
+        x,
+        "buy",
+        "2345.123456789",
+        "100.123456789",
+        "1.23456789",
+        "0.0012345",
+        executed_at=AT,
+    )
     storage.record_trade(buy.id, x, "buy", "1000.987654321", "100.654321987", executed_at=AT)
-    storage.update_order_status(buy.id, "partially_filled", filled_quantity="3346.11111111",
-                                avg_fill_price=storage.orders.get(buy.id).avg_fill_price)
+    storage.update_order_status(
+        buy.id,
+        "partially_filled",
+        filled_quantity="3346.11111111",
+        avg_fill_price=storage.orders.get(buy.id).avg_fill_price,
+    )
     storage.update_order_status(buy.id, "cancelled")
     sell = storage.create_order(x, "sell", "market", "5000.5", strategy=strategy.id)
-    storage.record_trade(sell.id, x, "sell", "3000.333333333", "101.987654321", "0.5",
-                         executed_at=AT)
-    storage.record_trades([
-        {"order_id": sell.id, "symbol": x, "side": "sell", "quantity": "1999.777777777",
-         "price": "99.123456789", "commission": "0.987654321", "executed_at": AT},
-        {"order_id": sell.id, "symbol": x, "side": "sell", "quantity": "0.388888890",
-         "price": "98.7654321", "external_id": f"b{tag}", "executed_at": AT}])
+    storage.record_trade(
+        sell.id, x, "sell", "3000.333333333", "101.987654321", "0.5", executed_at=AT
+    )
+    storage.record_trades(
+        [
+            {
+                "order_id": sell.id,
+                "symbol": x,
+                "side": "sell",
+                "quantity": "1999.777777777",
+                "price": "99.123456789",
+                "commission": "0.987654321",
+                "executed_at": AT,
+            },
+            {
+                "order_id": sell.id,
+                "symbol": x,
+                "side": "sell",
+                "quantity": "0.388888890",
+                "price": "98.7654321",
+                "external_id": f"b{tag}",
+                "executed_at": AT,
+            },
+        ]
+    )
     position = storage.create_position(y, "long", "1234567.8912345", "3.14159265358")
     storage.update_position_quantity(position.id, "2234567.8912344")
     storage.update_position_quantity(position.id, "0.0000000001")
-    big = storage.create_order(z, "buy", "market", "12345678901234.5678901234",
-                               strategy=strategy.id)
-    storage.record_trade(big.id, z, "buy", "12345678901234.5678901234", "98765.4321098765",
-                         executed_at=AT)
+    big = storage.create_order(
+        z, "buy", "market", "12345678901234.5678901234", strategy=strategy.id
+    )
+    storage.record_trade(
+        big.id, z, "buy", "12345678901234.5678901234", "98765.4321098765", executed_at=AT
+    )
     stats = [s for s in storage.get_strategy_stats() if s.name == f"s{tag}"]
     return [
-        [(t.symbol[:1], t.side, t.type, t.quantity, t.price, t.commission, t.fees,
-          t.realized_pnl, t.net_pnl) for t in storage.trades.get_by_symbol(x)
-         + storage.trades.get_by_symbol(y) + storage.trades.get_by_symbol(z)],
-        [(o.symbol[:1], o.status, o.filled_quantity, o.avg_fill_price, o.remaining_quantity)
-         for o in (storage.orders.get(buy.id), storage.orders.get(sell.id),
-                   storage.orders.get(big.id))],
-        [(p.symbol[:1], p.side, p.quantity, p.avg_entry_price, p.cost_basis, p.realized_pnl,
-          p.commission, p.fees, p.is_open, p.net_pnl)
-         for symbol in (x, y, z) for p in [storage.positions.get_by_symbol(symbol, None)]],
-        [(s.trades, s.closing_trades, s.wins, s.losses, s.win_rate, s.gross_pnl, s.fees,
-          s.net_pnl, s.gross_profit, s.gross_loss, s.profit_factor, s.max_drawdown)
-         for s in stats],
+        [
+            (
+                t.symbol[:1],
+                t.side,
+                t.type,
+                t.quantity,
+                t.price,
+                t.commission,
+                t.fees,
+                t.realized_pnl,
+                t.net_pnl,
+            )
+            for t in storage.trades.get_by_symbol(x)
+            + storage.trades.get_by_symbol(y)
+            + storage.trades.get_by_symbol(z)
+        ],
+        [
+            (o.symbol[:1], o.status, o.filled_quantity, o.avg_fill_price, o.remaining_quantity)
+            for o in (
+                storage.orders.get(buy.id),
+                storage.orders.get(sell.id),
+                storage.orders.get(big.id),
+            )
+        ],
+        [
+            (
+                p.symbol[:1],
+                p.side,
+                p.quantity,
+                p.avg_entry_price,
+                p.cost_basis,
+                p.realized_pnl,
+                p.commission,
+                p.fees,
+                p.is_open,
+                p.net_pnl,
+            )
+            for symbol in (x, y, z)
+            for p in [storage.positions.get_by_symbol(symbol, None)]
+        ],
+        [
+            (
+                s.trades,
+                s.closing_trades,
+                s.wins,
+                s.losses,
+                s.win_rate,
+                s.gross_pnl,
+                s.fees,
+                s.net_pnl,
+                s.gross_profit,
+                s.gross_loss,
+                s.profit_factor,
+                s.max_drawdown,
+            )
+            for s in stats
+        ],
         [pnl for _, pnl in realized_pnl_series(storage.db, strategy.id, stats[0].gross_pnl)],
         storage.get_strategy_by_name(f"s{tag}").net_pnl,
     ]
@@ -111,13 +190,11 @@ def _no_traps(c: decimal.Context) -> None:
         c.traps[signal] = False
 
 
-CALLER_CONTEXTS = [_prec_6, _traps_inexact, _traps_rounded, _rounds_down, _small_emax,
-                   _no_traps]
+CALLER_CONTEXTS = [_prec_6, _traps_inexact, _traps_rounded, _rounds_down, _small_emax, _no_traps]
 
 
 def _state(c: decimal.Context) -> tuple:
-    return (c.prec, c.rounding, c.Emin, c.Emax, c.capitals, c.clamp, dict(c.traps),
-            dict(c.flags))
+    return (c.prec, c.rounding, c.Emin, c.Emax, c.capitals, c.clamp, dict(c.traps), dict(c.flags))
 
 
 @pytest.mark.parametrize("setup", CALLER_CONTEXTS, ids=lambda f: f.__name__.strip("_"))
@@ -174,13 +251,21 @@ def test_the_largest_amounts_are_exact(storage):
     assert check_ledger(storage.db).ok
 
 
-@pytest.mark.parametrize("value", ["1000000000000000", 10**15, Decimal("1e15"), 1e15,
-                                   "999999999999999.99999999995", "-1e15"])
+@pytest.mark.parametrize(
+    "value",
+    ["1000000000000000", 10**15, Decimal("1e15"), 1e15, "999999999999999.99999999995", "-1e15"],
+)
 def test_an_amount_at_the_limit_is_refused_naming_the_field(storage, value):
     before = dump_tables(storage.db)
     for field in ("quantity", "price"):
-        args = {"symbol": "LIM", "side": "buy", "order_type": "limit", "quantity": 1,
-                "price": 1, field: value}
+        args = {
+            "symbol": "LIM",
+            "side": "buy",
+            "order_type": "limit",
+            "quantity": 1,
+            "price": 1,
+            field: value,
+        }
         with pytest.raises(ValidationError) as info:
             storage.create_order(**args)
         assert info.value.field == field and "1e15" in str(info.value)
@@ -201,8 +286,17 @@ def test_a_position_is_not_grown_to_the_limit(storage):
         storage.record_trade(other.id, "GROW", "buy", "0.0000000001", 1)
     assert info.value.field == "quantity"
     with pytest.raises(ValidationError) as info:
-        storage.record_trades([{"order_id": other.id, "symbol": "GROW", "side": "buy",
-                                "quantity": "0.0000000001", "price": 1}])
+        storage.record_trades(
+            [
+                {
+                    "order_id": other.id,
+                    "symbol": "GROW",
+                    "side": "buy",
+                    "quantity": "0.0000000001",
+                    "price": 1,
+                }
+            ]
+        )
     assert info.value.field == "quantity"
     assert dump_tables(storage.db) == before
 
@@ -227,8 +321,9 @@ def test_pnl_sums_are_refused_at_the_derived_limit(storage):
     assert info.value.field == "gross_profit"
     assert dump_tables(storage.db) == before
     with pytest.raises(ValidationError) as info:
-        storage.record_trades([{"order_id": sell.id, "symbol": "P2", "side": "sell",
-                                "quantity": q, "price": high}])
+        storage.record_trades(
+            [{"order_id": sell.id, "symbol": "P2", "side": "sell", "quantity": q, "price": high}]
+        )
     assert info.value.field == "gross_profit"
     assert dump_tables(storage.db) == before
     stats = storage.get_strategy_stats()[0]
@@ -264,8 +359,7 @@ def _profit_and_loss(storage, profit: tuple[str, str, str], loss: tuple[str, str
 
 def test_a_profit_factor_too_large_to_mean_anything_is_infinite(storage):
     # 1e14 of profit over a loss of 1e-10: the ratio is 1e24.
-    stats = _profit_and_loss(storage, ("1000000", "1", "100000001"),
-                             ("1", "1.0000000001", "1"))
+    stats = _profit_and_loss(storage, ("1000000", "1", "100000001"), ("1", "1.0000000001", "1"))
     assert stats.gross_profit == Decimal("1e14") and stats.gross_loss == Decimal("1e-10")
     assert stats.profit_factor == Decimal("Infinity")
     assert stats.net_pnl == Decimal("99999999999999.9999999999")
@@ -284,7 +378,8 @@ def test_a_profit_factor_just_below_the_cap_is_shown(storage):
 def test_figures_written_around_the_store_do_not_break_the_stats(storage):
     strategy = storage.create_strategy("odd")
     storage.db.execute_sql(
-        f"UPDATE strategy SET gross_profit = 'NaN', gross_loss = '1' WHERE id = {strategy.id}")
+        f"UPDATE strategy SET gross_profit = 'NaN', gross_loss = '1' WHERE id = {strategy.id}"
+    )
     stats = storage.get_strategy_stats()[0]
     assert stats.profit_factor.is_nan()
 
@@ -294,8 +389,11 @@ def test_figures_written_around_the_store_do_not_break_the_stats(storage):
 
 def _orders(db):
     storage = StorageService(db)
-    return (storage, storage.create_order("AAA", "buy", "market", 10),
-            storage.create_order("BBB", "buy", "market", 10))
+    return (
+        storage,
+        storage.create_order("AAA", "buy", "market", 10),
+        storage.create_order("BBB", "buy", "market", 10),
+    )
 
 
 def _run_batch(url: str, fills: list[dict], outcome: dict) -> None:
@@ -309,8 +407,10 @@ def _run_batch(url: str, fills: list[dict], outcome: dict) -> None:
 
 
 def _waiting_on_a_lock(db) -> int:
-    return db.execute_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                          "current_database() AND wait_event_type = 'Lock'").fetchone()[0]
+    return db.execute_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()[0]
 
 
 @pytest.mark.postgres_only
@@ -321,8 +421,16 @@ def test_a_batch_losing_a_race_to_a_different_fill_is_a_conflict(db, db_url):
     storage, a, b = _orders(db)
     blocker = connect(db_url)
     outcome: dict = {}
-    batch = [{"order_id": a.id, "symbol": "AAA", "side": "buy", "quantity": 1, "price": 10,
-              "external_id": "E1"}]
+    batch = [
+        {
+            "order_id": a.id,
+            "symbol": "AAA",
+            "side": "buy",
+            "quantity": 1,
+            "price": 10,
+            "external_id": "E1",
+        }
+    ]
     with blocker.atomic():
         blocker.execute_sql('SELECT id FROM "order" WHERE id = %s FOR UPDATE', (a.id,))
         thread = threading.Thread(target=_run_batch, args=(db_url, batch, outcome))
@@ -348,14 +456,30 @@ def test_a_batch_after_a_single_fill_with_the_same_broker_id(store_url):
     storage, a, b = _orders(db)
     single = storage.record_trade(b.id, "BBB", "buy", 2, 20, external_id="E2")
     outcome: dict = {}
-    different = [{"order_id": a.id, "symbol": "AAA", "side": "buy", "quantity": 1,
-                  "price": 10, "external_id": "E2"}]
+    different = [
+        {
+            "order_id": a.id,
+            "symbol": "AAA",
+            "side": "buy",
+            "quantity": 1,
+            "price": 10,
+            "external_id": "E2",
+        }
+    ]
     thread = threading.Thread(target=_run_batch, args=(store_url, different, outcome))
     thread.start()
     thread.join(60)
     assert isinstance(outcome.get("error"), ConflictError), outcome
-    same = [{"order_id": b.id, "symbol": "BBB", "side": "buy", "quantity": 2, "price": 20,
-             "external_id": "E2"}]
+    same = [
+        {
+            "order_id": b.id,
+            "symbol": "BBB",
+            "side": "buy",
+            "quantity": 2,
+            "price": 20,
+            "external_id": "E2",
+        }
+    ]
     outcome = {}
     thread = threading.Thread(target=_run_batch, args=(store_url, same, outcome))
     thread.start()

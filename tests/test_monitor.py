@@ -46,18 +46,21 @@ def book(storage: StorageService) -> None:
     storage.record_trade(order.id, "AAPL", "buy", "6", "101", executed_at=FILLED_AT)
 
 
-@pytest.mark.parametrize(("sql", "kind"), [
-    ('SELECT "t1"."id" FROM "order" AS "t1"', "read"),
-    ("  with x as (select 1) select * from x", "read"),
-    ("PRAGMA data_version", "read"),
-    ("INSERT INTO trade (order_id, symbol) VALUES (?, ?)", "fill"),
-    ('INSERT INTO "trade" ("order_id") VALUES (%s)', "fill"),
-    ('INSERT INTO "trades_archive" ("x") VALUES (1)', "write"),
-    ('UPDATE "position" SET "quantity" = ?', "write"),
-    ('DELETE FROM "config"', "write"),
-    ('CREATE TABLE "x" ("id" INTEGER)', "other"),
-    ('SAVEPOINT "s1";', "other"),
-])
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ('SELECT "t1"."id" FROM "order" AS "t1"', "read"),
+        ("  with x as (select 1) select * from x", "read"),
+        ("PRAGMA data_version", "read"),
+        ("INSERT INTO trade (order_id, symbol) VALUES (?, ?)", "fill"),
+        ('INSERT INTO "trade" ("order_id") VALUES (%s)', "fill"),
+        ('INSERT INTO "trades_archive" ("x") VALUES (1)', "write"),
+        ('UPDATE "position" SET "quantity" = ?', "write"),
+        ('DELETE FROM "config"', "write"),
+        ('CREATE TABLE "x" ("id" INTEGER)', "other"),
+        ('SAVEPOINT "s1";', "other"),
+    ],
+)
 def test_statement_kinds(sql, kind):
     assert statement_kind(sql) == kind
 
@@ -95,8 +98,9 @@ def test_slow_statements_are_logged_with_time_and_masked_parameters(db_url, slow
     storage.set_config_value("broker_api_key", "k3y-that-must-not-leak")
     book(storage)
     lines = [r.getMessage() for r in slow_records()]
-    assert any(line.startswith("slow fill statement: ") and " ms: INSERT INTO" in line
-               for line in lines)
+    assert any(
+        line.startswith("slow fill statement: ") and " ms: INSERT INTO" in line for line in lines
+    )
     assert not any("k3y-that-must-not-leak" in line for line in lines)
     assert any("config" in line and "'***'" in line for line in lines)
     assert any("'AAPL'" in line for line in lines)  # other values are shown
@@ -128,8 +132,11 @@ def test_a_bad_threshold_is_a_configuration_error(value):
 
 def test_masked_parameters():
     long = "x" * 100
-    shown = mask_params("UPDATE order SET note = ? WHERE id = ?",
-                        [long, 7, b"\x00" * 9, PASSWORD + "!", None], secrets=[PASSWORD])
+    shown = mask_params(
+        "UPDATE order SET note = ? WHERE id = ?",
+        [long, 7, b"\x00" * 9, PASSWORD + "!", None],
+        secrets=[PASSWORD],
+    )
     assert "x" * 32 + "'...(100 chars)" in shown
     assert "<9 bytes>" in shown and "7" in shown and "None" in shown
     assert PASSWORD not in shown
@@ -158,9 +165,19 @@ def test_stats_figures(storage):
     # Every table of the store is listed; one strategy's fills of one symbol in one
     # quarter hour keep three P&L buckets (the symbol's quarter, every symbol's
     # quarter, the symbol's day) and one position day.
-    assert s.table_rows == {"strategy": 1, "position": 1, "order": 1, "trade": 2, "config": 0,
-                            "pnl_bucket": 3, "position_day": 1, "mark": 0, "mark_close": 0,
-                            "reconcile_run": 0, "audit_log": 10}
+    assert s.table_rows == {
+        "strategy": 1,
+        "position": 1,
+        "order": 1,
+        "trade": 2,
+        "config": 0,
+        "pnl_bucket": 3,
+        "position_day": 1,
+        "mark": 0,
+        "mark_close": 0,
+        "reconcile_run": 0,
+        "audit_log": 10,
+    }
     assert s.database_bytes > 0
     assert s.statements["fill"].count == 2
     assert s.database == describe(storage.db)
@@ -207,15 +224,15 @@ def test_prometheus_text_follows_the_exposition_format(storage):
     text = format_prometheus(stats(storage.db))
     assert text.endswith("\n")
     families = parse_prometheus(text)
-    fills = {s.labels["kind"]: s.value
-             for s in families["stocksbot_store_statements"].samples}
+    fills = {s.labels["kind"]: s.value for s in families["stocksbot_store_statements"].samples}
     assert families["stocksbot_store_statements"].type == "counter"
     assert fills["fill"] == 2
     duration = families["stocksbot_store_statement_duration_seconds"]
     assert duration.type == "summary"
     assert {s.name for s in duration.samples} == {
         "stocksbot_store_statement_duration_seconds_sum",
-        "stocksbot_store_statement_duration_seconds_count"}
+        "stocksbot_store_statement_duration_seconds_count",
+    }
     rows = {s.labels["table"]: s.value for s in families["stocksbot_store_table_rows"].samples}
     assert rows["trade"] == 2
     assert families["stocksbot_store_database_size_bytes"].samples[0].value > 0
@@ -262,22 +279,25 @@ def test_cli_json_and_prometheus(file_store, capsys, monkeypatch):
 
 
 def test_cli_help_explains_the_formats():
-    result = subprocess.run([*STATS_COMMAND, "--help"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run([*STATS_COMMAND, "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     for word in ("--format", "prometheus", "json", "read-only", "Exit status"):
         assert word in result.stdout
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/stocksbot",
-    "sqlite:///{tmp}/missing.db",
-    "mysql://x/y",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/stocksbot",
+        "sqlite:///{tmp}/missing.db",
+        "mysql://x/y",
+    ],
+)
 def test_cli_exit_2_without_traceback_or_password(url, tmp_path):
     url = url.replace("{tmp}", str(tmp_path))
-    result = subprocess.run([*STATS_COMMAND, "--url", url],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [*STATS_COMMAND, "--url", url], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("stocksbot-stats: error: ")
     assert "Traceback" not in result.stderr and PASSWORD not in result.stderr

@@ -97,35 +97,41 @@ def test_position_repository_call_forms(db, books_agree):
     b = repo.create("MSFT", "short", 10, 300, None)
     assert a.is_open is True and (b.side, b.cost_basis) == ("short", D(3000))
     assert repo.get_by_id(a.id).symbol == "AAPL" and repo.get_by_id(10_000) is None
-    assert repo.get_by_symbol("AAPL").id == a.id                  # is_open=True by default
+    assert repo.get_by_symbol("AAPL").id == a.id  # is_open=True by default
     assert repo.get_by_symbol("AAPL", False) is None
     assert [p.symbol for p in repo.get_all_open()] == ["AAPL", "MSFT"]
-    assert [p.id for p in repo.get_all()] == [b.id, a.id]         # limit=100, offset=0
+    assert [p.id for p in repo.get_all()] == [b.id, a.id]  # limit=100, offset=0
     assert [p.id for p in repo.get_all(1, 1)] == [a.id]
 
-    a.quantity = 120                                              # the old update(position)
+    a.quantity = 120  # the old update(position)
     assert repo.update(a) is a and a.quantity == 120 and a.avg_entry_price == 150
     assert repo.get_by_id(a.id).quantity == 120
 
-    closed = repo.close_position(b, -50)                          # positionally
-    assert (closed.is_open, closed.realized_pnl, closed.closed_at is not None) == \
-        (False, D(-50), True)
+    closed = repo.close_position(b, -50)  # positionally
+    assert (closed.is_open, closed.realized_pnl, closed.closed_at is not None) == (
+        False,
+        D(-50),
+        True,
+    )
     assert repo.get_by_symbol("MSFT", is_open=False).id == b.id
 
-    assert repo.delete(10_000) is False                           # no such row
+    assert repo.delete(10_000) is False  # no such row
     with pytest.raises(ValidationError, match="close_position"):
-        repo.delete(a.id)                                          # open: a fill moves it
-    assert repo.delete(b.id) is True                               # closed: a soft delete
+        repo.delete(a.id)  # open: a fill moves it
+    assert repo.delete(b.id) is True  # closed: a soft delete
     assert repo.get_by_id(b.id) is None and repo.get_by_id(b.id, include_deleted=True)
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"avg_entry_price": 1}, "avg_entry_price"),
-    ({"side": "short"}, "side"),
-    ({"realized_pnl": 5}, "realized_pnl"),
-    ({"cost_basis": 1}, "cost_basis"),
-    ({"is_open": True, "quantity": 3}, "is_open"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"avg_entry_price": 1}, "avg_entry_price"),
+        ({"side": "short"}, "side"),
+        ({"realized_pnl": 5}, "realized_pnl"),
+        ({"cost_basis": 1}, "cost_basis"),
+        ({"is_open": True, "quantity": 3}, "is_open"),
+    ],
+)
 def test_hand_edits_that_no_trade_explains_are_refused(db, change, field, books_agree):
     repo = PositionRepository(db)
     position = repo.create("AAPL", "long", 10, 100, 1000)
@@ -151,10 +157,10 @@ def test_close_position_refuses_a_pnl_no_price_can_realize(db, books_agree):
     position = repo.create("AAPL", "long", 3, 10)
     before = dump_tables(db)
     with pytest.raises(ValidationError) as info:
-        repo.close_position(position, 1)      # 1/3 a share is not a price of 10 places
+        repo.close_position(position, 1)  # 1/3 a share is not a price of 10 places
     assert info.value.field == "realized_pnl"
     with pytest.raises(ValidationError):
-        repo.close_position(position, -31)    # below a price of zero
+        repo.close_position(position, -31)  # below a price of zero
     assert dump_tables(db) == before
     assert repo.close_position(position, D("1.5")).realized_pnl == D("1.5")
 
@@ -165,11 +171,19 @@ def test_close_position_refuses_a_pnl_no_price_can_realize(db, books_agree):
 def test_order_repository_call_forms(db, books_agree):
     strategy = StrategyRepository(db).create("s", "momentum", {})
     repo = OrderRepository(db)
-    o1 = repo.create("AAPL", OrderSideEnum.BUY, OrderTypeEnum.LIMIT, 10, 150.0, strategy.id,
-                     "BRK-1")                                      # every argument positionally
+    o1 = repo.create(
+        "AAPL", OrderSideEnum.BUY, OrderTypeEnum.LIMIT, 10, 150.0, strategy.id, "BRK-1"
+    )  # every argument positionally
     o2 = repo.create("AAPL", "sell", "market", 5)
-    o3 = repo.create(symbol="MSFT", side="buy", type="stop", quantity=1, price=2,
-                     strategy_id=strategy.id, external_id="BRK-3")
+    o3 = repo.create(
+        symbol="MSFT",
+        side="buy",
+        type="stop",
+        quantity=1,
+        price=2,
+        strategy_id=strategy.id,
+        external_id="BRK-3",
+    )
     assert o1.status == OrderStatusEnum.PENDING and o1.strategy_id == strategy.id
     assert (o1.price, o1.external_id, o2.price, o2.strategy_id) == (150, "BRK-1", None, None)
     assert repo.get_by_id(o1.id).id == o1.id and repo.get_by_id(10_000) is None
@@ -182,7 +196,7 @@ def test_order_repository_call_forms(db, books_agree):
     assert [o.id for o in repo.get_recent(2)] == [o3.id, o2.id]
 
     assert repo.update_status(o1, OrderStatusEnum.OPEN) is o1 and o1.status == "open"
-    o2.price = 99                                                  # the old update(order)
+    o2.price = 99  # the old update(order)
     o2.status = OrderStatusEnum.CANCELLED
     assert repo.update(o2) is o2
     assert (repo.get_by_id(o2.id).price, repo.get_by_id(o2.id).status) == (99, "cancelled")
@@ -212,8 +226,12 @@ def test_an_order_with_fills_keeps_what_its_trades_say(db, books_agree):
     strategy = storage.create_strategy("s")
     order = storage.create_order("AAPL", "buy", "limit", 10, 10)
     storage.record_trade(order.id, "AAPL", "buy", 4, 10)
-    for name, value in (("symbol", "MSFT"), ("side", "sell"), ("quantity", 12),
-                        ("strategy_id", strategy.id)):
+    for name, value in (
+        ("symbol", "MSFT"),
+        ("side", "sell"),
+        ("quantity", 12),
+        ("strategy_id", strategy.id),
+    ):
         with pytest.raises(ValidationError) as info:
             storage.orders.update(order, **{name: value})
         assert info.value.field in (name, "strategy")
@@ -230,12 +248,23 @@ def test_trade_repository_call_forms(db, books_agree):
     repo = TradeRepository(db)
     order = orders.create("AAPL", "buy", "market", 10)
     when = dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.timezone.utc)
-    t1 = repo.create(order.id, "AAPL", "buy", TradeTypeEnum.OPEN, 4, 150.0, 1.0, 0.02,
-                     "FILL-1", when)                               # every argument positionally
-    t2 = repo.create(order_id=order.id, symbol="AAPL", side=OrderSideEnum.BUY,
-                     type=TradeTypeEnum.OPEN, quantity=6, price=151.0)
-    assert (t1.commission, t1.fees, t1.external_id, t1.executed_at) == \
-        (1, D("0.02"), "FILL-1", when)
+    t1 = repo.create(
+        order.id, "AAPL", "buy", TradeTypeEnum.OPEN, 4, 150.0, 1.0, 0.02, "FILL-1", when
+    )  # every argument positionally
+    t2 = repo.create(
+        order_id=order.id,
+        symbol="AAPL",
+        side=OrderSideEnum.BUY,
+        type=TradeTypeEnum.OPEN,
+        quantity=6,
+        price=151.0,
+    )
+    assert (t1.commission, t1.fees, t1.external_id, t1.executed_at) == (
+        1,
+        D("0.02"),
+        "FILL-1",
+        when,
+    )
     assert (t2.commission, t2.fees, t2.external_id) == (0, 0, None)
     # The fill path kept the books: the order is filled, the position opened.
     assert orders.get_by_id(order.id).status == OrderStatusEnum.FILLED
@@ -276,7 +305,7 @@ def test_a_trade_is_history(db, books_agree):
 
 def test_strategy_repository_call_forms(db, books_agree):
     repo = StrategyRepository(db)
-    s = repo.create("momentum", "momentum", {"window": 20})        # description=None
+    s = repo.create("momentum", "momentum", {"window": 20})  # description=None
     t = repo.create("reversion", "mean_reversion", None, "buys dips")
     assert (s.is_active, s.is_enabled, s.description) == (False, True, None)  # old default
     assert repo.get_by_id(s.id).config == {"window": 20} and repo.get_by_id(10_000) is None
@@ -288,7 +317,7 @@ def test_strategy_repository_call_forms(db, books_agree):
     assert [x.name for x in repo.get_all()] == ["momentum", "reversion"]
     s.total_pnl = 1_000_000
     with pytest.raises(ValidationError) as info:
-        repo.update(s)                          # figures are kept by the fills
+        repo.update(s)  # figures are kept by the fills
     assert info.value.field == "total_pnl"
 
 
@@ -297,7 +326,7 @@ def test_deleting_a_strategy_keeps_its_orders_and_trades(db, books_agree):
     strategy = storage.create_strategy("gone")
     order = storage.create_order("AAPL", "buy", "market", 1, None, strategy.id)
     trade = storage.record_trade(order.id, "AAPL", "buy", 1, 10)
-    assert storage.strategies.delete(strategy.id) is True         # a soft delete
+    assert storage.strategies.delete(strategy.id) is True  # a soft delete
     assert storage.strategies.delete(strategy.id) is False
     assert storage.strategies.get_by_id(strategy.id) is None
     assert storage.orders.get_by_id(order.id).strategy_id == strategy.id
@@ -309,14 +338,14 @@ def test_deleting_a_strategy_keeps_its_orders_and_trades(db, books_agree):
 
 def test_config_repository_call_forms(db):
     repo = ConfigRepository(db)
-    c = repo.create("max_orders", "5", "int")                       # description=None
+    c = repo.create("max_orders", "5", "int")  # description=None
     repo.create("name", "bot", "string", "the bot's name")
     assert (c.value, c.value_type, c.description) == ("5", "int", None)
     assert repo.get_by_key("max_orders").id == c.id and repo.get_by_key("x") is None
     assert [x.key for x in repo.get_all()] == ["max_orders", "name"]
     assert repo.update(c, "7") is c and repo.get_by_key("max_orders").value == "7"
     with pytest.raises(ValidationError):
-        repo.update(c, "seven")                 # still an int setting
+        repo.update(c, "seven")  # still an int setting
     assert repo.upsert("max_orders", "9", "int").value == "9"
     assert repo.upsert("risk", "0.02", "float", "per trade").description == "per trade"
     assert repo.delete("name") is True and repo.delete("name") is False
@@ -329,20 +358,20 @@ def test_config_repository_call_forms(db):
 def test_update_position_quantity_by_delta_and_price(db, books_agree):
     storage = StorageService(db)
     position = storage.create_position("AAPL", "long", 100, 150)
-    position = storage.update_position_quantity(position, 100, 160)     # add: average cost
+    position = storage.update_position_quantity(position, 100, 160)  # add: average cost
     assert (position.quantity, position.avg_entry_price) == (200, 155)
     position = storage.update_position_quantity(position, quantity_delta=-50, price=165)
-    assert (position.quantity, position.realized_pnl) == (150, 500)     # 50 x (165 - 155)
+    assert (position.quantity, position.realized_pnl) == (150, 500)  # 50 x (165 - 155)
     position = storage.update_position_quantity(position.id, -150, 150)  # to zero: closes
     assert (position.is_open, position.realized_pnl) == (False, -250)
     assert storage.get_position_by_symbol("AAPL") is None
 
     short = storage.create_position("MSFT", "short", 10, 300)
-    short = storage.update_position_quantity(short, -4, 290)           # cover 4 at a profit
+    short = storage.update_position_quantity(short, -4, 290)  # cover 4 at a profit
     assert (short.quantity, short.realized_pnl) == (6, 40)
     before = dump_tables(db)
     with pytest.raises(ValidationError) as info:
-        storage.update_position_quantity(short, -7, 290)               # past zero: a flip
+        storage.update_position_quantity(short, -7, 290)  # past zero: a flip
     assert info.value.field == "quantity_delta"
     assert dump_tables(db) == before
     # The project's own form stays: set the quantity, adjusted at the average price.
@@ -358,7 +387,7 @@ def test_service_create_order_and_update_order_status(db, books_agree):
     by_name = storage.create_order("AAPL", "buy", "market", 1, None, "s")
     assert by_position.strategy_id == by_name.strategy_id == strategy.id
     assert storage.update_order_status(order.id, OrderStatusEnum.OPEN).status == "open"
-    assert storage.update_order_status(10_000, "open") is None      # as the old module
+    assert storage.update_order_status(10_000, "open") is None  # as the old module
     storage.record_trade(order.id, "AAPL", "buy", 10, 150)
     assert storage.update_order_status(order.id, "filled", 10, 150.0).status == "filled"
 
@@ -366,7 +395,7 @@ def test_service_create_order_and_update_order_status(db, books_agree):
 def test_service_config_calls(storage):
     assert storage.get_config_value("missing") is None
     assert storage.get_config_value("missing", "dflt") == "dflt"
-    row = storage.set_config_value("name", "bot")                   # value_type="string"
+    row = storage.set_config_value("name", "bot")  # value_type="string"
     assert (row.value, row.value_type, row.description) == ("bot", "string", None)
     storage.set_config_value("max_orders", "5", "int", "per minute")
     assert storage.get_all_config() == {"max_orders": "5", "name": "bot"}

@@ -100,20 +100,27 @@ class Book:
     #: external id -> (order id, symbol, side, quantity, price)
     fills: dict[str, tuple] = field(default_factory=dict)
 
-    def position_fill(self, symbol: str, side: str, qty: Fraction, price: Decimal,
-                      commission: Fraction, fees: Fraction) -> Fraction | None:
+    def position_fill(
+        self,
+        symbol: str,
+        side: str,
+        qty: Fraction,
+        price: Decimal,
+        commission: Fraction,
+        fees: Fraction,
+    ) -> Fraction | None:
         """Average cost; returns the realized P&L, or None if nothing was closed."""
         facing = "long" if side == "buy" else "short"
         held = self.holdings.get(symbol)
         if held is None:
-            self.holdings[symbol] = Holding(facing, qty, price, commission=commission,
-                                            fees=fees)
+            self.holdings[symbol] = Holding(facing, qty, price, commission=commission, fees=fees)
             return None
         held.commission += commission
         held.fees += fees
         if held.side == facing:
-            held.avg = rounded((held.quantity * exact(held.avg) + qty * exact(price))
-                               / (held.quantity + qty))
+            held.avg = rounded(
+                (held.quantity * exact(held.avg) + qty * exact(price)) / (held.quantity + qty)
+            )
             held.quantity += qty
             return None
         closing = min(qty, held.quantity)
@@ -127,14 +134,21 @@ class Book:
                 self.holdings[symbol] = Holding(facing, qty - closing, price)
         return pnl
 
-    def fill(self, order: OrderState, qty: Fraction, price: Decimal, commission: Fraction,
-             external_id: str) -> None:
+    def fill(
+        self,
+        order: OrderState,
+        qty: Fraction,
+        price: Decimal,
+        commission: Fraction,
+        external_id: str,
+    ) -> None:
         pnl = self.position_fill(order.symbol, order.side, qty, price, commission, Fraction(0))
         if order.filled == 0:
             order.avg = price
         else:
-            order.avg = rounded((order.filled * exact(order.avg) + qty * exact(price))
-                                / (order.filled + qty))
+            order.avg = rounded(
+                (order.filled * exact(order.avg) + qty * exact(price)) / (order.filled + qty)
+            )
         order.filled += qty
         order.status = "filled" if order.filled == order.quantity else "partially_filled"
         self.fills[external_id] = (order.id, order.symbol, order.side, qty, price)
@@ -155,33 +169,77 @@ class Book:
 
 # -- the operations --------------------------------------------------------------------
 
-amounts = st.integers(1, 40).map(lambda n: Decimal(n) / 4)           # 0.25 .. 10
-prices = st.integers(100, 20_000).map(lambda n: Decimal(n) / 100)    # 1.00 .. 200.00
+amounts = st.integers(1, 40).map(lambda n: Decimal(n) / 4)  # 0.25 .. 10
+prices = st.integers(100, 20_000).map(lambda n: Decimal(n) / 100)  # 1.00 .. 200.00
 commissions = st.sampled_from([Decimal(0), Decimal("0.01"), Decimal("1.5")])
-new_orders = st.tuples(st.just("order"), st.sampled_from(SYMBOLS),
-                       st.sampled_from(["buy", "sell"]), amounts, st.sampled_from(STRATEGIES))
-fills = st.tuples(st.just("fill"), st.integers(0, 50), st.sampled_from([1, Fraction(1, 3)]),
-                  prices, commissions)
+new_orders = st.tuples(
+    st.just("order"),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(["buy", "sell"]),
+    amounts,
+    st.sampled_from(STRATEGIES),
+)
+fills = st.tuples(
+    st.just("fill"), st.integers(0, 50), st.sampled_from([1, Fraction(1, 3)]), prices, commissions
+)
 #: Each kind of operation, with how often it is drawn.
 KINDS = {
     "order": (new_orders, 3),
     "fill": (fills, 5),
     "resend": (st.tuples(st.just("resend"), st.integers(0, 50), st.booleans()), 1),
     "cancel": (st.tuples(st.just("cancel"), st.integers(0, 50)), 1),
-    "bad": (st.tuples(st.just("bad"), st.integers(0, 50),
-                      st.sampled_from(["overfill", "side", "symbol", "unknown", "nan", "zero",
-                                       "negative_commission", "huge"])), 1),
-    "adjust": (st.tuples(st.just("adjust"), st.sampled_from(SYMBOLS),
-                         st.sampled_from(["long", "short"]), amounts, prices), 1),
+    "bad": (
+        st.tuples(
+            st.just("bad"),
+            st.integers(0, 50),
+            st.sampled_from(
+                [
+                    "overfill",
+                    "side",
+                    "symbol",
+                    "unknown",
+                    "nan",
+                    "zero",
+                    "negative_commission",
+                    "huge",
+                ]
+            ),
+        ),
+        1,
+    ),
+    "adjust": (
+        st.tuples(
+            st.just("adjust"),
+            st.sampled_from(SYMBOLS),
+            st.sampled_from(["long", "short"]),
+            amounts,
+            prices,
+        ),
+        1,
+    ),
     # Several fills in one record_trades call; some repeat the one before (same
     # broker id) or re-send one stored earlier: both must be no-ops.
-    "batch": (st.tuples(st.just("batch"), st.lists(st.tuples(
-        st.integers(0, 50), st.sampled_from([Fraction(1, 4), Fraction(1, 3), Fraction(1, 2)]),
-        prices, commissions, st.sampled_from(["new", "new", "new", "repeat", "stored"])),
-        min_size=1, max_size=6)), 2),
+    "batch": (
+        st.tuples(
+            st.just("batch"),
+            st.lists(
+                st.tuples(
+                    st.integers(0, 50),
+                    st.sampled_from([Fraction(1, 4), Fraction(1, 3), Fraction(1, 2)]),
+                    prices,
+                    commissions,
+                    st.sampled_from(["new", "new", "new", "repeat", "stored"]),
+                ),
+                min_size=1,
+                max_size=6,
+            ),
+        ),
+        2,
+    ),
 }
-operations = st.sampled_from([k for k, (_, weight) in KINDS.items() for _ in range(weight)]
-                             ).flatmap(lambda kind: KINDS[kind][0])
+operations = st.sampled_from(
+    [k for k, (_, weight) in KINDS.items() for _ in range(weight)]
+).flatmap(lambda kind: KINDS[kind][0])
 
 
 class Run:
@@ -231,15 +289,21 @@ class Run:
         elif kind == "adjust":
             _, symbol, side, qty, price = op
             if symbol in self.book.holdings:
-                self.rejected(DuplicateError, self.storage.create_position, symbol, side, qty,
-                              price)
+                self.rejected(
+                    DuplicateError, self.storage.create_position, symbol, side, qty, price
+                )
             else:
                 self.storage.create_position(symbol, side, qty, price)
-                self.book.position_fill(symbol, "buy" if side == "long" else "sell",
-                                        exact(qty), price, Fraction(0), Fraction(0))
+                self.book.position_fill(
+                    symbol,
+                    "buy" if side == "long" else "sell",
+                    exact(qty),
+                    price,
+                    Fraction(0),
+                    Fraction(0),
+                )
 
-    def apply_fill(self, index: int, share: Fraction, price: Decimal,
-                   commission: Decimal) -> None:
+    def apply_fill(self, index: int, share: Fraction, price: Decimal, commission: Decimal) -> None:
         order = self.order_at(index)
         if order is None:
             return
@@ -247,8 +311,17 @@ class Run:
         qty = Decimal(round(left * share * 100)) / 100 if left else Decimal("0.25")
         self.sent += 1
         external_id = f"fill-{self.sent}"
-        call = (self.storage.record_trade, order.id, order.symbol, order.side, qty, price,
-                commission, 0, external_id)
+        call = (
+            self.storage.record_trade,
+            order.id,
+            order.symbol,
+            order.side,
+            qty,
+            price,
+            commission,
+            0,
+            external_id,
+        )
         if order.status in ("cancelled", "rejected"):
             self.rejected(ValidationError, *call)
         elif qty <= 0 or exact(qty) > left:
@@ -271,17 +344,33 @@ class Run:
             if mode == "stored" and book.fills:
                 external_id = sorted(book.fills)[index % len(book.fills)]
                 order_id, symbol, side, qty, stored_price = book.fills[external_id]
-                fills.append({"order_id": order_id, "symbol": symbol, "side": side,
-                              "quantity": _as_decimal(qty), "price": stored_price,
-                              "commission": 0, "external_id": external_id})
+                fills.append(
+                    {
+                        "order_id": order_id,
+                        "symbol": symbol,
+                        "side": side,
+                        "quantity": _as_decimal(qty),
+                        "price": stored_price,
+                        "commission": 0,
+                        "external_id": external_id,
+                    }
+                )
                 continue
             order = book.orders[index % len(book.orders)]
             left = order.quantity - order.filled
             qty = Decimal(round(left * share * 100)) / 100 if left else Decimal("0.25")
             self.sent += 1
-            fills.append({"order_id": order.id, "symbol": order.symbol, "side": order.side,
-                          "quantity": qty, "price": price, "commission": commission,
-                          "external_id": f"fill-{self.sent}"})
+            fills.append(
+                {
+                    "order_id": order.id,
+                    "symbol": order.symbol,
+                    "side": order.side,
+                    "quantity": qty,
+                    "price": price,
+                    "commission": commission,
+                    "external_id": f"fill-{self.sent}",
+                }
+            )
             if order.status in ("cancelled", "rejected") or qty <= 0 or exact(qty) > left:
                 valid = False
             elif valid:
@@ -301,12 +390,23 @@ class Run:
         order_id, symbol, side, qty, price = self.book.fills[external_id]
         quantity = Decimal(qty.numerator) / Decimal(qty.denominator)
         if changed:
-            self.rejected(ConflictError, self.storage.record_trade, order_id, symbol, side,
-                          quantity + 1, price, 0, 0, external_id)
+            self.rejected(
+                ConflictError,
+                self.storage.record_trade,
+                order_id,
+                symbol,
+                side,
+                quantity + 1,
+                price,
+                0,
+                0,
+                external_id,
+            )
         else:
             before = dump_tables(self.storage.db)
-            trade = self.storage.record_trade(order_id, symbol, side, quantity, price,
-                                              external_id=external_id)
+            trade = self.storage.record_trade(
+                order_id, symbol, side, quantity, price, external_id=external_id
+            )
             assert trade.external_id == external_id
             assert dump_tables(self.storage.db) == before, "a re-sent fill changed the books"
 
@@ -318,8 +418,13 @@ class Run:
         other_side = "sell" if order.side == "buy" else "buy"
         other_symbol = next(s for s in SYMBOLS if s != order.symbol)
         args = {
-            "overfill": (order.id, order.symbol, order.side,
-                         Decimal(left.numerator) / left.denominator + Decimal("0.25"), 10),
+            "overfill": (
+                order.id,
+                order.symbol,
+                order.side,
+                Decimal(left.numerator) / left.denominator + Decimal("0.25"),
+                10,
+            ),
             "side": (order.id, order.symbol, other_side, "0.25", 10),
             "symbol": (order.id, other_symbol, order.side, "0.25", 10),
             "unknown": (10**9, order.symbol, order.side, "0.25", 10),
@@ -342,25 +447,55 @@ class Run:
     # -- comparison ----------------------------------------------------------------
 
     def compare(self) -> None:
-        stored = {p.symbol: (p.side.value, p.quantity, p.avg_entry_price, p.realized_pnl,
-                             p.commission, p.fees) for p in self.storage.get_open_positions()}
-        expected = {s: (h.side, h.quantity, h.avg, h.realized, h.commission, h.fees)
-                    for s, h in self.book.holdings.items()}
-        assert stored == {s: tuple(_as_decimal(v) for v in row)
-                          for s, row in expected.items()}
+        stored = {
+            p.symbol: (
+                p.side.value,
+                p.quantity,
+                p.avg_entry_price,
+                p.realized_pnl,
+                p.commission,
+                p.fees,
+            )
+            for p in self.storage.get_open_positions()
+        }
+        expected = {
+            s: (h.side, h.quantity, h.avg, h.realized, h.commission, h.fees)
+            for s, h in self.book.holdings.items()
+        }
+        assert stored == {s: tuple(_as_decimal(v) for v in row) for s, row in expected.items()}
         for order in self.book.orders:
             row = self.storage.orders.get(order.id)
             assert (row.status.value, row.filled_quantity, row.avg_fill_price) == (
-                order.status, _as_decimal(order.filled), order.avg), f"order {order.id}"
+                order.status,
+                _as_decimal(order.filled),
+                order.avg,
+            ), f"order {order.id}"
         for stats in self.storage.get_strategy_stats():
             f = self.book.figures[stats.name]
             win_rate = rounded(Fraction(f.wins, f.closing)) if f.closing else Decimal(0)
-            assert (stats.trades, stats.closing_trades, stats.wins, stats.losses,
-                    stats.gross_pnl, stats.gross_profit, stats.gross_loss, stats.fees,
-                    stats.max_drawdown, stats.win_rate) == (
-                f.trades, f.closing, f.wins, f.losses, _as_decimal(f.pnl),
-                _as_decimal(f.profit), _as_decimal(f.loss), _as_decimal(f.commission + f.fees),
-                _as_decimal(f.drawdown), win_rate), f"strategy {stats.name}"
+            assert (
+                stats.trades,
+                stats.closing_trades,
+                stats.wins,
+                stats.losses,
+                stats.gross_pnl,
+                stats.gross_profit,
+                stats.gross_loss,
+                stats.fees,
+                stats.max_drawdown,
+                stats.win_rate,
+            ) == (
+                f.trades,
+                f.closing,
+                f.wins,
+                f.losses,
+                _as_decimal(f.pnl),
+                _as_decimal(f.profit),
+                _as_decimal(f.loss),
+                _as_decimal(f.commission + f.fees),
+                _as_decimal(f.drawdown),
+                win_rate,
+            ), f"strategy {stats.name}"
 
 
 def _as_decimal(value) -> Decimal:
@@ -383,12 +518,15 @@ def test_random_histories_agree_with_the_reference_model(storage, backend):
     TALLY.clear()
     TALLY.update(rejected=0, filled=0)
 
-    @settings(max_examples=int(os.environ.get("STOCKSBOT_PROPERTY_EXAMPLES", 0))
-              or EXAMPLES[backend], deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
-    @given(st.lists(new_orders, min_size=1, max_size=3),
-           st.lists(operations, min_size=5, max_size=30))
+    @settings(
+        max_examples=int(os.environ.get("STOCKSBOT_PROPERTY_EXAMPLES", 0)) or EXAMPLES[backend],
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        st.lists(new_orders, min_size=1, max_size=3), st.lists(operations, min_size=5, max_size=30)
+    )
     def history(first, then):
         ops = first + then
         nonlocal examples

@@ -29,9 +29,9 @@ def section(title: str) -> str:
     text = readme()
     start = text.index(f"\n{title}\n")
     level = title.split(" ")[0]
-    rest = text[start + len(title) + 2:]
+    rest = text[start + len(title) + 2 :]
     ends = [m.start() for m in re.finditer(rf"^#{{2,{len(level)}}} ", rest, flags=re.M)]
-    return rest[:ends[0]] if ends else rest
+    return rest[: ends[0]] if ends else rest
 
 
 def run(block: str, namespace: dict, db_url: str) -> None:
@@ -76,8 +76,11 @@ def import_lines() -> list[str]:
     for block in python_blocks():
         # Join parenthesised imports onto one line.
         block = re.sub(r"\(\s*([^)]*?)\s*\)", lambda m: " ".join(m.group(1).split()), block)
-        lines += [line.strip() for line in block.splitlines()
-                  if re.match(r"\s*(from \S+ import |import )", line)]
+        lines += [
+            line.strip()
+            for line in block.splitlines()
+            if re.match(r"\s*(from \S+ import |import )", line)
+        ]
     return lines
 
 
@@ -114,15 +117,21 @@ def documented_calls() -> list[tuple[str, list[str]]]:
         if not row.startswith("| `"):
             continue
         for name, params in re.findall(r"`(\w+)\(([^)]*)\)`", row.split(" | ")[0]):
-            calls.append((name, [p.split("=")[0].strip() for p in params.split(",")
-                                 if p.strip()]))
+            calls.append((name, [p.split("=")[0].strip() for p in params.split(",") if p.strip()]))
     return calls
 
 
 def test_every_call_the_readme_lists_exists_as_written():
     calls = documented_calls()
-    assert {"cancel_order", "get_order", "get_order_fills", "halt_trading", "resume_trading",
-            "is_trading_enabled", "set_trading_enabled"} <= {name for name, _ in calls}
+    assert {
+        "cancel_order",
+        "get_order",
+        "get_order_fills",
+        "halt_trading",
+        "resume_trading",
+        "is_trading_enabled",
+        "set_trading_enabled",
+    } <= {name for name, _ in calls}
     for name, params in calls:
         method = getattr(StorageService, name, None)
         assert callable(method), name

@@ -23,8 +23,9 @@ def test_readme_walkthrough(db_url):
     assert order.status == "pending" and order.status == OrderStatusEnum.PENDING
     assert [o.id for o in storage.get_recent_orders(limit=10)] == [order.id]
 
-    trade = storage.record_trade(order_id=order.id, symbol="MSFT", side="buy", quantity=50.0,
-                                 price=300.0)
+    trade = storage.record_trade(
+        order_id=order.id, symbol="MSFT", side="buy", quantity=50.0, price=300.0
+    )
     assert trade.id and trade.type == "open"
     assert storage.orders.get(order.id).status == "filled"
     msft = storage.get_position_by_symbol("MSFT")
@@ -41,8 +42,13 @@ def test_repository_walkthrough(db):
     """The repository part of the example, as written, on a database of its own (the service
     part opened an AAPL position already, and a symbol has one open position at most)."""
     repo = PositionRepository(db)
-    p = repo.create(symbol="AAPL", side=PositionSideEnum.LONG, quantity=100.0,
-                    avg_entry_price=150.0, cost_basis=15000.0)
+    p = repo.create(
+        symbol="AAPL",
+        side=PositionSideEnum.LONG,
+        quantity=100.0,
+        avg_entry_price=150.0,
+        cost_basis=15000.0,
+    )
     p = repo.get_by_symbol("AAPL", is_open=True)
     closed = repo.close_position(p, realized_pnl=500.0)
     assert closed.is_open is False and closed.realized_pnl == Decimal(500)

@@ -24,8 +24,10 @@ D = Decimal
 
 
 def signed_positions(storage: StorageService) -> dict[str, Decimal]:
-    return {p.symbol: p.quantity if p.side.value == "long" else -p.quantity
-            for p in storage.get_open_positions()}
+    return {
+        p.symbol: p.quantity if p.side.value == "long" else -p.quantity
+        for p in storage.get_open_positions()
+    }
 
 
 def test_agreeing_books_report_nothing_and_the_run_is_kept(storage):
@@ -39,17 +41,25 @@ def test_agreeing_books_report_nothing_and_the_run_is_kept(storage):
 def test_position_differences_are_reported_then_applied(storage):
     storage.create_position("AAPL", "long", 10, 100)
     storage.create_position("TSLA", "long", 2, 200)
-    broker = [{"symbol": "AAPL", "side": "long", "quantity": 15, "avg_price": 102},
-              {"symbol": "MSFT", "side": "short", "quantity": 3, "avg_price": 50}]
+    broker = [
+        {"symbol": "AAPL", "side": "long", "quantity": 15, "avg_price": 102},
+        {"symbol": "MSFT", "side": "short", "quantity": 3, "avg_price": 50},
+    ]
     before = dump_tables(storage.db)
     report = storage.reconcile(broker)
-    assert [(d.kind, d.subject, d.store, d.broker, d.quantity, d.action)
-            for d in report.differences] == [
-        ("position", "AAPL", "long 10 @ 100", "long 15 @ 102", D(5),
-         "record an adjustment: buy 5 @ 102"),
+    assert [
+        (d.kind, d.subject, d.store, d.broker, d.quantity, d.action) for d in report.differences
+    ] == [
+        (
+            "position",
+            "AAPL",
+            "long 10 @ 100",
+            "long 15 @ 102",
+            D(5),
+            "record an adjustment: buy 5 @ 102",
+        ),
         ("position", "MSFT", "flat", "short 3 @ 50", D(-3), "record an adjustment: sell 3 @ 50"),
-        ("position", "TSLA", "long 2 @ 200", "flat", D(-2),
-         "record an adjustment: sell 2 @ 200"),
+        ("position", "TSLA", "long 2 @ 200", "flat", D(-2), "record an adjustment: sell 2 @ 200"),
     ]
     after = dump_tables(storage.db)
     assert len(after.pop("reconcile_run")) == 1 and before.pop("reconcile_run") == []
@@ -70,7 +80,11 @@ def test_a_flip_is_one_adjustment_at_the_brokers_price(storage):
     report = storage.reconcile({"AAPL": {"quantity": -6, "avg_price": 110}}, apply=True)
     [trade] = report.trades
     assert (trade.side.value, trade.quantity, trade.price, trade.realized_pnl) == (
-        "sell", D(10), D(110), D(40))
+        "sell",
+        D(10),
+        D(110),
+        D(40),
+    )
     assert signed_positions(storage) == {"AAPL": D(-6)}
     assert storage.reconcile({"AAPL": -6}).ok
 
@@ -83,8 +97,13 @@ def test_orders_the_broker_no_longer_has_are_closed(storage):
     report = storage.reconcile({"AAPL": 4}, ["working", "stranger"], apply=True)
     assert [(d.kind, d.subject, d.store, d.broker, d.action) for d in report.differences] == [
         ("order", "gone", "partially_filled, 4 of 10 filled", "not open", "mark it cancelled"),
-        ("order", "stranger", "no such order", "open",
-         "none: look at it (create_order / attach_external_id if the bot sent it)"),
+        (
+            "order",
+            "stranger",
+            "no such order",
+            "open",
+            "none: look at it (create_order / attach_external_id if the bot sent it)",
+        ),
     ]
     assert [o.status.value for o in report.orders] == ["cancelled"]
     statuses = {o.id: o.status.value for o in storage.get_recent_orders()}
@@ -116,8 +135,11 @@ def test_bad_broker_views_are_refused(storage):
 
 def readme_recipe():
     """The README's ``resume_after_restart``, as written there."""
-    [block] = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-               if "def resume_after_restart" in b]
+    [block] = [
+        b
+        for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+        if "def resume_after_restart" in b
+    ]
     namespace: dict = {}
     exec(compile(block, str(README), "exec"), namespace)
     return namespace["resume_after_restart"]
@@ -134,8 +156,11 @@ class Broker:
 
     def fills_since(self, when):
         start = None if when is None else (when - dt.timedelta(minutes=1)).isoformat()
-        return [f for f in self.fills if start is None
-                or dt.datetime.fromisoformat(f["at"]).isoformat() >= start]
+        return [
+            f
+            for f in self.fills
+            if start is None or dt.datetime.fromisoformat(f["at"]).isoformat() >= start
+        ]
 
     def order(self, order_id):
         return self.orders[order_id]
@@ -151,8 +176,11 @@ class Broker:
         filled: dict[str, Decimal] = {}
         for f in self.fills:
             filled[f["order"]] = filled.get(f["order"], D(0)) + D(f["quantity"])
-        return [oid for oid, o in self.orders.items() if oid not in self.cancelled
-                and filled.get(oid, D(0)) < D(o["quantity"])]
+        return [
+            oid
+            for oid, o in self.orders.items()
+            if oid not in self.cancelled and filled.get(oid, D(0)) < D(o["quantity"])
+        ]
 
 
 def script(rng: random.Random, orders: int = 80) -> tuple[list[dict], set[str]]:
@@ -163,8 +191,12 @@ def script(rng: random.Random, orders: int = 80) -> tuple[list[dict], set[str]]:
     for n in range(orders):
         oid = f"O{n}"
         quantity = rng.randint(2, 10)
-        order = {"id": oid, "symbol": rng.choice(("AAA", "BBB")),
-                 "side": rng.choice(("buy", "sell")), "quantity": quantity}
+        order = {
+            "id": oid,
+            "symbol": rng.choice(("AAA", "BBB")),
+            "side": rng.choice(("buy", "sell")),
+            "quantity": quantity,
+        }
         steps.append({"order": order})
         parts = [quantity // 2, quantity - quantity // 2]
         if n % 9 == 4 or n >= orders - 3:
@@ -173,16 +205,26 @@ def script(rng: random.Random, orders: int = 80) -> tuple[list[dict], set[str]]:
                 cancelled.add(oid)
         for k, part in enumerate(parts):
             clock += dt.timedelta(seconds=rng.randint(5, 90))
-            steps.append({"fill": {
-                "id": f"X{n}-{k}", "order": oid, "order_id": oid, "symbol": order["symbol"],
-                "side": order["side"], "quantity": part,
-                "price": str(D(rng.randint(9000, 11000)) / 100),
-                "commission": "0.25", "at": clock.isoformat(), "lost": n == 6 and k == 1}})
+            steps.append(
+                {
+                    "fill": {
+                        "id": f"X{n}-{k}",
+                        "order": oid,
+                        "order_id": oid,
+                        "symbol": order["symbol"],
+                        "side": order["side"],
+                        "quantity": part,
+                        "price": str(D(rng.randint(9000, 11000)) / 100),
+                        "commission": "0.25",
+                        "at": clock.isoformat(),
+                        "lost": n == 6 and k == 1,
+                    }
+                }
+            )
     return steps, cancelled
 
 
-def test_the_restart_recipe_after_a_kill_makes_the_store_equal_the_broker(store_url,
-                                                                         tmp_path, rng):
+def test_the_restart_recipe_after_a_kill_makes_the_store_equal_the_broker(store_url, tmp_path, rng):
     steps, cancelled = script(rng)
     path = tmp_path / "script.json"
     path.write_text(json.dumps(steps))
@@ -201,14 +243,19 @@ def test_the_restart_recipe_after_a_kill_makes_the_store_equal_the_broker(store_
     report = readme_recipe()(storage, broker)
 
     assert signed_positions(storage) == broker.positions(), (done, report.format())
-    live = {o.external_id for o in storage.get_recent_orders(1000)
-            if o.status.value in ("pending", "open", "partially_filled")}
+    live = {
+        o.external_id
+        for o in storage.get_recent_orders(1000)
+        if o.status.value in ("pending", "open", "partially_filled")
+    }
     assert live == set(broker.open_orders())
     stored = {t.external_id for t in storage.trades.get_all(limit=None) if t.external_id}
     lost = {f["id"] for f in broker.fills if f["lost"]}
     assert stored | lost == {f["id"] for f in broker.fills}
     assert storage.reconcile(broker.positions(), broker.open_orders()).ok
     assert check_ledger(db).ok, check_ledger(db).format()
-    print(f"killed after {done} of {len(steps)} steps; reconcile applied "
-          f"{len(report.differences)} difference(s)")
+    print(
+        f"killed after {done} of {len(steps)} steps; reconcile applied "
+        f"{len(report.differences)} difference(s)"
+    )
     db.close()

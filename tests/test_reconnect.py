@@ -51,7 +51,9 @@ def terminate(url: str, pid: int | None = None) -> int:
     with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
         rows = admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-            " AND (%s::int IS NULL OR pid = %s::int)", (name, pid, pid)).fetchall()
+            " AND (%s::int IS NULL OR pid = %s::int)",
+            (name, pid, pid),
+        ).fetchall()
         pids = [row[0] for row in rows]
         for victim in pids:
             admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
@@ -61,8 +63,9 @@ def terminate(url: str, pid: int | None = None) -> int:
 
 def wait_until_gone(admin, pids: list[int]) -> None:
     deadline = time.monotonic() + WAIT_FOR_EXIT
-    while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
-                        (pids,)).fetchone()[0]:
+    while admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+    ).fetchone()[0]:
         assert time.monotonic() < deadline, f"backends {pids} did not exit"
         time.sleep(0.02)
 
@@ -84,8 +87,18 @@ def test_calls_after_a_terminated_connection_work(pg_url, db):
     assert terminate(pg_url) == 1
     trade = storage.record_trade(order.id, "AAPL", "buy", 2, 100, external_id="f1")
     assert terminate(pg_url) == 1
-    storage.record_trades([{"order_id": order.id, "symbol": "AAPL", "side": "buy",
-                            "quantity": 3, "price": 101, "external_id": "f2"}])
+    storage.record_trades(
+        [
+            {
+                "order_id": order.id,
+                "symbol": "AAPL",
+                "side": "buy",
+                "quantity": 3,
+                "price": 101,
+                "external_id": "f2",
+            }
+        ]
+    )
 
     assert [o.id for o in storage.get_recent_orders()] == [second.id, order.id]
     assert storage.get_position_by_symbol("AAPL").quantity == 5

@@ -32,8 +32,9 @@ from stocksbot_store import (
 from stocksbot_store.database import write_transaction
 from stocksbot_store.replicas import lsn_number
 
-REPLICA_ADMIN_URL = os.environ.get("STOCKSBOT_TEST_PG_REPLICA",
-                                   "postgresql://postgres@127.0.0.1:5433/postgres")
+REPLICA_ADMIN_URL = os.environ.get(
+    "STOCKSBOT_TEST_PG_REPLICA", "postgresql://postgres@127.0.0.1:5433/postgres"
+)
 SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "pg-replica"
 IN_RECOVERY = "SELECT pg_is_in_recovery()"
 #: The test server is shared with other heavy writers, so its standby can fall seconds
@@ -153,8 +154,7 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(replicated):
 @pytest.mark.replica
 def test_a_row_locking_read_goes_to_the_primary(replicated):
     wait_for(lambda: on_replica(replicated), "a read on the replica")
-    rows = replicated.execute_sql(
-        "SELECT pg_is_in_recovery() FROM strategy FOR UPDATE").fetchall()
+    rows = replicated.execute_sql("SELECT pg_is_in_recovery() FROM strategy FOR UPDATE").fetchall()
     assert rows == []  # the standby would have refused FOR UPDATE
 
 
@@ -172,24 +172,36 @@ def test_read_your_writes_under_a_writer_loop(replicated, urls):
         assert storage.get_recent_orders(limit=1)[0].id == order.id, f"round {i}"
         replica_reads += replica_status(replicated)[0].reads - before
         # What a reader without read-your-writes would have seen: the standby, now.
-        stale += replica.execute_sql("SELECT count(*) FROM \"order\" WHERE id = %s",
-                                     (order.id,)).fetchone()[0] == 0
+        stale += (
+            replica.execute_sql(
+                'SELECT count(*) FROM "order" WHERE id = %s', (order.id,)
+            ).fetchone()[0]
+            == 0
+        )
         # The replay lag of this commit, as seen from here.
-        target = lsn_number(primary.execute_sql("SELECT pg_current_wal_lsn()::text")
-                            .fetchone()[0])
+        target = lsn_number(primary.execute_sql("SELECT pg_current_wal_lsn()::text").fetchone()[0])
         start = time.perf_counter()
-        wait_for(lambda t=target: lsn_number(replica.execute_sql(
-            "SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]) >= t, "replay")
+        wait_for(
+            lambda t=target: (
+                lsn_number(
+                    replica.execute_sql("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
+                )
+                >= t
+            ),
+            "replay",
+        )
         lags.append(time.perf_counter() - start)
         if i % 2:  # half the rounds read again once the standby has the write
             assert storage.get_recent_orders(limit=1)[0].id == order.id
     replica.close()
     primary.close()
     lags.sort()
-    print(f"\nreplay lag after a commit: median {statistics.median(lags) * 1000:.1f} ms, "
-          f"max {lags[-1] * 1000:.1f} ms over {len(lags)} commits; {stale} of them not yet "
-          f"on the standby when read; {replica_reads} of the reads right after a commit "
-          "went to the standby")
+    print(
+        f"\nreplay lag after a commit: median {statistics.median(lags) * 1000:.1f} ms, "
+        f"max {lags[-1] * 1000:.1f} ms over {len(lags)} commits; {stale} of them not yet "
+        f"on the standby when read; {replica_reads} of the reads right after a commit "
+        "went to the standby"
+    )
     assert replica_status(replicated)[0].reads > 0
 
 
@@ -204,8 +216,7 @@ def test_read_your_writes_across_threads(replicated):
     def writer(n: int) -> None:
         try:
             for i in range(25):
-                order = storage.create_order("MSFT", "buy", "limit", "1", "10",
-                                             strategy="threads")
+                order = storage.create_order("MSFT", "buy", "limit", "1", "10", strategy="threads")
                 if storage.orders.get_by_id(order.id) is None:
                     misses.append(f"thread {n} round {i}")
         finally:
@@ -221,8 +232,7 @@ def test_read_your_writes_across_threads(replicated):
 
 
 @pytest.mark.replica
-def test_a_stopped_replica_falls_back_to_the_primary_without_errors(replicated,
-                                                                    restart_replica):
+def test_a_stopped_replica_falls_back_to_the_primary_without_errors(replicated, restart_replica):
     storage = StorageService(replicated)
     storage.create_strategy("s", is_active=True)
     wait_for(lambda: on_replica(replicated), "a read on the replica")
@@ -250,8 +260,10 @@ def test_a_stopped_replica_falls_back_to_the_primary_without_errors(replicated,
     stop.set()
     thread.join(60)
     assert errors == []
-    wait_for(lambda: replica_status(replicated)[0].state == "down" or on_replica(replicated)
-             is False, "the replica to be skipped")
+    wait_for(
+        lambda: replica_status(replicated)[0].state == "down" or on_replica(replicated) is False,
+        "the replica to be skipped",
+    )
     assert on_replica(replicated) is False  # reads on the primary now
     assert replica_status(replicated)[0].state == "down"
     assert "down" in stats(replicated).replicas[0].describe()
@@ -268,12 +280,18 @@ def test_a_lagging_replica_is_skipped(urls):
     standby.execute_sql("SELECT pg_wal_replay_pause()")
     try:
         other = connect(urls[0], migrate=False)  # a write by another process: no pinning
-        other.execute_sql("INSERT INTO config (key, value, value_type, created_at, "
-                          "updated_at) VALUES ('k', 'v', 'string', now(), now())")
+        other.execute_sql(
+            "INSERT INTO config (key, value, value_type, created_at, "
+            "updated_at) VALUES ('k', 'v', 'string', now(), now())"
+        )
         other.close()
-        wait_for(lambda: replica_status(db)[0].state == "lagging"
-                 or (on_replica(db) is False and replica_status(db)[0].state == "lagging"),
-                 "the lag to pass replica_max_lag")
+        wait_for(
+            lambda: (
+                replica_status(db)[0].state == "lagging"
+                or (on_replica(db) is False and replica_status(db)[0].state == "lagging")
+            ),
+            "the lag to pass replica_max_lag",
+        )
         assert on_replica(db) is False
         assert storage.get_config_value("k") == "v"
         assert "replica_max_lag=3" in replica_status(db)[0].error
@@ -309,8 +327,11 @@ def test_database_replica_url_from_the_environment(urls, monkeypatch):
 
 def test_a_replica_of_another_database_is_refused():
     with pytest.raises(ConfigurationError, match="serves database 'other'"):
-        connect("postgresql://postgres@127.0.0.1:5432/mine",
-                replica_url="postgresql://postgres@127.0.0.1:5433/other", migrate=False)
+        connect(
+            "postgresql://postgres@127.0.0.1:5432/mine",
+            replica_url="postgresql://postgres@127.0.0.1:5433/other",
+            migrate=False,
+        )
 
 
 def test_the_environment_replica_only_applies_to_its_database(monkeypatch, tmp_path):
@@ -329,11 +350,14 @@ def test_replicas_need_postgresql(tmp_path):
 
 def test_bad_replica_options():
     with pytest.raises(ConfigurationError, match="not both"):
-        connect("postgresql://h/db", replicas="postgresql://a/db",
-                replica_url="postgresql://b/db")
+        connect("postgresql://h/db", replicas="postgresql://a/db", replica_url="postgresql://b/db")
     with pytest.raises(ConfigurationError, match="replica_max_lag"):
-        connect("postgresql://h/db", replica_url="postgresql://a/db",
-                replica_max_lag="soon", migrate=False)
+        connect(
+            "postgresql://h/db",
+            replica_url="postgresql://a/db",
+            replica_max_lag="soon",
+            migrate=False,
+        )
 
 
 # -- read-only opening ---------------------------------------------------------------
@@ -367,15 +391,20 @@ def test_a_read_only_reader_never_holds_the_write_lock(bot_store):
     """While a read-only reader sits in a read transaction, and after its write was
     refused, the bot writes at once (a SQLite write lock would make it wait)."""
     reader = connect(bot_store, read_only=True, migrate=False)
-    bot = connect(bot_store, pragmas={"busy_timeout": 0}) if bot_store.startswith(
-        "sqlite") else connect(bot_store)
+    bot = (
+        connect(bot_store, pragmas={"busy_timeout": 0})
+        if bot_store.startswith("sqlite")
+        else connect(bot_store)
+    )
     with reader.atomic():
         reader.execute_sql("SELECT count(*) FROM strategy").fetchone()
         with pytest.raises(ReadOnlyError):
             reader.execute_sql("DELETE FROM strategy")
         StorageService(bot).create_strategy("while-reading", is_active=True)
     assert {s.name for s in StorageService(reader).get_active_strategies()} == {
-        "bot", "while-reading"}
+        "bot",
+        "while-reading",
+    }
     reader.close()
     bot.close()
 

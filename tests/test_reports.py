@@ -32,21 +32,34 @@ def history(storage: StorageService) -> None:
 
     def fill(symbol, side, quantity, price, when, commission=0, fees=0, strategy=None):
         order = storage.create_order(symbol, side, "market", quantity, strategy=strategy)
-        storage.record_trade(order.id, symbol, side, quantity, price, commission, fees,
-                             executed_at=when)
+        storage.record_trade(
+            order.id, symbol, side, quantity, price, commission, fees, executed_at=when
+        )
 
-    fill("AAPL", "buy", 10, 100, at(2, 17), commission=1, strategy="trend")      # 22:30 IST
-    fill("MSFT", "buy", 5, 200, at(2, 18, 30))                                   # 00:00 IST
-    fill("AAPL", "sell", 4, 110, at(2, 19), 1, "0.5", strategy="trend")          # +40
-    fill("AAPL", "sell", 10, 90, at(3, 10), commission=2, strategy="trend")      # -60, flip
-    fill("AAPL", "buy", 1, 80, at(9, 12), strategy="trend")                      # +10
-    fill("MSFT", "sell", 5, 190, at(31, 23), fees=1)                             # -50
+    fill("AAPL", "buy", 10, 100, at(2, 17), commission=1, strategy="trend")  # 22:30 IST
+    fill("MSFT", "buy", 5, 200, at(2, 18, 30))  # 00:00 IST
+    fill("AAPL", "sell", 4, 110, at(2, 19), 1, "0.5", strategy="trend")  # +40
+    fill("AAPL", "sell", 10, 90, at(3, 10), commission=2, strategy="trend")  # -60, flip
+    fill("AAPL", "buy", 1, 80, at(9, 12), strategy="trend")  # +10
+    fill("MSFT", "sell", 5, 190, at(31, 23), fees=1)  # -50
 
 
 def figures(rows):
     """(key, trades, closing, wins, losses, gross, fees, net, volume) per row."""
-    return [(r.key, r.trades, r.closing_trades, r.wins, r.losses, r.gross_pnl, r.fees,
-             r.net_pnl, r.volume) for r in rows]
+    return [
+        (
+            r.key,
+            r.trades,
+            r.closing_trades,
+            r.wins,
+            r.losses,
+            r.gross_pnl,
+            r.fees,
+            r.net_pnl,
+            r.volume,
+        )
+        for r in rows
+    ]
 
 
 D = Decimal
@@ -86,20 +99,27 @@ def test_by_week_and_month(booked):
         ("2026-03-30", 1, 1, 0, 1, D(-50), D(1), D(-51), D(950)),
     ]
     assert figures(booked.pnl_by_period("month")) == [
-        ("2026-03-01", 6, 4, 2, 2, D(-60), D("5.5"), D("-65.5"), D(4370))]
+        ("2026-03-01", 6, 4, 2, 2, D(-60), D("5.5"), D("-65.5"), D(4370))
+    ]
     assert figures(booked.pnl_by_period("month", tz=KOLKATA)) == [
         ("2026-03-01", 5, 3, 2, 1, D(-10), D("4.5"), D("-14.5"), D(3420)),
-        ("2026-04-01", 1, 1, 0, 1, D(-50), D(1), D(-51), D(950))]
+        ("2026-04-01", 1, 1, 0, 1, D(-50), D(1), D(-51), D(950)),
+    ]
 
 
 def test_filters_by_strategy_symbol_and_range(booked):
     assert [r.key for r in booked.pnl_by_period("day", strategy="trend")] == [
-        "2026-03-02", "2026-03-03", "2026-03-09"]
+        "2026-03-02",
+        "2026-03-03",
+        "2026-03-09",
+    ]
     assert figures(booked.pnl_by_period("month", strategy="trend")) == [
-        ("2026-03-01", 4, 3, 2, 1, D(-10), D("4.5"), D("-14.5"), D(2420))]
+        ("2026-03-01", 4, 3, 2, 1, D(-10), D("4.5"), D("-14.5"), D(2420))
+    ]
     assert figures(booked.pnl_by_period("day", symbol="MSFT", tz=KOLKATA)) == [
         ("2026-03-03", 1, 0, 0, 0, D(0), D(0), D(0), D(1000)),
-        ("2026-04-01", 1, 1, 0, 1, D(-50), D(1), D(-51), D(950))]
+        ("2026-04-01", 1, 1, 0, 1, D(-50), D(1), D(-51), D(950)),
+    ]
     rows = booked.pnl_by_period("day", since=dt.date(2026, 3, 3), until=dt.date(2026, 3, 10))
     assert [r.key for r in rows] == ["2026-03-03", "2026-03-09"]
 
@@ -107,15 +127,18 @@ def test_filters_by_strategy_symbol_and_range(booked):
 def test_by_symbol(booked):
     assert figures(booked.pnl_by_symbol()) == [
         ("AAPL", 4, 3, 2, 1, D(-10), D("4.5"), D("-14.5"), D(2420)),
-        ("MSFT", 2, 1, 0, 1, D(-50), D(1), D(-51), D(1950))]
+        ("MSFT", 2, 1, 0, 1, D(-50), D(1), D(-51), D(1950)),
+    ]
     # From midnight in Kolkata (18:30 UTC the day before): ragged ends come from the
     # quarter hours, whole UTC days from the day rows.
     assert figures(booked.pnl_by_symbol(since=dt.date(2026, 3, 3), tz=KOLKATA)) == [
         ("AAPL", 3, 3, 2, 1, D(-10), D("3.5"), D("-13.5"), D(1420)),
-        ("MSFT", 2, 1, 0, 1, D(-50), D(1), D(-51), D(1950))]
+        ("MSFT", 2, 1, 0, 1, D(-50), D(1), D(-51), D(1950)),
+    ]
     assert figures(booked.pnl_by_symbol(since=at(2, 18, 30), until=at(2, 19, 15))) == [
         ("AAPL", 1, 1, 1, 0, D(40), D("1.5"), D("38.5"), D(440)),
-        ("MSFT", 1, 0, 0, 0, D(0), D(0), D(0), D(1000))]
+        ("MSFT", 1, 0, 0, 0, D(0), D(0), D(0), D(1000)),
+    ]
     assert figures(booked.pnl_by_symbol(strategy="trend"))[0][0] == "AAPL"
     assert len(booked.pnl_by_symbol(strategy="trend")) == 1
 
@@ -127,18 +150,36 @@ def test_equity_curve_values_open_positions_at_closing_marks(booked):
     by_day = {p.day.day: p for p in curve}
     # End of 2 March: AAPL long 6 @ 100 and MSFT long 5 @ 200, no mark yet: last fills.
     first = by_day[2]
-    assert (first.realized_pnl, first.fees, first.unrealized_pnl, first.equity,
-            first.drawdown, first.unmarked) == (D(40), D("2.5"), D(60), D("97.5"), D(0),
-                                                ("AAPL", "MSFT"))
+    assert (
+        first.realized_pnl,
+        first.fees,
+        first.unrealized_pnl,
+        first.equity,
+        first.drawdown,
+        first.unmarked,
+    ) == (D(40), D("2.5"), D(60), D("97.5"), D(0), ("AAPL", "MSFT"))
     # AAPL short 4 @ 90 at 95 (-20), MSFT 5 @ 200 at 210 (+50).
-    assert (by_day[3].unrealized_pnl, by_day[3].equity, by_day[3].drawdown,
-            by_day[3].unmarked) == (D(30), D("5.5"), D(92), ())
+    assert (by_day[3].unrealized_pnl, by_day[3].equity, by_day[3].drawdown, by_day[3].unmarked) == (
+        D(30),
+        D("5.5"),
+        D(92),
+        (),
+    )
     assert by_day[4].equity == D("5.5") and by_day[4].day_net_pnl == 0
     assert (by_day[9].realized_pnl, by_day[9].unrealized_pnl, by_day[9].equity) == (
-        D(-10), D(35), D("20.5"))
+        D(-10),
+        D(35),
+        D("20.5"),
+    )
     last = by_day[31]
-    assert (last.realized_pnl, last.fees, last.unrealized_pnl, last.equity, last.drawdown,
-            last.day_net_pnl) == (D(-60), D("5.5"), D(-15), D("-80.5"), D(178), D(-51))
+    assert (
+        last.realized_pnl,
+        last.fees,
+        last.unrealized_pnl,
+        last.equity,
+        last.drawdown,
+        last.day_net_pnl,
+    ) == (D(-60), D("5.5"), D(-15), D("-80.5"), D(178), D(-51))
     assert [p.day.day for p in booked.equity_curve(since=dt.date(2026, 3, 30))] == [30, 31]
 
 
@@ -148,8 +189,7 @@ def test_position_values_say_which_price_they_use(booked):
     booked.record_marks({"AAPL": "95.5"}, at=at(31, 20))
     booked.record_marks({"AAPL": 99}, at=at(31, 19))  # older: changes nothing
     [value] = booked.get_position_values()
-    assert (value.source, value.price, value.unrealized_pnl) == ("mark", D("95.5"),
-                                                                 D("-16.5"))
+    assert (value.source, value.price, value.unrealized_pnl) == ("mark", D("95.5"), D("-16.5"))
     assert value.priced_at == at(31, 20)
     assert value.age(at(31, 21)) == dt.timedelta(hours=1)
 
@@ -163,8 +203,11 @@ def test_closing_marks_keep_one_row_per_symbol_and_day(booked):
 
 def test_the_bulk_path_keeps_the_same_figures(storage, db_url):
     history(storage)
-    single = (figures(storage.pnl_by_period("day", tz=KOLKATA)),
-              figures(storage.pnl_by_symbol()), storage.equity_curve())
+    single = (
+        figures(storage.pnl_by_period("day", tz=KOLKATA)),
+        figures(storage.pnl_by_symbol()),
+        storage.equity_curve(),
+    )
     trades = storage.trades.get_all(limit=None)
     from stocksbot_store import connect, init_db
 
@@ -172,13 +215,28 @@ def test_the_bulk_path_keeps_the_same_figures(storage, db_url):
     other.create_strategy("trend")
     fills = []
     for t in sorted(trades, key=lambda t: t.id):
-        order = other.create_order(t.symbol, t.side, "market", t.quantity,
-                                   strategy="trend" if t.strategy_id else None)
-        fills.append(Fill(order.id, t.symbol, t.side, t.quantity, t.price, t.commission,
-                          t.fees, None, t.executed_at))
+        order = other.create_order(
+            t.symbol, t.side, "market", t.quantity, strategy="trend" if t.strategy_id else None
+        )
+        fills.append(
+            Fill(
+                order.id,
+                t.symbol,
+                t.side,
+                t.quantity,
+                t.price,
+                t.commission,
+                t.fees,
+                None,
+                t.executed_at,
+            )
+        )
     other.record_trades(fills)
-    assert (figures(other.pnl_by_period("day", tz=KOLKATA)),
-            figures(other.pnl_by_symbol()), other.equity_curve()) == single
+    assert (
+        figures(other.pnl_by_period("day", tz=KOLKATA)),
+        figures(other.pnl_by_symbol()),
+        other.equity_curve(),
+    ) == single
     assert check_ledger(other.db).ok
 
 
@@ -189,11 +247,11 @@ def test_the_ledger_check_verifies_the_kept_figures(booked):
     report = check_ledger(booked.db)
     assert {v.kind for v in report.violations} == {"report"}
     assert "fees of bucket" in report.format()
-    booked.db.execute_sql("UPDATE pnl_bucket SET fees_e0 = fees_e0 - 1 "
-                          "WHERE span = 86400")
+    booked.db.execute_sql("UPDATE pnl_bucket SET fees_e0 = fees_e0 - 1 WHERE span = 86400")
     mark = "%s" if backend_of(booked.db) == "postgres" else "?"
-    booked.db.execute_sql(f"UPDATE position_day SET quantity = {mark} WHERE symbol = {mark}",
-                          ("7", "AAPL"))
+    booked.db.execute_sql(
+        f"UPDATE position_day SET quantity = {mark} WHERE symbol = {mark}", ("7", "AAPL")
+    )
     report = check_ledger(booked.db)
     assert [v.kind for v in report.violations] == ["report"] * len(report.violations)
     assert "position_day AAPL" in report.format()
@@ -225,10 +283,16 @@ def test_reports_do_not_depend_on_the_callers_decimal_context(booked):
     import decimal
 
     booked.record_marks({"AAPL": "95.123456789"}, at=at(31, 20))
-    expected = (figures(booked.pnl_by_period("day", tz=KOLKATA)),
-                figures(booked.pnl_by_symbol()), booked.equity_curve(),
-                [v.unrealized_pnl for v in booked.get_position_values()])
+    expected = (
+        figures(booked.pnl_by_period("day", tz=KOLKATA)),
+        figures(booked.pnl_by_symbol()),
+        booked.equity_curve(),
+        [v.unrealized_pnl for v in booked.get_position_values()],
+    )
     with decimal.localcontext(decimal.Context(prec=3, rounding=decimal.ROUND_DOWN)):
-        assert (figures(booked.pnl_by_period("day", tz=KOLKATA)),
-                figures(booked.pnl_by_symbol()), booked.equity_curve(),
-                [v.unrealized_pnl for v in booked.get_position_values()]) == expected
+        assert (
+            figures(booked.pnl_by_period("day", tz=KOLKATA)),
+            figures(booked.pnl_by_symbol()),
+            booked.equity_curve(),
+            [v.unrealized_pnl for v in booked.get_position_values()],
+        ) == expected

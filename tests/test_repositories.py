@@ -19,8 +19,13 @@ from stocksbot_store.repositories import (
 
 def test_positions(db):
     repo = PositionRepository(db)
-    a = repo.create(symbol="AAPL", side=PositionSideEnum.LONG, quantity=100.0,
-                    avg_entry_price=150.0, cost_basis=15000.0)
+    a = repo.create(
+        symbol="AAPL",
+        side=PositionSideEnum.LONG,
+        quantity=100.0,
+        avg_entry_price=150.0,
+        cost_basis=15000.0,
+    )
     b = repo.create(symbol="MSFT", side="short", quantity=5, avg_entry_price=300)
     assert b.cost_basis == 1500 and b.is_open and b.opened_at is not None
     assert repo.get_by_id(a.id).symbol == "AAPL" and repo.get_by_id(999) is None
@@ -37,13 +42,17 @@ def test_positions(db):
     with pytest.raises(ValidationError, match="close_position"):  # open: a fill moves it
         repo.delete(b)
     assert repo.delete(999) is False
-    assert repo.delete(a) is True and a.deleted_at is not None      # closed: soft-deleted
+    assert repo.delete(a) is True and a.deleted_at is not None  # closed: soft-deleted
 
 
 def test_orders(db):
     repo = OrderRepository(db)
-    made = [repo.create(symbol=s, side=OrderSideEnum.BUY, type="limit", quantity=1, price=2,
-                        external_id=f"E{i}") for i, s in enumerate("ABAB")]
+    made = [
+        repo.create(
+            symbol=s, side=OrderSideEnum.BUY, type="limit", quantity=1, price=2, external_id=f"E{i}"
+        )
+        for i, s in enumerate("ABAB")
+    ]
     assert repo.get_by_external_id("E2").id == made[2].id
     assert [o.id for o in repo.get_by_symbol("A")] == [made[2].id, made[0].id]
     assert [o.id for o in repo.get_recent(limit=2)] == [made[3].id, made[2].id]
@@ -102,8 +111,7 @@ def test_created_rows_hold_what_the_database_stores(storage):
     """create() does not read the row back; what it returns must equal what is stored."""
     made = [
         storage.create_strategy("alpha", "momentum", {"n": [1, 2]}, "d"),
-        storage.create_order("X", "buy", "limit", 0.1, 150.1, strategy="alpha",
-                             external_id="E1"),
+        storage.create_order("X", "buy", "limit", 0.1, 150.1, strategy="alpha", external_id="E1"),
         storage.positions.create(symbol="Y", side="short", quantity=3.5, avg_entry_price=2.25),
         storage.config.create("k", "1", "int", "a setting"),
     ]
@@ -112,16 +120,19 @@ def test_created_rows_hold_what_the_database_stores(storage):
         assert row.__data__ == stored.__data__, type(row).__name__
 
 
-@pytest.mark.parametrize("args, field", [
-    (("AAPL", "buy", "market", -5), "quantity"),
-    (("AAPL", "buy", "market", 0), "quantity"),
-    (("AAPL", "buy", "market", 10**20), "quantity"),
-    (("AAPL", "buy", "limit", 5, -1), "price"),
-    (("AAPL", "buy", "limit", 5), "price"),
-    (("AAPL", "up", "market", 5), "side"),
-    (("AAPL", "buy", "wat", 5), "type"),
-    (("", "buy", "market", 5), "symbol"),
-])
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("AAPL", "buy", "market", -5), "quantity"),
+        (("AAPL", "buy", "market", 0), "quantity"),
+        (("AAPL", "buy", "market", 10**20), "quantity"),
+        (("AAPL", "buy", "limit", 5, -1), "price"),
+        (("AAPL", "buy", "limit", 5), "price"),
+        (("AAPL", "up", "market", 5), "side"),
+        (("AAPL", "buy", "wat", 5), "type"),
+        (("", "buy", "market", 5), "symbol"),
+    ],
+)
 def test_an_order_the_service_would_refuse_is_refused_by_the_repository_too(db, args, field):
     # The old module's OrderRepository.create is a second door to the orders table: it
     # checks what StorageService.create_order checks, and writes nothing on a refusal.

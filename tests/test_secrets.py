@@ -49,12 +49,16 @@ def secret_url():
     role = f"stocksbot_secret_{uuid.uuid4().hex[:8]}"
     admin_dsn = PG_ADMIN_URL.replace("postgresql+pool://", "postgresql://")
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s".replace("%s", "'" +
-                      PASSWORD.replace("'", "''") + "'"))
+        admin.execute(
+            f"CREATE ROLE {role} LOGIN PASSWORD %s".replace(
+                "%s", "'" + PASSWORD.replace("'", "''") + "'"
+            )
+        )
     try:
         with fresh_pg_database() as url:
-            with psycopg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1],
-                                 autocommit=True) as admin:
+            with psycopg.connect(
+                admin_dsn.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1], autocommit=True
+            ) as admin:
                 admin.execute(f"GRANT ALL ON SCHEMA public TO {role}")
             yield url_with_password(url, role)
     finally:
@@ -85,14 +89,15 @@ def everything_logged(monkeypatch):
 def test_the_url_is_masked_everywhere_it_is_shown():
     url = f"postgresql://bot:{quote(PASSWORD, safe='')}@127.0.0.1:5432/trading"
     assert mask_url(url) == "postgresql://bot:***@127.0.0.1:5432/trading"
-    assert mask_url("postgresql+pool://bot:pw@h/db?max_connections=5") == \
-        "postgresql+pool://bot:***@h/db?max_connections=5"
+    assert (
+        mask_url("postgresql+pool://bot:pw@h/db?max_connections=5")
+        == "postgresql+pool://bot:***@h/db?max_connections=5"
+    )
     assert mask_url("postgresql://bot@h/db") == "postgresql://bot@h/db"
     assert_clean(mask_url(url), "mask_url")
 
 
-def test_nothing_logged_raised_or_shown_holds_the_password(secret_url, everything_logged,
-                                                           capfd):
+def test_nothing_logged_raised_or_shown_holds_the_password(secret_url, everything_logged, capfd):
     db = connect(secret_url)
     init_db(db)
     storage = StorageService(db)
@@ -100,16 +105,25 @@ def test_nothing_logged_raised_or_shown_holds_the_password(secret_url, everythin
     order = storage.create_order("AAPL", "buy", "market", 2, strategy="s")
     storage.record_trade(order.id, "AAPL", "buy", 2, 10, external_id="x1")
     errors = []
-    for bad in (lambda: storage.create_strategy("s"),
-                lambda: storage.record_trade(order.id, "AAPL", "buy", 5, 10),
-                lambda: storage.record_trade(order.id, "AAPL", "buy", 1, 11, external_id="x1")):
+    for bad in (
+        lambda: storage.create_strategy("s"),
+        lambda: storage.record_trade(order.id, "AAPL", "buy", 5, 10),
+        lambda: storage.record_trade(order.id, "AAPL", "buy", 1, 11, external_id="x1"),
+    ):
         with pytest.raises(StorageError) as caught:
             bad()
         errors.append(caught.value)
     report = check_ledger(db)
     assert report.ok
-    shown = [describe(db), repr(db), str(db), report.format(), repr(storage),
-             *map(repr, storage.get_open_positions()), *map(repr, storage.get_recent_orders())]
+    shown = [
+        describe(db),
+        repr(db),
+        str(db),
+        report.format(),
+        repr(storage),
+        *map(repr, storage.get_open_positions()),
+        *map(repr, storage.get_recent_orders()),
+    ]
     db.close()
 
     assert any("INSERT INTO" in line for line in everything_logged), "SQL echo logged nothing"
@@ -154,9 +168,13 @@ def test_the_check_command_never_prints_it(secret_url, capfd, monkeypatch):
     assert "stocksbot-check: error:" in err
     assert_clean(out + err, "the check command's output")
     for url, status in ((secret_url, 0), (bad_port, 2)):
-        done = subprocess.run([sys.executable, "-m", "stocksbot_store.check"],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "DATABASE_URL": url, "SQL_ECHO": "true"})
+        done = subprocess.run(
+            [sys.executable, "-m", "stocksbot_store.check"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "DATABASE_URL": url, "SQL_ECHO": "true"},
+        )
         assert done.returncode == status and "Traceback" not in done.stderr
         assert_clean(done.stdout + done.stderr, "the check command run by DATABASE_URL")
         if status == 0:

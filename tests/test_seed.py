@@ -32,8 +32,10 @@ def test_the_same_seed_writes_the_same_rows(tmp_path):
         init_db(db)
         seed_history(StorageService(db), orders=40, seed=3)
         with db.bind_ctx([Trade]):
-            return [(t.symbol, t.side, t.quantity, t.price, t.executed_at)
-                    for t in Trade.select().order_by(Trade.id)]
+            return [
+                (t.symbol, t.side, t.quantity, t.price, t.executed_at)
+                for t in Trade.select().order_by(Trade.id)
+            ]
 
     assert fills("a.db") == fills("b.db")
 

@@ -17,12 +17,15 @@ from stocksbot_store import (
 from stocksbot_store.models import Trade
 
 
-@pytest.mark.parametrize("path", [
-    ["open", "partially_filled", "filled"],
-    ["filled"],                       # a market order: PENDING -> FILLED
-    ["open", "cancelled"],
-    ["rejected"],
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["open", "partially_filled", "filled"],
+        ["filled"],  # a market order: PENDING -> FILLED
+        ["open", "cancelled"],
+        ["rejected"],
+    ],
+)
 def test_statuses_move_forward(storage, path):
     order = storage.create_order("X", "buy", "market", 2)
     for status in path:
@@ -34,10 +37,15 @@ def test_statuses_move_forward(storage, path):
         assert storage.update_order_status(order.id, status).status == status
 
 
-@pytest.mark.parametrize("start, target", [
-    ("open", "pending"), ("cancelled", "open"), ("rejected", "cancelled"),
-    ("filled", "cancelled"),
-])
+@pytest.mark.parametrize(
+    "start, target",
+    [
+        ("open", "pending"),
+        ("cancelled", "open"),
+        ("rejected", "cancelled"),
+        ("filled", "cancelled"),
+    ],
+)
 def test_backward_or_final_status_changes_are_refused(storage, db, start, target):
     order = storage.create_order("X", "buy", "market", 1)
     if start == "filled":
@@ -129,8 +137,10 @@ def test_typed_config(storage):
     assert storage.config.get_by_key("max_orders").description == "orders per minute"
 
 
-@pytest.mark.parametrize("value, kind", [("maybe", "bool"), ("1.5", "int"), ("x", "float"),
-                                         ("{oops", "json"), ("nan", "float")])
+@pytest.mark.parametrize(
+    "value, kind",
+    [("maybe", "bool"), ("1.5", "int"), ("x", "float"), ("{oops", "json"), ("nan", "float")],
+)
 def test_config_values_must_read_as_their_type(storage, db, value, kind):
     before = dump_tables(db)
     with pytest.raises(ValidationError) as info:
@@ -146,11 +156,13 @@ def test_unknown_config_type_is_refused(storage):
 
 
 def test_every_rejection_is_a_storage_error(storage):
-    for call in (lambda: storage.record_trade(None, "X", "buy", 1, 1),
-                 lambda: storage.cancel_order(12345),
-                 lambda: storage.update_order_status("one", "open"),
-                 lambda: storage.create_order("", "buy", "market", 1),
-                 lambda: storage.create_order("X" * 65, "buy", "market", 1)):
+    for call in (
+        lambda: storage.record_trade(None, "X", "buy", 1, 1),
+        lambda: storage.cancel_order(12345),
+        lambda: storage.update_order_status("one", "open"),
+        lambda: storage.create_order("", "buy", "market", 1),
+        lambda: storage.create_order("X" * 65, "buy", "market", 1),
+    ):
         with pytest.raises(StorageError):
             call()
 
@@ -163,12 +175,17 @@ def test_strategy_stats_when_nothing_happened(storage):
     assert isinstance(stats.gross_pnl, D)
 
 
-@pytest.mark.parametrize("fill, field", [
-    ({"order_id": 1, "symbol": "X", "side": "buy", "qty": 1, "price": 10}, "qty"),
-    ({"order_id": 1, "symbol": "X", "side": "buy", "quantity": 1, "price": 10, "fee": 1},
-     "fee"),
-    ({"order_id": 1, "symbol": "X", "side": "buy", "price": 10}, "quantity"),
-])
+@pytest.mark.parametrize(
+    "fill, field",
+    [
+        ({"order_id": 1, "symbol": "X", "side": "buy", "qty": 1, "price": 10}, "qty"),
+        (
+            {"order_id": 1, "symbol": "X", "side": "buy", "quantity": 1, "price": 10, "fee": 1},
+            "fee",
+        ),
+        ({"order_id": 1, "symbol": "X", "side": "buy", "price": 10}, "quantity"),
+    ],
+)
 def test_a_typo_in_a_record_trades_dict_names_the_key(storage, db, fill, field):
     order = storage.create_order("X", "buy", "market", 5)
     good = {"order_id": order.id, "symbol": "X", "side": "buy", "quantity": 1, "price": 10}
@@ -176,6 +193,8 @@ def test_a_typo_in_a_record_trades_dict_names_the_key(storage, db, fill, field):
     with pytest.raises(ValidationError) as info:
         storage.record_trades([good, {**fill, "order_id": order.id}])
     assert info.value.field == field
-    assert "accepted: order_id, symbol, side, quantity, price, commission, fees, " \
-           "external_id, executed_at" in str(info.value)
+    assert (
+        "accepted: order_id, symbol, side, quantity, price, commission, fees, "
+        "external_id, executed_at" in str(info.value)
+    )
     assert dump_tables(db) == before

@@ -28,17 +28,33 @@ from stocksbot_store import connect
 from stocksbot_store.check import check_ledger
 
 WORKER = Path(__file__).parent / "procs" / "soak_worker.py"
-SECONDS = float(os.environ.get("STOCKSBOT_SOAK_SECONDS")
-                or (8 if os.environ.get("CI", "").lower() == "true" else 30))
+SECONDS = float(
+    os.environ.get("STOCKSBOT_SOAK_SECONDS")
+    or (8 if os.environ.get("CI", "").lower() == "true" else 30)
+)
 WRITER_THREADS = 4
+
 
 def run_workers(url: str, plan: list[tuple[str, int]], seed: int) -> list[dict]:
     """Start one process per (role, threads) in ``plan`` at once; their JSON reports."""
     processes = [
-        subprocess.Popen([sys.executable, str(WORKER), role, url, str(SECONDS), str(threads),
-                          f"p{i}", str(seed + i)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i, (role, threads) in enumerate(plan)]
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                role,
+                url,
+                str(SECONDS),
+                str(threads),
+                f"p{i}",
+                str(seed + i),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, (role, threads) in enumerate(plan)
+    ]
     reports = []
     for process in processes:
         out, err = process.communicate(timeout=SECONDS + 120)
@@ -62,8 +78,10 @@ def soak(url: str, plan: list[tuple[str, int]], rng) -> None:
     assert final.ok, final.format()
     assert final.trades > 0 and final.orders > 0
     db.close()
-    print(f"\n{url.split(':')[0]} soak {SECONDS:.0f}s: {writes} write ops, {reads} read ops, "
-          f"{checks} checks during the run; final: {final.summary()}")
+    print(
+        f"\n{url.split(':')[0]} soak {SECONDS:.0f}s: {writes} write ops, {reads} read ops, "
+        f"{checks} checks during the run; final: {final.summary()}"
+    )
 
 
 @pytest.mark.slow
@@ -126,15 +144,17 @@ def test_a_fill_locks_its_strategy_before_its_trade_takes_an_id(pg_store):
     other.commit()
     other.execute("SELECT id FROM strategy WHERE id = %s FOR UPDATE", (strategy.id,))
     done: list[object] = []
-    fill = threading.Thread(target=lambda: done.append(
-        storage.record_trade(order.id, "AAA", "buy", 1, 10)))
+    fill = threading.Thread(
+        target=lambda: done.append(storage.record_trade(order.id, "AAA", "buy", 1, 10))
+    )
     fill.start()
     waiting = 0
     for _ in range(400):  # until the fill waits on a lock (at most ~20 s)
         other.execute("SELECT pg_stat_clear_snapshot()")  # else it is read once per transaction
         waiting = other.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'").fetchone()[0]
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()[0]
         if waiting:
             break
         threading.Event().wait(0.05)

@@ -41,8 +41,9 @@ def assert_books_clean(db) -> None:
 def test_delete_and_restore_each_kind(db):
     storage = StorageService(db, actor="bot-eu-1")
     strategy = storage.create_strategy("momentum")
-    order = storage.create_order("AAPL", "buy", "limit", 5, price=10, strategy=strategy.id,
-                                 external_id="o-1")
+    order = storage.create_order(
+        "AAPL", "buy", "limit", 5, price=10, strategy=strategy.id, external_id="o-1"
+    )
     position = storage.create_position("MSFT", "long", 3, 300)
     storage.positions.close_position(position.id)
     storage.set_config_value("max_orders", 5, "int")
@@ -59,8 +60,9 @@ def test_delete_and_restore_each_kind(db):
     assert storage.get_strategy_by_name("momentum", include_deleted=True).id == strategy.id
     assert storage.delete_config("max_orders").key == "max_orders"
     assert storage.get_config("max_orders", "unset") == "unset"
-    assert {type(r) for kind in (Order, Position, Strategy, Config)
-            for r in storage.get_deleted(kind)} == {Order, Position, Strategy, Config}
+    assert {
+        type(r) for kind in (Order, Position, Strategy, Config) for r in storage.get_deleted(kind)
+    } == {Order, Position, Strategy, Config}
     with pytest.raises(DeletedError, match="restore"):
         storage.delete_order(order.id)  # deleted already: said so, not "missing"
     with pytest.raises(DeletedError):
@@ -79,8 +81,11 @@ def test_delete_and_restore_each_kind(db):
     with pytest.raises(ValidationError, match="never deleted"):
         storage.get_deleted(Trade)
     # Each delete and restore is in the audit log, in the transaction of the change.
-    for table, row_id in (("orders", order.id), ("positions", position.id),
-                          ("strategies", strategy.id)):
+    for table, row_id in (
+        ("orders", order.id),
+        ("positions", position.id),
+        ("strategies", strategy.id),
+    ):
         entries = storage.get_audit_log(table=table, row_id=row_id)
         actions = [e.action for e in entries]
         assert actions[:2] == ["restore", "delete"], (table, actions)
@@ -128,8 +133,7 @@ def test_reads_leave_deleted_rows_out_unless_asked(db):
     assert not orders.exists(gone.id) and orders.exists(gone.id, include_deleted=True)
     assert ids(orders.get_all()) == [keep.id]
     assert [s.name for s in storage.get_strategy_stats()] == ["alive"]
-    assert [s.name for s in storage.get_strategy_stats(include_deleted=True)] == [
-        "alive", "dead"]
+    assert [s.name for s in storage.get_strategy_stats(include_deleted=True)] == ["alive", "dead"]
     # The broker still has the deleted order open: it is not the store's any more.
     report = storage.reconcile({}, open_orders=["keep", "gone"])
     assert [(d.subject, d.store) for d in report.differences] == [("gone", "no such order")]
@@ -187,8 +191,9 @@ def test_an_order_with_fills_cannot_be_deleted_and_a_deleted_one_takes_none(db):
     with pytest.raises(DeletedError, match=f"order {order.id} is deleted and takes no fills"):
         storage.record_trade(order.id, "MSFT", "buy", 1, 10)
     with pytest.raises(DeletedError, match="restore_order"):
-        storage.record_trades([Fill(filled.id, "AAPL", "buy", 1, 10),
-                               Fill(order.id, "MSFT", "buy", 1, 10)])
+        storage.record_trades(
+            [Fill(filled.id, "AAPL", "buy", 1, 10), Fill(order.id, "MSFT", "buy", 1, 10)]
+        )
     assert dump_tables(db) == before  # the bulk path wrote none of the batch
     storage.restore_order(order.id)
     storage.record_trade(order.id, "MSFT", "buy", 1, 10)
@@ -257,10 +262,12 @@ def deleted_history(storage: StorageService) -> dict[str, int]:
     held = storage.create_strategy("held")  # named by a deleted order: goes with it
     order = storage.create_order("AAPL", "buy", "market", 3, strategy=traded.id)
     storage.record_trade(order.id, "AAPL", "buy", 3, 10)
-    storage.record_trade(storage.create_order("AAPL", "sell", "market", 3).id, "AAPL", "sell",
-                         3, 11)
-    unfilled = storage.create_order("MSFT", "buy", "limit", 1, price=5, strategy=held.id,
-                                    external_id="x-1")
+    storage.record_trade(
+        storage.create_order("AAPL", "sell", "market", 3).id, "AAPL", "sell", 3, 11
+    )
+    unfilled = storage.create_order(
+        "MSFT", "buy", "limit", 1, price=5, strategy=held.id, external_id="x-1"
+    )
     storage.set_config_value("note", "old")
     closed = storage.positions.get_by_symbol("AAPL", is_open=False)
     for name in ("traded", "idle", "held"):
@@ -284,8 +291,10 @@ def test_purge_dry_run_then_removes_what_nothing_needs(db):
     dry = purge(db, 30, dry_run=True)
     assert dump_tables(db) == before
     expected = {"order": 1, "strategy": 2, "config": 1, "position": 0}
-    assert (dry.removed, dry.kept) == (expected, {"order": 0, "strategy": 1, "config": 0,
-                                                  "position": 1})
+    assert (dry.removed, dry.kept) == (
+        expected,
+        {"order": 0, "strategy": 1, "config": 0, "position": 1},
+    )
     assert "would remove 2" in dry.summary() and "dry run" in dry.summary()
 
     done = purge(db, 30, backup=False)
@@ -319,8 +328,7 @@ def test_purge_command_backs_up_first_and_reports_counts(file_db_url, tmp_path, 
     target = tmp_path / "before-purge"
     if file_db_url.startswith("sqlite"):
         target = tmp_path / "before-purge.db"
-    assert purge_main(["--url", file_db_url, "--older-than", "7",
-                       "--backup-to", str(target)]) == 0
+    assert purge_main(["--url", file_db_url, "--older-than", "7", "--backup-to", str(target)]) == 0
     out = capsys.readouterr().out
     assert f"backup: {target}" in out and "total: removed 4 row(s)" in out
     assert target.exists()

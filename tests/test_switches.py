@@ -43,14 +43,17 @@ def test_unreadable_switch_values_are_refused(storage, db):
     storage.set_trading_enabled(True)
     before = dump_tables(db)
     for value in REFUSED:
-        calls = [(storage.set_trading_enabled, (value,), {}, "enabled"),
-                 (storage.set_strategy_active, (strategy.id, value), {}, "active"),
-                 (storage.set_config_value, (TRADING_ENABLED, value), {}, TRADING_ENABLED),
-                 (storage.set_config_value, ("k", value, "bool"), {}, "k"),
-                 (storage.create_strategy, ("t",), {"is_active": value}, "is_active")]
+        calls = [
+            (storage.set_trading_enabled, (value,), {}, "enabled"),
+            (storage.set_strategy_active, (strategy.id, value), {}, "active"),
+            (storage.set_config_value, (TRADING_ENABLED, value), {}, TRADING_ENABLED),
+            (storage.set_config_value, ("k", value, "bool"), {}, "k"),
+            (storage.create_strategy, ("t",), {"is_active": value}, "is_active"),
+        ]
         if value is not None:  # None is "no value" for a column, refused by NOT NULL
-            calls.append((storage.strategies.update, (strategy,), {"is_active": value},
-                          "is_active"))
+            calls.append(
+                (storage.strategies.update, (strategy,), {"is_active": value}, "is_active")
+            )
         for call, args, kwargs, field in calls:
             with pytest.raises(ValidationError) as info:
                 call(*args, **kwargs)
@@ -66,15 +69,34 @@ def test_unset_trading_switch_means_enabled(storage):
 
 # value_type, stored text (None is SQL NULL), what is_trading_enabled() must say.
 STORED = [
-    ("bool", "true", True), ("bool", "1", True), ("bool", " YES ", True), ("bool", "on", True),
-    ("string", "true", True), ("int", "1", True), ("json", "true", True),
-    ("bool", "false", False), ("bool", "0", False), ("bool", "off", False),
-    ("string", "false", False), ("string", "no", False), ("string", "", False),
-    ("string", "garbage", False), ("string", "enabled", False),
-    ("bool", "garbage", False), ("bool", "", False), ("bool", None, False),
-    ("json", "null", False), ("json", "false", False), ("json", '"true"', False),
-    ("json", "{}", False), ("int", "0", False), ("int", "2", False), ("int", "-1", False),
-    ("float", "1.0", False), ("float", "0.0", False), ("float", "nan", False),
+    ("bool", "true", True),
+    ("bool", "1", True),
+    ("bool", " YES ", True),
+    ("bool", "on", True),
+    ("string", "true", True),
+    ("int", "1", True),
+    ("json", "true", True),
+    ("bool", "false", False),
+    ("bool", "0", False),
+    ("bool", "off", False),
+    ("string", "false", False),
+    ("string", "no", False),
+    ("string", "", False),
+    ("string", "garbage", False),
+    ("string", "enabled", False),
+    ("bool", "garbage", False),
+    ("bool", "", False),
+    ("bool", None, False),
+    ("json", "null", False),
+    ("json", "false", False),
+    ("json", '"true"', False),
+    ("json", "{}", False),
+    ("int", "0", False),
+    ("int", "2", False),
+    ("int", "-1", False),
+    ("float", "1.0", False),
+    ("float", "0.0", False),
+    ("float", "nan", False),
     ("string", None, False),
 ]
 
@@ -86,7 +108,9 @@ def test_the_trading_switch_fails_safe_on_rows_written_behind_its_back(storage, 
     p = db.param
     for value_type, text, enabled in STORED:
         db.execute_sql('DELETE FROM "config"')
-        db.execute_sql(f'INSERT INTO "config" ("key", "value", "value_type", "created_at", '
-                       f'"updated_at") VALUES ({p}, {p}, {p}, {p}, {p})',
-                       (TRADING_ENABLED, text, value_type, now, now))
+        db.execute_sql(
+            f'INSERT INTO "config" ("key", "value", "value_type", "created_at", '
+            f'"updated_at") VALUES ({p}, {p}, {p}, {p}, {p})',
+            (TRADING_ENABLED, text, value_type, now, now),
+        )
         assert storage.is_trading_enabled() is enabled, (value_type, text)

@@ -90,9 +90,15 @@ async def test_each_view_shows_the_store(seeded_url, store):
         positions = table(app, "positions")
         assert positions.keys() == [p.symbol for p in store.get_open_positions()] + ["__total__"]
         assert "LIVE" in status_text(app) and "TRADING ENABLED" in status_text(app)
-        for key, view in (("2", "orders"), ("3", "strategies"), ("4", "trades"),
-                          ("5", "performance"), ("tab", "audit"), ("tab", "positions"),
-                          ("tab", "orders")):
+        for key, view in (
+            ("2", "orders"),
+            ("3", "strategies"),
+            ("4", "trades"),
+            ("5", "performance"),
+            ("tab", "audit"),
+            ("tab", "positions"),
+            ("tab", "orders"),
+        ):
             await pilot.press(key)
             assert app.current_view == view
         orders = table(app, "orders")
@@ -193,8 +199,9 @@ async def test_deactivating_a_strategy_asks_first(seeded_url, store):
         assert name in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("y")
         await wait_for(pilot, lambda: not store.get_strategy_by_name(name).is_active)
-        await wait_for(pilot, lambda: not {s.name: s for s in app.snapshot.strategies}[
-            name].is_active)
+        await wait_for(
+            pilot, lambda: not {s.name: s for s in app.snapshot.strategies}[name].is_active
+        )
 
 
 @drive
@@ -228,9 +235,10 @@ async def test_sorting_keeps_the_selected_row_and_totals_last(seeded_url):
             assert positions.keys()[-1] == "__total__"
         assert positions.sort_column == "side" and positions.sort_reverse
         app.query_one(KeyedTable).sort_by("unrealized", reverse=True)
-        values = [p.unrealized_pnl for p in sorted(app.snapshot.positions,
-                                                    key=lambda p: p.unrealized_pnl,
-                                                    reverse=True)]
+        values = [
+            p.unrealized_pnl
+            for p in sorted(app.snapshot.positions, key=lambda p: p.unrealized_pnl, reverse=True)
+        ]
         shown = {p.symbol: p.unrealized_pnl for p in app.snapshot.positions}
         assert [shown[k] for k in positions.keys()[:-1]] == values
 
@@ -268,8 +276,9 @@ async def test_unreachable_database_is_shown_and_retried(seeded_url, tmp_path):
         def repair() -> None:
             import psycopg
 
-            with psycopg.connect(seeded_url.rsplit("/", 1)[0] + "/postgres",
-                                 autocommit=True) as admin:
+            with psycopg.connect(
+                seeded_url.rsplit("/", 1)[0] + "/postgres", autocommit=True
+            ) as admin:
                 admin.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
             seed(url, orders=5)
 
@@ -291,8 +300,9 @@ async def test_unreachable_database_is_shown_and_retried(seeded_url, tmp_path):
         if not url.startswith("sqlite"):
             import psycopg
 
-            with psycopg.connect(seeded_url.rsplit("/", 1)[0] + "/postgres",
-                                 autocommit=True) as admin:
+            with psycopg.connect(
+                seeded_url.rsplit("/", 1)[0] + "/postgres", autocommit=True
+            ) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
@@ -392,11 +402,26 @@ def test_installed_it_is_the_package_stocksbot_tui(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     found = subprocess.run(
-        [sys.executable, "-c", "import stocksbot_tui.app, importlib.util; "
-         "print(stocksbot_tui.app.__file__); print(importlib.util.find_spec('tui'))"],
-        capture_output=True, text=True, cwd=elsewhere, env=env, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import stocksbot_tui.app, importlib.util; "
+            "print(stocksbot_tui.app.__file__); print(importlib.util.find_spec('tui'))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=60,
+    )
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == [str(target / "stocksbot_tui" / "app.py"), "None"]
-    shown = subprocess.run([sys.executable, "-m", "stocksbot_tui", "--help"],
-                           capture_output=True, text=True, cwd=elsewhere, env=env, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "stocksbot_tui", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=60,
+    )
     assert shown.returncode == 0 and "stocksbot-dashboard" in shown.stdout, shown.stderr

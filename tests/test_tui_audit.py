@@ -92,8 +92,11 @@ async def test_the_audit_view_pages_and_filters(book):
         app.screen.query_one("#audit-table-choice", Select).value = "orders"
         app.screen.query_one("#audit-row", Input).focus()
         await pilot.press("enter")
-        want = [str(e.id) for e in book["entries"]
-                if e.table == "orders" and e.row_id == book["orders"][0]]
+        want = [
+            str(e.id)
+            for e in book["entries"]
+            if e.table == "orders" and e.row_id == book["orders"][0]
+        ]
         await wait_for(pilot, lambda: audit.keys() == want)
         assert "table=orders id=" in str(app.view("audit").caption())
 
@@ -113,6 +116,5 @@ async def test_an_orders_detail_shows_its_history(book):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, OrderDetailScreen))
         history = app.screen.query_one("#detail-history", KeyedTable)
-        want = [str(e.id) for e in book["entries"]
-                if e.table == "orders" and e.row_id == order]
+        want = [str(e.id) for e in book["entries"] if e.table == "orders" and e.row_id == order]
         assert want and history.keys() == want

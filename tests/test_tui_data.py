@@ -38,8 +38,11 @@ def test_pnl_series_ends_at_the_strategy_total(seeded):
     assert len(series) == 10
     assert series[-1][1] == stats.gross_pnl
     assert [t for t, _ in series] == sorted(t for t, _ in series)
-    closing = [t for t in seeded.trades.get_all(limit=None)
-               if t.strategy_id == stats.id and t.realized_pnl is not None]
+    closing = [
+        t
+        for t in seeded.trades.get_all(limit=None)
+        if t.strategy_id == stats.id and t.realized_pnl is not None
+    ]
     assert series[-1][1] - series[-2][1] == max(closing, key=lambda t: t.executed_at).realized_pnl
 
 
@@ -81,8 +84,9 @@ def test_snapshot_holds_what_the_views_show(seeded):
         assert row.unrealized_pnl == (row.last_price - row.avg_entry_price) * row.quantity * sign
     assert snap.totals[2] == sum((p.realized_pnl for p in positions.values()), Decimal(0))
     assert len(snap.orders.rows) == PAGE_SIZE and snap.orders.has_more
-    assert [o.id for o in snap.orders.rows] == sorted((o.id for o in snap.orders.rows),
-                                                       reverse=True)
+    assert [o.id for o in snap.orders.rows] == sorted(
+        (o.id for o in snap.orders.rows), reverse=True
+    )
     assert len(snap.strategies) == 4 and all(snap.pnl_series[s.id] for s in snap.strategies)
 
 
@@ -93,15 +97,17 @@ def test_orders_page_and_filter_in_sql(seeded):
     assert second.rows[0].id < first.rows[-1].id
     assert len(first.rows) + len(second.rows) <= 2 * PAGE_SIZE
     buys = source.orders(OrderQuery(side="buy", strategy="momentum", status="filled"))
-    assert buys.rows and all(o.side == "buy" and o.strategy == "momentum"
-                             and o.status == "filled" for o in buys.rows)
+    assert buys.rows and all(
+        o.side == "buy" and o.strategy == "momentum" and o.status == "filled" for o in buys.rows
+    )
     assert source.orders(OrderQuery(strategy="no such strategy")).rows == ()
 
 
 def test_sorted_pages_are_sorted_in_sql_over_the_whole_history(seeded):
     everything = seeded.orders.get_all(limit=None)
-    by_price = sorted((o for o in everything if o.price is not None),
-                      key=lambda o: (o.price, o.id), reverse=True)
+    by_price = sorted(
+        (o for o in everything if o.price is not None), key=lambda o: (o.price, o.id), reverse=True
+    )
     nulls = sorted((o.id for o in everything if o.price is None), reverse=True)
     want = [o.id for o in by_price] + nulls  # numbers as numbers (not text), empty last
     source = DashboardSource(seeded.db)
@@ -116,12 +122,13 @@ def test_sorted_pages_are_sorted_in_sql_over_the_whole_history(seeded):
         page = source.orders(query)
     assert seen == want
     fills = sorted(seeded.trades.get_all(limit=None), key=lambda t: (t.price, t.id))
-    assert [t.id for t in trade_page(seeded.db, sort="price", descending=False, limit=5)] == \
-        [t.id for t in fills[:5]]
-    costs = sorted(seeded.trades.get_all(limit=None),
-                   key=lambda t: (t.commission + t.fees, t.id), reverse=True)
-    assert [t.id for t in trade_page(seeded.db, sort="costs", limit=5)] == \
-        [t.id for t in costs[:5]]
+    assert [t.id for t in trade_page(seeded.db, sort="price", descending=False, limit=5)] == [
+        t.id for t in fills[:5]
+    ]
+    costs = sorted(
+        seeded.trades.get_all(limit=None), key=lambda t: (t.commission + t.fees, t.id), reverse=True
+    )
+    assert [t.id for t in trade_page(seeded.db, sort="costs", limit=5)] == [t.id for t in costs[:5]]
     with pytest.raises(ValidationError, match="cannot be sorted by 'strategy'"):
         order_page(seeded.db, sort="strategy")
     with pytest.raises(ValidationError):
@@ -160,13 +167,14 @@ def test_the_store_never_imports_the_dashboard():
     import subprocess
     import sys
 
-    code = ("import pkgutil, importlib, sys, stocksbot_store\n"
-            "for m in pkgutil.iter_modules(stocksbot_store.__path__):\n"
-            "    importlib.import_module('stocksbot_store.' + m.name)\n"
-            "print(sorted(n for n in sys.modules\n"
-            "             if n.split('.')[0] in ('tui', 'stocksbot_tui', 'textual')))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import pkgutil, importlib, sys, stocksbot_store\n"
+        "for m in pkgutil.iter_modules(stocksbot_store.__path__):\n"
+        "    importlib.import_module('stocksbot_store.' + m.name)\n"
+        "print(sorted(n for n in sys.modules\n"
+        "             if n.split('.')[0] in ('tui', 'stocksbot_tui', 'textual')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -212,7 +220,8 @@ def test_a_refresh_reads_one_snapshot_while_the_bot_commits(file_db_url, monkeyp
             filled[order.symbol] = filled.get(order.symbol, Decimal(0)) + order.filled_quantity
         assert {p.symbol: p.quantity for p in snap.positions} == filled
         assert sorted(t.order_id for t in snap.trades) == sorted(
-            o.id for o in snap.orders.rows if o.filled_quantity)
+            o.id for o in snap.orders.rows if o.filled_quantity
+        )
         assert all(p.last_price == Decimal(10) for p in snap.positions)
 
     agree(snap)
@@ -271,8 +280,13 @@ def test_only_the_data_module_imports_the_store():
             if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
                 node.body = []
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n.split(".")[0] == "stocksbot_store" for n in names):
                 found.append(path.relative_to(root).as_posix())
     assert found and set(found) <= allowed, found
@@ -306,9 +320,11 @@ def test_a_refresh_reads_one_replica_and_sees_its_own_writes(monkeypatch):
         def on_caught_up_standby() -> bool:
             """Whether a read transaction runs on the standby, which has the seeded store."""
             try:
-                return source._read(lambda storage: storage.db.execute_sql(
-                    "SELECT pg_is_in_recovery(), count(*) FROM \"order\"").fetchone()) == (
-                    True, orders)
+                return source._read(
+                    lambda storage: storage.db.execute_sql(
+                        'SELECT pg_is_in_recovery(), count(*) FROM "order"'
+                    ).fetchone()
+                ) == (True, orders)
             except StorageError:  # not replayed yet
                 return False
 

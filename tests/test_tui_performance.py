@@ -32,16 +32,23 @@ def app(tmp_path, monkeypatch) -> DashboardApp:
     held = {p.symbol: p for p in storage.get_open_positions()}
     marked = sorted(held)[:-1]  # the last one stays at its last fill price
     for day in (6, 7, 8):
-        storage.record_marks({s: held[s].avg_entry_price * (100 + day) / 100 for s in marked},
-                             at=dt.datetime(2026, 1, day, 21, tzinfo=dt.timezone.utc))
-    storage.reconcile({p.symbol: p.quantity if p.side.value == "long" else -p.quantity
-                       for p in held.values() if p.symbol != marked[0]})
-    db.execute_sql("UPDATE reconcile_run SET ran_at = ?",
-                   ("2026-01-09 07:30:00.000000+00:00",))
+        storage.record_marks(
+            {s: held[s].avg_entry_price * (100 + day) / 100 for s in marked},
+            at=dt.datetime(2026, 1, day, 21, tzinfo=dt.timezone.utc),
+        )
+    storage.reconcile(
+        {
+            p.symbol: p.quantity if p.side.value == "long" else -p.quantity
+            for p in held.values()
+            if p.symbol != marked[0]
+        }
+    )
+    db.execute_sql("UPDATE reconcile_run SET ran_at = ?", ("2026-01-09 07:30:00.000000+00:00",))
     steady_audit_log(db)
     db.close()
-    return DashboardApp(DashboardSource(url, health=steady_health), refresh_seconds=3600,
-                        clock=lambda: NOW)
+    return DashboardApp(
+        DashboardSource(url, health=steady_health), refresh_seconds=3600, clock=lambda: NOW
+    )
 
 
 async def performance_drawn(pilot) -> None:
@@ -85,13 +92,16 @@ async def test_keys_switch_the_period_and_the_filters(app):
         assert strategy.query.strategy == first.strategies[0]
         symbol = await after("y")
         assert symbol.query.symbol == first.symbols[0]
-        assert sum(r.trades for r in symbol.by_period) <= sum(
-            r.trades for r in strategy.by_period)
+        assert sum(r.trades for r in symbol.by_period) <= sum(r.trades for r in strategy.by_period)
 
 
 def test_age_text():
     assert [age_text(dt.timedelta(seconds=s)) for s in (5, 90, 7200, 200_000)] == [
-        "5s", "1m", "2h", "2d"]
+        "5s",
+        "1m",
+        "2h",
+        "2d",
+    ]
 
 
 def test_the_positions_view_values_positions_at_their_marks(app):
@@ -99,6 +109,7 @@ def test_the_positions_view_values_positions_at_their_marks(app):
     values = {v.position.symbol: v for v in storage.get_position_values()}
     snapshot = app.source.refresh(force=True)
     assert {p.symbol: p.last_price for p in snapshot.positions} == {
-        s: v.price for s, v in values.items()}
+        s: v.price for s, v in values.items()
+    }
     assert {v.source for v in values.values()} == {"mark", "fill"}
     app.source.close()

@@ -30,9 +30,13 @@ def steady_health(db: Database) -> StoreStats:
     """The store's real figures, with the statements' times (which vary from run to
     run) set to 1 ms each, so that the health line is the same in every run."""
     figures = stats(db)
-    return replace(figures, statements={
-        kind: replace(f, seconds=f.count / 1000, max_seconds=0.001)
-        for kind, f in figures.statements.items()})
+    return replace(
+        figures,
+        statements={
+            kind: replace(f, seconds=f.count / 1000, max_seconds=0.001)
+            for kind, f in figures.statements.items()
+        },
+    )
 
 
 def steady_audit_log(db: Database) -> None:
@@ -49,8 +53,10 @@ def steady_audit_log(db: Database) -> None:
     with db.atomic():
         AuditLog.update(at=NOW, actor="bot-eu-1").bind(db).execute()
         for entry_id, changes in rows:
-            db.execute_sql("UPDATE audit_log SET changes = ? WHERE id = ?",
-                           (TIMESTAMP.sub(steady, changes), entry_id))
+            db.execute_sql(
+                "UPDATE audit_log SET changes = ? WHERE id = ?",
+                (TIMESTAMP.sub(steady, changes), entry_id),
+            )
     db.execute_sql("VACUUM")  # the file's size as if written so in the first place
 
 
@@ -64,8 +70,9 @@ def app(tmp_path, monkeypatch) -> DashboardApp:
     seed_history(StorageService(db), orders=120)
     steady_audit_log(db)
     db.close()
-    return DashboardApp(DashboardSource(url, health=steady_health), refresh_seconds=3600,
-                        clock=lambda: NOW)
+    return DashboardApp(
+        DashboardSource(url, health=steady_health), refresh_seconds=3600, clock=lambda: NOW
+    )
 
 
 async def drawn(pilot) -> None:
@@ -77,8 +84,9 @@ async def drawn(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3", "4", "6"],
-                         ids=["positions", "orders", "strategies", "trades", "audit"])
+@pytest.mark.parametrize(
+    "key", ["1", "2", "3", "4", "6"], ids=["positions", "orders", "strategies", "trades", "audit"]
+)
 def test_view(snap_compare, app, key):
     assert snap_compare(app, press=[key], terminal_size=SIZE, run_before=drawn)
 

@@ -22,8 +22,9 @@ SESSION = f"stocksbot-dashboard-test-{uuid.uuid4().hex[:8]}"
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True,
-                          timeout=10).stdout
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
 
 
 def screen() -> str:
@@ -60,8 +61,7 @@ def demo_session():
     try:
         yield
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True,
-                       timeout=10)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True, timeout=10)
 
 
 def test_demo_moves_in_a_real_terminal(demo_session):
@@ -72,8 +72,10 @@ def test_demo_moves_in_a_real_terminal(demo_session):
     tmux("send-keys", "-t", SESSION, "q")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if subprocess.run(["tmux", "has-session", "-t", SESSION],
-                          capture_output=True).returncode != 0:
+        if (
+            subprocess.run(["tmux", "has-session", "-t", SESSION], capture_output=True).returncode
+            != 0
+        ):
             return
         time.sleep(0.2)
     pytest.fail("q did not quit the dashboard")

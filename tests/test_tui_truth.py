@@ -42,8 +42,9 @@ def quiet_dashboard(url: str) -> DashboardApp:
 
 async def refreshed(app: DashboardApp, pilot) -> None:
     """Run one forced refresh to the end and let its rows be drawn."""
-    await wait_for(pilot, lambda: not any(w.group == "refresh" and not w.is_finished
-                                          for w in app.workers))
+    await wait_for(
+        pilot, lambda: not any(w.group == "refresh" and not w.is_finished for w in app.workers)
+    )
     done = app.refreshes
     app.schedule_refresh(force=True)
     await wait_for(pilot, lambda: app.refreshes > done)
@@ -82,13 +83,13 @@ async def test_a_strategy_figure_that_cannot_be_computed_fails_only_its_view(see
         assert "cannot show this view: InvalidOperation" in note(app, "strategies")
         assert table(app, "strategies").row_count == 0
         # The rest is live.
-        assert table(app, "positions").keys() == [
-            p.symbol for p in store.get_open_positions()] + ["__total__"]
+        assert table(app, "positions").keys() == [p.symbol for p in store.get_open_positions()] + [
+            "__total__"
+        ]
         assert table(app, "trades").keys()[0] == str(store.get_recent_trades(1)[0].id)
         assert "TRADING ENABLED" in status
         # Once the figure is fixed, the view comes back.
-        sql(store, 'UPDATE "strategy" SET "total_pnl" = ? WHERE "name" = ?', "12.5",
-            "momentum")
+        sql(store, 'UPDATE "strategy" SET "total_pnl" = ? WHERE "name" = ?', "12.5", "momentum")
         await refreshed(app, pilot)
         assert table(app, "strategies").row_count == 4
         assert "failed" not in status_text(app)
@@ -164,8 +165,9 @@ async def test_stored_control_characters_and_markup_are_shown_as_text(seeded_url
         # Enter on it: the orders view's caption names the symbol, as text.
         positions.select_key(HOSTILE)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.current_view == "orders"
-                       and table(app, "orders").row_count > 0)
+        await wait_for(
+            pilot, lambda: app.current_view == "orders" and table(app, "orders").row_count > 0
+        )
         await pilot.pause()
         caption = str(app.screen.query_one("#orders-caption").render())
         assert f"symbol={SHOWN}" in caption
@@ -216,8 +218,12 @@ async def test_stored_control_characters_and_markup_are_shown_as_text(seeded_url
         while view.query_state.strategy != HOSTILE_NAME:
             before = view.performance
             await pilot.press("g")
-            await wait_for(pilot, lambda before=before: view.performance is not before
-                           and view.performance.query == view.query_state)
+            await wait_for(
+                pilot,
+                lambda before=before: (
+                    view.performance is not before and view.performance.query == view.query_state
+                ),
+            )
         await pilot.pause()
         assert SHOWN_NAME in note(app, "performance")
         assert all(no_controls(line) for line in screen_lines(app))
@@ -241,7 +247,8 @@ def write(bot: SimulatedBot, store: StorageService, view: str, count: int) -> No
 @pytest.mark.parametrize("view", ["orders", "trades"])
 @drive
 async def test_a_view_at_the_top_follows_new_rows_and_one_scrolled_down_counts_them(
-        seeded_url, store, view):
+    seeded_url, store, view
+):
     bot = SimulatedBot(connect(seeded_url), seed=7)
     app = quiet_dashboard(seeded_url)
     async with app.run_test(size=(160, 30)) as pilot:
@@ -289,7 +296,7 @@ def numeric_cells_cut(app: DashboardApp, view: str) -> list[str]:
     screen = "\n".join(lines)
     # rows under the header, in the region scrollbars leave (a wide column adds a horizontal one)
     shown = rows.scrollable_content_region.height - 1
-    on_screen = rows.keys()[int(rows.scroll_y):int(rows.scroll_y) + shown]
+    on_screen = rows.keys()[int(rows.scroll_y) : int(rows.scroll_y) + shown]
     cut = []
     for key in on_screen:
         for (column, _), cell in zip(rows.column_spec, rows._cells[key], strict=True):
@@ -319,8 +326,7 @@ async def test_numbers_are_never_cut_and_help_and_quit_are_always_shown(seeded_u
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=["80x24", "100x30"])
 @drive
-async def test_the_health_line_is_one_whole_line_refreshed_with_the_views(seeded_url, store,
-                                                                         size):
+async def test_the_health_line_is_one_whole_line_refreshed_with_the_views(seeded_url, store, size):
     app = quiet_dashboard(seeded_url)
     async with app.run_test(size=size) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None)
@@ -349,8 +355,9 @@ def test_the_health_line_leaves_out_whole_parts_that_do_not_fit():
 
 @drive
 async def test_sorting_is_marked_and_done_in_sql_across_pages(seeded_url, store):
-    orders_by_quantity = sorted(store.orders.get_all(limit=None),
-                                key=lambda o: (o.quantity, o.id), reverse=True)
+    orders_by_quantity = sorted(
+        store.orders.get_all(limit=None), key=lambda o: (o.quantity, o.id), reverse=True
+    )
     trades_by_price = sorted(store.trades.get_all(limit=None), key=lambda t: (t.price, t.id))
     app = quiet_dashboard(seeded_url)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -360,10 +367,9 @@ async def test_sorting_is_marked_and_done_in_sql_across_pages(seeded_url, store)
         orders.sort_by("quantity", reverse=True)
         want = [str(o.id) for o in orders_by_quantity]
         await wait_for(pilot, lambda: orders.keys() == want[:PAGE_SIZE])
-        assert orders.columns[column_key(orders, "quantity")].label.plain == \
-            f"Qty {DESCENDING}"
+        assert orders.columns[column_key(orders, "quantity")].label.plain == f"Qty {DESCENDING}"
         await pilot.press("n")  # the next page continues the same sort
-        await wait_for(pilot, lambda: orders.keys() == want[PAGE_SIZE:2 * PAGE_SIZE])
+        await wait_for(pilot, lambda: orders.keys() == want[PAGE_SIZE : 2 * PAGE_SIZE])
 
         await pilot.press("4")
         trades = table(app, "trades")
@@ -371,14 +377,17 @@ async def test_sorting_is_marked_and_done_in_sql_across_pages(seeded_url, store)
         want = [str(t.id) for t in trades_by_price[:50]]
         await wait_for(pilot, lambda: trades.keys() == want)
         assert trades.columns[column_key(trades, "price")].label.plain == f"Price {ASCENDING}"
-        assert min(Decimal(c.sort_value) for c in (trades._cells[k][6] for k in want)) == \
-            trades_by_price[0].price
+        assert (
+            min(Decimal(c.sort_value) for c in (trades._cells[k][6] for k in want))
+            == trades_by_price[0].price
+        )
 
         await pilot.press("1")  # positions are all loaded: sorted where they are, marked too
         positions = table(app, "positions")
         await pilot.press("s")
-        assert positions.columns[column_key(positions, "symbol")].label.plain == \
-            f"Symbol {DESCENDING}"
+        assert (
+            positions.columns[column_key(positions, "symbol")].label.plain == f"Symbol {DESCENDING}"
+        )
 
 
 def column_key(rows: KeyedTable, key: str) -> ColumnKey:

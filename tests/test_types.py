@@ -61,9 +61,16 @@ def test_a_range_bound_also_takes_a_date_and_a_zone_a_name():
     assert zone_of(UTC) is UTC
 
 
-@pytest.mark.parametrize(("alias", "enum_class"), [
-    (PositionSide, PositionSideEnum), (OrderSide, OrderSideEnum), (OrderType, OrderTypeEnum),
-    (OrderStatus, OrderStatusEnum), (ValueType, ConfigValueType)])
+@pytest.mark.parametrize(
+    ("alias", "enum_class"),
+    [
+        (PositionSide, PositionSideEnum),
+        (OrderSide, OrderSideEnum),
+        (OrderType, OrderTypeEnum),
+        (OrderStatus, OrderStatusEnum),
+        (ValueType, ConfigValueType),
+    ],
+)
 def test_an_enum_input_is_its_member_or_its_value_in_any_case(alias, enum_class):
     assert set(get_args(alias)) == {enum_class, str}
     for member in enum_class:

@@ -23,28 +23,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="stocksbot-dashboard",
         description="Terminal dashboard of a stocksbot store: positions, orders, strategies "
-                    "and trades, live. Read-only except for the confirmed operator actions "
-                    "(halt/resume trading, activate/deactivate a strategy).")
+        "and trades, live. Read-only except for the confirmed operator actions "
+        "(halt/resume trading, activate/deactivate a strategy).",
+    )
     parser.add_argument(
-        "--url", metavar="URL", default=None,
+        "--url",
+        metavar="URL",
+        default=None,
         help="database to watch, e.g. sqlite:///./stocksbot.db or "
-             f"postgresql://user@host/db (default: $DATABASE_URL, else {DEFAULT_URL})")
+        f"postgresql://user@host/db (default: $DATABASE_URL, else {DEFAULT_URL})",
+    )
     parser.add_argument(
-        "--refresh", metavar="SECONDS", type=_positive_float, default=1.0,
+        "--refresh",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=1.0,
         help="how often to check the database for changes (default: 1); an unchanged "
-             "database costs next to nothing to check")
+        "database costs next to nothing to check",
+    )
     parser.add_argument(
-        "--create", action="store_true",
+        "--create",
+        action="store_true",
         help="create the SQLite file, with a new empty store, if it does not exist "
-             "(without it, a path that does not exist is refused)")
+        "(without it, a path that does not exist is refused)",
+    )
     parser.add_argument(
-        "--demo", action="store_true",
+        "--demo",
+        action="store_true",
         help="ignore --url: create a temporary SQLite store with a seeded history and run a "
-             "simulated bot that keeps trading on it while you watch")
+        "simulated bot that keeps trading on it while you watch",
+    )
     parser.add_argument(
-        "--screenshot", metavar="FILE.svg", default=None,
+        "--screenshot",
+        metavar="FILE.svg",
+        default=None,
         help="save an SVG screenshot after the first refresh and exit (the README's image "
-             "is made with --demo --screenshot docs/dashboard.svg)")
+        "is made with --demo --screenshot docs/dashboard.svg)",
+    )
     return parser.parse_args(argv)
 
 
@@ -65,21 +80,27 @@ def main(argv: list[str] | None = None) -> int:
         if not args.demo:
             missing = missing_sqlite_file(database_url(args.url))
             if missing is not None and not args.create:
-                print(f"stocksbot-dashboard: the SQLite database {missing!r} does not exist; "
-                      "check the path, or pass --create to create a new store there",
-                      file=sys.stderr)
+                print(
+                    f"stocksbot-dashboard: the SQLite database {missing!r} does not exist; "
+                    "check the path, or pass --create to create a new store there",
+                    file=sys.stderr,
+                )
                 return 2
             if missing is not None:
                 create_store(database_url(args.url))
         from .app import DashboardApp
+
         if args.demo:
             from .demo import Demo
 
             with Demo() as demo:
-                return _run(DashboardApp(DashboardSource(demo.url), refresh_seconds=args.refresh),
-                            args.screenshot)
-        return _run(DashboardApp(DashboardSource(args.url), refresh_seconds=args.refresh),
-                    args.screenshot)
+                return _run(
+                    DashboardApp(DashboardSource(demo.url), refresh_seconds=args.refresh),
+                    args.screenshot,
+                )
+        return _run(
+            DashboardApp(DashboardSource(args.url), refresh_seconds=args.refresh), args.screenshot
+        )
     except StorageError as e:
         print(f"stocksbot-dashboard: {e}", file=sys.stderr)
         return 2

@@ -77,8 +77,10 @@ class DashboardApp(App):
     # The tabs show the view keys; the footer keeps to what fits 80 columns, so that
     # help and quit are always on screen.
     BINDINGS = [
-        *[Binding(str(number), f"view('{name}')", title, show=False)
-          for number, (name, title, _) in enumerate(VIEWS, 1)],
+        *[
+            Binding(str(number), f"view('{name}')", title, show=False)
+            for number, (name, title, _) in enumerate(VIEWS, 1)
+        ],
         Binding("tab", "next_view", "Next view", priority=True, show=False),
         Binding("slash", "filter", "Filter"),
         Binding("r", "refresh_now", "Refresh"),
@@ -88,8 +90,13 @@ class DashboardApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, source: DashboardSource, *, refresh_seconds: float = 1.0,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        source: DashboardSource,
+        *,
+        refresh_seconds: float = 1.0,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         super().__init__()
         self.source = source
         self.refresh_seconds = refresh_seconds
@@ -166,8 +173,9 @@ class DashboardApp(App):
     @work(thread=True, group="refresh")
     def refresh_worker(self, query: OrderQuery, force: bool) -> None:
         try:
-            snapshot = self.source.refresh(query, force=force or self.error is not None,
-                                           trades=self.trades_sort)
+            snapshot = self.source.refresh(
+                query, force=force or self.error is not None, trades=self.trades_sort
+            )
         except Exception as e:  # shown in the status line; the timer retries
             self.post_message(RefreshFailed(one_line(e), unavailable=is_unavailable(e)))
         else:
@@ -186,8 +194,9 @@ class DashboardApp(App):
         self.refreshes += 1
         if message.snapshot is not None:
             self.show(message.snapshot)
-            self.query_one(HealthLine).show(message.snapshot.health,
-                                            message.snapshot.failed.get("health"))
+            self.query_one(HealthLine).show(
+                message.snapshot.health, message.snapshot.failed.get("health")
+            )
         self.draw_status()
 
     def on_refresh_failed(self, message: RefreshFailed) -> None:
@@ -231,14 +240,19 @@ class DashboardApp(App):
         if self.error is not None:
             state = "down" if self.unavailable else "failed"
         elif self.last_ok is None or (self.clock() - self.last_ok).total_seconds() > max(
-                3 * self.refresh_seconds, 5):
+            3 * self.refresh_seconds, 5
+        ):
             state = "stale"
         else:
             state = "live"
         self.query_one(StatusBar).show(
-            self.source.description, state=state, refreshed=self.last_ok,
+            self.source.description,
+            state=state,
+            refreshed=self.last_ok,
             trading_enabled=None if self.snapshot is None else self.snapshot.trading_enabled,
-            error=self.error, failed=self.failed)
+            error=self.error,
+            failed=self.failed,
+        )
 
     # -- orders: paging, filter, detail -----------------------------------------------
 
@@ -261,8 +275,9 @@ class DashboardApp(App):
         try:
             self.post_message(OrdersLoaded(self.source.orders(query)))
         except Exception as e:
-            self.post_message(RefreshFailed(one_line(e), unavailable=is_unavailable(e),
-                                            view="orders"))
+            self.post_message(
+                RefreshFailed(one_line(e), unavailable=is_unavailable(e), view="orders")
+            )
 
     def on_orders_loaded(self, message: OrdersLoaded) -> None:
         if not self._views_gone() and message.page.query == self.current_query():
@@ -312,8 +327,9 @@ class DashboardApp(App):
         try:
             self.post_message(FillsLoaded(self.source.order_detail(order_id)))
         except Exception as e:
-            self.post_message(ActionFinished(f"could not read order {order_id}: "
-                                             f"{one_line(e)}", ok=False))
+            self.post_message(
+                ActionFinished(f"could not read order {order_id}: {one_line(e)}", ok=False)
+            )
 
     def on_fills_loaded(self, message: FillsLoaded) -> None:
         if message.detail.order is not None and not self._views_gone():
@@ -326,17 +342,24 @@ class DashboardApp(App):
         if self.snapshot is None:
             return
         if self.snapshot.trading_enabled is None:
-            self.notify("the trading switch could not be read; see the status line",
-                        severity="error")
+            self.notify(
+                "the trading switch could not be read; see the status line", severity="error"
+            )
             return
         enable = not self.snapshot.trading_enabled
-        question = ("Resume trading? The bot will place orders again." if enable else
-                    "Halt trading? The bot stops placing orders.")
+        question = (
+            "Resume trading? The bot will place orders again."
+            if enable
+            else "Halt trading? The bot stops placing orders."
+        )
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.write_worker("trading resumed" if enable else "trading halted",
-                                   self.source.set_trading_enabled, enable)
+                self.write_worker(
+                    "trading resumed" if enable else "trading halted",
+                    self.source.set_trading_enabled,
+                    enable,
+                )
 
         self.push_screen(ConfirmScreen(question), answer)
 
@@ -357,8 +380,12 @@ class DashboardApp(App):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.write_worker(f"{visible(stats.name)} {verb.lower()}d",
-                                   self.source.set_strategy_active, stats.id, active)
+                self.write_worker(
+                    f"{visible(stats.name)} {verb.lower()}d",
+                    self.source.set_strategy_active,
+                    stats.id,
+                    active,
+                )
 
         self.push_screen(ConfirmScreen(f"{verb} strategy {visible(stats.name)}?"), answer)
 
@@ -373,8 +400,9 @@ class DashboardApp(App):
 
     def on_action_finished(self, message: ActionFinished) -> None:
         # Plain text: names in it come from the store and are never markup.
-        self.notify(visible(message.text), severity="information" if message.ok else "error",
-                    markup=False)
+        self.notify(
+            visible(message.text), severity="information" if message.ok else "error", markup=False
+        )
         if message.ok:
             self.schedule_refresh(force=True)
 
@@ -403,16 +431,19 @@ class DashboardApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for number, (view, _, _) in enumerate(VIEWS, 1):
-            yield SystemCommand(f"Show {view}", f"Switch to the {view} view (key {number})",
-                                lambda v=view: self.action_view(v))
-        yield SystemCommand("Filter orders", "Filter by symbol, status, side, strategy (/)",
-                            self.action_filter)
+            yield SystemCommand(
+                f"Show {view}",
+                f"Switch to the {view} view (key {number})",
+                lambda v=view: self.action_view(v),
+            )
+        yield SystemCommand(
+            "Filter orders", "Filter by symbol, status, side, strategy (/)", self.action_filter
+        )
         yield SystemCommand("Refresh", "Read the database now (r)", self.action_refresh_now)
-        yield SystemCommand("Halt or resume trading", "Asks first (t)",
-                            self.action_toggle_trading)
-        yield SystemCommand("Activate or deactivate strategy", "Asks first (a)",
-                            self.action_toggle_strategy)
+        yield SystemCommand("Halt or resume trading", "Asks first (t)", self.action_toggle_trading)
+        yield SystemCommand(
+            "Activate or deactivate strategy", "Asks first (a)", self.action_toggle_strategy
+        )
 
     def on_unmount(self) -> None:
         self.source.close()
-

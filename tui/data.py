@@ -148,8 +148,9 @@ def read_transaction(db: Database) -> Iterator[None]:
 def is_unavailable(error: BaseException) -> bool:
     """Whether ``error`` means the database cannot be reached (lost connection, server
     down, lock time-out): worth retrying as a whole, unlike a figure that failed."""
-    return isinstance(error, (DatabaseUnavailableError, peewee.OperationalError,
-                              peewee.InterfaceError))
+    return isinstance(
+        error, (DatabaseUnavailableError, peewee.OperationalError, peewee.InterfaceError)
+    )
 
 
 def one_line(error: BaseException) -> str:
@@ -169,9 +170,14 @@ class DashboardSource:
     the caller opened, used as it is for both.
     """
 
-    def __init__(self, db: Database | str | None = None, *, poll_seconds: float = 15.0,
-                 page_size: int = PAGE_SIZE,
-                 health: Callable[[Database], StoreStats] = read_health) -> None:
+    def __init__(
+        self,
+        db: Database | str | None = None,
+        *,
+        poll_seconds: float = 15.0,
+        page_size: int = PAGE_SIZE,
+        health: Callable[[Database], StoreStats] = read_health,
+    ) -> None:
         # connect() only checks the URL here (a bad one raises ConfigurationError at
         # once); reaching the server and checking the schema wait for the first read,
         # on a worker thread, where failures are shown and retried.
@@ -195,8 +201,12 @@ class DashboardSource:
         """The database, password masked."""
         return describe(self.db)
 
-    def refresh(self, orders: OrderQuery | None = OrderQuery(), force: bool = False,
-                trades: Sort | None = None) -> Snapshot | None:
+    def refresh(
+        self,
+        orders: OrderQuery | None = OrderQuery(),
+        force: bool = False,
+        trades: Sort | None = None,
+    ) -> Snapshot | None:
         """One dashboard refresh: a :class:`Snapshot`, or None if nothing changed.
 
         ``orders`` is the page of orders to include (None for none); ``trades`` the
@@ -231,8 +241,9 @@ class DashboardSource:
                 strategies=strategies[0],
                 pnl_series=strategies[1],
                 trades=part("trades", lambda: self._trades(db, trades), (), db),
-                orders=None if orders is None else part(
-                    "orders", lambda: self._orders(db, orders), None, db),
+                orders=None
+                if orders is None
+                else part("orders", lambda: self._orders(db, orders), None, db),
                 failed=failed,
             )
 
@@ -272,14 +283,22 @@ class DashboardSource:
             failed = None
             try:
                 with _isolated(storage.db):
-                    history = tuple(_audit_row(e) for e in storage.get_audit_log(
-                        table="orders", row_id=order_id, limit=HISTORY_SHOWN))
+                    history = tuple(
+                        _audit_row(e)
+                        for e in storage.get_audit_log(
+                            table="orders", row_id=order_id, limit=HISTORY_SHOWN
+                        )
+                    )
             except Exception as e:
                 if is_unavailable(e):
                     raise
                 failed = one_line(e)
-            return OrderDetail(None if order is None else self._order_row(order),
-                               tuple(self._trade_row(t) for t in fills), history, failed)
+            return OrderDetail(
+                None if order is None else self._order_row(order),
+                tuple(self._trade_row(t) for t in fills),
+                history,
+                failed,
+            )
 
         return self._read(read)
 
@@ -287,11 +306,18 @@ class DashboardSource:
         """One page of the audit log for ``query``, newest first (keyset paging)."""
 
         def read(storage: StorageService) -> AuditPage:
-            entries = storage.get_audit_log(table=query.table, row_id=query.row_id,
-                                            actor=query.actor, before_id=query.before_id,
-                                            limit=self.page_size + 1)
-            return AuditPage(query, tuple(_audit_row(e) for e in entries[:self.page_size]),
-                             has_more=len(entries) > self.page_size)
+            entries = storage.get_audit_log(
+                table=query.table,
+                row_id=query.row_id,
+                actor=query.actor,
+                before_id=query.before_id,
+                limit=self.page_size + 1,
+            )
+            return AuditPage(
+                query,
+                tuple(_audit_row(e) for e in entries[: self.page_size]),
+                has_more=len(entries) > self.page_size,
+            )
 
         return self._read(read)
 
@@ -389,29 +415,42 @@ class DashboardSource:
         that a strategy figure that fails does not take the names with it. Deleted
         strategies are named too (their trades stay), after the live ones, so a name
         filter finds the live strategy of that name."""
-        query = (Strategy.select(Strategy.id, Strategy.name)
-                 .order_by(Strategy.deleted_at.is_null(False), Strategy.id)
-                 .bind(db).tuples())
+        query = (
+            Strategy.select(Strategy.id, Strategy.name)
+            .order_by(Strategy.deleted_at.is_null(False), Strategy.id)
+            .bind(db)
+            .tuples()
+        )
         with translate_errors("reading strategy names"):
             return dict(query)
 
-    def _strategies(self, storage: StorageService) -> tuple[
-            tuple[StrategyStats, ...], dict[int, tuple[Decimal, ...]]]:
+    def _strategies(
+        self, storage: StorageService
+    ) -> tuple[tuple[StrategyStats, ...], dict[int, tuple[Decimal, ...]]]:
         strategies = tuple(storage.get_strategy_stats())
-        return strategies, {s.id: tuple(v for _, v in realized_pnl_series(
-            storage.db, s.id, s.gross_pnl, CHART_POINTS)) for s in strategies}
+        return strategies, {
+            s.id: tuple(
+                v for _, v in realized_pnl_series(storage.db, s.id, s.gross_pnl, CHART_POINTS)
+            )
+            for s in strategies
+        }
 
     def _positions(self, storage: StorageService) -> tuple[PositionRow, ...]:
         positions = storage.get_open_positions()
         prices = last_prices(storage.db, [p.symbol for p in positions])
         # A recorded market price wins over the last fill (see stocksbot_store.marks).
-        prices.update((s, price) for s, (price, _) in latest_marks(storage.db).items()
-                      if s in prices)
+        prices.update(
+            (s, price) for s, (price, _) in latest_marks(storage.db).items() if s in prices
+        )
         return tuple(_position_row(p, prices.get(p.symbol)) for p in positions)
 
     def _trades(self, db: Database, sort: Sort | None) -> tuple[TradeRow, ...]:
-        rows = trade_page(db, sort=None if sort is None else sort.column,
-                          descending=sort is None or sort.descending, limit=TRADES_SHOWN)
+        rows = trade_page(
+            db,
+            sort=None if sort is None else sort.column,
+            descending=sort is None or sort.descending,
+            limit=TRADES_SHOWN,
+        )
         return tuple(self._trade_row(t) for t in rows)
 
     def _orders(self, db: Database, query: OrderQuery) -> OrderPage:
@@ -422,23 +461,53 @@ class DashboardSource:
                 return OrderPage(query, (), False)
             strategy_id = ids[0]
         sort = query.sort
-        rows = order_page(db, symbol=query.symbol, status=query.status, side=query.side,
-                          strategy_id=strategy_id, sort=None if sort is None else sort.column,
-                          descending=sort is None or sort.descending,
-                          before_id=query.before_id, offset=query.offset,
-                          limit=self.page_size + 1)
-        return OrderPage(query, tuple(self._order_row(o) for o in rows[:self.page_size]),
-                         has_more=len(rows) > self.page_size)
+        rows = order_page(
+            db,
+            symbol=query.symbol,
+            status=query.status,
+            side=query.side,
+            strategy_id=strategy_id,
+            sort=None if sort is None else sort.column,
+            descending=sort is None or sort.descending,
+            before_id=query.before_id,
+            offset=query.offset,
+            limit=self.page_size + 1,
+        )
+        return OrderPage(
+            query,
+            tuple(self._order_row(o) for o in rows[: self.page_size]),
+            has_more=len(rows) > self.page_size,
+        )
 
     def _order_row(self, o: Order) -> OrderRow:
-        return OrderRow(o.id, o.created_at, o.symbol, o.side.value, o.type.value,
-                        o.status.value, o.quantity, o.filled_quantity, o.price,
-                        o.avg_fill_price, self._strategy_name(o.strategy_id))
+        return OrderRow(
+            o.id,
+            o.created_at,
+            o.symbol,
+            o.side.value,
+            o.type.value,
+            o.status.value,
+            o.quantity,
+            o.filled_quantity,
+            o.price,
+            o.avg_fill_price,
+            self._strategy_name(o.strategy_id),
+        )
 
     def _trade_row(self, t: Trade) -> TradeRow:
-        return TradeRow(t.id, t.executed_at, t.symbol, t.side.value, t.type.value, t.quantity,
-                        t.price, t.commission + t.fees, t.realized_pnl, t.order_id,
-                        self._strategy_name(t.strategy_id))
+        return TradeRow(
+            t.id,
+            t.executed_at,
+            t.symbol,
+            t.side.value,
+            t.type.value,
+            t.quantity,
+            t.price,
+            t.commission + t.fees,
+            t.realized_pnl,
+            t.order_id,
+            self._strategy_name(t.strategy_id),
+        )
 
     def _strategy_name(self, strategy_id: int | None) -> str:
         if strategy_id is None:
@@ -451,8 +520,16 @@ def _position_row(p: Position, last: Decimal | None) -> PositionRow:
     if last is not None:
         move = last - p.avg_entry_price
         unrealized = move * p.quantity * (1 if p.side == PositionSideEnum.LONG else -1)
-    return PositionRow(p.symbol, p.side.value, p.quantity, p.avg_entry_price, p.cost_basis,
-                       last, unrealized, p.realized_pnl)
+    return PositionRow(
+        p.symbol,
+        p.side.value,
+        p.quantity,
+        p.avg_entry_price,
+        p.cost_basis,
+        last,
+        unrealized,
+        p.realized_pnl,
+    )
 
 
 def create_store(url: str) -> None:
@@ -474,18 +551,30 @@ def _performance(storage: StorageService, query: PerformanceQuery) -> Performanc
     curve = storage.equity_curve()[-CURVE_DAYS:]
     by_symbol = storage.pnl_by_symbol()
     run = storage.last_reconcile()
-    summary = None if run is None else ReconcileSummary(
-        run.ran_at, run.applied, tuple(
-            f"{d['kind']} {d['subject']}: store {d['store']}, broker {d['broker']}"
-            for d in (run.differences or [])))
+    summary = (
+        None
+        if run is None
+        else ReconcileSummary(
+            run.ran_at,
+            run.applied,
+            tuple(
+                f"{d['kind']} {d['subject']}: store {d['store']}, broker {d['broker']}"
+                for d in (run.differences or [])
+            ),
+        )
+    )
     return Performance(
-        query=query, curve=tuple(curve),
-        by_period=tuple(storage.pnl_by_period(query.period, strategy=query.strategy,
-                                              symbol=query.symbol)),
-        by_symbol=tuple(by_symbol), positions=tuple(storage.get_position_values()),
+        query=query,
+        curve=tuple(curve),
+        by_period=tuple(
+            storage.pnl_by_period(query.period, strategy=query.strategy, symbol=query.symbol)
+        ),
+        by_symbol=tuple(by_symbol),
+        positions=tuple(storage.get_position_values()),
         reconcile=summary,
         strategies=tuple(s.name for s in storage.strategies.get_all()),
-        symbols=tuple(r.key for r in by_symbol))
+        symbols=tuple(r.key for r in by_symbol),
+    )
 
 
 @contextmanager
@@ -506,10 +595,12 @@ def _audit_row(entry: object) -> AuditRow:
     def shown(value: object) -> str:
         return "-" if value is None else str(value)
 
-    changes = tuple((str(name), shown(before), shown(after))
-                    for name, (before, after) in entry.changes.items())
-    return AuditRow(entry.id, entry.at, entry.actor, entry.table, entry.row_id,
-                    entry.action, changes)
+    changes = tuple(
+        (str(name), shown(before), shown(after)) for name, (before, after) in entry.changes.items()
+    )
+    return AuditRow(
+        entry.id, entry.at, entry.actor, entry.table, entry.row_id, entry.action, changes
+    )
 
 
 def _in_memory(url: str) -> bool:
@@ -521,9 +612,35 @@ def _in_memory(url: str) -> bool:
     return path in ("", ":memory:") or path.startswith("file:")
 
 
-__all__ = ["AUDIT_TABLES", "DEFAULT_URL", "ORDER_SIDES", "ORDER_SORTS", "ORDER_STATUSES",
-           "STATEMENT_KINDS", "TRADE_SORTS", "AuditPage", "AuditQuery", "AuditRow",
-           "DashboardSource", "OrderDetail", "OrderPage", "OrderQuery", "OrderRow", "Performance",
-           "PerformanceQuery", "PositionRow", "Snapshot", "Sort", "StorageError", "StoreStats",
-           "TradeRow", "create_store", "database_url", "format_bytes", "is_unavailable",
-           "one_line", "read_health", "read_transaction"]
+__all__ = [
+    "AUDIT_TABLES",
+    "DEFAULT_URL",
+    "ORDER_SIDES",
+    "ORDER_SORTS",
+    "ORDER_STATUSES",
+    "STATEMENT_KINDS",
+    "TRADE_SORTS",
+    "AuditPage",
+    "AuditQuery",
+    "AuditRow",
+    "DashboardSource",
+    "OrderDetail",
+    "OrderPage",
+    "OrderQuery",
+    "OrderRow",
+    "Performance",
+    "PerformanceQuery",
+    "PositionRow",
+    "Snapshot",
+    "Sort",
+    "StorageError",
+    "StoreStats",
+    "TradeRow",
+    "create_store",
+    "database_url",
+    "format_bytes",
+    "is_unavailable",
+    "one_line",
+    "read_health",
+    "read_transaction",
+]

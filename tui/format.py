@@ -16,8 +16,9 @@ LOSS = "red"
 
 #: Invisible characters that reorder or break a line: bidi overrides and isolates, line
 #: and paragraph separators. Shown as ``\u202e`` and the like.
-_LAYOUT = frozenset("\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
-                    "\u2066\u2067\u2068\u2069")
+_LAYOUT = frozenset(
+    "\u061c\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def visible(value: str) -> str:
@@ -53,8 +54,9 @@ class Cell(Text):
     Its text is passed through :func:`visible`: no cell can hold a control character.
     """
 
-    def __init__(self, text: str, style: str = "", sort_value: Any = None,
-                 justify: str | None = None) -> None:
+    def __init__(
+        self, text: str, style: str = "", sort_value: Any = None, justify: str | None = None
+    ) -> None:
         text = visible(text)
         super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
         self.sort_value = text if sort_value is None else sort_value
@@ -103,8 +105,7 @@ def timestamp(value: dt.datetime | None) -> Cell:
     """A UTC time as ``2026-01-05 14:30:00``."""
     if value is None:
         return Cell("-", sort_value=None)
-    return Cell(value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-                sort_value=value)
+    return Cell(value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), sort_value=value)
 
 
 def flag(value: bool, yes: str = "yes", no: str = "no") -> Cell:

@@ -30,8 +30,10 @@ class PerformanceQuery:
 
     def describe(self) -> str:
         """``P&L by week, momentum, all symbols``."""
-        return (f"P&L by {self.period}, {self.strategy or 'all strategies'}, "
-                f"{self.symbol or 'all symbols'}")
+        return (
+            f"P&L by {self.period}, {self.strategy or 'all strategies'}, "
+            f"{self.symbol or 'all symbols'}"
+        )
 
 
 @dataclass(frozen=True)

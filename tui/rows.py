@@ -56,9 +56,16 @@ class OrderQuery:
 
     def describe(self) -> str:
         """``symbol=AAPL side=buy`` or ``all orders``."""
-        parts = [f"{name}={value}" for name, value in
-                 (("symbol", self.symbol), ("status", self.status), ("side", self.side),
-                  ("strategy", self.strategy)) if value]
+        parts = [
+            f"{name}={value}"
+            for name, value in (
+                ("symbol", self.symbol),
+                ("status", self.status),
+                ("side", self.side),
+                ("strategy", self.strategy),
+            )
+            if value
+        ]
         return " ".join(parts) or "all orders"
 
 
@@ -139,9 +146,11 @@ class AuditQuery:
 
     def describe(self) -> str:
         """``table=orders id=42`` or ``whole audit log``."""
-        parts = [f"{name}={value}" for name, value in
-                 (("table", self.table), ("id", self.row_id), ("actor", self.actor))
-                 if value is not None]
+        parts = [
+            f"{name}={value}"
+            for name, value in (("table", self.table), ("id", self.row_id), ("actor", self.actor))
+            if value is not None
+        ]
         return " ".join(parts) or "whole audit log"
 
 
@@ -204,10 +213,23 @@ class Snapshot:
     @property
     def totals(self) -> tuple[Decimal, Decimal, Decimal]:
         """Cost basis, unrealized and realized P&L over the open positions."""
-        return (sum((p.cost_basis for p in self.positions), Decimal(0)),
-                sum((p.unrealized_pnl for p in self.positions), Decimal(0)),
-                sum((p.realized_pnl for p in self.positions), Decimal(0)))
+        return (
+            sum((p.cost_basis for p in self.positions), Decimal(0)),
+            sum((p.unrealized_pnl for p in self.positions), Decimal(0)),
+            sum((p.realized_pnl for p in self.positions), Decimal(0)),
+        )
 
 
-__all__ = ["AuditPage", "AuditQuery", "AuditRow", "OrderDetail", "OrderPage", "OrderQuery",
-           "OrderRow", "PositionRow", "Snapshot", "Sort", "TradeRow"]
+__all__ = [
+    "AuditPage",
+    "AuditQuery",
+    "AuditRow",
+    "OrderDetail",
+    "OrderPage",
+    "OrderQuery",
+    "OrderRow",
+    "PositionRow",
+    "Snapshot",
+    "Sort",
+    "TradeRow",
+]

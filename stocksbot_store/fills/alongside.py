@@ -60,30 +60,67 @@ class Alongside:
         #: Writes each fill's audit rows as ``actor``.
         self.audit = AuditWriter(db, actor)
 
-    def one(self, execute: Execute, fill: CheckedFill, stamp: str, trade_id: int,
-            trade: tuple, order: ledger.OrderState | None, strategy_id: int | None,
-            figures: ledger.StrategyFigures | None, outcome: ledger.FillOutcome,
-            before: Before) -> None:
+    def one(
+        self,
+        execute: Execute,
+        fill: CheckedFill,
+        stamp: str,
+        trade_id: int,
+        trade: tuple,
+        order: ledger.OrderState | None,
+        strategy_id: int | None,
+        figures: ledger.StrategyFigures | None,
+        outcome: ledger.FillOutcome,
+        before: Before,
+    ) -> None:
         """After one fill's trade (its id and ``insert_trade`` parameters ``trade``),
         order, positions (ids given) and strategy (``figures`` after it, None if it has
         none) were written; ``execute(sql, params)`` runs a statement in the fill's
         transaction."""
         self.kept.add(fill, strategy_id, outcome, execute)
-        self.audit.fill(stamp, trade_id, trade, order,
-                        before.order,  # type: ignore[arg-type]  # None only with no order
-                        before.position,
-                        outcome.touched, strategy_id, before.figures, figures, execute)
+        self.audit.fill(
+            stamp,
+            trade_id,
+            trade,
+            order,
+            before.order,  # type: ignore[arg-type]  # None only with no order
+            before.position,
+            outcome.touched,
+            strategy_id,
+            before.figures,
+            figures,
+            execute,
+        )
 
-    def many(self, cursor: Any, applied: Sequence[Applied], stamp: str,
-             trades: list[tuple], trade_ids: list[int], orders: dict[int, ledger.OrderState],
-             positions: dict[int, ledger.PositionState],
-             figures: dict[int, ledger.StrategyFigures], before: BatchBefore) -> None:
+    def many(
+        self,
+        cursor: Any,
+        applied: Sequence[Applied],
+        stamp: str,
+        trades: list[tuple],
+        trade_ids: list[int],
+        orders: dict[int, ledger.OrderState],
+        positions: dict[int, ledger.PositionState],
+        figures: dict[int, ledger.StrategyFigures],
+        before: BatchBefore,
+    ) -> None:
         """After a batch's rows were written; ``applied`` in the order the fills were
         applied (new trades only, not re-sent ones); ``trades`` their ``insert_trade``
         parameters and ids; ``orders``, ``positions`` and ``figures`` as the batch
         left them."""
-        self.kept.add_many(cursor, [(fill, strategy_id, outcome)
-                                    for fill, _, strategy_id, outcome in applied])
-        self.audit.fill_batch(cursor, stamp, trades, trade_ids, before.orders, orders,
-                              before.positions, positions, before.position_ids,
-                              before.figures, figures)
+        self.kept.add_many(
+            cursor, [(fill, strategy_id, outcome) for fill, _, strategy_id, outcome in applied]
+        )
+        self.audit.fill_batch(
+            cursor,
+            stamp,
+            trades,
+            trade_ids,
+            before.orders,
+            orders,
+            before.positions,
+            positions,
+            before.position_ids,
+            before.figures,
+            figures,
+        )

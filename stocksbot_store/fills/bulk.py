@@ -81,21 +81,32 @@ class BulkFills:
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
         # Read after the symbols' locks, so a fill of the same symbol committed by another
         # writer meanwhile is seen here as stored, not inserted a second time.
-        stored = {row[0]: row[1:] for row in self._rows_in(
-            "stored_trades", {f.external_id for f in fills if f.external_id})}
-        orders = {row[0]: order_from_row(row) for row in self._rows_in(
-            "orders", {f.order_id for f in fills if f.order_id is not None})}
+        stored = {
+            row[0]: row[1:]
+            for row in self._rows_in(
+                "stored_trades", {f.external_id for f in fills if f.external_id}
+            )
+        }
+        orders = {
+            row[0]: order_from_row(row)
+            for row in self._rows_in(
+                "orders", {f.order_id for f in fills if f.order_id is not None}
+            )
+        }
         positions: dict[str, ledger.PositionState | None] = {
-            row[0]: position_from_row(row[0], row[1:]) for row in self._rows_in(
-            "positions", {f.symbol for f in fills}, (True,))}
+            row[0]: position_from_row(row[0], row[1:])
+            for row in self._rows_in("positions", {f.symbol for f in fills}, (True,))
+        }
         strategy_rows = self._rows_in(
-            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id})
+            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id}
+        )
         figures = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
         # What the audit log compares the batch's net changes with (the ledger gives
         # new position states; orders and figures move in place).
         orders_before = {oid: order_before(o) for oid, o in orders.items()}
-        positions_before = {p.id: p for p in positions.values()
-                            if p is not None and p.id is not None}  # all read: all stored
+        positions_before = {
+            p.id: p for p in positions.values() if p is not None and p.id is not None
+        }  # all read: all stored
 
         results: list[Any] = []  # a Trade id already stored, or the index of a new trade
         first_of: dict[str, tuple[CheckedFill, Any]] = {}
@@ -115,8 +126,10 @@ class BulkFills:
                 earlier = first_of.get(fill.external_id)
                 if earlier is not None:
                     first, result = earlier
-                    check_same_fill(fill, (first.order_id, first.symbol, first.side,
-                                           first.quantity, first.price))
+                    check_same_fill(
+                        fill,
+                        (first.order_id, first.symbol, first.side, first.quantity, first.price),
+                    )
                     results.append(result)
                     continue
                 first_of[fill.external_id] = (fill, ("new", len(new_trades)))
@@ -124,12 +137,18 @@ class BulkFills:
             if fill.order_id is not None:
                 order = orders.get(fill.order_id)
                 if order is None:
-                    raise NotFoundError(f"order {fill.order_id} does not exist; create it "
-                                        "first")
+                    raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
                 order.check_takes(fill.symbol, fill.side, fill.quantity)
-            outcome = ledger.apply_fill(positions.get(fill.symbol), fill.symbol, fill.side,
-                                        fill.quantity, fill.price, fill.commission,
-                                        fill.fees, fill.executed_at)
+            outcome = ledger.apply_fill(
+                positions.get(fill.symbol),
+                fill.symbol,
+                fill.side,
+                fill.quantity,
+                fill.price,
+                fill.commission,
+                fill.fees,
+                fill.executed_at,
+            )
             for p in outcome.touched:
                 if p.id is None:  # a new position: a negative id until one is taken
                     new_position_ids += 1
@@ -138,8 +157,7 @@ class BulkFills:
             positions[fill.symbol] = outcome.open_position
             strategy_id = order.strategy_id if order else None
             trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
-            new_trades.append(trade_row(fill, strategy_id, trade_type, outcome.realized_pnl,
-                                        stamp))
+            new_trades.append(trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp))
             new_fills.append((fill, strategy_id, trade_type, outcome.realized_pnl))
             results.append(("new", len(new_trades) - 1))
             applied.append((fill, len(new_trades) - 1, strategy_id, outcome))
@@ -147,19 +165,39 @@ class BulkFills:
                 order.apply_fill(fill.quantity, fill.price, stamp)
                 touched_orders[order.id] = order
             if strategy_id in figures:
-                figures[strategy_id].add_trade(outcome.realized_pnl, fill.commission,
-                                               fill.fees, fill.executed_at)
+                figures[strategy_id].add_trade(
+                    outcome.realized_pnl, fill.commission, fill.fees, fill.executed_at
+                )
 
         trade_ids = self._take_ids(Trade, len(new_trades))
-        position_ids = self._write(touched_positions, new_position_ids, new_trades,
-                                   trade_ids, touched_orders, figures, stamp)
+        position_ids = self._write(
+            touched_positions,
+            new_position_ids,
+            new_trades,
+            trade_ids,
+            touched_orders,
+            figures,
+            stamp,
+        )
         self.alongside.many(
-            self.cursor, [(fill, trade_ids[index], strategy_id, outcome)
-                          for fill, index, strategy_id, outcome in applied],
-            stamp, new_trades, trade_ids, touched_orders, touched_positions, figures,
-            BatchBefore(orders_before, positions_before,
-                        {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
-                        position_ids))
+            self.cursor,
+            [
+                (fill, trade_ids[index], strategy_id, outcome)
+                for fill, index, strategy_id, outcome in applied
+            ],
+            stamp,
+            new_trades,
+            trade_ids,
+            touched_orders,
+            touched_positions,
+            figures,
+            BatchBefore(
+                orders_before,
+                positions_before,
+                {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                position_ids,
+            ),
+        )
         return self._trades(results, new_fills, trade_ids, now)
 
     # -- reading -----------------------------------------------------------------------
@@ -168,7 +206,7 @@ class BulkFills:
         values = sorted(values)
         rows: list[tuple] = []
         for start in range(0, len(values), CHUNK):
-            chunk = values[start:start + CHUNK]
+            chunk = values[start : start + CHUNK]
             sql, arguments = self.statements.in_list(name, len(chunk)), (*params, *chunk)
             if self.pg:
                 # Never a prepared statement: its generic plan, made while the table was
@@ -210,34 +248,57 @@ class BulkFills:
         else:
             self.cursor.executemany(sql, rows)
 
-    def _write(self, positions: dict[int, ledger.PositionState], new_positions: int,
-               trades: list[tuple], trade_ids: list[int], orders: dict[int, ledger.OrderState],
-               figures: dict[int, ledger.StrategyFigures], stamp: str) -> list[int]:
+    def _write(
+        self,
+        positions: dict[int, ledger.PositionState],
+        new_positions: int,
+        trades: list[tuple],
+        trade_ids: list[int],
+        orders: dict[int, ledger.OrderState],
+        figures: dict[int, ledger.StrategyFigures],
+        stamp: str,
+    ) -> list[int]:
         """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
-        self._many("update_position", [position_update_row(p, stamp)
-                                       for pid, p in positions.items() if pid > 0])
+        self._many(
+            "update_position",
+            [position_update_row(p, stamp) for pid, p in positions.items() if pid > 0],
+        )
         position_ids = self._take_ids(Position, new_positions)
-        self._many("insert_position_with_id", [
-            (position_ids[-pid - 1], *new_position_row(p, stamp))
-            for pid, p in sorted(positions.items(), reverse=True) if pid < 0], Position)
-        self._many("insert_trade_with_id", [
-            (tid, *row) for tid, row in zip(trade_ids, trades, strict=True)], Trade)
+        self._many(
+            "insert_position_with_id",
+            [
+                (position_ids[-pid - 1], *new_position_row(p, stamp))
+                for pid, p in sorted(positions.items(), reverse=True)
+                if pid < 0
+            ],
+            Position,
+        )
+        self._many(
+            "insert_trade_with_id",
+            [(tid, *row) for tid, row in zip(trade_ids, trades, strict=True)],
+            Trade,
+        )
         self._many("update_order", [order_update_row(order) for order in orders.values()])
-        self._many("update_strategy", [figures_row(f, stamp) + [sid]
-                                       for sid, f in figures.items()])
+        self._many("update_strategy", [figures_row(f, stamp) + [sid] for sid, f in figures.items()])
         return position_ids
 
-    def _trades(self, results: list[tuple[str, int]],
-                new_fills: list[tuple[CheckedFill, int | None, str, Any]],
-                trade_ids: list[int], now: Any) -> list[Trade]:
+    def _trades(
+        self,
+        results: list[tuple[str, int]],
+        new_fills: list[tuple[CheckedFill, int | None, str, Any]],
+        trade_ids: list[int],
+        now: Any,
+    ) -> list[Trade]:
         stored_ids = {ref for kind, ref in results if kind == "stored"}
         stored: dict[int, Trade] = {}
         if stored_ids:
             ids = sorted(stored_ids)
             for start in range(0, len(ids), CHUNK):
-                query = Trade.select().where(Trade.id.in_(ids[start:start + CHUNK]))
+                query = Trade.select().where(Trade.id.in_(ids[start : start + CHUNK]))
                 stored.update((t.id, t) for t in query.bind(self.db))
-        built = [build_trade(tid, *fill_info, now)
-                 for tid, fill_info in zip(trade_ids, new_fills, strict=True)]
+        built = [
+            build_trade(tid, *fill_info, now)
+            for tid, fill_info in zip(trade_ids, new_fills, strict=True)
+        ]
         return [stored[ref] if kind == "stored" else built[ref] for kind, ref in results]

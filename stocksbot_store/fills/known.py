@@ -37,8 +37,7 @@ class KnownBook:
     """The states one connection's committed fills left, with the marks that prove
     them fresh."""
 
-    __slots__ = ("conn", "data_version", "total_changes", "orders", "positions",
-                 "strategies")
+    __slots__ = ("conn", "data_version", "total_changes", "orders", "positions", "strategies")
 
     def __init__(self) -> None:
         self.conn: Any = None
@@ -52,8 +51,11 @@ class KnownBook:
     def begin(self, conn: Any, data_version: int) -> bool:
         """At the start of a fill's transaction: True if the states are fresh (see the
         module). From now until :meth:`commit`, they are not trusted again."""
-        fresh = (conn is self.conn and data_version == self.data_version
-                 and conn.total_changes == self.total_changes)
+        fresh = (
+            conn is self.conn
+            and data_version == self.data_version
+            and conn.total_changes == self.total_changes
+        )
         if not fresh:
             self.orders.clear()
             self.positions.clear()
@@ -61,9 +63,14 @@ class KnownBook:
         self.conn, self.data_version, self.total_changes = conn, data_version, None
         return fresh
 
-    def commit(self, order: ledger.OrderState | None, symbol: str,
-               position: ledger.PositionState | None, strategy_id: int | None,
-               figures: ledger.StrategyFigures | None) -> None:
+    def commit(
+        self,
+        order: ledger.OrderState | None,
+        symbol: str,
+        position: ledger.PositionState | None,
+        strategy_id: int | None,
+        figures: ledger.StrategyFigures | None,
+    ) -> None:
         """After the fill's transaction committed: what it left, and the mark of this
         connection's changes that proves it fresh next time."""
         if order is not None:

@@ -131,8 +131,7 @@ class FillRecorder:
             while True:
                 try:
                     with write_transaction(self.db):
-                        return BulkFills(self.db, self.statements,
-                                         self.alongside).record(checked)
+                        return BulkFills(self.db, self.statements, self.alongside).record(checked)
                 except StorageError:
                     raise
                 except Exception as e:
@@ -142,8 +141,11 @@ class FillRecorder:
                     # again, and it finds that fill stored, as for any re-sent fill: the
                     # stored trade if it is the same fill, ConflictError if it is not.
                     attempts -= 1
-                    if (not attempts or not is_unique_violation(e)
-                            or not any(f.external_id for f in checked)):
+                    if (
+                        not attempts
+                        or not is_unique_violation(e)
+                        or not any(f.external_id for f in checked)
+                    ):
                         raise
 
     def create_order(self, insert: Callable[[], Order]) -> Order:
@@ -162,10 +164,14 @@ class FillRecorder:
         changes = before + ORDER_CREATE_CHANGES
         if fresh and conn.total_changes == changes and book.total_changes == before:
             book.total_changes = changes
-            book.orders[order.id] = order_from_row(tuple(
-                field.db_value(getattr(order, field.name)) if field.name != "strategy"
-                else order.strategy_id  # type: ignore[attr-defined]  # set by peewee
-                for field in ORDER_FIELDS))
+            book.orders[order.id] = order_from_row(
+                tuple(
+                    field.db_value(getattr(order, field.name))
+                    if field.name != "strategy"
+                    else order.strategy_id  # type: ignore[attr-defined]  # set by peewee
+                    for field in ORDER_FIELDS
+                )
+            )
         return order
 
     # -- SQLite: what the connection knows -------------------------------------------
@@ -190,8 +196,9 @@ class FillRecorder:
             book.commit(*left)
         return trade
 
-    def _apply_known(self, fill: CheckedFill, known: KnownBook | None
-                     ) -> tuple[Trade, tuple | None]:
+    def _apply_known(
+        self, fill: CheckedFill, known: KnownBook | None
+    ) -> tuple[Trade, tuple | None]:
         """A fill on SQLite, reading only what ``known`` (when fresh) does not hold;
         the trade, and what it left for the book (None when it was stored already)."""
         order = None
@@ -210,8 +217,16 @@ class FillRecorder:
             position = known.positions[fill.symbol]
         else:
             position = self._open_position(fill.symbol)
-        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
-                                    fill.commission, fill.fees, fill.executed_at)
+        outcome = ledger.apply_fill(
+            position,
+            fill.symbol,
+            fill.side,
+            fill.quantity,
+            fill.price,
+            fill.commission,
+            fill.fees,
+            fill.executed_at,
+        )
         strategy_id = order.strategy_id if order else None
         cached_figures = None
         if strategy_id is not None and known is not None:
@@ -220,8 +235,9 @@ class FillRecorder:
         stamp = datetime_text(now)
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
-        inserted = self._run("insert_new_trade" if fill.external_id else "insert_trade",
-                             row).fetchone()
+        inserted = self._run(
+            "insert_new_trade" if fill.external_id else "insert_trade", row
+        ).fetchone()
         if inserted is None:  # its broker id is stored: the fill was sent before
             stored = self._stored_trade(fill)
             if stored is None:  # pragma: no cover - the conflict was on that id
@@ -237,11 +253,24 @@ class FillRecorder:
         figures_before = figures = None
         if strategy_id is not None:
             figures_before, figures = self._update_strategy(
-                strategy_id, outcome.realized_pnl, fill, stamp,
-                figures=None if cached_figures is None else copy.copy(cached_figures))
-        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
-                           strategy_id, figures, outcome,
-                           Before(moved, position, figures_before))
+                strategy_id,
+                outcome.realized_pnl,
+                fill,
+                stamp,
+                figures=None if cached_figures is None else copy.copy(cached_figures),
+            )
+        self.alongside.one(
+            self.db.execute_sql,
+            fill,
+            stamp,
+            trade_id,
+            row,
+            order,
+            strategy_id,
+            figures,
+            outcome,
+            Before(moved, position, figures_before),
+        )
         trade = build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
         return trade, (order, fill.symbol, outcome.open_position, strategy_id, figures)
 
@@ -259,8 +288,11 @@ class FillRecorder:
                     with _Pipeline(self.db, conn) as reads:
                         reads.run("BEGIN", ())
                         reads.run(sql["lock_symbol"], (fill.symbol,))
-                        stored = (reads.run(sql["trade_by_external_id"], (fill.external_id,))
-                                  if fill.external_id else None)
+                        stored = (
+                            reads.run(sql["trade_by_external_id"], (fill.external_id,))
+                            if fill.external_id
+                            else None
+                        )
                         order = strategy = None
                         if fill.order_id is not None:
                             order = reads.run(sql["order"], (fill.order_id,))
@@ -273,8 +305,11 @@ class FillRecorder:
                         # the trade, so the id cannot come from the insert. Only for a
                         # fill that cannot be stored already: a re-sent one would use
                         # up an id, and ids would no longer follow the trades.
-                        trade_id = (None if fill.external_id else
-                                    reads.run(*self.statements.take_ids(Trade, 1)))
+                        trade_id = (
+                            None
+                            if fill.external_id
+                            else reads.run(*self.statements.take_ids(Trade, 1))
+                        )
                 except Exception as e:
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
@@ -284,16 +319,28 @@ class FillRecorder:
                     check_same_fill(fill, row[1:])
                     conn.execute("ROLLBACK")  # nothing was written
                     return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
-                trade = self._apply_read(conn, fill, order, position, strategy,
-                                         None if trade_id is None else trade_id.fetchone()[0])
+                trade = self._apply_read(
+                    conn,
+                    fill,
+                    order,
+                    position,
+                    strategy,
+                    None if trade_id is None else trade_id.fetchone()[0],
+                )
             except BaseException:
                 _rollback(conn)
                 raise
         return trade
 
-    def _apply_read(self, conn: Any, fill: CheckedFill, order_cursor: Any,
-                    position_cursor: Any, strategy_cursor: Any,
-                    trade_id: int | None) -> Trade:
+    def _apply_read(
+        self,
+        conn: Any,
+        fill: CheckedFill,
+        order_cursor: Any,
+        position_cursor: Any,
+        strategy_cursor: Any,
+        trade_id: int | None,
+    ) -> Trade:
         """The rest of a pipelined fill, from the rows its first round trip read (and
         the id its trade takes, if taken there): check, account, and write everything
         and commit in the second (a new position's id and the trade's, if not taken
@@ -308,8 +355,16 @@ class FillRecorder:
             order.check_takes(fill.symbol, fill.side, fill.quantity)
         row = position_cursor.fetchone()
         position = None if row is None else position_from_row(fill.symbol, row)
-        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
-                                    fill.commission, fill.fees, fill.executed_at)
+        outcome = ledger.apply_fill(
+            position,
+            fill.symbol,
+            fill.side,
+            fill.quantity,
+            fill.price,
+            fill.commission,
+            fill.fees,
+            fill.executed_at,
+        )
         strategy_id, figures = None, None
         if strategy_cursor is not None and (row := strategy_cursor.fetchone()) is not None:
             strategy_id, figures = row[0], figures_from_row(row[1:])
@@ -324,10 +379,10 @@ class FillRecorder:
         opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
         if opened or trade_id is None:  # audit rows name them: ids before the writes
             with _Pipeline(self.db, conn) as ids:
-                taken = (ids.run(*self.statements.take_ids(Position, len(opened)))
-                         if opened else None)
-                traded = ids.run(*self.statements.take_ids(Trade, 1)) if trade_id is None \
-                    else None
+                taken = (
+                    ids.run(*self.statements.take_ids(Position, len(opened))) if opened else None
+                )
+                traded = ids.run(*self.statements.take_ids(Trade, 1)) if trade_id is None else None
             if taken is not None:
                 for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
                     p.id = pid
@@ -344,17 +399,26 @@ class FillRecorder:
                 writes.run(sql["update_order"], order_update_row(order))
             for p, new in zip(outcome.touched, is_new, strict=True):
                 if new:
-                    writes.run(sql["insert_position_with_id"],
-                               (p.id, *new_position_row(p, stamp)))
+                    writes.run(sql["insert_position_with_id"], (p.id, *new_position_row(p, stamp)))
                 else:
                     writes.run(sql["update_position"], position_update_row(p, stamp))
             figures_before = None
             if figures is not None and strategy_id is not None:
                 figures_before, figures = self._update_strategy(
-                    strategy_id, outcome.realized_pnl, fill, stamp, figures=figures,
-                    run=writes.run)
-            self.alongside.one(writes.run, fill, stamp, trade_id, row, order, strategy_id,
-                               figures, outcome, Before(moved, position, figures_before))
+                    strategy_id, outcome.realized_pnl, fill, stamp, figures=figures, run=writes.run
+                )
+            self.alongside.one(
+                writes.run,
+                fill,
+                stamp,
+                trade_id,
+                row,
+                order,
+                strategy_id,
+                figures,
+                outcome,
+                Before(moved, position, figures_before),
+            )
         # On its own: a connection lost before it leaves nothing stored; lost during it,
         # the outcome is unknown, and the database's commit says so (CommitUnknownError).
         self.db.commit()
@@ -381,8 +445,16 @@ class FillRecorder:
             self._run("lock_symbol", (fill.symbol,))
         order = self._order_for(fill) if fill.order_id is not None else None
         position = self._open_position(fill.symbol)
-        outcome = ledger.apply_fill(position, fill.symbol, fill.side, fill.quantity, fill.price,
-                                    fill.commission, fill.fees, fill.executed_at)
+        outcome = ledger.apply_fill(
+            position,
+            fill.symbol,
+            fill.side,
+            fill.quantity,
+            fill.price,
+            fill.commission,
+            fill.fees,
+            fill.executed_at,
+        )
         now = utcnow()
         strategy_id = order.strategy_id if order else None
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
@@ -404,10 +476,20 @@ class FillRecorder:
         figures_before = figures = None
         if strategy_id is not None:
             figures_before, figures = self._update_strategy(
-                strategy_id, outcome.realized_pnl, fill, stamp, strategy)
-        self.alongside.one(self.db.execute_sql, fill, stamp, trade_id, row, order,
-                           strategy_id, figures, outcome,
-                           Before(moved, position, figures_before))
+                strategy_id, outcome.realized_pnl, fill, stamp, strategy
+            )
+        self.alongside.one(
+            self.db.execute_sql,
+            fill,
+            stamp,
+            trade_id,
+            row,
+            order,
+            strategy_id,
+            figures,
+            outcome,
+            Before(moved, position, figures_before),
+        )
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     def _read_order(self, fill: CheckedFill) -> ledger.OrderState:
@@ -428,16 +510,20 @@ class FillRecorder:
     def _write_positions(self, outcome: ledger.FillOutcome, stamp: str) -> None:
         for p in outcome.touched:
             if p.id is None:
-                p.id = self._run("insert_position", new_position_row(p, stamp)
-                                 ).fetchone()[0]
+                p.id = self._run("insert_position", new_position_row(p, stamp)).fetchone()[0]
             else:
                 self._run("update_position", position_update_row(p, stamp))
 
-    def _update_strategy(self, strategy_id: int, realized_pnl: Decimal | None,
-                         fill: CheckedFill, stamp: str, row: tuple | None = None,
-                         figures: ledger.StrategyFigures | None = None,
-                         run: Any = None) -> tuple[ledger.StrategyFigures | None,
-                                                   ledger.StrategyFigures | None]:
+    def _update_strategy(
+        self,
+        strategy_id: int,
+        realized_pnl: Decimal | None,
+        fill: CheckedFill,
+        stamp: str,
+        row: tuple | None = None,
+        figures: ledger.StrategyFigures | None = None,
+        run: Any = None,
+    ) -> tuple[ledger.StrategyFigures | None, ledger.StrategyFigures | None]:
         """Add the fill to the strategy's figures and write them; ``row`` or
         ``figures``: its figures if already read (and locked) in this transaction;
         ``run(sql, params)`` runs the update (default: now). The figures before (for
@@ -450,8 +536,10 @@ class FillRecorder:
             figures = figures_from_row(row)
         before = copy.copy(figures)
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
-        (run or self._run)(self.sql["update_strategy"] if run else "update_strategy",
-                           figures_row(figures, stamp) + [strategy_id])
+        (run or self._run)(
+            self.sql["update_strategy"] if run else "update_strategy",
+            figures_row(figures, stamp) + [strategy_id],
+        )
         return before, figures
 
 

@@ -30,33 +30,107 @@ from ..models import OrderSideEnum, Trade, TradeTypeEnum
 from ..validation import check_external_id, check_id, check_symbol
 
 #: Columns read to apply a fill to an order (:func:`order_from_row`).
-ORDER_COLUMNS = ("id", "symbol", "side", "status", "quantity", "filled_quantity",
-                 "avg_fill_price", "strategy", "deleted_at")
+ORDER_COLUMNS = (
+    "id",
+    "symbol",
+    "side",
+    "status",
+    "quantity",
+    "filled_quantity",
+    "avg_fill_price",
+    "strategy",
+    "deleted_at",
+)
 #: Columns read of a symbol's open position (:func:`position_from_row`).
-POSITION_COLUMNS = ("id", "side", "quantity", "avg_entry_price", "realized_pnl",
-                    "commission", "fees", "opened_at")
+POSITION_COLUMNS = (
+    "id",
+    "side",
+    "quantity",
+    "avg_entry_price",
+    "realized_pnl",
+    "commission",
+    "fees",
+    "opened_at",
+)
 #: A strategy's figures that fills maintain (:func:`figures_from_row`).
-STRATEGY_FIGURES = ("total_trades", "closing_trades", "winning_trades", "losing_trades",
-                    "total_pnl", "gross_profit", "gross_loss", "commission", "fees",
-                    "pnl_peak", "max_drawdown", "last_trade_at")
+STRATEGY_FIGURES = (
+    "total_trades",
+    "closing_trades",
+    "winning_trades",
+    "losing_trades",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "commission",
+    "fees",
+    "pnl_peak",
+    "max_drawdown",
+    "last_trade_at",
+)
 #: Columns of a stored trade compared with a re-sent fill (:func:`check_same_fill`).
 SAME_FILL_COLUMNS = ("order", "symbol", "side", "quantity", "price")
 
 #: Parameters of each write, in order (the statements are built with these names).
-TRADE_VALUES = ("order", "external_id", "strategy", "symbol", "side", "type", "quantity",
-                "price", "commission", "fees", "realized_pnl", "executed_at", "created_at")
-POSITION_VALUES = ("symbol", "side", "quantity", "avg_entry_price", "cost_basis",
-                   "realized_pnl", "commission", "fees", "is_open", "created_at",
-                   "updated_at", "opened_at", "closed_at")
+TRADE_VALUES = (
+    "order",
+    "external_id",
+    "strategy",
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "commission",
+    "fees",
+    "realized_pnl",
+    "executed_at",
+    "created_at",
+)
+POSITION_VALUES = (
+    "symbol",
+    "side",
+    "quantity",
+    "avg_entry_price",
+    "cost_basis",
+    "realized_pnl",
+    "commission",
+    "fees",
+    "is_open",
+    "created_at",
+    "updated_at",
+    "opened_at",
+    "closed_at",
+)
 #: (Each in the order of the model's fields, which is the order peewee writes them in;
 #: :mod:`.statements` refuses to build a statement whose order differs.)
 ORDER_UPDATE = ("status", "filled_quantity", "avg_fill_price", "updated_at", "filled_at")
-POSITION_UPDATE = ("quantity", "avg_entry_price", "cost_basis", "realized_pnl",
-                   "commission", "fees", "is_open", "updated_at", "closed_at")
-STRATEGY_UPDATE = ("total_trades", "win_rate", "total_pnl", "closing_trades",
-                   "winning_trades", "losing_trades", "gross_profit", "gross_loss",
-                   "commission", "fees", "pnl_peak", "max_drawdown", "last_trade_at",
-                   "updated_at")
+POSITION_UPDATE = (
+    "quantity",
+    "avg_entry_price",
+    "cost_basis",
+    "realized_pnl",
+    "commission",
+    "fees",
+    "is_open",
+    "updated_at",
+    "closed_at",
+)
+STRATEGY_UPDATE = (
+    "total_trades",
+    "win_rate",
+    "total_pnl",
+    "closing_trades",
+    "winning_trades",
+    "losing_trades",
+    "gross_profit",
+    "gross_loss",
+    "commission",
+    "fees",
+    "pnl_peak",
+    "max_drawdown",
+    "last_trade_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -111,8 +185,10 @@ def check_fill(fill: Fill) -> CheckedFill:
 _SIDES = {side.value: side for side in OrderSideEnum}
 # Plain strings for the values compared and written for every fill: an enum member's
 # ``.value`` is a descriptor call, measurable at a million fills.
-_SIDE_VALUES: dict[Any, str] = {**{side: side.value for side in OrderSideEnum}, **{
-    side.value: side.value for side in OrderSideEnum}}
+_SIDE_VALUES: dict[Any, str] = {
+    **{side: side.value for side in OrderSideEnum},
+    **{side.value: side.value for side in OrderSideEnum},
+}
 _TRADE_TYPES = {kind.value: kind for kind in TradeTypeEnum}
 
 
@@ -134,74 +210,147 @@ def text_or_none(value: Decimal | None) -> str | None:
 def order_from_row(row: tuple) -> ledger.OrderState:
     """From the columns of :data:`ORDER_COLUMNS`."""
     order_id, symbol, side, status, quantity, filled, avg, strategy_id, deleted_at = row
-    return ledger.OrderState(order_id, symbol, side, status, Decimal(quantity),
-                             Decimal(filled), None if avg is None else Decimal(avg),
-                             strategy_id, deleted=deleted_at is not None)
+    return ledger.OrderState(
+        order_id,
+        symbol,
+        side,
+        status,
+        Decimal(quantity),
+        Decimal(filled),
+        None if avg is None else Decimal(avg),
+        strategy_id,
+        deleted=deleted_at is not None,
+    )
 
 
 def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:
     """From the columns of :data:`POSITION_COLUMNS`."""
     pid, side, quantity, avg, realized, commission, fees, opened_at = row
-    return ledger.PositionState(symbol, side, Decimal(quantity), Decimal(avg),
-                                Decimal(realized), Decimal(commission), Decimal(fees),
-                                id=pid, opened_at=to_utc(opened_at))
+    return ledger.PositionState(
+        symbol,
+        side,
+        Decimal(quantity),
+        Decimal(avg),
+        Decimal(realized),
+        Decimal(commission),
+        Decimal(fees),
+        id=pid,
+        opened_at=to_utc(opened_at),
+    )
 
 
 def figures_from_row(row: tuple) -> ledger.StrategyFigures:
     """From the columns of :data:`STRATEGY_FIGURES`."""
     total, closing, winning, losing = row[:4]
     pnl, profit, loss, commission, fees, peak, drawdown = (Decimal(v) for v in row[4:11])
-    return ledger.StrategyFigures(total, closing, winning, losing, pnl, profit, loss,
-                                  commission, fees, peak, drawdown,
-                                  None if row[11] is None else to_utc(row[11]))
+    return ledger.StrategyFigures(
+        total,
+        closing,
+        winning,
+        losing,
+        pnl,
+        profit,
+        loss,
+        commission,
+        fees,
+        peak,
+        drawdown,
+        None if row[11] is None else to_utc(row[11]),
+    )
 
 
 def check_same_fill(fill: CheckedFill, stored: tuple) -> None:
     """Raise :class:`ConflictError` unless the stored trade (:data:`SAME_FILL_COLUMNS`)
     is the fill re-sent."""
     order_id, symbol, side, quantity, price = stored
-    if (order_id != fill.order_id or symbol != fill.symbol or side != fill.side
-            or Decimal(quantity) != fill.quantity or Decimal(price) != fill.price):
+    if (
+        order_id != fill.order_id
+        or symbol != fill.symbol
+        or side != fill.side
+        or Decimal(quantity) != fill.quantity
+        or Decimal(price) != fill.price
+    ):
         raise ConflictError(
             f"trade {fill.external_id!r} is already stored as {side} {Decimal(quantity)} "
             f"{symbol} @ {Decimal(price)} on order {order_id}; the re-sent fill says "
             f"{fill.side} {fill.quantity} {fill.symbol} @ {fill.price} on order "
-            f"{fill.order_id}")
+            f"{fill.order_id}"
+        )
 
 
 # -- writing: parameters in the order of the statements' names ----------------------
 
 
-def trade_row(fill: CheckedFill, strategy_id: int | None, trade_type: str,
-              realized_pnl: Decimal | None, stamp: str) -> tuple:
+def trade_row(
+    fill: CheckedFill,
+    strategy_id: int | None,
+    trade_type: str,
+    realized_pnl: Decimal | None,
+    stamp: str,
+) -> tuple:
     """:data:`TRADE_VALUES` of a new trade (the bulk path puts the id in front)."""
-    return (fill.order_id, fill.external_id, strategy_id, fill.symbol, fill.side, trade_type,
-            decimal_text(fill.quantity), decimal_text(fill.price),
-            decimal_text(fill.commission), decimal_text(fill.fees),
-            text_or_none(realized_pnl), datetime_text(fill.executed_at), stamp)
+    return (
+        fill.order_id,
+        fill.external_id,
+        strategy_id,
+        fill.symbol,
+        fill.side,
+        trade_type,
+        decimal_text(fill.quantity),
+        decimal_text(fill.price),
+        decimal_text(fill.commission),
+        decimal_text(fill.fees),
+        text_or_none(realized_pnl),
+        datetime_text(fill.executed_at),
+        stamp,
+    )
 
 
 def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
     """:data:`POSITION_VALUES` of a new position (the bulk path puts the id in front)."""
-    return (p.symbol, p.side, decimal_text(p.quantity), decimal_text(p.avg_entry_price),
-            decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
-            decimal_text(p.commission), decimal_text(p.fees), p.is_open, stamp, stamp,
-            datetime_text(p.opened_at) if p.opened_at else stamp,
-            None if p.closed_at is None else datetime_text(p.closed_at))
+    return (
+        p.symbol,
+        p.side,
+        decimal_text(p.quantity),
+        decimal_text(p.avg_entry_price),
+        decimal_text(p.cost_basis),
+        decimal_text(p.realized_pnl),
+        decimal_text(p.commission),
+        decimal_text(p.fees),
+        p.is_open,
+        stamp,
+        stamp,
+        datetime_text(p.opened_at) if p.opened_at else stamp,
+        None if p.closed_at is None else datetime_text(p.closed_at),
+    )
 
 
 def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
     """:data:`POSITION_UPDATE` of a stored position, then its id."""
-    return (decimal_text(p.quantity), decimal_text(p.avg_entry_price),
-            decimal_text(p.cost_basis), decimal_text(p.realized_pnl),
-            decimal_text(p.commission), decimal_text(p.fees), p.is_open, stamp,
-            None if p.closed_at is None else datetime_text(p.closed_at), p.id)
+    return (
+        decimal_text(p.quantity),
+        decimal_text(p.avg_entry_price),
+        decimal_text(p.cost_basis),
+        decimal_text(p.realized_pnl),
+        decimal_text(p.commission),
+        decimal_text(p.fees),
+        p.is_open,
+        stamp,
+        None if p.closed_at is None else datetime_text(p.closed_at),
+        p.id,
+    )
 
 
 def order_update_row(order: ledger.OrderState) -> tuple:
     """:data:`ORDER_UPDATE` of an order fills moved, then its id."""
-    return (order.status, decimal_text(order.filled), text_or_none(order.avg),
-            order.updated_at, order.filled_at, order.id)
+    return (
+        order.status,
+        decimal_text(order.filled),
+        text_or_none(order.avg),
+        order.updated_at,
+        order.filled_at,
+        order.id,
+    )
 
 
 def figures_row(figures: ledger.StrategyFigures, stamp: str) -> list:
@@ -218,16 +367,32 @@ def figures_row(figures: ledger.StrategyFigures, stamp: str) -> list:
     return params
 
 
-def build_trade(trade_id: int, fill: CheckedFill, strategy_id: int | None, trade_type: str,
-                realized_pnl: Decimal | None, now: dt.datetime) -> Trade:
+def build_trade(
+    trade_id: int,
+    fill: CheckedFill,
+    strategy_id: int | None,
+    trade_type: str,
+    realized_pnl: Decimal | None,
+    now: dt.datetime,
+) -> Trade:
     """The :class:`Trade` just written, as a query would return it (no defaults run,
     nothing dirty), without building it field by field."""
     trade = Trade.__new__(Trade)
     trade._dirty, trade.__rel__ = set(), {}
     trade.__data__ = {
-        "id": trade_id, "order": fill.order_id, "external_id": fill.external_id,
-        "strategy": strategy_id, "symbol": fill.symbol, "side": _SIDES[fill.side],
-        "type": _TRADE_TYPES[trade_type], "quantity": fill.quantity, "price": fill.price,
-        "commission": fill.commission, "fees": fill.fees, "realized_pnl": realized_pnl,
-        "executed_at": fill.executed_at, "created_at": now}
+        "id": trade_id,
+        "order": fill.order_id,
+        "external_id": fill.external_id,
+        "strategy": strategy_id,
+        "symbol": fill.symbol,
+        "side": _SIDES[fill.side],
+        "type": _TRADE_TYPES[trade_type],
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "commission": fill.commission,
+        "fees": fill.fees,
+        "realized_pnl": realized_pnl,
+        "executed_at": fill.executed_at,
+        "created_at": now,
+    }
     return trade

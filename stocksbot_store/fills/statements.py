@@ -61,8 +61,7 @@ class Statement:
     names: tuple[str, ...]
 
 
-def compile_query(db: Database, query: Query, names: tuple[str, ...] | None = None
-                  ) -> Statement:
+def compile_query(db: Database, query: Query, names: tuple[str, ...] | None = None) -> Statement:
     """``query`` compiled for ``db``; with ``names``, check that its parameters are
     exactly those slots in that order (the order the row builders write them in)."""
     sql, params = db.get_sql_context().sql(query).query()
@@ -99,67 +98,114 @@ class Statements:
         self._lock = threading.Lock()
         built = {
             "trade_by_external_id": (
-                Trade.select(Trade.id, *_fields(Trade, SAME_FILL_COLUMNS))
-                .where(Trade.external_id == slot("external_id")), ("external_id",)),
-            "order": (self._locking(Order.select(*_fields(Order, ORDER_COLUMNS))
-                                    .where(Order.id == slot("id"))), ("id",)),
+                Trade.select(Trade.id, *_fields(Trade, SAME_FILL_COLUMNS)).where(
+                    Trade.external_id == slot("external_id")
+                ),
+                ("external_id",),
+            ),
+            "order": (
+                self._locking(
+                    Order.select(*_fields(Order, ORDER_COLUMNS)).where(Order.id == slot("id"))
+                ),
+                ("id",),
+            ),
             "open_position": (
-                self._locking(Position.select(*_fields(Position, POSITION_COLUMNS))
-                              .where((Position.symbol == slot("symbol"))
-                                     & (Position.is_open == slot("is_open")))),
-                ("symbol", "is_open")),
-            "strategy": (self._locking(Strategy.select(*_fields(Strategy, STRATEGY_FIGURES))
-                                       .where(Strategy.id == slot("id"))), ("id",)),
-            "insert_trade": (Trade.insert(_values(Trade, TRADE_VALUES)).returning(Trade.id),
-                             _ordered(TRADE_VALUES, Trade)),
+                self._locking(
+                    Position.select(*_fields(Position, POSITION_COLUMNS)).where(
+                        (Position.symbol == slot("symbol")) & (Position.is_open == slot("is_open"))
+                    )
+                ),
+                ("symbol", "is_open"),
+            ),
+            "strategy": (
+                self._locking(
+                    Strategy.select(*_fields(Strategy, STRATEGY_FIGURES)).where(
+                        Strategy.id == slot("id")
+                    )
+                ),
+                ("id",),
+            ),
+            "insert_trade": (
+                Trade.insert(_values(Trade, TRADE_VALUES)).returning(Trade.id),
+                _ordered(TRADE_VALUES, Trade),
+            ),
             # Idempotency without a lookup: a broker id stored already gives no row.
             "insert_new_trade": (
                 Trade.insert(_values(Trade, TRADE_VALUES))
                 .on_conflict(conflict_target=[Trade.external_id], action="NOTHING")
-                .returning(Trade.id), _ordered(TRADE_VALUES, Trade)),
+                .returning(Trade.id),
+                _ordered(TRADE_VALUES, Trade),
+            ),
             # The figures of an order's strategy and its id, read in the same round trip
             # as the order (the PostgreSQL fill reads its rows in one pipeline).
             "strategy_of_order": (
-                self._locking(Strategy.select(Strategy.id,
-                                              *_fields(Strategy, STRATEGY_FIGURES))
-                              .where(Strategy.id == Order.select(Order.strategy)
-                                     .where(Order.id == slot("order_id")))), ("order_id",)),
+                self._locking(
+                    Strategy.select(Strategy.id, *_fields(Strategy, STRATEGY_FIGURES)).where(
+                        Strategy.id
+                        == Order.select(Order.strategy).where(Order.id == slot("order_id"))
+                    )
+                ),
+                ("order_id",),
+            ),
             "insert_position": (
                 Position.insert(_values(Position, POSITION_VALUES)).returning(Position.id),
-                _ordered(POSITION_VALUES, Position)),
-            "insert_trade_with_id": (Trade.insert(_values(Trade, ("id", *TRADE_VALUES))),
-                                     _ordered(("id", *TRADE_VALUES), Trade)),
+                _ordered(POSITION_VALUES, Position),
+            ),
+            "insert_trade_with_id": (
+                Trade.insert(_values(Trade, ("id", *TRADE_VALUES))),
+                _ordered(("id", *TRADE_VALUES), Trade),
+            ),
             "insert_position_with_id": (
                 Position.insert(_values(Position, ("id", *POSITION_VALUES))),
-                _ordered(("id", *POSITION_VALUES), Position)),
-            "update_order": (Order.update(_values(Order, ORDER_UPDATE))
-                             .where(Order.id == slot("id")), (*ORDER_UPDATE, "id")),
-            "update_position": (Position.update(_values(Position, POSITION_UPDATE))
-                                .where(Position.id == slot("id")), (*POSITION_UPDATE, "id")),
-            "update_strategy": (Strategy.update(_values(Strategy, STRATEGY_UPDATE))
-                                .where(Strategy.id == slot("id")), (*STRATEGY_UPDATE, "id")),
+                _ordered(("id", *POSITION_VALUES), Position),
+            ),
+            "update_order": (
+                Order.update(_values(Order, ORDER_UPDATE)).where(Order.id == slot("id")),
+                (*ORDER_UPDATE, "id"),
+            ),
+            "update_position": (
+                Position.update(_values(Position, POSITION_UPDATE)).where(
+                    Position.id == slot("id")
+                ),
+                (*POSITION_UPDATE, "id"),
+            ),
+            "update_strategy": (
+                Strategy.update(_values(Strategy, STRATEGY_UPDATE)).where(
+                    Strategy.id == slot("id")
+                ),
+                (*STRATEGY_UPDATE, "id"),
+            ),
         }
         if self.pg:
             built["lock_symbol"] = (
                 Select(columns=[fn.pg_advisory_xact_lock(fn.hashtext(slot("symbol")))]),
-                ("symbol",))
-        self.sql = {name: compile_query(db, query, names).sql
-                    for name, (query, names) in built.items()}
-        for name, names in (("insert_trade", TRADE_VALUES),
-                            ("insert_position", POSITION_VALUES)):
+                ("symbol",),
+            )
+        self.sql = {
+            name: compile_query(db, query, names).sql for name, (query, names) in built.items()
+        }
+        for name, names in (("insert_trade", TRADE_VALUES), ("insert_position", POSITION_VALUES)):
             model = built[name][0].model  # type: ignore[attr-defined]  # an insert's
             if _ordered(names, model) != names:  # pragma: no cover
                 raise RuntimeError(f"{name}: the row builders' order is not the model's")
-        self.copy = {Trade: self._copy(Trade, ("id", *TRADE_VALUES)),
-                     Position: self._copy(Position, ("id", *POSITION_VALUES))} if self.pg \
+        self.copy = (
+            {
+                Trade: self._copy(Trade, ("id", *TRADE_VALUES)),
+                Position: self._copy(Position, ("id", *POSITION_VALUES)),
+            }
+            if self.pg
             else {}
+        )
 
     def _locking(self, query: Select) -> Select:
         # NO KEY UPDATE, not UPDATE: a concurrent insert that references the row (its
         # foreign-key check takes KEY SHARE) must not block it, or two fills of one
         # strategy deadlock.
-        return (query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
-                if self.pg else query)
+        return (
+            query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
+            if self.pg
+            else query
+        )
 
     def _copy(self, model: type[Model], names: tuple[str, ...]) -> str:
         """PostgreSQL's ``COPY`` of the fields ``names`` of ``model`` (the columns of the
@@ -178,27 +224,34 @@ class Statements:
         statement = self._lists.get(key)
         if statement is None:
             with self._lock:
-                statement = self._lists[key] = compile_query(self.db, self._list_query(
-                    name, [slot(name) for _ in range(count)]))
+                statement = self._lists[key] = compile_query(
+                    self.db, self._list_query(name, [slot(name) for _ in range(count)])
+                )
         return statement.sql
 
     def _list_query(self, name: str, keys: list[Value]) -> Query:
         if name == "stored_trades":
-            return Trade.select(Trade.external_id, Trade.id,
-                                *_fields(Trade, SAME_FILL_COLUMNS)).where(
-                Trade.external_id.in_(keys))
+            return Trade.select(
+                Trade.external_id, Trade.id, *_fields(Trade, SAME_FILL_COLUMNS)
+            ).where(Trade.external_id.in_(keys))
         if name == "orders":
-            return self._locking(Order.select(*_fields(Order, ORDER_COLUMNS))
-                                 .where(Order.id.in_(keys)).order_by(Order.id))
+            return self._locking(
+                Order.select(*_fields(Order, ORDER_COLUMNS))
+                .where(Order.id.in_(keys))
+                .order_by(Order.id)
+            )
         if name == "positions":
             return self._locking(
                 Position.select(Position.symbol, *_fields(Position, POSITION_COLUMNS))
-                .where((Position.is_open == slot("is_open"))
-                       & Position.symbol.in_(keys)).order_by(Position.symbol))
+                .where((Position.is_open == slot("is_open")) & Position.symbol.in_(keys))
+                .order_by(Position.symbol)
+            )
         if name == "strategies":
-            return self._locking(Strategy.select(Strategy.id,
-                                                 *_fields(Strategy, STRATEGY_FIGURES))
-                                 .where(Strategy.id.in_(keys)).order_by(Strategy.id))
+            return self._locking(
+                Strategy.select(Strategy.id, *_fields(Strategy, STRATEGY_FIGURES))
+                .where(Strategy.id.in_(keys))
+                .order_by(Strategy.id)
+            )
         raise KeyError(name)
 
     def take_ids(self, model: type[Model], count: int) -> tuple[str, tuple]:
@@ -210,9 +263,14 @@ class Statements:
         if statement is None:
             if self.pg:
                 sequence = fn.pg_get_serial_sequence(slot("table"), slot("column"))
-                query = Select([fn.generate_series(slot("first").cast("bigint"),
-                                                   slot("count").cast("bigint"))],
-                               [fn.nextval(sequence)])
+                query = Select(
+                    [
+                        fn.generate_series(
+                            slot("first").cast("bigint"), slot("count").cast("bigint")
+                        )
+                    ],
+                    [fn.nextval(sequence)],
+                )
             else:
                 query = model.select(fn.max(model._meta.primary_key))
             with self._lock:
@@ -220,8 +278,12 @@ class Statements:
         if not self.pg:
             return statement.sql, ()
         column = model._meta.primary_key.column_name  # type: ignore[union-attr]
-        values = {"table": self.quoted(model._meta.table_name), "column": column,
-                  "first": 1, "count": count}
+        values = {
+            "table": self.quoted(model._meta.table_name),
+            "column": column,
+            "first": 1,
+            "count": count,
+        }
         return statement.sql, tuple(values[name] for name in statement.names)
 
 

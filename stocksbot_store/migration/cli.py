@@ -87,14 +87,18 @@ def _cmd_upgrade(runner: Runner, args: argparse.Namespace) -> int:
 
 def _cmd_downgrade(runner: Runner, args: argparse.Namespace) -> int:
     if args.revision is None:
-        raise MigrationError("downgrade needs a target: -1 (the last migration), -N, a "
-                             "revision, or base (every table, with its data); "
-                             f"`{COMMAND} history` lists the revisions")
+        raise MigrationError(
+            "downgrade needs a target: -1 (the last migration), -N, a "
+            "revision, or base (every table, with its data); "
+            f"`{COMMAND} history` lists the revisions"
+        )
     dropped = rows_dropped(runner, args.revision)
     if dropped:
         listed = ", ".join(f"{table} ({n:,} rows)" for table, n in dropped.items())
-        warning = (f"downgrade to {args.revision} drops {len(dropped)} table(s) holding "
-                   f"{sum(dropped.values()):,} rows: {listed}")
+        warning = (
+            f"downgrade to {args.revision} drops {len(dropped)} table(s) holding "
+            f"{sum(dropped.values()):,} rows: {listed}"
+        )
         if not args.yes:
             if not sys.stdin.isatty():
                 raise MigrationError(f"{warning}; nothing was done: add --yes to go ahead")
@@ -156,8 +160,11 @@ def _cmd_check(runner: Runner, args: argparse.Namespace) -> int:
     for line in drift.lines():
         print(f"drift: {line}")
     if pending or drift:
-        print(f"run `{COMMAND} upgrade head`" if pending else
-              f"write a migration: `{COMMAND} revision --autogenerate -m \"...\"`")
+        print(
+            f"run `{COMMAND} upgrade head`"
+            if pending
+            else f'write a migration: `{COMMAND} revision --autogenerate -m "..."`'
+        )
         return 1
     print(f"ok: at {runner.current() or 'base'}, the schema matches the models")
     return 0
@@ -169,8 +176,10 @@ def _cmd_revision(runner: Runner, args: argparse.Namespace) -> int:
         return 0
     runner._refuse_unknown()
     if runner.pending():
-        raise MigrationError(f"the database is behind ({', '.join(runner.pending())}); "
-                             f"run `{COMMAND} upgrade head` before autogenerating")
+        raise MigrationError(
+            f"the database is behind ({', '.join(runner.pending())}); "
+            f"run `{COMMAND} upgrade head` before autogenerating"
+        )
     drift = compare(runner.database, load_models(args.models))
     if not drift:
         print("no changes: the schema matches the models; nothing written")
@@ -188,65 +197,106 @@ _READ_ONLY = (_cmd_current, _cmd_history, _cmd_check)
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="database URL (default: $DATABASE_URL, else "
-                        "sqlite:///./stocksbot.db)")
-    common.add_argument("--directory", help="folder of migration files (default: "
-                        "$STOCKSBOT_MIGRATIONS, else the migrations shipped with the package)")
+    common.add_argument(
+        "--url", help="database URL (default: $DATABASE_URL, else sqlite:///./stocksbot.db)"
+    )
+    common.add_argument(
+        "--directory",
+        help="folder of migration files (default: "
+        "$STOCKSBOT_MIGRATIONS, else the migrations shipped with the package)",
+    )
     models = argparse.ArgumentParser(add_help=False)
-    models.add_argument("--models", default="stocksbot_store.models:MODELS",
-                        help="models to compare with, module:ATTR (default: %(default)s)")
+    models.add_argument(
+        "--models",
+        default="stocksbot_store.models:MODELS",
+        help="models to compare with, module:ATTR (default: %(default)s)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="python -m stocksbot_store.migrate",
         description="Create and migrate the stocksbot-store database (SQLite or PostgreSQL). "
-                    "Exit codes: 0 ok, 1 drift or pending migrations (check), 2 error.")
+        "Exit codes: 0 ok, 1 drift or pending migrations (check), 2 error.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser("upgrade", parents=[common], help="apply pending migrations",
-                       description="Apply pending migrations up to REVISION (default head), "
-                                   "each in its own transaction, under a lock.")
+    p = sub.add_parser(
+        "upgrade",
+        parents=[common],
+        help="apply pending migrations",
+        description="Apply pending migrations up to REVISION (default head), "
+        "each in its own transaction, under a lock.",
+    )
     p.add_argument("revision", nargs="?", default="head", help="head, a name or its number")
-    p.add_argument("--no-backup", action="store_true",
-                   help="do not back up a SQLite file first (by default a copy is written "
-                        "beside it and named in the output)")
+    p.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="do not back up a SQLite file first (by default a copy is written "
+        "beside it and named in the output)",
+    )
     p.set_defaults(func=_cmd_upgrade)
-    p = sub.add_parser("downgrade", parents=[common], help="revert migrations",
-                       description="Revert the last N migrations (-N), everything after "
-                                   "REVISION, or everything (base). The target is required. "
-                                   "A downgrade that drops tables holding rows says how many "
-                                   "and asks first (--yes for scripts); a SQLite file is "
-                                   "backed up first.")
+    p = sub.add_parser(
+        "downgrade",
+        parents=[common],
+        help="revert migrations",
+        description="Revert the last N migrations (-N), everything after "
+        "REVISION, or everything (base). The target is required. "
+        "A downgrade that drops tables holding rows says how many "
+        "and asks first (--yes for scripts); a SQLite file is "
+        "backed up first.",
+    )
     p.add_argument("revision", nargs="?", help="-1, -N, a revision, or base")
-    p.add_argument("--yes", action="store_true",
-                   help="drop tables that hold rows without asking")
-    p.add_argument("--no-backup", action="store_true",
-                   help="do not back up a SQLite file first")
+    p.add_argument("--yes", action="store_true", help="drop tables that hold rows without asking")
+    p.add_argument("--no-backup", action="store_true", help="do not back up a SQLite file first")
     p.set_defaults(func=_cmd_downgrade)
-    p = sub.add_parser("history", parents=[common], help="list every migration and its state",
-                       description="Every migration, applied (with when) or pending.")
+    p = sub.add_parser(
+        "history",
+        parents=[common],
+        help="list every migration and its state",
+        description="Every migration, applied (with when) or pending.",
+    )
     p.set_defaults(func=_cmd_history)
-    p = sub.add_parser("current", parents=[common], help="show the database's revision",
-                       description="The revision the database is at.")
+    p = sub.add_parser(
+        "current",
+        parents=[common],
+        help="show the database's revision",
+        description="The revision the database is at.",
+    )
     p.set_defaults(func=_cmd_current)
-    p = sub.add_parser("check", parents=[common, models], help="exit 1 on drift or pending",
-                       description="Compare the models with the database (tables, columns, "
-                                   "types, NULL, server defaults, indexes) and list pending "
-                                   "migrations; exit 1 if there is anything.")
+    p = sub.add_parser(
+        "check",
+        parents=[common, models],
+        help="exit 1 on drift or pending",
+        description="Compare the models with the database (tables, columns, "
+        "types, NULL, server defaults, indexes) and list pending "
+        "migrations; exit 1 if there is anything.",
+    )
     p.set_defaults(func=_cmd_check)
-    p = sub.add_parser("revision", parents=[common, models], help="write a new migration file",
-                       description="Write the next numbered migration file; with "
-                                   "--autogenerate, fill it from the drift between the models "
-                                   "and the database (which must be at head).")
+    p = sub.add_parser(
+        "revision",
+        parents=[common, models],
+        help="write a new migration file",
+        description="Write the next numbered migration file; with "
+        "--autogenerate, fill it from the drift between the models "
+        "and the database (which must be at head).",
+    )
     p.add_argument("-m", "--message", required=True, help="what the migration does")
     p.add_argument("--autogenerate", action="store_true", help="fill it from the drift")
     p.set_defaults(func=_cmd_revision)
-    p = sub.add_parser("stamp", parents=[common], help="record migrations as applied",
-                       description="Record migrations up to REVISION (default head) as applied "
-                                   "without running them, for a database whose schema is "
-                                   "already there.")
+    p = sub.add_parser(
+        "stamp",
+        parents=[common],
+        help="record migrations as applied",
+        description="Record migrations up to REVISION (default head) as applied "
+        "without running them, for a database whose schema is "
+        "already there.",
+    )
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(func=_cmd_stamp)
-    p = sub.add_parser("adopt", parents=[common], help="convert the old storage module's "
-                       "database in place", description=DESCRIPTION)
+    p = sub.add_parser(
+        "adopt",
+        parents=[common],
+        help="convert the old storage module's database in place",
+        description=DESCRIPTION,
+    )
     add_arguments(p)
     p.set_defaults(func=_cmd_adopt)
     return parser
@@ -266,8 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = connect(url, read_only=args.func in _READ_ONLY)
         runner = Runner(db, args.directory, echo=_echo)
         return args.func(runner, args)
-    except (StorageError, pw_migrations.MigrationError, peewee.PeeweeException, OSError,
-            ValueError) as e:
+    except (
+        StorageError,
+        pw_migrations.MigrationError,
+        peewee.PeeweeException,
+        OSError,
+        ValueError,
+    ) as e:
         print(f"error: {scrub(str(e), url)}", file=sys.stderr)
         return 2
     except Exception as e:  # an entry point shows every failure as a message, not a traceback

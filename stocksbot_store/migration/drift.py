@@ -65,8 +65,10 @@ class ColumnChange:
         if self.kind == "null":
             wanted = "NULL" if self.model else "NOT NULL"
             return f"alter column {self.table}.{self.column}: make it {wanted}"
-        return (f"alter column {self.table}.{self.column}: {self.kind} "
-                f"{self.database!r} -> {self.model!r}")
+        return (
+            f"alter column {self.table}.{self.column}: {self.kind} "
+            f"{self.database!r} -> {self.model!r}"
+        )
 
 
 @dataclass

@@ -22,18 +22,21 @@ def _is_postgres(db: Database) -> bool:
 def fill_nulls(db: Database, table: str, column: str, field: Field, value: Any) -> None:
     """Set ``column`` to ``value`` (stored as ``field`` stores it) where it is NULL."""
     db.execute_sql(
-        f"UPDATE {_quote(table)} SET {_quote(column)} = {db.param} "
-        f"WHERE {_quote(column)} IS NULL", [field.db_value(value)])
+        f"UPDATE {_quote(table)} SET {_quote(column)} = {db.param} WHERE {_quote(column)} IS NULL",
+        [field.db_value(value)],
+    )
 
 
-def alter_type(migrator: SchemaMigrator, db: Database, table: str, column: str,
-               field: Field) -> None:
+def alter_type(
+    migrator: SchemaMigrator, db: Database, table: str, column: str, field: Field
+) -> None:
     """Change the type of ``column`` to that of ``field`` (a rebuild on SQLite)."""
     if _is_postgres(db):
         ctx = db.get_sql_context()
         type_sql, _ = ctx.sql(field.ddl_datatype(ctx)).query()
-        migrator.migrate(migrator.alter_column_type(
-            table, column, field, cast=f"{_quote(column)}::{type_sql}"))
+        migrator.migrate(
+            migrator.alter_column_type(table, column, field, cast=f"{_quote(column)}::{type_sql}")
+        )
     else:
         migrator.migrate(migrator.alter_column_type(table, column, field))
 
@@ -52,15 +55,19 @@ def drop_column(migrator: SchemaMigrator, db: Database, table: str, column: str)
     migrator.migrate(migrator.drop_column(table, column, legacy=indexed or keyed))
 
 
-def set_default(migrator: SchemaMigrator, db: Database, table: str, column: str,
-                default_sql: str | None) -> None:
+def set_default(
+    migrator: SchemaMigrator, db: Database, table: str, column: str, default_sql: str | None
+) -> None:
     """Set the server default of ``column`` to the SQL literal ``default_sql`` (None drops)."""
     if default_sql is None:
         migrator.migrate(migrator.drop_column_default(table, column))
     elif _is_postgres(db):
-        migrator.migrate(migrator.sql(
-            f"ALTER TABLE {_quote(table)} ALTER COLUMN {_quote(column)} "
-            f"SET DEFAULT {default_sql}"))
+        migrator.migrate(
+            migrator.sql(
+                f"ALTER TABLE {_quote(table)} ALTER COLUMN {_quote(column)} "
+                f"SET DEFAULT {default_sql}"
+            )
+        )
     else:
         migrator.migrate(migrator.add_column_default(table, column, default_sql))
 

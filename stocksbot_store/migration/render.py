@@ -55,6 +55,7 @@ migrator.rename_table / migrator.rename_column by hand.
 
 # -- rendering ---------------------------------------------------------------------------
 
+
 class _Source:
     """The lines of one migration being written, and the imports they need."""
 
@@ -81,9 +82,13 @@ class _Source:
         while name in self.names.values():
             name += "Table"
         self.names[model] = name
-        self.stubs += [f"class {name}(Model):  # stands for the existing table",
-                       "    class Meta:", "        database = db",
-                       f"        table_name = {model._meta.table_name!r}", ""]
+        self.stubs += [
+            f"class {name}(Model):  # stands for the existing table",
+            "    class Meta:",
+            "        database = db",
+            f"        table_name = {model._meta.table_name!r}",
+            "",
+        ]
         return name, True
 
 
@@ -114,8 +119,9 @@ def render(drift: Drift, message: str, db: Database) -> str:
         src.use("from stocksbot_store.migration.ops import drop_column")
         src.up.append(f"drop_column(migrator, db, {table!r}, {column!r})")
         restored = _reflected_field(db, table, column, src)
-        src.down.insert(0, f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
-                           f"{restored}))")
+        src.down.insert(
+            0, f"migrator.migrate(migrator.add_column({table!r}, {column!r}, {restored}))"
+        )
         src.down.insert(0, f"# {table}.{column} comes back empty: its data is not restored")
     for change in drift.changes:
         _render_change(change, src)
@@ -132,7 +138,8 @@ def _assemble(src: _Source, message: str) -> str:
     groups = [
         sorted(i for i in src.imports if i.startswith("from decimal")),
         [f"from peewee import {', '.join(sorted(from_peewee, key=_isort_key))}"]
-        if from_peewee else [],
+        if from_peewee
+        else [],
         _merge_imports(i for i in src.imports if i.startswith("from stocksbot_store")),
     ]
     for group in groups:
@@ -151,10 +158,12 @@ def _assemble(src: _Source, message: str) -> str:
 def _merge_imports(lines: Any) -> list[str]:
     by_module: dict[str, set[str]] = {}
     for line in lines:
-        module, _, name = line[len("from "):].partition(" import ")
+        module, _, name = line[len("from ") :].partition(" import ")
         by_module.setdefault(module, set()).add(name)
-    return [f"from {module} import {', '.join(sorted(names, key=_isort_key))}"
-            for module, names in sorted(by_module.items())]
+    return [
+        f"from {module} import {', '.join(sorted(names, key=_isort_key))}"
+        for module, names in sorted(by_module.items())
+    ]
 
 
 def _isort_key(name: str) -> tuple[int, str]:
@@ -207,15 +216,20 @@ def render_model(model: type[Model], src: _Source) -> list[str]:
             lines.append("    id = AutoField()")
             continue
         lines.append(f"    {fld.name} = {render_field(fld, src)}")
-    lines += ["", "    class Meta:", "        database = db",
-              f"        table_name = {meta.table_name!r}"]
+    lines += [
+        "",
+        "    class Meta:",
+        "        database = db",
+        f"        table_name = {meta.table_name!r}",
+    ]
     if meta.indexes:
         lines.append("")
     for index in meta.indexes or ():
         if isinstance(index, (list, tuple)):
             columns, unique = index
-            lines.append(f"{cls}.add_index({', '.join(repr(c) for c in columns)}, "
-                         f"unique={unique!r})")
+            lines.append(
+                f"{cls}.add_index({', '.join(repr(c) for c in columns)}, unique={unique!r})"
+            )
             continue
         args = [f"{cls}.{_field_named(model, e)}" for e in index._expressions]
         if index._unique:
@@ -235,8 +249,9 @@ def _field_named(model: type[Model], expression: Any) -> str:
     raise ValueError(f"{model.__name__}: index on an expression; write it by hand")
 
 
-def render_field(fld: Field, src: _Source, *, null: bool | None = None,
-                 with_default: bool = True) -> str:
+def render_field(
+    fld: Field, src: _Source, *, null: bool | None = None, with_default: bool = True
+) -> str:
     """Source that rebuilds ``fld`` as a plain field (enums as their stored text)."""
     null = fld.null if null is None else null
     args: list[str] = []
@@ -268,8 +283,9 @@ def render_field(fld: Field, src: _Source, *, null: bool | None = None,
     return _render_plain(cls, fld, src, null, with_default)
 
 
-def _render_plain(cls: type[Field], fld: Field, src: _Source, null: bool,
-                  with_default: bool) -> str:
+def _render_plain(
+    cls: type[Field], fld: Field, src: _Source, null: bool, with_default: bool
+) -> str:
     if cls.__module__ != "peewee":
         src.use(f"from {cls.__module__} import {cls.__name__}")
     args = []
@@ -284,8 +300,10 @@ def _render_plain(cls: type[Field], fld: Field, src: _Source, null: bool,
     if with_default and fld.default is not None:
         literal = _default_source(fld.default, src)
         if literal is None:
-            src.notes.append(f"TODO {fld.model._meta.table_name}.{fld.column_name}: "
-                             f"default {fld.default!r} must be written by hand")
+            src.notes.append(
+                f"TODO {fld.model._meta.table_name}.{fld.column_name}: "
+                f"default {fld.default!r} must be written by hand"
+            )
         else:
             args.append(f"default={literal}")
     default_sql = server_default(fld)
@@ -329,8 +347,10 @@ def _fill_value(fld: Field, src: _Source) -> str:
         value = "Decimal('0')"
     else:
         value = "0"
-    src.notes.append(f"REVIEW {fld.model._meta.table_name}.{fld.column_name}: existing rows "
-                     f"get {value}; the model has no default to fill them with")
+    src.notes.append(
+        f"REVIEW {fld.model._meta.table_name}.{fld.column_name}: existing rows "
+        f"get {value}; the model has no default to fill them with"
+    )
     return value
 
 
@@ -339,44 +359,58 @@ def _render_add_column(fld: Field, src: _Source) -> None:
     src.use("from stocksbot_store.migration.ops import drop_column")
     drop = f"drop_column(migrator, db, {table!r}, {column!r})"
     if fld.null or fld.default is not None and _default_source(fld.default, src):
-        src.up.append(f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
-                      f"{render_field(fld, src)}))")
+        src.up.append(
+            f"migrator.migrate(migrator.add_column({table!r}, {column!r}, "
+            f"{render_field(fld, src)}))"
+        )
     else:
         src.use("from stocksbot_store.migration.ops import fill_nulls")
         value = _fill_value(fld, src)
         nullable = render_field(fld, src, null=True)
-        src.up += [f"new_field = {nullable}",
-                   f"migrator.migrate(migrator.add_column({table!r}, {column!r}, new_field))",
-                   f"fill_nulls(db, {table!r}, {column!r}, new_field, {value})",
-                   f"migrator.migrate(migrator.add_not_null({table!r}, {column!r}))"]
+        src.up += [
+            f"new_field = {nullable}",
+            f"migrator.migrate(migrator.add_column({table!r}, {column!r}, new_field))",
+            f"fill_nulls(db, {table!r}, {column!r}, new_field, {value})",
+            f"migrator.migrate(migrator.add_not_null({table!r}, {column!r}))",
+        ]
     src.down.insert(0, drop)
 
 
 def _render_add_index(idx: Any, drift: Drift, src: _Source) -> None:
-    added = {(f.model._meta.table_name, (f.column_name,), bool(f.unique))
-             for f in drift.diff.add_columns if f.index or f.unique}
+    added = {
+        (f.model._meta.table_name, (f.column_name,), bool(f.unique))
+        for f in drift.diff.add_columns
+        if f.index or f.unique
+    }
     if idx.columns is None:
         model = next(m for m in _models_of(drift) if m._meta.table_name == idx.table)
         index = model_index(model, idx.name)
         columns = tuple(e.column_name for e in index._expressions)
         where = f", where=SQL({index._where.sql!r})" if index._where is not None else ""
         unique = ", unique=True" if index._unique else ""
-        src.up.append(f"migrator.migrate(migrator.add_index({idx.table!r}, {columns!r}"
-                      f"{unique}{where}, name={idx.name!r}))")
-        src.down.insert(0, f"migrator.migrate(migrator.drop_index({idx.table!r}, "
-                           f"{idx.name!r}))")
+        src.up.append(
+            f"migrator.migrate(migrator.add_index({idx.table!r}, {columns!r}"
+            f"{unique}{where}, name={idx.name!r}))"
+        )
+        src.down.insert(0, f"migrator.migrate(migrator.drop_index({idx.table!r}, {idx.name!r}))")
         return
     if (idx.table, idx.columns, idx.unique) in added:
         return  # add_column creates it
     name = make_index_name(idx.table, idx.columns)
     for model in _models_of(drift):
         for index in model._meta.fields_to_index():
-            if getattr(index, "_name", None) and model._meta.table_name == idx.table and tuple(
-                    getattr(e, "column_name", None) for e in index._expressions) == idx.columns:
+            if (
+                getattr(index, "_name", None)
+                and model._meta.table_name == idx.table
+                and tuple(getattr(e, "column_name", None) for e in index._expressions)
+                == idx.columns
+            ):
                 name = index._name
     unique = ", unique=True" if idx.unique else ""
-    src.up.append(f"migrator.migrate(migrator.add_index({idx.table!r}, {idx.columns!r}"
-                  f"{unique}, name={name!r}))")
+    src.up.append(
+        f"migrator.migrate(migrator.add_index({idx.table!r}, {idx.columns!r}"
+        f"{unique}, name={name!r}))"
+    )
     src.down.insert(0, f"migrator.migrate(migrator.drop_index({idx.table!r}, {name!r}))")
 
 
@@ -388,25 +422,30 @@ def _render_change(change: ColumnChange, src: _Source) -> None:
     fld, table, column = change.field, change.table, change.column
     if change.kind == "type":
         src.use("from stocksbot_store.migration.ops import alter_type")
-        src.up.append(f"alter_type(migrator, db, {table!r}, {column!r}, "
-                      f"{render_field(fld, src, with_default=False)})")
-        src.notes.append(f"REVIEW {table}.{column}: type {change.database} becomes "
-                         f"{change.model}; downgrade() does not change it back")
+        src.up.append(
+            f"alter_type(migrator, db, {table!r}, {column!r}, "
+            f"{render_field(fld, src, with_default=False)})"
+        )
+        src.notes.append(
+            f"REVIEW {table}.{column}: type {change.database} becomes "
+            f"{change.model}; downgrade() does not change it back"
+        )
     elif change.kind == "null" and change.model:
         src.up.append(f"migrator.migrate(migrator.drop_not_null({table!r}, {column!r}))")
         src.down.insert(0, f"migrator.migrate(migrator.add_not_null({table!r}, {column!r}))")
     elif change.kind == "null":
         src.use("from stocksbot_store.migration.ops import fill_nulls")
         value = _fill_value(fld, src)
-        src.up += [f"fill_nulls(db, {table!r}, {column!r}, "
-                   f"{render_field(fld, src, with_default=False)}, {value})",
-                   f"migrator.migrate(migrator.add_not_null({table!r}, {column!r}))"]
+        src.up += [
+            f"fill_nulls(db, {table!r}, {column!r}, "
+            f"{render_field(fld, src, with_default=False)}, {value})",
+            f"migrator.migrate(migrator.add_not_null({table!r}, {column!r}))",
+        ]
         src.down.insert(0, f"migrator.migrate(migrator.drop_not_null({table!r}, {column!r}))")
     else:
         src.use("from stocksbot_store.migration.ops import set_default")
         src.up.append(f"set_default(migrator, db, {table!r}, {column!r}, {change.model!r})")
-        src.down.insert(0, f"set_default(migrator, db, {table!r}, {column!r}, "
-                           f"{change.database!r})")
+        src.down.insert(0, f"set_default(migrator, db, {table!r}, {column!r}, {change.database!r})")
 
 
 def _reflected_field(db: Database, table: str, column: str, src: _Source) -> str:
@@ -417,8 +456,11 @@ def _reflected_field(db: Database, table: str, column: str, src: _Source) -> str
         cls = col.field_class
         if cls.__module__ != "peewee":
             cls = TextField
-        params = {k: v for k, v in col.get_field_parameters().items()
-                  if k in ("max_length", "max_digits", "decimal_places")}
+        params = {
+            k: v
+            for k, v in col.get_field_parameters().items()
+            if k in ("max_length", "max_digits", "decimal_places")
+        }
     except Exception:  # reflection is a convenience here
         cls, params = TextField, {}
     args = ", ".join([f"{k}={v}" for k, v in params.items()] + ["null=True"])

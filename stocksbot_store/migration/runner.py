@@ -122,7 +122,8 @@ class Runner(pw_migrations.Runner):
             return None
         for name in names:
             if revision in (name, name.split("_", 1)[0]) or (
-                    revision.isdigit() and int(name.split("_", 1)[0]) == int(revision)):
+                revision.isdigit() and int(name.split("_", 1)[0]) == int(revision)
+            ):
                 return name
         raise MigrationError(f"unknown revision {revision!r}; `{COMMAND} history` lists them")
 
@@ -132,7 +133,8 @@ class Runner(pw_migrations.Runner):
             raise SchemaError(
                 f"{describe(self.database)} has revision(s) {', '.join(unknown)} that this "
                 "version of stocksbot-store does not know: it was migrated by a newer version; "
-                "upgrade the package instead of using this one")
+                "upgrade the package instead of using this one"
+            )
 
     # -- moving ---------------------------------------------------------------------------
 
@@ -146,7 +148,7 @@ class Runner(pw_migrations.Runner):
         refuse_legacy(self.database)
         last = self.resolve(target)
         names = self.revisions()
-        plan = [] if last is None else names[:names.index(last) + 1]
+        plan = [] if last is None else names[: names.index(last) + 1]
         self.History.create_table(safe=True)
         return [n for n in plan if n in self.pending() and self._run_one(n, "upgrade")]
 
@@ -157,12 +159,12 @@ class Runner(pw_migrations.Runner):
             done = set(self.applied_names())
             applied = [n for n in self.revisions() if n in done]
             if target.startswith("-") and target[1:].isdigit():
-                plan = list(reversed(applied))[:int(target[1:])]
+                plan = list(reversed(applied))[: int(target[1:])]
             else:
                 keep = self.resolve(target)
                 if keep is not None and keep not in applied:
                     raise MigrationError(f"{keep} is not applied; nothing to downgrade to")
-                plan = list(reversed(applied[applied.index(keep) + 1:] if keep else applied))
+                plan = list(reversed(applied[applied.index(keep) + 1 :] if keep else applied))
             return [n for n in plan if self._run_one(n, "downgrade")]
 
     def stamp(self, target: str = "head") -> list[str]:
@@ -172,7 +174,7 @@ class Runner(pw_migrations.Runner):
             self.History.create_table(safe=True)
             last = self.resolve(target)
             names = self.revisions()
-            plan = [] if last is None else names[:names.index(last) + 1]
+            plan = [] if last is None else names[: names.index(last) + 1]
             done = set(self.applied_names())
             stamped = [n for n in plan if n not in done]
             for name in stamped:
@@ -185,12 +187,14 @@ class Runner(pw_migrations.Runner):
         try:
             module = migration.load()
         except Exception as e:
-            raise MigrationError(f"migration {name} cannot be loaded from {migration.path}: "
-                                 f"{type(e).__name__}: {e}") from e
+            raise MigrationError(
+                f"migration {name} cannot be loaded from {migration.path}: {type(e).__name__}: {e}"
+            ) from e
         if getattr(module, "atomic", True) is False:
             raise MigrationError(
                 f"migration {name} sets atomic = False; this runner runs every migration in "
-                "one transaction so that a failure leaves nothing half-done: remove the flag")
+                "one transaction so that a failure leaves nothing half-done: remove the flag"
+            )
         alias = {"upgrade": "up", "downgrade": "down"}[direction]
         function = getattr(module, direction, None) or getattr(module, alias, None)
         if function is None:
@@ -211,7 +215,8 @@ class Runner(pw_migrations.Runner):
             except Exception as e:
                 raise MigrationError(
                     f"migration {name} failed ({direction}): {str(e).strip() or type(e).__name__}"
-                    "; it was rolled back: schema and data are as they were before it") from e
+                    "; it was rolled back: schema and data are as they were before it"
+                ) from e
             if direction == "upgrade":
                 self.History.create(name=name)
             else:
@@ -227,7 +232,8 @@ class Runner(pw_migrations.Runner):
             sample = ", ".join(f"{row[0]} rowid {row[1]} -> {row[2]}" for row in broken[:5])
             raise MigrationError(
                 f"migration {name} failed: it leaves {len(broken)} row(s) whose foreign key "
-                f"points nowhere ({sample}); it was rolled back")
+                f"points nowhere ({sample}); it was rolled back"
+            )
 
     # -- locking and connections ------------------------------------------------------------
 
@@ -236,7 +242,8 @@ class Runner(pw_migrations.Runner):
         if not os.path.isdir(self.directory):
             raise MigrationError(
                 f"no migrations folder at {self.directory}; point STOCKSBOT_MIGRATIONS or "
-                "--directory at the folder of numbered migration files")
+                "--directory at the folder of numbered migration files"
+            )
         db = self.database
         if db.in_transaction():
             raise MigrationError("run migrations outside a transaction")
@@ -304,6 +311,7 @@ class Runner(pw_migrations.Runner):
 
 # -- how the store meets migrations -----------------------------------------------------------
 
+
 def ensure_schema(db: Database, *, create: bool = True) -> None:
     """Bring a brand-new empty database to head; refuse one that is behind or newer.
 
@@ -332,7 +340,8 @@ def ensure_schema(db: Database, *, create: bool = True) -> None:
                 if not create:
                     raise SchemaError(
                         f"{describe(db)} is empty: it has no stocksbot store yet; create one "
-                        f"with `{COMMAND} upgrade --url ...`")
+                        f"with `{COMMAND} upgrade --url ...`"
+                    )
                 runner._upgrade_locked("head")
                 return
             if applied - set(known):
@@ -341,7 +350,8 @@ def ensure_schema(db: Database, *, create: bool = True) -> None:
             if pending:
                 raise SchemaError(
                     f"{describe(db)} is behind: {len(pending)} migration(s) pending "
-                    f"({', '.join(pending)}); run `{COMMAND} upgrade head`")
+                    f"({', '.join(pending)}); run `{COMMAND} upgrade head`"
+                )
     finally:
         if opened and not db.is_closed():
             db.close()

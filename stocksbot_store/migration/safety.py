@@ -26,8 +26,7 @@ def backup_before(db: Database) -> str | None:
     to back up (PostgreSQL, a memory database, a file without tables)."""
     if backend_of(db) != "sqlite" or str(db.database).startswith("file:"):
         return None
-    if not os.path.exists(db.database) or not [
-            t for t in db.get_tables() if t != HISTORY_TABLE]:
+    if not os.path.exists(db.database) or not [t for t in db.get_tables() if t != HISTORY_TABLE]:
         return None
     return backup(db, default_backup_path(db), verify=False).path
 
@@ -37,11 +36,11 @@ def downgrade_plan(runner: Runner, target: str) -> list[str]:
     done = set(runner.applied_names())
     applied = [n for n in runner.revisions() if n in done]
     if target.startswith("-") and target[1:].isdigit():
-        return list(reversed(applied))[:int(target[1:])]
+        return list(reversed(applied))[: int(target[1:])]
     keep = runner.resolve(target)
     if keep is not None and keep not in applied:
         raise MigrationError(f"{keep} is not applied; nothing to downgrade to")
-    return list(reversed(applied[applied.index(keep) + 1:] if keep else applied))
+    return list(reversed(applied[applied.index(keep) + 1 :] if keep else applied))
 
 
 def rows_dropped(runner: Runner, target: str) -> dict[str, int]:

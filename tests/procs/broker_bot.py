@@ -28,13 +28,21 @@ def main(url: str, script: str) -> None:
     for number, step in enumerate(steps):
         if "order" in step:
             o = step["order"]
-            orders[o["id"]] = storage.create_order(o["symbol"], o["side"], "market",
-                                                   o["quantity"], external_id=o["id"]).id
+            orders[o["id"]] = storage.create_order(
+                o["symbol"], o["side"], "market", o["quantity"], external_id=o["id"]
+            ).id
         elif not step["fill"].get("lost"):
             f = step["fill"]
-            storage.record_trade(orders[f["order"]], f["symbol"], f["side"], f["quantity"],
-                                 f["price"], f["commission"], external_id=f["id"],
-                                 executed_at=f["at"])
+            storage.record_trade(
+                orders[f["order"]],
+                f["symbol"],
+                f["side"],
+                f["quantity"],
+                f["price"],
+                f["commission"],
+                external_id=f["id"],
+                executed_at=f["at"],
+            )
         print(f"step {number}", flush=True)
     while True:
         time.sleep(1)

@@ -46,13 +46,15 @@ def main(url: str, tag: str, seed: int) -> None:
         strategy = rng.choice((*STRATEGIES, None))
         action = rng.random()
         if action < 0.55:
-            order = storage.create_order(symbol, side, "market", amount(rng, 1, 20),
-                                         strategy=strategy)
+            order = storage.create_order(
+                symbol, side, "market", amount(rng, 1, 20), strategy=strategy
+            )
             left = order.quantity
             for _ in range(rng.randint(1, 3)):
                 part = min(left, amount(rng, 1, 10))
-                trade = storage.record_trade(order.id, symbol, side, part, amount(rng, 50, 150),
-                                             commission=amount(rng, 0, 1))
+                trade = storage.record_trade(
+                    order.id, symbol, side, part, amount(rng, 50, 150), commission=amount(rng, 0, 1)
+                )
                 say(f"T {trade.id}")
                 left -= part
                 if left <= 0:
@@ -63,17 +65,26 @@ def main(url: str, tag: str, seed: int) -> None:
             batch += 1
             size = rng.randint(2, 5)
             order = storage.create_order(symbol, side, "market", 1000, strategy=strategy)
-            fills = [{"order_id": order.id, "symbol": symbol, "side": side,
-                      "quantity": amount(rng, 1, 10), "price": amount(rng, 50, 150),
-                      "fees": "0.01", "external_id": f"{tag}-b{batch}-{i}of{size}"}
-                     for i in range(size)]
+            fills = [
+                {
+                    "order_id": order.id,
+                    "symbol": symbol,
+                    "side": side,
+                    "quantity": amount(rng, 1, 10),
+                    "price": amount(rng, 50, 150),
+                    "fees": "0.01",
+                    "external_id": f"{tag}-b{batch}-{i}of{size}",
+                }
+                for i in range(size)
+            ]
             trades = storage.record_trades(fills)
             say("B " + " ".join(str(t.id) for t in trades))
         else:
             position = storage.get_position_by_symbol(symbol)
             if position is None:
-                storage.create_position(symbol, rng.choice(("long", "short")),
-                                        amount(rng, 1, 10), amount(rng, 50, 150))
+                storage.create_position(
+                    symbol, rng.choice(("long", "short")), amount(rng, 1, 10), amount(rng, 50, 150)
+                )
             else:
                 storage.update_position_quantity(position.id, amount(rng, 1, 10))
             say(f"T {storage.get_recent_trades(1)[0].id}")

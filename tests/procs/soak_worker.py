@@ -65,13 +65,22 @@ def write(storage: StorageService, tally: Tally, deadline: float, tag: str, seed
         n += 1
         try:
             symbol, side = rng.choice(SYMBOLS), rng.choice(("buy", "sell"))
-            order = storage.create_order(symbol, side, "market", amount(rng, 1, 20),
-                                         strategy=rng.choice(STRATEGIES))
+            order = storage.create_order(
+                symbol, side, "market", amount(rng, 1, 20), strategy=rng.choice(STRATEGIES)
+            )
             tally.done()
             if rng.random() < 0.2:
-                fills = [{"order_id": order.id, "symbol": symbol, "side": side,
-                          "quantity": order.quantity / 2, "price": amount(rng, 90, 110),
-                          "external_id": f"{tag}-{n}-{i}"} for i in range(2)]
+                fills = [
+                    {
+                        "order_id": order.id,
+                        "symbol": symbol,
+                        "side": side,
+                        "quantity": order.quantity / 2,
+                        "price": amount(rng, 90, 110),
+                        "external_id": f"{tag}-{n}-{i}",
+                    }
+                    for i in range(2)
+                ]
                 storage.record_trades(fills)
                 tally.done()
                 continue
@@ -79,12 +88,14 @@ def write(storage: StorageService, tally: Tally, deadline: float, tag: str, seed
             for part in range(rng.randint(1, 3)):
                 quantity = min(left, amount(rng, 1, 10))
                 args = (order.id, symbol, side, quantity, amount(rng, 90, 110))
-                trade = storage.record_trade(*args, commission="0.01",
-                                             external_id=f"{tag}-{n}-{part}")
+                trade = storage.record_trade(
+                    *args, commission="0.01", external_id=f"{tag}-{n}-{part}"
+                )
                 tally.done()
                 if rng.random() < 0.1:  # the broker re-sends the same fill
-                    again = storage.record_trade(*args, commission="0.01",
-                                                 external_id=f"{tag}-{n}-{part}")
+                    again = storage.record_trade(
+                        *args, commission="0.01", external_id=f"{tag}-{n}-{part}"
+                    )
                     assert again.id == trade.id, "a re-sent fill was recorded twice"
                     tally.done()
                 left -= quantity
@@ -128,28 +139,49 @@ def main(role: str, url: str, seconds: float, threads: int, tag: str, seed: int)
     workers = []
     for i in range(threads):
         own = seed * 1000 + i
-        target, args = ((write, (storage, tally, deadline, f"{tag}t{i}", own))
-                        if role == "writer" else (read, (storage, tally, deadline, own)))
+        target, args = (
+            (write, (storage, tally, deadline, f"{tag}t{i}", own))
+            if role == "writer"
+            else (read, (storage, tally, deadline, own))
+        )
         workers.append(threading.Thread(target=_closing(db, target), args=args))
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    print(json.dumps({"role": role, "ops": tally.ops, "errors": tally.errors,
-                      "locked": tally.locked, "checks": tally.checks,
-                      "samples": tally.samples}), flush=True)
+    print(
+        json.dumps(
+            {
+                "role": role,
+                "ops": tally.ops,
+                "errors": tally.errors,
+                "locked": tally.locked,
+                "checks": tally.checks,
+                "samples": tally.samples,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _closing(db, target):
     """Run ``target`` and close the thread's connection after it."""
+
     def run(*args):
         try:
             target(*args)
         finally:
             db.close()
+
     return run
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5],
-         int(sys.argv[6]))
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        float(sys.argv[3]),
+        int(sys.argv[4]),
+        sys.argv[5],
+        int(sys.argv[6]),
+    )

@@ -29,15 +29,23 @@ class AuditFilterScreen(ModalScreen[AuditQuery | None]):
         q = self.current
         with Vertical(id="audit-filter-box", classes="dialog"):
             yield Label("Filter the audit log (empty = any); enter applies, escape cancels")
-            yield Select([(t, t) for t in AUDIT_TABLES], value=q.table or Select.NULL,
-                         prompt="any table", id="audit-table-choice")
-            yield Input("" if q.row_id is None else str(q.row_id),
-                        placeholder="row id, e.g. 42 (needs a table)", id="audit-row",
-                        restrict=r"[0-9]*")
+            yield Select(
+                [(t, t) for t in AUDIT_TABLES],
+                value=q.table or Select.NULL,
+                prompt="any table",
+                id="audit-table-choice",
+            )
+            yield Input(
+                "" if q.row_id is None else str(q.row_id),
+                placeholder="row id, e.g. 42 (needs a table)",
+                id="audit-row",
+                restrict=r"[0-9]*",
+            )
             # Stored text is shown with its control characters made visible; an
             # untouched field keeps the actor it stands for (see query_result).
-            yield Input(visible(q.actor or ""), placeholder="actor, e.g. bot-eu-1",
-                        id="audit-actor")
+            yield Input(
+                visible(q.actor or ""), placeholder="actor, e.g. bot-eu-1", id="audit-actor"
+            )
             yield Label("", id="audit-filter-error")
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply")
@@ -63,7 +71,8 @@ class AuditFilterScreen(ModalScreen[AuditQuery | None]):
         query = self.query_result()
         if query.row_id is not None and query.table is None:
             self.query_one("#audit-filter-error", Label).update(
-                "a row id needs its table: ids repeat across tables")
+                "a row id needs its table: ids repeat across tables"
+            )
             return
         self.dismiss(query)
 
@@ -76,5 +85,8 @@ class AuditFilterScreen(ModalScreen[AuditQuery | None]):
             actor: str | None = self.current.actor
         else:
             actor = typed.strip() or None
-        return AuditQuery(table=None if table is Select.NULL else str(table),
-                          row_id=int(row) if row else None, actor=actor)
+        return AuditQuery(
+            table=None if table is Select.NULL else str(table),
+            row_id=int(row) if row else None,
+            actor=actor,
+        )

@@ -30,13 +30,24 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
             # Stored text is shown with its control characters made visible; an
             # untouched field keeps the symbol it stands for (see query_result).
             yield Input(visible(q.symbol or ""), placeholder="symbol, e.g. AAPL", id="symbol")
-            yield Select([(s, s) for s in ORDER_STATUSES], value=q.status
-                         or Select.NULL, prompt="any status", id="status")
-            yield Select([(s, s) for s in ORDER_SIDES], value=q.side
-                         or Select.NULL, prompt="any side", id="side")
-            yield Select([(Text(visible(s)), s) for s in self.strategies], value=q.strategy
-                         if q.strategy in self.strategies else Select.NULL,
-                         prompt="any strategy", id="strategy")
+            yield Select(
+                [(s, s) for s in ORDER_STATUSES],
+                value=q.status or Select.NULL,
+                prompt="any status",
+                id="status",
+            )
+            yield Select(
+                [(s, s) for s in ORDER_SIDES],
+                value=q.side or Select.NULL,
+                prompt="any side",
+                id="side",
+            )
+            yield Select(
+                [(Text(visible(s)), s) for s in self.strategies],
+                value=q.strategy if q.strategy in self.strategies else Select.NULL,
+                prompt="any strategy",
+                id="strategy",
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Apply", variant="primary", id="apply")
                 yield Button("Clear", id="clear")
@@ -68,5 +79,10 @@ class FilterScreen(ModalScreen[OrderQuery | None]):
             symbol: str | None = self.current.symbol
         else:
             symbol = typed.strip().upper() or None
-        return OrderQuery(symbol=symbol, status=chosen("status"), side=chosen("side"),
-                          strategy=chosen("strategy"), sort=self.current.sort)
+        return OrderQuery(
+            symbol=symbol,
+            status=chosen("status"),
+            side=chosen("side"),
+            strategy=chosen("strategy"),
+            sort=self.current.sort,
+        )

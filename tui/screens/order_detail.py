@@ -37,16 +37,19 @@ class OrderDetailScreen(ModalScreen[None]):
         with Vertical(id="detail-box", classes="dialog"):
             title = Text()
             title.append(f"Order {o.id}", "bold")
-            title.append(visible(f"  {o.side} {o.quantity} {o.symbol} ({o.type}, {o.status}) "
-                                 f"- {len(self.fills)} fill(s)   "))
+            title.append(
+                visible(
+                    f"  {o.side} {o.quantity} {o.symbol} ({o.type}, {o.status}) "
+                    f"- {len(self.fills)} fill(s)   "
+                )
+            )
             title.append("escape closes", "dim")
             yield Static(title, id="detail-title")
             yield KeyedTable(ORDER_COLUMNS, id="detail-order")
             yield KeyedTable(TRADE_COLUMNS, id="detail-fills")
             history = Text("History", "bold")
             if self.detail.history_failed is not None:
-                history.append(visible(f"  cannot be read: {self.detail.history_failed}"),
-                               "red")
+                history.append(visible(f"  cannot be read: {self.detail.history_failed}"), "red")
             else:
                 history.append(f"  {len(self.detail.history)} change(s), newest first", "dim")
             yield Static(history, id="detail-history-title")
@@ -54,9 +57,11 @@ class OrderDetailScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#detail-order", KeyedTable).sync(
-            [(str(self.order.id), order_cells(self.order))])
+            [(str(self.order.id), order_cells(self.order))]
+        )
         fills = self.query_one("#detail-fills", KeyedTable)
         fills.sync([(str(t.id), trade_cells(t)) for t in self.fills])
         self.query_one("#detail-history", KeyedTable).sync(
-            [(str(r.id), audit_cells(r)) for r in self.detail.history])
+            [(str(r.id), audit_cells(r)) for r in self.detail.history]
+        )
         fills.focus()

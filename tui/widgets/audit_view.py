@@ -22,8 +22,15 @@ from ..screens.audit_filter import AuditFilterScreen
 from .keyed_table import KeyedTable
 from .table_view import LoadingView, page_caption
 
-COLUMNS = [("id", "Entry"), ("time", "At (UTC)"), ("actor", "Actor"), ("table", "Table"),
-           ("row", "Row"), ("action", "Action"), ("changes", "Changes")]
+COLUMNS = [
+    ("id", "Entry"),
+    ("time", "At (UTC)"),
+    ("actor", "Actor"),
+    ("table", "Table"),
+    ("row", "Row"),
+    ("action", "Action"),
+    ("changes", "Changes"),
+]
 #: Hidden first when the terminal is too narrow.
 DROP_ORDER = ["actor", "id", "time"]
 #: Characters of the changes shown in the table (the entry's whole text is longer).
@@ -48,12 +55,20 @@ def audit_cells(row: AuditRow) -> list[f.Cell]:
     """The cells of one audit entry (shared with the order detail screen)."""
     changes = changes_text(row)
     if len(changes) > CHANGES_SHOWN:
-        changes = changes[:CHANGES_SHOWN - 1] + "…"
-    return [f.Cell(str(row.id), sort_value=row.id, justify="right"), f.timestamp(row.at),
-            f.text(row.actor, "dim"), f.text(row.table),
-            f.Cell("" if row.row_id is None else str(row.row_id),
-                   sort_value=row.row_id or 0, justify="right"),
-            f.text(row.action, ACTION_STYLE.get(row.action, "")), f.text(changes)]
+        changes = changes[: CHANGES_SHOWN - 1] + "…"
+    return [
+        f.Cell(str(row.id), sort_value=row.id, justify="right"),
+        f.timestamp(row.at),
+        f.text(row.actor, "dim"),
+        f.text(row.table),
+        f.Cell(
+            "" if row.row_id is None else str(row.row_id),
+            sort_value=row.row_id or 0,
+            justify="right",
+        ),
+        f.text(row.action, ACTION_STYLE.get(row.action, "")),
+        f.text(changes),
+    ]
 
 
 class AuditView(LoadingView):
@@ -90,8 +105,7 @@ class AuditView(LoadingView):
         """Draw ``page`` (never more rows than one page)."""
         turned = self.page is not None and page.query != self.page.query
         self.page = page
-        self.sync_page([(str(r.id), audit_cells(r)) for r in page.rows], turned,
-                       self._land_on_last)
+        self.sync_page([(str(r.id), audit_cells(r)) for r in page.rows], turned, self._land_on_last)
         self._land_on_last = False
         self.draw_note()
 
@@ -99,8 +113,13 @@ class AuditView(LoadingView):
         """The filter, the page and the keys."""
         if self.page is None:
             return Text()
-        return page_caption(self.query_state.describe(), len(self.pages), len(self.page.rows),
-                            "entries", self.page.has_more)
+        return page_caption(
+            self.query_state.describe(),
+            len(self.pages),
+            len(self.page.rows),
+            "entries",
+            self.page.has_more,
+        )
 
     # -- filter and pages --------------------------------------------------------------
 

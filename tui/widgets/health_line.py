@@ -21,15 +21,15 @@ from ..format import visible
 def health_parts(figures: StoreStats) -> list[Text]:
     """The pieces of the health line, most important first: problems in colour, the
     rest dim."""
-    parts = [Text.assemble(("HEALTH ", "bold"),
-                           (f"size {format_bytes(figures.database_bytes)}", "dim"))]
+    parts = [
+        Text.assemble(("HEALTH ", "bold"), (f"size {format_bytes(figures.database_bytes)}", "dim"))
+    ]
     if figures.wal_bytes is not None:
         parts.append(Text(f"wal {format_bytes(figures.wal_bytes)}", "dim"))
     if figures.connections is not None:
         used, limit = figures.server_connections or 0, figures.max_connections or 0
         style = "bold red" if limit and used >= 0.9 * limit else "dim"
-        parts.append(Text(f"connections {figures.connections} ({used}/{limit} on server)",
-                          style))
+        parts.append(Text(f"connections {figures.connections} ({used}/{limit} on server)", style))
     for replica in figures.replicas:
         ok = replica.state == "ok"
         lag = "" if replica.lag_seconds is None else f" {replica.lag_seconds:.1f}s"
@@ -81,8 +81,7 @@ class HealthLine(Static):
     def show(self, figures: StoreStats | None, error: str | None = None) -> None:
         """Draw ``figures``, or ``error`` when they could not be read."""
         if figures is None:
-            self._parts = [Text(f"HEALTH unavailable: {visible(error or 'not read yet')}",
-                                "red")]
+            self._parts = [Text(f"HEALTH unavailable: {visible(error or 'not read yet')}", "red")]
         else:
             self._parts = health_parts(figures)
         self.refresh()

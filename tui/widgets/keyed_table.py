@@ -63,9 +63,15 @@ class KeyedTable(DataTable):
     class NoteChanged(Message):
         """:attr:`KeyedTable.newer` or :attr:`KeyedTable.hidden` changed."""
 
-    def __init__(self, columns: Sequence[tuple[str, str]], *, pinned: str | None = None,
-                 drop_order: Sequence[str] = (), sql_sort: Collection[str] | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        columns: Sequence[tuple[str, str]],
+        *,
+        pinned: str | None = None,
+        drop_order: Sequence[str] = (),
+        sql_sort: Collection[str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.column_spec = list(columns)
         self.pinned = pinned
@@ -125,8 +131,9 @@ class KeyedTable(DataTable):
         width = {}
         for position, (key, label) in enumerate(self.column_spec):
             cells = [row[position].cell_len for row in self._cells.values()]
-            width[key] = max([Text(self._label(key, label)).cell_len, *cells]) \
-                + 2 * self.cell_padding
+            width[key] = (
+                max([Text(self._label(key, label)).cell_len, *cells]) + 2 * self.cell_padding
+            )
         shown = list(keys)
         for key in self.drop_order:
             if sum(width[k] for k in shown) <= room:
@@ -153,8 +160,11 @@ class KeyedTable(DataTable):
         self._report()
 
     def _visible(self, cells: list[Cell]) -> list[Cell]:
-        return [cell for (key, _), cell in zip(self.column_spec, cells, strict=True)
-                if key in self._shown]
+        return [
+            cell
+            for (key, _), cell in zip(self.column_spec, cells, strict=True)
+            if key in self._shown
+        ]
 
     # -- rows ----------------------------------------------------------------------------
 
@@ -197,8 +207,11 @@ class KeyedTable(DataTable):
                 # Stay on the same row, with the same rows on screen; count what
                 # arrived above it.
                 self.select_key(selected, scroll=False)
-                self._newer = {k for k in self._newer
-                               if k in self._cells and self.get_row_index(k) < self.cursor_row}
+                self._newer = {
+                    k
+                    for k in self._newer
+                    if k in self._cells and self.get_row_index(k) < self.cursor_row
+                }
         self._layout()
         self._report()
         # Once the new rows have their place (after the next refresh), and after the
@@ -251,8 +264,9 @@ class KeyedTable(DataTable):
     def action_cycle_sort(self) -> None:
         """Sort by the next column; after the last one, back to the natural order.
         Each column sorts descending first (largest, newest on top)."""
-        names = [key for key, _ in self.column_spec
-                 if self.sql_sort is None or key in self.sql_sort]
+        names = [
+            key for key, _ in self.column_spec if self.sql_sort is None or key in self.sql_sort
+        ]
         if self.sort_column is None:
             column, reverse = names[0], True
         elif self.sort_reverse:

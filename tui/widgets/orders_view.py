@@ -14,23 +14,47 @@ from ..messages import OrderChosen, PageRequested
 from .keyed_table import KeyedTable
 from .table_view import TableView, page_caption
 
-COLUMNS = [("id", "Order"), ("time", "Created (UTC)"), ("symbol", "Symbol"), ("side", "Side"),
-           ("type", "Type"), ("status", "Status"), ("quantity", "Qty"), ("filled", "Filled"),
-           ("price", "Limit"), ("avg_fill", "Avg fill"), ("strategy", "Strategy")]
+COLUMNS = [
+    ("id", "Order"),
+    ("time", "Created (UTC)"),
+    ("symbol", "Symbol"),
+    ("side", "Side"),
+    ("type", "Type"),
+    ("status", "Status"),
+    ("quantity", "Qty"),
+    ("filled", "Filled"),
+    ("price", "Limit"),
+    ("avg_fill", "Avg fill"),
+    ("strategy", "Strategy"),
+]
 #: Hidden first when the terminal is too narrow.
 DROP_ORDER = ["strategy", "type", "time", "avg_fill", "filled", "price"]
 
-STATUS_STYLE = {"filled": "green", "partially_filled": "yellow", "open": "cyan",
-                "pending": "cyan", "cancelled": "dim", "rejected": "red"}
+STATUS_STYLE = {
+    "filled": "green",
+    "partially_filled": "yellow",
+    "open": "cyan",
+    "pending": "cyan",
+    "cancelled": "dim",
+    "rejected": "red",
+}
 
 
 def order_cells(o: OrderRow) -> list[f.Cell]:
     """The cells of one order (shared with the order detail screen)."""
-    return [f.Cell(str(o.id), sort_value=o.id, justify="right"), f.timestamp(o.created_at),
-            f.text(o.symbol, "bold"), f.side(o.side), f.text(o.type),
-            f.text(o.status, STATUS_STYLE.get(o.status, "")), f.quantity(o.quantity),
-            f.quantity(o.filled_quantity), f.number(o.price), f.number(o.avg_fill_price, 4),
-            f.text(o.strategy)]
+    return [
+        f.Cell(str(o.id), sort_value=o.id, justify="right"),
+        f.timestamp(o.created_at),
+        f.text(o.symbol, "bold"),
+        f.side(o.side),
+        f.text(o.type),
+        f.text(o.status, STATUS_STYLE.get(o.status, "")),
+        f.quantity(o.quantity),
+        f.quantity(o.filled_quantity),
+        f.number(o.price),
+        f.number(o.avg_fill_price, 4),
+        f.text(o.strategy),
+    ]
 
 
 class OrdersView(TableView):
@@ -61,8 +85,7 @@ class OrdersView(TableView):
         """Draw ``page`` (never more rows than one page)."""
         turned = self.page is not None and page.query != self.page.query
         self.page, self.page_number = page, page_number
-        self.sync_page([(str(o.id), order_cells(o)) for o in page.rows], turned,
-                       self._land_on_last)
+        self.sync_page([(str(o.id), order_cells(o)) for o in page.rows], turned, self._land_on_last)
         self._land_on_last = False
         self.draw_note()
 
@@ -70,8 +93,13 @@ class OrdersView(TableView):
         """The filter, the page and the keys that page."""
         if self.page is None:
             return Text()
-        return page_caption(self.page.query.describe(), self.page_number, len(self.page.rows),
-                            "orders", self.page.has_more)
+        return page_caption(
+            self.page.query.describe(),
+            self.page_number,
+            len(self.page.rows),
+            "orders",
+            self.page.has_more,
+        )
 
     def action_page(self, step: int) -> None:
         self._land_on_last = step < 0

@@ -39,12 +39,22 @@ BAR_DAYS = 30
 CHART_LINES = 8
 TABLE_LINES = 8
 
-PERIOD_COLUMNS = [("period", "Period"), ("trades", "Trades"), ("wl", "W/L"),
-                  ("gross", "Gross P&L"), ("fees", "Fees"), ("net", "Net P&L")]
-SYMBOL_COLUMNS = [("symbol", "Symbol"), ("trades", "Trades"), ("net", "Net P&L"),
-                  ("fees", "Fees")]
-MARK_COLUMNS = [("symbol", "Symbol"), ("price", "Price"), ("source", "From"),
-                ("age", "Age"), ("unrealized", "Unrealized")]
+PERIOD_COLUMNS = [
+    ("period", "Period"),
+    ("trades", "Trades"),
+    ("wl", "W/L"),
+    ("gross", "Gross P&L"),
+    ("fees", "Fees"),
+    ("net", "Net P&L"),
+]
+SYMBOL_COLUMNS = [("symbol", "Symbol"), ("trades", "Trades"), ("net", "Net P&L"), ("fees", "Fees")]
+MARK_COLUMNS = [
+    ("symbol", "Symbol"),
+    ("price", "Price"),
+    ("source", "From"),
+    ("age", "Age"),
+    ("unrealized", "Unrealized"),
+]
 
 
 def age_text(age: dt.timedelta) -> str:
@@ -89,8 +99,9 @@ class PerformanceView(LoadingView):
             yield PlotextPlot(id="equity-chart")
             yield PlotextPlot(id="daily-chart")
         with Horizontal(id="perf-tables"):
-            yield KeyedTable(PERIOD_COLUMNS, drop_order=("wl", "fees", "trades", "gross"),
-                             id="performance-table")
+            yield KeyedTable(
+                PERIOD_COLUMNS, drop_order=("wl", "fees", "trades", "gross"), id="performance-table"
+            )
             with Vertical(id="perf-side"):
                 yield KeyedTable(SYMBOL_COLUMNS, drop_order=("fees", "trades"), id="symbol-table")
                 yield KeyedTable(MARK_COLUMNS, drop_order=("age", "price"), id="marks-table")
@@ -140,8 +151,11 @@ class PerformanceView(LoadingView):
         line = Text(visible(performance.query.describe()), "bold")
         line.append(" (keys p g y)", "dim")
         last = performance.curve[-1] if performance.curve else None
-        line.append(f"  equity {last.equity:,.2f}  drawdown {last.drawdown:,.2f}" if last
-                    else "  no trades yet")
+        line.append(
+            f"  equity {last.equity:,.2f}  drawdown {last.drawdown:,.2f}"
+            if last
+            else "  no trades yet"
+        )
         return line
 
     # -- keys --------------------------------------------------------------------------
@@ -169,32 +183,66 @@ class PerformanceView(LoadingView):
         self.performance = performance
         now = getattr(self.app, "clock", lambda: dt.datetime.now(dt.timezone.utc))()
         self.draw_charts(performance)
-        self.query_one("#performance-table", KeyedTable).sync([
-            (r.key, [f.text(r.key, "bold"),
-                     f.Cell(str(r.trades), sort_value=r.trades, justify="right"),
-                     f.text(f"{r.wins}/{r.losses}"), f.pnl(r.gross_pnl), f.number(r.fees),
-                     f.pnl(r.net_pnl)])
-            for r in reversed(performance.by_period)])
-        self.query_one("#symbol-table", KeyedTable).sync([
-            (r.key, [f.text(r.key, "bold"),
-                     f.Cell(str(r.trades), sort_value=r.trades, justify="right"),
-                     f.pnl(r.net_pnl), f.number(r.fees)])
-            for r in performance.by_symbol])
-        self.query_one("#marks-table", KeyedTable).sync([
-            (v.position.symbol, [f.text(v.position.symbol, "bold"), f.number(v.price),
-                                 f.text(v.source, "green" if v.source == "mark" else "yellow"),
-                                 f.text(age_text(v.age(now))), f.pnl(v.unrealized_pnl)])
-            for v in performance.positions])
+        self.query_one("#performance-table", KeyedTable).sync(
+            [
+                (
+                    r.key,
+                    [
+                        f.text(r.key, "bold"),
+                        f.Cell(str(r.trades), sort_value=r.trades, justify="right"),
+                        f.text(f"{r.wins}/{r.losses}"),
+                        f.pnl(r.gross_pnl),
+                        f.number(r.fees),
+                        f.pnl(r.net_pnl),
+                    ],
+                )
+                for r in reversed(performance.by_period)
+            ]
+        )
+        self.query_one("#symbol-table", KeyedTable).sync(
+            [
+                (
+                    r.key,
+                    [
+                        f.text(r.key, "bold"),
+                        f.Cell(str(r.trades), sort_value=r.trades, justify="right"),
+                        f.pnl(r.net_pnl),
+                        f.number(r.fees),
+                    ],
+                )
+                for r in performance.by_symbol
+            ]
+        )
+        self.query_one("#marks-table", KeyedTable).sync(
+            [
+                (
+                    v.position.symbol,
+                    [
+                        f.text(v.position.symbol, "bold"),
+                        f.number(v.price),
+                        f.text(v.source, "green" if v.source == "mark" else "yellow"),
+                        f.text(age_text(v.age(now))),
+                        f.pnl(v.unrealized_pnl),
+                    ],
+                )
+                for v in performance.positions
+            ]
+        )
         run = performance.reconcile
         if run is None:
             line = "reconcile: never run (the bot reconciles with the broker on start)"
         else:
-            found = (f"{len(run.differences)} difference(s)" if run.differences
-                     else "store and broker agreed")
+            found = (
+                f"{len(run.differences)} difference(s)"
+                if run.differences
+                else "store and broker agreed"
+            )
             state = "applied" if run.applied else "not applied"
             first = f": {run.differences[0]}" if run.differences else ""
-            line = (f"last reconcile {run.ran_at:%Y-%m-%d %H:%M} UTC: {found}"
-                    f"{', ' + state if run.differences else ''}{first}")
+            line = (
+                f"last reconcile {run.ran_at:%Y-%m-%d %H:%M} UTC: {found}"
+                f"{', ' + state if run.differences else ''}{first}"
+            )
         self.query_one("#reconcile-line", Static).update(Text(visible(line)))
         self.draw_note()
 

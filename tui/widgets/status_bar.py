@@ -18,16 +18,26 @@ class StatusBar(Static):
     :func:`~stocksbot_tui.format.visible`.
     """
 
-    def show(self, database: str, *, state: str, refreshed: dt.datetime | None,
-             trading_enabled: bool | None, error: str | None = None,
-             failed: dict[str, str] | None = None) -> None:
+    def show(
+        self,
+        database: str,
+        *,
+        state: str,
+        refreshed: dt.datetime | None,
+        trading_enabled: bool | None,
+        error: str | None = None,
+        failed: dict[str, str] | None = None,
+    ) -> None:
         """``state`` is "live", "stale", "down" (the database cannot be reached) or
         "failed" (it was reached but cannot be read); ``error`` says why. ``failed``
         names the views (or ``trading``) whose figures failed, and why."""
         line = Text()
-        badge = {"live": ("● LIVE", "bold green"), "stale": ("● STALE", "bold yellow"),
-                 "down": ("✖ DATABASE UNAVAILABLE", "bold red"),
-                 "failed": ("✖ CANNOT READ THE STORE", "bold red")}[state]
+        badge = {
+            "live": ("● LIVE", "bold green"),
+            "stale": ("● STALE", "bold yellow"),
+            "down": ("✖ DATABASE UNAVAILABLE", "bold red"),
+            "failed": ("✖ CANNOT READ THE STORE", "bold red"),
+        }[state]
         line.append(badge[0], badge[1])
         line.append("  ")
         line.append(visible(database), "cyan")

@@ -12,10 +12,18 @@ from ..data import Snapshot
 from .keyed_table import KeyedTable
 from .table_view import TableView
 
-COLUMNS = [("name", "Strategy"), ("active", "Active"), ("enabled", "Enabled"),
-           ("trades", "Trades"), ("win_rate", "Win rate"), ("gross", "Gross P&L"),
-           ("net", "Net P&L"), ("pf", "Profit factor"), ("max_dd", "Max drawdown"),
-           ("last", "Last trade (UTC)")]
+COLUMNS = [
+    ("name", "Strategy"),
+    ("active", "Active"),
+    ("enabled", "Enabled"),
+    ("trades", "Trades"),
+    ("win_rate", "Win rate"),
+    ("gross", "Gross P&L"),
+    ("net", "Net P&L"),
+    ("pf", "Profit factor"),
+    ("max_dd", "Max drawdown"),
+    ("last", "Last trade (UTC)"),
+]
 #: Hidden first when the terminal is too narrow.
 DROP_ORDER = ["enabled", "last", "max_dd", "pf", "win_rate", "trades"]
 
@@ -44,13 +52,26 @@ class StrategiesView(TableView):
     def show(self, snapshot: Snapshot) -> None:
         """Draw the strategies of ``snapshot`` and the chart of the selected one."""
         self.snapshot = snapshot
-        rows = [(str(s.id), [
-            f.text(s.name, "bold"), f.flag(s.is_active), f.flag(s.is_enabled),
-            f.Cell(str(s.trades), sort_value=s.trades, justify="right"), f.percent(s.win_rate),
-            f.pnl(s.gross_pnl), f.pnl(s.net_pnl),
-            f.number(s.profit_factor) if s.profit_factor is not None else f.Cell("∞", "green"),
-            f.number(s.max_drawdown, style="red" if s.max_drawdown else ""),
-            f.timestamp(s.last_trade_at)]) for s in snapshot.strategies]
+        rows = [
+            (
+                str(s.id),
+                [
+                    f.text(s.name, "bold"),
+                    f.flag(s.is_active),
+                    f.flag(s.is_enabled),
+                    f.Cell(str(s.trades), sort_value=s.trades, justify="right"),
+                    f.percent(s.win_rate),
+                    f.pnl(s.gross_pnl),
+                    f.pnl(s.net_pnl),
+                    f.number(s.profit_factor)
+                    if s.profit_factor is not None
+                    else f.Cell("∞", "green"),
+                    f.number(s.max_drawdown, style="red" if s.max_drawdown else ""),
+                    f.timestamp(s.last_trade_at),
+                ],
+            )
+            for s in snapshot.strategies
+        ]
         self.table.sync(rows)
         self.draw_chart()
 
@@ -75,8 +96,10 @@ class StrategiesView(TableView):
             s = stats[chosen]
             low, high = (min(series), max(series)) if series else (0, 0)
             caption.append(f.visible(s.name), "bold")
-            caption.append(f" realized P&L over its last {len(series)} closing fills: "
-                           f"low {low:,.2f}, high {high:,.2f}, now {s.gross_pnl:,.2f}")
+            caption.append(
+                f" realized P&L over its last {len(series)} closing fills: "
+                f"low {low:,.2f}, high {high:,.2f}, now {s.gross_pnl:,.2f}"
+            )
         else:
             caption.append("no strategy selected")
         self.query_one("#pnl-caption", Static).update(caption)

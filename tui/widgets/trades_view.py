@@ -11,20 +11,38 @@ from ..messages import OrderChosen
 from .keyed_table import KeyedTable
 from .table_view import TableView
 
-COLUMNS = [("id", "Trade"), ("time", "Executed (UTC)"), ("symbol", "Symbol"), ("side", "Side"),
-           ("type", "Type"), ("quantity", "Qty"), ("price", "Price"), ("costs", "Costs"),
-           ("realized", "Realized P&L"), ("order", "Order"), ("strategy", "Strategy")]
+COLUMNS = [
+    ("id", "Trade"),
+    ("time", "Executed (UTC)"),
+    ("symbol", "Symbol"),
+    ("side", "Side"),
+    ("type", "Type"),
+    ("quantity", "Qty"),
+    ("price", "Price"),
+    ("costs", "Costs"),
+    ("realized", "Realized P&L"),
+    ("order", "Order"),
+    ("strategy", "Strategy"),
+]
 #: Hidden first when the terminal is too narrow.
 DROP_ORDER = ["strategy", "type", "order", "costs", "time"]
 
 
 def trade_cells(t: TradeRow) -> list[f.Cell]:
     """The cells of one fill (shared with the order detail screen)."""
-    return [f.Cell(str(t.id), sort_value=t.id, justify="right"), f.timestamp(t.executed_at),
-            f.text(t.symbol, "bold"), f.side(t.side), f.text(t.type), f.quantity(t.quantity),
-            f.number(t.price), f.number(t.costs), f.pnl(t.realized_pnl),
-            f.Cell(str(t.order_id or "-"), sort_value=t.order_id, justify="right"),
-            f.text(t.strategy)]
+    return [
+        f.Cell(str(t.id), sort_value=t.id, justify="right"),
+        f.timestamp(t.executed_at),
+        f.text(t.symbol, "bold"),
+        f.side(t.side),
+        f.text(t.type),
+        f.quantity(t.quantity),
+        f.number(t.price),
+        f.number(t.costs),
+        f.pnl(t.realized_pnl),
+        f.Cell(str(t.order_id or "-"), sort_value=t.order_id, justify="right"),
+        f.text(t.strategy),
+    ]
 
 
 class TradesView(TableView):
