@@ -138,10 +138,8 @@ def _open_read_only(db: Database) -> None:
         # Changing the journal mode is a write; a WAL file stays WAL anyway.
         # peewee's own pragma list, not in its stubs.
         pragmas = db._pragmas  # type: ignore[attr-defined]
-        db._pragmas = [
-            (k, v)
-            for k, v in pragmas  # type: ignore[attr-defined]
-            if k != "journal_mode"
+        db._pragmas = [  # type: ignore[attr-defined]
+            (k, v) for k, v in pragmas if k != "journal_mode"
         ]
     else:
         given = db.connect_params.get("options", "")

@@ -95,8 +95,8 @@ def _old(model: type[BaseModel] | ModelAlias[Any], cutoff: dt.datetime) -> Expre
     # deleted_at is a field of the soft-delete models only, so not known on BaseModel
     return (
         model.deleted_at.is_null(False)  # type: ignore[union-attr]
-        & (model.deleted_at < cutoff)
-    )  # type: ignore[union-attr]
+        & (model.deleted_at < cutoff)  # type: ignore[union-attr]
+    )
 
 
 def _rules(cutoff: dt.datetime) -> list[tuple[str, type[BaseModel], Expression | None, bool]]:

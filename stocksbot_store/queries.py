@@ -69,7 +69,7 @@ def realized_pnl_series(
     rows: list[tuple[dt.datetime, Decimal | None]]
     with translate_errors("reading the P&L series"):
         rows = list(
-            Trade.select(Trade.executed_at, Trade.realized_pnl)
+            Trade.select(Trade.executed_at, Trade.realized_pnl)  # type: ignore[arg-type]
             .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
             # The index's own order, so the plan is a short index scan even
             # before the table has statistics.
@@ -77,7 +77,7 @@ def realized_pnl_series(
             .limit(points)
             .bind(db)
             .tuples()
-        )  # type: ignore[arg-type]
+        )
     series: list[tuple[dt.datetime, Decimal]] = []
     running = total
     for executed_at, pnl in rows:

@@ -243,9 +243,9 @@ class Repository(Generic[M]):
         query = (
             self.model.select()
             .where(self.model.deleted_at.is_null(False))  # type: ignore[attr-defined]
-            .order_by(self.model.deleted_at.desc(), self.model.id.desc())
+            .order_by(self.model.deleted_at.desc(), self.model.id.desc())  # type: ignore[attr-defined]
             .bind(self.db)
-        )  # type: ignore[attr-defined]
+        )
         return self._list(query, limit, offset)
 
     def update(self, instance: M, **values: Any) -> M:
@@ -358,9 +358,9 @@ class Repository(Generic[M]):
         if include_deleted:
             query = query.order_by(
                 self.model.deleted_at.is_null(False),  # type: ignore[attr-defined]
-                self.model.deleted_at.desc(),
+                self.model.deleted_at.desc(),  # type: ignore[attr-defined]
                 self.model.id.desc(),
-            )  # type: ignore[attr-defined]
+            )
         return self._first(query)
 
     def _check_key_free(self, row: M) -> None:
@@ -847,10 +847,10 @@ class StrategyRepository(Repository[Strategy]):
     unique_key = "name"
 
     # Takes a name first, where Repository.create takes only field keywords.
-    def create(
+    def create(  # type: ignore[override]
         self,
         name: str,
-        strategy_type: str | None = None,  # type: ignore[override]
+        strategy_type: str | None = None,
         config: JSONValue = None,
         description: str | None = None,
         **values: Any,
@@ -916,10 +916,10 @@ class ConfigRepository(Repository[Config]):
     unique_key = "key"
 
     # Takes a key and a value first, where Repository.create takes only field keywords.
-    def create(
+    def create(  # type: ignore[override]
         self,
         key: str,
-        value: ConfigValue,  # type: ignore[override]
+        value: ConfigValue,
         value_type: ValueType = ConfigValueType.STRING,
         description: str | None = None,
     ) -> Config:
