@@ -65,6 +65,7 @@ from peewee import Database, Model
 from .backends import backend_of
 from .errors import ValidationError, translate_errors
 from .fields import datetime_text, decimal_text, to_utc, utcnow
+from .ledger import STRATEGY_FIGURES
 from .models import AuditLog
 from .validation import check_id, check_text
 
@@ -111,21 +112,7 @@ _POSITION_FIELDS = (
     "opened_at",
     "closed_at",
 )
-_FIGURES = (
-    "total_trades",
-    "closing_trades",
-    "winning_trades",
-    "losing_trades",
-    "total_pnl",
-    "gross_profit",
-    "gross_loss",
-    "commission",
-    "fees",
-    "pnl_peak",
-    "max_drawdown",
-    "last_trade_at",
-    "win_rate",
-)
+_FIGURES = (*STRATEGY_FIGURES, "win_rate")
 _TRADE_COLUMNS = (
     "order_id",
     "external_id",

@@ -59,7 +59,8 @@ from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, jo
 from .database import backend_of, database_url, describe, scrub
 from .errors import SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
-from .fills.rows import ORDER_COLUMNS, STRATEGY_FIGURES
+from .fills.rows import ORDER_COLUMNS
+from .ledger import STRATEGY_FIGURES
 from .models import (
     MODELS,
     ZERO,

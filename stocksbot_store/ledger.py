@@ -37,6 +37,23 @@ from .errors import DeletedError, InvalidTransitionError, OverfillError, Validat
 from .fields import MAGNITUDE_DIGITS, MONEY_CONTEXT, check_derived, quantize, tidy
 from .models import ZERO, OrderStatusEnum
 
+#: A strategy's stored figures that fills maintain (:class:`StrategyFigures`), in the
+#: order the fill path reads and writes them.
+STRATEGY_FIGURES = (
+    "total_trades",
+    "closing_trades",
+    "winning_trades",
+    "losing_trades",
+    "total_pnl",
+    "gross_profit",
+    "gross_loss",
+    "commission",
+    "fees",
+    "pnl_peak",
+    "max_drawdown",
+    "last_trade_at",
+)
+
 LONG, SHORT = "long", "short"
 BUY, SELL = "buy", "sell"
 OPEN, CLOSE, ADJUSTMENT = "open", "close", "adjustment"

@@ -52,21 +52,6 @@ POSITION_COLUMNS = (
     "fees",
     "opened_at",
 )
-#: A strategy's figures that fills maintain (:func:`figures_from_row`).
-STRATEGY_FIGURES = (
-    "total_trades",
-    "closing_trades",
-    "winning_trades",
-    "losing_trades",
-    "total_pnl",
-    "gross_profit",
-    "gross_loss",
-    "commission",
-    "fees",
-    "pnl_peak",
-    "max_drawdown",
-    "last_trade_at",
-)
 #: Columns of a stored trade compared with a re-sent fill (:func:`check_same_fill`).
 SAME_FILL_COLUMNS = ("order", "symbol", "side", "quantity", "price")
 

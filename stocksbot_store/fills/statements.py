@@ -24,6 +24,7 @@ from typing import Any
 from peewee import Database, Entity, Model, Query, Select, Value, fn
 
 from ..database import backend_of
+from ..ledger import STRATEGY_FIGURES
 from ..models import Order, Position, Strategy, Trade
 from .rows import (
     ORDER_COLUMNS,
@@ -32,7 +33,6 @@ from .rows import (
     POSITION_UPDATE,
     POSITION_VALUES,
     SAME_FILL_COLUMNS,
-    STRATEGY_FIGURES,
     STRATEGY_UPDATE,
     TRADE_VALUES,
 )
