@@ -175,14 +175,30 @@ class ResilientMixin:
 
     def begin(self, *args: Any, **kwargs: Any) -> Any:
         """Start a transaction; a connection found dead here is replaced and BEGIN sent
-        again (nothing of the transaction has run yet)."""
+        again (nothing of the transaction has run yet). A BEGIN that fails otherwise (a
+        SQLite file whose write lock another connection held past the busy timeout) is
+        a :class:`~stocksbot_store.errors.StorageError` saying so: nothing ran yet, so
+        nothing was written, whichever method asked for the transaction."""
         try:
             return super().begin(*args, **kwargs)  # type: ignore[misc]
         except peewee.PeeweeException as e:
             if not self._lost(e) or self.in_transaction():  # type: ignore[attr-defined]
-                raise
+                raise self._begin_error(e) from e
             self._discard()
-        return super().begin(*args, **kwargs)  # type: ignore[misc]
+        try:
+            return super().begin(*args, **kwargs)  # type: ignore[misc]
+        except peewee.PeeweeException as e:
+            raise self._begin_error(e) from e
+
+    def _begin_error(self, error: BaseException) -> StorageError:
+        where = self.stocksbot_url or str(self.database)
+        if fault_of(error) is Fault.RETRYABLE and isinstance(self, peewee.SqliteDatabase):
+            return DatabaseUnavailableError(
+                f"starting a transaction on {where}: another connection held the write "
+                f"lock longer than the busy timeout ({first_line(error)}); nothing was "
+                "written; retry later, or wait longer with the URL's ?timeout=SECONDS"
+            )
+        return storage_error(f"starting a transaction on {where}", error)
 
     def commit(self) -> Any:
         """Commit; a connection lost now leaves the outcome unknown, and says so."""

@@ -8,8 +8,8 @@ scheme that ``playhouse.db_url`` knows works, pooled ones included
 (``postgresql+pool://...?max_connections=20``).
 
 SQLite gets, unless overridden by ``pragmas=``: WAL journal, foreign keys on, a
-busy timeout of 30 s (writers queue instead of failing with "database is locked")
-and ``synchronous=NORMAL`` (durable across process crashes; a power cut may lose
+busy timeout of 30 s (writers queue instead of failing with "database is locked";
+``?timeout=SECONDS`` in the URL or ``connect(timeout=)`` sets it) and ``synchronous=NORMAL`` (durable across process crashes; a power cut may lose
 the last commits but never corrupts the file). A file the store creates is made
 readable by its owner only (0600). ``sqlite:///:memory:`` is one database shared
 by every thread of the process, kept alive while the returned object lives.
@@ -133,13 +133,21 @@ def _open_replica(url: str, **options: Any) -> Database:
 
 def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Database:
     pragmas = dict(SQLITE_PRAGMAS)
-    pragmas.update(options.pop("pragmas", None) or {})
+    chosen = options.pop("pragmas", None) or {}
+    pragmas.update(chosen)
     try:
         params = db_url.parse(url)
     except ValueError as e:
         raise ConfigurationError(f"bad SQLite URL {mask_url(url)}: {e}") from None
+    if "pragmas" in params:
+        raise ConfigurationError(
+            f"bad SQLite URL {mask_url(url)}: pragmas cannot be given in the URL; pass "
+            "connect(url, pragmas={...})"
+        )
     path = params.pop("database", "") or ":memory:"
     params.update(options)
+    if "timeout" in params and "busy_timeout" not in chosen:
+        pragmas["busy_timeout"] = _busy_timeout_ms(url, params["timeout"])
     mode = params.pop("mode", None)
     if path == ":memory:":
         # A plain in-memory connection is a separate empty database per thread;
@@ -161,6 +169,22 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
     if mode == "ro":
         pragmas.pop("journal_mode", None)  # stored in the file; setting it would write
     return _build(url, path, pragmas=pragmas, **params)
+
+
+def _busy_timeout_ms(url: str, timeout: Any) -> int:
+    """``timeout`` (seconds, from the URL's ``?timeout=`` or ``connect(timeout=)``) as
+    the busy timeout in milliseconds: how long a write waits for another connection's
+    write lock before it fails (the store's default is 30 s)."""
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 <= seconds < 86_400:
+        raise ConfigurationError(
+            f"bad SQLite URL {mask_url(url)}: timeout={timeout!r} is not a number of "
+            "seconds from 0 to 86400 (how long a write waits for another writer)"
+        )
+    return int(seconds * 1000)
 
 
 def require_sqlite_file(url: str) -> None:

@@ -21,7 +21,8 @@ from stocksbot_store import audit as audit_module
 from stocksbot_store.adjustments import Adjustments
 from stocksbot_store.audit import AuditWriter, default_actor, get_audit_log
 from stocksbot_store.audit_cli import main as audit_main
-from stocksbot_store.errors import StorageError, ValidationError
+from stocksbot_store.models import MODELS
+from stocksbot_store.errors import DatabaseUnavailableError, StorageError, ValidationError
 from stocksbot_store.repositories import (
     ConfigRepository,
     OrderRepository,
@@ -548,6 +549,54 @@ def test_every_write_method_records_its_changes_in_the_audit_log(db):
                 assert isinstance(e.changes, dict) and (e.changes or e.action == "delete")
             checked.append(where)
     assert len(checked) >= 35
+
+
+def test_every_write_method_on_a_locked_sqlite_file_says_busy_and_writes_nothing(tmp_path):
+    """Another connection holds the write lock past the URL's ``?timeout=``: each write
+    method raises DatabaseUnavailableError (a StorageError saying retry, never the
+    driver's "database is locked") after that wait, not the default 30 s, and leaves
+    every table as it was. A call refused before it needs the lock writes nothing too."""
+    path = tmp_path / "locked.db"
+    db = connect(f"sqlite:///{path}?timeout=0.05")
+    init_db(db)
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 50
+    storage = StorageService(db, actor=ACTOR)
+    tables = [m._meta.table_name for m in MODELS]
+    holder = sqlite3.connect(path, isolation_level=None)
+
+    def counts() -> list[int]:
+        return [db.execute_sql(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables]
+
+    wrong, busy = [], 0
+    for cls in SURFACE:
+        for name in public_methods(cls):
+            scenario = scenario_for(cls, name)
+            if scenario is None:
+                continue
+            before: list[list[int]] = []
+
+            def start(before=before) -> None:
+                before.append(counts())
+                holder.execute("BEGIN IMMEDIATE")
+
+            try:
+                outcome = scenario(storage, start)
+            except StorageError as e:
+                outcome = e
+            finally:
+                if holder.in_transaction:
+                    holder.execute("ROLLBACK")
+            where = f"{cls.__name__}.{name}"
+            if isinstance(outcome, DatabaseUnavailableError) and "write lock" in str(outcome):
+                busy += 1
+            elif outcome != []:
+                wrong.append((where, repr(outcome)[:200]))
+            if counts() != before[0]:
+                wrong.append((where, "wrote while the file was locked"))
+    holder.close()
+    db.close()
+    assert not wrong, wrong
+    assert busy >= 30
 
 
 # -- what a row says -------------------------------------------------------------------

@@ -63,6 +63,24 @@ def test_sqlite_settings_can_be_overridden(tmp_path):
     assert db.execute_sql("PRAGMA synchronous").fetchone()[0] == 2
 
 
+def test_the_urls_timeout_is_how_long_a_sqlite_write_waits(tmp_path):
+    """``?timeout=`` (seconds) sets the busy timeout; pragmas= still wins over it."""
+    path = tmp_path / "t.db"
+
+    def busy(db):
+        return db.execute_sql("PRAGMA busy_timeout").fetchone()[0]
+
+    assert busy(connect(f"sqlite:///{path}")) == 30_000
+    assert busy(connect(f"sqlite:///{path}?timeout=0.25")) == 250
+    assert busy(connect(f"sqlite:///{path}", timeout=2)) == 2_000
+    assert busy(connect(f"sqlite:///{path}?timeout=1", pragmas={"busy_timeout": 5})) == 5
+    for bad in ("soon", "-1", "nan"):
+        with pytest.raises(ConfigurationError, match="not a number of seconds"):
+            connect(f"sqlite:///{path}?timeout={bad}")
+    with pytest.raises(ConfigurationError, match="pragmas cannot be given in the URL"):
+        connect(f"sqlite:///{path}?pragmas=x")
+
+
 def test_a_new_sqlite_file_is_private(tmp_path):
     path = tmp_path / "private.db"
     db = connect(f"sqlite:///{path}")
