@@ -9,8 +9,9 @@ scheme that ``playhouse.db_url`` knows works, pooled ones included
 
 SQLite gets, unless overridden by ``pragmas=``: WAL journal, foreign keys on, a
 busy timeout of 30 s (writers queue instead of failing with "database is locked";
-``?timeout=SECONDS`` in the URL or ``connect(timeout=)`` sets it) and ``synchronous=NORMAL`` (durable across process crashes; a power cut may lose
-the last commits but never corrupts the file). A file the store creates is made
+``?timeout=SECONDS`` in the URL or ``connect(timeout=)`` sets it) and
+``synchronous=NORMAL`` (durable across process crashes; a power cut may lose the
+last commits but never corrupts the file). A file the store creates is made
 readable by its owner only (0600). ``sqlite:///:memory:`` is one database shared
 by every thread of the process, kept alive while the returned object lives.
 

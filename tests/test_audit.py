@@ -21,8 +21,8 @@ from stocksbot_store import audit as audit_module
 from stocksbot_store.adjustments import Adjustments
 from stocksbot_store.audit import AuditWriter, default_actor, get_audit_log
 from stocksbot_store.audit_cli import main as audit_main
-from stocksbot_store.models import MODELS
 from stocksbot_store.errors import DatabaseUnavailableError, StorageError, ValidationError
+from stocksbot_store.models import MODELS
 from stocksbot_store.repositories import (
     ConfigRepository,
     OrderRepository,
