@@ -83,8 +83,9 @@ ProgressCallback = Callable[[str, int, int], None]
 class _OldOrder(OrderState):
     """An order being adopted: its fill state as the trades build it, and the old one."""
 
-    __slots__ = ("old", "last_fill")
+    __slots__ = ("old", "old_filled_at", "last_fill")
     old: tuple[Decimal | str | None, Decimal | str | None]  # filled quantity, average price
+    old_filled_at: dt.datetime | None  # the old time, aware UTC; filled_at is stored text
     last_fill: dt.datetime | None
 
 
@@ -282,13 +283,16 @@ class Adoption:
             raise self.fail(table, row_id, column, f"is {value!r}, not one of {allowed}")
         return found
 
-    def text(
-        self, value: Any, table: str, row_id: Any, column: str, limit: int, optional: bool = False
-    ) -> str | None:
+    def text(self, value: Any, table: str, row_id: Any, column: str, limit: int) -> str:
         try:
-            return check_text(value, column, limit, optional=optional)
+            return check_text(value, column, limit)
         except ValidationError as e:
             raise self.fail(table, row_id, column, str(e)) from None
+
+    def optional_text(
+        self, value: Any, table: str, row_id: Any, column: str, limit: int
+    ) -> str | None:
+        return None if value is None else self.text(value, table, row_id, column, limit)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -461,7 +465,7 @@ class Adoption:
                     config = json.loads(config)
                 except ValueError:
                     raise self.fail("strategies", sid, "config", "is not JSON") from None
-            values = {
+            values: dict[str, object] = {
                 c: 0
                 if c in ("total_trades", "closing_trades", "winning_trades", "losing_trades")
                 else decimal_text(ZERO)
@@ -471,18 +475,14 @@ class Adoption:
                 id=sid,
                 name=self.text(name, "strategies", sid, "name", 200),
                 description=description,
-                strategy_type=self.text(
-                    kind, "strategies", sid, "strategy_type", 100, optional=True
-                ),
+                strategy_type=self.optional_text(kind, "strategies", sid, "strategy_type", 100),
                 config=None if config is None else json.dumps(config, sort_keys=True),
                 is_active=bool(active),
                 is_enabled=bool(enabled),
                 last_trade_at=None,
                 created_at=self._time_text(created, "strategies", "created_at", sid),
                 updated_at=self._time_text(updated, "strategies", "updated_at", sid),
-                last_run_at=self._time_text(
-                    last_run, "strategies", "last_run_at", sid, optional=True
-                ),
+                last_run_at=self._optional_time_text(last_run, "strategies", "last_run_at", sid),
                 **_NOT_DELETED,
             )
             found[sid] = {
@@ -496,9 +496,12 @@ class Adoption:
         self.many(sql, rows)
         return found
 
-    def _time_text(
-        self, value: Any, table: str, column: str, row_id: Any, optional: bool = False
-    ) -> str | None:
+    def _time_text(self, value: Any, table: str, column: str, row_id: Any) -> str:
+        """A time's stored text; a missing one is the adoption's own time."""
+        text = self._optional_time_text(value, table, column, row_id)
+        return self.stamp if text is None else text
+
+    def _optional_time_text(self, value: Any, table: str, column: str, row_id: Any) -> str | None:
         if (
             isinstance(value, str)
             and len(value) in _PADDING
@@ -515,9 +518,7 @@ class Adoption:
             else:
                 return value + _PADDING[len(value)]
         when = self.when(value, table, column, row_id)
-        if when is None:
-            return None if optional else self.stamp
-        return datetime_text(when)
+        return None if when is None else datetime_text(when)
 
     def config(self, rows: list[tuple]) -> None:
         sql, columns = _insert_sql(Config)
@@ -579,13 +580,12 @@ class Adoption:
                 filled_at,
             ) in batch:
                 t = "orders"
-                external_id = self.text(
+                external_id = self.optional_text(
                     None if external_id is None else str(external_id),
                     t,
                     oid,
                     "external_id",
                     200,
-                    optional=True,
                 )
                 external_id = _first_keeps(seen, external_id, report, "order", oid)
                 if strategy_id is not None and strategy_id not in strategies:
@@ -610,7 +610,7 @@ class Adoption:
                     strategy_id,
                 )
                 order.updated_at = self._time_text(updated, t, "updated_at", oid)
-                order.filled_at = self.when(filled_at, t, "filled_at", oid)
+                order.old_filled_at = self.when(filled_at, t, "filled_at", oid)
                 order.old, order.last_fill = (self.figure(filled), self.figure(avg)), None
                 orders[oid] = order
                 values = {
@@ -685,13 +685,12 @@ class Adoption:
                         dt.datetime.fromisoformat(created_text),
                         created_text,
                     )
-                external_id = self.text(
+                external_id = self.optional_text(
                     None if external_id is None else str(external_id),
                     t,
                     tid,
                     "external_id",
                     200,
-                    optional=True,
                 )
                 order = None if order_id is None else orders.get(order_id)
                 if order_id is not None and order is None:
@@ -946,7 +945,7 @@ class Adoption:
                 )
             order.status = new_status
             if new_status == _FILLED:
-                when = order.filled_at or order.last_fill or self.now
+                when = order.old_filled_at or order.last_fill or self.now
                 order.filled_at = datetime_text(when)
             else:
                 order.filled_at = None
