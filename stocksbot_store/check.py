@@ -51,13 +51,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TextIO
 
 from peewee import JOIN, Database, Model, PeeweeException, Query, fn
 
 from . import ledger
 from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, database_url, describe, scrub
-from .errors import SchemaError, StorageError, first_line, storage_error
+from .errors import CorruptRowError, SchemaError, StorageError, first_line, storage_error
 from .fields import in_money_context, quantize, tidy, to_utc
 from .fills.rows import ORDER_COLUMNS
 from .ledger import STRATEGY_FIGURES
@@ -175,8 +176,9 @@ def check_ledger(db: Database, progress: ProgressCallback | None = None) -> Ledg
 
     Called inside a transaction, it checks what that transaction sees (uncommitted
     changes included); otherwise it opens a read-only snapshot of its own.
-    Raises :class:`SchemaError` when the store's tables are missing and
-    :class:`StorageError` when the database cannot be read.
+    Raises :class:`SchemaError` when the store's tables are missing,
+    :class:`CorruptRowError` when a trade or order holds NULL where the schema forbids it,
+    and :class:`StorageError` when the database cannot be read.
     """
     report = LedgerReport(describe(db))
     try:
@@ -204,6 +206,18 @@ def _require_tables(db: Database) -> None:
 
 def _dec(value: object) -> Decimal | None:
     return None if value is None else tidy(Decimal(str(value)))
+
+
+def _dec_required(value: object, subject: str, column: str) -> Decimal:
+    """A NOT NULL column's value; a NULL (the table was changed outside the store) stops
+    the check, as no figure can be computed from it."""
+    if value is None:
+        raise CorruptRowError(
+            f"{subject}: {column} is NULL, but the store's schema declares it NOT NULL: its "
+            f"table was changed outside the store; set {column} from the broker's records, "
+            "then check again"
+        )
+    return tidy(Decimal(str(value)))
 
 
 @dataclass
@@ -234,6 +248,7 @@ class _Checker:
         self.check_positions()
         self.check_strategies()
         self.check_kept_figures()
+        self.check_position_days()
 
     def check_kept_figures(self) -> None:
         expected = dict(self.kept.tally.rows)
@@ -255,6 +270,8 @@ class _Checker:
                         )
         for key in sorted(expected):
             self.report.add("report", f"pnl_bucket {key}", "missing; its trades make one")
+
+    def check_position_days(self) -> None:
         days = {
             (symbol, day): (side, _dec(quantity), _dec(avg), _dec(last))
             for symbol, day, side, quantity, avg, last in self.rows(
@@ -375,10 +392,13 @@ class _Checker:
             realized,
             executed_at,
         ) = row
-        quantity, price = _dec(quantity), _dec(price)
-        commission, fees, realized = _dec(commission), _dec(fees), _dec(realized)
-        executed_at = to_utc(executed_at)
         subject = f"trade {trade_id}"
+        quantity = _dec_required(quantity, subject, "quantity")
+        price = _dec_required(price, subject, "price")
+        commission = _dec_required(commission, subject, "commission")
+        fees = _dec_required(fees, subject, "fees")
+        realized = _dec(realized)
+        executed_at = to_utc(executed_at)
         if quantity <= 0 or price <= 0:
             self.report.add(
                 "trade", subject, f"quantity {quantity} and price {price} must be positive"
@@ -472,13 +492,15 @@ class _Checker:
                     f"(strategy {t_strategy}); the order is {side} {symbol} "
                     f"(strategy {strategy_id})",
                 )
-            filled, avg = ledger.order_after_fill(filled, avg, _dec(t_quantity), _dec(t_price))
+            filled, avg = ledger.order_after_fill(
+                filled,
+                avg,
+                _dec_required(t_quantity, f"trade {trade_id}", "quantity"),
+                _dec_required(t_price, f"trade {trade_id}", "price"),
+            )
         filled, avg = tidy(filled), None if avg is None else tidy(avg)
-        quantity, stored_filled, stored_avg = (
-            _dec(quantity),
-            _dec(stored_filled),
-            _dec(stored_avg),
-        )
+        quantity = _dec_required(quantity, subject, "quantity")
+        stored_filled, stored_avg = _dec(stored_filled), _dec(stored_avg)
         if stored_filled != filled:
             self.report.add(
                 "order",
@@ -637,7 +659,7 @@ def _fields(model: type[Model], names: tuple[str, ...]) -> list:
 class _Progress:
     """Prints ``phase: done/total`` to stderr: in place on a terminal, else every 10 %."""
 
-    def __init__(self, stream, force: bool) -> None:
+    def __init__(self, stream: TextIO, force: bool) -> None:
         self.stream = stream
         self.force = force
         self.tty = stream.isatty()

@@ -90,6 +90,10 @@ class MigrationError(SchemaError):
     """A migration could not be applied or reverted; what it did was rolled back."""
 
 
+class CorruptRowError(StorageError):
+    """A stored row breaks the store's schema: a NULL in a column it declares NOT NULL."""
+
+
 MIGRATE_COMMAND = "python -m stocksbot_store.migrate upgrade"
 
 

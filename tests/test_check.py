@@ -17,7 +17,7 @@ from conftest import fresh_pg_database
 from stocksbot_store import StorageService, connect, init_db
 from stocksbot_store.check import check_ledger, main, open_read_only
 from stocksbot_store.database import backend_of
-from stocksbot_store.errors import ReadOnlyError, SchemaError
+from stocksbot_store.errors import CorruptRowError, ReadOnlyError, SchemaError
 
 
 def execute(db, sql: str, params: tuple = ()) -> None:
@@ -241,6 +241,18 @@ def test_broken_foreign_keys_are_reported(booked):
 def test_missing_tables_are_a_schema_error(db):
     execute(db, "DROP TABLE trade")
     with pytest.raises(SchemaError, match="no trade table"):
+        check_ledger(db)
+
+
+def test_a_null_where_the_schema_forbids_it_is_an_error_naming_the_row(booked):
+    """A trade table rebuilt by hand (CREATE TABLE AS keeps no NOT NULL) can hold a NULL
+    quantity: the check stops with the row and column, not with a TypeError."""
+    db = booked.db
+    execute(db, "CREATE TABLE loose AS SELECT * FROM trade")
+    execute(db, "DROP TABLE trade")
+    execute(db, "ALTER TABLE loose RENAME TO trade")
+    execute(db, "UPDATE trade SET quantity = NULL WHERE id = ?", (5,))
+    with pytest.raises(CorruptRowError, match="^trade 5: quantity is NULL, but the store's"):
         check_ledger(db)
 
 
