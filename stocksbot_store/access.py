@@ -35,7 +35,7 @@ from peewee import Database, SqliteDatabase
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 
 from .backends import describe
-from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError
+from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError, StorageError
 from .monitor import attach_monitor
 
 SQLITE_READONLY = 8
@@ -187,8 +187,10 @@ def read_only(base: type) -> type:
 def _refusals(db: Database, what: str) -> Iterator[None]:
     try:
         yield
-    except peewee.DatabaseError as e:
-        if is_read_only_refusal(e):
+    except (peewee.DatabaseError, StorageError) as e:
+        # A BEGIN that failed is already a StorageError raised from the driver's error.
+        refusal = e.__cause__ if isinstance(e, StorageError) else e
+        if refusal is not None and is_read_only_refusal(refusal):
             raise ReadOnlyError(
                 f"{describe(db)} was opened read-only (read_only=True), so it refuses "
                 f"{what}; write through a database opened without read_only"

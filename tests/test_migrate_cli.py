@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,13 +27,19 @@ from stocksbot_store.migrate import Runner, main, migrations_directory
 REPO = Path(__file__).resolve().parent.parent
 
 SLOW = """
+import os
 import time
 
 
 def upgrade(migrator, db):
     db.execute_sql('CREATE TABLE IF NOT EXISTS "run_log" ("name" VARCHAR(40))')
     db.execute_sql("INSERT INTO \\"run_log\\" VALUES ('{name}')")
-    time.sleep(1.0)  # long enough for the other process to arrive meanwhile
+    # Held, with the migration lock, until the test has seen the other run wait for it.
+    deadline = time.monotonic() + 120
+    while not os.path.exists({release!r}):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test never let this migration finish")
+        time.sleep(0.01)
 
 
 def downgrade(migrator, db):
@@ -39,12 +48,45 @@ def downgrade(migrator, db):
 
 
 def folder_with(tmp_path: Path, names: list[str]) -> str:
+    """A migrations folder: the shipped first one, then ``names``, each of which holds
+    the lock until the file ``tmp_path / "release"`` exists."""
     folder = tmp_path / "migrations"
     folder.mkdir()
     shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
+    release = str(tmp_path / "release")
     for name in names:
-        (folder / f"{name}.py").write_text(textwrap.dedent(SLOW.format(name=name)))
+        (folder / f"{name}.py").write_text(textwrap.dedent(SLOW.format(name=name, release=release)))
     return str(folder)
+
+
+class Watched:
+    """A background ``migrate`` process whose stderr is read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = migrate(*args, background=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def said(self, words: str) -> bool:
+        return any(words in line for line in self.lines)
+
+    def finish(self) -> tuple[int, str, str]:
+        code = self.process.wait(timeout=120)
+        self.reader.join(30)
+        return code, self.process.stdout.read(), "".join(self.lines)
+
+
+def wait_until(condition, what: str, seconds: float = 120) -> None:
+    """Poll for a state (never a fixed sleep); fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.02)
 
 
 def migrate(*args: str, cwd: Path | None = None, env: dict | None = None, background: bool = False):
@@ -57,12 +99,22 @@ def migrate(*args: str, cwd: Path | None = None, env: dict | None = None, backgr
 
 
 def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path):
+    """The second run waits for the first (it says so) and then skips what it applied.
+    The first run's migration holds the lock until the second is seen waiting: a state,
+    not a time, so a slow machine cannot turn this into two runs one after the other."""
     folder = folder_with(tmp_path, ["0002_slow", "0003_slower"])
-    runs = [
-        migrate("upgrade", "--url", file_db_url, "--directory", folder, background=True)
-        for _ in range(2)
-    ]
-    results = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    # On SQLite a short busy timeout makes the waiting run say so at once, then retry.
+    url = file_db_url + ("?timeout=0.1" if file_db_url.startswith("sqlite") else "")
+    runs = [Watched("upgrade", "--url", url, "--directory", folder) for _ in range(2)]
+    waiting = "waiting for another migration run"
+    # Neither run can end before the release unless it failed: stop waiting then.
+    wait_until(
+        lambda: any(run.said(waiting) or run.process.poll() is not None for run in runs),
+        "a run waiting for the other",
+    )
+    (tmp_path / "release").touch()
+    results = [run.finish() for run in runs]
+    assert any(waiting in err for _, _, err in results), results
     assert [code for code, _, _ in results] == [0, 0], results
     db = connect(file_db_url, migrate=False)
     assert sorted(db.execute_sql('SELECT "name" FROM "run_log"').fetchall()) == [
@@ -83,6 +135,31 @@ def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path
         "0003_slower",
     ]
     db.close()
+
+
+def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(tmp_path):
+    """Past the busy timeout the run says it waits and tries again (up to ten minutes),
+    instead of failing: the holder may be a bot's long transaction or another run."""
+    path = tmp_path / "held.db"
+    migrate("upgrade", "--url", f"sqlite:///{path}", "--directory", folder_with(tmp_path, []))
+    later = tmp_path / "later"
+    later.mkdir()
+    folder = folder_with(later, ["0002_slow"])
+    (later / "release").touch()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        run = Watched("upgrade", "--url", f"sqlite:///{path}?timeout=0.1", "--directory", folder)
+        wait_until(
+            lambda: run.said("waiting for another") or run.process.poll() is not None,
+            "the run waiting",
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    code, out, err = run.finish()
+    assert code == 0 and "waiting for another migration run" in err, err
+    assert "0002_slow" in out and "Traceback" not in err
 
 
 def test_exit_codes_and_messages(tmp_path):

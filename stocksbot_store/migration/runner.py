@@ -42,7 +42,7 @@ from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from ..backends import backend_of, describe, prepare_database
-from ..errors import Fault, MigrationError, SchemaError, fault_of
+from ..errors import DatabaseUnavailableError, Fault, MigrationError, SchemaError, fault_of
 from ..fields import UTCDateTimeField, utcnow
 from ..legacy import refuse_legacy, refuse_unversioned
 
@@ -297,7 +297,9 @@ class Runner(pw_migrations.Runner):
             try:
                 txn.__enter__()
                 break
-            except peewee.OperationalError as e:
+            except (peewee.OperationalError, DatabaseUnavailableError) as e:
+                # The store's databases report a BEGIN that timed out on the other run's
+                # lock as DatabaseUnavailableError, raised from the driver's SQLITE_BUSY.
                 if fault_of(e) is not Fault.RETRYABLE or time.monotonic() > deadline:
                     raise
                 self.echo("waiting for another migration run to finish ...")
