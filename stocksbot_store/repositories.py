@@ -147,8 +147,11 @@ class Repository(Generic[M]):
         stores it (``field.python_value(field.db_value(value))``), with the fields'
         defaults applied, and the id the ``INSERT ... RETURNING`` gave.
         """
+        return self._insert(self._check_names(values))
+
+    def _insert(self, values: dict[str, Any]) -> M:
+        """:meth:`create` for ``values`` whose names were checked already."""
         fields = self.model._meta.fields
-        self._check_names(values)
         now = utcnow()
         values.setdefault("created_at", now)
         if "updated_at" in fields:
@@ -580,11 +583,13 @@ class OrderRepository(Repository[Order]):
                 raise ValidationError("strategy_id", "give strategy_id or strategy, not both")
             values["strategy"] = strategy_id
         values.update(check_new_order(symbol, side, type, quantity, price, external_id))
-        return self.insert_checked(values)
+        return self._insert(self._check_names(values))
 
     def insert_checked(self, values: dict[str, Any]) -> Order:
-        """Insert an order whose values :func:`check_new_order` has already checked."""
-        return super().create(**values)
+        """Insert an order made of :func:`check_new_order`'s values and a strategy id
+        only (the service's ``create_order``): every name and value is known good, so
+        the generic name check of :meth:`create` is skipped."""
+        return self._insert(values)
 
     def get_by_external_id(self, external_id: str, include_deleted: bool = False) -> Order | None:
         """The order the broker knows by ``external_id``, or None. With

@@ -50,7 +50,6 @@ from .alongside import Alongside, Before, order_before
 from .bulk import BulkFills
 from .known import KnownBook
 from .rows import (
-    ORDER_COLUMNS,
     CheckedFill,
     Fill,
     build_trade,
@@ -67,8 +66,7 @@ from .rows import (
 )
 from .statements import statements_for
 
-#: The fields of :data:`.rows.ORDER_COLUMNS`.
-ORDER_FIELDS = tuple(Order._meta.fields[name] for name in ORDER_COLUMNS)
+_SIDE, _STATUS = Order._meta.fields["side"], Order._meta.fields["status"]
 #: Rows a new order's creation changes: the order's and its audit row's (an audit row
 #: changes nothing a fill reads, so the book stays fresh across them).
 ORDER_CREATE_CHANGES = 2
@@ -164,13 +162,17 @@ class FillRecorder:
         changes = before + ORDER_CREATE_CHANGES
         if fresh and conn.total_changes == changes and book.total_changes == before:
             book.total_changes = changes
-            book.orders[order.id] = order_from_row(
-                tuple(
-                    field.db_value(getattr(order, field.name))
-                    if field.name != "strategy"
-                    else order.strategy_id  # type: ignore[attr-defined]  # set by peewee
-                    for field in ORDER_FIELDS
-                )
+            # The instance holds each value as stored (see Repository.create), so the
+            # state is the one order_from_row would make of the row read back.
+            book.orders[order.id] = ledger.OrderState(
+                order.id,
+                order.symbol,
+                _SIDE.db_value(order.side),
+                _STATUS.db_value(order.status),
+                order.quantity,
+                order.filled_quantity,
+                order.avg_fill_price,
+                order.strategy_id,  # type: ignore[attr-defined]  # set by peewee
             )
         return order
 
