@@ -40,6 +40,7 @@ from .database import backend_of, connect, database_url, describe, scrub, write_
 from .errors import StorageError, ValidationError, first_line, translate_errors
 from .fields import utcnow
 from .models import BaseModel, Config, Order, Position, Strategy, Trade
+from .urls import ArgumentParser
 
 #: Ids per ``IN (...)`` list of a DELETE.
 _CHUNK = 500
@@ -227,7 +228,7 @@ def _fill(report: PurgeReport, counts: dict[str, tuple[int, int]]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``stocksbot-purge``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-purge",
         description="Remove for good the rows of a stocksbot store that were soft-deleted "
         "more than DAYS days ago and that nothing needs any more: orders no trade "
