@@ -18,13 +18,14 @@ from .audit import MAX_LIMIT, TABLES, AuditEntry, get_audit_log
 from .check import open_read_only
 from .database import database_url, scrub
 from .errors import StorageError, first_line
+from .urls import ArgumentParser
 
 PROG = "stocksbot-audit"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``stocksbot-audit``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG,
         description="Show a stocksbot store's audit log, newest first: who changed which "
         "order, trade, position, strategy or setting, when, and each changed "

@@ -20,7 +20,8 @@ without help every later call on that thread fails on the dead one. Each class
   :class:`~stocksbot_store.errors.DatabaseUnavailableError`;
 * turns a failure to connect into a :class:`~stocksbot_store.errors.StorageError`
   (server down, no such database, a bad option, a file that is not a database);
-* skips a ``ROLLBACK`` that has nothing to roll back (SQLite already rolled back
+* skips a ``ROLLBACK`` (or a savepoint's ``ROLLBACK TO``, as a nested
+  ``atomic()`` unwinds) that has nothing to roll back (SQLite already rolled back
   after ``SQLITE_FULL``; PostgreSQL dropped the session), so the error that caused
   it is the one reported.
 
@@ -149,6 +150,8 @@ class ResilientMixin:
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run ``sql``; outside a transaction a read is retried once on a fresh connection
         after a lost one, and a write runs in a transaction of its own (see the module)."""
+        if sql.startswith("ROLLBACK TO SAVEPOINT") and self._rolled_back():
+            return None  # a nested atomic() unwinding a transaction that is gone already
         if not self.reconnects or self.in_transaction():  # type: ignore[attr-defined]
             return super().execute_sql(sql, params)  # type: ignore[misc]
         verb = _verb(sql)
@@ -220,7 +223,7 @@ class ResilientMixin:
         if conn is None or (self.reconnects and _broken(conn)):
             self._discard_outside_transaction()
             return None
-        if isinstance(conn, sqlite3.Connection) and not conn.in_transaction:
+        if self._rolled_back():
             return None  # SQLite rolled back by itself (SQLITE_FULL, SQLITE_IOERR...)
         try:
             return super().rollback()  # type: ignore[misc]
@@ -229,6 +232,15 @@ class ResilientMixin:
                 raise
             self._discard_outside_transaction()  # the server rolled back with the session
             return None
+
+    def _rolled_back(self) -> bool:
+        """Whether this thread's transaction ended without a ROLLBACK: the server dropped
+        the session with it, or SQLite rolled back by itself (``SQLITE_FULL``,
+        ``SQLITE_IOERR``...)."""
+        conn = self._state.conn  # type: ignore[attr-defined]
+        if conn is None or (self.reconnects and _broken(conn)):
+            return True
+        return isinstance(conn, sqlite3.Connection) and not conn.in_transaction
 
     def _discard_outside_transaction(self) -> None:
         if not self.in_transaction():  # type: ignore[attr-defined]

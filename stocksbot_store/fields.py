@@ -267,7 +267,11 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationError(field, f"is not an ISO datetime: {value[:40]!r}") from None
+            raise ValidationError(
+                field,
+                f"{value[:40]!r} is not an ISO-8601 time; give one such as 2026-11-25 or "
+                "2026-11-25T14:30:00+00:00 (no zone means UTC)",
+            ) from None
     if not isinstance(value, dt.datetime):
         raise ValidationError(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None:

@@ -40,9 +40,12 @@ from .database import backend_of, connect, database_url, describe, scrub, write_
 from .errors import StorageError, ValidationError, first_line, translate_errors
 from .fields import utcnow
 from .models import BaseModel, Config, Order, Position, Strategy, Trade
+from .urls import ArgumentParser
 
 #: Ids per ``IN (...)`` list of a DELETE.
 _CHUNK = 500
+#: The largest age a purge takes: 100 years (an older cutoff would fall before year 1).
+MAX_DAYS = 36_500
 #: Why the rows of a table are kept although they are old enough, by table.
 KEPT_REASONS = {
     "order": "named by a trade",
@@ -164,6 +167,11 @@ def _days(value: float | str) -> float:
         raise ValidationError("older_than", f"{value!r} is not a number of days") from None
     if not days >= 0 or days == float("inf"):
         raise ValidationError("older_than", f"{value!r} must be a number of days, 0 or more")
+    if days > MAX_DAYS:
+        raise ValidationError(
+            "older_than",
+            f"{value!r} days is before any row was deleted; give at most {MAX_DAYS:,} (100 years)",
+        )
     return days
 
 
@@ -220,7 +228,7 @@ def _fill(report: PurgeReport, counts: dict[str, tuple[int, int]]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``stocksbot-purge``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-purge",
         description="Remove for good the rows of a stocksbot store that were soft-deleted "
         "more than DAYS days ago and that nothing needs any more: orders no trade "
@@ -238,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         required=True,
         type=_days_arg,
-        help="remove rows soft-deleted more than DAYS days ago (0 or more; "
+        help=f"remove rows soft-deleted more than DAYS days ago (0 to {MAX_DAYS:,}; "
         "a fraction is allowed, e.g. 0.5 for 12 hours)",
     )
     parser.add_argument("--url", metavar="URL", help=URL_HELP)

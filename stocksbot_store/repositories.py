@@ -348,9 +348,16 @@ class Repository(Generic[M]):
             if current.deleted_at is None:  # type: ignore[attr-defined]  # soft-delete model
                 return _refresh(row, current)
             self._check_key_free(current)
-            self._write(
-                current, {"deleted_at": None, "deleted_by": None}, "restore", include_deleted=True
-            )
+            try:  # a savepoint: the transaction stays usable if it fails
+                self._write(
+                    current,
+                    {"deleted_at": None, "deleted_by": None},
+                    "restore",
+                    include_deleted=True,
+                )
+            except DuplicateError:
+                self._check_key_free(current)  # taken by a row committed meanwhile: name it
+                raise
         return _refresh(row, current)
 
     def _by_key(self, value: Any, include_deleted: bool) -> M | None:

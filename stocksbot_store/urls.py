@@ -4,11 +4,17 @@ Configuration is a URL, read in one place (:func:`database_url`): the ``url``
 argument, else ``DATABASE_URL``, else :data:`DEFAULT_URL`. :func:`mask_url` and
 :func:`scrub` keep passwords out of everything shown, whatever the URL's shape.
 This module works on text only; :mod:`stocksbot_store.database` opens the URL.
+:class:`ArgumentParser` is argparse's, with the same care for the command line's
+own errors.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 from urllib.parse import unquote
 
 #: Where the store lives when neither the caller nor ``DATABASE_URL`` says.
@@ -88,3 +94,22 @@ def scrub(text: str, url: str | None) -> str:
         for secret in url_secrets(url):
             text = text.replace(secret, "***")
     return text
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for the store's commands: an error that quotes the command line
+    (a URL given as a positional argument, after a misspelt ``--url``, or where a number
+    belongs) shows any password in it as ``***``."""
+
+    _given: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]  # same call, typed loosely
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        for argument in self._given:
+            message = scrub(message, argument)
+        super().error(message)

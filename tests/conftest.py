@@ -40,6 +40,9 @@ import pytest
 from stocksbot_store import StorageService, connect, init_db
 
 PG_ADMIN_URL = os.environ.get("STOCKSBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: How the names of the PostgreSQL databases the tests make begin (runs sharing a server
+#: can keep theirs apart with ``STOCKSBOT_TEST_PG_PREFIX``).
+PG_PREFIX = os.environ.get("STOCKSBOT_TEST_PG_PREFIX", "stocksbot_test")
 BACKENDS = ["sqlite_memory", "sqlite_file", "postgres"]
 FILE_BACKENDS = ["sqlite_file", "postgres"]
 
@@ -147,7 +150,7 @@ def _drop_pg_database(name: str) -> None:
 
 
 @contextmanager
-def fresh_pg_database(prefix: str = "stocksbot_test") -> Iterator[str]:
+def fresh_pg_database(prefix: str = PG_PREFIX) -> Iterator[str]:
     """Create an empty PostgreSQL database; yield its URL; drop it afterwards."""
     require_postgres()
     name = _create_pg_database(prefix)
@@ -263,7 +266,7 @@ class SharedPgStore:
     def _make(self) -> None:
         import psycopg
 
-        name = _create_pg_database(f"stocksbot_test_shared_{os.getpid()}")
+        name = _create_pg_database(f"{PG_PREFIX}_shared_{os.getpid()}")
         self.name = name
         database = connect(self.url)
         init_db(database)
