@@ -63,7 +63,7 @@ from typing import Any
 from peewee import Database, Model
 
 from .backends import backend_of
-from .errors import ValidationError, translate_errors
+from .errors import CorruptRowError, ValidationError, translate_errors
 from .fields import datetime_text, decimal_text, to_utc, utcnow
 from .ledger import STRATEGY_FIGURES
 from .models import AuditLog
@@ -589,10 +589,26 @@ def get_audit_log(
                 row.table_name,
                 row.row_id,
                 row.action,
-                json.loads(row.changes),
+                _changes_of(row),
             )
             for row in query
         ]
+
+
+def _changes_of(row: AuditLog) -> dict[str, Any]:
+    """An audit row's changes; text that is not the JSON object the store writes (the
+    table edited by hand) is a :class:`CorruptRowError` naming the row."""
+    try:
+        changes = json.loads(row.changes)
+    except (TypeError, ValueError):
+        changes = None
+    if not isinstance(changes, dict):
+        raise CorruptRowError(
+            f"audit_log row {row.id}: its changes are not the JSON object the store writes "
+            f"({str(row.changes)[:60]!r}): the table was changed outside the store; read "
+            "the rows around it with before_id, or restore the log from a backup"
+        )
+    return changes
 
 
 __all__ = [

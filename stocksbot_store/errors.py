@@ -91,7 +91,8 @@ class MigrationError(SchemaError):
 
 
 class CorruptRowError(StorageError):
-    """A stored row breaks the store's schema: a NULL in a column it declares NOT NULL."""
+    """A stored row breaks the store's schema (a table changed outside the store): a NULL
+    in a column it declares NOT NULL, an audit row whose changes are not JSON."""
 
 
 MIGRATE_COMMAND = "python -m stocksbot_store.migrate upgrade"

@@ -21,7 +21,12 @@ from stocksbot_store import audit as audit_module
 from stocksbot_store.adjustments import Adjustments
 from stocksbot_store.audit import AuditWriter, default_actor, get_audit_log
 from stocksbot_store.audit_cli import main as audit_main
-from stocksbot_store.errors import DatabaseUnavailableError, StorageError, ValidationError
+from stocksbot_store.errors import (
+    CorruptRowError,
+    DatabaseUnavailableError,
+    StorageError,
+    ValidationError,
+)
 from stocksbot_store.models import MODELS
 from stocksbot_store.repositories import (
     ConfigRepository,
@@ -802,6 +807,26 @@ def test_repositories_take_an_actor_and_the_old_constructors_work(db):
 
 
 # -- reading -------------------------------------------------------------------------------
+
+
+def test_an_audit_row_edited_by_hand_is_named_not_a_json_traceback(file_db_url, capsys):
+    """changes that are not the JSON object the store writes: CorruptRowError with the row's
+    id, from the API and the CLI (exit 2), instead of a JSONDecodeError."""
+    db = connect(file_db_url)
+    init_db(db)
+    StorageService(db, actor=ACTOR).create_strategy("hand-edited")
+    for bad in ("{not json", "[1, 2]"):
+        db.execute_sql(
+            'INSERT INTO "audit_log" ("at", "actor", "table_name", "row_id", "action", "changes")'
+            f" VALUES ('2026-01-01 00:00:00.000000+00:00', 'x', 'orders', 1, 'update', '{bad}')"
+        )
+        newest = db.execute_sql('SELECT max("id") FROM "audit_log"').fetchone()[0]
+        with pytest.raises(CorruptRowError, match=f"audit_log row {newest}"):
+            get_audit_log(db)
+        assert audit_main(["--url", file_db_url]) == 2
+        assert f"audit_log row {newest}" in capsys.readouterr().err
+    assert [e.table for e in get_audit_log(db, before_id=newest - 1)] == ["strategies"]
+    db.close()
 
 
 def test_get_audit_log_filters_and_pages_newest_first(db):
