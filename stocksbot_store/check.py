@@ -73,6 +73,7 @@ from .models import (
     Trade,
 )
 from .store import open_store
+from .urls import ArgumentParser
 
 #: Rows read per query.
 BATCH = 5_000
@@ -681,8 +682,8 @@ class _Progress:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``stocksbot-check``."""
-    parser = argparse.ArgumentParser(
+    """The command line of ``stocksbot-check`` (its usage errors mask a password)."""
+    parser = ArgumentParser(
         prog="stocksbot-check",
         description="Check that a stocksbot store's books agree with its trades: order fill "
         "figures and statuses, open positions (replayed by average cost), "

@@ -15,12 +15,19 @@ from urllib.parse import urlparse
 
 from playhouse import db_url
 
-from .data import DEFAULT_URL, DashboardSource, StorageError, create_store, database_url
+from .data import (
+    DEFAULT_URL,
+    ArgumentParser,
+    DashboardSource,
+    StorageError,
+    create_store,
+    database_url,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line."""
-    parser = argparse.ArgumentParser(
+    """The command line (its usage errors mask a password they quote)."""
+    parser = ArgumentParser(
         prog="stocksbot-dashboard",
         description="Terminal dashboard of a stocksbot store: positions, orders, strategies "
         "and trades, live. Read-only except for the confirmed operator actions "

@@ -80,6 +80,7 @@ from stocksbot_store.queries import (
 from stocksbot_store.replicas import snapshot_replica
 from stocksbot_store.service import StrategyStats
 from stocksbot_store.store import check_schema
+from stocksbot_store.urls import ArgumentParser
 
 from .performance_data import Performance, PerformanceQuery, ReconcileSummary
 from .rows import (
@@ -614,6 +615,7 @@ def _in_memory(url: str) -> bool:
 
 __all__ = [
     "AUDIT_TABLES",
+    "ArgumentParser",
     "DEFAULT_URL",
     "ORDER_SIDES",
     "ORDER_SORTS",

@@ -28,7 +28,7 @@ from playhouse import migrations as pw_migrations
 from ..adopt import DESCRIPTION, add_arguments, command
 from ..database import connect
 from ..errors import StorageError
-from ..urls import database_url, scrub
+from ..urls import ArgumentParser, database_url, scrub
 from .drift import compare
 from .render import render
 from .runner import COMMAND, MigrationError, Runner
@@ -196,7 +196,8 @@ _READ_ONLY = (_cmd_current, _cmd_history, _cmd_check)
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # The store's ArgumentParser: a usage error that quotes a URL masks its password.
+    common = ArgumentParser(add_help=False)
     common.add_argument(
         "--url", help="database URL (default: $DATABASE_URL, else sqlite:///./stocksbot.db)"
     )
@@ -205,14 +206,14 @@ def _parser() -> argparse.ArgumentParser:
         help="folder of migration files (default: "
         "$STOCKSBOT_MIGRATIONS, else the migrations shipped with the package)",
     )
-    models = argparse.ArgumentParser(add_help=False)
+    models = ArgumentParser(add_help=False)
     models.add_argument(
         "--models",
         default="stocksbot_store.models:MODELS",
         help="models to compare with, module:ATTR (default: %(default)s)",
     )
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m stocksbot_store.migrate",
         description="Create and migrate the stocksbot-store database (SQLite or PostgreSQL). "
         "Exit codes: 0 ok, 1 drift or pending migrations (check), 2 error.",
