@@ -415,3 +415,21 @@ def test_read_only_needs_an_existing_sqlite_file(tmp_path):
     assert not (tmp_path / "missing.db").exists()
     with pytest.raises(ConfigurationError, match="needs a SQLite file"):
         connect("sqlite:///:memory:", read_only=True)
+
+
+@pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])
+def test_read_only_opens_the_file_a_uri_names(tmp_path, uri):
+    path = str(tmp_path / "bot.db")
+    db = init_db(connect(f"sqlite:///{path}"))
+    StorageService(db).create_strategy("bot", is_active=True)
+    db.close()
+    for url in (f"sqlite:///{uri.format(path)}", f"sqlite:///{uri.format(path)}?mode=rw"):
+        db = connect(url, read_only=True, migrate=False)
+        assert [s.name for s in StorageService(db).get_active_strategies()] == ["bot"]
+        with pytest.raises(ReadOnlyError):
+            StorageService(db).create_strategy("dashboard", is_active=True)
+        db.close()
+    with pytest.raises(ConfigurationError, match="no such file"):
+        connect(f"sqlite:///{uri.format(path + '.missing')}", read_only=True)
+    with pytest.raises(ConfigurationError, match="needs a SQLite file"):
+        connect("sqlite:///file:/stocksbot?vfs=memdb", read_only=True)
