@@ -40,7 +40,7 @@ from .database import backend_of, connect, database_url, describe, scrub
 from .errors import StorageError, first_line
 from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
-from .replicas import ReplicaStatus, replica_status
+from .replicas import ReplicaStatus, read_transaction, replica_status
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)
 
@@ -134,9 +134,11 @@ def _wal_checkpoint_sequence(wal_path: str) -> int | None:
 
 
 def _postgres_figures(db: Database) -> dict[str, Any]:
-    size = db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
     # Connections and standbys are the primary's: a transaction keeps these reads there.
-    with db.atomic():
+    # A read-only one, ended by a rollback: a commit would count as this process's write
+    # and send its next reads to the primary until a replica had replayed past it.
+    with read_transaction(db):
+        size = db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
         here, everywhere, limit, in_recovery = db.execute_sql(
             "SELECT count(*) FILTER (WHERE datname = current_database()), count(*), "
             "current_setting('max_connections')::int, pg_is_in_recovery() "

@@ -314,6 +314,26 @@ def test_stats_show_replicas_and_standbys(replicated):
 
 
 @pytest.mark.replica
+def test_stats_leave_the_next_read_on_the_replica(replicated, urls):
+    """stats reads the primary's figures in a read-only transaction that ends with a
+    rollback: it is no write, so reads stay on the replica (read-your-writes would
+    otherwise send them to the primary until the replica replays past it)."""
+    wait_for(lambda: on_replica(replicated), "a read on the replica")
+    # A write the replica has not replayed yet is likely: were stats taken for a write,
+    # the next read would have to wait for it on the primary.
+    bot = connect(urls[0], replicas=())
+    StorageService(bot).create_strategy("elsewhere", is_active=True)
+    bot.close()
+    router = replicated.replica_router
+    commits = router.commits
+    for _ in range(3):
+        s = stats(replicated)
+        assert s.connections and s.connections >= 1  # the primary's figures, still
+        assert on_replica(replicated) is True
+    assert router.commits == commits
+
+
+@pytest.mark.replica
 def test_database_replica_url_from_the_environment(urls, monkeypatch):
     monkeypatch.setenv("DATABASE_REPLICA_URL", f"{urls[1]}, {urls[1]}")
     db = connect(urls[0], replica_max_lag=PATIENT_LAG)
