@@ -37,6 +37,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from .backends import describe
 from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError, StorageError
 from .monitor import attach_monitor
+from .urls import sqlite_file_path
 
 SQLITE_READONLY = 8
 PG_READ_ONLY_TRANSACTION = "25006"
@@ -120,20 +121,24 @@ def extend(db: Database, make_class: Callable[[type], type]) -> Database:
 
 
 def _check_read_only_file(url: str) -> None:
-    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
-    if path in ("", ":memory:") or path.startswith("file:"):
-        raise ConfigurationError(f"read_only=True needs a SQLite file, not {path or ':memory:'!r}")
+    parts = urlparse(url)
+    name = parts.path[1:]  # as playhouse.db_url reads it
+    # A file: URI's own query (vfs=memdb, mode=memory) says whether it is a file at all.
+    path = sqlite_file_path(f"{name}?{parts.query}" if name.startswith("file:") else name)
+    if path is None:
+        raise ConfigurationError(f"read_only=True needs a SQLite file, not {name or ':memory:'!r}")
     if not os.path.exists(path):
         raise ConfigurationError(
-            f"cannot open {path!r} read-only: no such file (the bot creates it; "
+            f"cannot open {name!r} read-only: no such file (the bot creates it; "
             "check the path, or run stocksbot-migrate upgrade first)"
         )
 
 
 def _open_read_only(db: Database) -> None:
     if isinstance(db, SqliteDatabase):
-        path = os.path.abspath(db.database)
-        db.database = f"file:{quote(path)}?mode=ro"
+        # A file: URI is opened by the path it names: mode=ro replaces whatever it said.
+        path = sqlite_file_path(db.database)
+        db.database = f"file:{quote(str(path))}?mode=ro"
         db.connect_params["uri"] = True
         # Changing the journal mode is a write; a WAL file stays WAL anyway.
         # peewee's own pragma list, not in its stubs.

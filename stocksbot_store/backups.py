@@ -33,6 +33,7 @@ from .errors import StorageError
 from .fields import utcnow
 from .rows import Progress, VerificationError, rows_held
 from .transfer import CopyReport
+from .urls import sqlite_file_path
 
 #: Pages copied per step of the SQLite backup (progress is shown between steps).
 STEP_PAGES = 4096
@@ -82,9 +83,13 @@ def _stamp() -> str:
 def default_backup_path(db: Database) -> str:
     """Beside a SQLite file, ``<name>-backup-<UTC time>.db``; for PostgreSQL, the folder
     ``stocksbot-backup-<database>-<UTC time>`` in the current directory (a SQLite
-    database in memory goes there too, as ``stocksbot-backup-<UTC time>.db``)."""
-    if backend_of(db) == "sqlite" and not str(db.database).startswith("file:"):
-        stem, _ = os.path.splitext(os.path.abspath(db.database))
+    database in memory goes there too, as ``stocksbot-backup-<UTC time>.db``).
+
+    The file is the one SQLite opens: a ``file:`` URI (how a read-only database is
+    opened) names it by its path (:func:`~stocksbot_store.urls.sqlite_file_path`)."""
+    file = sqlite_file_path(str(db.database)) if backend_of(db) == "sqlite" else None
+    if file is not None:
+        stem, _ = os.path.splitext(file)
         base, ext = f"{stem}-backup-{_stamp()}", ".db"
     elif backend_of(db) == "sqlite":  # in memory: into the current directory
         base, ext = os.path.abspath(f"stocksbot-backup-{_stamp()}"), ".db"

@@ -105,11 +105,6 @@ def _error(prog: str, message: str, urls: list[str | None]) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr)
 
 
-def _open_existing(url: str) -> Any:
-    """Connect to a store that must already exist (a SQLite URL is not created)."""
-    return connect(url, create=False)
-
-
 def _open_read_only(url: str) -> Any:
     """Connect to a store that must already exist, for reading only: a SQLite file is
     opened ``mode=ro`` and so can never take the write lock from the bot."""
@@ -128,8 +123,9 @@ def backup_main(argv: list[str] | None = None) -> int:
         "the database, named with the UTC time, checked with integrity_check and "
         "the ledger check, its sha256 written next to it. PostgreSQL: the "
         "portable archive (see stocksbot-export) taken in one snapshot, checked "
-        "the same way. Prints where it went, its size, the row counts and the "
-        "verification.",
+        "the same way. Opens the database read-only (a SQLite file with mode=ro), "
+        "so it never waits for or holds the bot's write lock. Prints where it "
+        "went, its size, the row counts and the verification.",
         epilog=EXIT_HELP + " Schedule it with cron or a systemd timer, e.g. "
         "'0 * * * * stocksbot-backup --url sqlite:////srv/bot/stocksbot.db'.",
     )
@@ -145,7 +141,9 @@ def backup_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from .backups import backup
 
-        db = _open_existing(url)
+        # A backup only reads: a SQLite file opened mode=ro never takes the bot's write
+        # lock and can never be changed by it; PostgreSQL sessions are read-only.
+        db = _open_read_only(url)
         try:
             report = backup(db, args.to, verify=not args.no_verify, progress=_bar(args, "copying"))
         finally:

@@ -15,6 +15,12 @@
   and apart from them the soft-deleted rows of the tables that have them
   (:mod:`stocksbot_store.softdelete`).
 
+It is cheap enough for a status line refreshed every few seconds: a fixed handful of
+statements whatever the number of tables (the schema in one, every table's rows in
+one), and on PostgreSQL the primary's figures are read in a read-only transaction
+that ends with a rollback, so, with read replicas, taking stats never counts as a
+write of this process (:func:`stocksbot_store.replicas.read_transaction`).
+
 :func:`format_text`, :func:`format_json` and :func:`format_prometheus` render them;
 the Prometheus text follows the exposition format (``# HELP``/``# TYPE``, counters
 ending in ``_total``, seconds and bytes, escaped label values), so a bot can serve
@@ -40,7 +46,7 @@ from .database import backend_of, connect, database_url, describe, scrub
 from .errors import StorageError, first_line
 from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
-from .replicas import ReplicaStatus, replica_status
+from .replicas import ReplicaStatus, read_transaction, replica_status
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)
 
@@ -134,9 +140,11 @@ def _wal_checkpoint_sequence(wal_path: str) -> int | None:
 
 
 def _postgres_figures(db: Database) -> dict[str, Any]:
-    size = db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
     # Connections and standbys are the primary's: a transaction keeps these reads there.
-    with db.atomic():
+    # A read-only one, ended by a rollback: a commit would count as this process's write
+    # and send its next reads to the primary until a replica had replayed past it.
+    with read_transaction(db):
+        size = db.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
         here, everywhere, limit, in_recovery = db.execute_sql(
             "SELECT count(*) FILTER (WHERE datname = current_database()), count(*), "
             "current_setting('max_connections')::int, pg_is_in_recovery() "
@@ -172,20 +180,51 @@ def _postgres_figures(db: Database) -> dict[str, Any]:
     )
 
 
+#: The column whose value marks a soft-deleted row (:mod:`stocksbot_store.softdelete`).
+DELETED_AT = "deleted_at"
+
+# The tables of the connection's schema, each with whether it has a DELETED_AT column:
+# the whole introspection in one statement (SQLite's table-valued pragma_table_info,
+# PostgreSQL's catalogue), where Peewee's get_tables/get_columns take one per table.
+_SCHEMA_SQL = {
+    "sqlite": (
+        "SELECT m.name, EXISTS (SELECT 1 FROM pragma_table_info(m.name) AS c "
+        "WHERE c.name = {p}) FROM sqlite_master AS m WHERE m.type = 'table'"
+    ),
+    "postgres": (
+        "SELECT c.relname, EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = c.oid "
+        "AND a.attname = {p} AND a.attnum > 0 AND NOT a.attisdropped) "
+        "FROM pg_class AS c WHERE c.relnamespace = current_schema()::regnamespace "
+        "AND c.relkind IN ('r', 'p')"
+    ),
+}
+
+
+def _schema(db: Database) -> dict[str, bool]:
+    """The tables ``db`` has, each with whether it has a ``deleted_at`` column.
+
+    Read on every call, in one statement, rather than cached: knowing that a cache is
+    still right would itself take a statement each time (SQLite's ``schema_version``;
+    PostgreSQL keeps no such number, and the migration history misses tables made
+    outside it), and a cache kept for the process would go wrong when a migration
+    or a test changes the schema under a long-lived database object (a counting
+    statement naming a table or column that has gone fails). One catalogue read
+    costs what such a check costs and is never out of date.
+    """
+    sql = _SCHEMA_SQL[backend_of(db)].format(p=db.param)
+    return {name: bool(soft) for name, soft in db.execute_sql(sql, (DELETED_AT,)).fetchall()}
+
+
 def _table_rows(db: Database) -> dict[str, dict[str, int]]:
-    """``table_rows`` (live rows) and ``deleted_rows`` (soft-deleted ones), in one
-    statement; a table whose schema has no ``deleted_at`` yet has none deleted."""
-    present = set(db.get_tables())
-    tables = [m._meta.table_name for m in MODELS if m._meta.table_name in present]
+    """``table_rows`` (live rows) and ``deleted_rows`` (soft-deleted ones) in two
+    statements whatever the number of tables: the schema (:func:`_schema`), then every
+    count at once; a table whose schema has no ``deleted_at`` yet has none deleted."""
+    schema = _schema(db)
+    tables = [m._meta.table_name for m in MODELS if m._meta.table_name in schema]
     if not tables:
         return {"table_rows": {}, "deleted_rows": {}}
-    soft = [
-        m._meta.table_name
-        for m in SOFT_DELETE_MODELS
-        if m._meta.table_name in present
-        and any(c.name == "deleted_at" for c in db.get_columns(m._meta.table_name))
-    ]
-    deleted = {t: "SUM(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END)" for t in soft}
+    soft = [m._meta.table_name for m in SOFT_DELETE_MODELS if schema.get(m._meta.table_name, False)]
+    deleted = {t: f"SUM(CASE WHEN {DELETED_AT} IS NULL THEN 0 ELSE 1 END)" for t in soft}
     sql = " UNION ALL ".join(
         f"SELECT '{t}', count(*), {deleted.get(t, '0')} FROM \"{t}\"" for t in tables
     )

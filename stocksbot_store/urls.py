@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 #: Where the store lives when neither the caller nor ``DATABASE_URL`` says.
 DEFAULT_URL = "sqlite:///./stocksbot.db"
@@ -113,3 +113,30 @@ class ArgumentParser(argparse.ArgumentParser):
         for argument in self._given:
             message = scrub(message, argument)
         super().error(message)
+
+
+def sqlite_file_path(name: str) -> str | None:
+    """The absolute path of the file the SQLite database ``name`` opens, or None for a
+    database in memory.
+
+    ``name`` is what ``sqlite3.connect`` is given (a Peewee ``SqliteDatabase``'s
+    ``database``): a path, or a ``file:`` URI (``file:/srv/bot.db?mode=ro``,
+    ``file:///srv/bot.db``, ``file://localhost/srv/bot.db``, ``file:bot.db``) whose
+    path is percent-decoded and whose query does not belong to the file name. In
+    memory: ``""``, ``:memory:``, ``mode=memory`` and the ``memdb`` VFS (what
+    ``connect("sqlite://")`` uses).
+    """
+    if name in ("", ":memory:"):
+        return None
+    if not name.startswith("file:"):
+        return os.path.abspath(name)
+    rest = name[len("file:") :].partition("#")[0]
+    path, _, query = rest.partition("?")
+    if path.startswith("//"):  # an authority: empty or "localhost", as SQLite allows
+        _authority, slash, tail = path[2:].partition("/")
+        path = slash + tail
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    path = unquote(path)
+    if path in ("", ":memory:") or options.get("mode") == "memory" or options.get("vfs") == "memdb":
+        return None
+    return os.path.abspath(path)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import stat
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from children import Child
@@ -21,8 +23,16 @@ from every_row import fill_every_kind
 from test_convert import canonical, make_store
 
 import stocksbot_store.backups as backup_module
-from stocksbot_store import Fill, StorageService, backup, connect, init_db, restore
-from stocksbot_store.backups import BackupError
+from stocksbot_store import (
+    Fill,
+    ReadOnlyError,
+    StorageService,
+    backup,
+    connect,
+    init_db,
+    restore,
+)
+from stocksbot_store.backups import BackupError, default_backup_path
 from stocksbot_store.commands import backup_main, restore_main
 from stocksbot_store.database import SQLITE_PRAGMAS
 from stocksbot_store.errors import StorageError
@@ -184,3 +194,91 @@ def test_every_kind_of_row_survives_a_postgres_backup(tmp_path):
         restored = f"sqlite:///{tmp_path / 'restored.db'}"
         restore(report.path, restored)
         assert canonical(restored) == canonical(pg_url)
+
+
+# -- the source is only read ----------------------------------------------------------
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The databases stocksbot-backup opens, as it opened them (the real ``connect``)."""
+    import stocksbot_store.commands as commands
+
+    seen = []
+
+    def recording_connect(url, **options):
+        db = commands_connect(url, **options)
+        seen.append(db)
+        return db
+
+    commands_connect = commands.connect
+    monkeypatch.setattr(commands, "connect", recording_connect)
+    return seen
+
+
+def test_the_backup_command_opens_the_source_read_only(tmp_path, opened):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    assert backup_main(["--url", url, "--to", str(tmp_path / "copy.db")]) == 0
+    (db,) = opened
+    with db.connection_context():  # closed by the command; the same database again
+        assert db.execute_sql("SELECT count(*) FROM strategy").fetchone()[0] == 4
+        with pytest.raises(ReadOnlyError):
+            db.execute_sql("UPDATE strategy SET name = name")
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_backup_while_the_bot_holds_the_write_lock(tmp_path, capsys, journal_mode):
+    path = tmp_path / "bot.db"
+    db = init_db(connect(f"sqlite:///{path}", pragmas={"journal_mode": journal_mode}))
+    StorageService(db).create_strategy("momentum")
+    db.close()
+    bot = sqlite3.connect(path, isolation_level=None)
+    try:
+        bot.execute("BEGIN IMMEDIATE")  # the bot mid-write: the write lock is taken
+        bot.execute("UPDATE strategy SET name = 'uncommitted'")
+        # A short busy timeout: a backup that needed the write lock fails at once.
+        url = f"sqlite:///{path}?timeout=0.2"
+        assert backup_main(["--url", url, "--to", str(tmp_path / "copy.db")]) == 0
+        assert "rows: strategy 1" in capsys.readouterr().out
+        bot.execute("ROLLBACK")
+    finally:
+        bot.close()
+    copy = connect(f"sqlite:///{tmp_path / 'copy.db'}", read_only=True)
+    assert copy.execute_sql("SELECT name FROM strategy").fetchall() == [("momentum",)]
+    copy.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any file whatever its mode")
+def test_a_backup_of_a_file_this_process_cannot_write(tmp_path, capsys):
+    path = tmp_path / "bot.db"
+    make_store(f"sqlite:///{path}")
+    path.chmod(0o444)
+    try:
+        assert backup_main(["--url", f"sqlite:///{path}", "--to", str(tmp_path / "c.db")]) == 0
+    finally:
+        path.chmod(0o600)
+    assert "verified: OK" in capsys.readouterr().out
+
+
+def test_the_default_backup_path_is_beside_the_file_a_uri_names(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "srv dir"
+    folder.mkdir()
+    path = folder / "bot.db"
+    make_store(f"sqlite:///{path}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    uri = f"file:{quote(str(path))}"
+    for db in (
+        connect(f"sqlite:///{path}", read_only=True),  # opened as file:...?mode=ro
+        connect(f"sqlite:///{uri}?mode=ro", create=False),
+        connect(f"sqlite:///{uri}", read_only=True),
+    ):
+        default = Path(default_backup_path(db))
+        assert default.parent == folder and default.name.startswith("bot-backup-"), default
+        db.close()
+    assert backup_main(["--url", f"sqlite:///{uri}"]) == 0
+    written = Path(capsys.readouterr().out.split("backup: ", 1)[1].split("\n", 1)[0])
+    assert written.parent == folder and written.exists()
+    assert list(elsewhere.iterdir()) == []

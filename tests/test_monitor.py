@@ -24,6 +24,7 @@ from stocksbot_store import (
     init_db,
     stats,
 )
+from stocksbot_store.database import connect as open_database
 from stocksbot_store.database import describe
 from stocksbot_store.metrics import main
 from stocksbot_store.monitor import mask_params, monitor_of, statement_kind
@@ -188,6 +189,45 @@ def test_stats_figures(storage):
         assert s.connections is None
     text = format_text(s)
     assert "trade 2" in text and "fill" in text
+
+
+#: The most statements a stats call runs, whatever the number of tables: SQLite's three
+#: pragmas, PostgreSQL's SET TRANSACTION, size, connections and standbys; then the
+#: schema and the row counts, one statement each.
+STATS_STATEMENTS = {"sqlite": 5, "postgres": 6}
+
+
+def test_stats_run_a_few_statements_whatever_the_tables(storage):
+    """The dashboard's health line reads stats at every refresh: the statements must not
+    grow with the store's tables (the schema is read in one statement, not one or two a
+    table), and the figures stay exact."""
+    book(storage)
+    gone = storage.create_order("MSFT", "buy", "market", "1")
+    storage.delete_order(gone.id)
+    db = storage.db
+    monitor = monitor_of(db)
+
+    def statements() -> int:
+        return sum(f.count for f in monitor.figures().values())
+
+    first = stats(db)
+    before = statements()
+    second = stats(db)
+    assert statements() - before <= STATS_STATEMENTS[second.backend]
+    for s in (first, second):
+        assert s.table_rows["order"] == 1 and s.deleted_rows["order"] == 1
+        assert s.table_rows["trade"] == 2 and "trade" not in s.deleted_rows
+        assert s.deleted_rows["strategy"] == 0 and s.deleted_rows["config"] == 0
+    assert (second.table_rows, second.deleted_rows) == (first.table_rows, first.deleted_rows)
+
+
+def test_stats_follow_a_schema_that_changes_under_them(tmp_path):
+    db = open_database(f"sqlite:///{tmp_path / 'store.db'}")  # connects, creates nothing
+    assert stats(db).table_rows == {}
+    init_db(db)
+    s = stats(db)
+    assert s.table_rows["trade"] == 0 and s.deleted_rows["order"] == 0
+    db.close()
 
 
 def test_stats_show_the_sqlite_wal(tmp_path):

@@ -314,6 +314,26 @@ def test_stats_show_replicas_and_standbys(replicated):
 
 
 @pytest.mark.replica
+def test_stats_leave_the_next_read_on_the_replica(replicated, urls):
+    """stats reads the primary's figures in a read-only transaction that ends with a
+    rollback: it is no write, so reads stay on the replica (read-your-writes would
+    otherwise send them to the primary until the replica replays past it)."""
+    wait_for(lambda: on_replica(replicated), "a read on the replica")
+    # A write the replica has not replayed yet is likely: were stats taken for a write,
+    # the next read would have to wait for it on the primary.
+    bot = connect(urls[0], replicas=())
+    StorageService(bot).create_strategy("elsewhere", is_active=True)
+    bot.close()
+    router = replicated.replica_router
+    commits = router.commits
+    for _ in range(3):
+        s = stats(replicated)
+        assert s.connections and s.connections >= 1  # the primary's figures, still
+        assert on_replica(replicated) is True
+    assert router.commits == commits
+
+
+@pytest.mark.replica
 def test_database_replica_url_from_the_environment(urls, monkeypatch):
     monkeypatch.setenv("DATABASE_REPLICA_URL", f"{urls[1]}, {urls[1]}")
     db = connect(urls[0], replica_max_lag=PATIENT_LAG)
@@ -415,3 +435,21 @@ def test_read_only_needs_an_existing_sqlite_file(tmp_path):
     assert not (tmp_path / "missing.db").exists()
     with pytest.raises(ConfigurationError, match="needs a SQLite file"):
         connect("sqlite:///:memory:", read_only=True)
+
+
+@pytest.mark.parametrize("uri", ["file:{}", "file://{}", "file://localhost{}"])
+def test_read_only_opens_the_file_a_uri_names(tmp_path, uri):
+    path = str(tmp_path / "bot.db")
+    db = init_db(connect(f"sqlite:///{path}"))
+    StorageService(db).create_strategy("bot", is_active=True)
+    db.close()
+    for url in (f"sqlite:///{uri.format(path)}", f"sqlite:///{uri.format(path)}?mode=rw"):
+        db = connect(url, read_only=True, migrate=False)
+        assert [s.name for s in StorageService(db).get_active_strategies()] == ["bot"]
+        with pytest.raises(ReadOnlyError):
+            StorageService(db).create_strategy("dashboard", is_active=True)
+        db.close()
+    with pytest.raises(ConfigurationError, match="no such file"):
+        connect(f"sqlite:///{uri.format(path + '.missing')}", read_only=True)
+    with pytest.raises(ConfigurationError, match="needs a SQLite file"):
+        connect("sqlite:///file:/stocksbot?vfs=memdb", read_only=True)

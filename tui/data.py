@@ -77,7 +77,7 @@ from stocksbot_store.queries import (
     realized_pnl_series,
     trade_page,
 )
-from stocksbot_store.replicas import snapshot_replica
+from stocksbot_store.replicas import read_transaction, snapshot_replica
 from stocksbot_store.service import StrategyStats
 from stocksbot_store.store import check_schema
 from stocksbot_store.urls import ArgumentParser
@@ -121,29 +121,6 @@ STATEMENT_KINDS = KINDS
 def read_health(db: Database) -> StoreStats:
     """The figures for the health line (``stocksbot_store.stats``; it reads the database)."""
     return stats(db)
-
-
-@contextmanager
-def read_transaction(db: Database) -> Iterator[None]:
-    """One read transaction on this thread's connection of ``db``: every statement run
-    inside sees the same committed state.
-
-    PostgreSQL: ``REPEATABLE READ, READ ONLY`` (one snapshot from the first statement).
-    SQLite: a deferred ``BEGIN``, whose snapshot is fixed by the first read (in WAL
-    mode writers go on meanwhile). It always ends with a rollback: there is nothing to
-    commit, and a commit would tell the replica routing that this process wrote.
-    """
-    # Entered by hand, not with ``with db.atomic()``, whose exit commits.
-    db.begin()
-    db.push_transaction(db.transaction())
-    try:
-        if backend_of(db) == "postgres":
-            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
-    finally:
-        db.pop_transaction()
-        if not db.is_closed():
-            db.rollback()
 
 
 def is_unavailable(error: BaseException) -> bool:
