@@ -29,6 +29,7 @@ from .database import connect, database_url, mask_url, require_sqlite_file, scru
 from .errors import StorageError, first_line
 from .fields import utcnow
 from .rows import VerificationError
+from .urls import ArgumentParser
 
 URL_HELP = (
     "database URL, e.g. sqlite:///stocksbot.db or postgresql://user:password@host/db "
@@ -116,7 +117,7 @@ def _open_read_only(url: str) -> Any:
 
 def backup_main(argv: list[str] | None = None) -> int:
     """``stocksbot-backup``: an online, verified backup."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-backup",
         description="Take a consistent backup of a stocksbot store while the bot keeps "
         "writing. SQLite: a copy of the file (SQLite's online backup API) beside "
@@ -151,7 +152,7 @@ def backup_main(argv: list[str] | None = None) -> int:
         print(report.summary())
         return 0 if report.ok else 1
 
-    return _run(parser.prog, [url], body)
+    return _run(parser.prog, [url, args.to], body)
 
 
 # -- stocksbot-restore and stocksbot-import ----------------------------------------------------
@@ -167,7 +168,7 @@ def _load_command(
     argv: list[str] | None,
 ) -> int:
     """A command that loads SOURCE into the empty database at --url and reports it."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_HELP)
+    parser = ArgumentParser(prog=prog, description=description, epilog=EXIT_HELP)
     parser.add_argument("source", metavar=what, help=help_text)
     parser.add_argument(
         "--url", metavar="URL", help="the database to load into; " + URL_HELP.split(", ", 1)[1]
@@ -182,7 +183,7 @@ def _load_command(
         print(report.summary())
         return 0
 
-    return _run(prog, [url], body)
+    return _run(prog, [url, args.source], body)  # a URL given as SOURCE is masked too
 
 
 def restore_main(argv: list[str] | None = None) -> int:
@@ -235,7 +236,7 @@ def _date(text: str) -> dt.datetime:
 
 def export_main(argv: list[str] | None = None) -> int:
     """``stocksbot-export``: the portable archive, or the realized P&L report."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-export",
         description="Write a stocksbot store to a portable archive folder: every table, every "
         "column, ids kept, exact decimals as text, UTC ISO times, the schema "
@@ -316,7 +317,7 @@ def export_main(argv: list[str] | None = None) -> int:
         print(f"schema revision: {report.manifest['revision']}")
         return 0
 
-    return _run(parser.prog, [url], body)
+    return _run(parser.prog, [url, args.out], body)
 
 
 # -- stocksbot-convert --------------------------------------------------------------------------
@@ -324,7 +325,7 @@ def export_main(argv: list[str] | None = None) -> int:
 
 def convert_main(argv: list[str] | None = None) -> int:
     """``stocksbot-convert``: SQLite to PostgreSQL and back."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-convert",
         description="Copy a stocksbot store to another database: SQLite to PostgreSQL or "
         "back. The target must be empty or new; every table is copied with its "

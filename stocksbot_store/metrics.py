@@ -47,6 +47,7 @@ from .errors import StorageError, first_line
 from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
 from .replicas import ReplicaStatus, read_transaction, replica_status
+from .urls import ArgumentParser
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)
 
@@ -471,7 +472,7 @@ FORMATS = {"text": format_text, "json": format_json, "prometheus": format_promet
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``stocksbot-stats``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="stocksbot-stats",
         description="Show a stocksbot store's figures: size, SQLite WAL size and checkpoint "
         "sequence, PostgreSQL connections and standby replication lag, read "

@@ -271,3 +271,45 @@ def test_no_output_holds_the_password_whatever_the_url_shape(url, everything_log
     assert "error" in err
     for i, text in enumerate([*shown, out, err, "\n".join(everything_logged)]):
         assert_no_half(text, f"output {i}")
+
+
+# -- every command's own argument errors ----------------------------------------------------
+
+#: A URL put where a command does not take one, as a hurried operator types it.
+MISUSES = {
+    "positional": lambda url: [url],
+    "misspelt --url": lambda url: ["--ulr", url],
+    "a URL for a number": lambda url: ["--url", url, "--limit", url, "--refresh", url],
+}
+
+
+def console_scripts() -> dict[str, str]:
+    """The ``[project.scripts]`` of pyproject.toml: every command a user can type."""
+    from pathlib import Path
+
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    return tomllib.loads(pyproject.read_text())["project"]["scripts"]
+
+
+@pytest.mark.parametrize("misuse", MISUSES.values(), ids=MISUSES.keys())
+@pytest.mark.parametrize("command", sorted(console_scripts()))
+def test_no_command_echoes_the_password_in_its_usage_errors(
+    command, misuse, monkeypatch, capfd, tmp_path
+):
+    """argparse quotes the offending argument in its error; each command masks it."""
+    import importlib
+
+    if command == "stocksbot-dashboard" and misuse is MISUSES["positional"]:
+        pytest.skip("the dashboard has no positional argument check to reach without a screen")
+    module, _, function = console_scripts()[command].partition(":")
+    entry = getattr(importlib.import_module(module), function)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for url in (SHAPES["user:pass"], SHAPES["all at once"], SHAPES["query password"]):
+        monkeypatch.setattr(sys, "argv", [command, *misuse(url)])
+        with pytest.raises(SystemExit):
+            entry()
+        out, err = capfd.readouterr()
+        assert_no_half(out + err, f"{command} {misuse(url)[:2]}")
