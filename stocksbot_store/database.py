@@ -48,6 +48,9 @@ from .urls import DEFAULT_URL, database_url, mask_url, scrub, url_secrets
 
 log = logging.getLogger("stocksbot_store")
 
+#: Query parameters of a SQLite URL that are SQLite's own URI parameters
+#: (https://www.sqlite.org/uri.html), passed on in the ``file:`` URI it opens.
+SQLITE_URI_PARAMETERS = ("mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof")
 #: SQLite settings applied to every connection; ``connect(url, pragmas=...)`` overrides.
 SQLITE_PRAGMAS: dict[str, Any] = {
     "journal_mode": "wal",
@@ -149,7 +152,11 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
     params.update(options)
     if "timeout" in params and "busy_timeout" not in chosen:
         pragmas["busy_timeout"] = _busy_timeout_ms(url, params["timeout"])
-    mode = params.pop("mode", None)
+    # SQLite's own URI parameters (mode=ro...): they go into the file: URI it opens, be
+    # the URL's database a plain path or already a file: URI (whose query the URL parser
+    # split off), never to the driver as options.
+    uri_query = {name: params.pop(name) for name in SQLITE_URI_PARAMETERS if name in params}
+    mode = uri_query.get("mode")
     if path == ":memory:":
         # A plain in-memory connection is a separate empty database per thread;
         # the memdb VFS gives every connection of the process the same one.
@@ -164,9 +171,13 @@ def _connect_sqlite(url: str, options: dict[str, Any], *, create: bool) -> Datab
             if not create or mode in ("ro", "rw"):
                 require_sqlite_file(url)
             _create_private_file(path)
-        if mode is not None:
-            path = f"file:{quote(os.path.abspath(path))}?mode={quote(str(mode))}"
-            params["uri"] = True
+        if uri_query:
+            path = f"file:{quote(os.path.abspath(path))}"
+    if path.startswith("file:"):
+        if uri_query:
+            joiner = "&" if "?" in path else "?"
+            path += joiner + "&".join(f"{k}={quote(str(v))}" for k, v in uri_query.items())
+        params["uri"] = True
     if mode == "ro":
         pragmas.pop("journal_mode", None)  # stored in the file; setting it would write
     return _build(url, path, pragmas=pragmas, **params)

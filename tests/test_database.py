@@ -15,6 +15,7 @@ import stocksbot_store
 from stocksbot_store import (
     MODELS,
     ConfigurationError,
+    DatabaseWriteError,
     SchemaError,
     StorageService,
     connect,
@@ -79,6 +80,24 @@ def test_the_urls_timeout_is_how_long_a_sqlite_write_waits(tmp_path):
             connect(f"sqlite:///{path}?timeout={bad}")
     with pytest.raises(ConfigurationError, match="pragmas cannot be given in the URL"):
         connect(f"sqlite:///{path}?pragmas=x")
+
+
+def test_a_file_uri_keeps_its_sqlite_parameters(tmp_path):
+    """``sqlite:///file:/path?mode=ro`` opens the file read-only, as ``?mode=ro`` on a
+    plain path does: the URL parser splits the query off a file: URI, and mode=ro was
+    lost, so the database was writable."""
+    path = tmp_path / "u.db"
+    init_db(connect(f"sqlite:///{path}"))
+    for url in (f"sqlite:///file:{path}?mode=ro", f"sqlite:///{path}?mode=ro"):
+        db = connect(url)
+        with pytest.raises(DatabaseWriteError, match="read-only"):
+            StorageService(db).create_strategy("refused")
+        db.close()
+    db = connect(f"sqlite:///file:{path}?mode=rw&cache=private")
+    assert StorageService(db).create_strategy("written").name == "written"
+    assert connect(f"sqlite:///{path}").execute_sql("SELECT count(*) FROM strategy").fetchone() == (
+        1,
+    )
 
 
 def test_a_new_sqlite_file_is_private(tmp_path):
