@@ -995,10 +995,10 @@ class ConfigRepository(Repository[Config]):
         }
         if description is not None:
             update[Config.description] = description
-        with write_transaction(self.db):
+        with write_transaction(self.db), translate_errors(f"saving config {key!r}"):
             before = self._by_key_for_update(key)
-            with translate_errors(f"saving config {key!r}"):
-                (
+            if before is None:
+                inserted = (
                     Config.insert(
                         key=key,
                         value=text,
@@ -1007,9 +1007,16 @@ class ConfigRepository(Repository[Config]):
                         created_at=now,
                         updated_at=now,
                     )
-                    .on_conflict(conflict_target=[Config.key], conflict_where=LIVE, update=update)
+                    .on_conflict(conflict_target=[Config.key], conflict_where=LIVE, action="IGNORE")
+                    .returning(Config.id)
                     .execute(self.db)
                 )
+                if not list(inserted):
+                    # A live row was committed meanwhile (another process set the key or
+                    # restored it): update that one, with its values as the audit's before.
+                    before = self._by_key_for_update(key)
+            if before is not None:
+                Config.update(update).where(Config.id == before.id).execute(self.db)
             after = cast(Config, self.get_by_key(key))  # written just above
             self.audit.row(
                 "config",

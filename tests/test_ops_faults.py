@@ -526,3 +526,43 @@ def test_delete_and_restore_racing_end_as_the_last_one_says(store_url, monkeypat
     last = storage.get_audit_log(table="strategies", row_id=strategy.id)[0].action
     assert (row.deleted_at is not None) == (last == "delete")
     db.close()
+
+
+def test_a_setting_set_while_another_process_restores_it_audits_its_real_before(
+    store_url, monkeypatch
+):
+    """set_config_value found no live row, then another process restored the setting and
+    committed: the set updates the restored row, and its audit row's before is what
+    that row held (it used to record a create, every before null). On SQLite the set
+    holds the write lock from its read on, so the restore waits and then finds its key
+    taken."""
+    from stocksbot_store.repositories import ConfigRepository
+
+    db = connect(store_url)
+    storage = StorageService(db, actor="bot-eu-1")
+    row_id = storage.config.create("max_orders", "5").id
+    storage.config.delete(row_id)
+    racer = Racer(store_url, lambda s: s.restore_config(row_id))
+    original = ConfigRepository._by_key_for_update
+
+    def read_then_race(self, key):
+        found = original(self, key)
+        if racer.ident is None:
+            racer.start()
+            racer.join(timeout=1)  # joins at once unless it waits for our write lock
+        return found
+
+    monkeypatch.setattr(ConfigRepository, "_by_key_for_update", read_then_race)
+    storage.set_config_value("max_orders", "9")
+    racer.join()
+    live = [c for c in storage.config.get_all() if c.key == "max_orders"]
+    assert [c.value for c in live] == ["9"]
+    [entry] = storage.get_audit_log(table="config", row_id=live[0].id, limit=1)
+    assert entry.action == "set"
+    if racer.error is None:  # restored first: the set changed the restored row
+        assert live[0].id == row_id
+        assert entry.changes["value"] == ["5", "9"]
+    else:  # the set created a new row first; the restore found its key taken
+        assert isinstance(racer.error, DuplicateError)
+        assert entry.changes["value"] == [None, "9"] and "key" in entry.changes
+    db.close()
