@@ -166,3 +166,23 @@ def test_times_outside_utc_years_or_not_times_are_refused(bad):
 def test_the_earliest_and_latest_utc_times_are_kept():
     assert to_utc(dt.datetime(1, 1, 1, 5, tzinfo=PLUS_FIVE)) == dt.datetime(1, 1, 1, tzinfo=UTC)
     assert to_utc(dt.datetime.max).tzinfo is UTC
+
+
+def test_a_remembered_conversion_names_each_caller_field_and_keeps_its_limit():
+    """Short text and ints are converted once and remembered; the next caller of the
+    same value still gets its own field in an error, its own digit limit, and the
+    same value whatever its decimal context."""
+    import decimal
+
+    for field in ("quantity", "price"):
+        with pytest.raises(ValidationError, match=field):
+            to_decimal("1e15", field)
+        with pytest.raises(ValidationError, match=field):
+            to_decimal("abc", field)
+    assert to_decimal("1e15", "figure", 30) == Decimal(10) ** 15
+    with decimal.localcontext(decimal.Context(prec=3)):
+        assert str(to_decimal("123.4567", "price")) == "123.4567"
+    assert str(to_decimal("123.4567", "price")) == "123.4567"
+    assert to_decimal(1, "q") == to_decimal("1", "q") == 1
+    with pytest.raises(ValidationError, match="flag"):
+        to_decimal(True, "flag")
