@@ -123,7 +123,11 @@ class FillRecorder:
         position and strategy figures); see :mod:`stocksbot_store.fills.bulk` for how
         it gets there with a handful of statements instead of eight per fill.
         """
-        checked = [check_fill(f) for f in fills]
+        return self.record_checked([check_fill(f) for f in fills])
+
+    @in_money_context
+    def record_checked(self, checked: list[CheckedFill]) -> list[Trade]:
+        """:meth:`record_many` of fills checked already (:func:`check_fill`)."""
         with translate_errors("record_trades"):
             attempts = RACE_ATTEMPTS
             while True:

@@ -153,17 +153,43 @@ class CheckedFill(NamedTuple):
 
 def check_fill(fill: Fill) -> CheckedFill:
     """Validate and normalise a fill's own fields (no database access)."""
+    return check_fill_values(
+        fill.order_id,
+        fill.symbol,
+        fill.side,
+        fill.quantity,
+        fill.price,
+        fill.commission,
+        fill.fees,
+        fill.external_id,
+        fill.executed_at,
+    )
+
+
+def check_fill_values(
+    order_id: int | None,
+    symbol: Any,
+    side: Any,
+    quantity: Any,
+    price: Any,
+    commission: Any = 0,
+    fees: Any = 0,
+    external_id: Any = None,
+    executed_at: Any = None,
+) -> CheckedFill:
+    """:func:`check_fill` of a fill's fields as they are given (a :class:`Fill`'s, or
+    a dict's by keyword), in the order and with the defaults of :class:`Fill`."""
     return CheckedFill(
-        None if fill.order_id is None else check_id(fill.order_id, "order_id"),
-        check_symbol(fill.symbol),
-        side_value(fill.side),
-        to_positive_decimal(fill.quantity, "quantity"),
-        to_positive_decimal(fill.price, "price"),
-        to_non_negative_decimal(fill.commission, "commission"),
-        to_non_negative_decimal(fill.fees, "fees"),
-        check_external_id(fill.external_id),
+        None if order_id is None else check_id(order_id, "order_id"),
+        check_symbol(symbol),
+        side_value(side),
+        to_positive_decimal(quantity, "quantity"),
+        to_positive_decimal(price, "price"),
+        to_non_negative_decimal(commission, "commission"),
+        to_non_negative_decimal(fees, "fees"),
+        check_external_id(external_id),
         # Only None means "now": "", 0 or False is a mistake, not a time.
-        utcnow() if fill.executed_at is None else to_utc(fill.executed_at, "executed_at"),
+        utcnow() if executed_at is None else to_utc(executed_at, "executed_at"),
     )
 
 
