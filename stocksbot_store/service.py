@@ -37,6 +37,7 @@ from .fields import (
     money_context,
 )
 from .fills import Fill, FillRecorder, check_fill
+from .fills.collector import collector_paused
 from .fills.rows import check_fill_values
 from .models import (
     SOFT_DELETE_MODELS,
@@ -315,14 +316,15 @@ class StorageService:
         """Record many fills in one transaction (a broker history, a backtest): the same
         book-keeping as :meth:`record_trade`, all of them or none. A fill is a
         :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`)."""
-        batch = [f if isinstance(f, Fill) else _fill_fields(f, n) for n, f in enumerate(fills)]
-        for fill in batch:
-            if (fill.order_id if isinstance(fill, Fill) else fill.get("order_id")) is None:
-                raise ValidationError("order_id", "a fill needs its order; create_order first")
-        # A dict's values are checked as they are: no Fill is built only to be read once.
-        return self._fills.record_checked(
-            [check_fill(f) if isinstance(f, Fill) else check_fill_values(**f) for f in batch]
-        )
+        with collector_paused():
+            batch = [f if isinstance(f, Fill) else _fill_fields(f, n) for n, f in enumerate(fills)]
+            for fill in batch:
+                if (fill.order_id if isinstance(fill, Fill) else fill.get("order_id")) is None:
+                    raise ValidationError("order_id", "a fill needs its order; create_order first")
+            # A dict's values are checked as they are: no Fill is built only to be read once.
+            return self._fills.record_checked(
+                [check_fill(f) if isinstance(f, Fill) else check_fill_values(**f) for f in batch]
+            )
 
     def get_recent_trades(self, limit: int = 100) -> list[Trade]:
         """The most recently recorded trades first."""

@@ -434,3 +434,61 @@ def test_a_bot_filling_order_after_order_reads_nothing_it_knows(storage, db):
     assert storage.orders.get(second.id).filled_quantity == 5
     assert storage.strategies.get_by_name("s").total_trades == 2
     _books_agree(db)
+
+
+def test_a_batch_pauses_the_garbage_collector_only_while_it_runs(storage, monkeypatch):
+    """record_trades turns the cyclic collector off for the batch, and back on after
+    it, even when the batch fails; nested and concurrent batches share one pause, and
+    a collector the application turned off stays off."""
+    import gc
+    import threading
+
+    from stocksbot_store.fills import collector
+
+    order = storage.create_order("GC", "buy", "market", 10)
+    seen = []
+    record_checked = storage._fills.record_checked
+
+    def spy(checked):
+        seen.append(gc.isenabled())
+        return record_checked(checked)
+
+    monkeypatch.setattr(storage._fills, "record_checked", spy)
+    assert gc.isenabled()
+    storage.record_trades(
+        [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 1, "price": 5}]
+    )
+    with pytest.raises(ValidationError):
+        storage.record_trades(
+            [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 1, "price": -5}]
+        )
+    with pytest.raises(OverfillError):
+        storage.record_trades(
+            [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 99, "price": 5}]
+        )
+    assert seen == [False, False] and gc.isenabled()
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_batch():
+        with collector.collector_paused():
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=other_batch)
+    thread.start()
+    inside.wait(5)
+    with collector.collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other batch still runs
+    leave.set()
+    thread.join()
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
