@@ -186,3 +186,18 @@ def test_a_remembered_conversion_names_each_caller_field_and_keeps_its_limit():
     assert to_decimal(1, "q") == to_decimal("1", "q") == 1
     with pytest.raises(ValidationError, match="flag"):
         to_decimal(True, "flag")
+
+
+def test_scaled_text_is_decimal_text_for_amounts_at_scale_in_any_context():
+    import decimal
+    import random
+
+    from stocksbot_store.fields import decimal_text, scaled_text
+
+    rng = random.Random(3)
+    values = [Decimal("-0"), Decimal(0), Decimal("1E+5"), Decimal("999999999999999.9999999999")]
+    values += [
+        Decimal(rng.randint(-(10**30), 10**30)).scaleb(-rng.randint(0, 10)) for _ in range(500)
+    ]
+    with decimal.localcontext(decimal.Context(prec=3, rounding=decimal.ROUND_DOWN)):
+        assert [scaled_text(v) for v in values] == [decimal_text(v) for v in values]
