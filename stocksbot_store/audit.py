@@ -426,9 +426,9 @@ def _trade_created(trade: tuple) -> str:
     ) = trade
     return _TRADE_JSON % (
         "null" if order_id is None else order_id,
-        "null" if external_id is None else json.dumps(external_id),
+        "null" if external_id is None else _json_text(external_id),
         "null" if strategy_id is None else strategy_id,
-        json.dumps(symbol),
+        _json_text(symbol),
         f'"{side}"',
         f'"{kind}"',
         f'"{quantity}"',
@@ -438,6 +438,15 @@ def _trade_created(trade: tuple) -> str:
         "null" if realized_pnl is None else f'"{realized_pnl}"',
         f'"{_time(executed_at)}"',
     )
+
+
+def _json_text(text: str) -> str:
+    """``json.dumps(text)``, for a third of its cost in the common case: printable
+    ASCII with no quote or backslash is its own JSON, quoted (every other text goes
+    through ``json.dumps``)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
 
 
 def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
