@@ -299,7 +299,7 @@ class KeptFigures:
                 outcome.realized_pnl,
                 outcome.open_position,
             )
-        if replay.days:
+        if replay.tally.quarters:
             cursor.executemany(self.bucket_sql, replay.tally.sorted_rows())
             cursor.executemany(self.day_sql, replay.day_rows())
 
@@ -312,8 +312,17 @@ class KeptReplay:
 
     def __init__(self) -> None:
         self.tally = Tally()
-        #: ``(symbol, day) -> (side, quantity, avg_entry_price, last_price)``.
-        self.days: dict[tuple[str, dt.datetime], tuple] = {}
+        #: ``(symbol, day start in epoch seconds) -> (side, quantity, avg_entry_price,
+        #: last_price)``: the day from the quarter hour the tally found, not a datetime
+        #: made per trade.
+        self._days: dict[tuple[str, int], tuple] = {}
+
+    @property
+    def days(self) -> dict[tuple[str, dt.datetime], tuple]:
+        """``(symbol, midnight UTC) -> (side, quantity, avg_entry_price, last_price)``."""
+        return {
+            (symbol, _EPOCH + day * _SECOND): state for (symbol, day), state in self._days.items()
+        }
 
     def add(
         self,
@@ -328,13 +337,15 @@ class KeptReplay:
         position: ledger.PositionState | None,
     ) -> None:
         """One trade and the symbol's open position after it."""
-        self.tally.add(at, strategy_id, symbol, quantity, price, commission, fees, realized_pnl)
+        quarter = self.tally.add(
+            at, strategy_id, symbol, quantity, price, commission, fees, realized_pnl
+        )
         state: tuple[str | None, Decimal, Decimal, Decimal]
         if position is None:
-            state = (None, Decimal(0), Decimal(0), price)
+            state = (None, _ZERO, _ZERO, price)
         else:
             state = (position.side, position.quantity, position.avg_entry_price, price)
-        self.days[symbol, day_of(at)] = state
+        self._days[symbol, quarter - quarter % DAY] = state
 
     def write(self, db: Database) -> None:
         """Insert the figures into empty ``pnl_bucket`` and ``position_day`` tables."""
@@ -353,13 +364,13 @@ class KeptReplay:
         return [
             (
                 symbol,
-                datetime_text(day),
+                datetime_text(_EPOCH + day * _SECOND),
                 side,
                 decimal_text(quantity),
                 decimal_text(avg),
                 decimal_text(price),
             )
-            for (symbol, day), (side, quantity, avg, price) in sorted(self.days.items())
+            for (symbol, day), (side, quantity, avg, price) in sorted(self._days.items())
         ]
 
 
