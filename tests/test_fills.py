@@ -492,3 +492,38 @@ def test_a_batch_pauses_the_garbage_collector_only_while_it_runs(storage, monkey
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.postgres_only
+def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage, db):
+    """The bulk path reads by key with sequential scans off; the setting the connection
+    had before (off or on) is what it has after the batch."""
+    order = storage.create_order("SEQ", "buy", "market", 10)
+
+    def batch(n):
+        return [
+            {
+                "order_id": order.id,
+                "symbol": "SEQ",
+                "side": "buy",
+                "quantity": 1,
+                "price": 5,
+                "external_id": f"seq-{n}",
+            }
+        ]
+
+    def setting():
+        return db.execute_sql("SELECT current_setting('enable_seqscan')").fetchone()[0]
+
+    assert setting() == "on"
+    storage.record_trades(batch(1))
+    assert setting() == "on"
+    db.execute_sql("SET enable_seqscan = off")
+    try:
+        storage.record_trades(batch(2))
+        assert setting() == "off"
+    finally:
+        db.execute_sql("RESET enable_seqscan")
+    with db.atomic():
+        storage.record_trades(batch(3))
+        assert setting() == "on"

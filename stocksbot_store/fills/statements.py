@@ -181,6 +181,13 @@ class Statements:
                 Select(columns=[fn.pg_advisory_xact_lock(fn.hashtext(slot("symbol")))]),
                 ("symbol",),
             )
+            # A setting of the planner, read and set for the rest of the transaction
+            # (see BulkFills: its reads by key always take the index).
+            built["setting"] = (Select(columns=[fn.current_setting(slot("name"))]), ("name",))
+            built["set_setting"] = (
+                Select(columns=[fn.set_config(slot("name"), slot("value"), slot("local"))]),
+                ("name", "value", "local"),
+            )
         self.sql = {
             name: compile_query(db, query, names).sql for name, (query, names) in built.items()
         }
