@@ -209,7 +209,8 @@ class BulkFills:
         rows: list[tuple] = []
         for start in range(0, len(values), CHUNK):
             chunk = values[start : start + CHUNK]
-            sql, arguments = self.statements.in_list(name, len(chunk)), (*params, *chunk)
+            sql = self.statements.in_list(name, len(chunk))
+            arguments = (*params, chunk) if self.pg else (*params, *chunk)  # an array on PG
             if self.pg:
                 # Never a prepared statement: its generic plan, made while the table was
                 # small, stays a sequential scan as an import grows it (0.5 s a query).
