@@ -527,3 +527,48 @@ def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage,
     with db.atomic():
         storage.record_trades(batch(3))
         assert setting() == "on"
+
+
+def test_the_trades_a_batch_returns_are_the_trades_read_back(storage):
+    """New and re-sent fills alike: each returned Trade holds, field for field and with
+    the same types, what reading it back gives, compares equal to it, and has nothing
+    dirty."""
+    from stocksbot_store.models import Trade
+
+    storage.create_strategy("eq")
+    buy = storage.create_order("EQ", "buy", "limit", 10, 100, strategy="eq")
+    sell = storage.create_order("EQ", "sell", "limit", 10, 100, strategy="eq")
+    fills = [
+        {
+            "order_id": buy.id,
+            "symbol": "EQ",
+            "side": "buy",
+            "quantity": "2.50",
+            "price": "100.1",
+            "commission": "0.01",
+            "external_id": "eq-1",
+            "executed_at": "2026-03-02T10:00:00.123456+05:30",
+        },
+        {
+            "order_id": sell.id,
+            "symbol": "EQ",
+            "side": "sell",
+            "quantity": 1,
+            "price": 101,
+            "fees": "0.5",
+        },
+    ]
+    first = storage.record_trades(fills)
+    again = storage.record_trades(
+        [fills[0], {**fills[1], "external_id": "eq-2"}]
+    )  # eq-1 re-sent: the stored trade
+    stored = {t.id: t for o in (buy, sell) for t in storage.get_order_fills(o.id)}
+    names = [f.name for f in Trade._meta.sorted_fields]
+    for trade in [*first, *again]:
+        read = stored[trade.id]
+        for name in names:
+            mine, theirs = trade.__data__[name], read.__data__[name]
+            assert (mine, type(mine)) == (theirs, type(theirs)), name
+            assert str(mine) == str(theirs), name
+        assert trade == read and trade.to_dict() == read.to_dict() and not trade.dirty_fields
+    assert again[0].id == first[0].id and again[0] is not first[0]

@@ -22,6 +22,7 @@ from ..fields import (
     datetime_text,
     decimal_text,
     scaled_text,
+    tidy,
     to_non_negative_decimal,
     to_positive_decimal,
     to_utc,
@@ -403,7 +404,9 @@ def build_trade(
         "price": fill.price,
         "commission": fill.commission,
         "fees": fill.fees,
-        "realized_pnl": realized_pnl,
+        # Tidied as a read gives it (0.9, not the ledger's 0.9000000000): equal either
+        # way, but a caller's str() or JSON of the trade must not depend on the path.
+        "realized_pnl": None if realized_pnl is None else tidy(realized_pnl),
         "executed_at": fill.executed_at,
         "created_at": now,
     }
