@@ -45,6 +45,7 @@ from .rows import (
     order_update_row,
     position_from_row,
     position_update_row,
+    trade_from_row,
     trade_row,
 )
 from .statements import Statements
@@ -311,12 +312,7 @@ class BulkFills:
         now: Any,
     ) -> list[Trade]:
         stored_ids = {ref for kind, ref in results if kind == "stored"}
-        stored: dict[int, Trade] = {}
-        if stored_ids:
-            ids = sorted(stored_ids)
-            for start in range(0, len(ids), CHUNK):
-                query = Trade.select().where(Trade.id.in_(ids[start : start + CHUNK]))
-                stored.update((t.id, t) for t in query.bind(self.db))
+        stored = {t.id: t for t in map(trade_from_row, self._rows_in("trades", stored_ids))}
         built = [
             build_trade(tid, *fill_info, now)
             for tid, fill_info in zip(trade_ids, new_fills, strict=True)

@@ -248,6 +248,8 @@ class Statements:
             return Trade.select(
                 Trade.external_id, Trade.id, *_fields(Trade, SAME_FILL_COLUMNS)
             ).where(among(Trade.external_id))
+        if name == "trades":  # whole rows, in the model's field order
+            return Trade.select(*Trade._meta.sorted_fields).where(among(Trade.id))
         if name == "orders":
             return self._locking(
                 Order.select(*_fields(Order, ORDER_COLUMNS))
