@@ -252,12 +252,12 @@ class _Checker:
         self.check_position_days()
 
     def check_kept_figures(self) -> None:
-        expected = dict(self.kept.tally.rows)
+        expected = self.kept.tally.figures()
         for rows in self.batches("report figures", PnlBucket, ("id", *KEY, *FIGURE_COLUMNS)):
             for row in rows:
                 key = tuple(int(v) if isinstance(v, (int, Decimal)) else v for v in row[1:5])
-                have, want = _bucket_figures(row[5:]), expected.pop(key, None)
-                want = _bucket_figures(want) if want is not None else None
+                have, summed = _bucket_figures(row[5:]), expected.pop(key, None)
+                want = None if summed is None else _bucket_figures(summed)
                 subject = f"pnl_bucket {row[0]}"
                 if want is None:
                     self.report.add("report", subject, f"bucket {key} has no trades")

@@ -36,7 +36,9 @@ from .fields import (
     in_money_context,
     money_context,
 )
-from .fills import Fill, FillRecorder
+from .fills import Fill, FillRecorder, check_fill
+from .fills.collector import collector_paused
+from .fills.rows import check_fill_values
 from .models import (
     SOFT_DELETE_MODELS,
     BaseModel,
@@ -81,6 +83,7 @@ TRADING_ENABLED = config_values.TRADING_ENABLED
 #: What a ``record_trades`` dict may hold: the fields of :class:`Fill`.
 FILL_KEYS = tuple(f.name for f in fields(Fill))
 _FILL_REQUIRED = tuple(f.name for f in fields(Fill) if f.default is MISSING)
+_ACCEPTED_KEYS, _REQUIRED_KEYS = frozenset(FILL_KEYS), frozenset(_FILL_REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -313,11 +316,15 @@ class StorageService:
         """Record many fills in one transaction (a broker history, a backtest): the same
         book-keeping as :meth:`record_trade`, all of them or none. A fill is a
         :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`)."""
-        batch = [f if isinstance(f, Fill) else _fill_from_dict(f, n) for n, f in enumerate(fills)]
-        for fill in batch:
-            if fill.order_id is None:
-                raise ValidationError("order_id", "a fill needs its order; create_order first")
-        return self._fills.record_many(batch)
+        with collector_paused():
+            batch = [f if isinstance(f, Fill) else _fill_fields(f, n) for n, f in enumerate(fills)]
+            for fill in batch:
+                if (fill.order_id if isinstance(fill, Fill) else fill.get("order_id")) is None:
+                    raise ValidationError("order_id", "a fill needs its order; create_order first")
+            # A dict's values are checked as they are: no Fill is built only to be read once.
+            return self._fills.record_checked(
+                [check_fill(f) if isinstance(f, Fill) else check_fill_values(**f) for f in batch]
+            )
 
     def get_recent_trades(self, limit: int = 100) -> list[Trade]:
         """The most recently recorded trades first."""
@@ -588,9 +595,11 @@ class StorageService:
         return equity.equity_curve(self.db, since, until)
 
 
-def _fill_from_dict(values: Any, index: int) -> Fill:
-    """A :class:`Fill` from a dict of its fields; a typo or a missing field is a
-    ValidationError naming it and the accepted keys (nothing is written)."""
+def _fill_fields(values: Any, index: int) -> dict[str, Any]:
+    """``values`` if it is a dict of a :class:`Fill`'s fields; a typo or a missing
+    field is a ValidationError naming it and the accepted keys (nothing is written)."""
+    if isinstance(values, dict) and _REQUIRED_KEYS <= values.keys() <= _ACCEPTED_KEYS:
+        return values
     if not isinstance(values, dict):
         raise ValidationError(
             "fills", f"fill {index} must be a Fill or a dict, got {type(values).__name__}"
@@ -607,7 +616,7 @@ def _fill_from_dict(values: Any, index: int) -> Fill:
         raise ValidationError(
             missing[0], f"fill {index} lacks {', '.join(missing)}; accepted: {accepted}"
         )
-    return Fill(**values)
+    return values  # pragma: no cover - the keys were fine after all
 
 
 def _stats(s: Strategy) -> StrategyStats:

@@ -328,3 +328,42 @@ def test_free_text_keeps_tabs_and_newlines_and_refuses_other_controls(storage):
             storage.set_config_value("motd", bad)
     assert dump_tables(storage.db) == before
     assert backend_of(storage.db) in ("sqlite", "postgres")
+
+
+def test_every_character_an_identifier_may_not_hold_is_refused_and_no_other():
+    """check_text skips its pattern for text str.isprintable() accepts: that must never
+    let a refused character through, nor refuse a character the rules allow."""
+    import re
+    import sys
+
+    from stocksbot_store.validation import check_text
+
+    refused = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        try:
+            check_text(f"a{char}b", "symbol", 64)
+        except ValidationError:
+            assert refused.match(char), hex(code)
+        else:
+            assert not refused.match(char), hex(code)
+
+
+def test_audit_rows_of_a_batch_hold_any_text_as_json(storage):
+    names = ["plain-1", 'quo"te', "back\\slash", "caf\u00e9", "tab\u00a0nbsp", "\u2028line"]
+    for n, name in enumerate(names):
+        order = storage.create_order(f"S{n}", "buy", "market", 1)
+        storage.record_trades(
+            [
+                {
+                    "order_id": order.id,
+                    "symbol": f"S{n}",
+                    "side": "buy",
+                    "quantity": 1,
+                    "price": 2,
+                    "external_id": name,
+                }
+            ]
+        )
+    created = [e for e in storage.get_audit_log(table="trades") if e.action == "create"]
+    assert sorted(e.changes["external_id"][1] for e in created) == sorted(names)

@@ -166,3 +166,38 @@ def test_times_outside_utc_years_or_not_times_are_refused(bad):
 def test_the_earliest_and_latest_utc_times_are_kept():
     assert to_utc(dt.datetime(1, 1, 1, 5, tzinfo=PLUS_FIVE)) == dt.datetime(1, 1, 1, tzinfo=UTC)
     assert to_utc(dt.datetime.max).tzinfo is UTC
+
+
+def test_a_remembered_conversion_names_each_caller_field_and_keeps_its_limit():
+    """Short text and ints are converted once and remembered; the next caller of the
+    same value still gets its own field in an error, its own digit limit, and the
+    same value whatever its decimal context."""
+    import decimal
+
+    for field in ("quantity", "price"):
+        with pytest.raises(ValidationError, match=field):
+            to_decimal("1e15", field)
+        with pytest.raises(ValidationError, match=field):
+            to_decimal("abc", field)
+    assert to_decimal("1e15", "figure", 30) == Decimal(10) ** 15
+    with decimal.localcontext(decimal.Context(prec=3)):
+        assert str(to_decimal("123.4567", "price")) == "123.4567"
+    assert str(to_decimal("123.4567", "price")) == "123.4567"
+    assert to_decimal(1, "q") == to_decimal("1", "q") == 1
+    with pytest.raises(ValidationError, match="flag"):
+        to_decimal(True, "flag")
+
+
+def test_scaled_text_is_decimal_text_for_amounts_at_scale_in_any_context():
+    import decimal
+    import random
+
+    from stocksbot_store.fields import decimal_text, scaled_text
+
+    rng = random.Random(3)
+    values = [Decimal("-0"), Decimal(0), Decimal("1E+5"), Decimal("999999999999999.9999999999")]
+    values += [
+        Decimal(rng.randint(-(10**30), 10**30)).scaleb(-rng.randint(0, 10)) for _ in range(500)
+    ]
+    with decimal.localcontext(decimal.Context(prec=3, rounding=decimal.ROUND_DOWN)):
+        assert [scaled_text(v) for v in values] == [decimal_text(v) for v in values]

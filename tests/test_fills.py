@@ -434,3 +434,141 @@ def test_a_bot_filling_order_after_order_reads_nothing_it_knows(storage, db):
     assert storage.orders.get(second.id).filled_quantity == 5
     assert storage.strategies.get_by_name("s").total_trades == 2
     _books_agree(db)
+
+
+def test_a_batch_pauses_the_garbage_collector_only_while_it_runs(storage, monkeypatch):
+    """record_trades turns the cyclic collector off for the batch, and back on after
+    it, even when the batch fails; nested and concurrent batches share one pause, and
+    a collector the application turned off stays off."""
+    import gc
+    import threading
+
+    from stocksbot_store.fills import collector
+
+    order = storage.create_order("GC", "buy", "market", 10)
+    seen = []
+    record_checked = storage._fills.record_checked
+
+    def spy(checked):
+        seen.append(gc.isenabled())
+        return record_checked(checked)
+
+    monkeypatch.setattr(storage._fills, "record_checked", spy)
+    assert gc.isenabled()
+    storage.record_trades(
+        [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 1, "price": 5}]
+    )
+    with pytest.raises(ValidationError):
+        storage.record_trades(
+            [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 1, "price": -5}]
+        )
+    with pytest.raises(OverfillError):
+        storage.record_trades(
+            [{"order_id": order.id, "symbol": "GC", "side": "buy", "quantity": 99, "price": 5}]
+        )
+    assert seen == [False, False] and gc.isenabled()
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_batch():
+        with collector.collector_paused():
+            inside.set()
+            leave.wait(5)
+
+    thread = threading.Thread(target=other_batch)
+    thread.start()
+    inside.wait(5)
+    with collector.collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other batch still runs
+    leave.set()
+    thread.join()
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collector.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.postgres_only
+def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage, db):
+    """The bulk path reads by key with sequential scans off; the setting the connection
+    had before (off or on) is what it has after the batch."""
+    order = storage.create_order("SEQ", "buy", "market", 10)
+
+    def batch(n):
+        return [
+            {
+                "order_id": order.id,
+                "symbol": "SEQ",
+                "side": "buy",
+                "quantity": 1,
+                "price": 5,
+                "external_id": f"seq-{n}",
+            }
+        ]
+
+    def setting():
+        return db.execute_sql("SELECT current_setting('enable_seqscan')").fetchone()[0]
+
+    assert setting() == "on"
+    storage.record_trades(batch(1))
+    assert setting() == "on"
+    db.execute_sql("SET enable_seqscan = off")
+    try:
+        storage.record_trades(batch(2))
+        assert setting() == "off"
+    finally:
+        db.execute_sql("RESET enable_seqscan")
+    with db.atomic():
+        storage.record_trades(batch(3))
+        assert setting() == "on"
+
+
+def test_the_trades_a_batch_returns_are_the_trades_read_back(storage):
+    """New and re-sent fills alike: each returned Trade holds, field for field and with
+    the same types, what reading it back gives, compares equal to it, and has nothing
+    dirty."""
+    from stocksbot_store.models import Trade
+
+    storage.create_strategy("eq")
+    buy = storage.create_order("EQ", "buy", "limit", 10, 100, strategy="eq")
+    sell = storage.create_order("EQ", "sell", "limit", 10, 100, strategy="eq")
+    fills = [
+        {
+            "order_id": buy.id,
+            "symbol": "EQ",
+            "side": "buy",
+            "quantity": "2.50",
+            "price": "100.1",
+            "commission": "0.01",
+            "external_id": "eq-1",
+            "executed_at": "2026-03-02T10:00:00.123456+05:30",
+        },
+        {
+            "order_id": sell.id,
+            "symbol": "EQ",
+            "side": "sell",
+            "quantity": 1,
+            "price": 101,
+            "fees": "0.5",
+        },
+    ]
+    first = storage.record_trades(fills)
+    again = storage.record_trades(
+        [fills[0], {**fills[1], "external_id": "eq-2"}]
+    )  # eq-1 re-sent: the stored trade
+    stored = {t.id: t for o in (buy, sell) for t in storage.get_order_fills(o.id)}
+    names = [f.name for f in Trade._meta.sorted_fields]
+    for trade in [*first, *again]:
+        read = stored[trade.id]
+        for name in names:
+            mine, theirs = trade.__data__[name], read.__data__[name]
+            assert (mine, type(mine)) == (theirs, type(theirs)), name
+            assert str(mine) == str(theirs), name
+        assert trade == read and trade.to_dict() == read.to_dict() and not trade.dirty_fields
+    assert again[0].id == first[0].id and again[0] is not first[0]

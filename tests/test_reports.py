@@ -296,3 +296,50 @@ def test_reports_do_not_depend_on_the_callers_decimal_context(booked):
             booked.equity_curve(),
             [v.unrealized_pnl for v in booked.get_position_values()],
         ) == expected
+
+
+def test_a_tally_gives_each_bucket_the_sum_of_its_trades_figures():
+    """Tally sums one row per quarter hour and derives the every-symbol and day rows at
+    the end; the amounts must still be what adding each trade's own parts gives (as the
+    single path adds them in SQL), exactly, whatever the caller's decimal context."""
+    import decimal
+    import random
+
+    from stocksbot_store.buckets import AMOUNTS, COUNTS, PARTS, Tally, figures_of, join, keys_of
+
+    rng = random.Random(7)
+    trades = []
+    for n in range(400):
+        pnl = None if n % 3 else Decimal(rng.randint(-(10**16), 10**16)).scaleb(-10)
+        trades.append(
+            (
+                at(2 + n % 2, rng.randrange(24), rng.randrange(60)),
+                rng.choice([None, 1, 2]),
+                rng.choice(["AAPL", "MSFT"]),
+                Decimal(rng.randint(1, 10**14)).scaleb(-9),
+                Decimal(rng.randint(1, 10**14)).scaleb(-7),
+                Decimal(rng.randint(0, 10**6)).scaleb(-10),
+                Decimal("0.0000000001") * n,
+                pnl,
+            )
+        )
+    expected: dict[tuple, list[int]] = {}
+    for t in trades:
+        for key in keys_of(t[0], t[1], t[2]):
+            row = expected.setdefault(key, [0] * (len(COUNTS) + len(AMOUNTS) * len(PARTS)))
+            for i, value in enumerate(figures_of(*t[3:])):
+                row[i] += value
+    tally = Tally()
+    with decimal.localcontext(decimal.Context(prec=5)):
+        for t in trades:
+            tally.add(*t)
+        got = tally.figures()
+
+    def amounts(row):
+        return [
+            row[:4],
+            *(join(*row[4 + 4 * i : 8 + 4 * i]) for i in range(len(AMOUNTS))),
+        ]
+
+    assert sorted(got) == sorted(expected)
+    assert {k: amounts(v) for k, v in got.items()} == {k: amounts(v) for k, v in expected.items()}

@@ -7,7 +7,8 @@
 * :mod:`.recorder`: :class:`FillRecorder`, one fill per transaction, and the entry
   to the bulk path;
 * :mod:`.bulk`: a batch of fills in one transaction with a handful of statements;
-* :mod:`.alongside`: the other rows written in a fill's transaction (report figures).
+* :mod:`.alongside`: the other rows written in a fill's transaction (report figures);
+* :mod:`.collector`: the garbage collector paused while a batch is in memory.
 
 The book-keeping rules themselves (positions by average cost, order statuses,
 strategy figures) live in :mod:`stocksbot_store.ledger`.

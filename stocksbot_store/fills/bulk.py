@@ -22,7 +22,8 @@ trades keep the order of the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from peewee import Database
@@ -44,6 +45,7 @@ from .rows import (
     order_update_row,
     position_from_row,
     position_update_row,
+    trade_from_row,
     trade_row,
 )
 from .statements import Statements
@@ -81,25 +83,26 @@ class BulkFills:
                 self.cursor.execute(self.sql["lock_symbol"], (symbol,))
         # Read after the symbols' locks, so a fill of the same symbol committed by another
         # writer meanwhile is seen here as stored, not inserted a second time.
-        stored = {
-            row[0]: row[1:]
-            for row in self._rows_in(
-                "stored_trades", {f.external_id for f in fills if f.external_id}
+        with self._index_scans():
+            stored = {
+                row[0]: row[1:]
+                for row in self._rows_in(
+                    "stored_trades", {f.external_id for f in fills if f.external_id}
+                )
+            }
+            orders = {
+                row[0]: order_from_row(row)
+                for row in self._rows_in(
+                    "orders", {f.order_id for f in fills if f.order_id is not None}
+                )
+            }
+            positions: dict[str, ledger.PositionState | None] = {
+                row[0]: position_from_row(row[0], row[1:])
+                for row in self._rows_in("positions", {f.symbol for f in fills}, (True,))
+            }
+            strategy_rows = self._rows_in(
+                "strategies", {o.strategy_id for o in orders.values() if o.strategy_id}
             )
-        }
-        orders = {
-            row[0]: order_from_row(row)
-            for row in self._rows_in(
-                "orders", {f.order_id for f in fills if f.order_id is not None}
-            )
-        }
-        positions: dict[str, ledger.PositionState | None] = {
-            row[0]: position_from_row(row[0], row[1:])
-            for row in self._rows_in("positions", {f.symbol for f in fills}, (True,))
-        }
-        strategy_rows = self._rows_in(
-            "strategies", {o.strategy_id for o in orders.values() if o.strategy_id}
-        )
         figures = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
         # What the audit log compares the batch's net changes with (the ledger gives
         # new position states; orders and figures move in place).
@@ -207,7 +210,8 @@ class BulkFills:
         rows: list[tuple] = []
         for start in range(0, len(values), CHUNK):
             chunk = values[start : start + CHUNK]
-            sql, arguments = self.statements.in_list(name, len(chunk)), (*params, *chunk)
+            sql = self.statements.in_list(name, len(chunk))
+            arguments = (*params, chunk) if self.pg else (*params, *chunk)  # an array on PG
             if self.pg:
                 # Never a prepared statement: its generic plan, made while the table was
                 # small, stays a sequential scan as an import grows it (0.5 s a query).
@@ -216,6 +220,23 @@ class BulkFills:
                 self.cursor.execute(sql, arguments)
             rows += self.cursor.fetchall()
         return rows
+
+    @contextmanager
+    def _index_scans(self) -> Iterator[None]:
+        """On PostgreSQL, run the block's reads with sequential scans off: each looks up
+        at most :data:`CHUNK` keys of a unique or key index, which a scan of the whole
+        table never beats, yet the planner picks one while the table's statistics are
+        those of a smaller table, as during an import: 500 broker ids took 14 ms instead
+        of 0.4 ms on 200,000 trades not analyzed yet. The setting the transaction had is
+        put back after the block (after an error, the rollback puts it back)."""
+        if not self.pg:
+            yield
+            return
+        self.cursor.execute(self.sql["setting"], ("enable_seqscan",))
+        before = self.cursor.fetchone()[0]
+        self.cursor.execute(self.sql["set_setting"], ("enable_seqscan", "off", True))
+        yield
+        self.cursor.execute(self.sql["set_setting"], ("enable_seqscan", before, True))
 
     def _take_ids(self, model: type, count: int) -> list[int]:
         """``count`` new ids for ``model``, ascending."""
@@ -291,12 +312,7 @@ class BulkFills:
         now: Any,
     ) -> list[Trade]:
         stored_ids = {ref for kind, ref in results if kind == "stored"}
-        stored: dict[int, Trade] = {}
-        if stored_ids:
-            ids = sorted(stored_ids)
-            for start in range(0, len(ids), CHUNK):
-                query = Trade.select().where(Trade.id.in_(ids[start : start + CHUNK]))
-                stored.update((t.id, t) for t in query.bind(self.db))
+        stored = {t.id: t for t in map(trade_from_row, self._rows_in("trades", stored_ids))}
         built = [
             build_trade(tid, *fill_info, now)
             for tid, fill_info in zip(trade_ids, new_fills, strict=True)

@@ -48,6 +48,7 @@ from ..fields import datetime_text, in_money_context, utcnow
 from ..models import Order, Position, Trade
 from .alongside import Alongside, Before, order_before
 from .bulk import BulkFills
+from .collector import collector_paused
 from .known import KnownBook
 from .rows import (
     CheckedFill,
@@ -123,8 +124,13 @@ class FillRecorder:
         position and strategy figures); see :mod:`stocksbot_store.fills.bulk` for how
         it gets there with a handful of statements instead of eight per fill.
         """
-        checked = [check_fill(f) for f in fills]
-        with translate_errors("record_trades"):
+        with collector_paused():
+            return self.record_checked([check_fill(f) for f in fills])
+
+    @in_money_context
+    def record_checked(self, checked: list[CheckedFill]) -> list[Trade]:
+        """:meth:`record_many` of fills checked already (:func:`check_fill`)."""
+        with translate_errors("record_trades"), collector_paused():
             attempts = RACE_ATTEMPTS
             while True:
                 try:
