@@ -41,6 +41,7 @@ from .errors import StorageError
 from .fields import utcnow
 from .migration.runner import HISTORY_TABLE, Runner
 from .models import MODELS
+from .replicas import read_transaction
 from .rows import (
     Progress,
     Table,
@@ -48,7 +49,6 @@ from .rows import (
     canonical_lines,
     check_value,
     count_rows,
-    snapshot,
     store_tables,
     table_names,
 )
@@ -118,7 +118,7 @@ def export_archive(
     partial = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
     os.makedirs(partial, mode=0o700)
     try:
-        with snapshot(db):
+        with read_transaction(db):
             history = Runner(db).applied_names()
             present = set(db.get_tables())
             chosen = [

@@ -72,6 +72,7 @@ from .models import (
     Strategy,
     Trade,
 )
+from .replicas import read_transaction
 from .store import open_store
 from .urls import ArgumentParser
 
@@ -184,10 +185,9 @@ def check_ledger(db: Database, progress: ProgressCallback | None = None) -> Ledg
     report = LedgerReport(describe(db))
     try:
         _require_tables(db)
-        inside = db.in_transaction()  # then it reads what the caller's transaction sees
-        with db.atomic() if inside else db.transaction():
-            if backend_of(db) == "postgres" and not inside:
-                db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # Joins a caller's transaction (then it reads what that one sees); its own ends
+        # with a rollback, so with read replicas a check is no write of this process.
+        with read_transaction(db):
             _Checker(db, report, progress).run()
     except StorageError:
         raise
