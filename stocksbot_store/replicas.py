@@ -40,7 +40,6 @@ import peewee
 from peewee import Database, PostgresqlDatabase
 
 from .access import driver_error, extend
-from .backends import backend_of
 from .errors import ConfigurationError, DatabaseUnavailableError, first_line
 from .monitor import monitor_of, statement_kind
 from .urls import mask_url
@@ -296,12 +295,15 @@ def read_transaction(db: Database) -> Iterator[None]:
     if db.in_transaction():
         yield
         return
-    # Entered by hand, not with ``with db.atomic()``, whose exit commits.
-    db.begin()
+    # Entered by hand, not with ``with db.atomic()``, whose exit commits. PostgreSQL
+    # takes the modes with the BEGIN (peewee sends ``BEGIN TRANSACTION ISOLATION LEVEL``
+    # and the text given): one statement, not a BEGIN and then a SET.
+    if isinstance(db, PostgresqlDatabase):
+        db.begin("REPEATABLE READ, READ ONLY")
+    else:
+        db.begin()
     db.push_transaction(db.transaction())
     try:
-        if backend_of(db) == "postgres":
-            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield
     finally:
         db.pop_transaction()
