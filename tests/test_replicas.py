@@ -339,6 +339,15 @@ def test_stats_leave_the_next_read_on_the_replica(replicated, urls):
     assert router.commits == commits
 
 
+@pytest.mark.replica
+def test_opening_a_store_is_no_write(urls):
+    """Opening looks at the schema (the migration history) in a read transaction that
+    ends with a rollback: a process that has only opened the store reads the replica."""
+    db = connect(urls[0], replica_url=urls[1], replica_max_lag=PATIENT_LAG)
+    assert db.replica_router.commits == 0
+    db.close()
+
+
 def _run_read_only_tool(db, tool: str, tmp_path: Path) -> None:
     if tool == "check":
         assert check_ledger(db).ok
