@@ -98,8 +98,12 @@ def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.glob("*backup*"))
 
 
-def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsys, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+@pytest.mark.parametrize("form", ["sqlite:///{}", "sqlite:///file:{}?mode=rw"])
+def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(
+    tmp_path, capsys, monkeypatch, form
+):
+    """Also when a ``file:`` URI names the file."""
+    url = form.format(tmp_path / "bot.db")
     make_store(url)
     folder = tmp_path / "migrations"
     folder.mkdir()
