@@ -103,8 +103,8 @@ def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(
     tmp_path, capsys, monkeypatch, form
 ):
     """Also when a ``file:`` URI names the file."""
+    make_store(f"sqlite:///{tmp_path / 'bot.db'}")
     url = form.format(tmp_path / "bot.db")
-    make_store(url)
     folder = tmp_path / "migrations"
     folder.mkdir()
     for name in SHIPPED:

@@ -242,11 +242,11 @@ def test_a_sqlite_dashboard_reads_while_the_bot_holds_the_write_lock(tmp_path, f
     from stocksbot_store import ReadOnlyError
 
     path = tmp_path / "store.db"
-    url = form.format(path)
-    db = connect(url)
+    db = connect(f"sqlite:///{path}")
     init_db(db)
     seed_history(StorageService(db), orders=30)
     db.close()
+    url = form.format(path)
     bot = sqlite3.connect(path, isolation_level=None, timeout=0.1)
     bot.execute("BEGIN IMMEDIATE")
     try:
