@@ -35,13 +35,13 @@ from typing import Any
 
 from peewee import Database
 
+from .backends import read_transaction
 from .check import LedgerReport, check_ledger
 from .database import backend_of, describe
 from .errors import StorageError
 from .fields import utcnow
 from .migration.runner import HISTORY_TABLE, Runner
 from .models import MODELS
-from .replicas import read_transaction
 from .rows import (
     Progress,
     Table,

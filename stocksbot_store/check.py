@@ -56,6 +56,7 @@ from typing import TextIO
 from peewee import JOIN, Database, Model, PeeweeException, Query, fn
 
 from . import ledger
+from .backends import read_transaction
 from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, database_url, describe, scrub
 from .errors import CorruptRowError, SchemaError, StorageError, first_line, storage_error
@@ -72,7 +73,6 @@ from .models import (
     Strategy,
     Trade,
 )
-from .replicas import read_transaction
 from .store import open_store
 from .urls import ArgumentParser
 

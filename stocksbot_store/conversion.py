@@ -15,11 +15,11 @@ from typing import Any
 
 from peewee import Database
 
+from .backends import read_transaction
 from .database import connect, describe
 from .errors import SchemaError
 from .migration.runner import Runner
 from .models import MODELS
-from .replicas import read_transaction
 from .rows import Progress, Table, canonical_batches, count_rows, store_tables
 from .transfer import CopyReport, load_store
 

@@ -43,9 +43,9 @@ from typing import Any
 from peewee import Database
 
 from . import ledger
+from .backends import read_transaction
 from .fields import money_context, quantize, tidy
 from .models import ZERO, Trade
-from .replicas import read_transaction
 from .rows import Progress, canonical_batches, count_rows, describe_model, restrict
 
 METHODS = {"average": "average cost", "fifo": "FIFO"}

@@ -30,8 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -276,39 +275,6 @@ def snapshot_replica(db: Database) -> Replica | None:
     if replica is not None:
         replica.reads += 1
     return replica
-
-
-@contextmanager
-def read_transaction(db: Database) -> Iterator[None]:
-    """One read transaction on this thread's connection of ``db``: every statement run
-    inside sees the same committed state, and it never counts as a write.
-
-    PostgreSQL: ``REPEATABLE READ, READ ONLY`` (one snapshot from the first statement).
-    SQLite: a deferred ``BEGIN``, whose snapshot is fixed by the first read (in WAL
-    mode writers go on meanwhile). It always ends with a rollback: there is nothing to
-    commit, and a commit would tell the replica routing that this process wrote (its
-    reads would then wait for a replica to replay past it, or go to the primary).
-    With replicas, a transaction of ``db`` runs on the primary; to read a replica in
-    one snapshot, open it on :func:`snapshot_replica`'s ``replica.db``. Inside a
-    transaction already, the reads simply join it.
-    """
-    if db.in_transaction():
-        yield
-        return
-    # Entered by hand, not with ``with db.atomic()``, whose exit commits. PostgreSQL
-    # takes the modes with the BEGIN (peewee sends ``BEGIN TRANSACTION ISOLATION LEVEL``
-    # and the text given): one statement, not a BEGIN and then a SET.
-    if isinstance(db, PostgresqlDatabase):
-        db.begin("REPEATABLE READ, READ ONLY")
-    else:
-        db.begin()
-    db.push_transaction(db.transaction())
-    try:
-        yield
-    finally:
-        db.pop_transaction()
-        if not db.is_closed():
-            db.rollback()
 
 
 def attach_replicas(

@@ -18,7 +18,7 @@ The tables are every model of :data:`stocksbot_store.models.MODELS` plus the
 migration history, described from the models themselves (:func:`store_tables`),
 so a table added to the models is carried without a change here. Reading is
 keyset-paged (:data:`BATCH` rows a query) inside one snapshot
-(:func:`~stocksbot_store.replicas.read_transaction`): memory stays flat at any size.
+(:func:`~stocksbot_store.backends.read_transaction`): memory stays flat at any size.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def canonical_batches(
     """The rows of ``table`` in canonical form, in key order, ``batch`` at a time
     (each row a tuple or a list).
 
-    Call it inside :func:`~stocksbot_store.replicas.read_transaction` for a consistent
+    Call it inside :func:`~stocksbot_store.backends.read_transaction` for a consistent
     copy of several tables.
     ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it;
     ``after`` starts after that key.

@@ -52,6 +52,7 @@ from stocksbot_store import (
     StoreStats,
     stats,
 )
+from stocksbot_store.backends import read_transaction
 from stocksbot_store.database import DEFAULT_URL, backend_of, connect, database_url, describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
@@ -76,7 +77,7 @@ from stocksbot_store.queries import (
     realized_pnl_series,
     trade_page,
 )
-from stocksbot_store.replicas import read_transaction, snapshot_replica
+from stocksbot_store.replicas import snapshot_replica
 from stocksbot_store.service import StrategyStats
 from stocksbot_store.store import check_schema
 from stocksbot_store.urls import ArgumentParser, sqlite_url_file_path

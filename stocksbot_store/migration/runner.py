@@ -41,11 +41,10 @@ import peewee
 from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
-from ..backends import backend_of, describe, prepare_database
+from ..backends import backend_of, describe, prepare_database, read_transaction
 from ..errors import DatabaseUnavailableError, Fault, MigrationError, SchemaError, fault_of
 from ..fields import UTCDateTimeField, utcnow
 from ..legacy import refuse_legacy, refuse_unversioned
-from ..replicas import read_transaction
 
 HISTORY_TABLE = "schema_migration"
 #: Key of the PostgreSQL advisory lock held while migrations run.
