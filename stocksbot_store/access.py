@@ -37,7 +37,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from .backends import describe
 from .errors import ConfigurationError, DatabaseUnavailableError, ReadOnlyError, StorageError
 from .monitor import attach_monitor
-from .urls import sqlite_file_path
+from .urls import sqlite_file_path, sqlite_url_file_path
 
 SQLITE_READONLY = 8
 PG_READ_ONLY_TRANSACTION = "25006"
@@ -121,10 +121,8 @@ def extend(db: Database, make_class: Callable[[type], type]) -> Database:
 
 
 def _check_read_only_file(url: str) -> None:
-    parts = urlparse(url)
-    name = parts.path[1:]  # as playhouse.db_url reads it
-    # A file: URI's own query (vfs=memdb, mode=memory) says whether it is a file at all.
-    path = sqlite_file_path(f"{name}?{parts.query}" if name.startswith("file:") else name)
+    name = urlparse(url).path[1:]  # as playhouse.db_url reads it
+    path = sqlite_url_file_path(url)
     if path is None:
         raise ConfigurationError(f"read_only=True needs a SQLite file, not {name or ':memory:'!r}")
     if not os.path.exists(path):

@@ -42,6 +42,7 @@ from .fields import UTC, utcnow
 from .legacy import OLD_REVISION, OLD_TABLES, REPORT_TABLES, is_legacy
 from .migration.runner import LOCK_KEY
 from .models import MODELS
+from .urls import sqlite_file_path
 
 # -- the state of a database ---------------------------------------------------------------
 
@@ -168,11 +169,12 @@ def _transaction(db: Database, dry_run: bool) -> Iterator[None]:
 
 def sqlite_backup(db: Database) -> str | None:
     """Copy the SQLite file of ``db`` beside it through SQLite's backup API (a consistent
-    copy even while others read it); return the copy's path (None in memory)."""
-    path = db.database
-    if path.startswith("file:") or path == ":memory:":
+    copy even while others read it); return the copy's path (None in memory). A
+    ``file:`` URI names its file as a path does."""
+    path = sqlite_file_path(str(db.database))
+    if path is None:
         return None
-    stem, suffix = os.path.splitext(os.path.abspath(path))
+    stem, suffix = os.path.splitext(path)
     target = f"{stem}.before-adopt-{utcnow():%Y%m%dT%H%M%SZ}{suffix or '.db'}"
     fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)

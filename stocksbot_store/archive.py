@@ -35,6 +35,7 @@ from typing import Any
 
 from peewee import Database
 
+from .backends import read_transaction
 from .check import LedgerReport, check_ledger
 from .database import backend_of, describe
 from .errors import StorageError
@@ -48,7 +49,6 @@ from .rows import (
     canonical_lines,
     check_value,
     count_rows,
-    snapshot,
     store_tables,
     table_names,
 )
@@ -118,7 +118,7 @@ def export_archive(
     partial = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
     os.makedirs(partial, mode=0o700)
     try:
-        with snapshot(db):
+        with read_transaction(db):
             history = Runner(db).applied_names()
             present = set(db.get_tables())
             chosen = [

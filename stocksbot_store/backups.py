@@ -156,7 +156,9 @@ def _backup_sqlite(
             target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
         finally:
             target.close()
-        report = verify_sqlite_copy(partial) if verify else BackupReport(partial, 0)
+        # Verified before it takes its name, but reported under that name: the user
+        # gets ``path``, never the ``.partial`` file.
+        report = verify_sqlite_copy(partial, shown_as=path) if verify else BackupReport(path, 0)
         if report.integrity != "ok":
             raise VerificationError(
                 f"the backup of {describe(db)} fails integrity_check "
@@ -177,19 +179,23 @@ def _backup_sqlite(
     return report
 
 
-def open_read_only(path: str) -> Database:
-    """A peewee database on the SQLite file ``path`` that cannot change it."""
+def open_read_only(path: str, shown_as: str | None = None) -> Database:
+    """A peewee database on the SQLite file ``path`` that cannot change it; messages and
+    reports name it ``shown_as`` (default ``path``)."""
     db = SqliteDatabase(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
-    db.stocksbot_url = f"sqlite:///{path}"  # type: ignore[attr-defined]  # for messages
+    db.stocksbot_url = f"sqlite:///{shown_as or path}"  # type: ignore[attr-defined]  # for messages
     return prepare_database(db)
 
 
-def verify_sqlite_copy(path: str) -> BackupReport:
-    """``PRAGMA integrity_check``, row counts and the ledger check of a SQLite copy."""
-    db = open_read_only(path)
+def verify_sqlite_copy(path: str, shown_as: str | None = None) -> BackupReport:
+    """``PRAGMA integrity_check``, row counts and the ledger check of a SQLite copy.
+
+    ``shown_as`` is the name the report gives the copy (default ``path``): a backup
+    verifies its temporary file before renaming it to the file the user gets."""
+    db = open_read_only(path, shown_as)
     try:
         problems = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
-        report = BackupReport(path, os.path.getsize(path))
+        report = BackupReport(shown_as or path, os.path.getsize(path))
         report.integrity = "ok" if problems == ["ok"] else "; ".join(problems[:5])
         if report.integrity == "ok":
             report.rows = rows_held(db)

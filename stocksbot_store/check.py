@@ -56,6 +56,7 @@ from typing import TextIO
 from peewee import JOIN, Database, Model, PeeweeException, Query, fn
 
 from . import ledger
+from .backends import read_transaction
 from .buckets import AMOUNTS, COUNTS, FIGURE_COLUMNS, KEY, PARTS, KeptReplay, join
 from .database import backend_of, database_url, describe, scrub
 from .errors import CorruptRowError, SchemaError, StorageError, first_line, storage_error
@@ -184,10 +185,9 @@ def check_ledger(db: Database, progress: ProgressCallback | None = None) -> Ledg
     report = LedgerReport(describe(db))
     try:
         _require_tables(db)
-        inside = db.in_transaction()  # then it reads what the caller's transaction sees
-        with db.atomic() if inside else db.transaction():
-            if backend_of(db) == "postgres" and not inside:
-                db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        # Joins a caller's transaction (then it reads what that one sees); its own ends
+        # with a rollback, so with read replicas a check is no write of this process.
+        with read_transaction(db):
             _Checker(db, report, progress).run()
     except StorageError:
         raise

@@ -15,16 +15,17 @@ from typing import Any
 
 from peewee import Database
 
+from .backends import read_transaction
 from .database import connect, describe
 from .errors import SchemaError
 from .migration.runner import Runner
 from .models import MODELS
-from .rows import Progress, Table, canonical_batches, count_rows, snapshot, store_tables
+from .rows import Progress, Table, canonical_batches, count_rows, store_tables
 from .transfer import CopyReport, load_store
 
 
 class DatabaseSource:
-    """The rows of a live database, read inside the caller's :func:`snapshot`."""
+    """The rows of a live database, read inside the caller's :func:`read_transaction`."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -54,7 +55,7 @@ def copy_database(
 ) -> CopyReport:
     """Copy the open database ``source`` into the empty database at ``to_url`` (None:
     ``$DATABASE_URL``), verified."""
-    with snapshot(source):
+    with read_transaction(source):
         return load_store(to_url, DatabaseSource(source), progress, check)
 
 

@@ -19,7 +19,7 @@ It is cheap enough for a status line refreshed every few seconds: a fixed handfu
 statements whatever the number of tables (the schema in one, every table's rows in
 one), and on PostgreSQL the primary's figures are read in a read-only transaction
 that ends with a rollback, so, with read replicas, taking stats never counts as a
-write of this process (:func:`stocksbot_store.replicas.read_transaction`).
+write of this process (:func:`stocksbot_store.backends.read_transaction`).
 
 :func:`format_text`, :func:`format_json` and :func:`format_prometheus` render them;
 the Prometheus text follows the exposition format (``# HELP``/``# TYPE``, counters
@@ -42,11 +42,12 @@ from typing import Any
 
 from peewee import Database, PeeweeException
 
+from .backends import read_transaction
 from .database import backend_of, connect, database_url, describe, scrub
 from .errors import StorageError, first_line
 from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
-from .replicas import ReplicaStatus, read_transaction, replica_status
+from .replicas import ReplicaStatus, replica_status
 from .urls import ArgumentParser
 
 WAL_MAGIC = (0x377F0682, 0x377F0683)

@@ -40,7 +40,7 @@ from .database import backend_of, connect, database_url, describe, scrub, write_
 from .errors import StorageError, ValidationError, first_line, translate_errors
 from .fields import utcnow
 from .models import BaseModel, Config, Order, Position, Strategy, Trade
-from .urls import ArgumentParser
+from .urls import ArgumentParser, sqlite_file_path
 
 #: Ids per ``IN (...)`` list of a DELETE.
 _CHUNK = 500
@@ -176,8 +176,8 @@ def _days(value: float | str) -> float:
 
 
 def _in_memory(db: Database) -> bool:
-    name = str(db.database)
-    return name == ":memory:" or "mode=memory" in name
+    # connect("sqlite://") opens a memdb file: URI, which holds no file to back up.
+    return sqlite_file_path(str(db.database)) is None
 
 
 def _run(

@@ -43,9 +43,10 @@ from typing import Any
 from peewee import Database
 
 from . import ledger
+from .backends import read_transaction
 from .fields import money_context, quantize, tidy
 from .models import ZERO, Trade
-from .rows import Progress, canonical_batches, count_rows, describe_model, restrict, snapshot
+from .rows import Progress, canonical_batches, count_rows, describe_model, restrict
 
 METHODS = {"average": "average cost", "fifo": "FIFO"}
 
@@ -189,7 +190,7 @@ def realized_report(
         raise ValueError(f"unknown method {method!r}; use {' or '.join(METHODS)}")
     table = restrict(describe_model(Trade), _COLUMNS)
     books: dict[str, _Book] = {}
-    with snapshot(db):
+    with read_transaction(db):
         total, done = count_rows(db, table.name), 0
         for batch in canonical_batches(db, table):
             for row in batch:

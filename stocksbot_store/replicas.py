@@ -30,8 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -40,7 +39,6 @@ import peewee
 from peewee import Database, PostgresqlDatabase
 
 from .access import driver_error, extend
-from .backends import backend_of
 from .errors import ConfigurationError, DatabaseUnavailableError, first_line
 from .monitor import monitor_of, statement_kind
 from .urls import mask_url
@@ -277,36 +275,6 @@ def snapshot_replica(db: Database) -> Replica | None:
     if replica is not None:
         replica.reads += 1
     return replica
-
-
-@contextmanager
-def read_transaction(db: Database) -> Iterator[None]:
-    """One read transaction on this thread's connection of ``db``: every statement run
-    inside sees the same committed state, and it never counts as a write.
-
-    PostgreSQL: ``REPEATABLE READ, READ ONLY`` (one snapshot from the first statement).
-    SQLite: a deferred ``BEGIN``, whose snapshot is fixed by the first read (in WAL
-    mode writers go on meanwhile). It always ends with a rollback: there is nothing to
-    commit, and a commit would tell the replica routing that this process wrote (its
-    reads would then wait for a replica to replay past it, or go to the primary).
-    With replicas, a transaction of ``db`` runs on the primary; to read a replica in
-    one snapshot, open it on :func:`snapshot_replica`'s ``replica.db``. Inside a
-    transaction already, the reads simply join it.
-    """
-    if db.in_transaction():
-        yield
-        return
-    # Entered by hand, not with ``with db.atomic()``, whose exit commits.
-    db.begin()
-    db.push_transaction(db.transaction())
-    try:
-        if backend_of(db) == "postgres":
-            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
-    finally:
-        db.pop_transaction()
-        if not db.is_closed():
-            db.rollback()
 
 
 def attach_replicas(

@@ -18,7 +18,7 @@ The tables are every model of :data:`stocksbot_store.models.MODELS` plus the
 migration history, described from the models themselves (:func:`store_tables`),
 so a table added to the models is carried without a change here. Reading is
 keyset-paged (:data:`BATCH` rows a query) inside one snapshot
-(:func:`snapshot`): memory stays flat at any size.
+(:func:`~stocksbot_store.backends.read_transaction`): memory stays flat at any size.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from json.encoder import (  # type: ignore[attr-defined]  # CPython's, not in typeshed
@@ -212,16 +211,6 @@ def create_missing_tables(db: Database, names: Iterable[str]) -> None:
 # -- reading -----------------------------------------------------------------------------
 
 
-@contextmanager
-def snapshot(db: Database) -> Iterator[None]:
-    """One read-only snapshot for everything read inside: a repeatable-read transaction
-    on PostgreSQL, a read transaction on SQLite (writers go on meanwhile)."""
-    with db.atomic():
-        if backend_of(db) == "postgres":
-            db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
-
-
 def _canonical_decimal(value: Any) -> str | None:
     if value is None:
         return None
@@ -308,7 +297,8 @@ def canonical_batches(
     """The rows of ``table`` in canonical form, in key order, ``batch`` at a time
     (each row a tuple or a list).
 
-    Call it inside :func:`snapshot` for a consistent copy of several tables.
+    Call it inside :func:`~stocksbot_store.backends.read_transaction` for a consistent
+    copy of several tables.
     ``since`` keeps the rows whose :attr:`Table.time_column` is at or after it;
     ``after`` starts after that key.
     """

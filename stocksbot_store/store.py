@@ -21,10 +21,10 @@ the schema step. :data:`_DEFAULT_DATABASES` is the only process-wide state.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from peewee import Database
 
@@ -35,7 +35,7 @@ from .errors import translate_errors
 from .migration.runner import ensure_schema, stamp_new_database
 from .models import MODELS
 from .notify import install_notify_triggers
-from .urls import database_url
+from .urls import database_url, sqlite_url_file_path
 
 _DEFAULT_DATABASES: dict[str, Database] = {}
 _DEFAULT_LOCK = threading.Lock()
@@ -123,14 +123,18 @@ def default_database(url: str | None = None) -> Database:
 
 def _absolute_sqlite_url(url: str) -> str:
     """``url`` with a relative SQLite path made absolute: the default database stays
-    the file it was opened on after the process changes its working directory."""
+    the file it was opened on after the process changes its working directory. A
+    ``file:`` URI names its file as a path does, and keeps its query."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
         return url
-    path, sep, query = url[len(prefix) :].partition("?")
-    if not path or path == ":memory:" or path.startswith(("/", "file:")):
+    name, sep, query = url[len(prefix) :].partition("?")
+    path = sqlite_url_file_path(url)
+    if path is None or name == path:
         return url
-    return f"{prefix}{os.path.abspath(path)}{sep}{query}"
+    if name.startswith("file:"):
+        return f"{prefix}file:{quote(path)}{sep}{query}"
+    return f"{prefix}{path}{sep}{query}"
 
 
 def get_db() -> Iterator[Database]:

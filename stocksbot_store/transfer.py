@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
 from peewee import Database
 from playhouse import migrations as pw_migrations
@@ -44,6 +43,7 @@ from .rows import (
     set_sequences,
     store_tables,
 )
+from .urls import sqlite_url_file_path
 
 
 class RowSource(Protocol):
@@ -110,14 +110,6 @@ def known_revisions() -> list[str]:
     return [m.name for m in pw_migrations.Migration.load_directory(migrations_directory())]
 
 
-def _sqlite_path(url: str) -> str | None:
-    parsed = urlparse(url)
-    if not parsed.scheme.startswith("sqlite"):
-        return None
-    path = parsed.path[1:]
-    return None if path in ("", ":memory:") or path.startswith("file:") else path
-
-
 def load_store(
     url: str | None, source: RowSource, progress: Progress | None = None, check: bool = True
 ) -> CopyReport:
@@ -130,7 +122,7 @@ def load_store(
     """
     refuse_newer(source.history, source.description)
     url = database_url(url)
-    path = _sqlite_path(url)
+    path = sqlite_url_file_path(url)  # a file this copy creates is removed if refused
     created = path is not None and not os.path.exists(path)
     db = connect(url)
     try:

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlparse
 
 #: Where the store lives when neither the caller nor ``DATABASE_URL`` says.
 DEFAULT_URL = "sqlite:///./stocksbot.db"
@@ -140,3 +140,18 @@ def sqlite_file_path(name: str) -> str | None:
     if path in ("", ":memory:") or options.get("mode") == "memory" or options.get("vfs") == "memdb":
         return None
     return os.path.abspath(path)
+
+
+def sqlite_url_file_path(url: str) -> str | None:
+    """The absolute path of the file the SQLite URL ``url`` opens, or None for a
+    database in memory or a URL of another backend.
+
+    The path is read as ``playhouse.db_url`` reads it; for a ``file:`` URI
+    (``sqlite:///file:/srv/bot.db?mode=rw``) the URL's query is the URI's, so
+    ``sqlite:///file:/stocksbot?vfs=memdb`` is in memory (see :func:`sqlite_file_path`).
+    """
+    parts = urlparse(url)
+    if not parts.scheme.startswith("sqlite"):
+        return None
+    name = parts.path[1:]
+    return sqlite_file_path(f"{name}?{parts.query}" if name.startswith("file:") else name)

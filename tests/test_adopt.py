@@ -330,6 +330,23 @@ def test_an_empty_store_schema_beside_the_old_tables_is_replaced(old_file):
 # -- the command line ---------------------------------------------------------------------------
 
 
+def test_cli_backs_up_a_file_named_by_a_file_uri(tmp_path, capsys):
+    """``sqlite:///file:/path?mode=rw`` is the file at that path: it is backed up beside
+    it before it is adopted, as a plain path would be."""
+    path = tmp_path / "old.db"
+    old = OldDatabase(f"sqlite:///{path}", "sqlite_file")
+    fill_history(old.bot)
+    old.close()
+    url = f"sqlite:///file:{path}?mode=rw"
+    assert main(["adopt", "--url", url, "--assume-timezone", "America/New_York"]) == 0
+    out = capsys.readouterr().out
+    assert "no backup was made" not in out
+    backup = re.search(r"^backup: (.*)$", out, re.M).group(1)
+    assert os.path.dirname(backup) == str(tmp_path) and "before-adopt" in backup
+    with sqlite3.connect(backup) as copy:  # the old database, before adoption
+        assert copy.execute("SELECT COUNT(*) FROM trades").fetchone() == (5,)
+
+
 def test_cli_adopts_with_a_named_backup_then_says_it_is_done(old_file, capsys):
     fill_history(old_file.bot)
     url = old_file.url

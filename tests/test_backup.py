@@ -184,6 +184,23 @@ def test_backup_and_restore_commands(tmp_path, capsys):
     assert canonical(back) == canonical(url)
 
 
+def test_the_report_names_the_backup_the_user_gets(tmp_path, capsys):
+    """The copy is verified as ``<target>.partial`` and then renamed: every line of the
+    report, the ledger's included, names the target."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    target = tmp_path / "b.db"
+    assert backup_main(["--url", url, "--to", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"ledger OK: sqlite:///{target}: " in out
+    assert ".partial" not in out
+    db = connect(url)
+    report = backup(db, str(tmp_path / "c.db"))
+    db.close()
+    assert report.ledger is not None and report.ledger.database == f"sqlite:///{tmp_path / 'c.db'}"
+    assert report.path == str(tmp_path / "c.db")
+
+
 def test_every_kind_of_row_survives_a_postgres_backup(tmp_path):
     with fresh_pg_database() as pg_url:
         db = init_db(connect(pg_url))

@@ -133,7 +133,9 @@ def test_a_copy_that_differs_fails_naming_the_table_and_keeps_nothing(target, tm
         db.close()
 
 
-def test_a_refused_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path):
+@pytest.mark.parametrize("form", ["sqlite:///{}", "sqlite:///file:{}?mode=rwc"])
+def test_a_refused_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path, form):
+    """Also when a ``file:`` URI names the new file."""
     source = f"sqlite:///{tmp_path / 'source.db'}"
     make_store(source)
     db = connect(source)
@@ -141,7 +143,7 @@ def test_a_refused_copy_into_a_new_sqlite_file_leaves_no_file(tmp_path):
     db.close()
     target = tmp_path / "new.db"
     with pytest.raises(VerificationError, match="ledger check"):
-        convert(source, f"sqlite:///{target}")
+        convert(source, form.format(target))
     assert not target.exists()
 
 

@@ -175,6 +175,24 @@ def test_connect_with_no_url_is_the_database_get_db_yields(monkeypatch, tmp_path
         close_default_databases()
 
 
+def test_a_relative_file_uri_stays_the_same_file_after_a_change_of_folder(monkeypatch, tmp_path):
+    """``sqlite:///file:here.db?mode=rwc`` names ./here.db as ``sqlite:///./here.db``
+    does: the default database keeps that file when the process changes folder."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///file:here.db?mode=rwc")
+    try:
+        here = connect()
+        StorageService(here).create_strategy("alpha")
+        monkeypatch.chdir(elsewhere)
+        here.close()  # the next statement connects again, from the new folder
+        assert [s.name for s in StorageService(here).strategies.get_all()] == ["alpha"]
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        close_default_databases()
+
+
 def test_rows_stay_peewee_models(db):
     """Iterating a row gives (field, JSON value) pairs for dict(row); Peewee still treats it
     as a model: saved, compared, used in a query."""

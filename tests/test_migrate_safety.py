@@ -98,9 +98,13 @@ def test_a_yes_typed_on_a_terminal_goes_ahead(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.glob("*backup*"))
 
 
-def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(tmp_path, capsys, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
-    make_store(url)
+@pytest.mark.parametrize("form", ["sqlite:///{}", "sqlite:///file:{}?mode=rw"])
+def test_upgrade_backs_up_a_sqlite_file_first_unless_told_not_to(
+    tmp_path, capsys, monkeypatch, form
+):
+    """Also when a ``file:`` URI names the file."""
+    make_store(f"sqlite:///{tmp_path / 'bot.db'}")
+    url = form.format(tmp_path / "bot.db")
     folder = tmp_path / "migrations"
     folder.mkdir()
     for name in SHIPPED:

@@ -18,17 +18,23 @@ from pathlib import Path
 
 import pytest
 from conftest import fresh_pg_database, require_postgres
+from every_row import fill_every_kind
 
 from stocksbot_store import (
     ConfigurationError,
     ReadOnlyError,
     StorageService,
+    backup,
+    check_ledger,
     connect,
+    export_archive,
     format_prometheus,
     init_db,
+    realized_report,
     replica_status,
     stats,
 )
+from stocksbot_store.conversion import copy_database
 from stocksbot_store.database import write_transaction
 from stocksbot_store.replicas import lsn_number
 
@@ -331,6 +337,50 @@ def test_stats_leave_the_next_read_on_the_replica(replicated, urls):
         assert s.connections and s.connections >= 1  # the primary's figures, still
         assert on_replica(replicated) is True
     assert router.commits == commits
+
+
+@pytest.mark.replica
+def test_opening_a_store_is_no_write(urls):
+    """Opening looks at the schema (the migration history) in a read transaction that
+    ends with a rollback: a process that has only opened the store reads the replica."""
+    db = connect(urls[0], replica_url=urls[1], replica_max_lag=PATIENT_LAG)
+    assert db.replica_router.commits == 0
+    db.close()
+
+
+def _run_read_only_tool(db, tool: str, tmp_path: Path) -> None:
+    if tool == "check":
+        assert check_ledger(db).ok
+    elif tool == "export":
+        assert export_archive(db, str(tmp_path / "archive"), check=True).ledger.ok
+    elif tool == "backup":
+        assert backup(db, str(tmp_path / "backup")).ok
+    elif tool == "realized":
+        assert list(realized_report(db, "fifo"))
+    else:  # convert: copy_database is what stocksbot-convert runs on the source
+        assert copy_database(db, f"sqlite:///{tmp_path / 'copy.db'}").ledger.ok
+
+
+@pytest.mark.replica
+@pytest.mark.parametrize("tool", ["check", "export", "backup", "realized", "convert"])
+def test_read_only_tools_leave_the_next_read_on_the_replica(replicated, urls, tool, tmp_path):
+    """The ledger check, an export (and a PostgreSQL backup, which is one), the realized
+    report and a conversion's source read in one transaction that ends with a rollback:
+    it is no write of this process, so its next reads stay on the replica."""
+    bot = connect(urls[0], replicas=())
+    fill_every_kind(StorageService(bot))
+    bot.close()
+    wait_for(lambda: on_replica(replicated), "a read on the replica")
+    # A write the replica has likely not replayed yet: were the tool's transaction taken
+    # for a write, the next read would have to wait for it on the primary.
+    bot = connect(urls[0], replicas=())
+    StorageService(bot).create_strategy("elsewhere", is_active=True)
+    bot.close()
+    router = replicated.replica_router
+    commits = router.commits
+    _run_read_only_tool(replicated, tool, tmp_path)
+    assert router.commits == commits
+    assert on_replica(replicated) is True
 
 
 @pytest.mark.replica

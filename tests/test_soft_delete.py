@@ -313,6 +313,20 @@ def test_purge_dry_run_then_removes_what_nothing_needs(db):
         purge(db, -1)
 
 
+def test_purge_in_memory_takes_no_backup(tmp_path, monkeypatch):
+    """A SQLite database in memory has no file to back up: no backup file appears in the
+    current folder, and the report says why."""
+    monkeypatch.chdir(tmp_path)
+    db = init_db(connect("sqlite:///:memory:"))
+    deleted_history(StorageService(db))
+    backdate(db, 40)
+    done = purge(db, 30)
+    db.close()
+    assert done.total and done.backup_path is None
+    assert done.backup_note == "none: the database is in memory"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_purge_command_backs_up_first_and_reports_counts(file_db_url, tmp_path, capsys):
     db = connect(file_db_url)
     init_db(db)

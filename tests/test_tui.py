@@ -336,6 +336,17 @@ def test_a_sqlite_path_that_does_not_exist_is_refused(tmp_path, capsys, monkeypa
     assert main(["--screenshot", str(shot)]) == 0  # it exists now: no --create needed
 
 
+def test_a_file_uri_naming_a_missing_file_is_refused(tmp_path, capsys):
+    """``sqlite:///file:/path?mode=rw`` is the file at that path, missing as a plain path
+    would be: refused without --create, and nothing is created."""
+    typo = tmp_path / "typo.db"
+    shot = tmp_path / "shot.svg"
+    assert main(["--url", f"sqlite:///file:{typo}?mode=rw", "--screenshot", str(shot)]) == 2
+    err = capsys.readouterr().err
+    assert str(typo) in err and "--create" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
 @drive
 async def test_keyed_table_redraws_only_what_changed():
     from textual.app import App

@@ -232,19 +232,21 @@ def test_a_refresh_reads_one_snapshot_while_the_bot_commits(file_db_url, monkeyp
     bot_db.close()
 
 
-def test_a_sqlite_dashboard_reads_while_the_bot_holds_the_write_lock(tmp_path):
+@pytest.mark.parametrize("form", ["sqlite:///{}", "sqlite:///file:{}?mode=rw"])
+def test_a_sqlite_dashboard_reads_while_the_bot_holds_the_write_lock(tmp_path, form):
     """The dashboard opens a SQLite file mode=ro: it never takes the write lock, so it
-    reads while the bot holds it (BEGIN IMMEDIATE), and its reads cannot write."""
+    reads while the bot holds it (BEGIN IMMEDIATE), and its reads cannot write. A
+    ``file:`` URI naming the file is that file."""
     import sqlite3
 
     from stocksbot_store import ReadOnlyError
 
     path = tmp_path / "store.db"
-    url = f"sqlite:///{path}"
-    db = connect(url)
+    db = connect(f"sqlite:///{path}")
     init_db(db)
     seed_history(StorageService(db), orders=30)
     db.close()
+    url = form.format(path)
     bot = sqlite3.connect(path, isolation_level=None, timeout=0.1)
     bot.execute("BEGIN IMMEDIATE")
     try:
@@ -254,8 +256,9 @@ def test_a_sqlite_dashboard_reads_while_the_bot_holds_the_write_lock(tmp_path):
         assert source.orders(OrderQuery(side="buy")).rows
         with pytest.raises(ReadOnlyError):
             source.storage.set_trading_enabled(False)
+        impatient = f"{url}{'&' if '?' in url else '?'}timeout=0.2"
         with pytest.raises(Exception, match="locked"):  # an action waits for the bot
-            DashboardSource(f"{url}?timeout=0.2").set_trading_enabled(False)
+            DashboardSource(impatient).set_trading_enabled(False)
     finally:
         bot.execute("ROLLBACK")
         bot.close()

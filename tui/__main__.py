@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from urllib.parse import urlparse
-
-from playhouse import db_url
 
 from .data import (
     DEFAULT_URL,
@@ -22,6 +19,7 @@ from .data import (
     StorageError,
     create_store,
     database_url,
+    sqlite_url_file_path,
 )
 
 
@@ -115,15 +113,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def missing_sqlite_file(url: str) -> str | None:
     """The path of the SQLite file ``url`` names if that file does not exist; None for
-    an existing file, an in-memory or ``file:`` URI database, or another backend
-    (a URL it cannot parse is left for ``connect`` to refuse)."""
-    if not urlparse(url).scheme.startswith("sqlite"):
-        return None
+    an existing file, a database in memory, or another backend (a URL it cannot parse
+    is left for ``connect`` to refuse). A ``file:`` URI names its file as a path does."""
     try:
-        path = db_url.parse(url).get("database") or ":memory:"
+        path = sqlite_url_file_path(url)
     except ValueError:
         return None
-    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+    if path is None or os.path.exists(path):
         return None
     return path
 

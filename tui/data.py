@@ -41,7 +41,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from typing import TypeVar
-from urllib.parse import urlparse
 
 import peewee
 from peewee import Database
@@ -53,6 +52,7 @@ from stocksbot_store import (
     StoreStats,
     stats,
 )
+from stocksbot_store.backends import read_transaction
 from stocksbot_store.database import DEFAULT_URL, backend_of, connect, database_url, describe
 from stocksbot_store.errors import translate_errors
 from stocksbot_store.marks import latest_marks
@@ -77,10 +77,10 @@ from stocksbot_store.queries import (
     realized_pnl_series,
     trade_page,
 )
-from stocksbot_store.replicas import read_transaction, snapshot_replica
+from stocksbot_store.replicas import snapshot_replica
 from stocksbot_store.service import StrategyStats
 from stocksbot_store.store import check_schema
-from stocksbot_store.urls import ArgumentParser
+from stocksbot_store.urls import ArgumentParser, sqlite_url_file_path
 
 from .performance_data import Performance, PerformanceQuery, ReconcileSummary
 from .rows import (
@@ -582,12 +582,9 @@ def _audit_row(entry: object) -> AuditRow:
 
 
 def _in_memory(url: str) -> bool:
-    """Whether ``url`` is a SQLite database that cannot be opened read-only on its own
-    (in memory, or a ``file:`` URI that says how to open it)."""
-    if not url.startswith("sqlite"):
-        return False
-    path = urlparse(url).path[1:]  # as playhouse.db_url reads it
-    return path in ("", ":memory:") or path.startswith("file:")
+    """Whether ``url`` is a SQLite database in memory, which cannot be opened read-only
+    on its own. A ``file:`` URI naming a file is that file, as its path would be."""
+    return url.startswith("sqlite") and sqlite_url_file_path(url) is None
 
 
 __all__ = [
@@ -622,4 +619,5 @@ __all__ = [
     "one_line",
     "read_health",
     "read_transaction",
+    "sqlite_url_file_path",
 ]

@@ -41,7 +41,7 @@ import peewee
 from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
-from ..backends import backend_of, describe, prepare_database
+from ..backends import backend_of, describe, prepare_database, read_transaction
 from ..errors import DatabaseUnavailableError, Fault, MigrationError, SchemaError, fault_of
 from ..fields import UTCDateTimeField, utcnow
 from ..legacy import refuse_legacy, refuse_unversioned
@@ -361,8 +361,12 @@ def ensure_schema(db: Database, *, create: bool = True) -> None:
 
 def _applied(db: Database) -> set[str]:
     """The names in the history table; none when there is no such table."""
+    # Inside a transaction, a savepoint: a missing table must not abort the caller's
+    # transaction on PostgreSQL. Outside, a read transaction, ending with a rollback:
+    # a commit would count as a write with read replicas, and every process opening a
+    # store would send its first reads to the primary.
     try:
-        with db.atomic():
+        with db.atomic() if db.in_transaction() else read_transaction(db):
             rows = db.execute_sql(f'SELECT "name" FROM "{HISTORY_TABLE}"').fetchall()
     except peewee.DatabaseError as e:
         if fault_of(e) is not Fault.MISSING_TABLE:

@@ -18,15 +18,20 @@ from ..backends import backend_of
 from ..backups import backup, default_backup_path
 from ..errors import MigrationError
 from ..rows import count_rows
+from ..urls import sqlite_file_path
 from .runner import HISTORY_TABLE, Runner
 
 
 def backup_before(db: Database) -> str | None:
     """Back up a SQLite file that holds tables; its path, or None when there was nothing
-    to back up (PostgreSQL, a memory database, a file without tables)."""
-    if backend_of(db) != "sqlite" or str(db.database).startswith("file:"):
+    to back up (PostgreSQL, a memory database, a file without tables). A ``file:`` URI
+    names its file as a path does (:func:`~stocksbot_store.urls.sqlite_file_path`)."""
+    if backend_of(db) != "sqlite":
         return None
-    if not os.path.exists(db.database) or not [t for t in db.get_tables() if t != HISTORY_TABLE]:
+    path = sqlite_file_path(str(db.database))
+    if path is None or not os.path.exists(path):
+        return None
+    if not [t for t in db.get_tables() if t != HISTORY_TABLE]:
         return None
     return backup(db, default_backup_path(db), verify=False).path
 
