@@ -44,7 +44,7 @@ from .backends import backend_of, describe, prepare_database
 from .connection import resilient_class
 from .errors import ConfigurationError
 from .replicas import attach_replicas
-from .urls import DEFAULT_URL, database_url, mask_url, scrub, url_secrets
+from .urls import DEFAULT_URL, database_url, mask_url, scrub, sqlite_url_file_path, url_secrets
 
 log = logging.getLogger("stocksbot_store")
 
@@ -203,10 +203,11 @@ def require_sqlite_file(url: str) -> None:
     """Raise a ConfigurationError naming the path and the fix if the SQLite file of
     ``url`` is missing."""
     try:
-        path = db_url.parse(url).get("database") or ":memory:"
+        db_url.parse(url)
+        path = sqlite_url_file_path(url)  # a file: URI's file too
     except ValueError:
         return  # _connect_sqlite says what is wrong with the URL
-    if path == ":memory:" or path.startswith("file:") or os.path.exists(path):
+    if path is None or os.path.exists(path):  # in memory, or there
         return
     raise ConfigurationError(
         f"no SQLite database at {os.path.abspath(path)!r} (no such file): check the path, "

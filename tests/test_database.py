@@ -93,6 +93,10 @@ def test_a_file_uri_keeps_its_sqlite_parameters(tmp_path):
         with pytest.raises(DatabaseWriteError, match="read-only"):
             StorageService(db).create_strategy("refused")
         db.close()
+    missing = tmp_path / "missing.db"
+    with pytest.raises(ConfigurationError, match="no SQLite database at"):
+        connect(f"sqlite:///file:{missing}", create=False)  # it used to create the file
+    assert not missing.exists()
     db = connect(f"sqlite:///file:{path}?mode=rw&cache=private")
     assert StorageService(db).create_strategy("written").name == "written"
     assert connect(f"sqlite:///{path}").execute_sql("SELECT count(*) FROM strategy").fetchone() == (
