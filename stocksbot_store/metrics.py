@@ -44,7 +44,7 @@ from peewee import Database, PeeweeException
 
 from .backends import read_transaction
 from .database import backend_of, connect, database_url, describe, scrub
-from .errors import StorageError, first_line
+from .errors import StorageError, first_line, translate_errors
 from .models import MODELS, SOFT_DELETE_MODELS
 from .monitor import KINDS, StatementFigures, monitor_of
 from .replicas import ReplicaStatus, replica_status
@@ -88,11 +88,16 @@ class StoreStats:
 
 
 def stats(db: Database) -> StoreStats:
-    """Read ``db``'s figures now (see the module docstring); read-only."""
+    """Read ``db``'s figures now (see the module docstring); read-only.
+
+    A failure to read them (a session the server ended in the middle, a database that
+    cannot be reached) is a :class:`StorageError`; the next call reads them afresh.
+    """
     monitor = monitor_of(db)
     backend = backend_of(db)
-    figures = _sqlite_figures(db) if backend == "sqlite" else _postgres_figures(db)
-    rows = _table_rows(db)
+    with translate_errors(f"reading the figures of {describe(db)}"):
+        figures = _sqlite_figures(db) if backend == "sqlite" else _postgres_figures(db)
+        rows = _table_rows(db)
     return StoreStats(
         backend=backend,
         database=describe(db),
