@@ -39,9 +39,9 @@ import peewee
 from peewee import Database, PostgresqlDatabase
 
 from .access import driver_error, extend
-from .errors import ConfigurationError, DatabaseUnavailableError, first_line
+from .errors import ConfigurationError, DatabaseUnavailableError, StorageError, first_line
 from .monitor import monitor_of, statement_kind
-from .urls import mask_url
+from .urls import mask_url, scrub
 
 log = logging.getLogger("stocksbot_store.replicas")
 
@@ -123,7 +123,9 @@ class Replica:
         """Measure the replica: in recovery, replayed up to where, how far behind."""
         try:
             in_recovery, replay, lag = self.db.execute_sql(_STATUS_SQL).fetchone()
-        except (peewee.DatabaseError, peewee.InterfaceError, DatabaseUnavailableError) as e:
+        except (peewee.DatabaseError, peewee.InterfaceError, StorageError) as e:
+            # Any failure, a refused option or role as much as a stopped server: the
+            # replica is skipped (its status says why), never the read that asked.
             self.mark_down(e)
             return
         finally:
@@ -222,14 +224,15 @@ def replicated(base: type) -> type:
             if self.transaction_depth() != 0:
                 return super().execute_sql(sql, params)
             if statement_kind(sql) != "read" or any(word in sql for word in _LOCKING):
-                cursor = super().execute_sql(sql, params)
-                router.note_write()
-                return cursor
+                try:
+                    return super().execute_sql(sql, params)
+                finally:  # also when the outcome is unknown: it may have committed
+                    router.note_write()
             replica = router.replica_for_read(super().execute_sql)
             if replica is not None:
                 try:
                     cursor = replica.db.execute_sql(sql, params)
-                except (peewee.DatabaseError, peewee.InterfaceError, DatabaseUnavailableError) as e:
+                except (peewee.DatabaseError, peewee.InterfaceError, StorageError) as e:
                     if _connection_lost(e):
                         replica.mark_down(e)
                 else:
@@ -238,9 +241,12 @@ def replicated(base: type) -> type:
             return super().execute_sql(sql, params)
 
         def commit(self) -> Any:
-            result = super().commit()
-            self.replica_router.note_write()
-            return result
+            try:
+                return super().commit()
+            finally:
+                # Also after a CommitUnknownError: the transaction may be stored, and the
+                # reads that check whether it was must see it if it was.
+                self.replica_router.note_write()
 
         def close(self) -> bool:
             closed = super().close()
@@ -308,15 +314,24 @@ def attach_replicas(
         ) from None
     replicas = []
     for url in urls:
-        name = urlparse(url).path.lstrip("/").split("?")[0]
+        name = _database_name(url)
+        if name is None:
+            raise ConfigurationError(
+                f"bad replica URL {mask_url(url)}: it cannot be parsed; write it as "
+                "postgresql://user:password@host:port/dbname, with any / ? # @ : or % in "
+                "the password percent-encoded (e.g. %2F for /)"
+            )
         if name != db.database:
+            # Scrubbed: in a URL whose password holds an unencoded / (bot:pa/ss@host/db)
+            # the name read is part of the password.
+            shown = scrub(name, url)
             if from_environment:
-                log.debug("DATABASE_REPLICA_URL serves %r, not %r: no replica", name, db.database)
+                log.debug("DATABASE_REPLICA_URL serves %r, not %r: no replica", shown, db.database)
                 return db
             raise ConfigurationError(
-                f"replica {mask_url(url)} serves database {name!r} but the primary is "
+                f"replica {mask_url(url)} serves database {shown!r} but the primary is "
                 f"{db.database!r}; a streaming standby has the primary's databases, so "
-                "give the same database name"
+                "give the same database name (and percent-encode any / in the password)"
             )
         # A standby that stops answering must not hang the reads: bound the connect.
         timeout: dict[str, Any] = (
@@ -331,9 +346,20 @@ def attach_replicas(
     return db
 
 
+def _database_name(url: str) -> str | None:
+    """The database ``url`` names, as ``connect`` reads it; None if it cannot be parsed."""
+    if "://" not in url:
+        return None
+    try:
+        return urlparse(url).path.lstrip("/").split("?")[0]
+    except ValueError:  # an unclosed [ in the host part
+        return None
+
+
 def _connection_lost(error: BaseException) -> bool:
-    """Whether a driver error means the replica cannot be used (vs. this one statement)."""
-    if isinstance(error, peewee.InterfaceError):
+    """Whether an error means the replica cannot be used (vs. this one statement): a
+    broken connection, or one that cannot be opened (a StorageError from connecting)."""
+    if isinstance(error, (peewee.InterfaceError, StorageError)):
         return True
     original = driver_error(error)
     sqlstate = getattr(original, "sqlstate", None)
