@@ -29,8 +29,10 @@ import datetime as dt
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from peewee import Database, QueryEvent
@@ -45,8 +47,12 @@ _READ_WORDS = ("SELECT", "WITH", "PRAGMA", "SHOW", "EXPLAIN", "VALUES")
 _FILL_WORDS = ("INSERT INTO TRADE ", 'INSERT INTO "TRADE"')
 _WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COPY")
 
-#: Tables whose string values are never logged: config values may hold credentials.
-SECRET_TABLES = ("config",)
+#: Tables whose string values are never logged: config values may hold credentials, and
+#: the audit log's row of a config change holds the value before and after.
+SECRET_TABLES = ("config", "audit_log")
+#: Values shown as they are; any other (a list, a JSON wrapper) only by its type, since
+#: its text could hold a password in a form (escaped, nested) no check would find.
+SHOWN_TYPES = (int, float, Decimal, dt.date, dt.time, dt.timedelta, uuid.UUID, type(None))
 #: How much of a string parameter a log line shows, and how many parameters.
 MAX_TEXT = 32
 MAX_PARAMS = 20
@@ -126,7 +132,8 @@ def mask_params(sql: str, params: Any, secrets: Sequence[str] = ()) -> str:
     (the store cannot tell an API key from a label), so is any value equal to one of
     ``secrets`` (the database password); other strings are cut to :data:`MAX_TEXT`
     characters, bytes are shown by size, and past :data:`MAX_PARAMS` values only
-    their number is given. Numbers, decimals and times are shown as they are.
+    their number is given. Numbers, decimals and times are shown as they are; any
+    other value (a list, a JSON wrapper) only by its type and size.
     """
     values = list(params or ())
     secret_table = _names_secret_table(sql)
@@ -141,8 +148,11 @@ def mask_params(sql: str, params: Any, secrets: Sequence[str] = ()) -> str:
                 shown.append(repr(value[:MAX_TEXT]) + f"...({len(value)} chars)")
             else:
                 shown.append(repr(value))
-        else:
+        elif isinstance(value, SHOWN_TYPES):
             shown.append(_shorten(str(value), MAX_TEXT))
+        else:
+            size = f" of {len(value)}" if hasattr(value, "__len__") else ""
+            shown.append(f"<{type(value).__name__}{size}>")
     if len(values) > MAX_PARAMS:
         shown.append(f"...({len(values) - MAX_PARAMS} more)")
     return "[" + ", ".join(shown) + "]"
@@ -186,8 +196,11 @@ def attach_monitor(db: Database, slow_ms: float | str | None = None) -> Statemen
     threshold = slow_ms_setting(slow_ms)
     monitor = monitor_of(db)
     if monitor is None:
+        # The password as the driver gets it, and every form of it the URL holds
+        # (percent-encoded, its pieces), as connect() found them.
         password = db.connect_params.get("password")
-        monitor = StatementMonitor(threshold, secrets=(password,) if password else ())
+        secrets = (password or "", *getattr(db, "stocksbot_secrets", ()))
+        monitor = StatementMonitor(threshold, secrets=secrets)
         db.query_hooks.append(monitor)
     else:
         monitor.slow_seconds = None if threshold is None else threshold / 1000

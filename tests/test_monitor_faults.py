@@ -18,6 +18,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from decimal import Decimal
+from urllib.parse import quote
 
 import peewee
 import pytest
@@ -44,7 +45,9 @@ from stocksbot_store.metrics import Standby, format_json
 from stocksbot_store.metrics import main as stats_main
 from stocksbot_store.replicas import ReplicaStatus, lsn_number
 
-SECRET = "Zq9-secret-pw"
+SECRET = "Zq9/secret@pw"
+#: The password as a URL holds it.
+QUOTED = quote(SECRET, safe="")
 
 
 def assert_no_half(text: str, where: str) -> None:
@@ -267,8 +270,6 @@ def slow_lines(caplog):
 
 
 def with_password(url: str, password: str) -> str:
-    from urllib.parse import quote
-
     scheme, rest = url.split("://", 1)
     return f"{scheme}://postgres:{quote(password, safe='')}@{rest.split('@', 1)[1]}"
 
@@ -280,7 +281,7 @@ def with_password(url: str, password: str) -> str:
         pytest.param([SECRET, "a"], id="a list holding it"),
         pytest.param((1, f"x{SECRET}y"), id="a tuple holding it"),
         pytest.param({"key": SECRET}, id="a dict holding it"),
-        pytest.param(SECRET.replace("-", "%2D"), id="percent-encoded"),
+        pytest.param(f"u={QUOTED}", id="percent-encoded"),
         pytest.param(f"postgresql://bot:{SECRET}@db/stocks", id="a URL holding it"),
     ],
 )
@@ -295,7 +296,7 @@ def test_the_slow_log_never_shows_the_password_inside_any_parameter(db, slow_lin
         slow.close()
     text = slow_lines()
     assert "SELECT" in text
-    for form in (SECRET, "Zq9%2Dsecret", "secret-pw"):
+    for form in (SECRET, QUOTED, "secret"):
         assert form not in text, text
 
 
@@ -564,13 +565,13 @@ def test_a_replica_session_ended_before_or_during_a_read_costs_no_error(replicat
 def test_stats_report_an_unreachable_replica_as_down_without_an_error(replicated):
     db, url = replicated
     dead = open_database(
-        url, replica_url=f"postgresql://postgres:{SECRET}@127.0.0.1:{CLOSED_PORT}/{db.database}"
+        url, replica_url=f"postgresql://postgres:{QUOTED}@127.0.0.1:{CLOSED_PORT}/{db.database}"
     )
     try:
         s = stats(dead)
         (status,) = s.replicas
         assert status.state == "down" and "***" in status.url
-        assert SECRET not in every_output(s)
+        assert "secret" not in every_output(s)
         assert 'stocksbot_store_replica_up{replica="' in format_prometheus(s)
     finally:
         dead.close()
