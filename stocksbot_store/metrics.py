@@ -383,17 +383,18 @@ def format_prometheus(s: StoreStats, prefix: str = "stocksbot_store") -> str:
             [("", {}, s.max_connections or 0)],
         )
     if s.standbys:
+        standbys = list(zip(_standby_labels(s.standbys), s.standbys, strict=True))
         family(
             "standby_replay_lag_seconds",
             "gauge",
             "Replay lag of each streaming standby, as the primary sees it.",
-            [("", {"standby": sb.name}, sb.replay_lag_seconds or 0.0) for sb in s.standbys],
+            [("", {"standby": name}, sb.replay_lag_seconds or 0.0) for name, sb in standbys],
         )
         family(
             "standby_behind_bytes",
             "gauge",
             "WAL the standby has not replayed yet, as the primary sees it.",
-            [("", {"standby": sb.name}, sb.bytes_behind or 0) for sb in s.standbys],
+            [("", {"standby": name}, sb.bytes_behind or 0) for name, sb in standbys],
         )
     if s.replicas:
         family(
@@ -434,6 +435,24 @@ def format_prometheus(s: StoreStats, prefix: str = "stocksbot_store") -> str:
             [("", {"table": t}, n) for t, n in s.deleted_rows.items()],
         )
     return "\n".join(out) + "\n"
+
+
+def _standby_labels(standbys: tuple[Standby, ...]) -> list[str]:
+    """A label per standby, different for each: its name, with its address where
+    standbys share a name (every standby that keeps the default application_name is a
+    ``walreceiver``), and a number where they share both. Prometheus rejects a page
+    that repeats a series."""
+    names = [sb.name for sb in standbys]
+    labels = [
+        name if names.count(name) == 1 else f"{name} ({sb.address or 'local'})"
+        for name, sb in zip(names, standbys, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if labels.count(label) == 1 else f"{label} #{seen[label]}")
+    return unique
 
 
 def _labels(labels: dict[str, str]) -> str:
