@@ -39,7 +39,7 @@ import peewee
 from peewee import Database, PostgresqlDatabase
 
 from .access import driver_error, extend
-from .errors import ConfigurationError, DatabaseUnavailableError, StorageError, first_line
+from .errors import ConfigurationError, StorageError, first_line
 from .monitor import monitor_of, statement_kind
 from .urls import mask_url, scrub
 

@@ -291,7 +291,7 @@ def test_the_slow_log_never_shows_the_password_inside_any_parameter(db, slow_lin
     url = with_password(_admin_dsn().rsplit("/", 1)[0] + "/" + db.database, SECRET)
     slow = open_database(url, slow_ms=0)
     try:
-        slow.execute_sql("SELECT %s::text", (peewee_adapt(value),))
+        slow.execute_sql("SELECT %s::text", (as_sent(value),))
     finally:
         slow.close()
     text = slow_lines()
@@ -300,7 +300,7 @@ def test_the_slow_log_never_shows_the_password_inside_any_parameter(db, slow_lin
         assert form not in text, text
 
 
-def peewee_adapt(value):
+def as_sent(value):
     """A dict or list as psycopg sends it (JSON for a dict)."""
     if isinstance(value, dict):
         from psycopg.types.json import Json
