@@ -83,6 +83,7 @@ def apply_access(db: Database, url: str, access: AccessOptions) -> Database:
     """Give the built ``db`` what ``access`` asks for (see the module docstring)."""
     attach_monitor(db, access.slow_ms)
     if isinstance(db, PooledDatabase):
+        _check_pool_options(db)
         extend(db, pool_limit)
     if access.read_only:
         _open_read_only(db)
@@ -216,6 +217,22 @@ def pool_limit(base: type) -> type:
                 raise DatabaseUnavailableError(pool_exhausted_message(self)) from e
 
     return PoolLimit
+
+
+def _check_pool_options(db: Any) -> None:
+    """Refuse a negative pool size or time: the pool would refuse every connection (and
+    advise an even smaller size) or treat each connection as stale at once."""
+    for option, value in (
+        ("max_connections", db._max_connections),
+        ("timeout", db._wait_timeout),
+        ("stale_timeout", db._stale_timeout),
+    ):
+        if value is not None and value < 0:
+            raise ConfigurationError(
+                f"bad pool option for {describe(db)}: {option}={value:g} is negative; give "
+                "a number of connections (max_connections) or seconds (timeout, "
+                "stale_timeout), e.g. ?max_connections=20&stale_timeout=300&timeout=10"
+            )
 
 
 def pool_exhausted_message(db: Any) -> str:

@@ -30,6 +30,7 @@ from test_secrets import HALVES, SHAPES
 
 from stocksbot_store import (
     CommitUnknownError,
+    ConfigurationError,
     DatabaseUnavailableError,
     StorageError,
     StorageService,
@@ -487,6 +488,16 @@ def test_an_exhausted_pool_under_threads_names_its_size(pool_url):
     assert "all 2 connections" in str(error) and "max_connections=" in str(error)
     StorageService(db).get_open_positions()  # a connection came back
     db.close()
+
+
+@pytest.mark.parametrize("option", ["max_connections=-1", "timeout=-5", "stale_timeout=-1"])
+def test_a_negative_pool_option_is_refused_with_the_fix_not_nonsense_advice(option, capsys):
+    url = f"postgresql+pool://bot:{QUOTED}@127.0.0.1:{CLOSED_PORT}/stocks?{option}"
+    with pytest.raises(ConfigurationError, match="is negative") as caught:
+        connect(url)
+    assert "secret" not in "".join(traceback.format_exception(caught.value))
+    status, out, err = run_cli(stats_main, ["--url", url], capsys)
+    assert status == 2 and option.split("=")[0] in err and "secret" not in out + err
 
 
 # -- replicas --------------------------------------------------------------------------------
