@@ -640,3 +640,40 @@ def test_read_your_writes_holds_after_a_commit_of_unknown_outcome(replicated, mo
     primary.close()
     storage.strategies.get_all()
     assert db.replica_router.required_lsn >= after
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=peewee.DoesNotExist,
+    reason="fills/recorder.py: a re-sent fill found on the primary by the pipelined path is "
+    "read back outside its transaction, so through a replica that has not replayed it yet",
+)
+def test_a_re_sent_fill_is_answered_from_the_primary_whatever_the_replica_has(
+    request, tmp_path, monkeypatch
+):
+    """Another process recorded the fill; this one's replica has not replayed it yet (a
+    store without it stands in for the lagging standby)."""
+    from conftest import fresh_pg_database
+
+    from stocksbot_store.replicas import Replica
+
+    with store_on("postgres", request, tmp_path) as url, fresh_pg_database() as stale_url:
+        other = connect(url)
+        order = StorageService(other).create_order("AAPL", "buy", "limit", "10", "100")
+        stored = StorageService(other).record_trade(
+            order.id, "AAPL", "buy", "1", "100", external_id="b-1"
+        )
+        other.close()
+        stale = connect(stale_url)  # the schema, none of the rows
+        name = url.rsplit("/", 1)[1]
+        db = open_database(url, replica_url=f"postgresql://postgres@127.0.0.1:{CLOSED_PORT}/{name}")
+        db.replica_router.replicas[0].db = stale
+        monkeypatch.setattr(Replica, "usable", lambda self, max_lag, lsn: True)
+        try:
+            again = StorageService(db).record_trade(
+                order.id, "AAPL", "buy", "1", "100", external_id="b-1"
+            )
+            assert again.id == stored.id
+        finally:
+            db.close()
+            stale.close()
