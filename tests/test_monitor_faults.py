@@ -642,12 +642,6 @@ def test_read_your_writes_holds_after_a_commit_of_unknown_outcome(replicated, mo
     assert db.replica_router.required_lsn >= after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=peewee.DoesNotExist,
-    reason="fills/recorder.py: a re-sent fill found on the primary by the pipelined path is "
-    "read back outside its transaction, so through a replica that has not replayed it yet",
-)
 def test_a_re_sent_fill_is_answered_from_the_primary_whatever_the_replica_has(
     request, tmp_path, monkeypatch
 ):

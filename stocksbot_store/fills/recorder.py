@@ -35,6 +35,7 @@ from peewee import Database, QueryEvent
 from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .. import ledger
+from ..backends import read_transaction
 from ..database import backend_of, write_transaction
 from ..errors import (
     Fault,
@@ -63,6 +64,7 @@ from .rows import (
     order_update_row,
     position_from_row,
     position_update_row,
+    trade_from_row,
     trade_row,
 )
 from .statements import statements_for
@@ -111,7 +113,9 @@ class FillRecorder:
                 # Two writers raced on the same external id: the loser sees the
                 # winner's row now, and answers as for any re-sent fill.
                 if checked.external_id and is_unique_violation(e):
-                    stored = self._stored_trade(checked)
+                    # On the primary: a replica may not have replayed the winner's fill.
+                    with read_transaction(self.db):
+                        stored = self._stored_trade(checked)
                     if stored is not None:
                         return stored
                 raise
@@ -325,8 +329,13 @@ class FillRecorder:
                     return None
                 if stored is not None and (row := stored.fetchone()) is not None:
                     check_same_fill(fill, row[1:])
+                    # Read back on this connection, before the ROLLBACK: a read outside
+                    # the transaction may go to a replica that has not replayed the
+                    # other writer's fill yet.
+                    whole = conn.execute(self.statements.in_list("trades", 1), ([row[0]],))
+                    trade = trade_from_row(whole.fetchone())
                     conn.execute("ROLLBACK")  # nothing was written
-                    return Trade.select().where(Trade.id == row[0]).bind(self.db).get()
+                    return trade
                 trade = self._apply_read(
                     conn,
                     fill,
