@@ -61,7 +61,7 @@ from typing import Any, TypeVar
 
 from peewee import CharField, Field
 
-from .errors import ValidationError
+from .errors import CorruptRowError, ValidationError
 
 #: Decimal places kept for every quantity, price and amount.
 SCALE = 10
@@ -383,9 +383,19 @@ class EnumField(CharField):
         return coerce_enum(self.enum_class, value, self.name or "value").value
 
     def python_value(self, value: Any) -> enum.Enum | None:
+        """The member a stored value names (any case, spaces ignored, as on input); a
+        value that names none was written outside the store: :class:`CorruptRowError`."""
         if value is None:
             return None
-        return self.enum_class(value)
+        try:
+            return coerce_enum(self.enum_class, value, self.name or "value")
+        except ValidationError:
+            table = self.model._meta.table_name if hasattr(self, "model") else "a table"
+            allowed = ", ".join(m.value for m in self.enum_class)
+            raise CorruptRowError(
+                f"{table}.{self.column_name} holds {shown(value)}, which is none of "
+                f"{allowed}: the row was written outside the store; set it to one of them"
+            ) from None
 
 
 def coerce_enum(enum_class: type[E], value: Any, field: str) -> E:

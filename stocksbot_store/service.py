@@ -29,7 +29,7 @@ from . import config_values, equity, marks, reconcile, reports
 from .adjustments import Adjustments
 from .audit import AuditEntry, check_actor, default_actor, get_audit_log
 from .database import prepare_database, write_transaction
-from .errors import NotFoundError, ValidationError
+from .errors import CorruptRowError, NotFoundError, ValidationError
 from .fields import (
     MAX_MAGNITUDE,
     coerce_enum,
@@ -411,8 +411,12 @@ class StorageService:
     def is_trading_enabled(self) -> bool:
         """Whether the bot may trade. Unset means enabled (a new store trades); once
         set, trading is enabled only while the stored value clearly says so (true, 1,
-        yes or on): any other value, of any type, reads as halted."""
-        row = self.config.get_by_key(TRADING_ENABLED)
+        yes or on): any other value, of any type, reads as halted, and so does a row
+        that cannot be read at all (a value type written outside the store)."""
+        try:
+            row = self.config.get_by_key(TRADING_ENABLED)
+        except CorruptRowError:
+            return False
         return row is None or config_values.clearly_true(row.value)
 
     def set_trading_enabled(self, enabled: Flag) -> Config:
