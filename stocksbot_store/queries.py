@@ -25,7 +25,7 @@ from typing import Any, cast
 from peewee import ColumnBase, Database, Field, Node, SqliteDatabase
 
 from .database import backend_of
-from .errors import DatabaseUnavailableError, ValidationError, translate_errors
+from .errors import DatabaseUnavailableError, ValidationError, first_line, translate_errors
 from .fields import ExactDecimalField, coerce_enum, in_money_context
 from .models import ZERO, Order, OrderStatusEnum, Trade
 from .notify import CHANNEL
@@ -219,22 +219,31 @@ class ChangeWatcher:
         self._last_full = float("-inf")
 
     def changed(self) -> bool:
-        """True if another connection committed since the last call (or may have)."""
+        """True if another connection committed since the last call (or may have).
+
+        A kept connection that fails (the server ended the session, say) is replaced
+        at once; only a fresh one that fails too means the database is unavailable."""
         with self._lock:
+            if self._conn is not None:
+                try:
+                    return self._changed()
+                except Exception:
+                    self._drop()
             try:
-                if self.backend == "sqlite":
-                    return self._sqlite_changed()
-                return self._postgres_changed()
+                return self._changed()
             except Exception as e:
                 self._drop()
                 raise DatabaseUnavailableError(
-                    f"watching for changes failed ({str(e).strip()[:200]}); retry later"
+                    f"watching for changes failed ({first_line(e)}); retry later"
                 ) from e
 
     def close(self) -> None:
         """Close the kept connection."""
         with self._lock:
             self._drop()
+
+    def _changed(self) -> bool:
+        return self._sqlite_changed() if self.backend == "sqlite" else self._postgres_changed()
 
     def _drop(self) -> None:
         conn, self._conn, self._version = self._conn, None, None
