@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from peewee import Database
 
-from .errors import StorageError
+from .errors import StorageError, first_line
 from .fields import in_money_context
 from .models import Order, OrderStatusEnum, Trade
 from .service import StorageService
@@ -239,6 +239,8 @@ class SimulatedBot:
         self.market = _Market(self.rng, last_trade_prices(self.storage))
         self.steps = 0
         self.errors = 0
+        #: Why :meth:`run` stopped on its own (an error that is not the store's), or None.
+        self.failure: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -277,13 +279,18 @@ class SimulatedBot:
 
     def run(self) -> None:
         """Step every ``interval`` seconds until :meth:`stop`; store errors are counted
-        and the bot carries on (a locked database is retried on the next step)."""
+        and the bot carries on (a locked database is retried on the next step). Any
+        other error stops it, with :attr:`failure` saying why in one line: a thread
+        that dies prints a traceback, over the dashboard of the ``--demo``."""
         while not self._stop.is_set():
             try:
                 with self.storage.db.connection_context():
                     self.step()
             except StorageError:
                 self.errors += 1
+            except Exception as e:
+                self.failure = f"{type(e).__name__}: {first_line(e)}"
+                return
             self._stop.wait(self.interval)
 
     def start(self) -> SimulatedBot:

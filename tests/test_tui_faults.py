@@ -20,6 +20,7 @@ from stocksbot_store import StorageError, StorageService, connect
 from stocksbot_store.models import AuditLog
 from stocksbot_store.seed import SimulatedBot
 from stocksbot_tui.data import AuditQuery, DashboardSource, OrderQuery
+from stocksbot_tui.demo import Demo
 from stocksbot_tui.screens.confirm import ConfirmScreen
 from stocksbot_tui.screens.order_detail import OrderDetailScreen
 
@@ -184,7 +185,7 @@ def hold_write_lock(url: str) -> sqlite3.Connection:
     path = url.removeprefix("sqlite:///")
     bot = sqlite3.connect(path, timeout=0, isolation_level=None)
     bot.execute("BEGIN IMMEDIATE")
-    bot.execute("UPDATE \"config\" SET \"updated_at\" = \"updated_at\"")
+    bot.execute('UPDATE "config" SET "updated_at" = "updated_at"')
     return bot
 
 
@@ -332,3 +333,31 @@ def test_the_simulated_bot_rides_out_a_held_lock_and_a_bad_switch(sqlite_url, ca
     bot.stop()
     store.db.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_simulated_bot_stops_on_an_unexpected_error_with_one_line_saying_why(sqlite_url, capfd):
+    """A stored row the store cannot read (a position's quantity made text by SQL) makes
+    recording a fill fail with an error that is not the store's: the bot stops, says
+    why in one line, and prints no traceback over the dashboard."""
+    store = StorageService(connect(sqlite_url))
+    sql(store, 'UPDATE "position" SET "quantity" = ?', "abc")
+    sql(store, 'DELETE FROM "position" WHERE "symbol" <> ?', "AAPL")
+    bot = SimulatedBot(connect(sqlite_url), seed=5, interval=0.01, symbols=["AAPL"])
+    bot.start()
+    bot._thread.join(10)
+    assert not bot._thread.is_alive()
+    assert bot.failure is not None and "\n" not in bot.failure
+    assert "Traceback" not in capfd.readouterr().err
+    store.db.close()
+
+
+def test_the_demo_says_once_why_its_bot_stopped(capfd):
+    demo = Demo(orders=20, interval=0.01)
+    with demo:
+        store = StorageService(connect(demo.url))
+        sql(store, 'UPDATE "position" SET "quantity" = ?', "abc")
+        store.db.close()
+        demo.bot._thread.join(10)
+        assert demo.bot.failure is not None
+    err = capfd.readouterr().err
+    assert err.count("the demo's bot stopped: ") == 1 and "Traceback" not in err

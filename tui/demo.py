@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,3 +36,7 @@ class Demo:
     def __exit__(self, *exc: object) -> None:
         self.bot.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.bot.failure is not None:  # said once the dashboard has left the screen
+            print(
+                f"stocksbot-dashboard: the demo's bot stopped: {self.bot.failure}", file=sys.stderr
+            )
