@@ -172,6 +172,40 @@ def test_an_action_on_a_dropped_session_is_done_once_or_refused(store_url):
         source.close()
 
 
+def test_an_action_waiting_on_the_bots_row_lock_gives_up_at_the_lock_timeout(store_url):
+    """On PostgreSQL the wait is bounded by ``lock_timeout`` in the URL's ``options``."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL row locks")
+    import psycopg
+
+    test_tui.seed(store_url, orders=20)
+    store = StorageService(connect(store_url))
+    store.set_trading_enabled(True)
+    strategy = store.get_strategy_by_name("momentum")
+    url = f"{store_url}?options=-c%20lock_timeout%3D300"
+    source = DashboardSource(url, poll_seconds=3600)
+    bot = psycopg.connect(store_url)
+    try:
+        bot.execute('UPDATE "config" SET "updated_at" = "updated_at"')
+        bot.execute('UPDATE "strategy" SET "updated_at" = "updated_at"')
+        assert source.refresh(force=True).trading_enabled is True  # reads do not wait
+        for action in (
+            lambda: source.set_trading_enabled(False),
+            lambda: source.set_strategy_active(strategy.id, False),
+        ):
+            with pytest.raises(StorageError, match="busy .*nothing was written; retry later"):
+                action()
+    finally:
+        bot.rollback()
+        bot.close()
+    assert source.refresh(force=True).trading_enabled is True
+    assert store.get_strategy_by_name("momentum").is_active is True
+    source.set_trading_enabled(False)
+    assert source.refresh(force=True).trading_enabled is False
+    source.close()
+    store.db.close()
+
+
 @pytest.fixture
 def sqlite_url(store_url) -> str:
     if not store_url.startswith("sqlite"):
@@ -361,3 +395,23 @@ def test_the_demo_says_once_why_its_bot_stopped(capfd):
         assert demo.bot.failure is not None
     err = capfd.readouterr().err
     assert err.count("the demo's bot stopped: ") == 1 and "Traceback" not in err
+
+
+@drive
+async def test_a_switch_that_cannot_be_read_still_lets_the_operator_halt(seeded_url, store):
+    app = quiet_dashboard(seeded_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None)
+        sql(store, 'ALTER TABLE "config" RENAME TO "config_away"')
+        try:
+            await refreshed(app, pilot)
+            assert app.snapshot.trading_enabled is None
+            assert "TRADING STATE UNKNOWN" in status_text(app)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert "Halt trading?" in str(app.screen.query_one("#confirm-question").render())
+            await pilot.press("n")
+        finally:
+            sql(store, 'ALTER TABLE "config_away" RENAME TO "config"')
+        await refreshed(app, pilot)
+        assert app.snapshot.trading_enabled is True and app.snapshot.failed == {}

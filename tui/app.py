@@ -338,15 +338,11 @@ class DashboardApp(App):
     # -- operator actions --------------------------------------------------------------
 
     def action_toggle_trading(self) -> None:
-        """Halt or resume trading, after a yes."""
+        """Halt or resume trading, after a yes (halt when the switch could not be read)."""
         if self.snapshot is None:
             return
-        if self.snapshot.trading_enabled is None:
-            self.notify(
-                "the trading switch could not be read; see the status line", severity="error"
-            )
-            return
-        enable = not self.snapshot.trading_enabled
+        # A switch that could not be read is offered the halt: halting is always safe.
+        enable = self.snapshot.trading_enabled is False
         question = (
             "Resume trading? The bot will place orders again."
             if enable
