@@ -388,6 +388,10 @@ class EnumField(CharField):
         if value is None:
             return None
         try:
+            return self.enum_class(value)  # as the store writes it: the common case
+        except ValueError:
+            pass
+        try:
             return coerce_enum(self.enum_class, value, self.name or "value")
         except ValidationError:
             table = self.model._meta.table_name if hasattr(self, "model") else "a table"
