@@ -572,3 +572,25 @@ def test_the_trades_a_batch_returns_are_the_trades_read_back(storage):
             assert str(mine) == str(theirs), name
         assert trade == read and trade.to_dict() == read.to_dict() and not trade.dirty_fields
     assert again[0].id == first[0].id and again[0] is not first[0]
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["record_trade", "record_trades"])
+def test_a_position_figure_changed_outside_the_store_is_named_and_nothing_written(
+    storage, db, single
+):
+    """A stored quantity that is not a number ('NaN' fits a PostgreSQL NUMERIC too): the
+    fill stops with CorruptRowError pointing at stocksbot-check, instead of the decimal
+    module's bare InvalidOperation, and writes nothing."""
+    from stocksbot_store import CorruptRowError
+
+    buy(storage, "AAPL", 10, 100)
+    db.execute_sql('UPDATE "position" SET "quantity" = \'NaN\' WHERE "is_open"')
+    order = storage.create_order("AAPL", "buy", "market", 5)
+    before = dump_tables(db)
+    fill = {"order_id": order.id, "symbol": "AAPL", "side": "buy", "quantity": 5, "price": 101}
+    with pytest.raises(CorruptRowError, match="stocksbot-check"):
+        if single:
+            storage.record_trade(**fill)
+        else:
+            storage.record_trades([fill])
+    assert repr(dump_tables(db)) == repr(before)  # repr: a NaN never equals itself

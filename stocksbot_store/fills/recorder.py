@@ -27,8 +27,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from peewee import Database, QueryEvent
@@ -38,6 +39,7 @@ from .. import ledger
 from ..backends import read_transaction
 from ..database import backend_of, write_transaction
 from ..errors import (
+    CorruptRowError,
     Fault,
     NotFoundError,
     StorageError,
@@ -95,7 +97,7 @@ class FillRecorder:
     def record(self, fill: Fill) -> Trade:
         """Record one fill in its own transaction; idempotent on ``external_id``."""
         checked = check_fill(fill)
-        with translate_errors("record_trade"):
+        with translate_errors("record_trade"), stored_numbers("record_trade"):
             try:
                 if self.db.in_transaction():
                     self._book().forget()
@@ -134,7 +136,7 @@ class FillRecorder:
     @in_money_context
     def record_checked(self, checked: list[CheckedFill]) -> list[Trade]:
         """:meth:`record_many` of fills checked already (:func:`check_fill`)."""
-        with translate_errors("record_trades"), collector_paused():
+        with translate_errors("record_trades"), stored_numbers("record_trades"), collector_paused():
             attempts = RACE_ATTEMPTS
             while True:
                 try:
@@ -609,6 +611,22 @@ def _rollback(conn: Any) -> None:
             conn.execute("ROLLBACK")
     except Exception:  # the connection is gone: the server rolled back for us
         pass
+
+
+@contextmanager
+def stored_numbers(action: str) -> Iterator[None]:
+    """A fill's input is checked before anything is read, so a number that is not one
+    (``InvalidOperation``) can only come from a stored row the fill read: an order,
+    position or strategy figure changed outside the store. Say so, as
+    :class:`CorruptRowError`, instead of the decimal module's bare exception."""
+    try:
+        yield
+    except InvalidOperation as e:
+        raise CorruptRowError(
+            f"{action}: a figure stored in the fill's order, position or strategy row is "
+            "not a number the store wrote (the row was changed outside the store); nothing "
+            "was written; run stocksbot-check to find the row, then correct it"
+        ) from e
 
 
 def _pipelines_supported() -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from .. import ledger
@@ -220,6 +220,17 @@ def text_or_none(value: Decimal | None) -> str | None:
 # -- reading -------------------------------------------------------------------------
 
 
+def stored(value: Any) -> Decimal:
+    """A stored figure as a Decimal. The store writes only finite numbers, so anything
+    else (text that is no number, NaN, Infinity: a row changed outside the store) raises
+    ``InvalidOperation`` before the fill computes with it and writes its result back
+    (see ``recorder.stored_numbers``); NaN would otherwise pass through the arithmetic."""
+    number = Decimal(value)
+    if not number.is_finite():
+        raise InvalidOperation(f"stored figure {value!r} is not a finite number")
+    return number
+
+
 def order_from_row(row: tuple) -> ledger.OrderState:
     """From the columns of :data:`ORDER_COLUMNS`."""
     order_id, symbol, side, status, quantity, filled, avg, strategy_id, deleted_at = row
@@ -228,9 +239,9 @@ def order_from_row(row: tuple) -> ledger.OrderState:
         symbol,
         side,
         status,
-        Decimal(quantity),
-        Decimal(filled),
-        None if avg is None else Decimal(avg),
+        stored(quantity),
+        stored(filled),
+        None if avg is None else stored(avg),
         strategy_id,
         deleted=deleted_at is not None,
     )
@@ -242,11 +253,11 @@ def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:
     return ledger.PositionState(
         symbol,
         side,
-        Decimal(quantity),
-        Decimal(avg),
-        Decimal(realized),
-        Decimal(commission),
-        Decimal(fees),
+        stored(quantity),
+        stored(avg),
+        stored(realized),
+        stored(commission),
+        stored(fees),
         id=pid,
         opened_at=to_utc(opened_at),
     )
@@ -255,7 +266,7 @@ def position_from_row(symbol: str, row: tuple) -> ledger.PositionState:
 def figures_from_row(row: tuple) -> ledger.StrategyFigures:
     """From the columns of :data:`STRATEGY_FIGURES`."""
     total, closing, winning, losing = row[:4]
-    pnl, profit, loss, commission, fees, peak, drawdown = (Decimal(v) for v in row[4:11])
+    pnl, profit, loss, commission, fees, peak, drawdown = (stored(v) for v in row[4:11])
     return ledger.StrategyFigures(
         total,
         closing,
