@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from peewee import Database
 
-from .errors import StorageError, first_line
+from .errors import CorruptRowError, StorageError, first_line
 from .fields import in_money_context
 from .models import Order, OrderStatusEnum, Trade
 from .service import StorageService
@@ -279,14 +279,18 @@ class SimulatedBot:
 
     def run(self) -> None:
         """Step every ``interval`` seconds until :meth:`stop`; store errors are counted
-        and the bot carries on (a locked database is retried on the next step). Any
+        and the bot carries on (a locked database is retried on the next step). A row
+        the store cannot read (:class:`CorruptRowError`: retrying cannot mend it) or any
         other error stops it, with :attr:`failure` saying why in one line: a thread
         that dies prints a traceback, over the dashboard of the ``--demo``."""
         while not self._stop.is_set():
             try:
                 with self.storage.db.connection_context():
                     self.step()
-            except StorageError:
+            except StorageError as e:
+                if isinstance(e, CorruptRowError):
+                    self.failure = f"{type(e).__name__}: {first_line(e)}"
+                    return
                 self.errors += 1
             except Exception as e:
                 self.failure = f"{type(e).__name__}: {first_line(e)}"

@@ -371,16 +371,20 @@ def test_the_simulated_bot_rides_out_a_held_lock_and_a_bad_switch(sqlite_url, ca
 
 def test_the_simulated_bot_stops_on_an_unexpected_error_with_one_line_saying_why(sqlite_url, capfd):
     """A stored row the store cannot read (a position's quantity made text by SQL) makes
-    recording a fill fail with an error that is not the store's: the bot stops, says
-    why in one line, and prints no traceback over the dashboard."""
+    recording a fill fail with CorruptRowError, which retrying cannot mend: the bot
+    stops, says why in one line, and prints no traceback over the dashboard."""
     store = StorageService(connect(sqlite_url))
     sql(store, 'UPDATE "position" SET "quantity" = ?', "abc")
     sql(store, 'DELETE FROM "position" WHERE "symbol" <> ?', "AAPL")
     bot = SimulatedBot(connect(sqlite_url), seed=5, interval=0.01, symbols=["AAPL"])
     bot.start()
-    bot._thread.join(10)
-    assert not bot._thread.is_alive()
+    try:
+        bot._thread.join(10)
+        assert not bot._thread.is_alive()
+    finally:
+        bot.stop()  # never left writing into the tests that follow
     assert bot.failure is not None and "\n" not in bot.failure
+    assert bot.failure.startswith("CorruptRowError")
     assert "Traceback" not in capfd.readouterr().err
     store.db.close()
 
