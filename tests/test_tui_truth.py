@@ -324,7 +324,9 @@ async def test_numbers_are_never_cut_and_help_and_quit_are_always_shown(seeded_u
                 await wait_for(pilot, lambda view=view: numeric_cells_cut(app, view) == [], 5)
             except pytest.fail.Exception:
                 pass
-            assert numeric_cells_cut(app, view) == []
+            assert numeric_cells_cut(app, view) == [], "\n".join(
+                [f"failed: {app.snapshot.failed}", *screen_lines(app)]
+            )
             rows = table(app, view)
             if rows.hidden:
                 assert "hidden for width: " + ", ".join(rows.hidden) in note(app, view)
