@@ -72,8 +72,9 @@ def realized_pnl_series(
             Trade.select(Trade.executed_at, Trade.realized_pnl)  # type: ignore[arg-type]
             .where((Trade.strategy == strategy_id) & Trade.realized_pnl.is_null(False))
             # The index's own order, so the plan is a short index scan even
-            # before the table has statistics.
-            .order_by(Trade.strategy.desc(), Trade.executed_at.desc())
+            # before the table has statistics; fills at the same instant (one
+            # broker report) by id, as they were recorded, whatever the plan.
+            .order_by(Trade.strategy.desc(), Trade.executed_at.desc(), Trade.id.desc())
             .limit(points)
             .bind(db)
             .tuples()

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from stocksbot_store import StorageService, ValidationError, connect, init_db
+from stocksbot_store.backends import backend_of
 from stocksbot_store.queries import (
     ChangeWatcher,
     last_prices,
@@ -44,6 +45,40 @@ def test_pnl_series_ends_at_the_strategy_total(seeded):
         if t.strategy_id == stats.id and t.realized_pnl is not None
     ]
     assert series[-1][1] - series[-2][1] == max(closing, key=lambda t: t.executed_at).realized_pnl
+
+
+def test_pnl_series_keeps_fills_at_the_same_instant_in_the_order_they_were_recorded(
+    storage,
+):
+    """Fills executed at the same time (one broker report) count in id order: with
+    ties left to the database, PostgreSQL returned them in any order and the series
+    showed a running figure the strategy never had."""
+    strategy = storage.create_strategy("ties")
+    at = "2026-03-02T15:30:00+00:00"
+    buy = storage.create_order("T", "buy", "market", "100", strategy=strategy.id)
+    storage.record_trade(buy.id, "T", "buy", "100", "10", executed_at=at)
+    sell = storage.create_order("T", "sell", "market", "100", strategy=strategy.id)
+    prices = ["11", "9", "12.5", "8", "10.25", "13", "7.5", "10.75", "9.5", "11.5"]
+    for price in prices:
+        storage.record_trade(sell.id, "T", "sell", "10", price, executed_at=at)
+    postgres = backend_of(storage.db) == "postgres"
+    if postgres:
+        # Whatever plan the database picks: here a sort of the whole table, as on a
+        # table whose statistics say the index does not pay.
+        storage.db.execute_sql("SET enable_indexscan = off")
+        storage.db.execute_sql("SET enable_bitmapscan = off")
+    total = storage.get_strategy_by_name("ties").total_pnl
+    try:
+        series = realized_pnl_series(storage.db, strategy.id, total)
+    finally:
+        if postgres:
+            storage.db.execute_sql("RESET enable_indexscan")
+            storage.db.execute_sql("RESET enable_bitmapscan")
+    running, expected = Decimal(0), []
+    for price in prices:
+        running += (Decimal(price) - 10) * 10
+        expected.append(running)
+    assert [pnl for _, pnl in series] == expected
 
 
 def test_the_watcher_sees_only_commits(store_url):
