@@ -31,12 +31,13 @@ from .adjustments import Adjustments
 from .audit import AuditWriter, changed, created, row_values
 from .database import prepare_database, write_transaction
 from .errors import (
+    CorruptRowError,
     DuplicateError,
     NotFoundError,
     ValidationError,
     translate_errors,
 )
-from .fields import coerce_enum, to_decimal, to_positive_decimal, utcnow
+from .fields import EnumField, coerce_enum, to_decimal, to_positive_decimal, utcnow
 from .fills import Fill, FillRecorder
 from .ledger import cost_basis as cost_basis_of
 from .models import (
@@ -1029,10 +1030,26 @@ class ConfigRepository(Repository[Config]):
             return after
 
     def _by_key_for_update(self, key: str) -> Config | None:
+        """The live row of ``key``, locked, to be replaced; one whose stored value type
+        names no :class:`ConfigValueType` (written outside the store) comes back with
+        its columns as stored: it is about to be overwritten, and setting a value is
+        how an operator halts trading whatever the switch's row holds."""
         query = self._select().where(Config.key == key)
         if self.db.for_update:
             query = query.for_update("FOR NO KEY UPDATE")  # type: ignore[arg-type]  # text is ok
-        return self._first(query)
+        try:
+            return self._first(query)
+        except CorruptRowError:
+            stored = query.select(
+                *[
+                    f.cast("TEXT").alias(f.name) if isinstance(f, EnumField) else f
+                    for f in Config._meta.sorted_fields
+                ]
+            )
+            with translate_errors(f"reading config {key!r}"):
+                row = stored.dicts().first()
+            # As stored: the audit log's before values are the row's own text.
+            return None if row is None else Config(**row)
 
     def delete(self, row: Config | str | int, deleted_by: str | None = None) -> bool:
         """Soft-delete a setting, given by its key (the old module's form), the row or

@@ -98,19 +98,50 @@ STORED = [
     ("float", "0.0", False),
     ("float", "nan", False),
     ("string", None, False),
+    # A value type no version of the store writes: the row cannot be read at all.
+    ("yesno", "true", False),
+    ("", "true", False),
 ]
+
+
+def store_switch(db, value_type: str, text: str | None) -> None:
+    """Write the trading switch by SQL, as an operator or another tool would."""
+    now = "2026-01-01 00:00:00.000000+00:00"
+    p = db.param
+    db.execute_sql('DELETE FROM "config"')
+    db.execute_sql(
+        f'INSERT INTO "config" ("key", "value", "value_type", "created_at", '
+        f'"updated_at") VALUES ({p}, {p}, {p}, {p}, {p})',
+        (TRADING_ENABLED, text, value_type, now, now),
+    )
 
 
 def test_the_trading_switch_fails_safe_on_rows_written_behind_its_back(storage, db):
     """A row written by SQL (an operator, another tool, an old version) is read as halted
     unless its text clearly says enabled, whatever its value_type."""
-    now = "2026-01-01 00:00:00.000000+00:00"
-    p = db.param
     for value_type, text, enabled in STORED:
-        db.execute_sql('DELETE FROM "config"')
-        db.execute_sql(
-            f'INSERT INTO "config" ("key", "value", "value_type", "created_at", '
-            f'"updated_at") VALUES ({p}, {p}, {p}, {p}, {p})',
-            (TRADING_ENABLED, text, value_type, now, now),
-        )
+        store_switch(db, value_type, text)
         assert storage.is_trading_enabled() is enabled, (value_type, text)
+
+
+@pytest.mark.parametrize("halt", [True, False], ids=["halt", "resume"])
+def test_the_operator_can_always_set_the_trading_switch(storage, db, halt):
+    """Halting must work whatever the stored row holds, one that cannot be read
+    included (it used to raise CorruptRowError and leave the switch as it was); the
+    audit log keeps what the row held before, as stored."""
+    for value_type, text, _ in STORED:
+        store_switch(db, value_type, text)
+        row = storage.set_trading_enabled(not halt)
+        assert storage.is_trading_enabled() is (not halt), (value_type, text)
+        assert (row.value_type.value, row.value) == ("bool", "false" if halt else "true")
+        entry = storage.get_audit_log(table="config", row_id=row.id, limit=1)[0]
+        assert entry.action == "set"
+        expected = {
+            "value": [text, row.value],
+            "value_type": [value_type, "bool"],
+            "description": [None, row.description],
+        }
+        assert entry.changes == {k: v for k, v in expected.items() if v[0] != v[1]}, (
+            value_type,
+            text,
+        )
