@@ -37,6 +37,7 @@ from peewee import Database
 
 from .adopt_convert import LEGACY_SCHEMA, Adoption, ProgressCallback
 from .adopt_report import RULES, SHOWN, AdoptionError, AdoptionReport, AdoptionReportRow
+from .backups import unused_path
 from .database import backend_of, describe
 from .fields import UTC, utcnow
 from .legacy import OLD_REVISION, OLD_TABLES, REPORT_TABLES, is_legacy
@@ -175,9 +176,14 @@ def sqlite_backup(db: Database) -> str | None:
     if path is None:
         return None
     stem, suffix = os.path.splitext(path)
-    target = f"{stem}.before-adopt-{utcnow():%Y%m%dT%H%M%SZ}{suffix or '.db'}"
-    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
+    while True:  # a name of its own, also when another adoption took one meanwhile
+        target = unused_path(f"{stem}.before-adopt-{utcnow():%Y%m%dT%H%M%SZ}", suffix or ".db")
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        break
     copy = sqlite3.connect(target)
     try:
         db.connection().backup(copy)

@@ -95,8 +95,14 @@ def default_backup_path(db: Database) -> str:
         base, ext = os.path.abspath(f"stocksbot-backup-{_stamp()}"), ".db"
     else:
         base, ext = os.path.abspath(f"stocksbot-backup-{db.database}-{_stamp()}"), ""
+    return unused_path(base, ext)
+
+
+def unused_path(base: str, ext: str) -> str:
+    """``base + ext``, or the first of ``base-2 + ext``, ``base-3 + ext``... that does
+    not exist: names stamped to the second meet when two backups share one."""
     path, n = base + ext, 1
-    while os.path.exists(path):  # a second backup within the same second
+    while os.path.exists(path):
         n += 1
         path = f"{base}-{n}{ext}"
     return path

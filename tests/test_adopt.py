@@ -347,6 +347,26 @@ def test_cli_backs_up_a_file_named_by_a_file_uri(tmp_path, capsys):
         assert copy.execute("SELECT COUNT(*) FROM trades").fetchone() == (5,)
 
 
+def test_a_second_adoption_within_the_same_second_gets_a_backup_of_its_own(
+    tmp_path, capsys, monkeypatch
+):
+    """The backup's name is stamped to the second: a run right after one that failed
+    (its backup kept) met the name and stopped with a raw FileExistsError."""
+    path = tmp_path / "old.db"
+    old = OldDatabase(f"sqlite:///{path}", "sqlite_file")
+    fill_history(old.bot)
+    old.close()
+    at = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr("stocksbot_store.adopt.utcnow", lambda: at)
+    taken = tmp_path / "old.before-adopt-20260302T153000Z.db"
+    taken.write_text("an earlier run's backup")
+    url = f"sqlite:///{path}"
+    assert main(["adopt", "--url", url, "--assume-timezone", "UTC"]) == 0
+    backup = re.search(r"^backup: (.*)$", capsys.readouterr().out, re.M).group(1)
+    assert backup == str(tmp_path / "old.before-adopt-20260302T153000Z-2.db")
+    assert taken.read_text() == "an earlier run's backup"
+
+
 def test_cli_adopts_with_a_named_backup_then_says_it_is_done(old_file, capsys):
     fill_history(old_file.bot)
     url = old_file.url
