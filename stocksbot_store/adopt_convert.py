@@ -21,7 +21,7 @@ from typing import Any
 
 from peewee import Database, Model
 
-from . import ledger
+from . import config_values, ledger
 from .adopt_report import (
     REPORT_MODELS,
     AdoptionChange,
@@ -294,6 +294,17 @@ class Adoption:
     ) -> str | None:
         return None if value is None else self.text(value, table, row_id, column, limit)
 
+    def switch(self, value: Any, table: str, row_id: Any, column: str) -> bool:
+        """An old strategy switch: NULL is off; a bool, 0/1 or a usual spelling of one
+        (``'false'``) reads as it says. Anything else is refused, not guessed: Python's
+        ``bool()`` read ``'false'`` as on."""
+        if value is None:
+            return False
+        try:
+            return config_values.to_bool(value, column)
+        except ValidationError as e:
+            raise self.fail(table, row_id, column, f"is {value!r}: {e}") from None
+
     # -- steps ---------------------------------------------------------------------------
 
     def preflight(self) -> None:
@@ -477,8 +488,8 @@ class Adoption:
                 description=description,
                 strategy_type=self.optional_text(kind, "strategies", sid, "strategy_type", 100),
                 config=None if config is None else json.dumps(config, sort_keys=True),
-                is_active=bool(active),
-                is_enabled=bool(enabled),
+                is_active=self.switch(active, "strategies", sid, "is_active"),
+                is_enabled=self.switch(enabled, "strategies", sid, "is_enabled"),
                 last_trade_at=None,
                 created_at=self._time_text(created, "strategies", "created_at", sid),
                 updated_at=self._time_text(updated, "strategies", "updated_at", sid),

@@ -7,6 +7,8 @@
   ISO text with a ``+00:00`` offset on SQLite, so text comparison is time
   comparison. Values come back timezone-aware in UTC.
 * :class:`EnumField` stores a ``str`` enum by its value and returns the member.
+* :class:`SwitchField` is a boolean that lets the bot trade: it reads as on only when
+  it holds the database's own true, so a value written by hand reads as off.
 
 The DDL type of the first two depends on the backend: :data:`FIELD_TYPES` maps the
 custom type names to each backend's column type, and
@@ -59,7 +61,7 @@ from decimal import (
 )
 from typing import Any, TypeVar
 
-from peewee import CharField, Field
+from peewee import BooleanField, CharField, Field
 
 from .errors import CorruptRowError, ValidationError
 
@@ -367,6 +369,21 @@ class UTCDateTimeField(Field):
         if value is None:
             return None
         return to_utc(value)
+
+
+class SwitchField(BooleanField):
+    """A flag that lets the bot trade (a strategy's ``is_active`` and ``is_enabled``).
+
+    It fails safe: it reads True only for the database's own true (PostgreSQL's
+    ``true``, SQLite's ``1``), as the store's SQL filters (``WHERE is_active``) do.
+    Anything else a SQLite file can hold, such as the text ``'false'`` an operator's
+    ``UPDATE`` wrote (which plain ``bool()`` reads as True), reads as False.
+    """
+
+    def python_value(self, value: Any) -> bool | None:
+        if value is None:
+            return None
+        return value is True or (type(value) is int and value == 1)
 
 
 class EnumField(CharField):

@@ -36,6 +36,7 @@ from .fields import (
     EnumField,
     ExactDecimalField,
     JSONTextField,
+    SwitchField,
     UTCDateTimeField,
     in_money_context,
     utcnow,
@@ -165,8 +166,8 @@ class Strategy(BaseModel):
     description = TextField(null=True)
     strategy_type = CharField(max_length=100, null=True)
     config = JSONTextField(null=True)
-    is_active = BooleanField(default=True)
-    is_enabled = BooleanField(default=True)
+    is_active = SwitchField(default=True)
+    is_enabled = SwitchField(default=True)
     total_trades = IntegerField(default=0)
     win_rate = ExactDecimalField(default=ZERO)
     total_pnl = ExactDecimalField(default=ZERO)

@@ -314,6 +314,25 @@ def test_an_unknown_enum_name_is_a_conversion_failure(old):
     assert old.dump() == before
 
 
+@pytest.mark.sqlite_only  # a PostgreSQL boolean column holds only booleans
+def test_a_strategy_switch_is_adopted_as_it_says_or_refused(old):
+    """Python's bool() read the text 'false' (an operator's UPDATE in a SQLite file) as
+    on, and the adopted strategy would have traded; spelled switches read as they say,
+    and a value that is no switch at all is refused, naming the row."""
+    sid = fill_history(old.bot)["momentum"]
+    old.bot.execute(f"UPDATE strategies SET is_active = 'maybe' WHERE id = {sid}")
+    before = old.dump()
+    with pytest.raises(AdoptionError, match=f"strategies row {sid}: is_active is 'maybe'"):
+        adopt(old.db, zone="UTC")
+    assert old.dump() == before
+    old.bot.execute(
+        f"UPDATE strategies SET is_active = 'false', is_enabled = 'off' WHERE id = {sid}"
+    )
+    adopt(old.db, zone="UTC")
+    strategy = StorageService(old.db).strategies.get(sid)
+    assert (strategy.is_active, strategy.is_enabled) == (False, False)
+
+
 def test_an_empty_store_schema_beside_the_old_tables_is_replaced(old_file):
     """What `upgrade head` did to old databases before it refused them."""
     fill_history(old_file.bot)

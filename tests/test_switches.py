@@ -145,3 +145,26 @@ def test_the_operator_can_always_set_the_trading_switch(storage, db, halt):
             value_type,
             text,
         )
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize(
+    "stored", ["'false'", "'off'", "'no'", "'0.0'", "''", "'maybe'", "2", "-1"]
+)
+def test_a_strategy_switch_written_by_hand_reads_as_off(storage, db, stored):
+    """A SQLite file holds whatever is written into a column: an operator's
+    ``UPDATE strategy SET is_enabled = 'false'`` stored the text, which Python's bool()
+    reads as True. A strategy switch is on only when it holds the database's own true,
+    as the store's SQL filters (``get_active_strategies``) read it."""
+    strategy = storage.create_strategy("hand", is_active=True)
+    db.execute_sql(
+        f'UPDATE "strategy" SET "is_active" = {stored}, "is_enabled" = {stored} '
+        f"WHERE id = {strategy.id}"
+    )
+    read = storage.strategies.get(strategy.id)
+    assert (read.is_active, read.is_enabled) == (False, False)
+    assert strategy.id not in [s.id for s in storage.get_active_strategies()]
+    stats = {s.id: s for s in storage.get_strategy_stats()}[strategy.id]
+    assert (stats.is_active, stats.is_enabled) == (False, False)
+    storage.set_strategy_active(strategy.id, True)
+    assert storage.strategies.get(strategy.id).is_active is True
