@@ -99,10 +99,11 @@ def default_backup_path(db: Database) -> str:
 
 
 def unused_path(base: str, ext: str) -> str:
-    """``base + ext``, or the first of ``base-2 + ext``, ``base-3 + ext``... that does
-    not exist: names stamped to the second meet when two backups share one."""
+    """``base + ext``, or the first of ``base-2 + ext``, ``base-3 + ext``... that is not
+    taken: names stamped to the second meet when two backups share one."""
     path, n = base + ext, 1
-    while os.path.exists(path):
+    # Done, or still being written (a backup's ``.partial`` copy).
+    while os.path.exists(path) or os.path.exists(f"{path}.partial"):
         n += 1
         path = f"{base}-{n}{ext}"
     return path
@@ -117,12 +118,23 @@ def backup(
     A copy that fails ``integrity_check`` is deleted and raises
     :class:`VerificationError`; one whose ledger check fails is kept (it is a
     faithful copy of books that already disagreed) and reported (``ok`` False).
+    Backups of one file started in the same second (two migration runs) get
+    different default names.
     """
+    chosen = path is None
     path = path or default_backup_path(db)
     if os.path.exists(path):
         raise StorageError(f"{path} already exists; a backup never overwrites a file")
     if backend_of(db) == "sqlite":
-        return _backup_sqlite(db, path, verify, progress)
+        while True:
+            try:
+                return _backup_sqlite(db, path, verify, progress)
+            except FileExistsError:
+                # Another process (a second migration run) began a backup of the same
+                # file under the same name meanwhile: take the next free name.
+                if not chosen:
+                    raise
+                path = default_backup_path(db)
     report = export_archive(db, path, progress=progress, check=verify)
     if verify:
         verify_archive(path)

@@ -278,6 +278,27 @@ def test_a_backup_of_a_file_this_process_cannot_write(tmp_path, capsys):
     assert "verified: OK" in capsys.readouterr().out
 
 
+def test_two_backups_of_a_file_in_the_same_second_take_different_names(tmp_path, monkeypatch):
+    """Two migration runs back up one file at once: the one that finds its name taken
+    by the other's unfinished copy takes the next name instead of failing."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    monkeypatch.setattr(backup_module, "_stamp", lambda: "20260101T000000Z")
+    chosen = backup_module.default_backup_path
+
+    def taken_meanwhile(db):
+        path = chosen(db)
+        if not (tmp_path / "bot-backup-20260101T000000Z.db.partial").exists():
+            Path(f"{path}.partial").touch()  # the other run begins its copy under it
+        return path
+
+    monkeypatch.setattr(backup_module, "default_backup_path", taken_meanwhile)
+    db = connect(url)
+    report = backup(db)
+    db.close()
+    assert Path(report.path).name == "bot-backup-20260101T000000Z-2.db" and report.ok
+
+
 def test_the_default_backup_path_is_beside_the_file_a_uri_names(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "srv dir"
     folder.mkdir()

@@ -8,13 +8,16 @@ own, numbered from 0900 so that they come after them.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from stocksbot_store import SchemaError, StorageService, connect, init_db
+from stocksbot_store.backends import backend_of
 from stocksbot_store.migrate import MigrationError, Runner, main, migrations_directory
+from stocksbot_store.migration import runner as runner_module
 from stocksbot_store.migration.drift import compare
 from stocksbot_store.models import MODELS
 
@@ -301,6 +304,41 @@ def test_a_non_atomic_migration_is_refused(bare, tmp_path):
     with pytest.raises(MigrationError, match="0902_loose sets atomic = False"):
         runner.upgrade()
     assert runner.current() == HEAD
+
+
+def test_a_run_waits_out_a_busy_sqlite_file_and_raises_anything_else_at_once(bare, monkeypatch):
+    """Every step of a run goes through retry_busy: SQLITE_BUSY is tried again (saying
+    once that it waits); any other error, a busy step inside a transaction (a retry
+    cannot restart it) and every error on PostgreSQL (whose runs wait on the advisory
+    lock instead) are raised on the first try."""
+    monkeypatch.setattr(runner_module, "SQLITE_RETRY_PAUSE", 0)
+    said: list[str] = []
+    runner = Runner(bare, echo=said.append)
+    tries: list[str] = []
+
+    def failing(message: str, times: int):
+        def step() -> str:
+            tries.append(message)
+            if len(tries) <= times:
+                raise sqlite3.OperationalError(message)
+            return "done"
+
+        tries.clear()
+        return step
+
+    if backend_of(bare) == "sqlite":
+        assert runner.retry_busy(failing("database is locked", 2)) == "done"
+        assert (len(tries), said) == (3, [runner_module.WAITING])
+    else:
+        with pytest.raises(sqlite3.OperationalError):
+            runner.retry_busy(failing("database is locked", 2))
+        assert len(tries) == 1
+    with bare.atomic(), pytest.raises(sqlite3.OperationalError, match="locked"):
+        runner.retry_busy(failing("database is locked", 2))
+    assert len(tries) == 1
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        runner.retry_busy(failing("no such table: x", 2))
+    assert len(tries) == 1
 
 
 @pytest.mark.postgres_only

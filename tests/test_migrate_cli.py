@@ -34,13 +34,13 @@ import time
 def upgrade(migrator, db):
     db.execute_sql('CREATE TABLE IF NOT EXISTS "run_log" ("name" VARCHAR(40))')
     db.execute_sql("INSERT INTO \\"run_log\\" VALUES ('{name}')")
+    open({running!r}, "w").close()
     # Held, with the migration lock, until the test has seen the other run wait for it.
     deadline = time.monotonic() + 120
     while not os.path.exists({release!r}):
         if time.monotonic() > deadline:
             raise RuntimeError("the test never let this migration finish")
         time.sleep(0.01)
-    time.sleep({hold})
 
 
 def downgrade(migrator, db):
@@ -48,16 +48,18 @@ def downgrade(migrator, db):
 """
 
 
-def folder_with(tmp_path: Path, names: list[str], hold: float = 1.0) -> str:
-    """A migrations folder: the shipped first one, then ``names``, each of which holds
-    the lock until the file ``tmp_path / "release"`` exists."""
+def folder_with(tmp_path: Path, names: list[str]) -> str:
+    """A migrations folder: the shipped first one, then ``names``, each of which, once
+    inside its transaction, creates ``tmp_path / "<name>.running"`` and holds the lock
+    until the file ``tmp_path / "release"`` exists."""
     folder = tmp_path / "migrations"
     folder.mkdir()
     shutil.copy(Path(migrations_directory()) / "0001_initial.py", folder)
     release = str(tmp_path / "release")
     for name in names:
+        running = str(tmp_path / f"{name}.running")
         (folder / f"{name}.py").write_text(
-            textwrap.dedent(SLOW.format(name=name, release=release, hold=hold))
+            textwrap.dedent(SLOW.format(name=name, release=release, running=running))
         )
     return str(folder)
 
@@ -102,17 +104,30 @@ def migrate(*args: str, cwd: Path | None = None, env: dict | None = None, backgr
 
 
 def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path):
-    """The second run waits for the first and then skips what it applied. Each slow
-    migration holds the lock for a second after the file ``release`` exists, long
-    enough for the other process to arrive meanwhile. (Released at once and waited for
-    by its "waiting" message instead, a second SQLite run with a short busy timeout
-    failed with "database is busy" outside the per-migration retry: see
-    test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock.)"""
+    """The second run waits for the first (it says so) and then skips what it applied.
+
+    States, not times: the second run starts once the first is inside its slow
+    migration, and that migration goes on only once the second says it waits. On
+    SQLite the second run's busy timeout is a tenth of a second, so every step of it
+    that meets the first run's lock gives up on it at once and must wait its turn."""
     folder = folder_with(tmp_path, ["0002_slow", "0003_slower"])
+    first = Watched("upgrade", "--url", file_db_url, "--directory", folder)
+    wait_until(
+        lambda: (tmp_path / "0002_slow.running").exists() or first.process.poll() is not None,
+        "the first run inside 0002_slow",
+    )
+    short = file_db_url + ("?timeout=0.1" if file_db_url.startswith("sqlite") else "")
+    second = Watched("upgrade", "--url", short, "--directory", folder)
+    waiting = "waiting for another migration run"
+    # Neither run can end before the release unless it failed: stop waiting then.
+    wait_until(
+        lambda: second.said(waiting) or second.process.poll() is not None,
+        "the second run waiting for the first",
+    )
     (tmp_path / "release").touch()
-    runs = [Watched("upgrade", "--url", file_db_url, "--directory", folder) for _ in range(2)]
-    results = [run.finish() for run in runs]
+    results = [first.finish(), second.finish()]
     assert [code for code, _, _ in results] == [0, 0], results
+    assert waiting in results[1][2], results
     db = connect(file_db_url, migrate=False)
     assert sorted(db.execute_sql('SELECT "name" FROM "run_log"').fetchall()) == [
         ("0002_slow",),
@@ -126,6 +141,7 @@ def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path
     applied_by = [
         out.count("applied:") and out.split("applied: ")[1].split("\n")[0] for _, out, _ in results
     ]
+    assert applied_by[0].startswith("0001_initial, 0002_slow"), applied_by
     assert sorted(", ".join(a for a in applied_by if a).split(", ")) == [
         "0001_initial",
         "0002_slow",
@@ -134,16 +150,23 @@ def test_two_concurrent_upgrades_apply_each_migration_once(file_db_url, tmp_path
     db.close()
 
 
-def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(tmp_path):
-    """Past the busy timeout the run says it waits and tries again (up to ten minutes),
-    instead of failing: the holder may be a bot's long transaction or another run."""
+@pytest.mark.parametrize("start", ["a store", "an empty WAL file", "an empty file"])
+def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(start, tmp_path):
+    """Past the busy timeout the run says once that it waits and tries again (up to ten
+    minutes), instead of failing: the holder may be a bot's long transaction or another
+    run. Every step that needs the lock waits: on a store, the migration's own
+    transaction; on an empty file, creating the history table, and on one not in WAL
+    mode yet, switching it to WAL as it connects."""
     path = tmp_path / "held.db"
-    migrate("upgrade", "--url", f"sqlite:///{path}", "--directory", folder_with(tmp_path, []))
+    if start == "a store":
+        migrate("upgrade", "--url", f"sqlite:///{path}", "--directory", folder_with(tmp_path, []))
     later = tmp_path / "later"
     later.mkdir()
     folder = folder_with(later, ["0002_slow"])
     (later / "release").touch()
     holder = sqlite3.connect(path, isolation_level=None)
+    if start == "an empty WAL file":
+        holder.execute("PRAGMA journal_mode = wal")
     holder.execute("BEGIN IMMEDIATE")
     try:
         run = Watched("upgrade", "--url", f"sqlite:///{path}?timeout=0.1", "--directory", folder)
@@ -155,7 +178,8 @@ def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(t
         holder.execute("ROLLBACK")
         holder.close()
     code, out, err = run.finish()
-    assert code == 0 and "waiting for another migration run" in err, err
+    assert code == 0, err
+    assert err.count("waiting for another migration run to finish") == 1, err
     assert "0002_slow" in out and "Traceback" not in err
 
 

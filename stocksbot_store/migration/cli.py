@@ -69,9 +69,10 @@ def _echo(text: str) -> None:
 
 
 def _backup_first(runner: Runner, args: argparse.Namespace) -> None:
-    """Back up a SQLite file before its schema changes, unless told not to."""
+    """Back up a SQLite file before its schema changes, unless told not to (waiting, as
+    every step of a run does, for another connection that holds the file's lock)."""
     if not args.no_backup:
-        path = backup_before(runner.database)
+        path = runner.retry_busy(lambda: backup_before(runner.database))
         if path:
             _echo(f"backup: {path} (restore it with `stocksbot-restore {path} --url URL`)")
 

@@ -10,6 +10,10 @@ Numbered files (``migrations/0001_initial.py``, shipped as the package
   advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` around each migration on SQLite
   (the history is re-read inside the lock, so the second run skips what the first
   applied);
+* **patience on SQLite**: every step of a run that can meet another connection's lock
+  (connecting, reading the history, creating its table, the backup, each migration's
+  ``BEGIN IMMEDIATE``) waits for it, however short the URL's busy timeout, for up to
+  :data:`SQLITE_LOCK_WAIT` seconds (:meth:`Runner.retry_busy`);
 * **one transaction per migration**, history row included: a migration that fails
   leaves schema and data as they were, and :class:`MigrationError` names it and
   says why;
@@ -36,13 +40,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import peewee
 from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from ..backends import backend_of, describe, prepare_database, read_transaction
-from ..errors import DatabaseUnavailableError, Fault, MigrationError, SchemaError, fault_of
+from ..errors import DRIVER_ERRORS, Fault, MigrationError, SchemaError, StorageError, fault_of
 from ..fields import UTCDateTimeField, utcnow
 from ..legacy import refuse_legacy, refuse_unversioned
 
@@ -51,9 +56,14 @@ HISTORY_TABLE = "schema_migration"
 LOCK_KEY = 0x53544B424D4947  # "STKBMIG"
 #: How long an SQLite run waits for another one before it gives up, in seconds.
 SQLITE_LOCK_WAIT = 600
+#: Pause between two tries of a step that found the SQLite file busy, in seconds (a
+#: busy timeout of 0 would otherwise spin).
+SQLITE_RETRY_PAUSE = 0.05
+WAITING = "waiting for another migration run to finish ..."
 COMMAND = "python -m stocksbot_store.migrate"
 
 Echo = Callable[[str], None]
+T = TypeVar("T")
 
 
 def migrations_directory() -> str:
@@ -93,6 +103,10 @@ class Runner(pw_migrations.Runner):
     def revisions(self) -> list[str]:
         """Every migration file's name, in order."""
         return [m.name for m in self.migrations()]
+
+    def status(self) -> list[pw_migrations.Migration]:
+        """Files and history merged, in order (playhouse's), waiting out a busy SQLite file."""
+        return self.retry_busy(super().status)
 
     def applied_names(self) -> list[str]:
         """Applied migrations in order; ones without a file (from a newer package) last."""
@@ -145,11 +159,13 @@ class Runner(pw_migrations.Runner):
 
     def _upgrade_locked(self, target: str) -> list[str]:
         self._refuse_unknown()
-        refuse_legacy(self.database)
+        self.retry_busy(lambda: refuse_legacy(self.database))
         last = self.resolve(target)
         names = self.revisions()
         plan = [] if last is None else names[: names.index(last) + 1]
-        self.History.create_table(safe=True)
+        # A write on a new database (a no-op read once the table is there): another
+        # run's migration may hold the lock it needs.
+        self.retry_busy(lambda: self.History.create_table(safe=True))
         return [n for n in plan if n in self.pending() and self._run_one(n, "upgrade")]
 
     def downgrade(self, target: str = "-1") -> list[str]:
@@ -169,7 +185,7 @@ class Runner(pw_migrations.Runner):
 
     def stamp(self, target: str = "head") -> list[str]:
         """Record migrations up to ``target`` as applied without running them."""
-        with self._session(), self._lock(), self.database.atomic():
+        with self._session(), self._lock(), self._transaction():
             refuse_legacy(self.database)
             self.History.create_table(safe=True)
             last = self.resolve(target)
@@ -237,6 +253,36 @@ class Runner(pw_migrations.Runner):
 
     # -- locking and connections ------------------------------------------------------------
 
+    def retry_busy(self, step: Callable[[], T]) -> T:
+        """``step()``, tried again while another connection holds the SQLite file's lock.
+
+        SQLite gives up on a lock after the URL's busy timeout (``?timeout=``, 30 s by
+        default) with SQLITE_BUSY or SQLITE_LOCKED; the holder may be another migration
+        run or a bot's long transaction, so a run waits longer: it says once that it
+        waits, then tries ``step`` again until it works or :data:`SQLITE_LOCK_WAIT`
+        seconds have passed. Any other error, every error on PostgreSQL (whose runs
+        wait on the advisory lock instead) and one inside a transaction (which a retry
+        cannot restart) is raised at once. ``step`` must be safe to run again: a
+        statement outside a transaction, or the ``BEGIN`` of one.
+        """
+        db = self.database
+        if backend_of(db) != "sqlite" or db.in_transaction():
+            return step()
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT
+        said = False
+        while True:
+            try:
+                return step()
+            except DRIVER_ERRORS + (StorageError,) as e:
+                # The store's databases report a BEGIN or a connection that timed out on
+                # the lock as DatabaseUnavailableError, raised from the driver's error.
+                if fault_of(e) is not Fault.RETRYABLE or time.monotonic() > deadline:
+                    raise
+            if not said:
+                self.echo(WAITING)
+                said = True
+            time.sleep(SQLITE_RETRY_PAUSE)
+
     @contextmanager
     def _session(self) -> Iterator[None]:
         if not os.path.isdir(self.directory):
@@ -249,7 +295,7 @@ class Runner(pw_migrations.Runner):
             raise MigrationError("run migrations outside a transaction")
         opened = db.is_closed()
         if opened:
-            db.connect()
+            self.retry_busy(db.connect)
         try:
             yield
         finally:
@@ -264,7 +310,7 @@ class Runner(pw_migrations.Runner):
             return
         got = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
         if not got:
-            self.echo("waiting for another migration run to finish ...")
+            self.echo(WAITING)
             db.execute_sql("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             yield
@@ -277,12 +323,12 @@ class Runner(pw_migrations.Runner):
         if backend_of(db) != "sqlite":
             yield
             return
-        enabled = db.pragma("foreign_keys")
-        db.pragma("foreign_keys", 0)
+        enabled = self.retry_busy(lambda: db.pragma("foreign_keys"))
+        self.retry_busy(lambda: db.pragma("foreign_keys", 0))
         try:
             yield
         finally:
-            db.pragma("foreign_keys", enabled)
+            self.retry_busy(lambda: db.pragma("foreign_keys", enabled))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -291,18 +337,13 @@ class Runner(pw_migrations.Runner):
             with db.atomic():
                 yield
             return
-        deadline = time.monotonic() + SQLITE_LOCK_WAIT
-        while True:
+
+        def begin() -> peewee._atomic:
             txn = db.atomic("IMMEDIATE")
-            try:
-                txn.__enter__()
-                break
-            except (peewee.OperationalError, DatabaseUnavailableError) as e:
-                # The store's databases report a BEGIN that timed out on the other run's
-                # lock as DatabaseUnavailableError, raised from the driver's SQLITE_BUSY.
-                if fault_of(e) is not Fault.RETRYABLE or time.monotonic() > deadline:
-                    raise
-                self.echo("waiting for another migration run to finish ...")
+            txn.__enter__()
+            return txn
+
+        txn = self.retry_busy(begin)
         try:
             yield
         except BaseException:
@@ -325,13 +366,13 @@ def ensure_schema(db: Database, *, create: bool = True) -> None:
     database raises :class:`SchemaError` (naming the command that creates it) and
     nothing is written. Called by :func:`stocksbot_store.store.open_store`.
     """
+    runner = Runner(db)
     opened = db.is_closed()
     if opened:
-        db.connect()
+        runner.retry_busy(db.connect)
     try:
-        runner = Runner(db)
         known = runner.revisions()
-        if _applied(db) == set(known):
+        if runner.retry_busy(lambda: _applied(db)) == set(known):
             return
         with _creation_lock(runner, create):
             applied = _applied(db)
