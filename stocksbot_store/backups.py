@@ -133,7 +133,10 @@ def backup(
                 # Another process (a second migration run) began a backup of the same
                 # file under the same name meanwhile: take the next free name.
                 if not chosen:
-                    raise
+                    raise StorageError(
+                        f"{path}.partial exists: another backup to {path} is being written "
+                        "(or one was stopped; delete that file); choose another path"
+                    ) from None
                 path = default_backup_path(db)
     report = export_archive(db, path, progress=progress, check=verify)
     if verify:
@@ -152,11 +155,19 @@ def backup(
 def _backup_sqlite(
     db: Database, path: str, verify: bool, progress: Progress | None
 ) -> BackupReport:
+    partial = f"{path}.partial"
+    try:  # claim the name: two backups never write one file
+        fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise StorageError(
+            f"cannot write the backup {path}: {e.strerror}; choose a path in a folder "
+            "that exists and that this user can write"
+        ) from None
+    os.close(fd)
     name = str(db.database)
     source = sqlite3.connect(name, uri=name.startswith("file:"), isolation_level=None, timeout=30)
-    partial = f"{path}.partial"
-    fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
     try:
         target = sqlite3.connect(partial)
         try:

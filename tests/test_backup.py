@@ -320,3 +320,25 @@ def test_the_default_backup_path_is_beside_the_file_a_uri_names(tmp_path, monkey
     written = Path(capsys.readouterr().out.split("backup: ", 1)[1].split("\n", 1)[0])
     assert written.parent == folder and written.exists()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_backup_path_that_cannot_be_written_is_refused_with_the_fix(tmp_path):
+    """A folder that does not exist, or a name another backup is writing, is a
+    StorageError naming the path (it was a raw FileNotFoundError / FileExistsError),
+    and no file is left behind."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    db = connect(url)
+    try:
+        missing = tmp_path / "no such folder" / "copy.db"
+        with pytest.raises(StorageError, match="choose a path in a folder that exists"):
+            backup(db, str(missing))
+        busy = tmp_path / "copy.db"
+        Path(f"{busy}.partial").touch()  # another backup's copy under that name
+        with pytest.raises(StorageError, match=r"copy\.db\.partial exists: another backup"):
+            backup(db, str(busy))
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == [
+            "copy.db.partial"
+        ]
+    finally:
+        db.close()
