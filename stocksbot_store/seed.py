@@ -239,6 +239,8 @@ class SimulatedBot:
         self.market = _Market(self.rng, last_trade_prices(self.storage))
         self.steps = 0
         self.errors = 0
+        #: Steps skipped because trading was halted.
+        self.halted = 0
         #: Why :meth:`run` stopped on its own (an error that is not the store's), or None.
         self.failure: str | None = None
         self._stop = threading.Event()
@@ -251,6 +253,7 @@ class SimulatedBot:
         Sometimes it cancels what is left of an older working order instead.
         """
         if not self.storage.is_trading_enabled():
+            self.halted += 1
             return None
         self.steps += 1
         if self.rng.random() < 0.1:

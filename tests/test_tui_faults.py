@@ -339,33 +339,37 @@ async def test_hostile_text_in_the_audit_view_and_an_orders_history_is_shown_as_
 # -- the demo's bot loses its database (brief item 4) ------------------------------------------
 
 
+def wait_until_bot(condition, failure: str, seconds: float = 10) -> None:
+    """Poll a simulated bot's state (never a fixed sleep)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
 def test_the_simulated_bot_rides_out_a_held_lock_and_a_bad_switch(sqlite_url, capfd):
     bot = SimulatedBot(connect(with_timeout(sqlite_url, 0.05)), seed=5, interval=0.01)
     store = StorageService(connect(sqlite_url))
     holder = hold_write_lock(sqlite_url)
     bot.start()
     try:
-        wait = time.monotonic() + 10
-        while bot.errors < 2:
-            assert time.monotonic() < wait, "the bot never met the lock"
-            time.sleep(0.01)
+        try:
+            wait_until_bot(lambda: bot.errors >= 2, "the bot never met the lock")
+        finally:
+            holder.rollback()
+            holder.close()
+        steps = bot.steps
+        wait_until_bot(lambda: bot.steps > steps + 2, "the bot did not carry on")
+        switch_row(store, "true", "truthy")  # halts it, with no raw error
+        errors = bot.errors
+        wait_until_bot(lambda: bot.halted > 0, "the bot never saw the halt")
+        steps, halted = bot.steps, bot.halted
+        wait_until_bot(lambda: bot.halted >= halted + 5, "the bot stopped looking at the switch")
+        assert bot.steps == steps and bot.errors == errors
+        assert bot._thread is not None and bot._thread.is_alive()
     finally:
-        holder.rollback()
-        holder.close()
-    steps = bot.steps
-    wait = time.monotonic() + 10
-    while bot.steps <= steps + 2:
-        assert time.monotonic() < wait, "the bot did not carry on"
-        time.sleep(0.01)
-    switch_row(store, "true", "truthy")  # halts it, with no raw error
-    errors = bot.errors
-    time.sleep(0.2)
-    steps = bot.steps
-    time.sleep(0.2)
-    assert bot.steps == steps and bot.errors == errors
-    assert bot._thread is not None and bot._thread.is_alive()
-    bot.stop()
-    store.db.close()
+        bot.stop()
+        store.db.close()
     assert "Traceback" not in capfd.readouterr().err
 
 
