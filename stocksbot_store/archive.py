@@ -38,7 +38,7 @@ from peewee import Database
 from .backends import read_transaction
 from .check import LedgerReport, check_ledger
 from .database import backend_of, describe
-from .errors import StorageError
+from .errors import StorageError, path_error, translate_path_errors
 from .fields import utcnow
 from .migration.runner import HISTORY_TABLE, Runner
 from .models import MODELS
@@ -116,7 +116,8 @@ def export_archive(
             "choose a new path so no archive is overwritten"
         )
     partial = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
-    os.makedirs(partial, mode=0o700)
+    with translate_path_errors("the archive", out):
+        os.makedirs(partial, mode=0o700)
     try:
         with read_transaction(db):
             history = Runner(db).applied_names()
@@ -147,6 +148,9 @@ def export_archive(
         if os.path.isdir(out):
             os.rmdir(out)
         os.replace(partial, out)
+    except OSError as e:  # a full disk, or a folder that changed meanwhile
+        shutil.rmtree(partial, ignore_errors=True)
+        raise path_error("the archive", out, e) from e
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

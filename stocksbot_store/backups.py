@@ -29,7 +29,7 @@ from peewee import Database, SqliteDatabase
 from .archive import MANIFEST, export_archive, import_archive, verify_archive
 from .check import LedgerReport, check_ledger
 from .database import backend_of, describe, prepare_database
-from .errors import StorageError
+from .errors import StorageError, path_error
 from .fields import utcnow
 from .rows import Progress, VerificationError, rows_held
 from .transfer import CopyReport
@@ -161,10 +161,7 @@ def _backup_sqlite(
     except FileExistsError:
         raise
     except OSError as e:
-        raise StorageError(
-            f"cannot write the backup {path}: {e.strerror}; choose a path in a folder "
-            "that exists and that this user can write"
-        ) from None
+        raise path_error("the backup", path, e) from None
     os.close(fd)
     name = str(db.database)
     source = sqlite3.connect(name, uri=name.startswith("file:"), isolation_level=None, timeout=30)

@@ -42,7 +42,7 @@ from playhouse import db_url
 from .access import apply_access, take_access_options
 from .backends import backend_of, describe, prepare_database
 from .connection import resilient_class
-from .errors import ConfigurationError
+from .errors import ConfigurationError, translate_path_errors
 from .replicas import attach_replicas
 from .urls import DEFAULT_URL, database_url, mask_url, scrub, sqlite_url_file_path, url_secrets
 
@@ -95,8 +95,10 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     url = database_url(url)
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme.startswith("sqlite") and not create:
-        require_sqlite_file(url)
+    if scheme.startswith("sqlite"):
+        _refuse_folder(url)
+        if not create:
+            require_sqlite_file(url)
     try:
         access = take_access_options(url, options)
     except ValueError:  # the parser's words may quote part of a password
@@ -216,14 +218,25 @@ def require_sqlite_file(url: str) -> None:
     )
 
 
-def _create_private_file(path: str) -> None:
-    """Create the SQLite file readable by its owner only."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
+def _refuse_folder(url: str) -> None:
+    """Raise a ConfigurationError naming the folder if the SQLite URL ``url`` names one
+    (SQLite says only "disk I/O error" or "unable to open database file")."""
+    try:
+        path = sqlite_url_file_path(url)
+    except ValueError:
+        return  # _connect_sqlite says what is wrong with the URL
+    if path is not None and os.path.isdir(path):
         raise ConfigurationError(
-            f"cannot create the SQLite database {path!r}: folder {directory!r} does not exist"
+            f"{path!r} is a folder, not a SQLite database file: point the URL at the "
+            f"database file (e.g. sqlite:///{os.path.join(path, 'stocksbot.db')})"
         )
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+
+
+def _create_private_file(path: str) -> None:
+    """Create the SQLite file readable by its owner only; a path where it cannot be (no
+    such folder, a file on the path, /proc) is a ConfigurationError naming the fix."""
+    with translate_path_errors("the SQLite database", path, ConfigurationError):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
 
 

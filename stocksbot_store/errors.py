@@ -17,6 +17,8 @@ says what to fix instead.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +95,10 @@ class MigrationError(SchemaError):
 class CorruptRowError(StorageError):
     """A stored row breaks the store's schema (a table changed outside the store): a NULL
     in a column it declares NOT NULL, an audit row whose changes are not JSON."""
+
+
+class PathError(StorageError):
+    """A file or folder the store was asked to write cannot be written there; nothing was."""
 
 
 MIGRATE_COMMAND = "python -m stocksbot_store.migrate upgrade"
@@ -324,6 +330,55 @@ def translate_errors(action: str) -> Iterator[None]:
         raise
     except DRIVER_ERRORS as e:
         raise storage_error(action, e) from e
+
+
+_NO_WRITE = (
+    "this user cannot write there (permissions, a read-only file system, or a system "
+    "folder such as /proc or /sys): choose a folder it can write"
+)
+#: What to do about a file-system error, by its errno.
+_PATH_FIXES = {
+    errno.EACCES: _NO_WRITE,
+    errno.EPERM: _NO_WRITE,
+    errno.EROFS: _NO_WRITE,
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose a path whose folders are "
+    "folders",
+    errno.EISDIR: "it is a folder: name a file",
+    errno.EEXIST: "something already has that name: choose a new path",
+    errno.ENAMETOOLONG: "a name in it is longer than the file system allows (255 bytes): choose "
+    "a shorter one",
+    errno.ENOSPC: "the disk is full: free space on it, or choose a path on another disk",
+    errno.EDQUOT: "the disk quota is used up: free space, or choose a path on another disk",
+}
+
+
+def path_error(
+    what: str, path: str, error: OSError, kind: type[StorageError] = PathError
+) -> StorageError:
+    """The ``kind`` of :class:`StorageError` that says why ``what`` (``"the backup"``) could
+    not be written at ``path`` and what to do, from the ``OSError`` the file system raised."""
+    reason = error.strerror or first_line(error)
+    fix = _PATH_FIXES.get(error.errno or 0, "choose another path")
+    if error.errno == errno.ENOENT:
+        folder = os.path.dirname(os.path.abspath(path))
+        # A folder that is there but takes no new files: /proc, some mounts.
+        missing = f"the folder {folder} does not exist: create it first, or choose a path"
+        fix = _NO_WRITE if os.path.isdir(folder) else missing + " in a folder that exists"
+    return kind(f"cannot write {what} {path}: {reason}; {fix}")
+
+
+@contextmanager
+def translate_path_errors(
+    what: str, path: str, kind: type[StorageError] = PathError
+) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing ``what`` at ``path`` into a
+    :class:`StorageError` (see :func:`path_error`); the ``OSError`` stays as ``__cause__``."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as e:
+        raise path_error(what, path, e, kind) from e
 
 
 def is_unique_violation(error: BaseException) -> bool:

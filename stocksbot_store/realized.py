@@ -44,6 +44,7 @@ from peewee import Database
 
 from . import ledger
 from .backends import read_transaction
+from .errors import translate_path_errors
 from .fields import money_context, quantize, tidy
 from .models import ZERO, Trade
 from .rows import Progress, canonical_batches, count_rows, describe_model, restrict
@@ -301,10 +302,15 @@ def write_realized_report(
     db: Database, folder: str, method: str = "average", progress: Progress | None = None
 ) -> tuple[str, str, int]:
     """Write ``realized-<method>.csv`` (one row per closing trade) and
-    ``realized-<method>-yearly.csv`` into ``folder``; their paths and the row count."""
-    os.makedirs(folder, exist_ok=True)
+    ``realized-<method>-yearly.csv`` into ``folder``; their paths and the row count.
+
+    Each file is written beside its name and renamed when whole, so a failure (a path
+    that cannot be written, a full disk, a database error) leaves the files that were
+    there before and no half report; a file-system fault is a
+    :class:`~stocksbot_store.errors.PathError` naming the path and the fix."""
     rows_path = os.path.join(folder, f"realized-{method}.csv")
     years_path = os.path.join(folder, f"realized-{method}-yearly.csv")
+    partials = [f"{rows_path}.partial", f"{years_path}.partial"]
     written = [0]
 
     def rows_written(writer: Any) -> Iterator[RealizedRow]:
@@ -313,12 +319,22 @@ def write_realized_report(
             written[0] += 1
             yield row
 
-    with open(rows_path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(ROW_HEADER)
-        years = yearly_summary(rows_written(writer))
-    with open(years_path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(YEAR_HEADER)
-        writer.writerows(year.cells() for year in years)
+    try:
+        with translate_path_errors("the realized report", folder):
+            os.makedirs(folder, exist_ok=True)
+            with open(partials[0], "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(ROW_HEADER)
+                years = yearly_summary(rows_written(writer))
+            with open(partials[1], "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out, lineterminator="\n")
+                writer.writerow(YEAR_HEADER)
+                writer.writerows(year.cells() for year in years)
+            os.replace(partials[0], rows_path)
+            os.replace(partials[1], years_path)
+    except BaseException:
+        for partial in partials:
+            if os.path.isfile(partial):
+                os.remove(partial)
+        raise
     return rows_path, years_path, written[0]

@@ -47,7 +47,15 @@ from peewee import CharField, Database, Model
 from playhouse import migrations as pw_migrations
 
 from ..backends import backend_of, describe, prepare_database, read_transaction
-from ..errors import DRIVER_ERRORS, Fault, MigrationError, SchemaError, StorageError, fault_of
+from ..errors import (
+    DRIVER_ERRORS,
+    Fault,
+    MigrationError,
+    SchemaError,
+    StorageError,
+    fault_of,
+    translate_path_errors,
+)
 from ..fields import UTCDateTimeField, utcnow
 from ..legacy import refuse_legacy, refuse_unversioned
 
@@ -99,6 +107,14 @@ class Runner(pw_migrations.Runner):
         self.History = History
 
     # -- what there is ------------------------------------------------------------------
+
+    def create(self, name: str = "", body: str | None = None) -> str:
+        """Write the next numbered migration file into the migrations folder; its path.
+
+        A folder that cannot be written (a file on its path, a name too long for the
+        file system) is a :class:`MigrationError` naming it and the fix."""
+        with translate_path_errors("a migration file into", self.directory, MigrationError):
+            return str(super().create(name, body))
 
     def revisions(self) -> list[str]:
         """Every migration file's name, in order."""
