@@ -30,6 +30,7 @@ from stocksbot_store.commands import backup_main, convert_main, export_main, res
 from stocksbot_store.migration.cli import main as migrate_main
 from stocksbot_store.migration.runner import Runner
 from stocksbot_store.realized import write_realized_report
+from stocksbot_tui.__main__ import main as dashboard_main
 
 #: Each fault: the path it gives, from a folder holding the file ``notes.txt``.
 FAULTS: dict[str, Callable[[Path], str]] = {
@@ -157,3 +158,10 @@ def test_every_command_line_refuses_a_refused_path_in_one_line(tmp_path, refused
         assert main(argv) == 2, argv
         one_line_naming(capsys, refused)
     assert not [p for p in os.listdir(tmp_path) if "partial" in p]
+
+
+def test_a_dashboard_screenshot_to_a_refused_path_is_one_line(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("kept as it is\n")
+    shot = str(tmp_path / "notes.txt" / "dashboard.svg")
+    assert dashboard_main(["--demo", "--screenshot", shot]) == 2
+    assert one_line_naming(capsys, shot).startswith("stocksbot-dashboard: cannot write")

@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from stocksbot_store.errors import translate_path_errors
+
 from .app import DashboardApp
 
 SIZE = (160, 40)
@@ -21,13 +23,17 @@ async def _until_drawn(app: DashboardApp, pilot, timeout: float = 30.0) -> None:
 
 
 def save_screenshot(app: DashboardApp, path: str, size: tuple[int, int] = SIZE) -> str:
-    """Run ``app`` headless until its first refresh is drawn; save an SVG to ``path``."""
+    """Run ``app`` headless until its first refresh is drawn; save an SVG to ``path``.
+
+    A path that cannot be written is a :class:`~stocksbot_store.errors.PathError`
+    naming it and the fix."""
     target = Path(path)
 
     async def shoot() -> str:
         async with app.run_test(size=size) as pilot:
             await _until_drawn(app, pilot)
-            return app.save_screenshot(target.name, str(target.parent or "."))
+            with translate_path_errors("the screenshot", path):
+                return app.save_screenshot(target.name, str(target.parent or "."))
 
     return asyncio.run(shoot())
 
