@@ -39,6 +39,7 @@ from .adopt_convert import LEGACY_SCHEMA, Adoption, ProgressCallback
 from .adopt_report import RULES, SHOWN, AdoptionError, AdoptionReport, AdoptionReportRow
 from .backups import unused_path
 from .database import backend_of, describe
+from .errors import path_error
 from .fields import UTC, utcnow
 from .legacy import OLD_REVISION, OLD_TABLES, REPORT_TABLES, is_legacy
 from .migration.runner import LOCK_KEY
@@ -182,6 +183,8 @@ def sqlite_backup(db: Database) -> str | None:
             fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             continue
+        except OSError as e:  # nothing was changed yet: say so, and how to go on
+            raise path_error("the backup before adoption", target, e, AdoptionError) from e
         os.close(fd)
         break
     copy = sqlite3.connect(target)

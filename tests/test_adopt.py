@@ -386,6 +386,26 @@ def test_a_second_adoption_within_the_same_second_gets_a_backup_of_its_own(
     assert taken.read_text() == "an earlier run's backup"
 
 
+def test_an_adoption_whose_backup_cannot_be_written_stops_before_any_change(tmp_path, capsys):
+    """A database whose name leaves no room for the backup's (over 255 bytes with the
+    stamp): the adoption stops with one line naming the backup and the fix, the old
+    database as it was; it printed a raw "[Errno 36] File name too long"."""
+    path = tmp_path / f"{'old' * 80}.db"
+    old = OldDatabase(f"sqlite:///{path}", "sqlite_file")
+    fill_history(old.bot)
+    old.close()
+    tables = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    with sqlite3.connect(path) as before:
+        old_tables = before.execute(tables).fetchall()
+    assert main(["adopt", "--url", f"sqlite:///{path}", "--assume-timezone", "UTC"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Errno" not in err, err
+    assert "cannot write the backup before adoption" in err and "choose a shorter" in err
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+    with sqlite3.connect(path) as after:
+        assert after.execute(tables).fetchall() == old_tables
+
+
 def test_cli_adopts_with_a_named_backup_then_says_it_is_done(old_file, capsys):
     fill_history(old_file.bot)
     url = old_file.url
