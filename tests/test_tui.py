@@ -389,14 +389,76 @@ async def test_keyed_table_columns_grow_with_their_values():
             yield KeyedTable([("side", "Side"), ("last", "Last")])
 
     app = One()
-    async with app.run_test() as pilot:
+    async with app.run_test(size=(40, 6)) as pilot:
         table = app.query_one(KeyedTable)
         table.sync([("a", [Cell("short"), Cell("9.00")])])
         await pilot.pause()
-        assert table.columns["side"].content_width == len("short")
+        assert table.columns["side"].get_render_width(table) == len(" short ")
+        assert drawn(app)[1].split() == ["short", "9.00"]
         table.sync([("a", [Cell("short"), Cell("1,234.00")])])  # a value got wider
         await pilot.pause()
-        assert table.columns["last"].content_width == len("1,234.00")
+        assert table.columns["last"].get_render_width(table) == len(" 1,234.00 ")
+        assert drawn(app)[1].split() == ["short", "1,234.00"]
+        table.sync([("a", [Cell("long"), Cell("1.00")])])  # and narrower
+        await pilot.pause()
+        assert drawn(app)[:2] == [" Side  Last ".ljust(40), " long  1.00 ".ljust(40)]
+
+
+@drive
+async def test_keyed_table_rows_drawn_before_the_table_is_idle_are_whole():
+    """On a busy machine the screen can be painted between the rows' arrival and the
+    table's next idle moment (when DataTable measures its own columns): that frame, and
+    every frame after it, shows whole values."""
+    from textual.app import App
+
+    from stocksbot_tui.format import Cell, side
+
+    class One(App):
+        def compose(self):
+            yield KeyedTable([("side", "Side"), ("last", "Last")])
+
+    app = One()
+    async with app.run_test(size=(40, 6)) as pilot:
+        await pilot.pause()
+        table = app.query_one(KeyedTable)
+        table.sync([("a", [side("short"), Cell("199.50", justify="right")])])
+        assert table.render_line(1).text.split() == ["short", "199.50"]  # painted at once
+        await pilot.pause()
+        assert drawn(app)[1].split() == ["short", "199.50"]
+
+
+@drive
+async def test_keyed_table_a_wider_value_keeps_the_newer_count_and_the_cursor():
+    """A column widened while the reader is scrolled down keeps them where they were."""
+    from textual.app import App
+
+    from stocksbot_tui.format import Cell
+
+    class One(App):
+        def compose(self):
+            yield KeyedTable([("id", "Id"), ("price", "Price")])
+
+    def rows(ids: range, wide: int | None = None) -> list[tuple[str, list[Cell]]]:
+        return [(str(i), [Cell(str(i)), Cell("1,000.00" if i == wide else "1.00")]) for i in ids]
+
+    app = One()
+    async with app.run_test(size=(40, 10)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.sync(rows(range(30, 0, -1)))
+        await pilot.pause()
+        for _ in range(12):
+            await pilot.press("down")
+        await pilot.pause()
+        selected = table.selected_key
+        table.sync(rows(range(31, 0, -1), wide=31))  # a newer row, with a wider price
+        await pilot.pause()
+        assert table.columns["price"].get_render_width(table) == len(" 1,000.00 ")
+        assert table.selected_key == selected and table.newer == 1
+
+
+def drawn(app) -> list[str]:
+    """The screen's lines, as text."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
 def test_installed_it_is_the_package_stocksbot_tui(tmp_path):

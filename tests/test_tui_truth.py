@@ -318,8 +318,8 @@ async def test_numbers_are_never_cut_and_help_and_quit_are_always_shown(seeded_u
         for number, (view, _, _) in enumerate(VIEWS, 1):
             await pilot.press(str(number))
             await pilot.pause()
-            # The screen catches up with the table's columns within a few frames; on a
-            # busy machine a single pause is not always enough (a state, not a time).
+            # The switched view is painted within a few frames; on a busy machine a
+            # single pause is not always enough (a state, not a time).
             try:
                 await wait_for(pilot, lambda view=view: numeric_cells_cut(app, view) == [], 5)
             except pytest.fail.Exception:

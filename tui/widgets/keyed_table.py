@@ -11,9 +11,11 @@ one ``batch_update()``, then puts the cursor back where the reader wants it:
   and counts the rows that arrived above (:attr:`KeyedTable.newer`); ``home`` goes
   back to the top and shows them.
 
-Columns never cut a value: when the table is narrower than its columns, whole
-columns are hidden, least important first (``drop_order``), and
-:attr:`KeyedTable.hidden` names them. The sort column's header carries ``▲`` or
+Columns never cut a value: each column is as wide as its widest cell (or its
+label), a width the table sets itself from the cells it holds whenever they change,
+so that no frame is ever drawn with a narrower column. When the table is narrower
+than its columns, whole columns are hidden, least important first (``drop_order``),
+and :attr:`KeyedTable.hidden` names them. The sort column's header carries ``▲`` or
 ``▼``. A table whose rows come sorted by the database (``sql_sort``) does not sort
 what it holds: it posts :class:`KeyedTable.SortChanged` and shows the rows it is
 given next, in their order.
@@ -82,7 +84,7 @@ class KeyedTable(DataTable):
         self._cells: dict[str, list[Cell]] = {}
         self._rank: dict[str, int] = {}
         self._shown: list[str] = []  # the column keys on screen
-        self._labels: dict[str, str] = {}
+        self._columns: list[tuple[str, str, int]] = []  # their keys, labels and widths
         self._newer: set[str] = set()
         self._note: tuple[int, tuple[str, ...]] = (0, ())
 
@@ -122,41 +124,57 @@ class KeyedTable(DataTable):
             return label
         return f"{label} {DESCENDING if self.sort_reverse else ASCENDING}"
 
-    def _fitting_columns(self) -> list[str]:
-        """The columns that fit the table's width, dropping ``drop_order`` first."""
-        keys = [key for key, _ in self.column_spec]
-        room = self.size.width - self.styles.scrollbar_size_vertical
-        if self.size.width <= 0:
-            return keys
-        width = {}
-        for position, (key, label) in enumerate(self.column_spec):
-            cells = [row[position].cell_len for row in self._cells.values()]
-            width[key] = (
-                max([Text(self._label(key, label)).cell_len, *cells]) + 2 * self.cell_padding
+    def _widths(self) -> dict[str, int]:
+        """Each column's width without padding: its label's or its widest cell's.
+
+        The columns get these widths when they are added, rather than being left to
+        DataTable's own measure: that one runs only when the table is next idle, and a
+        row drawn before it (a busy machine paints first) stays drawn cut to the label's
+        width, since DataTable caches drawn lines by content, not by column width.
+        """
+        return {
+            key: max(
+                [Text(self._label(key, label)).cell_len]
+                + [row[position].cell_len for row in self._cells.values()]
             )
-        shown = list(keys)
+            for position, (key, label) in enumerate(self.column_spec)
+        }
+
+    def _fitting_columns(self, widths: dict[str, int]) -> list[str]:
+        """The columns that fit the table's width, dropping ``drop_order`` first."""
+        shown = [key for key, _ in self.column_spec]
+        if self.size.width <= 0:
+            return shown
+        room = self.size.width - self.styles.scrollbar_size_vertical
         for key in self.drop_order:
-            if sum(width[k] for k in shown) <= room:
+            if sum(widths[k] + 2 * self.cell_padding for k in shown) <= room:
                 break
             shown.remove(key)
         return shown
 
     def _layout(self) -> None:
-        """Rebuild the columns if the ones that fit, or their labels, changed."""
-        shown = self._fitting_columns()
-        labels = {key: self._label(key, label) for key, label in self.column_spec}
-        if shown == self._shown and labels == self._labels and self.columns:
+        """Rebuild the columns if the ones that fit, their labels or their widths changed."""
+        widths = self._widths()
+        shown = self._fitting_columns(widths)
+        columns = [
+            (key, self._label(key, label), widths[key])
+            for key, label in self.column_spec
+            if key in shown
+        ]
+        if columns == self._columns and self.columns:
             return
         order, selected, top = self.keys(), self.selected_key, self.scroll_y
+        newer = set(self._newer)  # clear() puts the cursor on the first row, for a moment
         with self.app.batch_update():
             self.clear(columns=True)
-            self._shown, self._labels = shown, labels
-            for key in shown:
-                self.add_column(labels[key], key=key)
+            self._shown, self._columns = shown, columns
+            for key, label, width in columns:
+                self.add_column(Text(label), width=width, key=key)
             for key in order:
                 self.add_row(*self._visible(self._cells[key]), key=key)
             self.select_key(selected, scroll=False)
             self.scroll_to(y=top, animate=False, immediate=True)
+        self._newer = newer
         self._report()
 
     def _visible(self, cells: list[Cell]) -> list[Cell]:
@@ -196,8 +214,7 @@ class KeyedTable(DataTable):
                     continue
                 for (column, _), new, before in zip(self.column_spec, cells, old, strict=True):
                     if column in self._shown and new.signature != before.signature:
-                        # A value that got wider (a price past 99.99) widens its column.
-                        self.update_cell(key, column, new, update_width=True)
+                        self.update_cell(key, column, new)
             self._rank = {key: i for i, (key, _) in enumerate(rows)}
             self._apply_sort()
             if follow:
@@ -212,7 +229,7 @@ class KeyedTable(DataTable):
                     for k in self._newer
                     if k in self._cells and self.get_row_index(k) < self.cursor_row
                 }
-        self._layout()
+        self._layout()  # a value that got wider (a price past 99.99) widens its column
         self._report()
         # Once the new rows have their place (after the next refresh), and after the
         # cursor was scrolled into view, scroll so that the same row is on top.
