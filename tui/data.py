@@ -54,7 +54,7 @@ from stocksbot_store import (
 )
 from stocksbot_store.backends import read_transaction
 from stocksbot_store.database import DEFAULT_URL, backend_of, connect, database_url, describe
-from stocksbot_store.errors import translate_errors
+from stocksbot_store.errors import translate_errors, translate_path_errors
 from stocksbot_store.marks import latest_marks
 from stocksbot_store.metrics import format_bytes
 from stocksbot_store.models import (
@@ -620,4 +620,5 @@ __all__ = [
     "read_health",
     "read_transaction",
     "sqlite_url_file_path",
+    "translate_path_errors",
 ]

@@ -6,9 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from stocksbot_store.errors import translate_path_errors
-
 from .app import DashboardApp
+from .data import translate_path_errors
 
 SIZE = (160, 40)
 
