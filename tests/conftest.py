@@ -74,6 +74,11 @@ def run_slow(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("replica"):
+            # Some of them pause or stop the one standby: under pytest-xdist they run
+            # one after the other on one worker (``--dist loadgroup``).
+            item.add_marker(pytest.mark.xdist_group("standby"))
     if run_slow(config):
         return
     skip = pytest.mark.skip(
