@@ -326,6 +326,26 @@ def to_utc(value: Any, field: str = "time") -> dt.datetime:
         raise ValidationError(field, f"cannot be converted to UTC: {e}") from None
 
 
+#: The times the store takes for an event it records (a fill's execution, a mark):
+#: from 1900 to the end of 2199, in UTC. Reports work them out in any zone, day by day
+#: between the first and the last: a fill dated year 1 or 9999 (a typo, a broker's
+#: placeholder) made every zone's report overflow, or walk thousands of years.
+EVENT_TIMES = (dt.datetime(1900, 1, 1, tzinfo=UTC), dt.datetime(2200, 1, 1, tzinfo=UTC))
+
+
+def to_event_time(value: Any, field: str) -> dt.datetime:
+    """:func:`to_utc`, refusing a time outside :data:`EVENT_TIMES` with a
+    :class:`ValidationError`."""
+    at = to_utc(value, field)
+    if not EVENT_TIMES[0] <= at < EVENT_TIMES[1]:
+        raise ValidationError(
+            field,
+            f"{at.isoformat()} is outside the years 1900-2199; give the time the event "
+            "happened (UTC, or with its zone)",
+        )
+    return at
+
+
 def datetime_text(value: dt.datetime) -> str:
     """Fixed-width ISO text of a datetime in UTC (``2026-01-05 14:30:00.000000+00:00``),
     as stored on SQLite. A value already in UTC, as every time on the fill path is,

@@ -26,6 +26,7 @@ from .fields import (
     decimal_text,
     in_money_context,
     quantize,
+    to_event_time,
     to_positive_decimal,
     to_utc,
     utcnow,
@@ -40,7 +41,7 @@ MARK, FILL = "mark", "fill"
 def record_marks(db: Database, prices: Mapping[str, Price], at: When | None = None) -> int:
     """Keep ``{symbol: price}`` observed at ``at`` (default now) as the latest and the
     day's closing marks, in one transaction; how many symbols were given."""
-    stamp = to_utc(at, "at") if at is not None else utcnow()
+    stamp = to_event_time(at, "at") if at is not None else utcnow()
     rows = sorted(
         (check_symbol(symbol), decimal_text(to_positive_decimal(price, "price")))
         for symbol, price in dict(prices).items()

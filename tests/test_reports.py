@@ -279,6 +279,30 @@ def test_bad_arguments_name_the_fix(booked):
     assert booked.pnl_by_period("day", since=dt.date(2030, 1, 1)) == []
 
 
+def test_fills_at_the_edges_of_the_years_taken_report_in_any_zone(storage):
+    """A fill dated year 1 or 9999 was taken, and every zone's report then failed with a
+    raw OverflowError; such times are refused now, and fills at the first and the last
+    moment taken report in a zone west and one east of UTC."""
+    order = storage.create_order("EDGE", "buy", "market", 4)
+    first = dt.datetime(1900, 1, 1, tzinfo=UTC)
+    last = dt.datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
+    for when in (first, last):
+        storage.record_trade(order.id, "EDGE", "buy", 1, 10, executed_at=when)
+    sell = storage.create_order("EDGE", "sell", "market", 2)
+    for when in (first, last):
+        storage.record_trade(sell.id, "EDGE", "sell", 1, 12, executed_at=when)
+    for refused in (dt.datetime(1, 1, 1, tzinfo=UTC), "9999-12-31T00:00:00+00:00"):
+        with pytest.raises(ValidationError, match="outside the years 1900-2199"):
+            storage.record_trade(sell.id, "EDGE", "sell", 1, 12, executed_at=refused)
+        with pytest.raises(ValidationError, match="outside the years 1900-2199"):
+            storage.record_marks({"EDGE": 11}, at=refused)
+    for zone in ("America/New_York", KOLKATA):
+        rows = storage.pnl_by_period("month", tz=zone)
+        assert sum(r.gross_pnl for r in rows) == 4
+        assert len(rows) == 2
+    assert storage.orders.get(sell.id).filled_quantity == 2
+
+
 def test_reports_do_not_depend_on_the_callers_decimal_context(booked):
     import decimal
 

@@ -23,6 +23,7 @@ from ..fields import (
     decimal_text,
     scaled_text,
     tidy,
+    to_event_time,
     to_non_negative_decimal,
     to_positive_decimal,
     to_utc,
@@ -191,7 +192,7 @@ def check_fill_values(
         to_non_negative_decimal(fees, "fees"),
         check_external_id(external_id),
         # Only None means "now": "", 0 or False is a mistake, not a time.
-        utcnow() if executed_at is None else to_utc(executed_at, "executed_at"),
+        utcnow() if executed_at is None else to_event_time(executed_at, "executed_at"),
     )
 
 
