@@ -28,7 +28,7 @@ from peewee import Database, SqliteDatabase
 
 from .archive import MANIFEST, export_archive, import_archive, verify_archive
 from .check import LedgerReport, check_ledger
-from .database import backend_of, describe, prepare_database
+from .database import SQLITE_MAGIC, backend_of, describe, prepare_database
 from .errors import StorageError, path_error
 from .fields import utcnow
 from .rows import Progress, VerificationError, rows_held
@@ -37,7 +37,6 @@ from .urls import sqlite_file_path
 
 #: Pages copied per step of the SQLite backup (progress is shown between steps).
 STEP_PAGES = 4096
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class BackupError(StorageError):
@@ -243,7 +242,7 @@ def is_sqlite_file(path: str) -> bool:
     """Whether ``path`` is a SQLite database file (by its header)."""
     try:
         with open(path, "rb") as f:
-            return f.read(16) == _SQLITE_MAGIC
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
 

@@ -40,6 +40,13 @@ def junk_file(tmp_path) -> str:
     return str(path)
 
 
+def damaged_database(tmp_path) -> str:
+    """A file that starts as a SQLite database and is noise after its header."""
+    path = tmp_path / "damaged.db"
+    path.write_bytes(b"SQLite format 3\x00" + os.urandom(8176))
+    return str(path)
+
+
 #: (case, URL maker, needs PostgreSQL, error class, words the message holds)
 CONNECT_FAILURES = [
     (
@@ -80,6 +87,13 @@ CONNECT_FAILURES = [
     (
         "not a database file",
         lambda tmp: f"sqlite:///{junk_file(tmp)}",
+        False,
+        ConfigurationError,
+        "is not a SQLite database (it holds something else, left as it was)",
+    ),
+    (
+        "a damaged database file",
+        lambda tmp: f"sqlite:///{damaged_database(tmp)}",
         False,
         ConfigurationError,
         "not a (healthy) SQLite database",

@@ -126,6 +126,25 @@ def test_a_sqlite_url_that_names_a_folder_says_so(tmp_path, read_only):
         connect(f"sqlite:///{tmp_path}", read_only=read_only)
 
 
+@pytest.mark.parametrize("held", [b"x", b"my notes\n", b"\x00" * 5, b"SQLite format 2\x00"])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_file_that_is_no_database_is_refused_and_left_as_it_was(tmp_path, held, read_only):
+    """SQLite took a file of a few bytes for an empty database and wrote a store over
+    it; a file that is not empty and does not start as a SQLite database is refused."""
+    note = tmp_path / "notes.txt"
+    note.write_bytes(held)
+    with pytest.raises(ConfigurationError, match="is not a SQLite database .*left as it was"):
+        connect(f"sqlite:///{note}", read_only=read_only)
+    with pytest.raises(ConfigurationError, match="is not a SQLite database"):
+        connect(f"sqlite:///file:{note}?mode=rw")
+    assert note.read_bytes() == held
+    empty = tmp_path / "empty.db"  # an empty file is a new database, as SQLite has it
+    empty.touch()
+    if not read_only:
+        connect(f"sqlite:///{empty}").close()
+        assert empty.read_bytes().startswith(b"SQLite format 3\x00")
+
+
 def test_a_migration_file_into_a_refused_folder_is_a_migration_error(tmp_path, refused):
     db = connect(f"sqlite:///{tmp_path / 'bot.db'}")
     try:
