@@ -28,7 +28,8 @@ from peewee import Database, SqliteDatabase
 
 from .archive import MANIFEST, export_archive, import_archive, verify_archive
 from .check import LedgerReport, check_ledger
-from .database import SQLITE_MAGIC, backend_of, describe, prepare_database
+from .connection import SQLITE_MAGIC
+from .database import backend_of, describe, prepare_database
 from .errors import StorageError, path_error
 from .fields import utcnow
 from .rows import Progress, VerificationError, rows_held

@@ -50,6 +50,7 @@ from .errors import (
     first_line,
     storage_error,
 )
+from .urls import sqlite_file_path
 
 _READS = ("SELECT", "SHOW", "VALUES", "EXPLAIN")
 _WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -57,6 +58,29 @@ _WRITES = ("INSERT", "UPDATE", "DELETE")
 
 def _verb(sql: str) -> str:
     return sql.lstrip(" \t\r\n(").split(None, 1)[0].upper() if sql.strip() else ""
+
+
+#: The first bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def refuse_what_is_no_database(path: str | None) -> None:
+    """Raise a ConfigurationError if the file at ``path`` is not empty and is not a
+    SQLite database: SQLite takes a file of a few bytes (a note, a typo'd path) for an
+    empty database and writes a store over it. Checked as each connection opens, so a
+    file mended meanwhile (a restore) is taken on the next try."""
+    if path is None:
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError:
+        return  # missing, a folder or unreadable: opening it says which, with the fix
+    if head and head != SQLITE_MAGIC:
+        raise ConfigurationError(
+            f"{path!r} is not a SQLite database (it holds something else, left as it "
+            "was): point the URL at a stocksbot store, or at a new file to create one"
+        )
 
 
 class ResilientMixin:
@@ -84,6 +108,8 @@ class ResilientMixin:
         DatabaseUnavailableError that names the database and says what to check."""
         if not self.is_closed():
             return super().connect(reuse_if_open)  # type: ignore[misc]
+        if isinstance(self, peewee.SqliteDatabase):
+            refuse_what_is_no_database(sqlite_file_path(str(self.database)))
         try:
             return super().connect(reuse_if_open)  # type: ignore[misc]
         except (StorageError, MaxConnectionsExceeded):

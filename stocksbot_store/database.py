@@ -96,7 +96,7 @@ def connect(url: str | None = None, *, create: bool = True, **options: Any) -> D
     create = create and not options.get("read_only")
     scheme = url.partition("://")[0] if "://" in url else ""
     if scheme.startswith("sqlite"):
-        _refuse_what_is_no_database(url)
+        _refuse_folder(url)
         if not create:
             require_sqlite_file(url)
     try:
@@ -218,35 +218,19 @@ def require_sqlite_file(url: str) -> None:
     )
 
 
-#: The first bytes of every SQLite database file.
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-def _refuse_what_is_no_database(url: str) -> None:
-    """Raise a ConfigurationError naming the path if the SQLite URL ``url`` names a
-    folder (SQLite says only "disk I/O error" or "unable to open database file") or a
-    file that is not empty and not a SQLite database: SQLite took a file of a few bytes
-    (a note, a typo'd path) for an empty database and wrote a store over it."""
+def _refuse_folder(url: str) -> None:
+    """Raise a ConfigurationError naming the folder if the SQLite URL ``url`` names one
+    (SQLite says only "disk I/O error" or "unable to open database file"). A file that
+    is no database is refused as each connection opens
+    (:func:`~stocksbot_store.connection.refuse_what_is_no_database`)."""
     try:
         path = sqlite_url_file_path(url)
     except ValueError:
         return  # _connect_sqlite says what is wrong with the URL
-    if path is None:
-        return
-    if os.path.isdir(path):
+    if path is not None and os.path.isdir(path):
         raise ConfigurationError(
             f"{path!r} is a folder, not a SQLite database file: point the URL at the "
             f"database file (e.g. sqlite:///{os.path.join(path, 'stocksbot.db')})"
-        )
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
-    except OSError:
-        return  # missing or unreadable: opening it says which, with the fix
-    if head and head != SQLITE_MAGIC:
-        raise ConfigurationError(
-            f"{path!r} is not a SQLite database (it holds something else, left as it "
-            "was): point the URL at a stocksbot store, or at a new file to create one"
         )
 
 
