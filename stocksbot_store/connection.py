@@ -32,6 +32,7 @@ transaction) and the pool's ``_is_closed`` checks, with errors told apart by cod
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -62,24 +63,31 @@ def _verb(sql: str) -> str:
 
 #: The first bytes of every SQLite database file.
 SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The smallest SQLite database file that is not empty: one page of the smallest size.
+SMALLEST_DATABASE = 512
 
 
 def refuse_what_is_no_database(path: str | None) -> None:
-    """Raise a ConfigurationError if the file at ``path`` is not empty and is not a
-    SQLite database: SQLite takes a file of a few bytes (a note, a typo'd path) for an
-    empty database and writes a store over it. Checked as each connection opens, so a
-    file mended meanwhile (a restore) is taken on the next try."""
+    """Raise a ConfigurationError if the file at ``path`` holds fewer bytes than any
+    SQLite database does (but some): SQLite takes such a file (a note, a typo'd path)
+    for an empty database and writes a store over it; larger files that are no
+    database it refuses itself. Checked as each connection opens, so a file mended
+    meanwhile (a restore) is taken on the next try.
+
+    By its size alone: the file is never opened here. Closing any descriptor of a
+    database file drops every POSIX lock this process holds on it, and another
+    thread's connection would go on writing without its lock (a malformed file)."""
     if path is None:
         return
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
+        size = os.stat(path).st_size
     except OSError:
-        return  # missing, a folder or unreadable: opening it says which, with the fix
-    if head and head != SQLITE_MAGIC:
+        return  # missing or unreachable: opening it says which, with the fix
+    if 0 < size < SMALLEST_DATABASE:
         raise ConfigurationError(
-            f"{path!r} is not a SQLite database (it holds something else, left as it "
-            "was): point the URL at a stocksbot store, or at a new file to create one"
+            f"{path!r} is not a SQLite database (it holds {size} bytes of something "
+            "else, left as it was): point the URL at a stocksbot store, or at a new file "
+            "to create one"
         )
 
 

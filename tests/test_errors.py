@@ -89,7 +89,7 @@ CONNECT_FAILURES = [
         lambda tmp: f"sqlite:///{junk_file(tmp)}",
         False,
         ConfigurationError,
-        "is not a SQLite database (it holds something else, left as it was)",
+        "not a (healthy) SQLite database",
     ),
     (
         "a damaged database file",

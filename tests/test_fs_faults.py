@@ -133,7 +133,7 @@ def test_a_file_that_is_no_database_is_refused_and_left_as_it_was(tmp_path, held
     it; a file that is not empty and does not start as a SQLite database is refused."""
     note = tmp_path / "notes.txt"
     note.write_bytes(held)
-    with pytest.raises(ConfigurationError, match="is not a SQLite database .*left as it was"):
+    with pytest.raises(ConfigurationError, match="is not a SQLite database .* left as it was"):
         connect(f"sqlite:///{note}", read_only=read_only)
     with pytest.raises(ConfigurationError, match="is not a SQLite database"):
         connect(f"sqlite:///file:{note}?mode=rw")

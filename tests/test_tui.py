@@ -288,7 +288,7 @@ async def test_unreachable_database_is_shown_and_retried(seeded_url, tmp_path):
             await wait_for(pilot, lambda: app.error is not None)
             if url.startswith("sqlite"):  # reached, but not a store: not "unavailable"
                 assert "CANNOT READ THE STORE" in status_text(app)
-                assert "is not a SQLite database" in status_text(app)
+                assert "file is not a database" in status_text(app)
                 assert "DATABASE UNAVAILABLE" not in status_text(app)
             else:
                 assert "DATABASE UNAVAILABLE" in status_text(app)
