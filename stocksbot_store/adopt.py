@@ -37,9 +37,8 @@ from peewee import Database
 
 from .adopt_convert import LEGACY_SCHEMA, Adoption, ProgressCallback
 from .adopt_report import RULES, SHOWN, AdoptionError, AdoptionReport, AdoptionReportRow
-from .backups import unused_path
+from .backups import claim_new_file, unused_path
 from .database import backend_of, describe
-from .errors import path_error
 from .fields import UTC, utcnow
 from .legacy import OLD_REVISION, OLD_TABLES, REPORT_TABLES, is_legacy
 from .migration.runner import LOCK_KEY
@@ -179,13 +178,10 @@ def sqlite_backup(db: Database) -> str | None:
     stem, suffix = os.path.splitext(path)
     while True:  # a name of its own, also when another adoption took one meanwhile
         target = unused_path(f"{stem}.before-adopt-{utcnow():%Y%m%dT%H%M%SZ}", suffix or ".db")
-        try:
-            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:  # a path refused before anything was changed: an AdoptionError, one line
+            claim_new_file(target, "the backup before adoption", AdoptionError)
         except FileExistsError:
             continue
-        except OSError as e:  # nothing was changed yet: say so, and how to go on
-            raise path_error("the backup before adoption", target, e, AdoptionError) from e
-        os.close(fd)
         break
     copy = sqlite3.connect(target)
     try:

@@ -28,9 +28,8 @@ from peewee import Database, SqliteDatabase
 
 from .archive import MANIFEST, export_archive, import_archive, verify_archive
 from .check import LedgerReport, check_ledger
-from .connection import SQLITE_MAGIC
 from .database import backend_of, describe, prepare_database
-from .errors import StorageError, path_error
+from .errors import PathError, StorageError, path_error
 from .fields import utcnow
 from .rows import Progress, VerificationError, rows_held
 from .transfer import CopyReport
@@ -38,6 +37,7 @@ from .urls import sqlite_file_path
 
 #: Pages copied per step of the SQLite backup (progress is shown between steps).
 STEP_PAGES = 4096
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class BackupError(StorageError):
@@ -98,6 +98,22 @@ def default_backup_path(db: Database) -> str:
     return unused_path(base, ext)
 
 
+def claim_new_file(
+    path: str, what: str, kind: type[StorageError] = PathError, shown_as: str | None = None
+) -> None:
+    """Create ``path`` empty and private, only if no one has: ``FileExistsError`` when
+    another run took the name first. A path the file system refuses is ``kind`` naming
+    ``what`` at ``shown_as`` (default ``path``) and the fix
+    (:func:`~stocksbot_store.errors.path_error`)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise path_error(what, shown_as or path, e, kind) from e
+    os.close(fd)
+
+
 def unused_path(base: str, ext: str) -> str:
     """``base + ext``, or the first of ``base-2 + ext``, ``base-3 + ext``... that is not
     taken: names stamped to the second meet when two backups share one."""
@@ -156,13 +172,7 @@ def _backup_sqlite(
     db: Database, path: str, verify: bool, progress: Progress | None
 ) -> BackupReport:
     partial = f"{path}.partial"
-    try:  # claim the name: two backups never write one file
-        fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        raise
-    except OSError as e:
-        raise path_error("the backup", path, e) from None
-    os.close(fd)
+    claim_new_file(partial, "the backup", shown_as=path)  # two backups never share one
     name = str(db.database)
     source = sqlite3.connect(name, uri=name.startswith("file:"), isolation_level=None, timeout=30)
     try:
@@ -243,7 +253,7 @@ def is_sqlite_file(path: str) -> bool:
     """Whether ``path`` is a SQLite database file (by its header)."""
     try:
         with open(path, "rb") as f:
-            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+            return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
     except OSError:
         return False
 

@@ -61,8 +61,6 @@ def _verb(sql: str) -> str:
     return sql.lstrip(" \t\r\n(").split(None, 1)[0].upper() if sql.strip() else ""
 
 
-#: The first bytes of every SQLite database file.
-SQLITE_MAGIC = b"SQLite format 3\x00"
 #: The smallest SQLite database file that is not empty: one page of the smallest size.
 SMALLEST_DATABASE = 512
 

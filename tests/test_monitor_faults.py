@@ -25,6 +25,7 @@ import pytest
 from conftest import _admin_dsn, store_on
 from test_monitor import parse_prometheus
 from test_ops_faults import CLOSED_PORT, end_sessions, hostile_context, run_cli
+from test_reconnect import end_sessions_of
 from test_replicas import PATIENT_LAG, on_replica, replica_url_of, require_replica, wait_for
 from test_secrets import HALVES, SHAPES
 
@@ -531,25 +532,10 @@ def _reads_replica(db) -> bool:
 
 
 def end_replica_sessions(db) -> int:
-    import psycopg
+    """End the sessions ``db``'s replica reads hold on the standby."""
     from test_replicas import REPLICA_ADMIN_URL
 
-    with psycopg.connect(REPLICA_ADMIN_URL, autocommit=True) as admin:
-        pids = [
-            pid
-            for (pid,) in admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s "
-                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                (db.database,),
-            )
-        ]
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        while admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
-        ).fetchone()[0]:
-            pass
-    return len(pids)
+    return end_sessions_of(db.database, admin_url=REPLICA_ADMIN_URL)
 
 
 @pytest.mark.replica

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import _admin_dsn, dump_tables, store_on
+from conftest import dump_tables, store_on
+from test_reconnect import end_sessions_of
 
 from stocksbot_store import (
     DatabaseUnavailableError,
@@ -205,23 +206,7 @@ def test_no_password_is_shown_when_the_url_is_given_in_the_wrong_place(
 def end_sessions(db) -> int:
     """End every session of ``db``'s PostgreSQL database (as a failover or an admin
     would); returns how many."""
-    import psycopg
-
-    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
-        pids = [
-            pid
-            for (pid,) in admin.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (db.database,),
-            )
-        ]
-        for pid in pids:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        while admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
-        ).fetchone()[0]:
-            pass  # the backends exit within moments
-    return len(pids)
+    return end_sessions_of(db.database)
 
 
 def soft_deleted_rows(storage: StorageService) -> dict[str, int]:

@@ -45,14 +45,20 @@ def db(pg_url):
 def terminate(url: str, pid: int | None = None) -> int:
     """End the sessions of ``url``'s database (or just ``pid``'s) and wait until they are
     gone. Returns how many were ended."""
+    return end_sessions_of(url.rsplit("/", 1)[1].split("?")[0], pid)
+
+
+def end_sessions_of(database: str, pid: int | None = None, admin_url: str | None = None) -> int:
+    """End the client sessions of ``database`` (or just ``pid``'s) on the server of
+    ``admin_url`` (default the primary's), as a failover or an admin would, and wait
+    until they are gone. Returns how many were ended."""
     import psycopg
 
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+    with psycopg.connect(admin_url or _admin_dsn(), autocommit=True) as admin:
         rows = admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-            " AND (%s::int IS NULL OR pid = %s::int)",
-            (name, pid, pid),
+            " AND backend_type = 'client backend' AND (%s::int IS NULL OR pid = %s::int)",
+            (database, pid, pid),
         ).fetchall()
         pids = [row[0] for row in rows]
         for victim in pids:
