@@ -116,6 +116,8 @@ def export_archive(
             "choose a new path so no archive is overwritten"
         )
     partial = f"{out.rstrip(os.sep)}.partial-{os.getpid()}"
+    _remove_abandoned(out)
+    made = _missing_folders(os.path.dirname(os.path.abspath(partial)))
     with translate_path_errors("the archive", out):
         os.makedirs(partial, mode=0o700)
     try:
@@ -149,12 +151,62 @@ def export_archive(
             os.rmdir(out)
         os.replace(partial, out)
     except OSError as e:  # a full disk, or a folder that changed meanwhile
-        shutil.rmtree(partial, ignore_errors=True)
+        _undo(partial, made)
         raise path_error("the archive", out, e) from e
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        _undo(partial, made)
         raise
     return ExportReport(out, manifest, ledger)
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders of ``folder``'s path that do not exist yet, deepest first: what an
+    export creates, and removes again if it fails."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def _undo(partial: str, made: list[str]) -> None:
+    """Remove a failed export's unfinished folder and the folders it created for it
+    (each only while it is empty: another process may have put something there)."""
+    shutil.rmtree(partial, ignore_errors=True)
+    for folder in made:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break
+
+
+def _remove_abandoned(out: str) -> None:
+    """Remove unfinished folders left beside ``out`` by exports that were killed (their
+    name carries the pid of a process that is gone); a live export's is left alone."""
+    folder, name = os.path.split(os.path.abspath(out.rstrip(os.sep)))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # no folder yet (nothing to remove), or one the export will report
+    prefix = f"{name}.partial-"
+    for entry in names:
+        pid = entry[len(prefix) :]
+        if entry.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _write_table(

@@ -544,3 +544,41 @@ def test_an_older_archive_that_fails_the_ledger_at_head_is_not_kept(tmp_path):
         db = connect(url, migrate=False)
         assert set(rows_held(db).values()) == {0}
         db.close()
+
+
+def test_a_failed_export_leaves_no_folder_it_made(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    (tmp_path / "archives").mkdir()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("stocksbot_store.archive._write_table", disk_full)
+    with pytest.raises(StorageError, match="No space left"):
+        export(url, tmp_path / "archives" / "2026" / "11" / "nightly")
+    # The folders it created for the archive are gone; the one that was there stays.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archives", "bot.db"]
+    assert list((tmp_path / "archives").iterdir()) == []
+
+
+def test_an_export_removes_what_a_killed_export_left(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    make_store(url)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    abandoned = tmp_path / f"nightly.partial-{gone.stdout.strip()}"
+    abandoned.mkdir()
+    (abandoned / "trade.jsonl").write_text("{}\n")
+    live = tmp_path / "nightly.partial-1"  # pid 1 is alive: an export in progress, kept
+    live.mkdir()
+    export(url, tmp_path / "nightly")
+    assert (tmp_path / "nightly" / "manifest.json").exists()
+    assert not abandoned.exists() and live.exists()
