@@ -387,3 +387,40 @@ def test_health_line_widget(tmp_path):
     assert down == "HEALTH unavailable: database is locked"
     assert up.startswith("HEALTH size ") and "wal " in up and "fills 2" in up
     db.close()
+
+
+def test_reading_the_wal_keeps_the_locks_of_the_process(tmp_path):
+    """stats() reads the -wal file's header in the bot's own process. Closing any
+    descriptor of a file drops every POSIX lock the process holds on that file, so a
+    read of a file SQLite locks would let another process write under a transaction
+    of this one. SQLite locks the database and -shm files, never -wal: a write
+    transaction open here still keeps another process out after stats() ran."""
+    path = tmp_path / "store.db"
+    db = connect(f"sqlite:///{path}")
+    init_db(db)
+    book(StorageService(db))
+    reader = connect(f"sqlite:///{path}")
+    try_write = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+        "try:\n"
+        "    c.execute('BEGIN IMMEDIATE')\n"
+        "except sqlite3.OperationalError as e:\n"
+        "    print(e)\n"
+        "else:\n"
+        "    print('got the write lock')\n"
+    )
+    try:
+        with db.atomic("IMMEDIATE"):
+            db.execute_sql("UPDATE strategy SET updated_at = updated_at")
+            assert stats(reader).wal_checkpoint_sequence is not None
+            out = subprocess.run(
+                [sys.executable, "-c", try_write, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert out.strip() == "database is locked"
+    finally:
+        reader.close()
+        db.close()
