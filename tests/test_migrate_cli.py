@@ -183,6 +183,40 @@ def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(s
     assert "0002_slow" in out and "Traceback" not in err
 
 
+def test_a_downgrade_waits_while_another_connection_holds_the_sqlite_write_lock(tmp_path):
+    """The downgrade's dry run (which counts the rows of the tables it would drop, in a
+    transaction it rolls back) waits out the lock as every other step of a run does."""
+    folder = Path(folder_with(tmp_path, []))
+    (folder / "0002_extra.py").write_text(
+        "def upgrade(migrator, db):\n"
+        '    db.execute_sql(\'CREATE TABLE "extra" ("id" INTEGER)\')\n'
+        "def downgrade(migrator, db):\n"
+        "    db.execute_sql('DROP TABLE \"extra\"')\n"
+    )
+    path = tmp_path / "held.db"
+    url = f"sqlite:///{path}"
+    assert migrate("upgrade", "--url", url, "--directory", str(folder)).returncode == 0
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        run = Watched(
+            "downgrade", "-1", "--yes", "--url", f"{url}?timeout=0.1", "--directory", str(folder)
+        )
+        wait_until(
+            lambda: run.said("waiting for another") or run.process.poll() is not None,
+            "the run waiting",
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    code, out, err = run.finish()
+    assert code == 0, err
+    assert err.count("waiting for another migration run to finish") == 1, err
+    assert "reverted: 0002_extra" in out and "Traceback" not in err
+    tables = connect(url, migrate=False).get_tables()
+    assert "extra" not in tables
+
+
 def test_exit_codes_and_messages(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     shown = migrate("--help")

@@ -93,7 +93,9 @@ def _cmd_downgrade(runner: Runner, args: argparse.Namespace) -> int:
             "revision, or base (every table, with its data); "
             f"`{COMMAND} history` lists the revisions"
         )
-    dropped = rows_dropped(runner, args.revision)
+    # A dry run in a transaction it rolls back: wait out another connection's lock as
+    # every step of a run does (inside its transaction SQLite would not wait).
+    dropped = runner.retry_busy(lambda: rows_dropped(runner, args.revision))
     if dropped:
         listed = ", ".join(f"{table} ({n:,} rows)" for table, n in dropped.items())
         warning = (
