@@ -52,6 +52,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import getpass
+import itertools
 import json
 import os
 import socket
@@ -100,6 +101,8 @@ Entry = tuple[str, "int | None", str, "dict[str, list[Any]] | str"]
 
 _COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
 _ROWS_PER_STATEMENT = 100
+#: Rows :meth:`AuditWriter.write_many` holds at once (whole statements of them).
+_ROWS_PER_CALL = 50 * _ROWS_PER_STATEMENT
 _POSITION_FIELDS = (
     "side",
     "quantity",
@@ -289,29 +292,39 @@ class AuditWriter:
                 self._insert(len(rows)), [v for row in rows for v in row]
             )
 
-    def write_many(self, entries: Sequence[Entry], at: str, cursor: Any = None) -> None:
+    def write_many(self, entries: Iterable[Entry], at: str, cursor: Any = None) -> None:
         """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
-        statements of 100 rows on SQLite; ``cursor``: the caller's, if it has one."""
-        if not self.enabled or not entries:
+        statements of 100 rows on SQLite; ``cursor``: the caller's, if it has one.
+        ``entries`` are taken :data:`_ROWS_PER_CALL` at a time, so a generator that
+        makes each one when asked keeps no more than those in memory at once."""
+        if not self.enabled:
             return
-        rows = self._params(entries, at)
+        remaining = iter(entries)
+        chunks = iter(lambda: self._params(itertools.islice(remaining, _ROWS_PER_CALL), at), [])
+        first = next(chunks, None)
+        if first is None:
+            return
         cursor = cursor if cursor is not None else self.db.cursor()
         if self._pg:
             with cursor.copy(self._copy) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for rows in itertools.chain((first,), chunks):
+                    for row in rows:
+                        copy.write_row(row)
             return
-        full = len(rows) - len(rows) % _ROWS_PER_STATEMENT
-        if full:
-            cursor.executemany(
-                self._insert(_ROWS_PER_STATEMENT),
-                [
-                    [v for row in rows[start : start + _ROWS_PER_STATEMENT] for v in row]
-                    for start in range(0, full, _ROWS_PER_STATEMENT)
-                ],
-            )
-        if full < len(rows):
-            cursor.execute(self._insert(len(rows) - full), [v for row in rows[full:] for v in row])
+        for rows in itertools.chain((first,), chunks):
+            full = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+            if full:
+                cursor.executemany(
+                    self._insert(_ROWS_PER_STATEMENT),
+                    [
+                        [v for row in rows[start : start + _ROWS_PER_STATEMENT] for v in row]
+                        for start in range(0, full, _ROWS_PER_STATEMENT)
+                    ],
+                )
+            if full < len(rows):  # the last chunk's: every other is whole statements
+                cursor.execute(
+                    self._insert(len(rows) - full), [v for row in rows[full:] for v in row]
+                )
 
     def row(
         self, table: str, row_id: int | None, action: str, changes: dict[str, list[Any]]
@@ -399,10 +412,6 @@ class AuditWriter:
         if not self.enabled:
             return
         entries: list[Entry] = [
-            ("trades", tid, "create", _trade_created(row))
-            for tid, row in zip(trade_ids, trades, strict=True)
-        ]
-        entries += [
             ("orders", oid, "fill", _order_changes(orders_before[oid], order))
             for oid, order in orders.items()
         ]
@@ -413,7 +422,12 @@ class AuditWriter:
             changes = _figure_changes(figures_before[sid], f)
             if changes:  # a strategy whose fills in the batch were all stored already
                 entries.append(("strategies", sid, "fill", changes))
-        self.write_many(entries, stamp, cursor)
+        # The trades' rows made as they are written (their JSON is most of the batch's).
+        trade_entries: Iterable[Entry] = (
+            ("trades", tid, "create", _trade_created(row))
+            for tid, row in zip(trade_ids, trades, strict=True)
+        )
+        self.write_many(itertools.chain(trade_entries, entries), stamp, cursor)
 
 
 def _trade_created(trade: tuple) -> str:
@@ -459,18 +473,26 @@ def _json_text(text: str) -> str:
     return json.dumps(text)
 
 
-def _order_changes(before: tuple, order: Any) -> dict[str, list[Any]]:
+def _order_changes(before: tuple, order: Any) -> str:
+    """The changes of fills to an order (``before``: its ``(filled, avg, status)``) as
+    the JSON text :func:`_dumps` gives of them, made from a template as for a trade:
+    a batch writes one per order, and the dict and ``json.dumps`` cost several times
+    more."""
     filled, avg, status = before
-    changes: dict[str, list[Any]] = {
-        "filled_quantity": [decimal_text(filled), decimal_text(order.filled)]
-    }
+    text = f'{{"filled_quantity":["{decimal_text(filled)}","{decimal_text(order.filled)}"]'
     if avg != order.avg:
-        changes["avg_fill_price"] = [value(avg), value(order.avg)]
+        text += f',"avg_fill_price":[{_json_value(avg)},{_json_value(order.avg)}]'
     if status != order.status:
-        changes["status"] = [status, order.status]
+        text += f',"status":[{_json_text(status)},{_json_text(order.status)}]'
     if order.filled_at is not None:
-        changes["filled_at"] = [None, _time(order.filled_at)]
-    return changes
+        text += f',"filled_at":[null,{_json_value(_time(order.filled_at))}]'
+    return text + "}"
+
+
+def _json_value(v: Any) -> str:
+    """JSON text of a field's :func:`value` that is text or null."""
+    v = value(v)
+    return "null" if v is None else _json_text(v)
 
 
 def _position_entry(before: Any, after: Any) -> Entry:

@@ -41,6 +41,7 @@ ALL_SYMBOLS = ""
 _FRAC = 10**SCALE
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SECOND = dt.timedelta(seconds=1)
+_QUARTER = QUARTER * _SECOND
 _ZERO = Decimal(0)
 #: Sums of amounts, exact whatever the caller's context (see :data:`MONEY_CONTEXT`).
 _add = MONEY_CONTEXT.add
@@ -136,6 +137,10 @@ class Tally:
         #: ``(strategy_key, symbol, quarter start) -> [trades, closing trades, wins,
         #: losses, gross P&L, commission, fees, volume]``, amounts as decimals.
         self.quarters: dict[tuple[int, str, int], list[Any]] = {}
+        #: The quarter hour the last trade fell in: ``(start, end, start in epoch
+        #: seconds)``. Trades come in time order, mostly many to a quarter hour, and two
+        #: comparisons cost a fraction of working the quarter out again.
+        self._last_quarter: tuple[dt.datetime, dt.datetime, int] | None = None
 
     def add(
         self,
@@ -149,7 +154,13 @@ class Tally:
         realized_pnl: Decimal | None,
     ) -> int:
         """Count one trade; the start (epoch seconds) of its quarter hour."""
-        quarter = bucket_of(at, QUARTER)
+        last = self._last_quarter
+        if last is not None and last[0] <= at < last[1]:
+            quarter = last[2]
+        else:
+            quarter = bucket_of(at, QUARTER)
+            start = _EPOCH + quarter * _SECOND
+            self._last_quarter = (start, start + _QUARTER, quarter)
         key = (strategy_id or 0, symbol, quarter)
         row = self.quarters.get(key)
         if row is None:
@@ -162,8 +173,10 @@ class Tally:
             elif realized_pnl < 0:
                 row[3] += 1
             row[4] = _add(row[4], realized_pnl)
-        row[5] = _add(row[5], commission)
-        row[6] = _add(row[6], fees)
+        if commission:
+            row[5] = _add(row[5], commission)
+        if fees:
+            row[6] = _add(row[6], fees)
         row[7] = _add(row[7], ledger.cost_basis(quantity, price))
         return quarter
 

@@ -223,9 +223,11 @@ class OrderState:
         self.updated_at = stamp
 
 
-@dataclass
+@dataclass(slots=True)
 class PositionState:
-    """The figures of one position (``id`` is None until it is stored)."""
+    """The figures of one position (``id`` is None until it is stored). Slotted: a bulk
+    import keeps a state per fill until it writes the batch's report figures, and a
+    slotted one is a third of the size (and faster to build and read)."""
 
     symbol: str
     side: str
@@ -269,9 +271,9 @@ def cost_basis(quantity: Decimal, price: Decimal) -> Decimal:
     return quantize(MONEY_CONTEXT.multiply(quantity, price))
 
 
-@dataclass
+@dataclass(slots=True)
 class FillOutcome:
-    """What one fill did to the book of its symbol."""
+    """What one fill did to the book of its symbol (slotted, as :class:`PositionState`)."""
 
     trade_type: str
     realized_pnl: Decimal | None

@@ -109,7 +109,7 @@ class Alongside:
         parameters and ids; ``orders``, ``positions`` and ``figures`` as the batch
         left them."""
         self.kept.add_many(
-            cursor, [(fill, strategy_id, outcome) for fill, _, strategy_id, outcome in applied]
+            cursor, ((fill, strategy_id, outcome) for fill, _, strategy_id, outcome in applied)
         )
         self.audit.fill_batch(
             cursor,

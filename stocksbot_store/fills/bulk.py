@@ -111,68 +111,69 @@ class BulkFills:
             p.id: p for p in positions.values() if p is not None and p.id is not None
         }  # all read: all stored
 
-        results: list[Any] = []  # a Trade id already stored, or the index of a new trade
-        first_of: dict[str, tuple[CheckedFill, Any]] = {}
+        # Ids for the batch's new trades, taken before the fills are applied so that
+        # each trade is built once, with its id (a fill is new unless its broker id is
+        # stored or came earlier in the batch: the loop below decides the same way).
+        trade_ids = self._take_ids(Trade, _new_count(fills, stored))
+        next_id = iter(trade_ids).__next__
+        # Each result: a new trade, or the id of a trade already stored (read at the end).
+        results: list[Trade | int] = []
+        first_of: dict[str, CheckedFill] = {}
+        by_external_id: dict[str, Trade] = {}
         new_trades: list[tuple] = []
-        new_fills: list[tuple[CheckedFill, int | None, str, Any]] = []
         touched_positions: dict[int, ledger.PositionState] = {}
         touched_orders: dict[int, ledger.OrderState] = {}
         applied: list[Applied] = []  # for the rows written alongside
         new_position_ids = 0
+        apply_fill, ADJUSTMENT = ledger.apply_fill, ledger.ADJUSTMENT
         for fill in fills:
-            if fill.external_id:
-                known = stored.get(fill.external_id)
+            order_id, symbol, side, quantity, price, commission, fees, external_id, at = fill
+            if external_id:
+                known = stored.get(external_id)
                 if known is not None:
                     check_same_fill(fill, known[1:])
-                    results.append(("stored", known[0]))
+                    results.append(known[0])
                     continue
-                earlier = first_of.get(fill.external_id)
-                if earlier is not None:
-                    first, result = earlier
-                    check_same_fill(
-                        fill,
-                        (first.order_id, first.symbol, first.side, first.quantity, first.price),
-                    )
-                    results.append(result)
+                first = first_of.get(external_id)
+                if first is not None:
+                    # A checked fill starts with SAME_FILL_COLUMNS' values, in their order.
+                    check_same_fill(fill, first[:5])
+                    results.append(by_external_id[external_id])
                     continue
-                first_of[fill.external_id] = (fill, ("new", len(new_trades)))
+                first_of[external_id] = fill
             order = None
-            if fill.order_id is not None:
-                order = orders.get(fill.order_id)
+            if order_id is not None:
+                order = orders.get(order_id)
                 if order is None:
-                    raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
-                order.check_takes(fill.symbol, fill.side, fill.quantity)
-            outcome = ledger.apply_fill(
-                positions.get(fill.symbol),
-                fill.symbol,
-                fill.side,
-                fill.quantity,
-                fill.price,
-                fill.commission,
-                fill.fees,
-                fill.executed_at,
+                    raise NotFoundError(f"order {order_id} does not exist; create it first")
+                order.check_takes(symbol, side, quantity)
+            outcome = apply_fill(
+                positions.get(symbol), symbol, side, quantity, price, commission, fees, at
             )
             for p in outcome.touched:
                 if p.id is None:  # a new position: a negative id until one is taken
                     new_position_ids += 1
                     p.id = -new_position_ids
                 touched_positions[p.id] = p
-            positions[fill.symbol] = outcome.open_position
-            strategy_id = order.strategy_id if order else None
-            trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
-            new_trades.append(trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp))
-            new_fills.append((fill, strategy_id, trade_type, outcome.realized_pnl))
-            results.append(("new", len(new_trades) - 1))
-            applied.append((fill, len(new_trades) - 1, strategy_id, outcome))
+            positions[symbol] = outcome.open_position
+            realized_pnl = outcome.realized_pnl
             if order is not None:
-                order.apply_fill(fill.quantity, fill.price, stamp)
+                strategy_id = order.strategy_id
+                trade_type = outcome.trade_type
+                order.apply_fill(quantity, price, stamp)
                 touched_orders[order.id] = order
-            if strategy_id in figures:
-                figures[strategy_id].add_trade(
-                    outcome.realized_pnl, fill.commission, fill.fees, fill.executed_at
-                )
+                if strategy_id in figures:
+                    figures[strategy_id].add_trade(realized_pnl, commission, fees, at)
+            else:
+                strategy_id, trade_type = None, ADJUSTMENT
+            trade_id = next_id()
+            new_trades.append(trade_row(fill, strategy_id, trade_type, realized_pnl, stamp))
+            trade = build_trade(trade_id, fill, strategy_id, trade_type, realized_pnl, now)
+            results.append(trade)
+            if external_id:
+                by_external_id[external_id] = trade
+            applied.append((fill, trade_id, strategy_id, outcome))
 
-        trade_ids = self._take_ids(Trade, len(new_trades))
         position_ids = self._write(
             touched_positions,
             new_position_ids,
@@ -184,10 +185,7 @@ class BulkFills:
         )
         self.alongside.many(
             self.cursor,
-            [
-                (fill, trade_ids[index], strategy_id, outcome)
-                for fill, index, strategy_id, outcome in applied
-            ],
+            applied,
             stamp,
             new_trades,
             trade_ids,
@@ -201,7 +199,7 @@ class BulkFills:
                 position_ids,
             ),
         )
-        return self._trades(results, new_fills, trade_ids, now)
+        return self._trades(results)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -251,17 +249,26 @@ class BulkFills:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _many(self, name: str, rows: list[tuple] | list[list], model: Any = None) -> None:
+    def _many(
+        self,
+        name: str,
+        rows: Iterable[tuple] | list[list],
+        model: Any = None,
+        count: int | None = None,
+    ) -> None:
         """Run statement ``name`` for every row; new rows of ``model`` (given for the
         inserts) go in by COPY on PostgreSQL: one statement for any number of rows. A
         pipelined executemany still runs a statement (and the notify trigger) per row,
-        which made the server the bottleneck of an import."""
-        if not rows:
+        which made the server the bottleneck of an import. ``count``: how many rows
+        there are, when ``rows`` is an iterator."""
+        if count is None:
+            count = len(rows)  # type: ignore[arg-type]  # a list when not given
+        if not count:
             return
         copy_sql = self.statements.copy.get(model)
         sql = copy_sql or self.sql[name]
         if log.isEnabledFor(logging.DEBUG):
-            log.debug((sql, f"<{len(rows)} rows>"))
+            log.debug((sql, f"<{count} rows>"))
         if copy_sql:
             with self.cursor.copy(copy_sql) as copy:
                 for row in rows:
@@ -297,24 +304,34 @@ class BulkFills:
         )
         self._many(
             "insert_trade_with_id",
-            [(tid, *row) for tid, row in zip(trade_ids, trades, strict=True)],
+            # Made as they are written: not a second copy of the batch's rows.
+            ((tid, *row) for tid, row in zip(trade_ids, trades, strict=True)),
             Trade,
+            len(trades),
         )
         self._many("update_order", [order_update_row(order) for order in orders.values()])
         self._many("update_strategy", [figures_row(f, stamp) + [sid] for sid, f in figures.items()])
         return position_ids
 
-    def _trades(
-        self,
-        results: list[tuple[str, int]],
-        new_fills: list[tuple[CheckedFill, int | None, str, Any]],
-        trade_ids: list[int],
-        now: Any,
-    ) -> list[Trade]:
-        stored_ids = {ref for kind, ref in results if kind == "stored"}
+    def _trades(self, results: list[Trade | int]) -> list[Trade]:
+        """``results`` with the trades already stored (given by id) read in."""
+        stored_ids = {r for r in results if type(r) is int}
+        if not stored_ids:
+            return results  # type: ignore[return-value]  # only trades
         stored = {t.id: t for t in map(trade_from_row, self._rows_in("trades", stored_ids))}
-        built = [
-            build_trade(tid, *fill_info, now)
-            for tid, fill_info in zip(trade_ids, new_fills, strict=True)
-        ]
-        return [stored[ref] if kind == "stored" else built[ref] for kind, ref in results]
+        return [stored[r] if type(r) is int else r for r in results]  # type: ignore[misc]
+
+
+def _new_count(fills: list[CheckedFill], stored: dict[str, tuple]) -> int:
+    """How many of ``fills`` are new trades: those without a broker id, and the first
+    of each broker id not ``stored`` yet (the rest are re-sent fills)."""
+    seen = set(stored)
+    count = 0
+    for fill in fills:
+        external_id = fill.external_id
+        if not external_id:
+            count += 1
+        elif external_id not in seen:
+            seen.add(external_id)
+            count += 1
+    return count
