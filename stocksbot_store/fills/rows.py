@@ -184,7 +184,7 @@ def check_fill_values(
     a dict's by keyword), in the order and with the defaults of :class:`Fill`."""
     return CheckedFill(
         None if order_id is None else check_id(order_id, "order_id"),
-        check_symbol(symbol),
+        symbol if type(symbol) is str and symbol in _CHECKED_SYMBOLS else _new_symbol(symbol),
         side_value(side),
         to_positive_decimal(quantity, "quantity"),
         to_positive_decimal(price, "price"),
@@ -194,6 +194,20 @@ def check_fill_values(
         # Only None means "now": "", 0 or False is a mistake, not a time.
         utcnow() if executed_at is None else to_event_time(executed_at, "executed_at"),
     )
+
+
+#: Symbols :func:`check_symbol` accepted: a broker's fills name the same few again and
+#: again, and the set look-up costs a fifth of checking one. Bounded, so that a stream
+#: of new names cannot grow it without end (those are checked every time).
+_CHECKED_SYMBOLS: set[str] = set()
+_CHECKED_SYMBOLS_MAX = 10_000
+
+
+def _new_symbol(value: Any) -> str:
+    symbol = check_symbol(value)
+    if type(symbol) is str and len(_CHECKED_SYMBOLS) < _CHECKED_SYMBOLS_MAX:
+        _CHECKED_SYMBOLS.add(symbol)
+    return symbol
 
 
 _SIDES = {side.value: side for side in OrderSideEnum}
