@@ -479,20 +479,22 @@ def _order_changes(before: tuple, order: Any) -> str:
     a batch writes one per order, and the dict and ``json.dumps`` cost several times
     more."""
     filled, avg, status = before
-    text = f'{{"filled_quantity":["{decimal_text(filled)}","{decimal_text(order.filled)}"]'
+    text = f'{{"filled_quantity":[{_json_amount(filled)},{_json_amount(order.filled)}]'
     if avg != order.avg:
-        text += f',"avg_fill_price":[{_json_value(avg)},{_json_value(order.avg)}]'
+        text += f',"avg_fill_price":[{_json_amount(avg)},{_json_amount(order.avg)}]'
     if status != order.status:
         text += f',"status":[{_json_text(status)},{_json_text(order.status)}]'
     if order.filled_at is not None:
-        text += f',"filled_at":[null,{_json_value(_time(order.filled_at))}]'
+        text += f',"filled_at":[null,{_json_text(_time(order.filled_at))}]'
     return text + "}"
 
 
-def _json_value(v: Any) -> str:
-    """JSON text of a field's :func:`value` that is text or null."""
-    v = value(v)
-    return "null" if v is None else _json_text(v)
+def _json_amount(v: Decimal | None) -> str:
+    """JSON text of a figure's :func:`value`: its fixed-point text (which needs no
+    escaping), or null."""
+    if v is None:
+        return "null"
+    return f'"{decimal_text(v)}"' if v.is_finite() else _json_text(str(v))
 
 
 def _position_entry(before: Any, after: Any) -> Entry:
