@@ -316,16 +316,15 @@ def apply_fill(
     fill opened if there was none.
     """
     opened: PositionState | None
+    opens = LONG if side == BUY else SHORT  # direction(side), once
     if position is None or not position.is_open:
-        opened = PositionState(
-            symbol, direction(side), quantity, price, ZERO, commission, fees, opened_at=at
-        )
+        opened = PositionState(symbol, opens, quantity, price, ZERO, commission, fees, opened_at=at)
         return FillOutcome(OPEN, None, None, opened, [opened])
 
     existing = position.copy()
     existing.commission += commission
     existing.fees += fees
-    if direction(side) == position.side:
+    if opens == position.side:
         total = check_derived(position.quantity + quantity, "quantity", MAGNITUDE_DIGITS)
         existing.avg_entry_price = quantize(
             (position.quantity * position.avg_entry_price + quantity * price) / total
@@ -344,7 +343,7 @@ def apply_fill(
         existing.closed_at = at
         remainder = quantity - closed
         if remainder > 0:
-            opened = PositionState(symbol, direction(side), remainder, price, opened_at=at)
+            opened = PositionState(symbol, opens, remainder, price, opened_at=at)
     touched = [existing] if opened is None else [existing, opened]
     return FillOutcome(CLOSE, pnl, existing, opened, touched)
 
@@ -402,5 +401,9 @@ class StrategyFigures:
         elif realized_pnl < 0:
             self.losing_trades += 1
             self.gross_loss = check_derived(self.gross_loss - realized_pnl, "gross_loss")
-        self.pnl_peak = max(self.pnl_peak, self.total_pnl)
-        self.max_drawdown = max(self.max_drawdown, self.pnl_peak - self.total_pnl)
+        # As max() (which keeps the first of equal values), without its call per trade.
+        if self.total_pnl > self.pnl_peak:
+            self.pnl_peak = self.total_pnl
+        drawdown = self.pnl_peak - self.total_pnl
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown

@@ -328,19 +328,21 @@ def trade_row(
     stamp: str,
 ) -> tuple:
     """:data:`TRADE_VALUES` of a new trade (the bulk path puts the id in front)."""
+    # Unpacked once: a field of a NamedTuple by name costs a look-up each.
+    order_id, symbol, side, quantity, price, commission, fees, external_id, at = fill
     return (
-        fill.order_id,
-        fill.external_id,
+        order_id,
+        external_id,
         strategy_id,
-        fill.symbol,
-        fill.side,
+        symbol,
+        side,
         trade_type,
-        scaled_text(fill.quantity),
-        scaled_text(fill.price),
-        scaled_text(fill.commission),
-        scaled_text(fill.fees),
+        scaled_text(quantity),
+        scaled_text(price),
+        scaled_text(commission),
+        scaled_text(fees),
         None if realized_pnl is None else scaled_text(realized_pnl),
-        datetime_text(fill.executed_at),
+        datetime_text(at),
         stamp,
     )
 
@@ -416,24 +418,25 @@ def build_trade(
 ) -> Trade:
     """The :class:`Trade` just written, as a query would return it (no defaults run,
     nothing dirty), without building it field by field."""
+    order_id, symbol, side, quantity, price, commission, fees, external_id, at = fill
     trade = Trade.__new__(Trade)
     trade._dirty, trade.__rel__ = set(), {}
     trade.__data__ = {
         "id": trade_id,
-        "order": fill.order_id,
-        "external_id": fill.external_id,
+        "order": order_id,
+        "external_id": external_id,
         "strategy": strategy_id,
-        "symbol": fill.symbol,
-        "side": _SIDES[fill.side],
+        "symbol": symbol,
+        "side": _SIDES[side],
         "type": _TRADE_TYPES[trade_type],
-        "quantity": fill.quantity,
-        "price": fill.price,
-        "commission": fill.commission,
-        "fees": fill.fees,
+        "quantity": quantity,
+        "price": price,
+        "commission": commission,
+        "fees": fees,
         # Tidied as a read gives it (0.9, not the ledger's 0.9000000000): equal either
         # way, but a caller's str() or JSON of the trade must not depend on the path.
         "realized_pnl": None if realized_pnl is None else tidy(realized_pnl),
-        "executed_at": fill.executed_at,
+        "executed_at": at,
         "created_at": now,
     }
     return trade
