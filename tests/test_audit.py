@@ -676,6 +676,83 @@ def test_a_batch_records_each_trade_and_the_net_change_of_each_row(db):
     assert rows_after(db, mark) == []
 
 
+def test_a_batch_makes_its_audit_rows_a_chunk_at_a_time(db):
+    """A batch of a million fills must not hold a million audit rows at once: at every
+    write, the entries taken from the caller's iterator and not written yet are at
+    most one chunk's (before, all of them were made before the first statement)."""
+    writer = AuditWriter(db, ACTOR)
+    chunk = audit_module._ROWS_PER_CALL
+    total = 3 * chunk + 7
+    made = written = most_pending = 0
+
+    def entries():
+        nonlocal made
+        for n in range(total):
+            made += 1
+            yield ("trades", n + 1, "create", '{"symbol":[null,"X"]}')
+
+    def wrote(rows: int) -> None:
+        nonlocal written, most_pending
+        most_pending = max(most_pending, made - written)
+        written += rows
+
+    class Copy:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write_row(self, row):
+            wrote(1)
+
+    class Cursor:  # records the writes instead of running them
+        def executemany(self, sql, params):
+            wrote(sum(len(p) for p in params) // 6)
+
+        def execute(self, sql, params):
+            wrote(len(params) // 6)
+
+        def copy(self, sql):
+            return Copy()
+
+    writer.write_many(entries(), "2026-01-05 14:30:00.000000+00:00", Cursor())
+    assert written == total
+    assert 0 < most_pending <= chunk
+
+
+def test_an_orders_fill_changes_are_the_json_of_their_values():
+    """The batch's order rows are made from a template: the same text json.dumps gives
+    of ``{field: [before, after]}`` (compact, in field order, ``null`` for None)."""
+    from stocksbot_store import ledger
+    from stocksbot_store.fields import money_context
+
+    with money_context():
+        order = ledger.OrderState(7, "X", "buy", "open", Decimal(10), Decimal(0), None, None)
+        before = (order.filled, order.avg, order.status)
+        order.apply_fill(Decimal(4), Decimal("10.5"), "2026-01-05 14:30:00.000000+00:00")
+        partly = audit_module._order_changes(before, order)
+        again = (order.filled, order.avg, order.status)
+        order.apply_fill(Decimal(6), Decimal(11), "2026-01-05 14:31:00.000000+00:00")
+        filled = audit_module._order_changes(again, order)
+    dumps = lambda changes: json.dumps(changes, separators=(",", ":"))  # noqa: E731
+    assert partly == dumps(
+        {
+            "filled_quantity": ["0.0000000000", "4.0000000000"],
+            "avg_fill_price": [None, "10.5000000000"],
+            "status": ["open", "partially_filled"],
+        }
+    )
+    assert filled == dumps(
+        {
+            "filled_quantity": ["4.0000000000", "10.0000000000"],
+            "avg_fill_price": ["10.5000000000", "10.8000000000"],
+            "status": ["partially_filled", "filled"],
+            "filled_at": [None, "2026-01-05T14:31:00.000000+00:00"],
+        }
+    )
+
+
 def test_a_flip_records_the_closed_position_and_the_opened_one(db):
     storage = StorageService(db, actor=ACTOR)
     storage.create_position("TSLA", "long", 2, 100)
