@@ -118,8 +118,8 @@ class BulkFills:
         next_id = iter(trade_ids).__next__
         # Each result: a new trade, or the id of a trade already stored (read at the end).
         results: list[Trade | int] = []
-        first_of: dict[str, CheckedFill] = {}
-        by_external_id: dict[str, Trade] = {}
+        # Where each broker id first came: an index of both ``fills`` and ``results``.
+        first_of: dict[str, int] = {}
         new_trades: list[tuple] = []
         touched_positions: dict[int, ledger.PositionState] = {}
         touched_orders: dict[int, ledger.OrderState] = {}
@@ -137,10 +137,10 @@ class BulkFills:
                 first = first_of.get(external_id)
                 if first is not None:
                     # A checked fill starts with SAME_FILL_COLUMNS' values, in their order.
-                    check_same_fill(fill, first[:5])
-                    results.append(by_external_id[external_id])
+                    check_same_fill(fill, fills[first][:5])
+                    results.append(results[first])
                     continue
-                first_of[external_id] = fill
+                first_of[external_id] = len(results)  # this fill's result comes next
             order = None
             if order_id is not None:
                 order = orders.get(order_id)
@@ -168,10 +168,7 @@ class BulkFills:
                 strategy_id, trade_type = None, ADJUSTMENT
             trade_id = next_id()
             new_trades.append(trade_row(fill, strategy_id, trade_type, realized_pnl, stamp))
-            trade = build_trade(trade_id, fill, strategy_id, trade_type, realized_pnl, now)
-            results.append(trade)
-            if external_id:
-                by_external_id[external_id] = trade
+            results.append(build_trade(trade_id, fill, strategy_id, trade_type, realized_pnl, now))
             applied.append((fill, trade_id, strategy_id, outcome))
 
         position_ids = self._write(
