@@ -104,11 +104,12 @@ def day_of(at: dt.datetime) -> dt.datetime:
 def keys_of(at: dt.datetime, strategy_id: int | None, symbol: str) -> tuple[tuple, ...]:
     """The three bucket keys (``KEY`` order) a trade at ``at`` adds to."""
     strategy_key = strategy_id or 0
-    quarter = bucket_of(at, QUARTER)
+    seconds = epoch_seconds(at)
+    quarter = seconds - seconds % QUARTER
     return (
         (QUARTER, symbol, strategy_key, quarter),
         (QUARTER, ALL_SYMBOLS, strategy_key, quarter),
-        (DAY, symbol, strategy_key, bucket_of(at, DAY)),
+        (DAY, symbol, strategy_key, seconds - seconds % DAY),
     )
 
 
