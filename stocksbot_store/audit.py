@@ -65,7 +65,7 @@ from peewee import Database, Model
 
 from .backends import backend_of
 from .errors import CorruptRowError, ValidationError, translate_errors
-from .fields import datetime_text, decimal_text, to_utc, utcnow
+from .fields import SCALE, datetime_text, decimal_text, to_utc, utcnow
 from .ledger import STRATEGY_FIGURES
 from .models import AuditLog
 from .validation import check_id, check_text
@@ -115,7 +115,6 @@ _POSITION_FIELDS = (
     "opened_at",
     "closed_at",
 )
-_FIGURES = (*STRATEGY_FIGURES, "win_rate")
 _TRADE_COLUMNS = (
     "order_id",
     "external_id",
@@ -286,11 +285,15 @@ class AuditWriter:
         transaction of the change."""
         if not self.enabled or not entries:
             return
-        rows = self._params(entries, at or datetime_text(utcnow()))
+        at = at or datetime_text(utcnow())
+        actor = self.actor
+        params: list[Any] = []
+        for table, row_id, action, changes in entries:
+            if not isinstance(changes, str):
+                changes = _dumps(changes)
+            params += (at, actor, table, row_id, action, changes)
         with translate_errors("writing the audit log"):
-            (execute or self.db.execute_sql)(
-                self._insert(len(rows)), [v for row in rows for v in row]
-            )
+            (execute or self.db.execute_sql)(self._insert(len(entries)), params)
 
     def write_many(self, entries: Iterable[Entry], at: str, cursor: Any = None) -> None:
         """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
@@ -388,7 +391,7 @@ class AuditWriter:
             )
         if figures is not None:
             entries.append(
-                ("strategies", strategy_id, "fill", _figure_changes(figures_before, figures))
+                ("strategies", strategy_id, "fill", _figure_json(figures_before, figures))
             )
         self.write(entries, stamp, execute)
 
@@ -473,54 +476,132 @@ def _json_text(text: str) -> str:
     return json.dumps(text)
 
 
-def _order_changes(before: tuple, order: Any) -> str:
-    """The changes of fills to an order (``before``: its ``(filled, avg, status)``) as
-    the JSON text :func:`_dumps` gives of them, made from a template as for a trade:
-    a batch writes one per order, and the dict and ``json.dumps`` cost several times
-    more."""
-    filled, avg, status = before
-    text = f'{{"filled_quantity":[{_json_amount(filled)},{_json_amount(order.filled)}]'
-    if avg != order.avg:
-        text += f',"avg_fill_price":[{_json_amount(avg)},{_json_amount(order.avg)}]'
-    if status != order.status:
-        text += f',"status":[{_json_text(status)},{_json_text(order.status)}]'
-    if order.filled_at is not None:
-        text += f',"filled_at":[null,{_json_text(_time(order.filled_at))}]'
-    return text + "}"
+#: The JSON text of the times the fill path wrote last: a strategy's last trade time is
+#: written after one fill and again before the next (``isoformat`` costs more than a
+#: dict look-up); at most ``_ISO_KEPT`` of them.
+_ISO: dict[dt.datetime, str] = {}
+_ISO_KEPT = 64
+#: How the fill path's decimals are written: every one has at most ``SCALE`` places
+#: (see :func:`~stocksbot_store.fields.scaled_text`), so this is their stored text.
+_PLACES = f".{SCALE}f"
+#: How a field of a state is written in a changes object (:func:`_pairs`): as decimal
+#: text, as an integer, or as :func:`_json` makes it.
+_DECIMAL, _INTEGER, _OTHER = range(3)
+_POSITION_KINDS = tuple(
+    (name, _OTHER if name in ("side", "is_open", "opened_at", "closed_at") else _DECIMAL)
+    for name in _POSITION_FIELDS
+)
+_FIGURE_KINDS = tuple(
+    (name, _INTEGER if name.endswith("_trades") else _OTHER if name.endswith("_at") else _DECIMAL)
+    for name in STRATEGY_FIGURES
+)
 
 
-def _json_amount(v: Decimal | None) -> str:
-    """JSON text of a figure's :func:`value`: its fixed-point text (which needs no
-    escaping), or null."""
+def _json(v: Any) -> str:
+    """The JSON text of :func:`value` of ``v``, as :func:`_dumps` writes it, without
+    ``json.dumps`` for what the fill path holds (decimals, times in UTC, plain text,
+    numbers, null): a dict and ``json.dumps`` per audit row cost more than its insert."""
     if v is None:
         return "null"
-    return f'"{decimal_text(v)}"' if v.is_finite() else _json_text(str(v))
+    kind = type(v)
+    if kind is Decimal and v.is_finite():
+        return f'"{v:{_PLACES}}"'
+    if kind is dt.datetime and v.tzinfo is _UTC:
+        text = _ISO.get(v)
+        if text is None:
+            if len(_ISO) >= _ISO_KEPT:
+                _ISO.clear()
+            text = _ISO[v] = f'"{v.isoformat(timespec="microseconds")}"'
+        return text
+    if kind is str:
+        return _json_text(v)
+    if kind is int:
+        return str(v)
+    if kind is bool:
+        return "true" if v else "false"
+    return _dumps(value(v))
+
+
+def _pair(name: str, before: Any, after: Any) -> str:
+    """One field of a changes object as JSON text: ``"name":[before,after]``."""
+    return f'"{name}":[{_json(before)},{_json(after)}]'
+
+
+def _pairs(before: Any, after: Any, kinds: tuple[tuple[str, int], ...]) -> list[str]:
+    """:func:`_pair` of each field of ``kinds`` whose value differs between the states
+    ``before`` and ``after``; a decimal or an integer field is written in place (a
+    function call per value costs as much as the rest)."""
+    pairs = []
+    for name, kind in kinds:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            if kind == _DECIMAL and type(old) is Decimal and type(new) is Decimal:
+                pairs.append(f'"{name}":["{old:{_PLACES}}","{new:{_PLACES}}"]')
+            elif kind == _INTEGER and type(old) is int and type(new) is int:
+                pairs.append(f'"{name}":[{old},{new}]')
+            else:
+                pairs.append(_pair(name, old, new))
+    return pairs
+
+
+def _order_changes(before: tuple, order: Any) -> str:
+    """The JSON changes of an order a fill moved, from its ``(filled, avg, status)``
+    before and its state after."""
+    filled, avg, status = before
+    pairs = [_pair("filled_quantity", filled, order.filled)]
+    if avg != order.avg:
+        pairs.append(_pair("avg_fill_price", avg, order.avg))
+    if status != order.status:
+        pairs.append(_pair("status", status, order.status))
+    if order.filled_at is not None:
+        pairs.append(_pair("filled_at", None, _time(order.filled_at)))
+    return "{" + ",".join(pairs) + "}"
 
 
 def _position_entry(before: Any, after: Any) -> Entry:
     """The audit row of a position a fill touched: ``create`` when it opened it."""
     if before is None:
-        return (
-            "positions",
-            after.id,
-            "create",
-            {name: [None, value(getattr(after, name))] for name in _POSITION_FIELDS},
-        )
-    changes = {}
-    for name in _POSITION_FIELDS:
-        old, new = getattr(before, name), getattr(after, name)
-        if old != new:
-            changes[name] = [value(old), value(new)]
-    return ("positions", after.id, "fill", changes)
+        changes = ",".join(_pair(name, None, getattr(after, name)) for name in _POSITION_FIELDS)
+        return ("positions", after.id, "create", "{" + changes + "}")
+    return (
+        "positions",
+        after.id,
+        "fill",
+        "{" + ",".join(_pairs(before, after, _POSITION_KINDS)) + "}",
+    )
+
+
+def _win_rates(before: Any, after: Any) -> tuple[Decimal, Decimal] | None:
+    """A strategy's win rate before and after, if it moved; worked out only when the
+    counts it comes from moved (a division and a rounding twice a fill otherwise)."""
+    if (
+        before.closing_trades == after.closing_trades
+        and before.winning_trades == after.winning_trades
+    ):
+        return None
+    old, new = before.win_rate, after.win_rate
+    return None if old == new else (old, new)
 
 
 def _figure_changes(before: Any, after: Any) -> dict[str, list[Any]]:
     changes = {}
-    for name in _FIGURES:
+    for name in STRATEGY_FIGURES:
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
             changes[name] = [value(old), value(new)]
+    rates = _win_rates(before, after)
+    if rates is not None:
+        changes["win_rate"] = [value(rates[0]), value(rates[1])]
     return changes
+
+
+def _figure_json(before: Any, after: Any) -> str:
+    """:func:`_figure_changes` as the JSON text the audit row holds."""
+    pairs = _pairs(before, after, _FIGURE_KINDS)
+    rates = _win_rates(before, after)
+    if rates is not None:
+        pairs.append(_pair("win_rate", *rates))
+    return "{" + ",".join(pairs) + "}"
 
 
 # -- the PostgreSQL guard ---------------------------------------------------------------

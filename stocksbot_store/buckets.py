@@ -31,7 +31,14 @@ from typing import Any
 from peewee import Database
 
 from . import ledger
-from .fields import MONEY_CONTEXT, SCALE, datetime_text, decimal_text, in_money_context
+from .fields import (
+    MONEY_CONTEXT,
+    SCALE,
+    datetime_text,
+    decimal_text,
+    in_money_context,
+    scaled_text,
+)
 
 QUARTER, DAY = 900, 86_400
 #: A flat position's side, quantity and price, in the canonical text every copy writes.
@@ -43,6 +50,10 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SECOND = dt.timedelta(seconds=1)
 _QUARTER = QUARTER * _SECOND
 _ZERO = Decimal(0)
+#: The :func:`split` parts of zero.
+_NO_PARTS = (0, 0, 0, 0)
+#: Days whose stored text :class:`KeptFigures` keeps (a bot fills on one or two).
+_DAYS_KEPT = 16
 #: Sums of amounts, exact whatever the caller's context (see :data:`MONEY_CONTEXT`).
 _add = MONEY_CONTEXT.add
 
@@ -94,11 +105,12 @@ def day_of(at: dt.datetime) -> dt.datetime:
 def keys_of(at: dt.datetime, strategy_id: int | None, symbol: str) -> tuple[tuple, ...]:
     """The three bucket keys (``KEY`` order) a trade at ``at`` adds to."""
     strategy_key = strategy_id or 0
-    quarter = bucket_of(at, QUARTER)
+    seconds = epoch_seconds(at)
+    quarter = seconds - seconds % QUARTER
     return (
         (QUARTER, symbol, strategy_key, quarter),
         (QUARTER, ALL_SYMBOLS, strategy_key, quarter),
-        (DAY, symbol, strategy_key, bucket_of(at, DAY)),
+        (DAY, symbol, strategy_key, seconds - seconds % DAY),
     )
 
 
@@ -111,15 +123,16 @@ def figures_of(
 ) -> tuple[int, ...]:
     """One trade's figures, in ``FIGURE_COLUMNS`` order."""
     closing = realized_pnl is not None
-    pnl = realized_pnl or Decimal(0)
+    pnl = realized_pnl or _ZERO
     return (
         1,
         int(closing),
         int(closing and pnl > 0),
         int(closing and pnl < 0),
-        *split(pnl),
+        # Most fills close nothing and pay no fees: no splitting for a zero.
+        *(split(pnl) if pnl else _NO_PARTS),
         *split(commission),
-        *split(fees),
+        *(split(fees) if fees else _NO_PARTS),
         *split(ledger.cost_basis(quantity, price)),
     )
 
@@ -255,6 +268,8 @@ class KeptFigures:
         self.single_bucket_sql = _upsert_bucket_sql(3, self.mark)
         self.bucket_sql = _upsert_bucket_sql(1, self.mark)
         self.day_sql = _upsert_day_sql(self.mark)
+        #: The stored text of the days fills were added to lately, by epoch seconds.
+        self._day_texts: dict[int, str] = {}
 
     def add(
         self,
@@ -277,21 +292,27 @@ class KeptFigures:
             [*every, *figures, *quarter, *figures, *day, *figures],
         )
         position = outcome.open_position
+        day_text = self._day_texts.get(day[3])
+        if day_text is None:
+            if len(self._day_texts) >= _DAYS_KEPT:
+                self._day_texts.clear()
+            day_text = self._day_texts[day[3]] = datetime_text(_EPOCH + day[3] * _SECOND)
+        # A fill's figures have at most SCALE places: scaled_text is their stored text.
         execute(
             self.day_sql,
             (
                 fill.symbol,
-                datetime_text(_EPOCH + day[3] * _SECOND),
+                day_text,
                 *(
                     _FLAT
                     if position is None
                     else (
                         position.side,
-                        decimal_text(position.quantity),
-                        decimal_text(position.avg_entry_price),
+                        scaled_text(position.quantity),
+                        scaled_text(position.avg_entry_price),
                     )
                 ),
-                decimal_text(fill.price),
+                scaled_text(fill.price),
             ),
         )
 

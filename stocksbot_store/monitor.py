@@ -16,7 +16,9 @@ Kinds are told from the first words of the statement, which costs a slice and a
 - ``other``: everything else (schema changes, savepoints, ``LISTEN``...).
 
 Statements that bypass ``execute_sql`` are not seen: ``BEGIN``/``COMMIT`` and the
-batched statements of ``record_trades`` go straight to the driver's cursor.
+batched statements of ``record_trades`` go straight to the driver's cursor. A SQLite
+fill's statements skip ``execute_sql``'s layers but are reported to the hooks as it
+would (:class:`HookedCursor`).
 
 A statement slower than ``slow_ms`` (``connect(..., slow_ms=50)`` or
 ``SQL_SLOW_MS=50``) is logged at WARNING through the logger
@@ -29,6 +31,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,10 +39,13 @@ from decimal import Decimal
 from typing import Any
 
 from peewee import Database, QueryEvent
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .errors import ConfigurationError
 
 slow_log = logging.getLogger("stocksbot_store.slow")
+#: Peewee's logger, which echoes every statement at DEBUG (``SQL_ECHO``).
+peewee_log = logging.getLogger("peewee")
 
 KINDS = ("fill", "read", "write", "other")
 
@@ -56,6 +62,9 @@ SHOWN_TYPES = (int, float, Decimal, dt.date, dt.time, dt.timedelta, uuid.UUID, t
 #: How much of a string parameter a log line shows, and how many parameters.
 MAX_TEXT = 32
 MAX_PARAMS = 20
+#: Statement texts whose kind a monitor remembers (the store runs a few dozen texts over
+#: and over; any beyond these are told apart again each time).
+KINDS_KEPT = 512
 
 
 def statement_kind(sql: str) -> str:
@@ -95,10 +104,17 @@ class StatementMonitor:
         self._lock = threading.Lock()
         # kind -> [count, seconds, max_seconds, errors, slow]
         self._figures: dict[str, list[Any]] = {kind: [0, 0.0, 0.0, 0, 0] for kind in KINDS}
+        #: sql -> its kind, for the texts seen first (a look-up by a string's cached hash
+        #: instead of a slice, an upper-casing and three prefix tests per statement).
+        self._kinds: dict[str, str] = {}
 
     def __call__(self, event: QueryEvent) -> None:
         sql, duration = event.sql, event.duration
-        kind = statement_kind(sql)
+        kind = self._kinds.get(sql)
+        if kind is None:
+            kind = statement_kind(sql)
+            if len(self._kinds) < KINDS_KEPT:
+                self._kinds[sql] = kind
         slow = self.slow_seconds is not None and duration >= self.slow_seconds
         with self._lock:
             figures = self._figures[kind]
@@ -123,6 +139,51 @@ class StatementMonitor:
         """A consistent copy of the figures, by kind."""
         with self._lock:
             return {kind: StatementFigures(*values) for kind, values in self._figures.items()}
+
+
+class HookedCursor:
+    """Runs statements on one cursor of a connection the caller holds (inside its
+    transaction), each reported to the database's query hooks and logged for
+    ``SQL_ECHO`` as ``execute_sql`` does, a driver error raised as peewee's. For a
+    transaction of many small statements, as a SQLite fill is: ``execute_sql`` asks
+    for the connection, opens a cursor and enters the error wrapper for each, which
+    costs as much as a statement's work in SQLite."""
+
+    __slots__ = ("db", "cursor", "hooks", "echo")
+
+    def __init__(self, db: Database, conn: Any) -> None:
+        self.db = db
+        self.cursor = conn.cursor()
+        self.hooks = db.query_hooks
+        #: Whether peewee's logger echoes statements (``SQL_ECHO``), as it was when the
+        #: caller's transaction began.
+        self.echo = peewee_log.isEnabledFor(logging.DEBUG)
+
+    def execute(self, sql: str, params: Sequence = ()) -> Any:
+        """Run ``sql`` with ``params``; the cursor, holding its rows (read them before
+        the next statement)."""
+        if self.echo:
+            self.db._log_query(sql, params)  # type: ignore[attr-defined]
+        hooks = self.hooks
+        if not hooks:
+            try:
+                return self.cursor.execute(sql, params)
+            except Exception:
+                with driver_errors:
+                    raise
+        start = time.perf_counter()
+        try:
+            cursor = self.cursor.execute(sql, params)
+        except Exception as e:
+            event = QueryEvent(sql, params, time.perf_counter() - start, e)
+            for hook in hooks:
+                hook(event)
+            with driver_errors:
+                raise
+        event = QueryEvent(sql, params, time.perf_counter() - start, None)
+        for hook in hooks:
+            hook(event)
+        return cursor
 
 
 def mask_params(sql: str, params: Any, secrets: Sequence[str] = ()) -> str:

@@ -802,6 +802,35 @@ def test_a_rolled_back_change_leaves_no_audit_row(db):
     assert len(rows_after(db, mark)) == 3
 
 
+@pytest.mark.parametrize(
+    "v",
+    [
+        None,
+        True,
+        False,
+        0,
+        7,
+        Decimal("1.5"),
+        Decimal("-0.0000000001"),
+        Decimal("0E-10"),
+        Decimal("123456789012345.1234567890"),
+        dt.datetime(2026, 1, 5, 14, 30, 0, 1, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.timezone.utc),
+        dt.datetime(2026, 1, 5, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        "plain",
+        'a "quoted" \\ name',
+        "caf\u00e9",
+        "filled",
+    ],
+)
+def test_the_fill_paths_json_is_what_json_dumps_writes(v):
+    """The fill path writes its audit rows' JSON without json.dumps (it costs as much as
+    the insert); every value it writes must come out as json.dumps would write it."""
+    expected = json.dumps(audit_module.value(v), separators=(",", ":"))
+    assert audit_module._json(v) == expected
+    assert audit_module._json(v) == expected  # again: a time's text is remembered
+
+
 def test_a_failed_audit_write_rolls_the_change_back(db, monkeypatch):
     """The audit row is part of the change: if it cannot be written, neither is the
     change."""

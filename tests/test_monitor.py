@@ -17,6 +17,7 @@ from conftest import fresh_pg_database
 
 from stocksbot_store import (
     ConfigurationError,
+    StorageError,
     StorageService,
     connect,
     format_prometheus,
@@ -84,6 +85,24 @@ def test_a_failing_statement_counts_as_an_error(db):
     with pytest.raises(peewee.DatabaseError):
         db.execute_sql("SELECT * FROM no_such_table")
     assert monitor.figures()["read"].errors == before + 1
+
+
+def test_a_fill_statement_that_fails_is_counted_and_rolled_back(storage, db):
+    """Every statement of a fill reaches the hooks, a failing one as an error, whichever
+    way the fill path runs it; the fill raises the store's error and leaves nothing."""
+    storage.create_strategy("s")
+    order = storage.create_order("FAIL", "buy", "market", 5, strategy="s")
+    storage.record_trade(order.id, "FAIL", "buy", 1, 10)
+    db.execute_sql("DROP TABLE position_day")  # the kept figures' second statement fails
+    monitor = monitor_of(db)
+    before = monitor.figures()
+    with pytest.raises(StorageError):
+        storage.record_trade(order.id, "FAIL", "buy", 1, 10)
+    after = monitor.figures()
+    # (PostgreSQL's pipeline reports every statement of the failed round trip.)
+    assert after["write"].errors > before["write"].errors
+    assert after["fill"].count == before["fill"].count + 1  # the trade's insert ran
+    assert storage.get_order(order.id).filled_quantity == 1
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ A fill inside a caller's transaction takes the plain path, one statement at a ti
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +48,8 @@ from ..errors import (
 )
 from ..fields import datetime_text, in_money_context, utcnow
 from ..models import Order, Position, Trade
-from .alongside import Alongside, Before, order_before
+from ..monitor import HookedCursor
+from .alongside import Alongside, Before, Execute, order_before
 from .bulk import BulkFills
 from .collector import collector_paused
 from .known import KnownBook
@@ -200,9 +200,11 @@ class FillRecorder:
         book = self._book()
         try:
             with write_transaction(self.db):
-                version = self.db.pragma("data_version")  # type: ignore[attr-defined]
-                known = book if book.begin(self.db.connection(), version) else None
-                trade, left = self._apply_known(fill, known)
+                conn = self.db.connection()
+                run = HookedCursor(self.db, conn).execute
+                version = run("PRAGMA data_version").fetchone()[0]
+                known = book if book.begin(conn, version) else None
+                trade, left = self._apply_known(fill, known, run)
         except BaseException:
             book.forget()
             raise
@@ -211,10 +213,12 @@ class FillRecorder:
         return trade
 
     def _apply_known(
-        self, fill: CheckedFill, known: KnownBook | None
+        self, fill: CheckedFill, known: KnownBook | None, run: Execute
     ) -> tuple[Trade, tuple | None]:
         """A fill on SQLite, reading only what ``known`` (when fresh) does not hold;
-        the trade, and what it left for the book (None when it was stored already)."""
+        the trade, and what it left for the book (None when it was stored already).
+        ``run(sql, params)`` runs its writes on the transaction's cursor."""
+        sql = self.sql
         order = None
         if fill.order_id is not None:
             cached = known.orders.get(fill.order_id) if known is not None else None
@@ -249,8 +253,8 @@ class FillRecorder:
         stamp = datetime_text(now)
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
-        inserted = self._run(
-            "insert_new_trade" if fill.external_id else "insert_trade", row
+        inserted = run(
+            sql["insert_new_trade" if fill.external_id else "insert_trade"], row
         ).fetchone()
         if inserted is None:  # its broker id is stored: the fill was sent before
             stored = self._stored_trade(fill)
@@ -262,8 +266,8 @@ class FillRecorder:
         if order is not None:
             moved = order_before(order)
             order.apply_fill(fill.quantity, fill.price, stamp)
-            self._run("update_order", order_update_row(order))
-        self._write_positions(outcome, stamp)
+            run(sql["update_order"], order_update_row(order))
+        self._write_positions(outcome, stamp, run)
         figures_before = figures = None
         if strategy_id is not None:
             figures_before, figures = self._update_strategy(
@@ -271,10 +275,11 @@ class FillRecorder:
                 outcome.realized_pnl,
                 fill,
                 stamp,
-                figures=None if cached_figures is None else copy.copy(cached_figures),
+                figures=None if cached_figures is None else cached_figures.copy(),
+                run=run,
             )
         self.alongside.one(
-            self.db.execute_sql,
+            run,
             fill,
             stamp,
             trade_id,
@@ -526,12 +531,17 @@ class FillRecorder:
         row = self._run("open_position", (symbol, True)).fetchone()
         return None if row is None else position_from_row(symbol, row)
 
-    def _write_positions(self, outcome: ledger.FillOutcome, stamp: str) -> None:
+    def _write_positions(
+        self, outcome: ledger.FillOutcome, stamp: str, run: Execute | None = None
+    ) -> None:
+        """Insert or update the positions a fill touched; ``run(sql, params)`` runs the
+        statements (default: the database's ``execute_sql``)."""
+        run = run or self.db.execute_sql
         for p in outcome.touched:
             if p.id is None:
-                p.id = self._run("insert_position", new_position_row(p, stamp)).fetchone()[0]
+                p.id = run(self.sql["insert_position"], new_position_row(p, stamp)).fetchone()[0]
             else:
-                self._run("update_position", position_update_row(p, stamp))
+                run(self.sql["update_position"], position_update_row(p, stamp))
 
     def _update_strategy(
         self,
@@ -553,7 +563,7 @@ class FillRecorder:
             if row is None:  # deleted meanwhile: the order's link was set to NULL
                 return None, None
             figures = figures_from_row(row)
-        before = copy.copy(figures)
+        before = figures.copy()
         figures.add_trade(realized_pnl, fill.commission, fill.fees, fill.executed_at)
         (run or self._run)(
             self.sql["update_strategy"] if run else "update_strategy",
