@@ -198,3 +198,28 @@ def test_the_statement_floor_replays_what_the_store_wrote(tmp_path):
         assert set(wal_pages(minimal, page_size(minimal))) >= {"min_trade", "min_position"}
     finally:
         conn.close()
+
+
+def test_a_fill_that_moves_no_status_writes_no_page_of_the_status_indexes(tmp_path):
+    """SQLite rewrites the index entries of every column an UPDATE names, changed or
+    not: a fill that leaves its order's status and its position open must not name
+    those columns, or each such index costs its commit one more page."""
+    from bench.pages import page_size, wal_pages
+
+    path = str(tmp_path / "store.db")
+    db = init_db(connect(f"sqlite:///{path}"))
+    try:
+        storage = StorageService(db)
+        order = storage.create_order("AAPL", "buy", "limit", 10, 100)
+        storage.record_trade(order.id, "AAPL", "buy", 2, 100)  # pending -> partially filled
+        db.pragma("wal_autocheckpoint", 0)
+        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        storage.record_trade(order.id, "AAPL", "buy", 3, 101)  # still partially filled, open
+        pages = wal_pages(path, page_size(path))
+        assert pages["order"] and pages["position"] and pages["trade"]
+        untouched = ["order_status_id", "order_symbol_status_id", "position_is_open_symbol"]
+        assert [name for name in untouched if pages[name]] == []
+        assert storage.get_order(order.id).filled_quantity == 5
+        assert storage.get_position_by_symbol("AAPL").quantity == 5
+    finally:
+        db.close()

@@ -63,8 +63,10 @@ from .rows import (
     figures_row,
     new_position_row,
     order_from_row,
+    order_update,
     order_update_row,
     position_from_row,
+    position_update,
     position_update_row,
     trade_from_row,
     trade_row,
@@ -266,7 +268,8 @@ class FillRecorder:
         if order is not None:
             moved = order_before(order)
             order.apply_fill(fill.quantity, fill.price, stamp)
-            run(sql["update_order"], order_update_row(order))
+            name, params = order_update(order, moved[2])
+            run(sql[name], params)
         self._write_positions(outcome, stamp, run)
         figures_before = figures = None
         if strategy_id is not None:
@@ -495,7 +498,7 @@ class FillRecorder:
         if order is not None:
             moved = order_before(order)
             order.apply_fill(fill.quantity, fill.price, stamp)
-            self._run("update_order", order_update_row(order))
+            self._run(*order_update(order, moved[2]))
         self._write_positions(outcome, stamp)
         figures_before = figures = None
         if strategy_id is not None:
@@ -541,7 +544,8 @@ class FillRecorder:
             if p.id is None:
                 p.id = run(self.sql["insert_position"], new_position_row(p, stamp)).fetchone()[0]
             else:
-                run(self.sql["update_position"], position_update_row(p, stamp))
+                name, params = position_update(p, stamp)
+                run(self.sql[name], params)
 
     def _update_strategy(
         self,

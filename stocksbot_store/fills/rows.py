@@ -103,6 +103,12 @@ POSITION_UPDATE = (
     "updated_at",
     "closed_at",
 )
+#: What a fill writes of an order whose status it leaves as it was, and of a position it
+#: leaves open: not the columns the status and open-position indexes hold. SQLite
+#: rewrites the index entries of every column a ``SET`` names, changed or not, and each
+#: index so rewritten is one more page the fill's commit writes.
+ORDER_FILL_UPDATE = ("filled_quantity", "avg_fill_price", "updated_at")
+POSITION_HELD_UPDATE = (*POSITION_UPDATE[:6], "updated_at")
 STRATEGY_UPDATE = (
     "total_trades",
     "win_rate",
@@ -379,6 +385,38 @@ def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
         stamp,
         None if p.closed_at is None else datetime_text(p.closed_at),
         p.id,
+    )
+
+
+def position_update(p: ledger.PositionState, stamp: str) -> tuple[str, tuple]:
+    """The statement (its name in :mod:`.statements`) and parameters that write a stored
+    position after a fill: the whole :data:`POSITION_UPDATE`, or only
+    :data:`POSITION_HELD_UPDATE` when it stays open (it was open: the fill read it so)."""
+    if not p.is_open:
+        return "update_position", position_update_row(p, stamp)
+    return "update_held_position", (
+        decimal_text(p.quantity),
+        decimal_text(p.avg_entry_price),
+        decimal_text(p.cost_basis),
+        decimal_text(p.realized_pnl),
+        decimal_text(p.commission),
+        decimal_text(p.fees),
+        stamp,
+        p.id,
+    )
+
+
+def order_update(order: ledger.OrderState, status_before: str) -> tuple[str, tuple]:
+    """The statement (its name in :mod:`.statements`) and parameters that write an order
+    after a fill: the whole :data:`ORDER_UPDATE`, or only :data:`ORDER_FILL_UPDATE` when
+    its status stays as it was (then so does ``filled_at``: it is set as it fills)."""
+    if order.status != status_before:
+        return "update_order", order_update_row(order)
+    return "update_order_fill", (
+        decimal_text(order.filled),
+        text_or_none(order.avg),
+        order.updated_at,
+        order.id,
     )
 
 

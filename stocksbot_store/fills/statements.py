@@ -28,8 +28,10 @@ from ..ledger import STRATEGY_FIGURES
 from ..models import Order, Position, Strategy, Trade
 from .rows import (
     ORDER_COLUMNS,
+    ORDER_FILL_UPDATE,
     ORDER_UPDATE,
     POSITION_COLUMNS,
+    POSITION_HELD_UPDATE,
     POSITION_UPDATE,
     POSITION_VALUES,
     SAME_FILL_COLUMNS,
@@ -168,6 +170,16 @@ class Statements:
                     Position.id == slot("id")
                 ),
                 (*POSITION_UPDATE, "id"),
+            ),
+            "update_order_fill": (
+                Order.update(_values(Order, ORDER_FILL_UPDATE)).where(Order.id == slot("id")),
+                (*ORDER_FILL_UPDATE, "id"),
+            ),
+            "update_held_position": (
+                Position.update(_values(Position, POSITION_HELD_UPDATE)).where(
+                    Position.id == slot("id")
+                ),
+                (*POSITION_HELD_UPDATE, "id"),
             ),
             "update_strategy": (
                 Strategy.update(_values(Strategy, STRATEGY_UPDATE)).where(
