@@ -353,17 +353,24 @@ def trade_row(
     )
 
 
-def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
-    """:data:`POSITION_VALUES` of a new position (the bulk path puts the id in front)."""
+def _position_amounts(p: ledger.PositionState) -> tuple:
+    """A position's six stored amounts, quantity to fees, as the store writes them."""
     return (
-        p.symbol,
-        p.side,
         decimal_text(p.quantity),
         decimal_text(p.avg_entry_price),
         decimal_text(p.cost_basis),
         decimal_text(p.realized_pnl),
         decimal_text(p.commission),
         decimal_text(p.fees),
+    )
+
+
+def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
+    """:data:`POSITION_VALUES` of a new position (the bulk path puts the id in front)."""
+    return (
+        p.symbol,
+        p.side,
+        *_position_amounts(p),
         p.is_open,
         stamp,
         stamp,
@@ -375,12 +382,7 @@ def new_position_row(p: ledger.PositionState, stamp: str) -> tuple:
 def position_update_row(p: ledger.PositionState, stamp: str) -> tuple:
     """:data:`POSITION_UPDATE` of a stored position, then its id."""
     return (
-        decimal_text(p.quantity),
-        decimal_text(p.avg_entry_price),
-        decimal_text(p.cost_basis),
-        decimal_text(p.realized_pnl),
-        decimal_text(p.commission),
-        decimal_text(p.fees),
+        *_position_amounts(p),
         p.is_open,
         stamp,
         None if p.closed_at is None else datetime_text(p.closed_at),
@@ -395,12 +397,7 @@ def position_update(p: ledger.PositionState, stamp: str) -> tuple[str, tuple]:
     if not p.is_open:
         return "update_position", position_update_row(p, stamp)
     return "update_held_position", (
-        decimal_text(p.quantity),
-        decimal_text(p.avg_entry_price),
-        decimal_text(p.cost_basis),
-        decimal_text(p.realized_pnl),
-        decimal_text(p.commission),
-        decimal_text(p.fees),
+        *_position_amounts(p),
         stamp,
         p.id,
     )
