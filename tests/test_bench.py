@@ -193,7 +193,7 @@ def test_the_statement_floor_replays_what_the_store_wrote(tmp_path):
                 assert replayed.execute(query).fetchall() == db.execute_sql(query).fetchall()
     finally:
         db.close()
-    minimal, conn = minimal_fills(str(tmp_path), 3)
+    minimal, conn, _, _ = minimal_fills(str(tmp_path), 3)
     try:
         assert set(wal_pages(minimal, page_size(minimal))) >= {"min_trade", "min_position"}
     finally:
