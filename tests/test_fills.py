@@ -579,6 +579,28 @@ def test_a_fill_on_postgresql_takes_two_round_trips(storage, db, monkeypatch):
     assert len(opened) == 2 and max(opened) == short.id and short.side == "short"
 
 
+@pytest.mark.postgres_only
+def test_no_statement_of_a_fill_is_parsed_again_on_every_fill(storage, monkeypatch):
+    """psycopg keeps the parsed form of statements of at most 50 parameters only; a
+    larger one (the three report buckets' upsert took 72) is parsed on every fill,
+    0.2 ms of its CPU."""
+    import psycopg
+
+    sizes = []
+    execute = psycopg.Cursor.execute
+
+    def measured(self, query, params=None, **kwargs):
+        sizes.append(len(params or ()))
+        return execute(self, query, params, **kwargs)
+
+    storage.create_strategy("s")
+    order = storage.create_order("P", "buy", "market", 10, strategy="s")
+    monkeypatch.setattr(psycopg.Cursor, "execute", measured)
+    storage.record_trade(order.id, "P", "buy", 4, 100, external_id="p-1")
+    storage.record_trade(order.id, "P", "buy", 3, 100)
+    assert sizes and max(sizes) <= 50
+
+
 def test_the_trades_a_batch_returns_are_the_trades_read_back(storage):
     """New and re-sent fills alike: each returned Trade holds, field for field and with
     the same types, what reading it back gives, compares equal to it, and has nothing
