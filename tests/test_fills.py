@@ -532,8 +532,9 @@ def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage,
 @pytest.mark.postgres_only
 def test_a_fill_on_postgresql_takes_two_round_trips(storage, db, monkeypatch):
     """The locks and reads in one, the writes and the COMMIT in the next (issue #15), for
-    every kind of fill; the ids the audit rows name are the ids the rows took, and a
-    re-sent or refused fill uses up none."""
+    every kind of fill; a re-sent or refused fill reads in one and rolls back, keeping
+    the connection's prepared statements, and uses up no id; the ids the audit rows name
+    are the ids the rows took."""
     import psycopg
 
     trips = []
@@ -565,12 +566,20 @@ def test_a_fill_on_postgresql_takes_two_round_trips(storage, db, monkeypatch):
             storage.record_trade(order_id, "RT", side, quantity, 100, external_id=external_id)
         )
         assert trips == ["pipeline", "pipeline"], (side, quantity, external_id, trips)
-    monkeypatch.undo()
+
+    def prepared() -> int:
+        return db.connection().execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+
+    kept = prepared()
+    trips.clear()
     assert storage.record_trade(order.id, "RT", "buy", 4, 100, external_id="rt-1") == trades[0]
     with pytest.raises(ConflictError):
         storage.record_trade(order.id, "RT", "buy", 1, 100, external_id="rt-1")
     with pytest.raises(OverfillError):
         storage.record_trade(order.id, "RT", "buy", 4, 100)
+    assert trips == ["pipeline"] * 3  # the ROLLBACK goes through the libpq wrapper
+    monkeypatch.undo()
+    assert prepared() == kept
     assert storage.record_trade(order.id, "RT", "buy", 3, 100).id == trades[-1].id + 1
     short = storage.get_position_by_symbol("RT")
     audit = storage.get_audit_log(table="trades")

@@ -58,6 +58,7 @@ from .bulk import BulkFills
 from .collector import collector_paused
 from .known import KnownBook
 from .rows import (
+    SAME_FILL_COLUMNS,
     CheckedFill,
     Fill,
     build_trade,
@@ -307,7 +308,7 @@ class FillRecorder:
                         reads.send("BEGIN", ())
                         reads.send(sql["lock_symbol"], (fill.symbol,))
                         stored = (
-                            reads.run(sql["trade_by_external_id"], (fill.external_id,))
+                            reads.run(sql["stored_trade"], (fill.external_id,))
                             if fill.external_id
                             else None
                         )
@@ -324,13 +325,11 @@ class FillRecorder:
                     _rollback(conn)
                     return None
                 if stored is not None and (row := stored.fetchone()) is not None:
-                    check_same_fill(fill, row[1:])
-                    # Read back on this connection, before the ROLLBACK: a read outside
-                    # the transaction may go to a replica that has not replayed the
-                    # other writer's fill yet.
-                    whole = conn.execute(self.statements.in_list("trades", 1), ([row[0]],))
-                    trade = trade_from_row(whole.fetchone())
-                    conn.execute("ROLLBACK")  # nothing was written
+                    # Read on this connection, in the transaction: a read outside it may
+                    # go to a replica that has not replayed the other writer's fill yet.
+                    check_same_fill(fill, row[: len(SAME_FILL_COLUMNS)])
+                    trade = trade_from_row(row[len(SAME_FILL_COLUMNS) :])
+                    _rollback(conn)  # nothing was written
                     return trade
                 trade = self._apply_read(conn, fill, order, position, strategy)
             except BaseException:
@@ -642,10 +641,17 @@ def _readable(fd: int) -> bool:
 
 
 def _rollback(conn: Any) -> None:
-    """End a pipelined fill's transaction that failed (nothing of it stays)."""
+    """End a pipelined fill's transaction that failed or wrote nothing (nothing of it
+    stays).
+
+    Sent through the libpq wrapper, not a cursor: psycopg answers a ``ROLLBACK`` it sees
+    by deallocating every prepared statement of the connection (one more round trip,
+    and each of the next fills' statements prepared again), which guards against a
+    rolled-back ``DROP`` or ``ALTER``; a fill's transaction changes rows only, and the
+    server keeps prepared statements across a rollback."""
     try:
         if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
-            conn.execute("ROLLBACK")
+            conn.pgconn.exec_(b"ROLLBACK")
     except Exception:  # the connection is gone: the server rolled back for us
         pass
 

@@ -186,6 +186,14 @@ class Statements:
                 Select(columns=[fn.pg_advisory_xact_lock(fn.hashtext(slot("symbol")))]),
                 ("symbol",),
             )
+            # The pipelined fill's look-up: the columns a re-sent fill is compared on,
+            # then the whole row in the model's field order, the trade it answers with.
+            built["stored_trade"] = (
+                Trade.select(*_fields(Trade, SAME_FILL_COLUMNS), *Trade._meta.sorted_fields).where(
+                    Trade.external_id == slot("external_id")
+                ),
+                ("external_id",),
+            )
             # A setting of the planner, read and set for the rest of the transaction
             # (see BulkFills: its reads by key always take the index).
             built["setting"] = (Select(columns=[fn.current_setting(slot("name"))]), ("name",))
