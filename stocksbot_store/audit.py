@@ -59,7 +59,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from peewee import Database, Model
 
@@ -95,9 +95,19 @@ ACTIONS = (
 MAX_LIMIT = 10_000
 ACTOR_MAX = 200
 
+
+class IdInDatabase(NamedTuple):
+    """A row id only the database knows yet, written as ``sql`` (with ``params``) in its
+    place: on PostgreSQL the fill path sends a new row's insert and its audit row in one
+    round trip, the id being the ``currval`` of the row's sequence."""
+
+    sql: str
+    params: tuple
+
+
 #: One audit row to write: (table, row id, action, changes), the changes as a dict or
 #: already as JSON text (the fill path's trade rows).
-Entry = tuple[str, "int | None", str, "dict[str, list[Any]] | str"]
+Entry = tuple[str, "int | IdInDatabase | None", str, "dict[str, list[Any]] | str"]
 
 _COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
 _ROWS_PER_STATEMENT = 100
@@ -288,12 +298,39 @@ class AuditWriter:
         at = at or datetime_text(utcnow())
         actor = self.actor
         params: list[Any] = []
+        ids_in_database = False
         for table, row_id, action, changes in entries:
             if not isinstance(changes, str):
                 changes = _dumps(changes)
+            if type(row_id) is IdInDatabase:
+                ids_in_database = True
             params += (at, actor, table, row_id, action, changes)
+        if ids_in_database:
+            width = len(_COLUMNS)
+            sql, params = self._with_ids_in_database(
+                [tuple(params[i : i + width]) for i in range(0, len(params), width)]
+            )
+        else:
+            sql = self._insert(len(entries))
         with translate_errors("writing the audit log"):
-            (execute or self.db.execute_sql)(self._insert(len(entries)), params)
+            (execute or self.db.execute_sql)(sql, params)
+
+    def _with_ids_in_database(self, rows: list[tuple]) -> tuple[str, list]:
+        """The insert of ``rows`` whose row ids may be :class:`IdInDatabase`: its SQL in
+        place of the value."""
+        values: list[str] = []
+        params: list[Any] = []
+        for row in rows:
+            row_id = row[3]
+            if type(row_id) is IdInDatabase:
+                marks = [self._param] * len(_COLUMNS)
+                marks[3] = row_id.sql
+                values.append("(" + ", ".join(marks) + ")")
+                params += (*row[:3], *row_id.params, *row[4:])
+            else:
+                values.append(self._row)
+                params += row
+        return self._head + ", ".join(values), params
 
     def write_many(self, entries: Iterable[Entry], at: str, cursor: Any = None) -> None:
         """Insert many ``entries`` (a batch of fills, an import): ``COPY`` on PostgreSQL,
@@ -362,7 +399,7 @@ class AuditWriter:
     def fill(
         self,
         stamp: str,
-        trade_id: int,
+        trade_id: int | IdInDatabase,
         trade: tuple,
         order: Any,
         order_before: tuple,

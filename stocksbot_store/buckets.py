@@ -233,6 +233,23 @@ def _upsert_bucket_sql(rows: int, mark: str) -> str:
     )
 
 
+def _upsert_trade_buckets_sql() -> str:
+    """PostgreSQL: the upsert of one trade's three rows (keys in :func:`keys_of`'s order
+    with their parameters first, then the figures they all add, once). Sent as three rows
+    of values, its 72 parameters made psycopg parse the statement again on every fill
+    (it keeps no more than 50): 0.2 ms of a fill's CPU. The keys' rows are read in their
+    order, which is the order the rows are locked in."""
+    figures = ", ".join(FIGURE_COLUMNS)
+    keys = "(" + ", ".join(["%s"] * len(KEY)) + ")"
+    return (
+        f"INSERT INTO pnl_bucket ({', '.join(KEY)}, {figures}) "
+        f"SELECT k.*, f.* FROM (VALUES {', '.join([keys] * 3)}) AS k ({', '.join(KEY)}) "
+        f"CROSS JOIN (VALUES ({', '.join(['%s'] * len(FIGURE_COLUMNS))})) AS f ({figures})"
+        f" ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET "
+        + ", ".join(f"{c} = pnl_bucket.{c} + excluded.{c}" for c in FIGURE_COLUMNS)
+    )
+
+
 def _upsert_day_sql(mark: str) -> str:
     columns = ("symbol", "day", "side", "quantity", "avg_entry_price", "last_price")
     return (
@@ -264,8 +281,11 @@ class KeptFigures:
 
     def __init__(self, db: Database, backend: str) -> None:
         self.db = db
-        self.mark = "%s" if backend == "postgres" else "?"
-        self.single_bucket_sql = _upsert_bucket_sql(3, self.mark)
+        self.pg = backend == "postgres"
+        self.mark = "%s" if self.pg else "?"
+        self.single_bucket_sql = (
+            _upsert_trade_buckets_sql() if self.pg else _upsert_bucket_sql(3, self.mark)
+        )
         self.bucket_sql = _upsert_bucket_sql(1, self.mark)
         self.day_sql = _upsert_day_sql(self.mark)
         #: The stored text of the days fills were added to lately, by epoch seconds.
@@ -289,7 +309,9 @@ class KeptFigures:
         quarter, every, day = keys_of(fill.executed_at, strategy_id, fill.symbol)
         execute(
             self.single_bucket_sql,  # in key order, as sorted_rows gives
-            [*every, *figures, *quarter, *figures, *day, *figures],
+            [*every, *quarter, *day, *figures]
+            if self.pg
+            else [*every, *figures, *quarter, *figures, *day, *figures],
         )
         position = outcome.open_position
         day_text = self._day_texts.get(day[3])

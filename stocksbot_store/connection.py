@@ -242,12 +242,7 @@ class ResilientMixin:
         except peewee.PeeweeException as e:
             if not self._lost(e):
                 raise
-            raise CommitUnknownError(
-                f"the connection to {self.stocksbot_url or self.database} was lost while a "
-                f"transaction committed ({first_line(e)}): it may or may not have been "
-                "stored. Check before writing it again (for a fill, look it up by its broker "
-                "id; record_trade with the same external_id is safe to repeat)"
-            ) from e
+            raise commit_unknown(self, e) from e
 
     def rollback(self) -> Any:
         """Roll back, unless there is nothing left to roll back (see the module)."""
@@ -277,6 +272,19 @@ class ResilientMixin:
     def _discard_outside_transaction(self) -> None:
         if not self.in_transaction():  # type: ignore[attr-defined]
             self._discard()
+
+
+def commit_unknown(db: Any, error: BaseException) -> CommitUnknownError:
+    """What a connection of ``db`` lost while its transaction committed means (``error``:
+    the driver's): the outcome is unknown, and what to do about it. For whoever sends a
+    ``COMMIT`` (:meth:`ResilientMixin.commit`, the fill path's last round trip)."""
+    where = getattr(db, "stocksbot_url", None) or db.database
+    return CommitUnknownError(
+        f"the connection to {where} was lost while a transaction committed "
+        f"({first_line(error)}): it may or may not have been stored. Check before writing "
+        "it again (for a fill, look it up by its broker id; record_trade with the same "
+        "external_id is safe to repeat)"
+    )
 
 
 def _broken(conn: Any) -> bool:

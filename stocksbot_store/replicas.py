@@ -270,6 +270,15 @@ def replica_status(db: Database) -> tuple[ReplicaStatus, ...]:
     return router.status() if router is not None else ()
 
 
+def note_commit(db: Database) -> None:
+    """``db`` committed, or may have, a transaction it did not end with ``commit()`` (the
+    fill path sends its ``COMMIT`` in one round trip with its writes): its next reads keep
+    to what this process wrote, as after any commit. Nothing when ``db`` has no replicas."""
+    router = getattr(db, "replica_router", None)
+    if router is not None:
+        router.note_write()
+
+
 def snapshot_replica(db: Database) -> Replica | None:
     """The replica a whole read-only transaction of ``db`` may run on, on the replica's
     own connection (``replica.db``), so that every read of it sees one snapshot: a

@@ -529,6 +529,87 @@ def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage,
         assert setting() == "on"
 
 
+@pytest.mark.postgres_only
+def test_a_fill_on_postgresql_takes_two_round_trips(storage, db, monkeypatch):
+    """The locks and reads in one, the writes and the COMMIT in the next (issue #15), for
+    every kind of fill; a re-sent or refused fill reads in one and rolls back, keeping
+    the connection's prepared statements, and uses up no id; the ids the audit rows name
+    are the ids the rows took."""
+    import psycopg
+
+    trips = []
+    pipeline, execute = psycopg.Connection.pipeline, psycopg.Cursor.execute
+
+    def counted_pipeline(self, *args, **kwargs):
+        trips.append("pipeline")
+        return pipeline(self, *args, **kwargs)
+
+    def counted_execute(self, *args, **kwargs):
+        if self.connection.pgconn.pipeline_status == 0:  # a round trip of its own
+            trips.append("statement")
+        return execute(self, *args, **kwargs)
+
+    storage.create_strategy("s")
+    order = storage.create_order("RT", "buy", "market", 10, strategy="s")
+    flip = storage.create_order("RT", "sell", "market", 12, strategy="s")
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted_pipeline)
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    fills = [
+        (order.id, "buy", 4, "rt-1"),  # opens a position, with a broker id
+        (order.id, "buy", 3, None),  # adds, without one
+        (flip.id, "sell", 12, "rt-2"),  # closes it and opens a short one
+    ]
+    trades = []
+    for order_id, side, quantity, external_id in fills:
+        trips.clear()
+        trades.append(
+            storage.record_trade(order_id, "RT", side, quantity, 100, external_id=external_id)
+        )
+        assert trips == ["pipeline", "pipeline"], (side, quantity, external_id, trips)
+
+    def prepared() -> int:
+        return db.connection().execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+
+    kept = prepared()
+    trips.clear()
+    assert storage.record_trade(order.id, "RT", "buy", 4, 100, external_id="rt-1") == trades[0]
+    with pytest.raises(ConflictError):
+        storage.record_trade(order.id, "RT", "buy", 1, 100, external_id="rt-1")
+    with pytest.raises(OverfillError):
+        storage.record_trade(order.id, "RT", "buy", 4, 100)
+    assert trips == ["pipeline"] * 3  # the ROLLBACK goes through the libpq wrapper
+    monkeypatch.undo()
+    assert prepared() == kept
+    assert storage.record_trade(order.id, "RT", "buy", 3, 100).id == trades[-1].id + 1
+    short = storage.get_position_by_symbol("RT")
+    audit = storage.get_audit_log(table="trades")
+    assert sorted(e.row_id for e in audit) == [t.id for t in trades] + [trades[-1].id + 1]
+    opened = [e.row_id for e in storage.get_audit_log(table="positions") if e.action == "create"]
+    assert len(opened) == 2 and max(opened) == short.id and short.side == "short"
+
+
+@pytest.mark.postgres_only
+def test_no_statement_of_a_fill_is_parsed_again_on_every_fill(storage, monkeypatch):
+    """psycopg keeps the parsed form of statements of at most 50 parameters only; a
+    larger one (the three report buckets' upsert took 72) is parsed on every fill,
+    0.2 ms of its CPU."""
+    import psycopg
+
+    sizes = []
+    execute = psycopg.Cursor.execute
+
+    def measured(self, query, params=None, **kwargs):
+        sizes.append(len(params or ()))
+        return execute(self, query, params, **kwargs)
+
+    storage.create_strategy("s")
+    order = storage.create_order("P", "buy", "market", 10, strategy="s")
+    monkeypatch.setattr(psycopg.Cursor, "execute", measured)
+    storage.record_trade(order.id, "P", "buy", 4, 100, external_id="p-1")
+    storage.record_trade(order.id, "P", "buy", 3, 100)
+    assert sizes and max(sizes) <= 50
+
+
 def test_the_trades_a_batch_returns_are_the_trades_read_back(storage):
     """New and re-sent fills alike: each returned Trade holds, field for field and with
     the same types, what reading it back gives, compares equal to it, and has nothing

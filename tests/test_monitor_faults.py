@@ -427,6 +427,19 @@ def test_a_pooled_fill_whose_session_ends_midway_is_reported_never_half_applied_
             return original(self)
 
         monkeypatch.setattr(peewee.Database, "commit", commit)
+        # A pipelined fill sends its COMMIT in the round trip of its writes, not through
+        # commit(): the session ends as that COMMIT is queued, its writes sent already.
+        from stocksbot_store.fills import recorder
+
+        send = recorder._Pipeline.send
+
+        def sending(self, sql, params):
+            if sql == "COMMIT":
+                commits.append(1)
+                end_sessions(db)
+            return send(self, sql, params)
+
+        monkeypatch.setattr(recorder._Pipeline, "send", sending)
         expected: type[StorageError] = CommitUnknownError
     else:
         from stocksbot_store.fills import recorder

@@ -146,8 +146,9 @@ def test_a_terminate_mid_transaction_writes_nothing_and_the_next_call_works(pg_u
     before = dump_tables(db)
 
     def cut(event) -> None:  # once the fill's transaction holds its lock, end the session
-        # (a fill sends its writes and its commit in separate round trips; a session
-        # lost between the two is CommitUnknownError, see the next test)
+        # (between the fill's two round trips: the second, its writes and its COMMIT, is
+        # never sent; a session lost during it is CommitUnknownError, see
+        # test_monitor_faults)
         if "pg_advisory_xact_lock" in event.sql and event.exception is None:
             db.query_hooks.remove(cut)
             terminate(pg_url, pid)

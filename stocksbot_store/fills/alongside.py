@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from peewee import Database
 
 from .. import ledger
-from ..audit import AuditWriter
+from ..audit import AuditWriter, IdInDatabase
 from ..buckets import KeptFigures
 from .rows import CheckedFill
 
@@ -65,7 +65,7 @@ class Alongside:
         execute: Execute,
         fill: CheckedFill,
         stamp: str,
-        trade_id: int,
+        trade_id: int | IdInDatabase,
         trade: tuple,
         order: ledger.OrderState | None,
         strategy_id: int | None,
@@ -73,9 +73,10 @@ class Alongside:
         outcome: ledger.FillOutcome,
         before: Before,
     ) -> None:
-        """After one fill's trade (its id and ``insert_trade`` parameters ``trade``),
-        order, positions (ids given) and strategy (``figures`` after it, None if it has
-        none) were written; ``execute(sql, params)`` runs a statement in the fill's
+        """After one fill's trade (its id, or the SQL that gives it, and its
+        ``insert_trade`` parameters ``trade``), order, positions (ids given likewise) and
+        strategy (``figures`` after it, None if it has none) were written (or queued
+        before these rows); ``execute(sql, params)`` runs a statement in the fill's
         transaction."""
         self.kept.add(fill, strategy_id, outcome, execute)
         self.audit.fill(

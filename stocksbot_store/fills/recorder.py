@@ -12,18 +12,20 @@ Round trips: a fill that is its own transaction (the common case) reads less on
 SQLite, where the states the previous fill of the connection wrote are reused
 while they are provably fresh (:mod:`.known`), and the trade goes in with ``ON
 CONFLICT DO NOTHING`` so that a re-sent fill is found without a lookup first. On
-PostgreSQL its statements go in pipelines (psycopg's pipeline mode): the lock, the
-reads and the trade's id in one round trip, the writes in the next, then the commit
-on its own, so that a connection lost before it is known to have stored nothing and
-one lost during it is reported as :class:`~stocksbot_store.errors.CommitUnknownError`.
-The audit rows go with the writes and name the trade by its id, hence the id taken
-first; a fill with a broker id (which may be a re-sent one: it must not use up an id)
-or that opens a position takes those ids in one more round trip before the writes.
-A fill inside a caller's transaction takes the plain path, one statement at a time.
+PostgreSQL its statements go in two pipelines (psycopg's pipeline mode), two round
+trips: the lock and the reads, then the writes and the ``COMMIT``. The trade and a
+new position take their ids as they are inserted, and the audit rows sent after them
+name them by the ``currval`` of their sequences, so a re-sent or refused fill uses up
+no id. A connection found lost before the second round trip is sent has stored
+nothing; one lost during it is reported as
+:class:`~stocksbot_store.errors.CommitUnknownError` (the outcome is unknown) and never
+retried. A fill inside a caller's transaction takes the plain path, one statement at
+a time.
 """
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,7 @@ from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-d
 
 from .. import ledger
 from ..backends import read_transaction
+from ..connection import commit_unknown
 from ..database import backend_of, write_transaction
 from ..errors import (
     CorruptRowError,
@@ -49,11 +52,13 @@ from ..errors import (
 from ..fields import datetime_text, in_money_context, utcnow
 from ..models import Order, Position, Trade
 from ..monitor import HookedCursor
+from ..replicas import note_commit
 from .alongside import Alongside, Before, Execute, order_before
 from .bulk import BulkFills
 from .collector import collector_paused
 from .known import KnownBook
 from .rows import (
+    SAME_FILL_COLUMNS,
     CheckedFill,
     Fill,
     build_trade,
@@ -64,10 +69,8 @@ from .rows import (
     new_position_row,
     order_from_row,
     order_update,
-    order_update_row,
     position_from_row,
     position_update,
-    position_update_row,
     trade_from_row,
     trade_row,
 )
@@ -299,7 +302,7 @@ class FillRecorder:
     # -- PostgreSQL: two round trips ---------------------------------------------------
 
     def _record_pipelined(self, fill: CheckedFill) -> Trade | None:
-        """The fill in three round trips; None if the connection turned out lost in the
+        """The fill in two round trips; None if the connection turned out lost in the
         first one (nothing was written: the caller runs the plain path, whose BEGIN
         replaces the connection)."""
         sql = self.sql
@@ -308,10 +311,10 @@ class FillRecorder:
             try:
                 try:
                     with _Pipeline(self.db, conn) as reads:
-                        reads.run("BEGIN", ())
-                        reads.run(sql["lock_symbol"], (fill.symbol,))
+                        reads.send("BEGIN", ())
+                        reads.send(sql["lock_symbol"], (fill.symbol,))
                         stored = (
-                            reads.run(sql["trade_by_external_id"], (fill.external_id,))
+                            reads.run(sql["stored_trade"], (fill.external_id,))
                             if fill.external_id
                             else None
                         )
@@ -322,38 +325,19 @@ class FillRecorder:
                         if fill.order_id is not None:
                             # After the position, as the plain path locks them.
                             strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
-                        # The trade's id, taken after its strategy is locked (as the plain
-                        # path does): its audit row is written in the same round trip as
-                        # the trade, so the id cannot come from the insert. Only for a
-                        # fill that cannot be stored already: a re-sent one would use
-                        # up an id, and ids would no longer follow the trades.
-                        trade_id = (
-                            None
-                            if fill.external_id
-                            else reads.run(*self.statements.take_ids(Trade, 1))
-                        )
                 except Exception as e:
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
                     _rollback(conn)
                     return None
                 if stored is not None and (row := stored.fetchone()) is not None:
-                    check_same_fill(fill, row[1:])
-                    # Read back on this connection, before the ROLLBACK: a read outside
-                    # the transaction may go to a replica that has not replayed the
-                    # other writer's fill yet.
-                    whole = conn.execute(self.statements.in_list("trades", 1), ([row[0]],))
-                    trade = trade_from_row(whole.fetchone())
-                    conn.execute("ROLLBACK")  # nothing was written
+                    # Read on this connection, in the transaction: a read outside it may
+                    # go to a replica that has not replayed the other writer's fill yet.
+                    check_same_fill(fill, row[: len(SAME_FILL_COLUMNS)])
+                    trade = trade_from_row(row[len(SAME_FILL_COLUMNS) :])
+                    _rollback(conn)  # nothing was written
                     return trade
-                trade = self._apply_read(
-                    conn,
-                    fill,
-                    order,
-                    position,
-                    strategy,
-                    None if trade_id is None else trade_id.fetchone()[0],
-                )
+                trade = self._apply_read(conn, fill, order, position, strategy)
             except BaseException:
                 _rollback(conn)
                 raise
@@ -366,12 +350,15 @@ class FillRecorder:
         order_cursor: Any,
         position_cursor: Any,
         strategy_cursor: Any,
-        trade_id: int | None,
     ) -> Trade:
-        """The rest of a pipelined fill, from the rows its first round trip read (and
-        the id its trade takes, if taken there): check, account, and write everything
-        and commit in the second (a new position's id and the trade's, if not taken
-        yet, in a round trip before)."""
+        """The rest of a pipelined fill, from the rows its first round trip read: check,
+        account, then write everything and commit in the second round trip.
+
+        The trade and a new position take their ids from their sequences as they are
+        inserted (after the locks, as on the plain path: a strategy's trades are numbered
+        in the order they move its figures, and a fill found stored, or refused, uses up
+        no id); the audit rows sent after them name them by the ``currval`` of those
+        sequences (:class:`~stocksbot_store.audit.IdInDatabase`)."""
         sql = self.sql
         order = None
         if order_cursor is not None:
@@ -402,53 +389,67 @@ class FillRecorder:
         now = utcnow()
         stamp = datetime_text(now)
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
-        is_new = [p.id is None for p in outcome.touched]
-        opened = [p for p, new in zip(outcome.touched, is_new, strict=True) if new]
-        if opened or trade_id is None:  # audit rows name them: ids before the writes
-            with _Pipeline(self.db, conn) as ids:
-                taken = (
-                    ids.run(*self.statements.take_ids(Position, len(opened))) if opened else None
-                )
-                traded = ids.run(*self.statements.take_ids(Trade, 1)) if trade_id is None else None
-            if taken is not None:
-                for p, (pid,) in zip(opened, sorted(taken.fetchall()), strict=True):
-                    p.id = pid
-            if traded is not None:
-                trade_id = traded.fetchone()[0]
-        assert trade_id is not None  # taken above if it was not before
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
-        with _Pipeline(self.db, conn) as writes:
-            writes.run(sql["insert_trade_with_id"], (trade_id, *row))
-            moved = None
-            if order is not None:
-                moved = order_before(order)
-                order.apply_fill(fill.quantity, fill.price, stamp)
-                writes.run(sql["update_order"], order_update_row(order))
-            for p, new in zip(outcome.touched, is_new, strict=True):
-                if new:
-                    writes.run(sql["insert_position_with_id"], (p.id, *new_position_row(p, stamp)))
-                else:
-                    writes.run(sql["update_position"], position_update_row(p, stamp))
-            figures_before = None
-            if figures is not None and strategy_id is not None:
-                figures_before, figures = self._update_strategy(
-                    strategy_id, outcome.realized_pnl, fill, stamp, figures=figures, run=writes.run
+        # The second round trip ends with the COMMIT. A session the server ended since
+        # the first is seen here, before anything of it is sent: nothing was stored.
+        _raise_if_lost(conn)
+        committing = False
+        opened: list[tuple[ledger.PositionState, Any]] = []
+        try:
+            with _Pipeline(self.db, conn) as writes:
+                inserted = writes.run(sql["insert_trade"], row)
+                moved = None
+                if order is not None:
+                    moved = order_before(order)
+                    order.apply_fill(fill.quantity, fill.price, stamp)
+                    name, params = order_update(order, moved[2])
+                    writes.send(sql[name], params)
+                for p in outcome.touched:
+                    if p.id is None:
+                        opened.append(
+                            (p, writes.run(sql["insert_position"], new_position_row(p, stamp)))
+                        )
+                        # Named so by its audit row; its own id once the round trip is over.
+                        p.id = self.statements.current_id(Position)  # type: ignore[assignment]
+                    else:
+                        name, params = position_update(p, stamp)
+                        writes.send(sql[name], params)
+                figures_before = None
+                if figures is not None and strategy_id is not None:
+                    figures_before, figures = self._update_strategy(
+                        strategy_id,
+                        outcome.realized_pnl,
+                        fill,
+                        stamp,
+                        figures=figures,
+                        run=writes.send,
+                    )
+                self.alongside.one(
+                    writes.send,
+                    fill,
+                    stamp,
+                    self.statements.current_id(Trade),
+                    row,
+                    order,
+                    strategy_id,
+                    figures,
+                    outcome,
+                    Before(moved, position, figures_before),
                 )
-            self.alongside.one(
-                writes.run,
-                fill,
-                stamp,
-                trade_id,
-                row,
-                order,
-                strategy_id,
-                figures,
-                outcome,
-                Before(moved, position, figures_before),
-            )
-        # On its own: a connection lost before it leaves nothing stored; lost during it,
-        # the outcome is unknown, and the database's commit says so (CommitUnknownError).
-        self.db.commit()
+                committing = True  # from here on, the COMMIT may reach the server
+                writes.send("COMMIT", ())
+        except Exception as e:
+            # Lost before the COMMIT was sent, nothing was stored (the server rolls back
+            # an ended session); lost after, the outcome is unknown, and never retried.
+            if committing and fault_of(e) is Fault.CONNECTION_LOST:
+                raise commit_unknown(self.db, e) from e
+            raise
+        finally:
+            if committing:
+                note_commit(self.db)
+        for p, cursor in opened:
+            p.id = cursor.fetchone()[0]
+        trade_id = inserted.fetchone()[0]
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     # -- the transaction -------------------------------------------------------------
@@ -587,6 +588,7 @@ class _Pipeline:
         self.db, self.conn = db, conn
         self.sent: list[tuple[str, Sequence]] = []
         self.pipeline: Any = None
+        self.shared: Any = None
         self.start = 0.0
 
     def __enter__(self) -> _Pipeline:
@@ -601,6 +603,14 @@ class _Pipeline:
         cursor.execute(sql, params, prepare=True)
         self.sent.append((sql, params))
         return cursor
+
+    def send(self, sql: str, params: Sequence) -> None:
+        """Queue ``sql`` whose rows nobody reads: such statements share one cursor (a
+        cursor each costs as much as a third of a statement)."""
+        if self.shared is None:
+            self.shared = self.conn.cursor()
+        self.shared.execute(sql, params, prepare=True)
+        self.sent.append((sql, params))
 
     def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
         try:
@@ -618,11 +628,44 @@ class _Pipeline:
                         hook(event)
 
 
+def _raise_if_lost(conn: Any) -> None:
+    """Raise a driver error if the server ended ``conn``'s session since its last round
+    trip. Between two round trips of a transaction a server says nothing unless it ends
+    the session (it sends why, then closes): anything to read means it is over. Called
+    before the fill's last round trip, when nothing of it is sent yet, so the fill is
+    known not stored; a look that never waits."""
+    pgconn = conn.pgconn
+    if not _readable(pgconn.socket):
+        return
+    pgconn.consume_input()  # raises the driver's own error if the close was read too
+    import psycopg
+
+    raise psycopg.OperationalError(
+        "the server ended the session between the fill's round trips (it sent a message "
+        "unasked); nothing of the fill was sent"
+    )
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        return bool(poll.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
+
+
 def _rollback(conn: Any) -> None:
-    """End a pipelined fill's transaction that failed (nothing of it stays)."""
+    """End a pipelined fill's transaction that failed or wrote nothing (nothing of it
+    stays).
+
+    Sent through the libpq wrapper, not a cursor: psycopg answers a ``ROLLBACK`` it sees
+    by deallocating every prepared statement of the connection (one more round trip,
+    and each of the next fills' statements prepared again), which guards against a
+    rolled-back ``DROP`` or ``ALTER``; a fill's transaction changes rows only, and the
+    server keeps prepared statements across a rollback."""
     try:
         if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
-            conn.execute("ROLLBACK")
+            conn.pgconn.exec_(b"ROLLBACK")
     except Exception:  # the connection is gone: the server rolled back for us
         pass
 

@@ -21,8 +21,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import Cast, Database, Entity, Model, Query, Select, Value, fn
+from peewee import Cast, Database, Entity, Model, Node, Query, Select, Value, fn
 
+from ..audit import IdInDatabase
 from ..database import backend_of
 from ..ledger import STRATEGY_FIGURES
 from ..models import Order, Position, Strategy, Trade
@@ -63,9 +64,12 @@ class Statement:
     names: tuple[str, ...]
 
 
-def compile_query(db: Database, query: Query, names: tuple[str, ...] | None = None) -> Statement:
-    """``query`` compiled for ``db``; with ``names``, check that its parameters are
-    exactly those slots in that order (the order the row builders write them in)."""
+def compile_query(
+    db: Database, query: Query | Node, names: tuple[str, ...] | None = None
+) -> Statement:
+    """``query`` (or an expression) compiled for ``db``; with ``names``, check that its
+    parameters are exactly those slots in that order (the order the row builders write
+    them in)."""
     sql, params = db.get_sql_context().sql(query).query()
     bad = [p for p in params if not isinstance(p, _Slot)]
     if bad:
@@ -97,6 +101,7 @@ class Statements:
         self.db = db
         self.pg = backend_of(db) == "postgres"
         self._lists: dict[tuple[str, int], Statement] = {}
+        self._current_ids: dict[type[Model], IdInDatabase] = {}
         self._lock = threading.Lock()
         built = {
             "trade_by_external_id": (
@@ -193,6 +198,14 @@ class Statements:
                 Select(columns=[fn.pg_advisory_xact_lock(fn.hashtext(slot("symbol")))]),
                 ("symbol",),
             )
+            # The pipelined fill's look-up: the columns a re-sent fill is compared on,
+            # then the whole row in the model's field order, the trade it answers with.
+            built["stored_trade"] = (
+                Trade.select(*_fields(Trade, SAME_FILL_COLUMNS), *Trade._meta.sorted_fields).where(
+                    Trade.external_id == slot("external_id")
+                ),
+                ("external_id",),
+            )
             # A setting of the planner, read and set for the rest of the transaction
             # (see BulkFills: its reads by key always take the index).
             built["setting"] = (Select(columns=[fn.current_setting(slot("name"))]), ("name",))
@@ -281,6 +294,21 @@ class Statements:
                 .order_by(Strategy.id)
             )
         raise KeyError(name)
+
+    def current_id(self, model: type[Model]) -> IdInDatabase:
+        """PostgreSQL: the id the last row inserted into ``model``'s table on this
+        connection took (the ``currval`` of its sequence), as SQL to write in its place
+        in a later statement of the transaction: the audit row of a new trade or position
+        sent in the same round trip as its insert."""
+        found = self._current_ids.get(model)
+        if found is None:
+            expression = fn.currval(fn.pg_get_serial_sequence(slot("table"), slot("column")))
+            statement = compile_query(self.db, expression, ("table", "column"))
+            column = model._meta.primary_key.column_name  # type: ignore[union-attr]
+            found = IdInDatabase(statement.sql, (self.quoted(model._meta.table_name), column))
+            with self._lock:
+                self._current_ids[model] = found
+        return found
 
     def take_ids(self, model: type[Model], count: int) -> tuple[str, tuple]:
         """A statement and its parameters that give new ids for ``model``: on
