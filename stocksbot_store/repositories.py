@@ -54,6 +54,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
+from .new_orders import NewOrders
 from .queries import order_page
 from .softdelete import is_soft, live, not_found
 from .types import (
@@ -563,6 +564,7 @@ class OrderRepository(Repository[Order]):
 
     model = Order
     unique_key = "external_id"
+    _new_orders: NewOrders | None = None
 
     def create(
         self,
@@ -596,8 +598,11 @@ class OrderRepository(Repository[Order]):
     def insert_checked(self, values: dict[str, Any]) -> Order:
         """Insert an order made of :func:`check_new_order`'s values and a strategy id
         only (the service's ``create_order``): every name and value is known good, so
-        the generic name check of :meth:`create` is skipped."""
-        return self._insert(values)
+        the generic name check of :meth:`create` is skipped, and the row, its audit row
+        and the returned order are built straight from them (:mod:`.new_orders`)."""
+        if self._new_orders is None:
+            self._new_orders = NewOrders(self.db, self.audit, self._insert_sql())
+        return self._new_orders.insert(values)
 
     def get_by_external_id(self, external_id: str, include_deleted: bool = False) -> Order | None:
         """The order the broker knows by ``external_id``, or None. With

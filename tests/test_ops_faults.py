@@ -33,6 +33,7 @@ from stocksbot_store.audit import AuditWriter
 from stocksbot_store.audit_cli import main as audit_main
 from stocksbot_store.fields import utcnow
 from stocksbot_store.models import Config, Order, Position, Strategy
+from stocksbot_store.new_orders import NewOrders
 from stocksbot_store.purge import main as purge_main
 from stocksbot_store.purge import purge
 
@@ -437,7 +438,11 @@ def test_restore_and_a_new_row_racing_for_a_key_leave_one_live_row(
         mine: Callable[[], Any] = lambda: RESTORE[kind](storage, row_id)  # noqa: E731
     else:  # the restore reads while the new row is being written
         racer = Racer(store_url, lambda s: RESTORE[kind](s, row_id))
-        while_holding(AuditWriter, "row", racer, monkeypatch)
+        # After the row's INSERT, in its transaction: where its audit row is written.
+        if kind == "order broker id":
+            while_holding(NewOrders, "_write_audit", racer, monkeypatch)
+        else:
+            while_holding(AuditWriter, "row", racer, monkeypatch)
         mine = lambda: take(storage)  # noqa: E731
     try:
         mine()

@@ -182,3 +182,26 @@ def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url, db):
     storage.record_trade(order.id, "AAPL", "buy", 2, 100, external_id="commit-1")
     assert storage.get_position_by_symbol("AAPL").quantity == 2
     assert check_ledger(db).ok
+
+
+def test_an_order_whose_commit_is_cut_is_reported_never_repeated(pg_url, db):
+    """create_order sends its writes and its COMMIT in separate round trips: a session
+    lost once the writes are in is CommitUnknownError, and the order is not written
+    again behind the caller's back."""
+    storage = StorageService(db)
+    storage.create_order("AAPL", "buy", "market", 5)
+    pid = backend_pid(db)
+    before = dump_tables(db)
+
+    def cut(event) -> None:  # the audit row is the order's last write before COMMIT
+        if "audit_log" in event.sql and event.exception is None:
+            db.query_hooks.remove(cut)
+            terminate(pg_url, pid)
+
+    db.query_hooks.append(cut)
+    with pytest.raises(CommitUnknownError) as caught:
+        storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+    assert "may or may not" in str(caught.value)
+    assert dump_tables(db) == before  # the server never committed it, nor did the store
+    order = storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+    assert storage.orders.get_by_external_id("o-1").id == order.id

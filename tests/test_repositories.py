@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 
 import pytest
 
 from stocksbot_store import DuplicateError, NotFoundError, ValidationError
-from stocksbot_store.models import OrderSideEnum, OrderStatusEnum, PositionSideEnum, TradeTypeEnum
+from stocksbot_store.audit import created, row_values
+from stocksbot_store.models import (
+    Order,
+    OrderSideEnum,
+    OrderStatusEnum,
+    PositionSideEnum,
+    TradeTypeEnum,
+)
 from stocksbot_store.repositories import (
     ConfigRepository,
     OrderRepository,
@@ -118,6 +126,36 @@ def test_created_rows_hold_what_the_database_stores(storage):
     for row in made:
         stored = type(row).select().where(type(row).id == row.id).bind(storage.db).get()
         assert row.__data__ == stored.__data__, type(row).__name__
+
+
+@pytest.mark.parametrize(
+    "args, kw",
+    [
+        (("X", "buy", "limit", 0.1, 150.1), {"strategy": "alpha", "external_id": "E1"}),
+        (("Y", "sell", "market", "1e-10"), {}),
+        (("BRK.B", "SELL", " Stop ", D("123456789.0123456789"), "99999.5"), {"strategy": 1}),
+        (("Z", "buy", "market", 7), {"external_id": 'q"uote\\ \u00fcml\u00e4ut \u2603'}),
+    ],
+)
+def test_a_new_order_and_its_audit_row_are_what_the_database_stores(storage, args, kw):
+    """create_order builds the order it returns and its audit row's changes from the
+    checked values, without reading the row back: each must be what the database holds,
+    field for field, type for type, and the audit row's changes what the generic path
+    (``created(row_values(row))``) writes for the row as stored."""
+    storage.create_strategy("alpha")
+    order = storage.create_order(*args, **kw)
+    stored = Order.select().where(Order.id == order.id).bind(storage.db).get()
+    for name in Order._meta.sorted_field_names:
+        mine, theirs = order.__data__[name], stored.__data__[name]
+        assert (mine, type(mine), str(mine)) == (theirs, type(theirs), str(theirs)), name
+    assert order.to_dict() == stored.to_dict() and not order.dirty_fields
+    select = (
+        'SELECT actor, action, changes FROM "audit_log" WHERE table_name = '
+        f"{storage.db.param} AND row_id = {storage.db.param}"
+    )
+    expected = json.dumps(created(row_values(stored)), separators=(",", ":"), default=str)
+    rows = storage.db.execute_sql(select, ("orders", order.id)).fetchall()
+    assert rows == [(storage.orders.audit.actor, "create", expected)]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,189 @@
+"""A new order and its audit row, written with no more work than the database needs.
+
+``StorageService.create_order`` is a bot's most frequent write after a fill, and its
+generic path (a model instance, each value through its field's ``db_value`` and back
+through ``python_value``, the audit row's changes from the instance) cost three times
+what SQLite spends storing the row. :class:`NewOrders` builds the stored row, the audit
+row's changes and the returned :class:`~stocksbot_store.models.Order` straight from
+:func:`~stocksbot_store.repositories.check_new_order`'s values, which are known good
+and already in the form they are stored in (a quantized decimal, an enum member, an id).
+What it writes is what the generic path writes: the same row, and an audit row with the
+same changes (``tests/test_repositories.py`` compares both with the generic path's).
+
+On PostgreSQL, outside a caller's transaction, ``BEGIN``, the order's ``INSERT`` and
+its audit row's go in one round trip (psycopg's pipeline mode; the audit row names the
+order by ``currval`` of its sequence), then ``COMMIT`` on its own: two round trips
+instead of four. As on the fill path (:mod:`stocksbot_store.fills.recorder`), a
+connection lost in the first has stored nothing, and the order is written again on a
+fresh connection by the plain path; one lost during the ``COMMIT`` is a
+:class:`~stocksbot_store.errors.CommitUnknownError`. Inside a caller's transaction
+(and on SQLite, where a statement costs no round trip) the statements run one by one.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
+from typing import Any
+
+from peewee import Database
+from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
+
+from .audit import TABLES, AuditWriter
+from .backends import backend_of
+from .database import write_transaction
+from .errors import Fault, fault_of, translate_errors
+from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
+from .fills.recorder import _Pipeline, _pipelines_supported, _rollback
+from .models import AuditLog, Order, OrderStatusEnum
+
+#: The audit log's columns, in the order :meth:`NewOrders._audit_params` gives them.
+_AUDIT_COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
+_TABLE = TABLES[Order._meta.table_name]
+
+
+class NewOrders:
+    """Inserts new orders made of checked values on one database, with their audit rows
+    written by ``audit`` (the order repository's writer: its actor, and its switch)."""
+
+    def __init__(self, db: Database, audit: AuditWriter, insert_sql: str) -> None:
+        self.db = db
+        self.audit = audit
+        #: ``INSERT INTO "order" (every column but id) ... RETURNING "id"``.
+        self.insert_sql = insert_sql
+        self.pg = backend_of(db) == "postgres"
+        self.pipelines = self.pg and _pipelines_supported()
+        meta = Order._meta
+        fields = meta.fields
+        #: The field names in the order of the insert's columns.
+        self.columns = tuple(n for n in meta.sorted_field_names if n != "id")
+        #: What a new order holds before it is given anything: the fields' defaults as
+        #: stored, and as read back (``python_value(db_value(default))``).
+        self.defaults_stored: dict[str, Any] = {}
+        self.defaults_read: dict[str, Any] = {}
+        for name in self.columns:
+            field = fields[name]
+            default = field.default() if callable(field.default) else field.default
+            stored = None if default is None else field.db_value(default)
+            self.defaults_stored[name] = stored
+            self.defaults_read[name] = None if stored is None else field.python_value(stored)
+        self.defaults_stored["status"] = OrderStatusEnum.PENDING.value
+        self.defaults_read["status"] = OrderStatusEnum.PENDING
+        #: The audit row's fields as ``created`` gives them, every field but the id and
+        #: ``updated_at``: (its key by column name and ``[null,`` in JSON, its name, whether
+        #: it is a time).
+        self.audited = tuple(
+            (
+                _json_text(fields[name].column_name) + ":[null,",
+                name,
+                isinstance(fields[name], UTCDateTimeField),
+            )
+            for name in self.columns
+            if name != "updated_at"
+        )
+        audit_meta = AuditLog._meta
+        param = "%s" if self.pg else "?"
+        row_id = (
+            f"currval(pg_get_serial_sequence('\"{meta.table_name}\"', "
+            f"'{fields['id'].column_name}'))"
+            if self.pg
+            else param
+        )
+        self.audit_sql = (
+            f'INSERT INTO "{audit_meta.table_name}" ('
+            + ", ".join(f'"{audit_meta.fields[n].column_name}"' for n in _AUDIT_COLUMNS)
+            + ") VALUES ("
+            + ", ".join(row_id if n == "row_id" else param for n in _AUDIT_COLUMNS)
+            + ")"
+        )
+
+    def insert(self, values: dict[str, Any]) -> Order:
+        """Insert the order of ``values`` (:func:`check_new_order`'s, and ``strategy``: a
+        strategy id or None) and its audit row in one transaction; the order as stored."""
+        now = utcnow()
+        stamp = datetime_text(now)
+        read = {**self.defaults_read, **values, "created_at": now, "updated_at": now}
+        stored = {name: _stored(v) for name, v in values.items()}
+        stored = {**self.defaults_stored, **stored, "created_at": stamp, "updated_at": stamp}
+        row = [stored[n] for n in self.columns]
+        audit = self._audit_params(stored, stamp) if self.audit.enabled else None
+        with translate_errors("creating Order"):
+            order_id = None
+            if self.pipelines and not self.db.in_transaction():
+                order_id = self._insert_pipelined(row, audit)
+            if order_id is None:
+                with write_transaction(self.db):
+                    order_id = self.db.execute_sql(self.insert_sql, row).fetchone()[0]
+                    self._write_audit(self.db.execute_sql, order_id, audit)
+        order = Order(__no_default__=1)
+        read["id"] = order_id
+        order.__data__ = read
+        return order
+
+    def _audit_params(self, stored: dict[str, Any], stamp: str) -> list:
+        """The audit row's values (its row id filled in once known on SQLite), with the
+        text ``json.dumps(created(row_values(order)), separators=(",", ":"))`` gives for
+        the order as read back, put together from the stored values: decimals as their
+        stored text, enums by value, a strategy by its id, times as ISO-8601 (the stored
+        text with a ``T``)."""
+        parts = []
+        for prefix, name, is_time in self.audited:
+            v = stored[name]
+            if v is None:
+                parts.append(prefix + "null]")
+            elif is_time:
+                parts.append(prefix + '"' + v.replace(" ", "T", 1) + '"]')
+            elif type(v) is str:
+                parts.append(prefix + _json_text(v) + "]")
+            else:
+                parts.append(prefix + json.dumps(v) + "]")
+        text = "{" + ",".join(parts) + "}"
+        if self.pg:  # the row id is the sequence's currval, in the statement
+            return [stamp, self.audit.actor, _TABLE, "create", text]
+        return [stamp, self.audit.actor, _TABLE, None, "create", text]
+
+    def _write_audit(self, run: Any, order_id: int | None, audit: list | None) -> None:
+        """Write the audit row (``audit``, None when the log is switched off) of the order
+        just inserted in this transaction with ``run(sql, params)``; ``order_id``: its id
+        (SQLite; PostgreSQL's statement takes it from the sequence)."""
+        if audit is None:
+            return
+        if not self.pg:
+            audit[3] = order_id
+        run(self.audit_sql, audit)
+
+    def _insert_pipelined(self, row: list, audit: list | None) -> int | None:
+        """The order in two round trips; its id, or None if the connection turned out
+        lost in the first (nothing was written: the caller takes the plain path, whose
+        ``BEGIN`` replaces the connection)."""
+        with driver_errors:
+            conn = self.db.connection()
+            try:
+                try:
+                    with _Pipeline(self.db, conn) as pipeline:
+                        pipeline.run("BEGIN", ())
+                        inserted = pipeline.run(self.insert_sql, row)
+                        self._write_audit(pipeline.run, None, audit)
+                except Exception as e:
+                    if fault_of(e) is not Fault.CONNECTION_LOST:
+                        raise
+                    _rollback(conn)
+                    return None
+                order_id = inserted.fetchone()[0]
+            except BaseException:
+                _rollback(conn)
+                raise
+        # On its own: lost before it, nothing is stored; lost during it, the outcome is
+        # unknown, and the database's commit says so (CommitUnknownError).
+        self.db.commit()
+        return int(order_id)
+
+
+def _stored(v: Any) -> Any:
+    """A checked value as the order's row stores it."""
+    if v is None or type(v) is str or type(v) is int:
+        return v
+    if isinstance(v, enum.Enum):
+        return v.value
+    return scaled_text(v)  # a checked decimal: at most SCALE places
