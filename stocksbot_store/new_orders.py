@@ -11,23 +11,28 @@ What it writes is what the generic path writes: the same row, and an audit row w
 same changes (``tests/test_repositories.py`` compares both with the generic path's).
 
 On PostgreSQL, outside a caller's transaction, ``BEGIN``, the order's ``INSERT`` and
-its audit row's go in one round trip (psycopg's pipeline mode; the audit row names the
-order by ``currval`` of its sequence), then ``COMMIT`` on its own: two round trips
-instead of four. As on the fill path (:mod:`stocksbot_store.fills.recorder`), a
-connection lost in the first has stored nothing, and the order is written again on a
+its audit row's go in one message (the audit row names the order by ``currval`` of its
+sequence), then ``COMMIT`` on its own: two round trips instead of four. The message
+is one simple query with its values bound by psycopg on the client
+(:class:`psycopg.ClientCursor`): a pipeline of prepared statements took twice its
+CPU, more than the two round trips it saved. As on the fill path
+(:mod:`stocksbot_store.fills.recorder`), a connection lost in the first round trip
+has stored nothing (no ``COMMIT`` was sent), and the order is written again on a
 fresh connection by the plain path; one lost during the ``COMMIT`` is a
-:class:`~stocksbot_store.errors.CommitUnknownError`. Inside a caller's transaction
-(and on SQLite, where a statement costs no round trip) the statements run one by one.
+:class:`~stocksbot_store.errors.CommitUnknownError`. The statement monitor sees the
+three statements as it would one by one. Inside a caller's transaction (and on
+SQLite, where a statement costs no round trip) the statements run one by one.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import time
 from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
 from typing import Any
 
-from peewee import Database
+from peewee import Database, QueryEvent
 from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .audit import TABLES, AuditWriter
@@ -35,8 +40,13 @@ from .backends import backend_of
 from .database import write_transaction
 from .errors import Fault, fault_of, translate_errors
 from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
-from .fills.recorder import _Pipeline, _pipelines_supported, _rollback
+from .fills.recorder import _rollback
 from .models import AuditLog, Order, OrderStatusEnum
+
+try:
+    from psycopg import ClientCursor, Connection
+except ImportError:  # pragma: no cover - PostgreSQL through psycopg2: the plain path
+    ClientCursor = Connection = None  # type: ignore[assignment,misc]
 
 #: The audit log's columns, in the order :meth:`NewOrders._audit_params` gives them.
 _AUDIT_COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
@@ -53,7 +63,8 @@ class NewOrders:
         #: ``INSERT INTO "order" (every column but id) ... RETURNING "id"``.
         self.insert_sql = insert_sql
         self.pg = backend_of(db) == "postgres"
-        self.pipelines = self.pg and _pipelines_supported()
+        #: Whether a new order's statements go in one message with its BEGIN (psycopg 3).
+        self.at_once = self.pg and ClientCursor is not None
         meta = Order._meta
         fields = meta.fields
         #: The field names in the order of the insert's columns.
@@ -110,8 +121,8 @@ class NewOrders:
         audit = self._audit_params(stored, stamp) if self.audit.enabled else None
         with translate_errors("creating Order"):
             order_id = None
-            if self.pipelines and not self.db.in_transaction():
-                order_id = self._insert_pipelined(row, audit)
+            if self.at_once and not self.db.in_transaction():
+                order_id = self._insert_at_once(row, audit)
             if order_id is None:
                 with write_transaction(self.db):
                     order_id = self.db.execute_sql(self.insert_sql, row).fetchone()[0]
@@ -153,24 +164,36 @@ class NewOrders:
             audit[3] = order_id
         run(self.audit_sql, audit)
 
-    def _insert_pipelined(self, row: list, audit: list | None) -> int | None:
-        """The order in two round trips; its id, or None if the connection turned out
-        lost in the first (nothing was written: the caller takes the plain path, whose
-        ``BEGIN`` replaces the connection)."""
+    def _insert_at_once(self, row: list, audit: list | None) -> int | None:
+        """The order in two round trips: ``BEGIN`` and its statements as one message,
+        then ``COMMIT``. Its id, or None if the connection turned out lost in the first
+        (nothing was written: the caller takes the plain path, whose ``BEGIN`` replaces
+        the connection)."""
+        statements: list[tuple[str, Any]] = [("BEGIN", ()), (self.insert_sql, row)]
+        self._write_audit(lambda sql, params: statements.append((sql, params)), None, audit)
         with driver_errors:
             conn = self.db.connection()
+            if not isinstance(conn, Connection):  # psycopg2 (a database built by hand)
+                return None
+            cursor = ClientCursor(conn)
+            start = time.perf_counter()
             try:
                 try:
-                    with _Pipeline(self.db, conn) as pipeline:
-                        pipeline.run("BEGIN", ())
-                        inserted = pipeline.run(self.insert_sql, row)
-                        self._write_audit(pipeline.run, None, audit)
+                    cursor.execute(
+                        "; ".join(sql for sql, _ in statements),
+                        [v for _, params in statements for v in params],
+                    )
                 except Exception as e:
+                    report_statements(self.db, statements, time.perf_counter() - start, e)
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
                     _rollback(conn)
                     return None
-                order_id = inserted.fetchone()[0]
+                report_statements(self.db, statements, time.perf_counter() - start)
+                cursor.nextset()  # past BEGIN's result: the INSERT's
+                inserted = cursor.fetchone()
+                assert inserted is not None  # INSERT ... RETURNING gives its row
+                order_id = inserted[0]
             except BaseException:
                 _rollback(conn)
                 raise
@@ -178,6 +201,25 @@ class NewOrders:
         # unknown, and the database's commit says so (CommitUnknownError).
         self.db.commit()
         return int(order_id)
+
+
+def report_statements(
+    db: Database,
+    statements: list[tuple[str, Any]],
+    seconds: float,
+    error: BaseException | None = None,
+) -> None:
+    """Tell the database's query hooks (the statement monitor) about ``statements``, sent
+    together in ``seconds``, as ``execute_sql`` would have one by one (each with its
+    share of the time, and the error if the message failed)."""
+    hooks = db.query_hooks
+    if not hooks:
+        return
+    share = seconds / len(statements)
+    for sql, params in statements:
+        event = QueryEvent(sql, params, share, error)
+        for hook in hooks:
+            hook(event)
 
 
 def _stored(v: Any) -> Any:
