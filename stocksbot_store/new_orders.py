@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import json
 import time
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
 from typing import Any
 
@@ -57,12 +58,14 @@ class NewOrders:
     """Inserts new orders made of checked values on one database, with their audit rows
     written by ``audit`` (the order repository's writer: its actor, and its switch)."""
 
-    def __init__(self, db: Database, audit: AuditWriter, insert_sql: str) -> None:
+    def __init__(self, db: Database, audit: AuditWriter, insert_sql: Callable[[bool], str]) -> None:
+        """``insert_sql(returning)``: the order repository's insert of every column."""
         self.db = db
         self.audit = audit
-        #: ``INSERT INTO "order" (every column but id) ... RETURNING "id"``.
-        self.insert_sql = insert_sql
         self.pg = backend_of(db) == "postgres"
+        #: ``INSERT INTO "order" (every column but id) ...``, ``RETURNING "id"`` on
+        #: PostgreSQL (SQLite's cursor gives the id as ``lastrowid``).
+        self.insert_sql = insert_sql(self.pg)
         #: Whether a new order's statements go in one message with its BEGIN (psycopg 3).
         self.at_once = self.pg and ClientCursor is not None
         meta = Order._meta
@@ -125,7 +128,8 @@ class NewOrders:
                 order_id = self._insert_at_once(row, audit)
             if order_id is None:
                 with write_transaction(self.db):
-                    order_id = self.db.execute_sql(self.insert_sql, row).fetchone()[0]
+                    cursor = self.db.execute_sql(self.insert_sql, row)
+                    order_id = cursor.fetchone()[0] if self.pg else cursor.lastrowid
                     self._write_audit(self.db.execute_sql, order_id, audit)
         order = Order(__no_default__=1)
         read["id"] = order_id
@@ -147,6 +151,8 @@ class NewOrders:
                 parts.append(prefix + '"' + v.replace(" ", "T", 1) + '"]')
             elif type(v) is str:
                 parts.append(prefix + _json_text(v) + "]")
+            elif type(v) is int:  # a strategy's id
+                parts.append(prefix + repr(v) + "]")
             else:
                 parts.append(prefix + json.dumps(v) + "]")
         text = "{" + ",".join(parts) + "}"

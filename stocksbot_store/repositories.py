@@ -94,7 +94,7 @@ class Repository(Generic[M]):
         #: Writes this repository's audit rows in the transaction of each change.
         self.audit = AuditWriter(self.db, actor)
         self._columns = tuple(name for name in self.model._meta.sorted_field_names if name != "id")
-        self._insert_statement: str | None = None
+        self._insert_statement: tuple[str, str] | None = None
         #: Whether rows are soft-deleted (``deleted_at``), so reads leave them out.
         self.soft = is_soft(self.model)
 
@@ -173,17 +173,17 @@ class Repository(Generic[M]):
         instance._dirty.clear()
         return instance
 
-    def _insert_sql(self) -> str:
-        """``INSERT ... RETURNING id`` of every column, built once: building it with the
-        query builder for each row cost more than running it."""
+    def _insert_sql(self, returning: bool = True) -> str:
+        """``INSERT ... RETURNING id`` of every column (without ``RETURNING`` if not
+        ``returning``: on SQLite the cursor's ``lastrowid`` gives the id for less), built
+        once: building it with the query builder for each row cost more than running it."""
         if self._insert_statement is None:
             meta = self.model._meta
             columns = ", ".join(f'"{meta.fields[n].column_name}"' for n in self._columns)
             marks = ", ".join([self.db.param] * len(self._columns))
-            self._insert_statement = (
-                f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks}) RETURNING "id"'
-            )
-        return self._insert_statement
+            plain = f'INSERT INTO "{meta.table_name}" ({columns}) VALUES ({marks})'
+            self._insert_statement = (plain, plain + ' RETURNING "id"')
+        return self._insert_statement[returning]
 
     def get_by_id(self, row_id: int, include_deleted: bool = False) -> M | None:
         """The row with this id, or None (also when it is soft-deleted, unless
@@ -601,7 +601,7 @@ class OrderRepository(Repository[Order]):
         the generic name check of :meth:`create` is skipped, and the row, its audit row
         and the returned order are built straight from them (:mod:`.new_orders`)."""
         if self._new_orders is None:
-            self._new_orders = NewOrders(self.db, self.audit, self._insert_sql())
+            self._new_orders = NewOrders(self.db, self.audit, self._insert_sql)
         return self._new_orders.insert(values)
 
     def get_by_external_id(self, external_id: str, include_deleted: bool = False) -> Order | None:
