@@ -41,7 +41,6 @@ from .backends import backend_of
 from .database import write_transaction
 from .errors import Fault, fault_of, translate_errors
 from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
-from .fills.recorder import _rollback
 from .models import AuditLog, Order, OrderStatusEnum
 
 try:
@@ -193,7 +192,7 @@ class NewOrders:
                     report_statements(self.db, statements, time.perf_counter() - start, e)
                     if fault_of(e) is not Fault.CONNECTION_LOST:
                         raise
-                    _rollback(conn)
+                    self.db.rollback()  # a lost connection is discarded: the server rolled back
                     return None
                 report_statements(self.db, statements, time.perf_counter() - start)
                 cursor.nextset()  # past BEGIN's result: the INSERT's
@@ -201,7 +200,7 @@ class NewOrders:
                 assert inserted is not None  # INSERT ... RETURNING gives its row
                 order_id = inserted[0]
             except BaseException:
-                _rollback(conn)
+                self.db.rollback()  # a lost connection is discarded: the server rolled back
                 raise
         # On its own: lost before it, nothing is stored; lost during it, the outcome is
         # unknown, and the database's commit says so (CommitUnknownError).

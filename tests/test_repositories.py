@@ -14,6 +14,7 @@ from stocksbot_store.models import (
     OrderSideEnum,
     OrderStatusEnum,
     PositionSideEnum,
+    Strategy,
     TradeTypeEnum,
 )
 from stocksbot_store.repositories import (
@@ -156,6 +157,25 @@ def test_a_new_order_and_its_audit_row_are_what_the_database_stores(storage, arg
     expected = json.dumps(created(row_values(stored)), separators=(",", ":"), default=str)
     rows = storage.db.execute_sql(select, ("orders", order.id)).fetchall()
     assert rows == [(storage.orders.audit.actor, "create", expected)]
+
+
+def test_a_refused_new_order_leaves_no_transaction_open(storage, db):
+    """An order refused by the database (its broker id taken, its strategy gone) ends its
+    transaction: the connection is idle and the next order is stored."""
+    storage.create_order("AAPL", "buy", "market", 1, external_id="b-1")
+    for refused in (
+        lambda: storage.create_order("AAPL", "buy", "market", 2, external_id="b-1"),
+        lambda: storage.create_order("AAPL", "buy", "market", 2, strategy=Strategy(id=999)),
+    ):
+        with pytest.raises((DuplicateError, ValidationError)):
+            refused()
+        conn = db.connection()
+        status = getattr(getattr(conn, "info", None), "transaction_status", None)
+        assert not getattr(conn, "in_transaction", False) and status in (None, 0)
+    order = storage.create_order("MSFT", "sell", "market", 3)
+    recent = [(o.id, o.symbol, o.external_id) for o in storage.get_recent_orders()]
+    assert recent[0] == (order.id, "MSFT", None) and recent[1][1:] == ("AAPL", "b-1")
+    assert len(recent) == 2
 
 
 @pytest.mark.parametrize(
