@@ -92,6 +92,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "stocksbot_store.equity",
             "stocksbot_store.realized",
             "stocksbot_store.metrics",
+            "stocksbot_store.new_orders",
             "stocksbot_store.repositories",
             "stocksbot_store.reconcile",
             "stocksbot_store.service",
