@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import time
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
@@ -48,9 +49,15 @@ try:
 except ImportError:  # pragma: no cover - PostgreSQL through psycopg2: the plain path
     ClientCursor = Connection = None  # type: ignore[assignment,misc]
 
+#: The names of a new order's values :class:`NewOrders` takes: what
+#: :func:`~stocksbot_store.repositories.check_new_order` gives, and the strategy's id.
+NEW_ORDER_NAMES = frozenset(
+    ("symbol", "side", "type", "quantity", "price", "external_id", "strategy")
+)
 #: The audit log's columns, in the order :meth:`NewOrders._audit_params` gives them.
 _AUDIT_COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
 _TABLE = TABLES[Order._meta.table_name]
+_SQL_LOG = logging.getLogger("peewee")
 
 
 class NewOrders:
@@ -214,9 +221,12 @@ def report_statements(
     seconds: float,
     error: BaseException | None = None,
 ) -> None:
-    """Tell the database's query hooks (the statement monitor) about ``statements``, sent
-    together in ``seconds``, as ``execute_sql`` would have one by one (each with its
-    share of the time, and the error if the message failed)."""
+    """Tell the database's query hooks (the statement monitor) and the SQL echo about
+    ``statements``, sent together in ``seconds``, as ``execute_sql`` would have one by
+    one (each with its share of the time, and the error if the message failed)."""
+    if _SQL_LOG.isEnabledFor(logging.DEBUG):  # SQL_ECHO, as peewee logs each statement
+        for statement in statements:
+            _SQL_LOG.debug(statement)
     hooks = db.query_hooks
     if not hooks:
         return

@@ -54,7 +54,7 @@ from .models import (
     Trade,
     TradeTypeEnum,
 )
-from .new_orders import NewOrders
+from .new_orders import NEW_ORDER_NAMES, NewOrders
 from .queries import order_page
 from .softdelete import is_soft, live, not_found
 from .types import (
@@ -599,7 +599,10 @@ class OrderRepository(Repository[Order]):
         """Insert an order made of :func:`check_new_order`'s values and a strategy id
         only (the service's ``create_order``): every name and value is known good, so
         the generic name check of :meth:`create` is skipped, and the row, its audit row
-        and the returned order are built straight from them (:mod:`.new_orders`)."""
+        and the returned order are built straight from them (:mod:`.new_orders`). Any
+        other name (a ``created_at`` of the caller's) takes the generic insert."""
+        if not values.keys() <= NEW_ORDER_NAMES:
+            return self._insert(values)
         if self._new_orders is None:
             self._new_orders = NewOrders(self.db, self.audit, self._insert_sql)
         return self._new_orders.insert(values)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from decimal import Decimal as D
 
 import pytest
@@ -23,6 +25,7 @@ from stocksbot_store.repositories import (
     PositionRepository,
     StrategyRepository,
     TradeRepository,
+    check_new_order,
 )
 
 
@@ -157,6 +160,28 @@ def test_a_new_order_and_its_audit_row_are_what_the_database_stores(storage, arg
     expected = json.dumps(created(row_values(stored)), separators=(",", ":"), default=str)
     rows = storage.db.execute_sql(select, ("orders", order.id)).fetchall()
     assert rows == [(storage.orders.audit.actor, "create", expected)]
+
+
+def test_a_new_order_is_echoed_and_counted_statement_by_statement(storage, db, caplog):
+    """However its statements travel, SQL_ECHO (the ``peewee`` logger) shows each of a
+    new order's statements and the statement monitor counts them as writes."""
+    seen = []
+    db.query_hooks.append(lambda event: seen.append(event.sql.split(" (")[0]))
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        storage.create_order("AAPL", "buy", "market", 1)
+    echoed = [r.getMessage() for r in caplog.records if r.name == "peewee"]
+    for table in ('"order"', '"audit_log"'):
+        assert f"INSERT INTO {table}" in seen
+        assert any(f"INSERT INTO {table}" in line for line in echoed), table
+
+
+def test_insert_checked_keeps_a_given_creation_time(storage):
+    """insert_checked with a name beyond check_new_order's (a ``created_at``) inserts as
+    the generic path does, keeping it."""
+    at = dt.datetime(2026, 1, 5, 14, 30, 0, 123456, tzinfo=dt.timezone.utc)
+    values = check_new_order("AAPL", "buy", "market", 1, None, None)
+    order = storage.orders.insert_checked({**values, "created_at": at})
+    assert order.created_at == at == storage.get_order(order.id).created_at
 
 
 def test_a_refused_new_order_leaves_no_transaction_open(storage, db):
