@@ -43,6 +43,7 @@ from .database import write_transaction
 from .errors import Fault, fault_of, translate_errors
 from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
 from .models import AuditLog, Order, OrderStatusEnum
+from .monitor import HookedCursor, peewee_log
 
 try:
     from psycopg import ClientCursor, Connection
@@ -57,7 +58,6 @@ NEW_ORDER_NAMES = frozenset(
 #: The audit log's columns, in the order :meth:`NewOrders._audit_params` gives them.
 _AUDIT_COLUMNS = ("at", "actor", "table_name", "row_id", "action", "changes")
 _TABLE = TABLES[Order._meta.table_name]
-_SQL_LOG = logging.getLogger("peewee")
 
 
 class NewOrders:
@@ -134,9 +134,10 @@ class NewOrders:
                 order_id = self._insert_at_once(row, audit)
             if order_id is None:
                 with write_transaction(self.db):
-                    cursor = self.db.execute_sql(self.insert_sql, row)
+                    run = HookedCursor(self.db, self.db.connection()).execute
+                    cursor = run(self.insert_sql, row)
                     order_id = cursor.fetchone()[0] if self.pg else cursor.lastrowid
-                    self._write_audit(self.db.execute_sql, order_id, audit)
+                    self._write_audit(run, order_id, audit)
         order = Order(__no_default__=1)
         read["id"] = order_id
         order.__data__ = read
@@ -224,9 +225,9 @@ def report_statements(
     """Tell the database's query hooks (the statement monitor) and the SQL echo about
     ``statements``, sent together in ``seconds``, as ``execute_sql`` would have one by
     one (each with its share of the time, and the error if the message failed)."""
-    if _SQL_LOG.isEnabledFor(logging.DEBUG):  # SQL_ECHO, as peewee logs each statement
+    if peewee_log.isEnabledFor(logging.DEBUG):  # SQL_ECHO, as peewee logs each statement
         for statement in statements:
-            _SQL_LOG.debug(statement)
+            peewee_log.debug(statement)
     hooks = db.query_hooks
     if not hooks:
         return
