@@ -22,6 +22,7 @@ from stocksbot_store import (
     connect,
     init_db,
 )
+from stocksbot_store.check import check_ledger
 
 
 def buy(storage, symbol, qty, price, **kw):
@@ -675,3 +676,63 @@ def test_a_position_figure_changed_outside_the_store_is_named_and_nothing_writte
         else:
             storage.record_trades([fill])
     assert repr(dump_tables(db)) == repr(before)  # repr: a NaN never equals itself
+
+
+@pytest.mark.postgres_only
+def test_a_batch_updates_many_rows_of_a_table_with_one_statement_and_exact_figures(storage, db):
+    """On PostgreSQL a batch writes its orders, stored positions and strategies with one
+    UPDATE each, however many rows (not one statement per row), and each row ends with
+    its own exact figures: ten decimal places kept, NULLs (an order's average price and
+    fill time, a position's close time) kept where nothing filled or closed them."""
+    price = D("100.1234567891")
+    strategies = [storage.create_strategy(name).id for name in ("one", "two")]
+    for symbol, quantity in (("U0", 24), ("U1", 30), ("U2", 30)):  # the batch closes U0
+        buy(storage, symbol, quantity, price)
+    fills, expected = [], {}
+    for i in range(24):
+        symbol = f"U{i % 3}"
+        side = "sell" if symbol == "U0" else "buy"
+        order = storage.create_order(symbol, side, "market", 5, strategy=strategies[i % 2])
+        if i % 4 == 3:  # never filled
+            expected[order.id] = ("pending", D(0), None, False)
+        elif i % 2:  # partly filled
+            fills.append(Fill(order.id, symbol, side, 2, price + i))
+            expected[order.id] = ("partially_filled", D(2), price + i, False)
+        else:  # filled in two parts
+            fills += [Fill(order.id, symbol, side, q, p) for q, p in ((2, price), (3, i + 7))]
+            average = ((2 * price + 3 * (i + 7)) / 5).quantize(D("1e-10"))  # half-even
+            expected[order.id] = ("filled", D(5), average, True)
+    db.execute_sql("CREATE TEMP TABLE updates_seen (name text)")
+    db.execute_sql(
+        "CREATE FUNCTION test_note_update() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO updates_seen VALUES (TG_TABLE_NAME); RETURN NULL; END $$"
+    )
+    tables = ("order", "position", "strategy")
+    try:
+        for table in tables:
+            db.execute_sql(
+                f'CREATE TRIGGER test_note_update AFTER UPDATE ON "{table}" '
+                "FOR EACH STATEMENT EXECUTE FUNCTION test_note_update()"
+            )
+        storage.record_trades(fills)
+        seen = db.execute_sql("SELECT name, count(*) FROM updates_seen GROUP BY name").fetchall()
+    finally:
+        for table in tables:
+            db.execute_sql(f'DROP TRIGGER IF EXISTS test_note_update ON "{table}"')
+        db.execute_sql("DROP FUNCTION IF EXISTS test_note_update()")
+        db.execute_sql("DROP TABLE IF EXISTS updates_seen")
+    assert dict(seen) == {"order": 1, "position": 1, "strategy": 1}
+    for order_id, (status, filled, avg, filled_at) in expected.items():
+        order = storage.orders.get(order_id)
+        assert (order.status, order.filled_quantity, order.avg_fill_price) == (status, filled, avg)
+        assert (order.filled_at is not None) == filled_at
+    positions = {p.symbol: p for p in storage.positions.get_all(None)}
+    assert positions["U0"].is_open is False and positions["U0"].closed_at is not None
+    assert positions["U0"].realized_pnl == sum(
+        (f.quantity * (D(f.price) - price) for f in fills if f.symbol == "U0"), D(0)
+    ).quantize(D("1e-10"))
+    for symbol in ("U1", "U2"):
+        added = sum(f.quantity for f in fills if f.symbol == symbol)
+        assert positions[symbol].is_open and positions[symbol].closed_at is None
+        assert positions[symbol].quantity == 30 + added
+    assert check_ledger(db).violations == []

@@ -11,8 +11,11 @@ statements per fill it
 2. applies every fill in order, in memory, with the rules of
    :mod:`stocksbot_store.ledger` (the same functions the single path calls) and the
    same checks, so a bad fill raises before anything is written;
-3. writes the final state of every touched row with one ``executemany`` per
-   statement: positions, trades, orders, strategies.
+3. writes the final state of every touched row with one statement per table
+   (positions, trades, orders, strategies) for any number of rows on PostgreSQL:
+   ``COPY`` for new rows, an ``UPDATE`` from arrays (:mod:`.updates`) for stored
+   ones; an ``executemany`` each on SQLite. Stored rows are updated in the order of
+   their ids; every one of them was locked by the reads of step 1 already.
 
 Ids of new trades and positions are taken up front (``max(id)`` under SQLite's
 write lock, the sequence on PostgreSQL) so the returned trades carry them and
@@ -49,6 +52,7 @@ from .rows import (
     trade_row,
 )
 from .statements import Statements
+from .updates import columns, update_sql
 
 log = logging.getLogger("peewee")
 
@@ -273,6 +277,22 @@ class BulkFills:
         else:
             self.cursor.executemany(sql, rows)
 
+    def _update(self, name: str, rows: list[tuple] | list[list]) -> None:
+        """Run the update ``name`` (a key of :data:`~.updates.UPDATES`) for every row,
+        each row's key last. On PostgreSQL as one statement of one array per column
+        (see :mod:`stocksbot_store.fills.updates`): an executemany ran a statement per
+        row, 0.57 s of a 20,000-fill import's 2.9 for its 10,000 orders. On SQLite an
+        executemany, whose statements cost little there."""
+        if not self.pg or not rows:
+            self._many(name, rows)
+            return
+        sql = update_sql(self.db, name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug((sql, f"<{len(rows)} rows>"))
+        # A statement of arrays: its plan depends on how many rows they hold, so never a
+        # prepared statement's generic plan.
+        self.cursor.execute(sql, columns(rows), prepare=False)
+
     def _write(
         self,
         positions: dict[int, ledger.PositionState],
@@ -285,9 +305,9 @@ class BulkFills:
     ) -> list[int]:
         """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
-        self._many(
+        self._update(
             "update_position",
-            [position_update_row(p, stamp) for pid, p in positions.items() if pid > 0],
+            [position_update_row(p, stamp) for pid, p in sorted(positions.items()) if pid > 0],
         )
         position_ids = self._take_ids(Position, new_positions)
         self._many(
@@ -306,8 +326,10 @@ class BulkFills:
             Trade,
             len(trades),
         )
-        self._many("update_order", [order_update_row(order) for order in orders.values()])
-        self._many("update_strategy", [figures_row(f, stamp) + [sid] for sid, f in figures.items()])
+        self._update("update_order", [order_update_row(orders[oid]) for oid in sorted(orders)])
+        self._update(
+            "update_strategy", [figures_row(figures[sid], stamp) + [sid] for sid in sorted(figures)]
+        )
         return position_ids
 
     def _trades(self, results: list[Trade | int]) -> list[Trade]:
