@@ -727,7 +727,10 @@ def get_audit_log(
     inclusive), actor; page with ``before_id``: the last id of the previous page."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be an integer from 1 to {MAX_LIMIT}, got {limit!r}")
-    query = AuditLog.select().bind(db)
+    # The page's ids first, then its rows: with a table filter SQLite finds the ids in
+    # the (table_name, row_id, id) index alone, but sorting whole rows (with their
+    # changes) by id took it 10 times longer, linear in the table's rows.
+    query = AuditLog.select(AuditLog.id).bind(db)
     if table is not None:
         query = query.where(AuditLog.table_name == table_name(table))
     if row_id is not None:
@@ -740,7 +743,10 @@ def get_audit_log(
         query = query.where(AuditLog.actor == actor)
     if before_id is not None:
         query = query.where(AuditLog.id < check_id(before_id, "before_id"))
-    query = query.order_by(AuditLog.id.desc()).limit(limit)
+    page = AuditLog.select().bind(db).where(
+        AuditLog.id.in_(query.order_by(AuditLog.id.desc()).limit(limit))
+    )
+    query = page.order_by(AuditLog.id.desc())
     with translate_errors("reading the audit log"):
         return [
             AuditEntry(
