@@ -743,8 +743,10 @@ def get_audit_log(
         query = query.where(AuditLog.actor == actor)
     if before_id is not None:
         query = query.where(AuditLog.id < check_id(before_id, "before_id"))
-    page = AuditLog.select().bind(db).where(
-        AuditLog.id.in_(query.order_by(AuditLog.id.desc()).limit(limit))
+    page = (
+        AuditLog.select()
+        .bind(db)
+        .where(AuditLog.id.in_(query.order_by(AuditLog.id.desc()).limit(limit)))
     )
     query = page.order_by(AuditLog.id.desc())
     with translate_errors("reading the audit log"):
