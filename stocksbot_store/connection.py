@@ -33,6 +33,7 @@ transaction) and the pool's ``_is_closed`` checks, with errors told apart by cod
 from __future__ import annotations
 
 import os
+import select
 import sqlite3
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -285,6 +286,35 @@ def commit_unknown(db: Any, error: BaseException) -> CommitUnknownError:
         "it again (for a fill, look it up by its broker id; record_trade with the same "
         "external_id is safe to repeat)"
     )
+
+
+def raise_if_lost(conn: Any, when: str, what: str) -> None:
+    """Raise a driver error if the server ended psycopg 3 connection ``conn``'s session
+    since its last round trip. Between two round trips a server says nothing unless it
+    ends the session (it sends why, then closes): anything to read means it is over.
+    Called before a message that ends with a ``COMMIT`` is sent, so that a loss found
+    here is known to have stored nothing of it; a look that never waits. ``when`` and
+    ``what`` name the moment and the work for the message (``"between the fill's round
+    trips"``, ``"the fill"``)."""
+    pgconn = conn.pgconn
+    if not readable(pgconn.socket):
+        return
+    pgconn.consume_input()  # raises the driver's own error if the close was read too
+    import psycopg
+
+    raise psycopg.OperationalError(
+        f"the server ended the session {when} (it sent a message unasked); nothing of "
+        f"{what} was sent"
+    )
+
+
+def readable(fd: int) -> bool:
+    """Whether socket ``fd`` has something to read now (never waits)."""
+    if hasattr(select, "poll"):
+        poll = select.poll()
+        poll.register(fd, select.POLLIN)
+        return bool(poll.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 def _broken(conn: Any) -> bool:

@@ -10,18 +10,26 @@ and already in the form they are stored in (a quantized decimal, an enum member,
 What it writes is what the generic path writes: the same row, and an audit row with the
 same changes (``tests/test_repositories.py`` compares both with the generic path's).
 
-On PostgreSQL, outside a caller's transaction, ``BEGIN``, the order's ``INSERT`` and
-its audit row's go in one message (the audit row names the order by ``currval`` of its
-sequence), then ``COMMIT`` on its own: two round trips instead of four. The message
-is one simple query with its values bound by psycopg on the client
-(:class:`psycopg.ClientCursor`): a pipeline of prepared statements took twice its
-CPU, more than the two round trips it saved. As on the fill path
-(:mod:`stocksbot_store.fills.recorder`), a connection lost in the first round trip
-has stored nothing (no ``COMMIT`` was sent), and the order is written again on a
-fresh connection by the plain path; one lost during the ``COMMIT`` is a
-:class:`~stocksbot_store.errors.CommitUnknownError`. The statement monitor sees the
-three statements as it would one by one. Inside a caller's transaction (and on
-SQLite, where a statement costs no round trip) the statements run one by one.
+On PostgreSQL, outside a caller's transaction, ``BEGIN``, the order's ``INSERT ...
+RETURNING``, its audit row's (naming the order by ``currval`` of its sequence) and
+``COMMIT`` go in one message: one round trip instead of four. The message is one simple
+query with its values bound by psycopg on the client (:class:`psycopg.ClientCursor`): a
+pipeline of prepared statements took twice its CPU. Its faults, as on the fill path's
+last round trip (:mod:`stocksbot_store.fills.recorder`):
+
+* a connection found lost before the message is sent (a look at its socket that never
+  waits, :func:`~stocksbot_store.connection.raise_if_lost`) has stored nothing: the
+  order is written on a fresh connection by the plain path;
+* one lost once the message may have been sent is a
+  :class:`~stocksbot_store.errors.CommitUnknownError`, never retried, and the read
+  replicas are told a commit may have happened, as after any ``COMMIT``;
+* a statement the server refuses (a broker id taken) ends the message there, the rest
+  unrun: the transaction is rolled back and the error is the store's, as on the plain
+  path (:class:`~stocksbot_store.errors.DuplicateError`...).
+
+The statement monitor and ``SQL_ECHO`` see the four statements as they would one by one.
+Inside a caller's transaction (and on SQLite, where a statement costs no round trip)
+the statements run one by one.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
 from typing import Any
 
@@ -39,11 +48,13 @@ from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-d
 
 from .audit import TABLES, AuditWriter
 from .backends import backend_of
+from .connection import commit_unknown, raise_if_lost
 from .database import write_transaction
 from .errors import Fault, fault_of, translate_errors
 from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
 from .models import AuditLog, Order, OrderStatusEnum
 from .monitor import HookedCursor, peewee_log
+from .replicas import note_commit
 
 try:
     from psycopg import ClientCursor, Connection
@@ -178,42 +189,51 @@ class NewOrders:
         run(self.audit_sql, audit)
 
     def _insert_at_once(self, row: list, audit: list | None) -> int | None:
-        """The order in two round trips: ``BEGIN`` and its statements as one message,
-        then ``COMMIT``. Its id, or None if the connection turned out lost in the first
-        (nothing was written: the caller takes the plain path, whose ``BEGIN`` replaces
-        the connection)."""
+        """The order in one round trip: ``BEGIN``, its statements and ``COMMIT`` as one
+        message. Its id, or None if the connection was found lost before the message was
+        sent (nothing was written: the caller takes the plain path, whose ``BEGIN``
+        replaces the connection). See the module for the faults."""
         statements: list[tuple[str, Any]] = [("BEGIN", ()), (self.insert_sql, row)]
         self._write_audit(lambda sql, params: statements.append((sql, params)), None, audit)
+        statements.append(("COMMIT", ()))
         with driver_errors:
             conn = self.db.connection()
             if not isinstance(conn, Connection):  # psycopg2 (a database built by hand)
                 return None
+            try:
+                raise_if_lost(conn, "while the connection was idle", "the order")
+            except Exception as e:
+                if fault_of(e) is not Fault.CONNECTION_LOST:
+                    raise
+                self.db.rollback()  # discards the lost connection
+                return None
             cursor = ClientCursor(conn)
             start = time.perf_counter()
             try:
-                try:
-                    cursor.execute(
-                        "; ".join(sql for sql, _ in statements),
-                        [v for _, params in statements for v in params],
-                    )
-                except Exception as e:
-                    report_statements(self.db, statements, time.perf_counter() - start, e)
-                    if fault_of(e) is not Fault.CONNECTION_LOST:
-                        raise
-                    self.db.rollback()  # a lost connection is discarded: the server rolled back
-                    return None
-                report_statements(self.db, statements, time.perf_counter() - start)
-                cursor.nextset()  # past BEGIN's result: the INSERT's
-                inserted = cursor.fetchone()
-                assert inserted is not None  # INSERT ... RETURNING gives its row
-                order_id = inserted[0]
-            except BaseException:
-                self.db.rollback()  # a lost connection is discarded: the server rolled back
+                cursor.execute(
+                    "; ".join(sql for sql, _ in statements),
+                    [v for _, params in statements for v in params],
+                )
+            except BaseException as e:
+                report_statements(self.db, statements, time.perf_counter() - start, e)
+                if not isinstance(e, Exception) or fault_of(e) is Fault.CONNECTION_LOST:
+                    # The COMMIT may have reached the server: the outcome is unknown, and
+                    # the replicas must not serve reads that miss it if it was stored.
+                    note_commit(self.db)
+                    _end_transaction(conn)
+                    if isinstance(e, Exception):
+                        with suppress(Exception):  # the error to report is the loss
+                            self.db.rollback()  # discards the lost connection
+                        raise commit_unknown(self.db, e) from e
+                    raise
+                _end_transaction(conn)  # refused: the server ran nothing after the error
                 raise
-        # On its own: lost before it, nothing is stored; lost during it, the outcome is
-        # unknown, and the database's commit says so (CommitUnknownError).
-        self.db.commit()
-        return int(order_id)
+            note_commit(self.db)
+            report_statements(self.db, statements, time.perf_counter() - start)
+            cursor.nextset()  # past BEGIN's result: the order INSERT's
+            inserted = cursor.fetchone()
+            assert inserted is not None  # INSERT ... RETURNING gives its row
+            return int(inserted[0])
 
 
 def report_statements(
@@ -236,6 +256,19 @@ def report_statements(
         event = QueryEvent(sql, params, share, error)
         for hook in hooks:
             hook(event)
+
+
+def _end_transaction(conn: Any) -> None:
+    """Roll back what a message that failed left open (a transaction its error aborted),
+    through the libpq wrapper as the fill path does: psycopg answers a ``ROLLBACK`` sent
+    through a cursor by deallocating every prepared statement of the connection, the
+    fills' included. Nothing when the connection is idle or gone (the server rolled
+    back)."""
+    try:
+        if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
+            conn.pgconn.exec_(b"ROLLBACK")
+    except Exception:  # the connection is gone: the server rolled back for us
+        pass
 
 
 def _stored(v: Any) -> Any:

@@ -8,6 +8,7 @@ COMMIT is reported as such and never repeated.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -184,24 +185,47 @@ def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url, db):
     assert check_ledger(db).ok
 
 
-def test_an_order_whose_commit_is_cut_is_reported_never_repeated(pg_url, db):
-    """create_order sends its writes and its COMMIT in separate round trips: a session
-    lost once the writes are in is CommitUnknownError, and the order is not written
-    again behind the caller's back."""
+def test_an_order_whose_message_is_cut_is_reported_never_repeated(pg_url, db, monkeypatch):
+    """create_order sends its writes and its COMMIT in one message: a session lost once
+    the message is sent (here while its audit row waits for a lock) is
+    CommitUnknownError, the replicas are told a commit may have happened, and the order
+    is not written again behind the caller's back."""
+    import psycopg
+
+    from stocksbot_store import new_orders
+
     storage = StorageService(db)
     storage.create_order("AAPL", "buy", "market", 5)
     pid = backend_pid(db)
     before = dump_tables(db)
+    noted = []
+    monkeypatch.setattr(new_orders, "note_commit", lambda database: noted.append(database))
+    name = pg_url.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(_admin_dsn().rsplit("/", 1)[0] + "/" + name) as blocker:
+        blocker.execute('LOCK TABLE "audit_log" IN SHARE ROW EXCLUSIVE MODE')
 
-    def cut(event) -> None:  # the audit row is the order's last write before COMMIT
-        if "audit_log" in event.sql and event.exception is None:
-            db.query_hooks.remove(cut)
+        def cut() -> None:  # once the order's audit row waits for the lock, end its session
+            deadline = time.monotonic() + WAIT_FOR_EXIT
+            with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+                while not admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+                    " AND wait_event_type = 'Lock'",
+                    (pid,),
+                ).fetchone()[0]:
+                    assert time.monotonic() < deadline, "the order never waited for the lock"
+                    time.sleep(0.02)
             terminate(pg_url, pid)
+            blocker.rollback()  # nothing waits for the lock any more, whatever was sent
 
-    db.query_hooks.append(cut)
-    with pytest.raises(CommitUnknownError) as caught:
-        storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+        cutter = threading.Thread(target=cut)
+        cutter.start()
+        try:
+            with pytest.raises(CommitUnknownError) as caught:
+                storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+        finally:
+            cutter.join(WAIT_FOR_EXIT)
     assert "may or may not" in str(caught.value)
+    assert noted == [db]
     assert dump_tables(db) == before  # the server never committed it, nor did the store
     order = storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
     assert storage.orders.get_by_external_id("o-1").id == order.id

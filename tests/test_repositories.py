@@ -203,6 +203,47 @@ def test_a_refused_new_order_leaves_no_transaction_open(storage, db):
     assert len(recent) == 2
 
 
+@pytest.mark.postgres_only
+def test_a_new_order_on_postgresql_takes_one_round_trip(storage, db, monkeypatch):
+    """BEGIN, the order's INSERT, its audit row's and COMMIT go in one message (issue
+    #15): the client waits for the server once per order. A refused one (its broker id
+    taken) also waits once, is rolled back without a statement psycopg would answer by
+    dropping the connection's prepared statements, and leaves nothing: no order, no
+    audit row, no transaction open."""
+    import psycopg
+
+    waits = []
+    wait = psycopg.Connection.wait
+
+    def counted(self, gen, *args, **kwargs):
+        waits.append(gen)
+        return wait(self, gen, *args, **kwargs)
+
+    def audit_rows() -> list[tuple]:
+        sql = 'SELECT row_id, action FROM "audit_log" WHERE table_name = %s ORDER BY id'
+        return db.execute_sql(sql, ("orders",)).fetchall()
+
+    strategy = storage.create_strategy("s")  # given as a Strategy: no look-up by name
+    first = storage.create_order("AAPL", "buy", "market", 1)  # the connection is open
+    monkeypatch.setattr(psycopg.Connection, "wait", counted)
+    made = [first]
+    for args, kw in [
+        (("AAPL", "buy", "limit", 2, 100), {"strategy": strategy, "external_id": "rt-1"}),
+        (("MSFT", "sell", "market", 3), {}),
+    ]:
+        waits.clear()
+        made.append(storage.create_order(*args, **kw))
+        assert len(waits) == 1, args
+    waits.clear()
+    with pytest.raises(DuplicateError):
+        storage.create_order("AAPL", "buy", "market", 2, external_id="rt-1")
+    assert len(waits) == 1
+    monkeypatch.undo()
+    assert db.connection().info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert [o.id for o in storage.get_recent_orders()] == [o.id for o in reversed(made)]
+    assert audit_rows() == [(o.id, "create") for o in made]
+
+
 @pytest.mark.parametrize(
     "args, field",
     [

@@ -25,7 +25,6 @@ a time.
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,7 +37,7 @@ from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-d
 
 from .. import ledger
 from ..backends import read_transaction
-from ..connection import commit_unknown
+from ..connection import commit_unknown, raise_if_lost
 from ..database import backend_of, write_transaction
 from ..errors import (
     CorruptRowError,
@@ -392,7 +391,7 @@ class FillRecorder:
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
         # The second round trip ends with the COMMIT. A session the server ended since
         # the first is seen here, before anything of it is sent: nothing was stored.
-        _raise_if_lost(conn)
+        raise_if_lost(conn, "between the fill's round trips", "the fill")
         committing = False
         opened: list[tuple[ledger.PositionState, Any]] = []
         try:
@@ -626,32 +625,6 @@ class _Pipeline:
                     event = QueryEvent(sql, params, share, error)
                     for hook in hooks:
                         hook(event)
-
-
-def _raise_if_lost(conn: Any) -> None:
-    """Raise a driver error if the server ended ``conn``'s session since its last round
-    trip. Between two round trips of a transaction a server says nothing unless it ends
-    the session (it sends why, then closes): anything to read means it is over. Called
-    before the fill's last round trip, when nothing of it is sent yet, so the fill is
-    known not stored; a look that never waits."""
-    pgconn = conn.pgconn
-    if not _readable(pgconn.socket):
-        return
-    pgconn.consume_input()  # raises the driver's own error if the close was read too
-    import psycopg
-
-    raise psycopg.OperationalError(
-        "the server ended the session between the fill's round trips (it sent a message "
-        "unasked); nothing of the fill was sent"
-    )
-
-
-def _readable(fd: int) -> bool:
-    if hasattr(select, "poll"):
-        poll = select.poll()
-        poll.register(fd, select.POLLIN)
-        return bool(poll.poll(0))
-    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - Windows
 
 
 def _rollback(conn: Any) -> None:
