@@ -164,12 +164,24 @@ def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(s
     later.mkdir()
     folder = folder_with(later, ["0002_slow"])
     (later / "release").touch()
+    out = run_while_the_write_lock_is_held(
+        path,
+        ["upgrade", "--url", f"sqlite:///{path}?timeout=0.1", "--directory", folder],
+        wal=start == "an empty WAL file",
+    )
+    assert "0002_slow" in out
+
+
+def run_while_the_write_lock_is_held(path: Path, args: list[str], wal: bool = False) -> str:
+    """Run ``migrate *args`` while another connection holds the write lock of the SQLite
+    file at ``path`` (in WAL mode first, with ``wal``), released once the run says it
+    waits; the run must then succeed, having said so once. Its stdout."""
     holder = sqlite3.connect(path, isolation_level=None)
-    if start == "an empty WAL file":
+    if wal:
         holder.execute("PRAGMA journal_mode = wal")
     holder.execute("BEGIN IMMEDIATE")
     try:
-        run = Watched("upgrade", "--url", f"sqlite:///{path}?timeout=0.1", "--directory", folder)
+        run = Watched(*args)
         wait_until(
             lambda: run.said("waiting for another") or run.process.poll() is not None,
             "the run waiting",
@@ -180,7 +192,8 @@ def test_an_upgrade_waits_while_another_connection_holds_the_sqlite_write_lock(s
     code, out, err = run.finish()
     assert code == 0, err
     assert err.count("waiting for another migration run to finish") == 1, err
-    assert "0002_slow" in out and "Traceback" not in err
+    assert "Traceback" not in err
+    return out
 
 
 def test_a_downgrade_waits_while_another_connection_holds_the_sqlite_write_lock(tmp_path):
@@ -196,23 +209,11 @@ def test_a_downgrade_waits_while_another_connection_holds_the_sqlite_write_lock(
     path = tmp_path / "held.db"
     url = f"sqlite:///{path}"
     assert migrate("upgrade", "--url", url, "--directory", str(folder)).returncode == 0
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
-        run = Watched(
-            "downgrade", "-1", "--yes", "--url", f"{url}?timeout=0.1", "--directory", str(folder)
-        )
-        wait_until(
-            lambda: run.said("waiting for another") or run.process.poll() is not None,
-            "the run waiting",
-        )
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-    code, out, err = run.finish()
-    assert code == 0, err
-    assert err.count("waiting for another migration run to finish") == 1, err
-    assert "reverted: 0002_extra" in out and "Traceback" not in err
+    out = run_while_the_write_lock_is_held(
+        path,
+        ["downgrade", "-1", "--yes", "--url", f"{url}?timeout=0.1", "--directory", str(folder)],
+    )
+    assert "reverted: 0002_extra" in out
     tables = connect(url, migrate=False).get_tables()
     assert "extra" not in tables
 
