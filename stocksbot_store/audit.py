@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import getpass
 import itertools
 import json
@@ -513,11 +514,6 @@ def _json_text(text: str) -> str:
     return json.dumps(text)
 
 
-#: The JSON text of the times the fill path wrote last: a strategy's last trade time is
-#: written after one fill and again before the next (``isoformat`` costs more than a
-#: dict look-up); at most ``_ISO_KEPT`` of them.
-_ISO: dict[dt.datetime, str] = {}
-_ISO_KEPT = 64
 #: How the fill path's decimals are written: every one has at most ``SCALE`` places
 #: (see :func:`~stocksbot_store.fields.scaled_text`), so this is their stored text.
 _PLACES = f".{SCALE}f"
@@ -544,12 +540,7 @@ def _json(v: Any) -> str:
     if kind is Decimal and v.is_finite():
         return f'"{v:{_PLACES}}"'
     if kind is dt.datetime and v.tzinfo is _UTC:
-        text = _ISO.get(v)
-        if text is None:
-            if len(_ISO) >= _ISO_KEPT:
-                _ISO.clear()
-            text = _ISO[v] = f'"{v.isoformat(timespec="microseconds")}"'
-        return text
+        return _iso_json(v)
     if kind is str:
         return _json_text(v)
     if kind is int:
@@ -557,6 +548,14 @@ def _json(v: Any) -> str:
     if kind is bool:
         return "true" if v else "false"
     return _dumps(value(v))
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_json(at: dt.datetime) -> str:
+    """The JSON text of a time in UTC; remembered: a strategy's last trade time is
+    written after one fill and again before the next (``isoformat`` costs more than the
+    look-up)."""
+    return f'"{at.isoformat(timespec="microseconds")}"'
 
 
 def _pair(name: str, before: Any, after: Any) -> str:

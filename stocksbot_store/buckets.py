@@ -23,6 +23,7 @@ adds them exactly on SQLite (whose decimals are text) as on PostgreSQL, in place
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -52,8 +53,6 @@ _QUARTER = QUARTER * _SECOND
 _ZERO = Decimal(0)
 #: The :func:`split` parts of zero.
 _NO_PARTS = (0, 0, 0, 0)
-#: Days whose stored text :class:`KeptFigures` keeps (a bot fills on one or two).
-_DAYS_KEPT = 16
 #: Sums of amounts, exact whatever the caller's context (see :data:`MONEY_CONTEXT`).
 _add = MONEY_CONTEXT.add
 
@@ -100,6 +99,13 @@ def day_of(at: dt.datetime) -> dt.datetime:
     """Midnight UTC of the day of ``at``."""
     at = at.astimezone(dt.timezone.utc)
     return dt.datetime(at.year, at.month, at.day, tzinfo=dt.timezone.utc)
+
+
+@functools.lru_cache(maxsize=16)
+def day_text(seconds: int) -> str:
+    """The stored text of the UTC day that starts ``seconds`` after the epoch (a day
+    bucket's key); remembered, as a bot's fills fall on one or two days."""
+    return datetime_text(_EPOCH + seconds * _SECOND)
 
 
 def keys_of(at: dt.datetime, strategy_id: int | None, symbol: str) -> tuple[tuple, ...]:
@@ -288,8 +294,6 @@ class KeptFigures:
         )
         self.bucket_sql = _upsert_bucket_sql(1, self.mark)
         self.day_sql = _upsert_day_sql(self.mark)
-        #: The stored text of the days fills were added to lately, by epoch seconds.
-        self._day_texts: dict[int, str] = {}
 
     def add(
         self,
@@ -314,17 +318,12 @@ class KeptFigures:
             else [*every, *figures, *quarter, *figures, *day, *figures],
         )
         position = outcome.open_position
-        day_text = self._day_texts.get(day[3])
-        if day_text is None:
-            if len(self._day_texts) >= _DAYS_KEPT:
-                self._day_texts.clear()
-            day_text = self._day_texts[day[3]] = datetime_text(_EPOCH + day[3] * _SECOND)
         # A fill's figures have at most SCALE places: scaled_text is their stored text.
         execute(
             self.day_sql,
             (
                 fill.symbol,
-                day_text,
+                day_text(day[3]),
                 *(
                     _FLAT
                     if position is None
@@ -420,7 +419,7 @@ class KeptReplay:
         return [
             (
                 symbol,
-                datetime_text(_EPOCH + day * _SECOND),
+                day_text(day),
                 side,
                 decimal_text(quantity),
                 decimal_text(avg),
