@@ -16,6 +16,8 @@ import pytest
 from conftest import dump_tables
 
 from stocksbot_store import (
+    CommitUnknownError,
+    DatabaseUnavailableError,
     Fill,
     ImportStoppedError,
     ImportSummary,
@@ -207,6 +209,33 @@ def test_the_refused_fill_is_found_in_a_large_batch(storage):
     assert info.value.index == 777 and info.value.stored.fills == 600
     assert "side" in str(info.value.error)
     assert storage.get_order(order.id).filled_quantity == 600
+
+
+@pytest.mark.parametrize("lost", [DatabaseUnavailableError, CommitUnknownError])
+def test_a_database_error_stops_the_import_without_blaming_a_fill(storage, monkeypatch, lost):
+    order = storage.create_order("DB", "buy", "market", 100)
+    record = storage._fills.record_checked
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise lost("the server went away")
+        return record(batch)
+
+    monkeypatch.setattr(storage._fills, "record_checked", flaky)
+    with pytest.raises(ImportStoppedError) as info:
+        storage.import_trades((Fill(order.id, "DB", "buy", 1, 10) for _ in range(12)), batch_size=5)
+    error = info.value
+    assert error.index is None and isinstance(error.error, lost)
+    assert error.stored == ImportSummary(5, 5, 0, 1, 1, 5)
+    assert calls == [5, 5]  # no fill was looked for
+    assert "batch 2 (from fill 5) failed: the server went away." in str(error)
+    if lost is CommitUnknownError:
+        assert "Batch 2 may or may not be stored." in str(error)
+    else:
+        assert "Nothing of batch 2 was stored." in str(error)
+    assert storage.get_order(order.id).filled_quantity == 5
 
 
 def test_an_error_of_the_source_leaves_the_batches_before_it(storage):

@@ -180,10 +180,8 @@ def _record_batch(
     try:
         trades = recorder.record_checked(batch)
     except StorageError as e:
-        index = None
-        if not isinstance(e, _NOT_A_FILL):
-            index = before.fills + _first_refused(recorder, batch)
-        raise _stopped(before, index, e) from e
+        refused = None if isinstance(e, _NOT_A_FILL) else _first_refused(recorder, batch)
+        raise _stopped(before, None if refused is None else before.fills + refused, e) from e
     new_ids = {t.id for t in trades if t.id > newest}
     del trades
     first, last = before.first_trade_id, before.last_trade_id
@@ -204,10 +202,12 @@ class _Undo(Exception):
     """Raised to roll back a trial batch that went through."""
 
 
-def _first_refused(recorder: FillRecorder, batch: list[CheckedFill]) -> int:
+def _first_refused(recorder: FillRecorder, batch: list[CheckedFill]) -> int | None:
     """Index in ``batch`` of the fill the bulk path refuses (it checks the fills in
     order and stops at the first bad one, so a prefix fails exactly when it holds
-    it): found by bisection, recording prefixes in transactions rolled back."""
+    it): found by bisection, recording prefixes in transactions rolled back. None if
+    the database fails meanwhile (the batch's error is reported then, without an
+    index)."""
     good, bad = 0, len(batch)  # batch[:good] goes through, batch[:bad] is refused
     while bad - good > 1:
         middle = (good + bad) // 2
@@ -218,7 +218,7 @@ def _first_refused(recorder: FillRecorder, batch: list[CheckedFill]) -> int:
         except _Undo:
             good = middle
         except _NOT_A_FILL:
-            raise
+            return None
         except StorageError:
             bad = middle
     return bad - 1
