@@ -25,6 +25,7 @@ import peewee
 from .adopt import adopt_workload
 from .databases import BenchSetupError, fresh_database, postgres_problem
 from .history import build_history, cached_sqlite_history
+from .import_memory import import_memory
 from .movement import data_movement_postgres, data_movement_sqlite
 from .reports import report_reads
 from .results import Result, table, write_json
@@ -83,6 +84,9 @@ def run_backend(backend: str, sizes: Sizes, folder: str, checks: dict) -> list[R
     results += fill_ingest(backend, folder, sizes, checks)
     log(f"{backend}: bulk import")
     results += bulk_import(backend, folder, sizes, checks)
+    log(f"{backend}: import_trades memory")
+    small, large = sizes.import_fills if backend == "sqlite" else sizes.import_fills_pg
+    results += import_memory(backend, folder, small, large)
     with ExitStack() as stack:
         urls = {}
         for label, orders in (

@@ -55,6 +55,10 @@ class Sizes:
     #: Old trades in the adopted database (workload 5, :mod:`bench.adopt`).
     adopt_trades: int = 4_000
     adopt_trades_pg: int = 2_000
+    #: Fills of ``import_trades`` whose peak memory is compared, small and large
+    #: (:mod:`bench.import_memory`); at least two batches of 5,000 each.
+    import_fills: tuple[int, int] = (10_000, 30_000)
+    import_fills_pg: tuple[int, int] = (10_000, 20_000)
 
 
 QUICK = Sizes(
@@ -76,6 +80,8 @@ FULL = Sizes(
     read_repeats=51,
     adopt_trades=1_000_000,
     adopt_trades_pg=100_000,
+    import_fills=(100_000, 1_000_000),
+    import_fills_pg=(20_000, 200_000),
 )
 
 

@@ -62,7 +62,14 @@ from .repositories import (
     StrategyRepository,
     TradeRepository,
 )
-from .service import FILL_KEYS, TRADING_ENABLED, StorageService, StrategyStats
+from .service import (
+    FILL_KEYS,
+    TRADING_ENABLED,
+    ImportStoppedError,
+    ImportSummary,
+    StorageService,
+    StrategyStats,
+)
 from .store import close_default_databases, default_database, get_db, init_db, open_store
 from .urls import DEFAULT_URL, mask_url
 
@@ -89,6 +96,8 @@ __all__ = [
     "DeletedError",
     "DuplicateError",
     "Fill",
+    "ImportStoppedError",
+    "ImportSummary",
     "InvalidTransitionError",
     "LedgerReport",
     "MigrationError",

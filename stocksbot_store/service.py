@@ -18,8 +18,8 @@ the matching ``restore_*`` brings it back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -36,9 +36,16 @@ from .fields import (
     in_money_context,
     money_context,
 )
-from .fills import Fill, FillRecorder, check_fill
+from .fills import Fill, FillRecorder
 from .fills.collector import collector_paused
-from .fills.rows import check_fill_values
+from .fills.importer import (
+    BATCH_SIZE,
+    FILL_KEYS,
+    ImportStoppedError,
+    ImportSummary,
+    checked_fill,
+    import_fills,
+)
 from .models import (
     SOFT_DELETE_MODELS,
     BaseModel,
@@ -80,10 +87,6 @@ from .types import (
 from .validation import check_external_id, check_id
 
 TRADING_ENABLED = config_values.TRADING_ENABLED
-#: What a ``record_trades`` dict may hold: the fields of :class:`Fill`.
-FILL_KEYS = tuple(f.name for f in fields(Fill))
-_FILL_REQUIRED = tuple(f.name for f in fields(Fill) if f.default is MISSING)
-_ACCEPTED_KEYS, _REQUIRED_KEYS = frozenset(FILL_KEYS), frozenset(_FILL_REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -313,18 +316,33 @@ class StorageService:
         )
 
     def record_trades(self, fills: Iterable[Fill | dict[str, Any]]) -> list[Trade]:
-        """Record many fills in one transaction (a broker history, a backtest): the same
-        book-keeping as :meth:`record_trade`, all of them or none. A fill is a
-        :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`)."""
+        """Record many fills in one transaction (a broker's reconnect, a backtest): the
+        same book-keeping as :meth:`record_trade`, all of them or none. A fill is a
+        :class:`Fill` or a dict of its fields (:data:`FILL_KEYS`). Every trade is
+        returned, so memory grows with the fills: for a history of any size, use
+        :meth:`import_trades`."""
         with collector_paused():
-            batch = [f if isinstance(f, Fill) else _fill_fields(f, n) for n, f in enumerate(fills)]
-            for fill in batch:
-                if (fill.order_id if isinstance(fill, Fill) else fill.get("order_id")) is None:
-                    raise ValidationError("order_id", "a fill needs its order; create_order first")
-            # A dict's values are checked as they are: no Fill is built only to be read once.
-            return self._fills.record_checked(
-                [check_fill(f) if isinstance(f, Fill) else check_fill_values(**f) for f in batch]
-            )
+            return self._fills.record_checked([checked_fill(f, n) for n, f in enumerate(fills)])
+
+    def import_trades(
+        self,
+        fills: Iterable[Fill | dict[str, Any]],
+        *,
+        batch_size: int = BATCH_SIZE,
+        progress: Callable[[ImportSummary], None] | None = None,
+    ) -> ImportSummary:
+        """Record any number of fills (a broker's history) with memory that does not
+        grow with them: ``fills`` is read as it goes (a generator is fine), each batch
+        of ``batch_size`` is recorded as :meth:`record_trades` does, in its own
+        transaction, and only counts are kept. ``progress(summary)`` is called after
+        each batch commits.
+
+        A refused fill stops the import with :class:`ImportStoppedError`, saying which
+        fill (its index) and what the earlier batches stored; nothing of its batch is
+        stored. Re-running the same import is safe when fills carry broker ids: those
+        stored already change nothing (counted as ``resent``). See
+        :mod:`stocksbot_store.fills.importer`."""
+        return import_fills(self._fills, fills, batch_size, progress)
 
     def get_recent_trades(self, limit: int = 100) -> list[Trade]:
         """The most recently recorded trades first."""
@@ -599,30 +617,6 @@ class StorageService:
         return equity.equity_curve(self.db, since, until)
 
 
-def _fill_fields(values: Any, index: int) -> dict[str, Any]:
-    """``values`` if it is a dict of a :class:`Fill`'s fields; a typo or a missing
-    field is a ValidationError naming it and the accepted keys (nothing is written)."""
-    if isinstance(values, dict) and _REQUIRED_KEYS <= values.keys() <= _ACCEPTED_KEYS:
-        return values
-    if not isinstance(values, dict):
-        raise ValidationError(
-            "fills", f"fill {index} must be a Fill or a dict, got {type(values).__name__}"
-        )
-    accepted = ", ".join(FILL_KEYS)
-    unknown = sorted(str(k) for k in values if k not in FILL_KEYS)
-    if unknown:
-        raise ValidationError(
-            unknown[0],
-            f"fill {index} has unknown key(s) {', '.join(unknown)}; accepted: {accepted}",
-        )
-    missing = [k for k in _FILL_REQUIRED if k not in values]
-    if missing:
-        raise ValidationError(
-            missing[0], f"fill {index} lacks {', '.join(missing)}; accepted: {accepted}"
-        )
-    return values  # pragma: no cover - the keys were fine after all
-
-
 def _stats(s: Strategy) -> StrategyStats:
     with money_context():
         fees = s.commission + s.fees
@@ -657,4 +651,11 @@ def _profit_factor(gross_profit: Decimal, gross_loss: Decimal) -> Decimal | None
         return Decimal("NaN")
 
 
-__all__ = ["TRADING_ENABLED", "StorageService", "StrategyStats"]
+__all__ = [
+    "FILL_KEYS",
+    "TRADING_ENABLED",
+    "ImportStoppedError",
+    "ImportSummary",
+    "StorageService",
+    "StrategyStats",
+]

@@ -16,7 +16,7 @@ import peewee
 import pytest
 from conftest import fresh_database_url
 
-from stocksbot_store import StorageService, connect, init_db
+from stocksbot_store import Fill, ImportStoppedError, StorageService, connect, init_db
 from stocksbot_store import audit as audit_module
 from stocksbot_store.adjustments import Adjustments
 from stocksbot_store.audit import AuditWriter, default_actor, get_audit_log
@@ -143,6 +143,27 @@ def sc_record_trades(s, start):
         ("trades", "create", t2.id),
         ("orders", "fill", o.id),
         ("positions", "create", None),
+        ("strategies", "fill", st.id),
+    ]
+
+
+def sc_import_trades(s, start):
+    st = _strategy(s)
+    o = _order(s, strategy=st.id)
+    start()
+    fills = (Fill(o.id, o.symbol, "buy", q, 100 + q) for q in (2, 3))
+    try:
+        summary = s.import_trades(fills, batch_size=1)  # two batches, two transactions
+    except ImportStoppedError as e:
+        raise e.error from e  # what stopped it (the locked-file test expects it busy)
+    return [
+        ("trades", "create", summary.first_trade_id),
+        ("trades", "create", summary.last_trade_id),
+        ("orders", "fill", o.id),
+        ("orders", "fill", o.id),
+        ("positions", "create", None),
+        ("positions", "fill", None),
+        ("strategies", "fill", st.id),
         ("strategies", "fill", st.id),
     ]
 

@@ -7,6 +7,8 @@
 * :mod:`.recorder`: :class:`FillRecorder`, one fill per transaction, and the entry
   to the bulk path;
 * :mod:`.bulk`: a batch of fills in one transaction with a handful of statements;
+* :mod:`.importer`: any number of fills, read as they come and recorded in batches
+  through the bulk path, with memory that does not grow with them;
 * :mod:`.alongside`: the other rows written in a fill's transaction (report figures);
 * :mod:`.collector`: the garbage collector paused while a batch is in memory.
 
@@ -15,7 +17,17 @@ strategy figures) live in :mod:`stocksbot_store.ledger`.
 """
 
 from ..models import ZERO
+from .importer import ImportStoppedError, ImportSummary, import_fills
 from .recorder import FillRecorder
 from .rows import CheckedFill, Fill, check_fill
 
-__all__ = ["CheckedFill", "Fill", "FillRecorder", "check_fill", "ZERO"]
+__all__ = [
+    "CheckedFill",
+    "Fill",
+    "FillRecorder",
+    "ImportStoppedError",
+    "ImportSummary",
+    "check_fill",
+    "import_fills",
+    "ZERO",
+]
