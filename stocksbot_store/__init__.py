@@ -27,6 +27,7 @@ from .errors import (
     DatabaseWriteError,
     DeletedError,
     DuplicateError,
+    ImportStoppedError,
     InvalidTransitionError,
     MigrationError,
     NotFoundError,
@@ -65,7 +66,6 @@ from .repositories import (
 from .service import (
     FILL_KEYS,
     TRADING_ENABLED,
-    ImportStoppedError,
     ImportSummary,
     StorageService,
     StrategyStats,

@@ -23,8 +23,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import peewee
+
+if TYPE_CHECKING:
+    from .fills.importer import ImportSummary
 
 
 class StorageError(Exception):
@@ -102,6 +106,23 @@ class PathError(StorageError):
 
 
 MIGRATE_COMMAND = "python -m stocksbot_store.migrate upgrade"
+
+
+class ImportStoppedError(StorageError):
+    """An import stopped at a fill the store refused, or at a database error; the
+    batches before it are stored (``stored``), nothing of the batch it was in is."""
+
+    def __init__(
+        self, message: str, stored: ImportSummary, index: int | None, error: StorageError
+    ) -> None:
+        super().__init__(message)
+        #: What was stored before the import stopped.
+        self.stored = stored
+        #: Index of the refused fill in the fills given (from 0); None when the error
+        #: is the database's, not a fill's.
+        self.index = index
+        #: The error the fill (or the batch) raised, also the ``__cause__``.
+        self.error = error
 
 
 class Fault(Enum):

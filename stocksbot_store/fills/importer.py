@@ -33,6 +33,7 @@ from ..errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     DatabaseWriteError,
+    ImportStoppedError,
     SchemaError,
     StorageError,
     ValidationError,
@@ -79,23 +80,6 @@ class ImportSummary:
         if self.first_trade_id is not None:
             text += f" {self.first_trade_id}-{self.last_trade_id}"
         return text + f", {self.resent:,} re-sent)"
-
-
-class ImportStoppedError(StorageError):
-    """An import stopped at a fill the store refused, or at a database error; the
-    batches before it are stored (``stored``), nothing of the batch it was in is."""
-
-    def __init__(
-        self, message: str, stored: ImportSummary, index: int | None, error: StorageError
-    ) -> None:
-        super().__init__(message)
-        #: What was stored before the import stopped.
-        self.stored = stored
-        #: Index of the refused fill in the fills given (from 0); None when the error
-        #: is the database's, not a fill's.
-        self.index = index
-        #: The error the fill (or the batch) raised, also the ``__cause__``.
-        self.error = error
 
 
 Progress = Callable[[ImportSummary], None]
