@@ -29,7 +29,9 @@ last round trip (:mod:`stocksbot_store.fills.recorder`):
 
 The statement monitor and ``SQL_ECHO`` see the four statements as they would one by one.
 Inside a caller's transaction (and on SQLite, where a statement costs no round trip)
-the statements run one by one.
+the statements run one by one. On SQLite, outside a caller's transaction, they run
+between a ``BEGIN IMMEDIATE`` and a ``COMMIT`` of their own without peewee's transaction
+objects (:meth:`NewOrders._insert_sqlite`); inside one, in a savepoint as usual.
 """
 
 from __future__ import annotations
@@ -101,18 +103,29 @@ class NewOrders:
             self.defaults_read[name] = None if stored is None else field.python_value(stored)
         self.defaults_stored["status"] = OrderStatusEnum.PENDING.value
         self.defaults_read["status"] = OrderStatusEnum.PENDING
-        #: The audit row's fields as ``created`` gives them, every field but the id and
-        #: ``updated_at``: (its key by column name and ``[null,`` in JSON, its name, whether
-        #: it is a time).
-        self.audited = tuple(
-            (
-                _json_text(fields[name].column_name) + ":[null,",
-                name,
-                isinstance(fields[name], UTCDateTimeField),
-            )
-            for name in self.columns
-            if name != "updated_at"
-        )
+        #: Where each field's value goes in the insert's parameters.
+        self.index = {name: i for i, name in enumerate(self.columns)}
+        #: The insert's parameters before the order's values are put in: the defaults.
+        self.row = [self.defaults_stored[name] for name in self.columns]
+        self.stamped = (self.index["created_at"], self.index["updated_at"])
+        # The audit row's changes as ``created`` gives them, every field but the id and
+        # ``updated_at``, in JSON (``"column":[null,value]``): the fields an order is
+        # given and its creation time change from order to order; the rest are always
+        # their defaults, written once here.
+        audited = [name for name in self.columns if name != "updated_at"]
+        #: The changes' parts, the defaults' filled in.
+        self.audit_parts: list[str] = []
+        #: The parts to fill in: (its place in the parts, its key and ``[null,`` in JSON,
+        #: its place in the row, whether it is a time).
+        self.audit_varying: list[tuple[int, str, int, bool]] = []
+        for name in audited:
+            key = _json_text(fields[name].column_name) + ":[null,"
+            is_time = isinstance(fields[name], UTCDateTimeField)
+            if name in NEW_ORDER_NAMES or name == "created_at":
+                self.audit_varying.append((len(self.audit_parts), key, self.index[name], is_time))
+                self.audit_parts.append("")
+            else:
+                self.audit_parts.append(key + _json_value(self.defaults_stored[name], is_time))
         audit_meta = AuditLog._meta
         param = "%s" if self.pg else "?"
         row_id = (
@@ -134,45 +147,84 @@ class NewOrders:
         strategy id or None) and its audit row in one transaction; the order as stored."""
         now = utcnow()
         stamp = datetime_text(now)
-        read = {**self.defaults_read, **values, "created_at": now, "updated_at": now}
-        stored = {name: _stored(v) for name, v in values.items()}
-        stored = {**self.defaults_stored, **stored, "created_at": stamp, "updated_at": stamp}
-        row = [stored[n] for n in self.columns]
-        audit = self._audit_params(stored, stamp) if self.audit.enabled else None
+        row = self.row.copy()
+        index = self.index
+        for name, v in values.items():
+            if v is not None and type(v) is not str and type(v) is not int:
+                v = _stored(v)
+            row[index[name]] = v
+        created, updated = self.stamped
+        row[created] = row[updated] = stamp
+        audit = self._audit_params(row, stamp) if self.audit.enabled else None
+        db = self.db
         with translate_errors("creating Order"):
             order_id = None
-            if self.at_once and not self.db.in_transaction():
-                order_id = self._insert_at_once(row, audit)
+            if self.pg:
+                if self.at_once and not db.in_transaction():
+                    order_id = self._insert_at_once(row, audit)
+            elif not db.in_transaction():
+                order_id = self._insert_sqlite(row, audit)
             if order_id is None:
-                with write_transaction(self.db):
-                    run = HookedCursor(self.db, self.db.connection()).execute
+                with write_transaction(db):
+                    run = HookedCursor(db, db.connection()).execute
                     cursor = run(self.insert_sql, row)
                     order_id = cursor.fetchone()[0] if self.pg else cursor.lastrowid
                     self._write_audit(run, order_id, audit)
         order = Order(__no_default__=1)
-        read["id"] = order_id
-        order.__data__ = read
+        order.__data__ = {
+            **self.defaults_read,
+            **values,
+            "created_at": now,
+            "updated_at": now,
+            "id": order_id,
+        }
         return order
 
-    def _audit_params(self, stored: dict[str, Any], stamp: str) -> list:
+    def _insert_sqlite(self, row: list, audit: list | None) -> int:
+        """The order in a transaction of its own on SQLite, as ``write_transaction``
+        runs it outside a caller's transaction, without peewee's transaction objects
+        (in Python they cost more than SQLite's own work for the ``COMMIT``). The
+        ``BEGIN IMMEDIATE`` is the database's ``begin``: a writer waits for another's
+        lock on the busy timeout, and one that waited in vain is the same
+        :class:`~stocksbot_store.errors.DatabaseUnavailableError`. The ``COMMIT`` goes
+        straight to the cursor, with peewee's error wrapper: the database's ``commit``
+        adds only a lost connection's handling, which a SQLite file has no use for. A
+        failed statement or ``COMMIT`` is rolled back through the database's
+        ``rollback``. Its id."""
+        db = self.db
+        hooked = HookedCursor(db, db.connection())
+        run = hooked.execute
+        db.begin("IMMEDIATE")  # type: ignore[call-arg]  # SqliteDatabase.begin(lock_type)
+        try:
+            order_id = run(self.insert_sql, row).lastrowid
+            self._write_audit(run, order_id, audit)
+        except BaseException:
+            db.rollback()
+            raise
+        try:
+            with driver_errors:
+                hooked.cursor.execute("COMMIT")
+        except Exception:
+            db.rollback()
+            raise
+        return order_id
+
+    def _audit_params(self, row: list, stamp: str) -> list:
         """The audit row's values (its row id filled in once known on SQLite), with the
         text ``json.dumps(created(row_values(order)), separators=(",", ":"))`` gives for
-        the order as read back, put together from the stored values: decimals as their
-        stored text, enums by value, a strategy by its id, times as ISO-8601 (the stored
-        text with a ``T``)."""
-        parts = []
-        for prefix, name, is_time in self.audited:
-            v = stored[name]
+        the order as read back, put together from the stored values (``row``, the
+        insert's): decimals as their stored text, enums by value, a strategy by its id,
+        times as ISO-8601 (the stored text with a ``T``)."""
+        parts = self.audit_parts.copy()
+        for slot, key, i, is_time in self.audit_varying:
+            v = row[i]
+            # The usual values inline: a call per field is a tenth of this method.
             if v is None:
-                parts.append(prefix + "null]")
-            elif is_time:
-                parts.append(prefix + '"' + v.replace(" ", "T", 1) + '"]')
-            elif type(v) is str:
-                parts.append(prefix + _json_text(v) + "]")
-            elif type(v) is int:  # a strategy's id
-                parts.append(prefix + repr(v) + "]")
+                parts[slot] = key + "null]"
+            elif type(v) is str and not is_time:
+                parts[slot] = key + _json_text(v) + "]"
             else:
-                parts.append(prefix + json.dumps(v) + "]")
+                parts[slot] = key + _json_value(v, is_time)
         text = "{" + ",".join(parts) + "}"
         if self.pg:  # the row id is the sequence's currval, in the statement
             return [stamp, self.audit.actor, _TABLE, "create", text]
@@ -272,9 +324,22 @@ def _end_transaction(conn: Any) -> None:
 
 
 def _stored(v: Any) -> Any:
-    """A checked value as the order's row stores it."""
-    if v is None or type(v) is str or type(v) is int:
-        return v
+    """A checked value that is not text, an id or None as the order's row stores it."""
     if isinstance(v, enum.Enum):
-        return v.value
+        return v._value_  # what ``value`` gives, without the property's two calls
     return scaled_text(v)  # a checked decimal: at most SCALE places
+
+
+def _json_value(v: Any, is_time: bool) -> str:
+    """A stored value of an order in the audit row's changes, and the ``]`` closing its
+    pair: as ``json.dumps`` writes the value read back (a time in ISO-8601 with a
+    ``T``, a decimal as its text, a strategy as its id)."""
+    if v is None:
+        return "null]"
+    if is_time:
+        return '"' + v.replace(" ", "T", 1) + '"]'
+    if type(v) is str:
+        return _json_text(v) + "]"
+    if type(v) is int:  # a strategy's id
+        return repr(v) + "]"
+    return json.dumps(v) + "]"

@@ -22,6 +22,7 @@ Lists that say "recent" are newest first; every list pages with ``limit``/``offs
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Generic, TypeVar, cast
 
 from peewee import BooleanField, Database, ForeignKeyField, ModelSelect
@@ -80,6 +81,7 @@ from .validation import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=enum.Enum)
 
 
 class Repository(Generic[M]):
@@ -547,15 +549,28 @@ def check_new_order(
     MARKET needs; an optional broker id. ``type_field`` names the type in errors."""
     values: dict[str, Any] = {
         "symbol": check_symbol(symbol),
-        "side": coerce_enum(OrderSideEnum, side, "side"),
-        "type": coerce_enum(OrderTypeEnum, order_type, type_field),
+        "side": _member(_SIDES, OrderSideEnum, side, "side"),
+        "type": _member(_TYPES, OrderTypeEnum, order_type, type_field),
         "quantity": to_positive_decimal(quantity, "quantity"),
         "price": None if price is None else to_positive_decimal(price, "price"),
-        "external_id": check_external_id(external_id),
+        "external_id": None if external_id is None else check_external_id(external_id),
     }
     if values["type"] is not OrderTypeEnum.MARKET and values["price"] is None:
         raise ValidationError("price", f"a {values['type'].value} order needs a price")
     return values
+
+
+#: A new order's sides and types by the text they are stored as, which is what a bot
+#: usually gives: found by one look-up instead of :func:`coerce_enum`'s stripping,
+#: lower-casing and enum call (a microsecond each, a tenth of create_order's Python).
+_SIDES = {member.value: member for member in OrderSideEnum}
+_TYPES = {member.value: member for member in OrderTypeEnum}
+
+
+def _member(members: dict[str, E], enum_class: type[E], value: Any, field: str) -> E:
+    """:func:`coerce_enum` of ``value``, ``members[value]`` when it is text stored as is."""
+    member = members.get(value) if type(value) is str else None
+    return member if member is not None else coerce_enum(enum_class, value, field)
 
 
 class OrderRepository(Repository[Order]):

@@ -15,6 +15,7 @@ from stocksbot_store.models import (
     Order,
     OrderSideEnum,
     OrderStatusEnum,
+    OrderTypeEnum,
     PositionSideEnum,
     Strategy,
     TradeTypeEnum,
@@ -203,6 +204,74 @@ def test_a_refused_new_order_leaves_no_transaction_open(storage, db):
     assert len(recent) == 2
 
 
+@pytest.mark.parametrize(
+    "side, order_type",
+    [
+        ("sell", "stop_limit"),
+        ("SELL", " Stop_Limit "),
+        (OrderSideEnum.SELL, OrderTypeEnum.STOP_LIMIT),
+    ],
+)
+def test_a_new_orders_side_and_type_are_taken_as_text_in_any_case_or_as_members(side, order_type):
+    values = check_new_order("AAPL", side, order_type, 1, 2, None)
+    assert values["side"] is OrderSideEnum.SELL
+    assert values["type"] is OrderTypeEnum.STOP_LIMIT
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (("AAPL", ["buy"], "market", 1), "side"),
+        (("AAPL", "buy", {"market"}, 1), "order_type"),
+        (("AAPL", "buy ", "markets", 1), "order_type"),
+    ],
+)
+def test_create_order_refuses_a_side_or_type_it_cannot_name(storage, args, field):
+    """A side or type that names no member (text or not, hashable or not) is a
+    ValidationError naming the argument, and nothing is written."""
+    with pytest.raises(ValidationError) as refused:
+        storage.create_order(*args)
+    assert refused.value.field == field
+    assert storage.get_recent_orders() == []
+
+
+def test_a_new_order_in_the_callers_transaction_is_part_of_it(storage, db):
+    """Inside a caller's transaction a new order and its audit row are written in it:
+    gone with its rollback, kept with its commit, and the order returned is the one
+    the database holds."""
+
+    def audited() -> list[int]:
+        sql = f'SELECT row_id FROM "audit_log" WHERE table_name = {db.param} ORDER BY id'
+        return [row_id for (row_id,) in db.execute_sql(sql, ("orders",)).fetchall()]
+
+    with pytest.raises(RuntimeError), db.atomic():
+        storage.create_order("GONE", "buy", "market", 1)
+        raise RuntimeError("the caller gives up")
+    assert storage.get_recent_orders() == [] and audited() == []
+    with db.atomic():
+        kept = storage.create_order("KEPT", "sell", "limit", 2, 10, external_id="k-1")
+        assert db.in_transaction()
+    stored = storage.get_order(kept.id)
+    assert stored.__data__ == kept.__data__ and stored.symbol == "KEPT"
+    assert [o.id for o in storage.get_recent_orders()] == [kept.id]
+    assert audited() == [kept.id]
+
+
+@pytest.mark.sqlite_only
+def test_a_new_order_whose_commit_is_refused_is_rolled_back(storage, db):
+    """On SQLite a new order's COMMIT is its own: one that fails (here a foreign key
+    checked at COMMIT, as a deferred one is) is a StorageError, leaves no order, no
+    audit row and no transaction open, and the next order is stored."""
+    db.execute_sql("PRAGMA defer_foreign_keys = ON")  # until the next COMMIT or ROLLBACK
+    with pytest.raises(ValidationError):
+        storage.create_order("AAPL", "buy", "market", 1, strategy=Strategy(id=999))
+    assert not db.connection().in_transaction
+    assert storage.get_recent_orders() == []
+    assert db.execute_sql('SELECT count(*) FROM "audit_log"').fetchone() == (0,)
+    order = storage.create_order("MSFT", "sell", "market", 3)
+    assert [o.id for o in storage.get_recent_orders()] == [order.id]
+
+
 @pytest.mark.postgres_only
 def test_a_new_order_on_postgresql_takes_one_round_trip(storage, db, monkeypatch):
     """BEGIN, the order's INSERT, its audit row's and COMMIT go in one message (issue
@@ -255,6 +324,9 @@ def test_a_new_order_on_postgresql_takes_one_round_trip(storage, db, monkeypatch
         (("AAPL", "up", "market", 5), "side"),
         (("AAPL", "buy", "wat", 5), "type"),
         (("", "buy", "market", 5), "symbol"),
+        (("AAPL", ["buy"], "market", 5), "side"),  # not text: no look-up by value
+        (("AAPL", "buy", {"market"}, 5), "type"),
+        (("AAPL", OrderTypeEnum.LIMIT, "market", 5), "side"),  # a member of another enum
     ],
 )
 def test_an_order_the_service_would_refuse_is_refused_by_the_repository_too(db, args, field):
