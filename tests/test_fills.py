@@ -530,6 +530,26 @@ def test_a_batch_puts_back_the_planner_setting_it_changes_for_its_reads(storage,
         assert setting() == "on"
 
 
+def test_a_fill_is_echoed_and_counted_statement_by_statement(storage, db, caplog):
+    """However its statements travel (two messages on PostgreSQL), SQL_ECHO (the
+    ``peewee`` logger) and the database's query hooks (the statement monitor) see each
+    statement of a fill as written, not what carries it to the server."""
+    import logging
+
+    order = storage.create_order("ECHO", "buy", "market", 2)
+    storage.record_trade(order.id, "ECHO", "buy", 1, 100)  # prepared, where they are
+    seen = []
+    db.query_hooks.append(lambda event: seen.append(event.sql.split(" (")[0]))
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        storage.record_trade(order.id, "ECHO", "buy", 1, 101, external_id="echo-1")
+    echoed = [r.getMessage() for r in caplog.records if r.name == "peewee"]
+    for table in ('"trade"', '"audit_log"'):
+        assert f"INSERT INTO {table}" in seen
+        assert any(f"INSERT INTO {table}" in line for line in echoed), table
+    assert any(s.startswith('UPDATE "order"') for s in seen)
+    assert not any("EXECUTE" in s or "PREPARE" in s for s in seen + echoed)
+
+
 def _counting_waits(monkeypatch) -> list:
     """Each time the client waits for the server through psycopg: one a round trip."""
     import psycopg
