@@ -52,10 +52,10 @@ try:
     from psycopg.adapt import Transformer
     from psycopg.pq import ExecStatus
 
-    TUPLES_OK = ExecStatus.TUPLES_OK
+    TUPLES_OK, COMMAND_OK = ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK
 except ImportError:  # pragma: no cover - PostgreSQL through psycopg2: the plain paths
     ClientCursor = Connection = Transformer = None  # type: ignore[assignment,misc]
-    TUPLES_OK = None  # type: ignore[assignment]
+    TUPLES_OK = COMMAND_OK = None  # type: ignore[assignment]
 
 #: One statement of a message: its SQL (``%s`` for each value) and its values.
 Statement = tuple[str, Sequence[Any]]
@@ -121,12 +121,13 @@ def send_at_once(
 
 
 def prepared_statements_lost(error: BaseException) -> bool:
-    """Whether ``error`` (a driver's, or peewee's wrapping one) says a statement the
-    store prepared on the connection is gone, or was there already: the connection's
-    prepared statements were dropped behind its back (psycopg sends ``DEALLOCATE ALL``
-    when it sees a ``ROLLBACK`` through a cursor while it has prepared statements of its
-    own). Nothing of the message ran past that statement; the next message reads which
-    ones the server holds again."""
+    """Whether ``error`` (a driver's, or peewee's wrapping one) says the statements the
+    store prepared on the connection are not what it thinks: one is gone (psycopg sends
+    ``DEALLOCATE ALL`` when it sees a ``ROLLBACK`` through a cursor while it has prepared
+    statements of its own), was there already, or no longer fits its table (a column's
+    type changed since: "cached plan must not change result type"). Nothing of the
+    message ran past that statement; the next message starts the session afresh (see
+    :func:`_session`)."""
     error = getattr(error, "orig", None) or error
     return getattr(error, "sqlstate", None) in _LOST_STATEMENTS
 
@@ -142,13 +143,14 @@ class _Session:
     this machine). Its ``PREPARE`` goes at the head of the first message that needs it,
     so that it has run whatever a later statement of that message does (``PREPARE`` is
     not undone by a rollback). Each name is a hash of the statement and of the types of
-    its values (a value that is sometimes None, sometimes an int, gives two), so a name
-    found on the server is always that statement. The declared types are psycopg's for
-    bound values: ints ``int8``, bools ``bool``, text and None ``unknown`` (typed by
-    where they go, as psycopg's untyped text parameters are)."""
+    its values (a value that is sometimes None, sometimes an int, gives two). The
+    declared types are psycopg's for bound values: ints ``int8``, bools ``bool``, text
+    and None ``unknown`` (typed by where they go, as psycopg's untyped text parameters
+    are)."""
 
-    def __init__(self, conn: Any, known: set[str]) -> None:
-        self.known = known
+    def __init__(self, conn: Any) -> None:
+        #: The names prepared on the connection.
+        self.known: set[str] = set()
         self.cursor = ClientCursor(conn)
         self.quote = Transformer.from_context(conn).as_literal
 
@@ -188,8 +190,9 @@ class _Session:
 
 #: What the store prepared on each psycopg connection (forgotten with it).
 _SESSIONS: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
-#: ``invalid_sql_statement_name`` and ``duplicate_prepared_statement``.
-_LOST_STATEMENTS = frozenset(("26000", "42P05"))
+#: ``invalid_sql_statement_name``, ``duplicate_prepared_statement`` and
+#: ``feature_not_supported`` (the code of a cached plan whose result type changed).
+_LOST_STATEMENTS = frozenset(("26000", "42P05", "0A000"))
 #: The type code of a value in a prepared statement's name; a statement with a value of
 #: any other type (``x``) is sent with its values in place.
 _TYPE_CODES = {int: "i", bool: "b", str: "s", type(None): "s"}
@@ -201,19 +204,26 @@ _KNOWN_NAMES = (
 
 
 def _session(conn: Any) -> _Session | None:
-    """``conn``'s session, the names it holds read from the server when it is new to the
-    store (once a connection, and after its statements were dropped); None if that read
-    failed (the caller sends values in place, and the failure shows there)."""
+    """``conn``'s session. When the connection is new to the store (once a connection,
+    and after its statements turned out not to be what the store thought), any statement
+    of the store's the server holds is dropped first (one more round trip when there are
+    some), so that each is prepared again as it is now; None if that failed (the caller
+    sends values in place, and the failure shows there)."""
     session = _SESSIONS.get(conn)
     if session is None:
         try:
-            result = conn.pgconn.exec_(_KNOWN_NAMES)
+            pgconn = conn.pgconn
+            result = pgconn.exec_(_KNOWN_NAMES)
+            if result.status != TUPLES_OK:
+                return None
+            names = [result.get_value(i, 0).decode() for i in range(result.ntuples)]
+            if names:
+                dropped = pgconn.exec_("; ".join(f"DEALLOCATE {n}" for n in names).encode())
+                if dropped.status != COMMAND_OK:
+                    return None
         except Exception:
             return None
-        if result.status != TUPLES_OK:
-            return None
-        known = {result.get_value(i, 0).decode() for i in range(result.ntuples)}
-        session = _SESSIONS[conn] = _Session(conn, known)
+        session = _SESSIONS[conn] = _Session(conn)
     return session
 
 

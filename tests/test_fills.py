@@ -615,14 +615,16 @@ def test_a_fill_on_postgresql_takes_two_round_trips(storage, db, monkeypatch):
 
 
 @pytest.mark.postgres_only
-@pytest.mark.parametrize("when", ["before the fill", "between its round trips"])
+@pytest.mark.parametrize("when", ["before the fill", "between its round trips", "stale"])
 def test_a_fill_whose_prepared_statements_were_dropped_is_stored_once(
     storage, db, monkeypatch, when
 ):
     """psycopg drops every prepared statement of a connection (``DEALLOCATE ALL``) when
-    it sees a ``ROLLBACK`` go through a cursor while it has prepared some itself. A fill
-    that finds the store's gone prepares them again (before its writes) or, if they
+    it sees a ``ROLLBACK`` go through a cursor while it has prepared some itself, and a
+    table changed since a statement was prepared may no longer fit its plan. A fill that
+    finds the store's gone or stale prepares them again (before its writes) or, if they
     went between its round trips, is written by the plain path: stored once, whole."""
+    from stocksbot_store import at_once
     from stocksbot_store.fills import recorder
 
     storage.create_strategy("s")
@@ -631,6 +633,15 @@ def test_a_fill_whose_prepared_statements_were_dropped_is_stored_once(
     assert _store_prepared(db)
     if when == "before the fill":
         db.connection().execute("DEALLOCATE ALL")
+    elif when == "stale":
+        # The symbol's lock, as prepared, reads a (temporary) table whose column then
+        # changes type: its next run fails, "cached plan must not change result type".
+        name = at_once._prepared(storage._fills.sql["lock_symbol"], (str,))[0]
+        db.connection().pgconn.exec_(
+            f"CREATE TEMP TABLE stale (c int); DEALLOCATE {name}; "
+            f"PREPARE {name} (unknown) AS SELECT c FROM stale WHERE $1::text <> ''; "
+            f"EXECUTE {name}('x'); ALTER TABLE stale ALTER COLUMN c TYPE bigint".encode()
+        )
     else:
         look = recorder.raise_if_lost
 
