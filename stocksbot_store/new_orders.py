@@ -13,8 +13,8 @@ same changes (``tests/test_repositories.py`` compares both with the generic path
 On PostgreSQL, outside a caller's transaction, ``BEGIN``, the order's ``INSERT ...
 RETURNING``, its audit row's (naming the order by ``currval`` of its sequence) and
 ``COMMIT`` go in one message: one round trip instead of four. The message is one simple
-query with its values bound by psycopg on the client (:class:`psycopg.ClientCursor`): a
-pipeline of prepared statements took twice its CPU. Its faults, as on the fill path's
+query with its values bound by psycopg on the client (:mod:`stocksbot_store.at_once`):
+a pipeline of prepared statements took twice its CPU. Its faults, as on the fill path's
 last round trip (:mod:`stocksbot_store.fills.recorder`):
 
 * a connection found lost before the message is sent (a look at its socket that never
@@ -38,30 +38,22 @@ from __future__ import annotations
 
 import enum
 import json
-import logging
-import time
 from collections.abc import Callable
-from contextlib import suppress
 from json.encoder import encode_basestring_ascii as _json_text  # what json.dumps uses
 from typing import Any
 
-from peewee import Database, QueryEvent
+from peewee import Database
 from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
+from .at_once import ClientCursor, Statement, can_send_at_once, send_at_once
 from .audit import TABLES, AuditWriter
 from .backends import backend_of
-from .connection import commit_unknown, raise_if_lost
+from .connection import raise_if_lost
 from .database import write_transaction
 from .errors import Fault, fault_of, translate_errors
 from .fields import UTCDateTimeField, datetime_text, scaled_text, utcnow
 from .models import AuditLog, Order, OrderStatusEnum
-from .monitor import HookedCursor, peewee_log
-from .replicas import note_commit
-
-try:
-    from psycopg import ClientCursor, Connection
-except ImportError:  # pragma: no cover - PostgreSQL through psycopg2: the plain path
-    ClientCursor = Connection = None  # type: ignore[assignment,misc]
+from .monitor import HookedCursor
 
 #: The names of a new order's values :class:`NewOrders` takes: what
 #: :func:`~stocksbot_store.repositories.check_new_order` gives, and the strategy's id.
@@ -245,12 +237,12 @@ class NewOrders:
         message. Its id, or None if the connection was found lost before the message was
         sent (nothing was written: the caller takes the plain path, whose ``BEGIN``
         replaces the connection). See the module for the faults."""
-        statements: list[tuple[str, Any]] = [("BEGIN", ()), (self.insert_sql, row)]
+        statements: list[Statement] = [("BEGIN", ()), (self.insert_sql, row)]
         self._write_audit(lambda sql, params: statements.append((sql, params)), None, audit)
         statements.append(("COMMIT", ()))
         with driver_errors:
             conn = self.db.connection()
-            if not isinstance(conn, Connection):  # psycopg2 (a database built by hand)
+            if not can_send_at_once(conn):  # psycopg2 (a database built by hand)
                 return None
             try:
                 raise_if_lost(conn, "while the connection was idle", "the order")
@@ -259,68 +251,11 @@ class NewOrders:
                     raise
                 self.db.rollback()  # discards the lost connection
                 return None
-            cursor = ClientCursor(conn)
-            start = time.perf_counter()
-            try:
-                cursor.execute(
-                    "; ".join(sql for sql, _ in statements),
-                    [v for _, params in statements for v in params],
-                )
-            except BaseException as e:
-                report_statements(self.db, statements, time.perf_counter() - start, e)
-                if not isinstance(e, Exception) or fault_of(e) is Fault.CONNECTION_LOST:
-                    # The COMMIT may have reached the server: the outcome is unknown, and
-                    # the replicas must not serve reads that miss it if it was stored.
-                    note_commit(self.db)
-                    _end_transaction(conn)
-                    if isinstance(e, Exception):
-                        with suppress(Exception):  # the error to report is the loss
-                            self.db.rollback()  # discards the lost connection
-                        raise commit_unknown(self.db, e) from e
-                    raise
-                _end_transaction(conn)  # refused: the server ran nothing after the error
-                raise
-            note_commit(self.db)
-            report_statements(self.db, statements, time.perf_counter() - start)
+            cursor = send_at_once(self.db, conn, statements, commits=True)
             cursor.nextset()  # past BEGIN's result: the order INSERT's
             inserted = cursor.fetchone()
             assert inserted is not None  # INSERT ... RETURNING gives its row
             return int(inserted[0])
-
-
-def report_statements(
-    db: Database,
-    statements: list[tuple[str, Any]],
-    seconds: float,
-    error: BaseException | None = None,
-) -> None:
-    """Tell the database's query hooks (the statement monitor) and the SQL echo about
-    ``statements``, sent together in ``seconds``, as ``execute_sql`` would have one by
-    one (each with its share of the time, and the error if the message failed)."""
-    if peewee_log.isEnabledFor(logging.DEBUG):  # SQL_ECHO, as peewee logs each statement
-        for statement in statements:
-            peewee_log.debug(statement)
-    hooks = db.query_hooks
-    if not hooks:
-        return
-    share = seconds / len(statements)
-    for sql, params in statements:
-        event = QueryEvent(sql, params, share, error)
-        for hook in hooks:
-            hook(event)
-
-
-def _end_transaction(conn: Any) -> None:
-    """Roll back what a message that failed left open (a transaction its error aborted),
-    through the libpq wrapper as the fill path does: psycopg answers a ``ROLLBACK`` sent
-    through a cursor by deallocating every prepared statement of the connection, the
-    fills' included. Nothing when the connection is idle or gone (the server rolled
-    back)."""
-    try:
-        if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
-            conn.pgconn.exec_(b"ROLLBACK")
-    except Exception:  # the connection is gone: the server rolled back for us
-        pass
 
 
 def _stored(v: Any) -> Any:

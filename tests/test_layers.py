@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "stocksbot_store.access",
             "stocksbot_store.replicas",
             "stocksbot_store.database",
+            "stocksbot_store.at_once",  # statements sent in one message (PostgreSQL)
         ),
     ),
     (

@@ -427,19 +427,19 @@ def test_a_pooled_fill_whose_session_ends_midway_is_reported_never_half_applied_
             return original(self)
 
         monkeypatch.setattr(peewee.Database, "commit", commit)
-        # A pipelined fill sends its COMMIT in the round trip of its writes, not through
-        # commit(): the session ends as that COMMIT is queued, its writes sent already.
+        # A fill sends its COMMIT in the message of its writes, not through commit():
+        # the session ends as that message is sent.
         from stocksbot_store.fills import recorder
 
-        send = recorder._Pipeline.send
+        send = recorder.send_at_once
 
-        def sending(self, sql, params):
-            if sql == "COMMIT":
+        def sending(*args, **kwargs):
+            if kwargs.get("commits"):
                 commits.append(1)
                 end_sessions(db)
-            return send(self, sql, params)
+            return send(*args, **kwargs)
 
-        monkeypatch.setattr(recorder._Pipeline, "send", sending)
+        monkeypatch.setattr(recorder, "send_at_once", sending)
         expected: type[StorageError] = CommitUnknownError
     else:
         from stocksbot_store.fills import recorder

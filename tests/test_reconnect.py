@@ -185,26 +185,35 @@ def test_a_connection_lost_at_commit_is_reported_never_repeated(pg_url, db):
     assert check_ledger(db).ok
 
 
-def test_an_order_whose_message_is_cut_is_reported_never_repeated(pg_url, db, monkeypatch):
-    """create_order sends its writes and its COMMIT in one message: a session lost once
-    the message is sent (here while its audit row waits for a lock) is
-    CommitUnknownError, the replicas are told a commit may have happened, and the order
-    is not written again behind the caller's back."""
+@pytest.mark.parametrize("what", ["order", "fill"])
+def test_a_write_whose_message_is_cut_is_reported_never_repeated(pg_url, db, monkeypatch, what):
+    """create_order sends its writes and its COMMIT in one message, and so does a fill's
+    second round trip: a session lost once the message is sent (here while its audit row
+    waits for a lock) is CommitUnknownError, the replicas are told a commit may have
+    happened, and nothing is written again behind the caller's back."""
     import psycopg
 
-    from stocksbot_store import new_orders
+    from stocksbot_store import at_once
 
     storage = StorageService(db)
-    storage.create_order("AAPL", "buy", "market", 5)
+    first = storage.create_order("AAPL", "buy", "market", 5)
+    storage.record_trade(first.id, "AAPL", "buy", 1, 100)  # its statements are prepared
     pid = backend_pid(db)
     before = dump_tables(db)
     noted = []
-    monkeypatch.setattr(new_orders, "note_commit", lambda database: noted.append(database))
+    monkeypatch.setattr(at_once, "note_commit", lambda database: noted.append(database))
+
+    def write() -> None:
+        if what == "order":
+            storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+        else:
+            storage.record_trade(first.id, "AAPL", "buy", 2, 100, external_id="f-1")
+
     name = pg_url.rsplit("/", 1)[1].split("?")[0]
     with psycopg.connect(_admin_dsn().rsplit("/", 1)[0] + "/" + name) as blocker:
         blocker.execute('LOCK TABLE "audit_log" IN SHARE ROW EXCLUSIVE MODE')
 
-        def cut() -> None:  # once the order's audit row waits for the lock, end its session
+        def cut() -> None:  # once the audit row waits for the lock, end the session
             deadline = time.monotonic() + WAIT_FOR_EXIT
             with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
                 while not admin.execute(
@@ -212,7 +221,7 @@ def test_an_order_whose_message_is_cut_is_reported_never_repeated(pg_url, db, mo
                     " AND wait_event_type = 'Lock'",
                     (pid,),
                 ).fetchone()[0]:
-                    assert time.monotonic() < deadline, "the order never waited for the lock"
+                    assert time.monotonic() < deadline, f"the {what} never waited for the lock"
                     time.sleep(0.02)
             terminate(pg_url, pid)
             blocker.rollback()  # nothing waits for the lock any more, whatever was sent
@@ -221,11 +230,15 @@ def test_an_order_whose_message_is_cut_is_reported_never_repeated(pg_url, db, mo
         cutter.start()
         try:
             with pytest.raises(CommitUnknownError) as caught:
-                storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
+                write()
         finally:
             cutter.join(WAIT_FOR_EXIT)
     assert "may or may not" in str(caught.value)
     assert noted == [db]
     assert dump_tables(db) == before  # the server never committed it, nor did the store
-    order = storage.create_order("MSFT", "buy", "market", 3, external_id="o-1")
-    assert storage.orders.get_by_external_id("o-1").id == order.id
+    write()  # the caller checks, finds nothing stored, and writes it again
+    if what == "order":
+        assert storage.orders.get_by_external_id("o-1") is not None
+    else:
+        assert storage.get_position_by_symbol("AAPL").quantity == 3
+        assert check_ledger(db).ok

@@ -12,8 +12,13 @@ Round trips: a fill that is its own transaction (the common case) reads less on
 SQLite, where the states the previous fill of the connection wrote are reused
 while they are provably fresh (:mod:`.known`), and the trade goes in with ``ON
 CONFLICT DO NOTHING`` so that a re-sent fill is found without a lookup first. On
-PostgreSQL its statements go in two pipelines (psycopg's pipeline mode), two round
-trips: the lock and the reads, then the writes and the ``COMMIT``. The trade and a
+PostgreSQL its statements go in two messages, two round trips: ``BEGIN``, the lock and
+the reads, then the writes and the ``COMMIT``; each is one simple query of statements
+prepared on the server (:mod:`stocksbot_store.at_once`): a psycopg pipeline of the same
+statements took about twice the client's CPU. If the connection's prepared statements
+were dropped behind the store's back, the first message is sent again (they are
+prepared again) and the second, which then ran nothing, gives way to the plain path.
+The trade and a
 new position take their ids as they are inserted, and the audit rows sent after them
 name them by the ``currval`` of their sequences, so a re-sent or refused fill uses up
 no id. A connection found lost before the second round trip is sent has stored
@@ -26,18 +31,26 @@ a time.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from peewee import Database, QueryEvent
+from peewee import Database
 from peewee import __exception_wrapper__ as driver_errors  # type: ignore[attr-defined]
 
 from .. import ledger
+from ..at_once import (
+    ClientCursor,
+    Statement,
+    can_send_at_once,
+    end_transaction,
+    first_rows,
+    prepared_statements_lost,
+    send_at_once,
+)
 from ..backends import read_transaction
-from ..connection import commit_unknown, raise_if_lost
+from ..connection import raise_if_lost
 from ..database import backend_of, write_transaction
 from ..errors import (
     CorruptRowError,
@@ -51,7 +64,6 @@ from ..errors import (
 from ..fields import datetime_text, in_money_context, utcnow
 from ..models import Order, Position, Trade
 from ..monitor import HookedCursor
-from ..replicas import note_commit
 from .alongside import Alongside, Before, Execute, order_before
 from .bulk import BulkFills
 from .collector import collector_paused
@@ -95,7 +107,8 @@ class FillRecorder:
         #: Writes each fill's audit rows, as ``actor`` (see :mod:`.alongside`).
         self.audit = self.alongside.audit
         self._local = threading.local()  # this thread's KnownBook (SQLite)
-        self.pipelines = self.backend == "postgres" and _pipelines_supported()
+        #: Whether a fill of its own goes in two messages (psycopg 3).
+        self.at_once = self.backend == "postgres" and ClientCursor is not None
 
     @in_money_context
     def record(self, fill: Fill) -> Trade:
@@ -107,8 +120,8 @@ class FillRecorder:
                     self._book().forget()
                 elif self.backend == "sqlite":
                     return self._record_known(checked)
-                elif self.pipelines:
-                    trade = self._record_pipelined(checked)
+                elif self.at_once:
+                    trade = self._record_at_once(checked)
                     if trade is not None:
                         return trade
                 with write_transaction(self.db):
@@ -266,12 +279,7 @@ class FillRecorder:
                 raise NotFoundError(f"trade {fill.external_id!r} conflicts but is not stored")
             return stored, None
         trade_id = inserted[0]
-        moved = None
-        if order is not None:
-            moved = order_before(order)
-            order.apply_fill(fill.quantity, fill.price, stamp)
-            name, params = order_update(order, moved[2])
-            run(sql[name], params)
+        moved = self._move_order(order, fill, stamp, run)
         self._write_positions(outcome, stamp, run)
         figures_before = figures = None
         if strategy_id is not None:
@@ -300,58 +308,63 @@ class FillRecorder:
 
     # -- PostgreSQL: two round trips ---------------------------------------------------
 
-    def _record_pipelined(self, fill: CheckedFill) -> Trade | None:
-        """The fill in two round trips; None if the connection turned out lost in the
-        first one (nothing was written: the caller runs the plain path, whose BEGIN
-        replaces the connection)."""
+    def _record_at_once(self, fill: CheckedFill) -> Trade | None:
+        """The fill in two round trips, each one message (:mod:`stocksbot_store.at_once`):
+        ``BEGIN``, the symbol's lock and the reads, then the writes and the ``COMMIT``.
+        None if the connection turned out lost in the first one (nothing was written:
+        the caller runs the plain path, whose BEGIN replaces the connection)."""
         sql = self.sql
+        reads: list[Statement] = [("BEGIN", ()), (sql["lock_symbol"], (fill.symbol,))]
+        if fill.external_id:
+            reads.append((sql["stored_trade"], (fill.external_id,)))
+        if fill.order_id is not None:
+            reads.append((sql["order"], (fill.order_id,)))
+        reads.append((sql["open_position"], (fill.symbol, True)))
+        if fill.order_id is not None:
+            # After the position, as the plain path locks them.
+            reads.append((sql["strategy_of_order"], (fill.order_id,)))
         with driver_errors:
             conn = self.db.connection()
+            if not can_send_at_once(conn):  # psycopg2 (a database built by hand)
+                return None
             try:
                 try:
-                    with _Pipeline(self.db, conn) as reads:
-                        reads.send("BEGIN", ())
-                        reads.send(sql["lock_symbol"], (fill.symbol,))
-                        stored = (
-                            reads.run(sql["stored_trade"], (fill.external_id,))
-                            if fill.external_id
-                            else None
-                        )
-                        order = strategy = None
-                        if fill.order_id is not None:
-                            order = reads.run(sql["order"], (fill.order_id,))
-                        position = reads.run(sql["open_position"], (fill.symbol, True))
-                        if fill.order_id is not None:
-                            # After the position, as the plain path locks them.
-                            strategy = reads.run(sql["strategy_of_order"], (fill.order_id,))
+                    cursor = send_at_once(self.db, conn, reads, prepared=True)
                 except Exception as e:
-                    if fault_of(e) is not Fault.CONNECTION_LOST:
-                        raise
-                    _rollback(conn)
-                    return None
-                if stored is not None and (row := stored.fetchone()) is not None:
+                    if not prepared_statements_lost(e):
+                        if fault_of(e) is not Fault.CONNECTION_LOST:
+                            raise
+                        return None
+                    # Dropped behind the store's back: read (and prepare) them again.
+                    cursor = send_at_once(self.db, conn, reads, prepared=True)
+                rows = iter(first_rows(cursor, len(reads))[2:])  # past BEGIN and the lock
+                if fill.external_id and (row := next(rows)) is not None:
                     # Read on this connection, in the transaction: a read outside it may
                     # go to a replica that has not replayed the other writer's fill yet.
                     check_same_fill(fill, row[: len(SAME_FILL_COLUMNS)])
                     trade = trade_from_row(row[len(SAME_FILL_COLUMNS) :])
-                    _rollback(conn)  # nothing was written
+                    end_transaction(conn)  # nothing was written
                     return trade
-                trade = self._apply_read(conn, fill, order, position, strategy)
+                order = next(rows) if fill.order_id is not None else None
+                position = next(rows)
+                strategy = next(rows) if fill.order_id is not None else None
+                return self._apply_read(conn, fill, order, position, strategy)
             except BaseException:
-                _rollback(conn)
+                end_transaction(conn)
                 raise
-        return trade
 
     def _apply_read(
         self,
         conn: Any,
         fill: CheckedFill,
-        order_cursor: Any,
-        position_cursor: Any,
-        strategy_cursor: Any,
-    ) -> Trade:
-        """The rest of a pipelined fill, from the rows its first round trip read: check,
-        account, then write everything and commit in the second round trip.
+        order_row: tuple | None,
+        position_row: tuple | None,
+        strategy_row: tuple | None,
+    ) -> Trade | None:
+        """The rest of a fill sent at once, from the rows its first round trip read (the
+        order's and the strategy's None when it has no order): check, account, then
+        write everything and commit in the second round trip. None if its prepared
+        statements turned out dropped (nothing was written: the plain path runs).
 
         The trade and a new position take their ids from their sequences as they are
         inserted (after the locks, as on the plain path: a strategy's trades are numbered
@@ -360,14 +373,12 @@ class FillRecorder:
         sequences (:class:`~stocksbot_store.audit.IdInDatabase`)."""
         sql = self.sql
         order = None
-        if order_cursor is not None:
-            row = order_cursor.fetchone()
-            if row is None:
+        if fill.order_id is not None:
+            if order_row is None:
                 raise NotFoundError(f"order {fill.order_id} does not exist; create it first")
-            order = order_from_row(row)
+            order = order_from_row(order_row)
             order.check_takes(fill.symbol, fill.side, fill.quantity)
-        row = position_cursor.fetchone()
-        position = None if row is None else position_from_row(fill.symbol, row)
+        position = None if position_row is None else position_from_row(fill.symbol, position_row)
         outcome = ledger.apply_fill(
             position,
             fill.symbol,
@@ -379,8 +390,8 @@ class FillRecorder:
             fill.executed_at,
         )
         strategy_id, figures = None, None
-        if strategy_cursor is not None and (row := strategy_cursor.fetchone()) is not None:
-            strategy_id, figures = row[0], figures_from_row(row[1:])
+        if strategy_row is not None:
+            strategy_id, figures = strategy_row[0], figures_from_row(strategy_row[1:])
         if order is not None and order.strategy_id != strategy_id:
             # The strategy was deleted (the order's link set to NULL) or is not locked:
             # no figures to move, as the plain path does.
@@ -389,66 +400,54 @@ class FillRecorder:
         stamp = datetime_text(now)
         trade_type = outcome.trade_type if order else ledger.ADJUSTMENT
         row = trade_row(fill, strategy_id, trade_type, outcome.realized_pnl, stamp)
-        # The second round trip ends with the COMMIT. A session the server ended since
-        # the first is seen here, before anything of it is sent: nothing was stored.
+        writes: list[Statement] = [(sql["insert_trade"], row)]
+
+        def send(sql: str, params: Sequence) -> None:
+            writes.append((sql, params))
+
+        moved = self._move_order(order, fill, stamp, send)
+        opened: list[tuple[ledger.PositionState, int]] = []
+        for p in outcome.touched:
+            if p.id is None:
+                opened.append((p, len(writes)))  # where its RETURNING's row comes
+                send(sql["insert_position"], new_position_row(p, stamp))
+                # Named so by its audit row; its own id once the round trip is over.
+                p.id = self.statements.current_id(Position)  # type: ignore[assignment]
+            else:
+                name, params = position_update(p, stamp)
+                send(sql[name], params)
+        figures_before = None
+        if figures is not None and strategy_id is not None:
+            figures_before, figures = self._update_strategy(
+                strategy_id, outcome.realized_pnl, fill, stamp, figures=figures, run=send
+            )
+        self.alongside.one(
+            send,
+            fill,
+            stamp,
+            self.statements.current_id(Trade),
+            row,
+            order,
+            strategy_id,
+            figures,
+            outcome,
+            Before(moved, position, figures_before),
+        )
+        writes.append(("COMMIT", ()))
+        # A session the server ended since the first round trip is seen here, before
+        # anything of the second is sent: nothing was stored. Lost once it may have
+        # been sent, the outcome is unknown (CommitUnknownError), and never retried.
         raise_if_lost(conn, "between the fill's round trips", "the fill")
-        committing = False
-        opened: list[tuple[ledger.PositionState, Any]] = []
         try:
-            with _Pipeline(self.db, conn) as writes:
-                inserted = writes.run(sql["insert_trade"], row)
-                moved = None
-                if order is not None:
-                    moved = order_before(order)
-                    order.apply_fill(fill.quantity, fill.price, stamp)
-                    name, params = order_update(order, moved[2])
-                    writes.send(sql[name], params)
-                for p in outcome.touched:
-                    if p.id is None:
-                        opened.append(
-                            (p, writes.run(sql["insert_position"], new_position_row(p, stamp)))
-                        )
-                        # Named so by its audit row; its own id once the round trip is over.
-                        p.id = self.statements.current_id(Position)  # type: ignore[assignment]
-                    else:
-                        name, params = position_update(p, stamp)
-                        writes.send(sql[name], params)
-                figures_before = None
-                if figures is not None and strategy_id is not None:
-                    figures_before, figures = self._update_strategy(
-                        strategy_id,
-                        outcome.realized_pnl,
-                        fill,
-                        stamp,
-                        figures=figures,
-                        run=writes.send,
-                    )
-                self.alongside.one(
-                    writes.send,
-                    fill,
-                    stamp,
-                    self.statements.current_id(Trade),
-                    row,
-                    order,
-                    strategy_id,
-                    figures,
-                    outcome,
-                    Before(moved, position, figures_before),
-                )
-                committing = True  # from here on, the COMMIT may reach the server
-                writes.send("COMMIT", ())
+            cursor = send_at_once(self.db, conn, writes, commits=True, prepared=True)
         except Exception as e:
-            # Lost before the COMMIT was sent, nothing was stored (the server rolls back
-            # an ended session); lost after, the outcome is unknown, and never retried.
-            if committing and fault_of(e) is Fault.CONNECTION_LOST:
-                raise commit_unknown(self.db, e) from e
+            if prepared_statements_lost(e):
+                return None  # it ran nothing: the plain path writes the fill
             raise
-        finally:
-            if committing:
-                note_commit(self.db)
-        for p, cursor in opened:
-            p.id = cursor.fetchone()[0]
-        trade_id = inserted.fetchone()[0]
+        rows = first_rows(cursor, len(writes))
+        for p, index in opened:
+            p.id = rows[index][0]  # type: ignore[index]  # INSERT ... RETURNING's row
+        trade_id = rows[0][0]  # type: ignore[index]
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
     # -- the transaction -------------------------------------------------------------
@@ -519,6 +518,19 @@ class FillRecorder:
         )
         return build_trade(trade_id, fill, strategy_id, trade_type, outcome.realized_pnl, now)
 
+    def _move_order(
+        self, order: ledger.OrderState | None, fill: CheckedFill, stamp: str, run: Execute
+    ) -> tuple | None:
+        """Apply the fill to its order (if any) and write it with ``run(sql, params)``;
+        what the order held before (:func:`order_before`), for the audit log."""
+        if order is None:
+            return None
+        moved = order_before(order)
+        order.apply_fill(fill.quantity, fill.price, stamp)
+        name, params = order_update(order, moved[2])
+        run(self.sql[name], params)
+        return moved
+
     def _read_order(self, fill: CheckedFill) -> ledger.OrderState:
         row = self._run("order", (fill.order_id,)).fetchone()
         if row is None:
@@ -576,73 +588,6 @@ class FillRecorder:
         return before, figures
 
 
-class _Pipeline:
-    """Statements sent in one round trip on a psycopg connection (a context manager:
-    leaving it sends them and waits for every result, raising the first error); each
-    statement's cursor holds its rows afterwards. They are reported to the database's
-    query hooks (the statement monitor) as ``execute_sql`` would, sharing the round
-    trip's time."""
-
-    def __init__(self, db: Database, conn: Any) -> None:
-        self.db, self.conn = db, conn
-        self.sent: list[tuple[str, Sequence]] = []
-        self.pipeline: Any = None
-        self.shared: Any = None
-        self.start = 0.0
-
-    def __enter__(self) -> _Pipeline:
-        self.pipeline = self.conn.pipeline()
-        self.pipeline.__enter__()
-        self.start = time.perf_counter()
-        return self
-
-    def run(self, sql: str, params: Sequence) -> Any:
-        """Queue ``sql``; its cursor."""
-        cursor = self.conn.cursor()
-        cursor.execute(sql, params, prepare=True)
-        self.sent.append((sql, params))
-        return cursor
-
-    def send(self, sql: str, params: Sequence) -> None:
-        """Queue ``sql`` whose rows nobody reads: such statements share one cursor (a
-        cursor each costs as much as a third of a statement)."""
-        if self.shared is None:
-            self.shared = self.conn.cursor()
-        self.shared.execute(sql, params, prepare=True)
-        self.sent.append((sql, params))
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        try:
-            self.pipeline.__exit__(kind, error, trace)
-        except BaseException as e:
-            error = e
-            raise
-        finally:
-            hooks = self.db.query_hooks
-            if hooks and self.sent:
-                share = (time.perf_counter() - self.start) / len(self.sent)
-                for sql, params in self.sent:
-                    event = QueryEvent(sql, params, share, error)
-                    for hook in hooks:
-                        hook(event)
-
-
-def _rollback(conn: Any) -> None:
-    """End a pipelined fill's transaction that failed or wrote nothing (nothing of it
-    stays).
-
-    Sent through the libpq wrapper, not a cursor: psycopg answers a ``ROLLBACK`` it sees
-    by deallocating every prepared statement of the connection (one more round trip,
-    and each of the next fills' statements prepared again), which guards against a
-    rolled-back ``DROP`` or ``ALTER``; a fill's transaction changes rows only, and the
-    server keeps prepared statements across a rollback."""
-    try:
-        if conn.pgconn.transaction_status != 0:  # not IDLE: a transaction is open
-            conn.pgconn.exec_(b"ROLLBACK")
-    except Exception:  # the connection is gone: the server rolled back for us
-        pass
-
-
 @contextmanager
 def stored_numbers(action: str) -> Iterator[None]:
     """A fill's input is checked before anything is read, so a number that is not one
@@ -657,11 +602,3 @@ def stored_numbers(action: str) -> Iterator[None]:
             "not a number the store wrote (the row was changed outside the store); nothing "
             "was written; run stocksbot-check to find the row, then correct it"
         ) from e
-
-
-def _pipelines_supported() -> bool:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - PostgreSQL without psycopg 3
-        return False
-    return bool(psycopg.Pipeline.is_supported())
