@@ -355,7 +355,15 @@ class KeptFigures:
                 outcome.open_position,
             )
         if replay.tally.quarters:
-            cursor.executemany(self.bucket_sql, replay.tally.sorted_rows())
+            rows = replay.tally.sorted_rows()
+            if self.pg:
+                # One statement of arrays, not one per bucket (see fills.updates); imported
+                # here because the fill package imports this module.
+                from .fills.updates import columns, update_sql
+
+                cursor.execute(update_sql(self.db, "add_buckets"), columns(rows), prepare=False)
+            else:
+                cursor.executemany(self.bucket_sql, rows)
             cursor.executemany(self.day_sql, replay.day_rows())
 
 
