@@ -10,12 +10,16 @@ statements per fill it
    locks and with ``FOR NO KEY UPDATE``, as the single path does);
 2. applies every fill in order, in memory, with the rules of
    :mod:`stocksbot_store.ledger` (the same functions the single path calls) and the
-   same checks, so a bad fill raises before anything is written;
-3. writes the final state of every touched row with one statement per table
-   (positions, trades, orders, strategies) for any number of rows on PostgreSQL:
-   ``COPY`` for new rows, an ``UPDATE`` from arrays (:mod:`.updates`) for stored
-   ones; an ``executemany`` each on SQLite. Stored rows are updated in the order of
-   their ids; every one of them was locked by the reads of step 1 already.
+   same checks, and hands each new trade to the one statement that inserts the
+   batch's trades (``COPY`` on PostgreSQL, an ``executemany`` on SQLite) as soon as
+   its fill is applied: on PostgreSQL the server inserts the trades while Python
+   applies the fills that follow. A bad fill raises in the middle of that statement,
+   which ends it and the transaction: nothing of the batch is written;
+3. writes the final state of every other touched row with one statement per table
+   (positions, orders, strategies) for any number of rows on PostgreSQL: ``COPY``
+   for new rows, an ``UPDATE`` from arrays (:mod:`.updates`) for stored ones; an
+   ``executemany`` each on SQLite. Stored rows are updated in the order of their
+   ids; every one of them was locked by the reads of step 1 already.
 
 Ids of new trades and positions are taken up front (``max(id)`` under SQLite's
 write lock, the sequence on PostgreSQL) so the returned trades carry them and
@@ -126,15 +130,16 @@ class BulkFills:
         trade_ids = self._take_ids(Trade, _new_count(fills, stored))
         batch = _Applying(trade_ids)
         applying = self._apply(fills, stored, orders, positions, figures, stamp, now, batch)
-        if self.pg and trade_ids:
-            # The trades stream into their COPY as the fills are applied, so the server
-            # inserts them (their indexes, their foreign-key checks: 17 µs of its CPU a
-            # trade) while Python works on the next fills, instead of after all of them.
-            # A bad fill ends the COPY with the fill's error, and the transaction with
-            # it: nothing of the batch is written, as when it raised before the writes.
+        if trade_ids:
+            # The trades stream into their statement as the fills are applied: on
+            # PostgreSQL the server inserts them (their indexes, their foreign-key
+            # checks: 17 µs of its CPU a trade) while Python works on the next fills,
+            # instead of after all of them. A bad fill ends the statement with the
+            # fill's error, and the transaction with it: nothing of the batch is
+            # written, as when it raised before the writes.
             self._many("insert_trade_with_id", applying, Trade, len(trade_ids))
         else:
-            for _ in applying:
+            for _ in applying:  # re-sent fills only: checked, nothing to write
                 pass
         results, new_trades, applied = batch.results, batch.new_trades, batch.applied
         touched_positions, touched_orders = batch.touched_positions, batch.touched_orders
@@ -142,8 +147,6 @@ class BulkFills:
         position_ids = self._write(
             touched_positions,
             batch.new_position_ids,
-            None if self.pg else new_trades,
-            trade_ids,
             touched_orders,
             figures,
             stamp,
@@ -334,14 +337,12 @@ class BulkFills:
         self,
         positions: dict[int, ledger.PositionState],
         new_positions: int,
-        trades: list[tuple] | None,
-        trade_ids: list[int],
         orders: dict[int, ledger.OrderState],
         figures: dict[int, ledger.StrategyFigures],
         stamp: str,
     ) -> list[int]:
-        """Write the batch's final rows (the trades unless ``trades`` is None: streamed
-        already); the ids taken for new positions."""
+        """Write the batch's final rows of positions, orders and strategies (its trades
+        went in as they were applied); the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._update(
             "update_position",
@@ -357,14 +358,6 @@ class BulkFills:
             ],
             Position,
         )
-        if trades is not None:
-            self._many(
-                "insert_trade_with_id",
-                # Made as they are written: not a second copy of the batch's rows.
-                ((tid, *row) for tid, row in zip(trade_ids, trades, strict=True)),
-                Trade,
-                len(trades),
-            )
         self._update("update_order", [order_update_row(orders[oid]) for oid in sorted(orders)])
         self._update(
             "update_strategy", [figures_row(figures[sid], stamp) + [sid] for sid in sorted(figures)]
