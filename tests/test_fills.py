@@ -883,18 +883,31 @@ def test_a_batch_adds_to_many_report_buckets_with_one_statement(storage, db):
 
 
 @pytest.mark.postgres_only
-def test_a_bad_fill_after_many_streamed_trades_writes_nothing(storage, db):
-    """On PostgreSQL a batch's trades stream into the server as they are applied; a bad
-    fill after hundreds of them (more than one message's worth) still raises its own
-    error and leaves the store as it was."""
-    order = storage.create_order("S", "buy", "market", 1_000)
-    before = dump_tables(db)
-    fills = [Fill(order.id, "S", "buy", 1, D("10.5") + i, external_id=f"s{i}") for i in range(800)]
-    fills.append(Fill(order.id, "S", "buy", 500, 10))  # 200 are left of the order
-    with pytest.raises(OverfillError, match="more than the 200 left"):
-        storage.record_trades(fills)
-    assert dump_tables(db) == before
-    assert len(storage.record_trades(fills[:-1])) == 800  # the good fills go in after it
+def test_a_batch_reads_each_kind_of_row_with_one_statement(storage, monkeypatch):
+    """On PostgreSQL a batch reads its stored trades, orders, positions and strategies
+    with one statement each (an array of keys), however many: a re-sent batch of 1,200
+    fills of 600 orders reads its broker ids once, not in lists of 500."""
+    from stocksbot_store.fills.statements import Statements
+
+    strategy = storage.create_strategy("reads").id
+    orders = [
+        storage.create_order(f"R{i % 4}", "buy", "market", 2, strategy=strategy) for i in range(600)
+    ]
+    fills = [
+        Fill(o.id, o.symbol, "buy", 1, 10, external_id=f"r{o.id}-{k}")
+        for o in orders
+        for k in (0, 1)
+    ]
+    first = storage.record_trades(fills)
+    reads: list[str] = []
+    in_list = Statements.in_list
+    monkeypatch.setattr(
+        Statements,
+        "in_list",
+        lambda self, name, count: reads.append(name) or in_list(self, name, count),
+    )
+    assert storage.record_trades(fills) == first  # all re-sent: the stored trades
+    assert sorted(reads) == ["orders", "positions", "stored_trades", "strategies", "trades"]
 
 
 @pytest.mark.postgres_only

@@ -10,16 +10,12 @@ statements per fill it
    locks and with ``FOR NO KEY UPDATE``, as the single path does);
 2. applies every fill in order, in memory, with the rules of
    :mod:`stocksbot_store.ledger` (the same functions the single path calls) and the
-   same checks, and hands each new trade to the one statement that inserts the
-   batch's trades (``COPY`` on PostgreSQL, an ``executemany`` on SQLite) as soon as
-   its fill is applied: on PostgreSQL the server inserts the trades while Python
-   applies the fills that follow. A bad fill raises in the middle of that statement,
-   which ends it and the transaction: nothing of the batch is written;
-3. writes the final state of every other touched row with one statement per table
-   (positions, orders, strategies) for any number of rows on PostgreSQL: ``COPY``
-   for new rows, an ``UPDATE`` from arrays (:mod:`.updates`) for stored ones; an
-   ``executemany`` each on SQLite. Stored rows are updated in the order of their
-   ids; every one of them was locked by the reads of step 1 already.
+   same checks, so a bad fill raises before anything is written;
+3. writes the final state of every touched row with one statement per table
+   (positions, trades, orders, strategies) for any number of rows on PostgreSQL:
+   ``COPY`` for new rows, an ``UPDATE`` from arrays (:mod:`.updates`) for stored
+   ones; an ``executemany`` each on SQLite. Stored rows are updated in the order of
+   their ids; every one of them was locked by the reads of step 1 already.
 
 Ids of new trades and positions are taken up front (``max(id)`` under SQLite's
 write lock, the sequence on PostgreSQL) so the returned trades carry them and
@@ -28,7 +24,6 @@ trades keep the order of the batch.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -63,9 +58,9 @@ log = logging.getLogger("peewee")
 
 #: Ids per ``IN (...)`` list on SQLite (its limit on parameters is far above).
 CHUNK = 500
-#: Keys per array on PostgreSQL, where a read takes one array whatever its length: a
-#: statement per 500 keys was 60 statements, 2 µs of wall time per fill, for the reads
-#: of a 20,000-fill batch. Bounded so that one message stays a few megabytes.
+#: Keys per array on PostgreSQL, where a read takes one array whatever its length: the
+#: reads of a 20,000-fill batch are 4 statements (round trips, plans) instead of 62 in
+#: arrays of 500. Bounded so that one message stays a few megabytes.
 PG_CHUNK = 50_000
 
 
@@ -128,69 +123,15 @@ class BulkFills:
         # each trade is built once, with its id (a fill is new unless its broker id is
         # stored or came earlier in the batch: the loop below decides the same way).
         trade_ids = self._take_ids(Trade, _new_count(fills, stored))
-        batch = _Applying(trade_ids)
-        applying = self._apply(fills, stored, orders, positions, figures, stamp, now, batch)
-        if trade_ids:
-            # The trades stream into their statement as the fills are applied: on
-            # PostgreSQL the server inserts them (their indexes, their foreign-key
-            # checks: 17 µs of its CPU a trade) while Python works on the next fills,
-            # instead of after all of them. A bad fill ends the statement with the
-            # fill's error, and the transaction with it: nothing of the batch is
-            # written, as when it raised before the writes.
-            self._many("insert_trade_with_id", applying, Trade, len(trade_ids))
-        else:
-            for _ in applying:  # re-sent fills only: checked, nothing to write
-                pass
-        results, new_trades, applied = batch.results, batch.new_trades, batch.applied
-        touched_positions, touched_orders = batch.touched_positions, batch.touched_orders
-
-        position_ids = self._write(
-            touched_positions,
-            batch.new_position_ids,
-            touched_orders,
-            figures,
-            stamp,
-        )
-        self.alongside.many(
-            self.cursor,
-            applied,
-            stamp,
-            new_trades,
-            trade_ids,
-            touched_orders,
-            touched_positions,
-            figures,
-            BatchBefore(
-                orders_before,
-                positions_before,
-                {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
-                position_ids,
-            ),
-        )
-        return self._trades(results)
-
-    def _apply(
-        self,
-        fills: list[CheckedFill],
-        stored: dict[str, tuple],
-        orders: dict[int, ledger.OrderState],
-        positions: dict[str, ledger.PositionState | None],
-        figures: dict[int, ledger.StrategyFigures],
-        stamp: str,
-        now: dt.datetime,
-        batch: _Applying,
-    ) -> Iterator[tuple]:
-        """Apply ``fills`` in order to the states read, into ``batch``; yields each new
-        trade's row, its id first, as soon as its fill is applied."""
-        next_id = iter(batch.trade_ids).__next__
+        next_id = iter(trade_ids).__next__
         # Each result: a new trade, or the id of a trade already stored (read at the end).
-        results = batch.results
+        results: list[Trade | int] = []
         # Where each broker id first came: an index of both ``fills`` and ``results``.
         first_of: dict[str, int] = {}
-        new_trades = batch.new_trades
-        touched_positions = batch.touched_positions
-        touched_orders = batch.touched_orders
-        applied = batch.applied  # for the rows written alongside
+        new_trades: list[tuple] = []
+        touched_positions: dict[int, ledger.PositionState] = {}
+        touched_orders: dict[int, ledger.OrderState] = {}
+        applied: list[Applied] = []  # for the rows written alongside
         new_position_ids = 0
         apply_fill, ADJUSTMENT = ledger.apply_fill, ledger.ADJUSTMENT
         for fill in fills:
@@ -234,12 +175,36 @@ class BulkFills:
             else:
                 strategy_id, trade_type = None, ADJUSTMENT
             trade_id = next_id()
-            row = trade_row(fill, strategy_id, trade_type, realized_pnl, stamp)
-            new_trades.append(row)
+            new_trades.append(trade_row(fill, strategy_id, trade_type, realized_pnl, stamp))
             results.append(build_trade(trade_id, fill, strategy_id, trade_type, realized_pnl, now))
             applied.append((fill, trade_id, strategy_id, outcome))
-            batch.new_position_ids = new_position_ids
-            yield (trade_id, *row)
+
+        position_ids = self._write(
+            touched_positions,
+            new_position_ids,
+            new_trades,
+            trade_ids,
+            touched_orders,
+            figures,
+            stamp,
+        )
+        self.alongside.many(
+            self.cursor,
+            applied,
+            stamp,
+            new_trades,
+            trade_ids,
+            touched_orders,
+            touched_positions,
+            figures,
+            BatchBefore(
+                orders_before,
+                positions_before,
+                {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                position_ids,
+            ),
+        )
+        return self._trades(results)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -337,12 +302,13 @@ class BulkFills:
         self,
         positions: dict[int, ledger.PositionState],
         new_positions: int,
+        trades: list[tuple],
+        trade_ids: list[int],
         orders: dict[int, ledger.OrderState],
         figures: dict[int, ledger.StrategyFigures],
         stamp: str,
     ) -> list[int]:
-        """Write the batch's final rows of positions, orders and strategies (its trades
-        went in as they were applied); the ids taken for new positions."""
+        """Write the batch's final rows; the ids taken for new positions."""
         # Stored positions first: one may close, and a new one open, on the same symbol.
         self._update(
             "update_position",
@@ -358,6 +324,13 @@ class BulkFills:
             ],
             Position,
         )
+        self._many(
+            "insert_trade_with_id",
+            # Made as they are written: not a second copy of the batch's rows.
+            ((tid, *row) for tid, row in zip(trade_ids, trades, strict=True)),
+            Trade,
+            len(trades),
+        )
         self._update("update_order", [order_update_row(orders[oid]) for oid in sorted(orders)])
         self._update(
             "update_strategy", [figures_row(figures[sid], stamp) + [sid] for sid in sorted(figures)]
@@ -371,22 +344,6 @@ class BulkFills:
             return results  # type: ignore[return-value]  # only trades
         stored = {t.id: t for t in map(trade_from_row, self._rows_in("trades", stored_ids))}
         return [stored[r] if type(r) is int else r for r in results]  # type: ignore[misc]
-
-
-class _Applying:
-    """What applying a batch's fills gathers, for the writes that follow."""
-
-    def __init__(self, trade_ids: list[int]) -> None:
-        self.trade_ids = trade_ids
-        #: Per fill: its new trade, or the id of the stored trade it repeats.
-        self.results: list[Trade | int] = []
-        #: The new trades' ``insert_trade`` parameters, in the order of ``trade_ids``.
-        self.new_trades: list[tuple] = []
-        #: Positions by id (new ones numbered -1, -2...), orders by id, as left.
-        self.touched_positions: dict[int, ledger.PositionState] = {}
-        self.touched_orders: dict[int, ledger.OrderState] = {}
-        self.applied: list[Applied] = []
-        self.new_position_ids = 0
 
 
 def _new_count(fills: list[CheckedFill], stored: dict[str, tuple]) -> int:
