@@ -338,9 +338,15 @@ class KeptFigures:
         )
 
     def add_many(
-        self, cursor: Any, applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]]
+        self,
+        cursor: Any,
+        applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]],
+        add_buckets: Callable[[list[tuple]], Any] | None = None,
     ) -> None:
-        """Fills in the order they were applied, each with its strategy and outcome."""
+        """Fills in the order they were applied, each with its strategy and outcome.
+        ``add_buckets(rows)`` adds the bucket rows (``KEY + FIGURE_COLUMNS``, sorted by
+        key) in place of an ``executemany`` of the upsert: the bulk path's one
+        statement on PostgreSQL (:mod:`stocksbot_store.fills.updates`)."""
         replay = KeptReplay()
         for fill, strategy_id, outcome in applied:
             replay.add(
@@ -356,14 +362,10 @@ class KeptFigures:
             )
         if replay.tally.quarters:
             rows = replay.tally.sorted_rows()
-            if self.pg:
-                # One statement of arrays, not one per bucket (see fills.updates); imported
-                # here because the fill package imports this module.
-                from .fills.updates import columns, update_sql
-
-                cursor.execute(update_sql(self.db, "add_buckets"), columns(rows), prepare=False)
-            else:
+            if add_buckets is None:
                 cursor.executemany(self.bucket_sql, rows)
+            else:
+                add_buckets(rows)
             cursor.executemany(self.day_sql, replay.day_rows())
 
 
