@@ -179,13 +179,16 @@ class BulkFills:
             results.append(build_trade(trade_id, fill, strategy_id, trade_type, realized_pnl, now))
             applied.append((fill, trade_id, strategy_id, outcome))
 
+        figures_before = {row[0]: figures_from_row(row[1:]) for row in strategy_rows}
         position_ids = self._write(
             touched_positions,
             new_position_ids,
             new_trades,
             trade_ids,
             touched_orders,
-            figures,
+            # Only strategies the batch moved: one whose fills were all re-sent keeps its
+            # row (and its updated_at), as the single path leaves it.
+            {sid: f for sid, f in figures.items() if f != figures_before[sid]},
             stamp,
         )
         self.alongside.many(
@@ -200,7 +203,7 @@ class BulkFills:
             BatchBefore(
                 orders_before,
                 positions_before,
-                {row[0]: figures_from_row(row[1:]) for row in strategy_rows},
+                figures_before,
                 position_ids,
             ),
         )
