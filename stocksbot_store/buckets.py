@@ -338,9 +338,15 @@ class KeptFigures:
         )
 
     def add_many(
-        self, cursor: Any, applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]]
+        self,
+        cursor: Any,
+        applied: Iterable[tuple[Any, int | None, ledger.FillOutcome]],
+        add_buckets: Callable[[list[tuple]], Any] | None = None,
     ) -> None:
-        """Fills in the order they were applied, each with its strategy and outcome."""
+        """Fills in the order they were applied, each with its strategy and outcome.
+        ``add_buckets(rows)`` adds the bucket rows (``KEY + FIGURE_COLUMNS``, sorted by
+        key) in place of an ``executemany`` of the upsert: the bulk path's one
+        statement on PostgreSQL (:mod:`stocksbot_store.fills.updates`)."""
         replay = KeptReplay()
         for fill, strategy_id, outcome in applied:
             replay.add(
@@ -355,7 +361,11 @@ class KeptFigures:
                 outcome.open_position,
             )
         if replay.tally.quarters:
-            cursor.executemany(self.bucket_sql, replay.tally.sorted_rows())
+            rows = replay.tally.sorted_rows()
+            if add_buckets is None:
+                cursor.executemany(self.bucket_sql, rows)
+            else:
+                add_buckets(rows)
             cursor.executemany(self.day_sql, replay.day_rows())
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -830,6 +833,83 @@ def test_a_position_figure_changed_outside_the_store_is_named_and_nothing_writte
     assert repr(dump_tables(db)) == repr(before)  # repr: a NaN never equals itself
 
 
+@contextmanager
+def statements_seen(db, event: str, tables: tuple[str, ...]) -> Iterator[dict[str, int]]:
+    """PostgreSQL: count the ``event`` (INSERT, UPDATE...) statements run on ``tables``
+    in the block, by table (a statement trigger on each, dropped after it)."""
+    seen: dict[str, int] = {}
+    db.execute_sql("CREATE TEMP TABLE statements_seen (name text)")
+    db.execute_sql(
+        "CREATE FUNCTION test_note_statement() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO statements_seen VALUES (TG_TABLE_NAME); RETURN NULL; END $$"
+    )
+    try:
+        for table in tables:
+            db.execute_sql(
+                f'CREATE TRIGGER test_note_statement AFTER {event} ON "{table}" '
+                "FOR EACH STATEMENT EXECUTE FUNCTION test_note_statement()"
+            )
+        yield seen
+        rows = db.execute_sql("SELECT name, count(*) FROM statements_seen GROUP BY name")
+        seen.update(rows.fetchall())
+    finally:
+        for table in tables:
+            db.execute_sql(f'DROP TRIGGER IF EXISTS test_note_statement ON "{table}"')
+        db.execute_sql("DROP FUNCTION IF EXISTS test_note_statement()")
+        db.execute_sql("DROP TABLE IF EXISTS statements_seen")
+
+
+@pytest.mark.postgres_only
+def test_a_batch_adds_to_many_report_buckets_with_one_statement(storage, db):
+    """On PostgreSQL a batch adds its fills to the report buckets with one statement,
+    however many buckets (new ones and ones earlier fills made), and the buckets hold
+    what the trades add up to (the ledger check recomputes them from the trades)."""
+    strategies = [storage.create_strategy(name).id for name in ("one", "two")]
+    start = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+    buy(storage, "B0", 50, 100, executed_at=start)  # a bucket the batch adds to
+    fills = []
+    for i in range(60):  # 20 quarter hours, 3 symbols, 2 strategies and none: ~200 rows
+        symbol = f"B{i % 3}"
+        strategy = strategies[i % 2] if i % 5 else None
+        order = storage.create_order(symbol, "buy", "market", 2, strategy=strategy)
+        at = start + dt.timedelta(minutes=5 * i)
+        fills.append(Fill(order.id, symbol, "buy", 2, D("100.25") + i, D("0.5"), 0, None, at))
+    with statements_seen(db, "INSERT", ("pnl_bucket",)) as seen:
+        storage.record_trades(fills)
+    buckets = db.execute_sql("SELECT count(*), sum(trades) FROM pnl_bucket").fetchone()
+    assert seen == {"pnl_bucket": 1}
+    assert buckets[0] > 100 and buckets[1] == 3 * 61  # three buckets per trade
+    assert check_ledger(db).violations == []
+
+
+@pytest.mark.postgres_only
+def test_a_batch_reads_each_kind_of_row_with_one_statement(storage, monkeypatch):
+    """On PostgreSQL a batch reads its stored trades, orders, positions and strategies
+    with one statement each (an array of keys), however many: a re-sent batch of 1,200
+    fills of 600 orders reads its broker ids once, not in lists of 500."""
+    from stocksbot_store.fills.statements import Statements
+
+    strategy = storage.create_strategy("reads").id
+    orders = [
+        storage.create_order(f"R{i % 4}", "buy", "market", 2, strategy=strategy) for i in range(600)
+    ]
+    fills = [
+        Fill(o.id, o.symbol, "buy", 1, 10, external_id=f"r{o.id}-{k}")
+        for o in orders
+        for k in (0, 1)
+    ]
+    first = storage.record_trades(fills)
+    reads: list[str] = []
+    in_list = Statements.in_list
+    monkeypatch.setattr(
+        Statements,
+        "in_list",
+        lambda self, name, count: reads.append(name) or in_list(self, name, count),
+    )
+    assert storage.record_trades(fills) == first  # all re-sent: the stored trades
+    assert sorted(reads) == ["orders", "positions", "stored_trades", "strategies", "trades"]
+
+
 @pytest.mark.postgres_only
 def test_a_batch_updates_many_rows_of_a_table_with_one_statement_and_exact_figures(storage, db):
     """On PostgreSQL a batch writes its orders, stored positions and strategies with one
@@ -854,26 +934,9 @@ def test_a_batch_updates_many_rows_of_a_table_with_one_statement_and_exact_figur
             fills += [Fill(order.id, symbol, side, q, p) for q, p in ((2, price), (3, i + 7))]
             average = ((2 * price + 3 * (i + 7)) / 5).quantize(D("1e-10"))  # half-even
             expected[order.id] = ("filled", D(5), average, True)
-    db.execute_sql("CREATE TEMP TABLE updates_seen (name text)")
-    db.execute_sql(
-        "CREATE FUNCTION test_note_update() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN INSERT INTO updates_seen VALUES (TG_TABLE_NAME); RETURN NULL; END $$"
-    )
-    tables = ("order", "position", "strategy")
-    try:
-        for table in tables:
-            db.execute_sql(
-                f'CREATE TRIGGER test_note_update AFTER UPDATE ON "{table}" '
-                "FOR EACH STATEMENT EXECUTE FUNCTION test_note_update()"
-            )
+    with statements_seen(db, "UPDATE", ("order", "position", "strategy")) as seen:
         storage.record_trades(fills)
-        seen = db.execute_sql("SELECT name, count(*) FROM updates_seen GROUP BY name").fetchall()
-    finally:
-        for table in tables:
-            db.execute_sql(f'DROP TRIGGER IF EXISTS test_note_update ON "{table}"')
-        db.execute_sql("DROP FUNCTION IF EXISTS test_note_update()")
-        db.execute_sql("DROP TABLE IF EXISTS updates_seen")
-    assert dict(seen) == {"order": 1, "position": 1, "strategy": 1}
+    assert seen == {"order": 1, "position": 1, "strategy": 1}
     for order_id, (status, filled, avg, filled_at) in expected.items():
         order = storage.orders.get(order_id)
         assert (order.status, order.filled_quantity, order.avg_fill_price) == (status, filled, avg)

@@ -148,11 +148,6 @@ def test_an_import_run_again_changes_nothing(storage, db):
     assert storage.get_order(order.id).filled_quantity == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the bulk path (fills/bulk.py, record_trades too) writes the figures of every "
-    "strategy its batch reads, so a batch of only re-sent fills still moves their updated_at",
-)
 def test_a_batch_of_resent_fills_leaves_the_strategies_untouched(storage, db):
     fills = orders_and_fills(storage, 3)
     storage.import_trades(fills)

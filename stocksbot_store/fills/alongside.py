@@ -19,6 +19,7 @@ from .. import ledger
 from ..audit import AuditWriter, IdInDatabase
 from ..buckets import KeptFigures
 from .rows import CheckedFill
+from .updates import columns, update_sql
 
 #: ``(fill, its trade's id, its strategy's id, what it did to the book)``.
 Applied = tuple[CheckedFill, int, "int | None", ledger.FillOutcome]
@@ -56,6 +57,8 @@ class Alongside:
     """Writes the rows that go with fills, inside the caller's fill transaction."""
 
     def __init__(self, db: Database, backend: str, actor: str | None = None) -> None:
+        self.db = db
+        self.pg = backend == "postgres"
         self.kept = KeptFigures(db, backend)
         #: Writes each fill's audit rows as ``actor``.
         self.audit = AuditWriter(db, actor)
@@ -109,8 +112,15 @@ class Alongside:
         applied (new trades only, not re-sent ones); ``trades`` their ``insert_trade``
         parameters and ids; ``orders``, ``positions`` and ``figures`` as the batch
         left them."""
+
+        def add_buckets(rows: list[tuple]) -> None:
+            # PostgreSQL: one statement of arrays, not one per bucket (see .updates).
+            cursor.execute(update_sql(self.db, "add_buckets"), columns(rows), prepare=False)
+
         self.kept.add_many(
-            cursor, ((fill, strategy_id, outcome) for fill, _, strategy_id, outcome in applied)
+            cursor,
+            ((fill, strategy_id, outcome) for fill, _, strategy_id, outcome in applied),
+            add_buckets if self.pg else None,
         )
         self.audit.fill_batch(
             cursor,

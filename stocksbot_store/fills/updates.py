@@ -24,6 +24,13 @@ the orders' columns and indexes (five rounds, medians): 0.27 s wall instead of
 0.55, 18 ms of the client's CPU instead of 151. ``COPY`` into a temporary table and
 one ``UPDATE ... FROM`` it took as long (0.29 s, 9 ms of CPU) but creates and drops
 a table in the catalog every batch.
+
+The batch's report buckets (:mod:`stocksbot_store.buckets`) go the same way: an
+upsert that adds each row's figures to the stored ones (:data:`ADDS`), its rows as
+arrays, ``INSERT ... SELECT unnest(...) ON CONFLICT (key) DO UPDATE SET x = x +
+excluded.x``. The rows come sorted by key and the unnests keep their order, so the
+buckets are locked in key order as before. As an executemany, the 2,000 buckets of
+a 20,000-fill import were 2,000 statements.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from peewee import (
+    EXCLUDED,
     AutoField,
     BigAutoField,
     BigIntegerField,
@@ -44,7 +52,8 @@ from peewee import (
     fn,
 )
 
-from ..models import Order, Position, Strategy
+from ..buckets import FIGURE_COLUMNS, KEY
+from ..models import Order, PnlBucket, Position, Strategy
 from .rows import ORDER_UPDATE, POSITION_UPDATE, STRATEGY_UPDATE
 from .statements import compile_query, slot
 
@@ -56,21 +65,32 @@ UPDATES: dict[str, tuple[type[Model], tuple[str, ...]]] = {
     "update_strategy": (Strategy, (*STRATEGY_UPDATE, "id")),
 }
 
+#: The batch's upserts that add to stored rows: the table, the columns of its conflict
+#: key, and the columns whose values are added to a stored row's (or inserted), in the
+#: order :meth:`stocksbot_store.buckets.Tally.sorted_rows` writes them (the key first).
+ADDS: dict[str, tuple[type[Model], tuple[str, ...], tuple[str, ...]]] = {
+    "add_buckets": (PnlBucket, KEY, FIGURE_COLUMNS),
+}
+
 _BUILT: weakref.WeakKeyDictionary[Database, dict[str, str]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
 def update_sql(db: Database, name: str) -> str:
-    """The one-statement form of the update ``name`` (a key of :data:`UPDATES`) for the
-    PostgreSQL database ``db``, built on first use; it takes :func:`columns` of the rows."""
+    """The one-statement form of the update ``name`` (a key of :data:`UPDATES` or of
+    :data:`ADDS`) for the PostgreSQL database ``db``, built on first use; it takes
+    :func:`columns` of the rows."""
     built = _BUILT.get(db)
     if built is None:
         with _LOCK:
             built = _BUILT.setdefault(db, {})
     sql = built.get(name)
     if sql is None:
-        model, names = UPDATES[name]
-        sql = built[name] = _build(db, model, names)
+        if name in ADDS:
+            sql = built[name] = _build_add(db, *ADDS[name])
+        else:
+            model, names = UPDATES[name]
+            sql = built[name] = _build(db, model, names)
     return sql
 
 
@@ -108,6 +128,21 @@ def _build(db: Database, model: type[Model], names: tuple[str, ...]) -> str:
         model.update({fields[name]: getattr(source.c, name) for name in changed})
         .from_(source)
         .where(fields[key] == getattr(source.c, key))
+    )
+    return compile_query(db, query, names).sql
+
+
+def _build_add(
+    db: Database, model: type[Model], key: tuple[str, ...], added: tuple[str, ...]
+) -> str:
+    fields = model._meta.fields
+    names = key + added
+    source = Select(
+        columns=[fn.unnest(slot(name).cast(_array_type(db, fields[name]))) for name in names]
+    )
+    query = model.insert_from(source, [fields[name] for name in names]).on_conflict(
+        conflict_target=[fields[name] for name in key],
+        update={fields[name]: fields[name] + getattr(EXCLUDED, name) for name in added},
     )
     return compile_query(db, query, names).sql
 
