@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +24,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from .databases import fresh_database
+from .fresh import run_probe
 from .results import Result
 
 WORKLOAD = "2 bulk import"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The plan's seed for these imports (any; the same in both processes).
 SEED = 13
 #: Orders inserted per statement while the database is prepared.
@@ -116,17 +114,8 @@ def measure(backend: str, folder: str, fills: int, traced: bool = False) -> dict
     """Prepare a fresh database and run :func:`probe` on it in a fresh interpreter."""
     with fresh_database(backend, folder) as url:
         prepare(url, fills)
-        command = [sys.executable, "-m", "bench.import_memory", "probe", url, str(fills)]
-        done = subprocess.run(
-            command + (["--tracemalloc"] if traced else []),
-            capture_output=True,
-            text=True,
-            timeout=7200,
-            cwd=ROOT,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"bench.import_memory probe failed: {done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        traced_flag = ("--tracemalloc",) if traced else ()
+        return run_probe("bench.import_memory", "probe", url, str(fills), *traced_flag)
 
 
 def import_memory(backend: str, folder: str, small: int, large: int) -> list[Result]:

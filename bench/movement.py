@@ -15,11 +15,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from contextlib import closing
 
@@ -28,10 +25,10 @@ from stocksbot_store.models import MODELS
 from stocksbot_store.rows import count_rows
 
 from .databases import fresh_database, raw_connect
+from .fresh import run_probe
 from .results import Result
 
 WORKLOAD = "6 data movement"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _rows(url: str) -> tuple[int, int]:
@@ -51,16 +48,7 @@ def _timed(call) -> float:
 
 
 def _probe(action: str, source: str, target: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.movement_probe", action, source, target],
-        capture_output=True,
-        text=True,
-        timeout=7200,
-        cwd=ROOT,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.movement_probe {action} failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe("bench.movement_probe", action, source, target)
 
 
 def _memory(action: str, backend: str, small: str, large: str, target_of) -> Result:

@@ -13,11 +13,7 @@ the book the project wrote with the book the floor wrote and raise
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -29,6 +25,7 @@ from stocksbot_store import StorageService, connect, init_db
 from .book import differences, read_book, summary
 from .databases import fresh_database, raw_connect
 from .floor import FloorStore, MinimalFloor
+from .fresh import run_probe
 from .history import create_strategies, fills_of, insert_orders
 from .refresh import dashboard_refresh_source
 from .results import Result
@@ -473,16 +470,7 @@ def dashboard_refresh(backend: str, url: str, sizes: Sizes) -> list[Result]:
 
 def probe(url: str, refreshes: int) -> dict[str, Any]:
     """Run :mod:`bench.probe` on ``url`` in a fresh interpreter; what it measured."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.probe", url, str(refreshes)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench.probe failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_probe("bench.probe", url, str(refreshes), timeout=600)
 
 
 def startup_and_memory(backend: str, small_url: str, large_url: str, sizes: Sizes) -> list[Result]:
