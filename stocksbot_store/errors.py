@@ -125,6 +125,16 @@ class ImportStoppedError(StorageError):
         self.error = error
 
 
+class ImportInterruptedError(ImportStoppedError, DatabaseUnavailableError):
+    """An import stopped because the database could not be reached or stayed busy;
+    retry later (``except DatabaseUnavailableError`` sees it, as it sees any call's)."""
+
+
+class ImportCommitUnknownError(ImportInterruptedError, CommitUnknownError):
+    """An import stopped because the connection was lost while a batch committed: that
+    batch may or may not be stored (a re-run with broker ids is safe either way)."""
+
+
 class Fault(Enum):
     """What a driver error means, read from its code (see :func:`fault_of`)."""
 

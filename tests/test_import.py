@@ -223,6 +223,8 @@ def test_a_database_error_stops_the_import_without_blaming_a_fill(storage, monke
         storage.import_trades((Fill(order.id, "DB", "buy", 1, 10) for _ in range(12)), batch_size=5)
     error = info.value
     assert error.index is None and isinstance(error.error, lost)
+    # A bot's "retry later" clause catches it as it catches the same error of any call.
+    assert isinstance(error, lost)
     assert error.stored == ImportSummary(5, 5, 0, 1, 1, 5)
     assert calls == [5, 5]  # no fill was looked for
     assert "batch 2 (from fill 5) failed: the server went away." in str(error)

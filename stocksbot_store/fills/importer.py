@@ -33,6 +33,8 @@ from ..errors import (
     ConfigurationError,
     DatabaseUnavailableError,
     DatabaseWriteError,
+    ImportCommitUnknownError,
+    ImportInterruptedError,
     ImportStoppedError,
     SchemaError,
     StorageError,
@@ -228,6 +230,10 @@ def _stopped(stored: ImportSummary, index: int | None, error: StorageError) -> I
         f"broker id (external_id) is stored change nothing; without broker ids, resume "
         f"from fill {stored.fills}."
     )
+    if isinstance(error, CommitUnknownError):
+        return ImportCommitUnknownError(message, stored, index, error)
+    if isinstance(error, DatabaseUnavailableError):
+        return ImportInterruptedError(message, stored, index, error)
     return ImportStoppedError(message, stored, index, error)
 
 
