@@ -1,10 +1,11 @@
-"""The command lines of backup, restore, export, import and convert.
+"""The command lines of backup, restore, export, import, convert and importing fills.
 
 Each is thin: it parses its arguments, calls the library function
 (:func:`stocksbot_store.backups.backup`, :func:`~stocksbot_store.backups.restore`,
 :func:`~stocksbot_store.archive.export_archive`,
 :func:`~stocksbot_store.archive.import_archive`,
 :func:`~stocksbot_store.conversion.convert`,
+:meth:`~stocksbot_store.StorageService.import_trades`,
 :func:`~stocksbot_store.realized.write_realized_report`) and prints what it did.
 Exit status, as for ``stocksbot-check``: 0 done and verified; 1 done but the
 verification failed (nothing was kept, except a backup whose books already
@@ -17,16 +18,20 @@ terminal only unless ``--progress`` asks for it.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any, TextIO
 
 from peewee import PeeweeException
 
 from .database import connect, database_url, mask_url, require_sqlite_file, scrub
-from .errors import StorageError, first_line
+from .errors import ImportStoppedError, StorageError, ValidationError, first_line
 from .fields import utcnow
 from .rows import VerificationError
 from .urls import ArgumentParser
@@ -358,6 +363,139 @@ def convert_main(argv: list[str] | None = None) -> int:
     return _run(parser.prog, [args.source, args.target], body)
 
 
+# -- stocksbot-import-fills ---------------------------------------------------------------------
+
+FILLS_EXIT_HELP = (
+    "Exit status: 0 every fill imported; 2 it stopped (a fill refused, a line that cannot be "
+    "read, the database unreachable): the reason, the line, and what the batches before it "
+    "stored are on stderr."
+)
+
+
+class FillFile:
+    """The fills of a JSON-lines or CSV file, read one line at a time.
+
+    JSON lines: one object per line with the fields of :class:`~stocksbot_store.Fill`,
+    numbers exact (read as decimals). CSV: a header row naming those fields; an empty
+    cell is a field not given. ``-`` reads JSON lines from stdin. ``line_of(index)``
+    gives the line of a recent fill (the last ``keep`` read), for error messages."""
+
+    def __init__(self, path: str, keep: int) -> None:
+        self.path = path
+        self.csv = path.lower().endswith(".csv")
+        self.lines: deque[tuple[int, int]] = deque(maxlen=keep)
+
+    def count(self) -> int | None:
+        """How many fills the file holds (a quick pass over its lines); None for stdin."""
+        if self.path == "-":
+            return None
+        with open(self.path, encoding="utf-8", newline="") as f:
+            if self.csv:
+                return max(0, sum(1 for _ in csv.reader(f)) - 1)
+            return sum(1 for line in f if line.strip())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self.path == "-":
+            yield from self._json(sys.stdin)
+            return
+        with open(self.path, encoding="utf-8", newline="") as f:
+            yield from self._csv(f) if self.csv else self._json(f)
+
+    def line_of(self, index: int) -> int | None:
+        return next((line for i, line in self.lines if i == index), None)
+
+    def _json(self, f: TextIO) -> Iterator[dict[str, Any]]:
+        index = 0
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                fill = json.loads(line, parse_float=Decimal)
+            except ValueError as e:
+                raise ValidationError(self.path, f"line {number} is not JSON: {e}") from e
+            if not isinstance(fill, dict):
+                raise ValidationError(self.path, f"line {number} is not a JSON object")
+            self.lines.append((index, number))
+            index += 1
+            yield fill
+
+    def _csv(self, f: TextIO) -> Iterator[dict[str, Any]]:
+        reader = csv.DictReader(f)
+        for index, row in enumerate(reader):
+            self.lines.append((index, reader.line_num))
+            fill: dict[str, Any] = {k: v for k, v in row.items() if v not in ("", None)}
+            order_id = fill.get("order_id")
+            if isinstance(order_id, str) and order_id.strip().isdigit():
+                fill["order_id"] = int(order_id)
+            yield fill
+
+
+def import_fills_main(argv: list[str] | None = None) -> int:
+    """``stocksbot-import-fills``: a broker's fills from a file, with full accounting."""
+    from .fills.importer import BATCH_SIZE, FILL_KEYS, ImportSummary
+    from .service import StorageService
+    from .store import open_store
+
+    parser = ArgumentParser(
+        prog="stocksbot-import-fills",
+        description="Record the fills of a JSON-lines or CSV file (fields: "
+        + ", ".join(FILL_KEYS)
+        + ") as record_trades does, in batches, each its own transaction, reading the file "
+        "as it goes: memory stays one batch's at any size. Their orders must exist. Fills "
+        "whose external_id is stored already change nothing, so the same file can be "
+        "imported again after a stop.",
+        epilog=FILLS_EXIT_HELP,
+    )
+    parser.add_argument("file", metavar="FILE", help="a .jsonl/.json or .csv file; - for stdin")
+    parser.add_argument("--url", metavar="URL", help=URL_HELP)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        metavar="N",
+        help=f"fills per transaction (default {BATCH_SIZE:,})",
+    )
+    _progress_options(parser)
+    args = parser.parse_args(argv)
+    url = database_url(args.url)
+    source = FillFile(args.file, keep=2 * max(1, args.batch_size))
+
+    def body() -> int:
+        db = open_store(url, create=False)
+        bar = _bar(args, "importing")
+        total = source.count() if bar is not None and bar.enabled else None
+        stored = [ImportSummary()]
+
+        def progress(summary: ImportSummary) -> None:
+            stored[0] = summary
+            if bar is not None and total:
+                bar("fills", summary.fills, total)
+
+        try:
+            summary = StorageService(db).import_trades(
+                source, batch_size=args.batch_size, progress=progress
+            )
+        except ImportStoppedError as e:
+            line = None if e.index is None else source.line_of(e.index)
+            name = "stdin" if args.file == "-" else args.file
+            where = f"{name} line {line}: " if line is not None else ""
+            raise type(e)(where + str(e), e.stored, e.index, e.error) from e.error
+        except ValidationError as e:
+            if e.field != args.file:
+                raise
+            # A line that cannot be read: the batches before it are stored.
+            unread = str(e)[len(e.field) + 2 :]
+            raise ValidationError(
+                args.file, f"{unread}; stored before it: {stored[0].describe()}"
+            ) from e
+        finally:
+            db.close()
+        print(f"imported {args.file} into {mask_url(url)}: {summary.describe()}")
+        return 0
+
+    return _run(parser.prog, [url], body)
+
+
 def _entry(main: Callable[[], int]) -> Callable[[], None]:
     def run() -> None:
         sys.exit(main())
@@ -370,3 +508,4 @@ run_restore = _entry(restore_main)
 run_export = _entry(export_main)
 run_import = _entry(import_main)
 run_convert = _entry(convert_main)
+run_import_fills = _entry(import_fills_main)

@@ -1,10 +1,11 @@
-"""The five data commands: installed, explained by --help, progress on stderr."""
+"""The data commands: installed, explained by --help, progress on stderr."""
 
 from __future__ import annotations
 
 import io
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ MAINS = {
     "stocksbot-export": commands.export_main,
     "stocksbot-import": commands.import_main,
     "stocksbot-convert": commands.convert_main,
+    "stocksbot-import-fills": commands.import_fills_main,
 }
 
 
@@ -114,3 +116,97 @@ def test_export_opens_the_store_read_only(tmp_path, capsys, monkeypatch):
     with pytest.raises(ReadOnlyError):
         opened[0].execute_sql("UPDATE strategy SET description = 'exported'")
     opened[0].close()
+
+
+# -- stocksbot-import-fills ----------------------------------------------------------------
+
+
+def _order(url: str, quantity: int = 100) -> int:
+    from stocksbot_store import StorageService, open_store
+
+    db = open_store(url, create=False)
+    try:
+        return StorageService(db).create_order("IMP", "buy", "market", quantity).id
+    finally:
+        db.close()
+
+
+def _book(url: str) -> tuple:
+    from stocksbot_store import StorageService, check_ledger, open_store
+
+    db = open_store(url, create=False)
+    try:
+        storage = StorageService(db)
+        position = storage.get_position_by_symbol("IMP")
+        trades = storage.get_recent_trades(limit=1000)
+        assert check_ledger(db).ok
+        return (
+            None if position is None else (position.quantity, position.avg_entry_price),
+            sorted((t.external_id, t.quantity, t.price, t.commission) for t in trades),
+        )
+    finally:
+        db.close()
+
+
+def test_import_fills_records_a_json_lines_file_exactly_and_again_changes_nothing(
+    store_url, tmp_path, capsys
+):
+    order_id = _order(store_url)
+    path = tmp_path / "fills.jsonl"
+    lines = [
+        f'{{"order_id": {order_id}, "symbol": "IMP", "side": "buy", "quantity": 1, '
+        f'"price": 12345678.123456789, "commission": "0.01", "external_id": "j{i}", '
+        f'"executed_at": "2026-11-20T10:00:0{i}Z"}}'
+        for i in range(7)
+    ]
+    path.write_text("\n".join(lines[:4]) + "\n\n" + "\n".join(lines[4:]) + "\n")
+    argv = [str(path), "--url", store_url, "--batch-size", "3", "--progress"]
+    assert commands.import_fills_main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "7 fills in 3 batches (7 new trades" in out
+    assert err.splitlines()[-1] == "importing fills: 100% (7/7)"
+    first = _book(store_url)
+    # A JSON number is read as the exact decimal it spells, not through a float.
+    assert first[0] == (Decimal(7), Decimal("12345678.1234567890"))
+    assert commands.import_fills_main(argv[:3]) == 0  # the same file again
+    assert "7 fills in 1 batch (0 new trades, 7 re-sent)" in capsys.readouterr().out
+    assert _book(store_url) == first
+
+
+def test_import_fills_names_the_csv_line_of_a_refused_fill_and_what_was_stored(
+    store_url, tmp_path, capsys
+):
+    order_id = _order(store_url, quantity=5)
+    rows = [f"{order_id},IMP,buy,1,10,,c{i}" for i in range(4)]
+    rows.insert(2, f'{order_id},IMP,"sell",1,10,,bad')
+    path = tmp_path / "fills.csv"
+    path.write_text(
+        "order_id,symbol,side,quantity,price,commission,external_id\n" + "\n".join(rows)
+    )
+    assert commands.import_fills_main([str(path), "--url", store_url, "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "fills.csv line 4: import stopped: fill 2 " in err
+    assert "2 fills in 1 batch (2 new trades" in err and "Traceback" not in err
+    assert _book(store_url)[0] == (Decimal(2), Decimal(10))
+
+
+def test_import_fills_stops_at_a_line_that_is_not_json_after_the_batches_before_it(
+    store_url, tmp_path, capsys
+):
+    order_id = _order(store_url)
+    fill = f'{{"order_id": {order_id}, "symbol": "IMP", "side": "buy", "quantity": 1, "price": 5'
+    path = tmp_path / "fills.jsonl"
+    path.write_text("\n".join([fill + "}", fill + "}", fill + "}", fill]) + "\n")
+    assert commands.import_fills_main([str(path), "--url", store_url, "--batch-size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "line 4 is not JSON" in err and "stored before it: 2 fills in 1 batch" in err
+    assert _book(store_url)[0] == (Decimal(2), Decimal(5))
+
+
+def test_import_fills_never_shows_the_password(tmp_path, capsys):
+    path = tmp_path / "fills.jsonl"
+    path.write_text("{}\n")
+    url = "postgresql://bot:s3cr3t-pw@127.0.0.1:1/nothing"
+    assert commands.import_fills_main([str(path), "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "s3cr3t-pw" not in err and "cannot connect" in err

@@ -78,7 +78,8 @@ class ImportSummary:
 
     def describe(self) -> str:
         """``10,000 fills in 2 batches (9,990 new trades 1-9,990, 10 re-sent)``."""
-        text = f"{self.fills:,} fills in {self.batches:,} batches ({self.recorded:,} new trades"
+        batches = "batch" if self.batches == 1 else "batches"
+        text = f"{self.fills:,} fills in {self.batches:,} {batches} ({self.recorded:,} new trades"
         if self.first_trade_id is not None:
             text += f" {self.first_trade_id}-{self.last_trade_id}"
         return text + f", {self.resent:,} re-sent)"
