@@ -377,11 +377,14 @@ class FillFile:
 
     JSON lines: one object per line with the fields of :class:`~stocksbot_store.Fill`,
     numbers exact (read as decimals). CSV: a header row naming those fields; an empty
-    cell is a field not given. ``-`` reads JSON lines from stdin. ``line_of(index)``
-    gives the line of a recent fill (the last ``keep`` read), for error messages."""
+    cell is a field not given (a byte-order mark, as spreadsheets write, is skipped).
+    ``-`` reads JSON lines from stdin. ``line_of(index)`` gives the line of a recent
+    fill (the last ``keep`` read), for error messages."""
 
     def __init__(self, path: str, keep: int) -> None:
         self.path = path
+        #: The file's name in messages.
+        self.name = "stdin" if path == "-" else path
         self.csv = path.lower().endswith(".csv")
         self.lines: deque[tuple[int, int]] = deque(maxlen=keep)
 
@@ -389,7 +392,7 @@ class FillFile:
         """How many fills the file holds (a quick pass over its lines); None for stdin."""
         if self.path == "-":
             return None
-        with open(self.path, encoding="utf-8", newline="") as f:
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
             if self.csv:
                 return max(0, sum(1 for _ in csv.reader(f)) - 1)
             return sum(1 for line in f if line.strip())
@@ -398,7 +401,7 @@ class FillFile:
         if self.path == "-":
             yield from self._json(sys.stdin)
             return
-        with open(self.path, encoding="utf-8", newline="") as f:
+        with open(self.path, encoding="utf-8-sig", newline="") as f:
             yield from self._csv(f) if self.csv else self._json(f)
 
     def line_of(self, index: int) -> int | None:
@@ -412,9 +415,9 @@ class FillFile:
             try:
                 fill = json.loads(line, parse_float=Decimal)
             except ValueError as e:
-                raise ValidationError(self.path, f"line {number} is not JSON: {e}") from e
+                raise ValidationError(self.name, f"line {number} is not JSON: {e}") from e
             if not isinstance(fill, dict):
-                raise ValidationError(self.path, f"line {number} is not a JSON object")
+                raise ValidationError(self.name, f"line {number} is not a JSON object")
             self.lines.append((index, number))
             index += 1
             yield fill
@@ -477,16 +480,15 @@ def import_fills_main(argv: list[str] | None = None) -> int:
             )
         except ImportStoppedError as e:
             line = None if e.index is None else source.line_of(e.index)
-            name = "stdin" if args.file == "-" else args.file
-            where = f"{name} line {line}: " if line is not None else ""
+            where = f"{source.name} line {line}: " if line is not None else ""
             raise type(e)(where + str(e), e.stored, e.index, e.error) from e.error
         except ValidationError as e:
-            if e.field != args.file:
+            if e.field != source.name:
                 raise
             # A line that cannot be read: the batches before it are stored.
             unread = str(e)[len(e.field) + 2 :]
             raise ValidationError(
-                args.file, f"{unread}; stored before it: {stored[0].describe()}"
+                source.name, f"{unread}; stored before it: {stored[0].describe()}"
             ) from e
         finally:
             db.close()

@@ -180,8 +180,9 @@ def test_import_fills_names_the_csv_line_of_a_refused_fill_and_what_was_stored(
     rows = [f"{order_id},IMP,buy,1,10,,c{i}" for i in range(4)]
     rows.insert(2, f'{order_id},IMP,"sell",1,10,,bad')
     path = tmp_path / "fills.csv"
+    # As a spreadsheet saves it: a byte-order mark first.
     path.write_text(
-        "order_id,symbol,side,quantity,price,commission,external_id\n" + "\n".join(rows)
+        "\ufefforder_id,symbol,side,quantity,price,commission,external_id\n" + "\n".join(rows)
     )
     assert commands.import_fills_main([str(path), "--url", store_url, "--batch-size", "2"]) == 2
     err = capsys.readouterr().err
