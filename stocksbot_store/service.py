@@ -41,7 +41,6 @@ from .fills.collector import collector_paused
 from .fills.importer import (
     BATCH_SIZE,
     FILL_KEYS,
-    ImportStoppedError,
     ImportSummary,
     checked_fill,
     import_fills,
@@ -654,7 +653,6 @@ def _profit_factor(gross_profit: Decimal, gross_loss: Decimal) -> Decimal | None
 __all__ = [
     "FILL_KEYS",
     "TRADING_ENABLED",
-    "ImportStoppedError",
     "ImportSummary",
     "StorageService",
     "StrategyStats",

@@ -17,7 +17,7 @@ strategy figures) live in :mod:`stocksbot_store.ledger`.
 """
 
 from ..models import ZERO
-from .importer import ImportStoppedError, ImportSummary, import_fills
+from .importer import ImportSummary, import_fills
 from .recorder import FillRecorder
 from .rows import CheckedFill, Fill, check_fill
 
@@ -25,7 +25,6 @@ __all__ = [
     "CheckedFill",
     "Fill",
     "FillRecorder",
-    "ImportStoppedError",
     "ImportSummary",
     "check_fill",
     "import_fills",

@@ -241,7 +241,6 @@ def _stopped(stored: ImportSummary, index: int | None, error: StorageError) -> I
 __all__ = [
     "BATCH_SIZE",
     "FILL_KEYS",
-    "ImportStoppedError",
     "ImportSummary",
     "checked_fill",
     "import_fills",
